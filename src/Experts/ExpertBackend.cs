@@ -1,0 +1,74 @@
+using MoEMesh.Tensors;
+using MoEMesh.Tensors.Optimizers;
+
+namespace MoEMesh.Experts;
+
+/// <summary>
+/// An expert with its own optimizer: every backward batch zeroes the gradients, runs backward, clips,
+/// and steps, so the expert trains on its host from whatever gating nodes send it. Not thread-safe:
+/// behind a <see cref="Runtime.BatchingRuntime"/> only the runtime's loop calls it.
+/// </summary>
+public sealed class ExpertBackend
+{
+    private readonly float? _maxGradNorm;
+
+    /// <summary>Creates the backend.</summary>
+    /// <param name="name">The expert's uid, used in messages and checkpoints.</param>
+    /// <param name="spec">How the expert was built (recorded in checkpoints).</param>
+    /// <param name="expert">The expert.</param>
+    /// <param name="optimizer">How it trains.</param>
+    public ExpertBackend(string name, ExpertSpec spec, IExpert expert, OptimizerOptions optimizer)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        Name = name;
+        Spec = spec;
+        Expert = expert;
+        Optimizer = optimizer.Create(expert.Parameters);
+        _maxGradNorm = optimizer.MaxGradNorm;
+    }
+
+    /// <summary>The expert's uid.</summary>
+    public string Name { get; }
+
+    /// <summary>How the expert was built.</summary>
+    public ExpertSpec Spec { get; }
+
+    /// <summary>The expert.</summary>
+    public IExpert Expert { get; }
+
+    /// <summary>The optimizer.</summary>
+    public Optimizer Optimizer { get; }
+
+    /// <summary>Per-sample shapes.</summary>
+    public ExpertSchema Schema => Expert.Schema;
+
+    /// <summary>Optimizer steps applied (backward batches processed), also after a restore.</summary>
+    public long UpdateCount => Optimizer.StepCount;
+
+    /// <summary>Forward for a batch.</summary>
+    public Tensor Forward(Tensor input) => Expert.Forward(input);
+
+    /// <summary>
+    /// Backward for a batch and one optimizer step. A batch whose gradient norm is not finite is not
+    /// applied (the weights stay as they were) and fails with an <see cref="ArithmeticException"/>.
+    /// </summary>
+    public Tensor Backward(Tensor input, Tensor outputGradient)
+    {
+        foreach (var p in Expert.Parameters) p.ZeroGradient();
+        var inputGradient = Expert.Backward(input, outputGradient);
+        if (Expert.Parameters.Count == 0) return inputGradient;
+        float norm = _maxGradNorm is { } max
+            ? GradientClipping.ClipByGlobalNorm(Expert.Parameters, max)
+            : GradientClipping.GlobalNorm(Expert.Parameters);
+        if (!float.IsFinite(norm))
+        {
+            inputGradient.Dispose();
+            throw new ArithmeticException($"Expert {Name}: gradient norm is {norm}; the update was skipped.");
+        }
+        Optimizer.Step();
+        return inputGradient;
+    }
+
+    /// <inheritdoc />
+    public override string ToString() => $"{Name} {Expert}";
+}

@@ -1,0 +1,99 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using MoEMesh.Tensors;
+using MoEMesh.Tensors.Serialization;
+
+namespace MoEMesh.Experts;
+
+/// <summary>
+/// Saves and restores an <see cref="ExpertBackend"/>: weights and optimizer state in a safetensors file,
+/// and a small JSON manifest that names that file with its SHA-256. Each save writes a new
+/// weights file (numbered by update count) and then atomically replaces the manifest, so a crash at
+/// any moment leaves the previous checkpoint intact; older weights files are removed afterwards.
+/// </summary>
+public static class ExpertCheckpoint
+{
+    /// <summary>Manifest file name inside an expert's checkpoint directory.</summary>
+    public const string ManifestName = "checkpoint.json";
+    private const int FormatVersion = 1;
+    private const string ParameterPrefix = "param.";
+    private const string OptimizerPrefix = "optim.";
+
+    /// <summary>Writes a checkpoint of <paramref name="backend"/> into <paramref name="directory"/>.</summary>
+    public static void Save(ExpertBackend backend, string directory)
+    {
+        Directory.CreateDirectory(directory);
+        var weightsName = $"weights.{backend.UpdateCount:D10}.safetensors";
+        var weightsPath = Path.Combine(directory, weightsName);
+        var entries = backend.Expert.Parameters.Select(p => new SafeTensorEntry(ParameterPrefix + p.Name, p.Value))
+            .Concat(backend.Optimizer.State.Select(s => new SafeTensorEntry(OptimizerPrefix + s.Key, s.Value)));
+        SafeTensorsFile.WriteFile(weightsPath, entries, new Dictionary<string, string>
+        {
+            ["expert"] = backend.Name,
+            ["update_count"] = backend.UpdateCount.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        });
+        var manifest = new CheckpointManifest(FormatVersion, backend.Name, backend.Spec, backend.Schema.ToString(),
+            backend.Optimizer.Name, backend.UpdateCount, weightsName, Sha256Of(weightsPath));
+        AtomicFile.Write(Path.Combine(directory, ManifestName),
+            stream => JsonSerializer.Serialize(stream, manifest, ManifestJson.Default.CheckpointManifest));
+        foreach (var stale in Directory.EnumerateFiles(directory, "weights.*.safetensors"))
+            if (Path.GetFileName(stale) != weightsName) File.Delete(stale);
+    }
+
+    /// <summary>
+    /// Restores <paramref name="backend"/> from <paramref name="directory"/>; returns false when there is
+    /// no checkpoint there yet.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The checkpoint is corrupt or belongs to another expert or optimizer; the message says which.</exception>
+    public static bool TryRestore(ExpertBackend backend, string directory)
+    {
+        var manifestPath = Path.Combine(directory, ManifestName);
+        if (!File.Exists(manifestPath)) return false;
+        var manifest = ReadManifest(manifestPath);
+        if (manifest.Spec != backend.Spec)
+            throw new InvalidDataException($"{manifestPath} holds expert {manifest.Expert} built as {manifest.Spec}; this node builds {backend.Name} as {backend.Spec}.");
+        if (manifest.Optimizer != backend.Optimizer.Name)
+            throw new InvalidDataException($"{manifestPath} was saved with optimizer {manifest.Optimizer}; {backend.Name} is configured with {backend.Optimizer.Name}.");
+        var weightsPath = Path.Combine(directory, manifest.WeightsFile);
+        if (!File.Exists(weightsPath))
+            throw new InvalidDataException($"{manifestPath} names {manifest.WeightsFile}, which is missing.");
+        if (Sha256Of(weightsPath) != manifest.WeightsSha256)
+            throw new InvalidDataException($"{weightsPath} does not match the SHA-256 in {ManifestName}; the file is corrupt.");
+
+        using var content = SafeTensorsFile.ReadFile(weightsPath);
+        foreach (var p in backend.Expert.Parameters)
+        {
+            var saved = content.Get(ParameterPrefix + p.Name);
+            if (saved.Shape != p.Value.Shape)
+                throw new InvalidDataException($"{weightsPath}: parameter {p.Name} has shape {saved.Shape}; {backend.Name} expects {p.Value.Shape}.");
+            saved.Span.CopyTo(p.Value.Span);
+        }
+        var state = content.Tensors.Where(t => t.Key.StartsWith(OptimizerPrefix, StringComparison.Ordinal))
+            .ToDictionary(t => t.Key[OptimizerPrefix.Length..], t => t.Value, StringComparer.Ordinal);
+        backend.Optimizer.Restore(manifest.UpdateCount, state);
+        return true;
+    }
+
+    private static CheckpointManifest ReadManifest(string path)
+    {
+        try
+        {
+            using var stream = File.OpenRead(path);
+            var manifest = JsonSerializer.Deserialize(stream, ManifestJson.Default.CheckpointManifest)
+                ?? throw new InvalidDataException($"{path} is empty.");
+            if (manifest.FormatVersion != FormatVersion)
+                throw new InvalidDataException($"{path} has checkpoint format {manifest.FormatVersion}; this build reads {FormatVersion}.");
+            return manifest;
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"{path} is not a valid checkpoint manifest: {e.Message}", e);
+        }
+    }
+
+    private static string Sha256Of(string path)
+    {
+        using var stream = File.OpenRead(path);
+        return Convert.ToHexStringLower(SHA256.HashData(stream));
+    }
+}

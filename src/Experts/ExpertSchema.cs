@@ -1,0 +1,31 @@
+using MoEMesh.Tensors;
+using MoEMesh.Tensors.Serialization;
+
+namespace MoEMesh.Experts;
+
+/// <summary>
+/// What an expert takes and returns, per sample (without the batch dimension). Gating nodes check a
+/// remote expert's schema before sending it activations; the schema text is what the DHT record hashes.
+/// </summary>
+/// <param name="InputShape">Per-sample input shape.</param>
+/// <param name="OutputShape">Per-sample output shape.</param>
+/// <param name="DType">Element type on the wire; compute is float32.</param>
+public sealed record ExpertSchema(TensorShape InputShape, TensorShape OutputShape, DType DType = DType.F32)
+{
+    /// <summary>Throws an <see cref="ArgumentException"/> naming expected and actual shapes unless <paramref name="input"/> is a batch of inputs.</summary>
+    public void RequireInput(Tensor input, string expert) =>
+        RequireBatch(input, InputShape, $"input of expert {expert}");
+
+    /// <summary>Throws unless <paramref name="gradient"/> is a batch of output gradients for <paramref name="rows"/> rows.</summary>
+    public void RequireOutputGradient(Tensor gradient, int rows, string expert) =>
+        gradient.RequireShape(TensorShape.Batch(rows, OutputShape), $"output gradient of expert {expert}");
+
+    /// <inheritdoc />
+    public override string ToString() => $"{InputShape} -> {OutputShape} {DType}";
+
+    private static void RequireBatch(Tensor tensor, TensorShape sample, string what)
+    {
+        if (tensor.Shape.Rank != sample.Rank + 1 || tensor.Shape.WithoutRows() != sample)
+            throw new ArgumentException($"{what}: expected shape [batch, {string.Join(", ", sample.ToArray())}], got {tensor.Shape}.");
+    }
+}

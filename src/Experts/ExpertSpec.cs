@@ -1,0 +1,12 @@
+namespace MoEMesh.Experts;
+
+/// <summary>How to build an expert: its registered type and sizes.</summary>
+/// <param name="Type">Registered type name ("ffn", "mlp", "identity").</param>
+/// <param name="HiddenDim">Width of the expert's input and output (d).</param>
+/// <param name="InnerDim">Width of the inner layer; null for 4 × d, as Hivemind's ffn.</param>
+/// <param name="Seed">Seed of the initial weights, so a uid can be rebuilt identically.</param>
+public sealed record ExpertSpec(string Type, int HiddenDim, int? InnerDim = null, ulong Seed = 0)
+{
+    /// <summary>The inner width actually used.</summary>
+    public int EffectiveInnerDim => InnerDim ?? 4 * HiddenDim;
+}

@@ -1,0 +1,202 @@
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using MoEMesh.Tensors;
+
+namespace MoEMesh.Experts.Runtime;
+
+/// <summary>
+/// Runs expert requests in batches on one compute loop. Callers queue forward and backward requests
+/// from any thread; the loop (started by <see cref="RunAsync"/>) groups requests for the same expert
+/// and pass, runs a batch when it is full or its oldest request has waited long enough, and answers
+/// each caller with its own rows. An exception fails exactly the requests of its batch; the loop goes
+/// on serving. One loop means an expert's weights are never read and updated at once.
+/// </summary>
+public sealed partial class BatchingRuntime
+{
+    private readonly Channel<WorkItem> _inbox = Channel.CreateUnbounded<WorkItem>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly BatchingOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly BatchScheduler _scheduler;
+
+    /// <summary>Creates the runtime; nothing runs until <see cref="RunAsync"/>.</summary>
+    public BatchingRuntime(BatchingOptions options, TimeProvider time, ILogger<BatchingRuntime>? logger = null)
+    {
+        options.Validate();
+        _options = options;
+        _time = time;
+        _logger = logger ?? (ILogger)NullLogger.Instance;
+        _scheduler = new BatchScheduler(options, time);
+    }
+
+    /// <summary>Batches run so far.</summary>
+    public long BatchesRun { get; private set; }
+
+    /// <summary>Queues a forward pass over <paramref name="input"/>; the caller owns the returned tensor.</summary>
+    /// <exception cref="ArgumentException">The input does not match the expert's schema or exceeds MaxBatchRows.</exception>
+    public Task<Tensor> ForwardAsync(ExpertBackend backend, Tensor input, CancellationToken cancellationToken) =>
+        Submit(backend, BatchKind.Forward, input, null, cancellationToken);
+
+    /// <summary>Queues a backward pass (with an optimizer step); returns the input gradient.</summary>
+    /// <exception cref="ArgumentException">A tensor does not match the expert's schema or exceeds MaxBatchRows.</exception>
+    public Task<Tensor> BackwardAsync(ExpertBackend backend, Tensor input, Tensor outputGradient, CancellationToken cancellationToken)
+    {
+        backend.Schema.RequireOutputGradient(outputGradient, input.Rows, backend.Name);
+        return Submit(backend, BatchKind.Backward, input, outputGradient, cancellationToken);
+    }
+
+    /// <summary>
+    /// The compute loop; returns when <paramref name="stoppingToken"/> is cancelled, failing requests
+    /// still queued with <see cref="OperationCanceledException"/>.
+    /// </summary>
+    public async Task RunAsync(CancellationToken stoppingToken)
+    {
+        await Task.Yield();
+        try
+        {
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                DrainInbox();
+                while (_scheduler.TryTakeBatch(_time.GetTimestamp(), out var batch))
+                {
+                    Execute(batch);
+                    DrainInbox();
+                }
+                await WaitForWorkAsync(_scheduler.NextDue(), stoppingToken);
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            _inbox.Writer.TryComplete();
+            DrainInbox();
+            foreach (var item in _scheduler.DrainAll())
+                item.Completion.TrySetCanceled(stoppingToken);
+        }
+    }
+
+    private Task<Tensor> Submit(ExpertBackend backend, BatchKind kind, Tensor input, Tensor? outputGradient, CancellationToken cancellationToken)
+    {
+        backend.Schema.RequireInput(input, backend.Name);
+        if (input.Rows > _options.MaxBatchRows)
+            throw new ArgumentException($"Request for expert {backend.Name} has {input.Rows} rows; the batch limit is {_options.MaxBatchRows}.");
+        var item = new WorkItem(backend, kind, input, outputGradient, _time.GetTimestamp());
+        if (cancellationToken.CanBeCanceled)
+        {
+            var registration = cancellationToken.Register(static state =>
+            {
+                var (completion, token) = ((TaskCompletionSource<Tensor>, CancellationToken))state!;
+                completion.TrySetCanceled(token);
+            }, (item.Completion, cancellationToken));
+            item.Completion.Task.ContinueWith(static (_, r) => ((CancellationTokenRegistration)r!).Dispose(), registration,
+                CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
+        if (!_inbox.Writer.TryWrite(item))
+            item.Completion.TrySetException(new ObjectDisposedException(nameof(BatchingRuntime), "The batching runtime has stopped."));
+        return item.Completion.Task;
+    }
+
+    private void DrainInbox()
+    {
+        while (_inbox.Reader.TryRead(out var item)) _scheduler.Add(item);
+    }
+
+    /// <summary>Waits until a request arrives or the oldest one becomes due, whichever is first.</summary>
+    private async Task WaitForWorkAsync(long? due, CancellationToken stoppingToken)
+    {
+        if (due is null)
+        {
+            await _inbox.Reader.WaitToReadAsync(stoppingToken);
+            return;
+        }
+        var delay = _time.GetElapsedTime(_time.GetTimestamp(), due.Value);
+        if (delay <= TimeSpan.Zero) return;
+        using var wake = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        var arrival = _inbox.Reader.WaitToReadAsync(wake.Token).AsTask();
+        var timer = Task.Delay(delay, _time, wake.Token);
+        await Task.WhenAny(arrival, timer);
+        await wake.CancelAsync();
+        stoppingToken.ThrowIfCancellationRequested();
+    }
+
+    private void Execute(ExpertBatch batch)
+    {
+        int rows = batch.Rows;
+        var started = _time.GetTimestamp();
+        Tensor? input = null, gradient = null, result = null;
+        try
+        {
+            input = Concatenate(batch.Items, i => i.Input, rows);
+            if (batch.Kind == BatchKind.Forward)
+            {
+                result = batch.Backend.Forward(input);
+            }
+            else
+            {
+                gradient = Concatenate(batch.Items, i => i.OutputGradient!, rows);
+                result = batch.Backend.Backward(input, gradient);
+            }
+            if (Split(batch.Items, result)) result = null;
+            BatchesRun++;
+            LogBatch(_logger, batch.Backend.Name, batch.Kind, batch.Items.Count, rows, _time.GetElapsedTime(started));
+        }
+        catch (Exception e)
+        {
+            LogBatchFailed(_logger, e, batch.Backend.Name, batch.Kind, batch.Items.Count, rows);
+            var failure = new ExpertExecutionException(batch.Backend.Name, batch.Kind, batch.Items.Count, rows, e);
+            foreach (var item in batch.Items) item.Completion.TrySetException(failure);
+        }
+        finally
+        {
+            if (batch.Items.Count > 1)
+            {
+                input?.Dispose();
+                gradient?.Dispose();
+            }
+            result?.Dispose();
+        }
+    }
+
+    /// <summary>Stacks the requests' tensors into one batch; a single request's tensor is used as it is.</summary>
+    private static Tensor Concatenate(IReadOnlyList<WorkItem> items, Func<WorkItem, Tensor> select, int rows)
+    {
+        if (items.Count == 1) return select(items[0]);
+        var first = select(items[0]);
+        var batch = Tensor.Uninitialized(first.Shape.WithRows(rows));
+        int offset = 0;
+        foreach (var item in items)
+        {
+            var t = select(item);
+            t.Span.CopyTo(batch.Span.Slice(offset));
+            offset += t.Length;
+        }
+        return batch;
+    }
+
+    /// <summary>
+    /// Gives each request its rows of the result: a lone request gets the result itself (returns true,
+    /// ownership passed on), several get a copy each.
+    /// </summary>
+    private static bool Split(IReadOnlyList<WorkItem> items, Tensor result)
+    {
+        if (items.Count == 1) return items[0].Completion.TrySetResult(result);
+        int row = 0;
+        foreach (var item in items)
+        {
+            using var view = result.RowSlice(row, item.Rows);
+            var rows = view.Clone();
+            if (!item.Completion.TrySetResult(rows)) rows.Dispose();
+            row += item.Rows;
+        }
+        return false;
+    }
+
+    [LoggerMessage(EventId = 10, Level = LogLevel.Trace, Message = "Ran {Kind} of {ExpertUid}: {Requests} requests, {Rows} rows in {Elapsed}")]
+    private static partial void LogBatch(ILogger logger, string expertUid, BatchKind kind, int requests, int rows, TimeSpan elapsed);
+
+    [LoggerMessage(EventId = 11, Level = LogLevel.Warning, Message = "{Kind} of {ExpertUid} failed for {Requests} requests ({Rows} rows)")]
+    private static partial void LogBatchFailed(ILogger logger, Exception exception, string expertUid, BatchKind kind, int requests, int rows);
+}

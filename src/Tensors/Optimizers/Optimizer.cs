@@ -1,0 +1,84 @@
+namespace MoEMesh.Tensors.Optimizers;
+
+/// <summary>
+/// Updates parameters from their gradients. Subclasses update one contiguous slice at a time, which
+/// serves dense parameters (one slice) and row-sparse ones (a slice per touched row) alike.
+/// State tensors are named "&lt;parameter&gt;.&lt;slot&gt;" so they checkpoint beside the weights.
+/// </summary>
+public abstract class Optimizer
+{
+    private readonly Parameter[] _parameters;
+    private readonly Dictionary<string, Tensor> _state = new(StringComparer.Ordinal);
+
+    /// <summary>Creates the optimizer with one state tensor per parameter for each slot.</summary>
+    protected Optimizer(IEnumerable<Parameter> parameters, LearningRateSchedule schedule, IReadOnlyList<string> slots)
+    {
+        schedule.Validate();
+        _parameters = parameters.ToArray();
+        Schedule = schedule;
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var p in _parameters)
+        {
+            if (!names.Add(p.Name)) throw new ArgumentException($"Two parameters are named {p.Name}; optimizer state needs unique names.");
+            foreach (var slot in slots) _state[StateName(p, slot)] = Tensor.Zeros(p.Value.Shape);
+        }
+    }
+
+    /// <summary>A short name for checkpoints ("sgd", "adam", "adamw").</summary>
+    public abstract string Name { get; }
+
+    /// <summary>Steps taken so far.</summary>
+    public long StepCount { get; private set; }
+
+    /// <summary>The learning-rate schedule.</summary>
+    public LearningRateSchedule Schedule { get; }
+
+    /// <summary>The rate the next step will use.</summary>
+    public float CurrentLearningRate => Schedule.At(StepCount);
+
+    /// <summary>The parameters this optimizer updates.</summary>
+    public IReadOnlyList<Parameter> Parameters => _parameters;
+
+    /// <summary>Named state tensors (moments, momentum), for checkpoints.</summary>
+    public IReadOnlyDictionary<string, Tensor> State => _state;
+
+    /// <summary>Applies one update from the current gradients. Gradients are left as they are.</summary>
+    public void Step()
+    {
+        float rate = CurrentLearningRate;
+        long step = StepCount + 1;
+        foreach (var p in _parameters)
+            p.ForEachGradientSlice((start, length) => UpdateSlice(p, start, length, rate, step));
+        StepCount = step;
+    }
+
+    /// <summary>Restores the step counter and state tensors saved from an optimizer of the same kind.</summary>
+    /// <exception cref="InvalidDataException">A state tensor is missing or has another shape.</exception>
+    public void Restore(long stepCount, IReadOnlyDictionary<string, Tensor> state)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(stepCount);
+        foreach (var (name, tensor) in _state)
+        {
+            if (!state.TryGetValue(name, out var saved))
+                throw new InvalidDataException($"Optimizer state {name} is missing from the checkpoint.");
+            if (saved.Shape != tensor.Shape)
+                throw new InvalidDataException($"Optimizer state {name} has shape {saved.Shape} in the checkpoint; expected {tensor.Shape}.");
+            saved.Span.CopyTo(tensor.Span);
+        }
+        StepCount = stepCount;
+    }
+
+    /// <summary>Updates elements [start, start + length) of <paramref name="parameter"/>.</summary>
+    /// <param name="parameter">The parameter.</param>
+    /// <param name="start">First element.</param>
+    /// <param name="length">Element count.</param>
+    /// <param name="rate">Learning rate for this step.</param>
+    /// <param name="step">1-based number of this step (for bias correction).</param>
+    protected abstract void UpdateSlice(Parameter parameter, int start, int length, float rate, long step);
+
+    /// <summary>The slice of a state tensor matching a parameter slice.</summary>
+    protected Span<float> StateSlice(Parameter parameter, string slot, int start, int length) =>
+        _state[StateName(parameter, slot)].Span.Slice(start, length);
+
+    private static string StateName(Parameter p, string slot) => p.Name + "." + slot;
+}

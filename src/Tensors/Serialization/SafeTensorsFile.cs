@@ -1,0 +1,243 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+
+namespace MoEMesh.Tensors.Serialization;
+
+/// <summary>
+/// Reads and writes the safetensors format: an 8-byte little-endian header length N, N bytes of JSON
+/// (each tensor's dtype, shape and [begin, end) data offsets, plus an optional string map under
+/// "__metadata__"), padded with spaces to a multiple of 8, then the raw little-endian data with no gaps.
+/// Files written here load in any safetensors reader; reading checks every rule and names what is wrong.
+/// </summary>
+public static class SafeTensorsFile
+{
+    /// <summary>Largest header accepted, as the reference implementation (100 MB).</summary>
+    public const long MaxHeaderBytes = 100_000_000;
+
+    private const string MetadataKey = "__metadata__";
+
+    /// <summary>Writes tensors, in the order given, with optional metadata.</summary>
+    public static void Write(Stream stream, IEnumerable<SafeTensorEntry> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        var entries = tensors.ToArray();
+        var header = BuildHeader(entries, metadata);
+        Span<byte> length = stackalloc byte[8];
+        BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)header.Length);
+        stream.Write(length);
+        stream.Write(header);
+        foreach (var entry in entries)
+        {
+            var values = entry.Tensor.Span;
+            if (entry.DType == DType.F32 && BitConverter.IsLittleEndian)
+            {
+                stream.Write(MemoryMarshal.AsBytes(values));
+                continue;
+            }
+            int size = values.Length * FloatFormats.SizeOf(entry.DType);
+            var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(1, size));
+            try
+            {
+                FloatFormats.Encode(values, entry.DType, buffer.AsSpan(0, size));
+                stream.Write(buffer, 0, size);
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+    }
+
+    /// <summary>Writes a file atomically (see <see cref="AtomicFile"/>).</summary>
+    public static void WriteFile(string path, IEnumerable<SafeTensorEntry> tensors, IReadOnlyDictionary<string, string>? metadata = null) =>
+        AtomicFile.Write(path, stream => Write(stream, tensors, metadata));
+
+    /// <summary>Reads a file.</summary>
+    /// <exception cref="InvalidDataException">The file breaks the format; the message says where.</exception>
+    public static SafeTensorsContent ReadFile(string path)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
+        try
+        {
+            return Read(stream);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException($"{path}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>Reads tensors and metadata from a stream positioned at the start of the format.</summary>
+    /// <exception cref="InvalidDataException">The bytes break the format; the message says where.</exception>
+    public static SafeTensorsContent Read(Stream stream)
+    {
+        Span<byte> lengthBytes = stackalloc byte[8];
+        ReadExactly(stream, lengthBytes, "the 8-byte header length");
+        ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(lengthBytes);
+        if (headerLength > MaxHeaderBytes)
+            throw new InvalidDataException($"safetensors header length {headerLength} exceeds the {MaxHeaderBytes}-byte limit.");
+        long? dataLength = stream.CanSeek ? stream.Length - stream.Position - (long)headerLength : null;
+        if (dataLength < 0)
+            throw new InvalidDataException($"safetensors header length {headerLength} runs past the end of the data.");
+        var headerBytes = new byte[headerLength];
+        ReadExactly(stream, headerBytes, "the JSON header");
+        var (descriptors, metadata) = ParseHeader(headerBytes);
+        long expectedEnd = CheckLayout(descriptors);
+        if (dataLength is { } available && available != expectedEnd)
+            throw new InvalidDataException($"safetensors data section is {available} bytes; the header describes {expectedEnd}.");
+
+        var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        var types = new Dictionary<string, DType>(StringComparer.Ordinal);
+        try
+        {
+            foreach (var d in descriptors)
+            {
+                tensors[d.Name] = ReadTensor(stream, d);
+                types[d.Name] = d.DType;
+            }
+        }
+        catch
+        {
+            foreach (var t in tensors.Values) t.Dispose();
+            throw;
+        }
+        return new SafeTensorsContent(tensors, types, metadata);
+    }
+
+    private static byte[] BuildHeader(SafeTensorEntry[] entries, IReadOnlyDictionary<string, string>? metadata)
+    {
+        var buffer = new ArrayBufferWriter<byte>();
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            if (metadata is { Count: > 0 })
+            {
+                json.WriteStartObject(MetadataKey);
+                foreach (var (key, value) in metadata) json.WriteString(key, value);
+                json.WriteEndObject();
+            }
+            long offset = 0;
+            var names = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var entry in entries)
+            {
+                if (entry.Name == MetadataKey || !names.Add(entry.Name))
+                    throw new ArgumentException($"Tensor name '{entry.Name}' is reserved or used twice.");
+                long size = (long)entry.Tensor.Length * FloatFormats.SizeOf(entry.DType);
+                json.WriteStartObject(entry.Name);
+                json.WriteString("dtype", FloatFormats.Name(entry.DType));
+                json.WriteStartArray("shape");
+                foreach (int d in entry.Tensor.Shape) json.WriteNumberValue(d);
+                json.WriteEndArray();
+                json.WriteStartArray("data_offsets");
+                json.WriteNumberValue(offset);
+                json.WriteNumberValue(offset + size);
+                json.WriteEndArray();
+                json.WriteEndObject();
+                offset += size;
+            }
+            json.WriteEndObject();
+        }
+        int padded = (buffer.WrittenCount + 7) / 8 * 8;
+        var header = new byte[padded];
+        buffer.WrittenSpan.CopyTo(header);
+        header.AsSpan(buffer.WrittenCount).Fill((byte)' ');
+        return header;
+    }
+
+    private static (List<TensorDescriptor>, Dictionary<string, string>) ParseHeader(byte[] headerBytes)
+    {
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(headerBytes);
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"safetensors header is not valid JSON: {e.Message}", e);
+        }
+        using (document)
+        {
+            if (document.RootElement.ValueKind != JsonValueKind.Object)
+                throw new InvalidDataException("safetensors header must be a JSON object.");
+            var descriptors = new List<TensorDescriptor>();
+            var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (var property in document.RootElement.EnumerateObject())
+            {
+                if (property.Name == MetadataKey)
+                    ReadMetadata(property.Value, metadata);
+                else
+                    descriptors.Add(TensorDescriptor.Parse(property.Name, property.Value));
+            }
+            return (descriptors, metadata);
+        }
+    }
+
+    private static void ReadMetadata(JsonElement element, Dictionary<string, string> metadata)
+    {
+        if (element.ValueKind != JsonValueKind.Object)
+            throw new InvalidDataException("safetensors __metadata__ must be an object of strings.");
+        foreach (var entry in element.EnumerateObject())
+        {
+            if (entry.Value.ValueKind != JsonValueKind.String)
+                throw new InvalidDataException($"safetensors __metadata__ value '{entry.Name}' must be a string.");
+            metadata[entry.Name] = entry.Value.GetString()!;
+        }
+    }
+
+    /// <summary>Sorts descriptors by offset and checks they tile the data section with no gap or overlap.</summary>
+    private static long CheckLayout(List<TensorDescriptor> descriptors)
+    {
+        descriptors.Sort((a, b) => a.Begin.CompareTo(b.Begin));
+        long expected = 0;
+        foreach (var d in descriptors)
+        {
+            if (d.Begin != expected)
+                throw new InvalidDataException($"tensor '{d.Name}' starts at byte {d.Begin} of the data section; expected {expected} (no gaps or overlaps allowed).");
+            expected = d.End;
+        }
+        return expected;
+    }
+
+    private static Tensor ReadTensor(Stream stream, TensorDescriptor d)
+    {
+        var tensor = Tensor.Uninitialized(d.Shape);
+        try
+        {
+            if (d.DType == DType.F32 && BitConverter.IsLittleEndian)
+            {
+                ReadExactly(stream, MemoryMarshal.AsBytes(tensor.Span), $"the data of tensor '{d.Name}'");
+                return tensor;
+            }
+            int size = checked((int)(d.End - d.Begin));
+            var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(1, size));
+            try
+            {
+                ReadExactly(stream, buffer.AsSpan(0, size), $"the data of tensor '{d.Name}'");
+                FloatFormats.Decode(buffer.AsSpan(0, size), d.DType, tensor.Span);
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+            return tensor;
+        }
+        catch
+        {
+            tensor.Dispose();
+            throw;
+        }
+    }
+
+    private static void ReadExactly(Stream stream, Span<byte> buffer, string what)
+    {
+        try
+        {
+            stream.ReadExactly(buffer);
+        }
+        catch (EndOfStreamException e)
+        {
+            throw new InvalidDataException($"safetensors data ends inside {what}.", e);
+        }
+    }
+}

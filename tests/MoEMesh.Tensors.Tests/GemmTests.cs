@@ -1,0 +1,124 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using MoEMesh.Tensors.Gemm;
+using MoEMesh.Testing;
+
+namespace MoEMesh.Tensors.Tests;
+
+public class GemmTests
+{
+    public static TheoryData<int, int, int, bool, bool> Shapes => new()
+    {
+        { 1, 1, 1, false, false },
+        { 3, 5, 7, false, false },
+        { 3, 5, 7, true, false },
+        { 3, 5, 7, false, true },
+        { 3, 5, 7, true, true },
+        { 17, 33, 65, true, false },
+        { 64, 130, 520, false, true },
+        { 70, 600, 129, false, false },
+        { 9, 1030, 70, true, true },
+    };
+
+    private static OpenBlasGemm OpenBlas() =>
+        OpenBlasGemm.TryCreate(null, null, out var tried)
+        ?? throw new Xunit.Sdk.XunitException($"OpenBLAS did not load (tried {tried}); scripts/test installs libopenblas0-pthread.");
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void OpenBlasAndManaged_RandomShapes_AgreeWithDoubleReference(int m, int n, int k, bool transposeA, bool transposeB)
+    {
+        const float alpha = 0.75f, beta = -0.5f;
+        int lda = (transposeA ? m : k) + 3, ldb = (transposeB ? k : n) + 1, ldc = n + 2;
+        var a = Random((transposeA ? k : m) * lda, 1);
+        var b = Random((transposeB ? n : k) * ldb, 2);
+        var c0 = Random(m * ldc, 3);
+        var expected = Reference(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c0, ldc);
+
+        foreach (GemmBackend backend in new GemmBackend[] { OpenBlas(), new ManagedGemm(1), new ManagedGemm(2) })
+        {
+            var c = (float[])c0.Clone();
+            backend.Sgemm(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            for (int i = 0; i < m; i++)
+                for (int j = 0; j < ldc; j++)
+                {
+                    int at = i * ldc + j;
+                    double want = j < n ? expected[at] : c0[at];
+                    Assert.True(Math.Abs(c[at] - want) <= 1e-4 * Math.Max(1, Math.Abs(want)) * Math.Sqrt(k),
+                        $"{backend.Name} C[{i},{j}] = {c[at]}, expected {want}");
+                }
+        }
+    }
+
+    [Fact]
+    public void Sgemm_BetaZero_IgnoresNaNInOutput()
+    {
+        var c = new[] { float.NaN, float.NaN };
+        foreach (GemmBackend backend in new GemmBackend[] { OpenBlas(), new ManagedGemm() })
+        {
+            backend.Sgemm(false, false, 1, 2, 1, 1f, [2f], 1, [3f, 4f], 2, 0f, c, 2);
+            Assert.Equal([6f, 8f], c);
+        }
+    }
+
+    [Fact]
+    public void Sgemm_SpanTooShort_ThrowsNamingTheMatrix()
+    {
+        var e = Assert.Throws<ArgumentException>(() =>
+            new ManagedGemm().Sgemm(false, false, 2, 2, 2, 1f, new float[3], 2, new float[4], 2, 0f, new float[4], 2));
+        Assert.Contains("matrix A", e.Message);
+    }
+
+    [Fact]
+    public void MatMul_InnerDimensionsDiffer_ThrowsWithShapes()
+    {
+        using var a = Tensor.Zeros(2, 3);
+        using var b = Tensor.Zeros(4, 5);
+        using var c = Tensor.Zeros(2, 5);
+        var e = Assert.Throws<ArgumentException>(() => new ManagedGemm().MatMul(a, false, b, false, c));
+        Assert.Contains("[2, 3]", e.Message);
+        Assert.Contains("[4, 5]", e.Message);
+    }
+
+    [Fact]
+    public void Select_ForceManaged_ReturnsManagedWithRequestedThreads()
+    {
+        var backend = Gemm.Gemm.Select(new GemmOptions { ForceManaged = true, Threads = 2 }, NullLogger.Instance);
+        Assert.IsType<ManagedGemm>(backend);
+        Assert.Equal(2, backend.Threads);
+    }
+
+    [Fact]
+    public void Select_Default_FindsOpenBlas()
+    {
+        var backend = Gemm.Gemm.Select(new GemmOptions(), NullLogger.Instance);
+        Assert.Equal("openblas", backend.Name);
+    }
+
+    [Fact]
+    public void Select_ZeroThreads_IsRejected()
+    {
+        var e = Assert.Throws<ArgumentException>(() => Gemm.Gemm.Select(new GemmOptions { Threads = 0 }, NullLogger.Instance));
+        Assert.Contains("Threads", e.Message);
+    }
+
+    private static float[] Random(int length, ulong seed)
+    {
+        var values = new float[length];
+        new SeededRandom(seed).FillUniform(values, -1f, 1f);
+        return values;
+    }
+
+    private static double[] Reference(bool ta, bool tb, int m, int n, int k, float alpha, float[] a, int lda, float[] b, int ldb, float beta, float[] c, int ldc)
+    {
+        var result = new double[c.Length];
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+            {
+                double sum = 0;
+                for (int p = 0; p < k; p++)
+                    sum += (double)(ta ? a[p * lda + i] : a[i * lda + p]) * (tb ? b[j * ldb + p] : b[p * ldb + j]);
+                result[i * ldc + j] = alpha * sum + beta * (double)c[i * ldc + j];
+            }
+        return result;
+    }
+}
