@@ -1,0 +1,94 @@
+using MoEMesh.Experts.Runtime;
+using MoEMesh.Tensors;
+using MoEMesh.Testing;
+
+namespace MoEMesh.Experts.Tests;
+
+public class BatchSchedulerTests
+{
+    private readonly ManualTimeProvider _time = new();
+    private readonly BatchingOptions _options = new() { MaxBatchRows = 10, MaxWait = TimeSpan.FromMilliseconds(2) };
+
+    private static ExpertBackend Backend(string name) =>
+        new(name, new ExpertSpec("identity", 2), new IdentityExpert(2), new OptimizerOptions());
+
+    private WorkItem Item(ExpertBackend backend, int rows, BatchKind kind = BatchKind.Forward) =>
+        new(backend, kind, Tensor.Zeros(rows, 2), null, _time.GetTimestamp());
+
+    [Fact]
+    public void TryTakeBatch_BeforeMaxWait_WaitsThenRunsAtMaxWait()
+    {
+        var scheduler = new BatchScheduler(_options, _time);
+        scheduler.Add(Item(Backend("a"), 1));
+        _time.Advance(TimeSpan.FromMilliseconds(1.9));
+        Assert.False(scheduler.TryTakeBatch(_time.GetTimestamp(), out _));
+        Assert.Equal(TimeSpan.FromMilliseconds(0.1), _time.GetElapsedTime(_time.GetTimestamp(), scheduler.NextDue()!.Value));
+        _time.Advance(TimeSpan.FromMilliseconds(0.1));
+        Assert.True(scheduler.TryTakeBatch(_time.GetTimestamp(), out var batch));
+        Assert.Single(batch.Items);
+    }
+
+    [Fact]
+    public void TryTakeBatch_FullBatch_RunsWithoutWaiting()
+    {
+        var scheduler = new BatchScheduler(_options, _time);
+        var backend = Backend("a");
+        scheduler.Add(Item(backend, 4));
+        scheduler.Add(Item(backend, 6));
+        Assert.True(scheduler.TryTakeBatch(_time.GetTimestamp(), out var batch));
+        Assert.Equal(10, batch.Rows);
+    }
+
+    [Fact]
+    public void TryTakeBatch_NeverExceedsMaxRows_AndKeepsArrivalOrder()
+    {
+        var scheduler = new BatchScheduler(_options, _time);
+        var backend = Backend("a");
+        var items = new[] { 3, 4, 5, 2, 6 }.Select(rows => Item(backend, rows)).ToArray();
+        foreach (var item in items) scheduler.Add(item);
+        _time.Advance(TimeSpan.FromMilliseconds(2));
+        var batches = new List<ExpertBatch>();
+        while (scheduler.TryTakeBatch(_time.GetTimestamp(), out var batch)) batches.Add(batch);
+        Assert.Equal([[3, 4], [5, 2], [6]], batches.Select(b => b.Items.Select(i => i.Rows).ToArray()));
+        Assert.All(batches, b => Assert.True(b.Rows <= 10));
+    }
+
+    [Fact]
+    public void TryTakeBatch_SeveralReadyQueues_OldestRequestFirst()
+    {
+        var scheduler = new BatchScheduler(_options, _time);
+        ExpertBackend a = Backend("a"), b = Backend("b");
+        scheduler.Add(Item(b, 1, BatchKind.Backward));
+        _time.Advance(TimeSpan.FromMilliseconds(0.5));
+        scheduler.Add(Item(a, 1));
+        _time.Advance(TimeSpan.FromMilliseconds(0.5));
+        scheduler.Add(Item(b, 1));
+        _time.Advance(TimeSpan.FromMilliseconds(5));
+        var order = new List<(string, BatchKind)>();
+        while (scheduler.TryTakeBatch(_time.GetTimestamp(), out var batch)) order.Add((batch.Backend.Name, batch.Kind));
+        Assert.Equal([("b", BatchKind.Backward), ("a", BatchKind.Forward), ("b", BatchKind.Forward)], order);
+    }
+
+    [Fact]
+    public void TryTakeBatch_CancelledRequests_AreSkipped()
+    {
+        var scheduler = new BatchScheduler(_options, _time);
+        var backend = Backend("a");
+        var cancelled = Item(backend, 9);
+        var kept = Item(backend, 1);
+        scheduler.Add(cancelled);
+        scheduler.Add(kept);
+        cancelled.Completion.SetCanceled();
+        Assert.False(scheduler.TryTakeBatch(_time.GetTimestamp(), out _));
+        _time.Advance(TimeSpan.FromMilliseconds(2));
+        Assert.True(scheduler.TryTakeBatch(_time.GetTimestamp(), out var batch));
+        Assert.Same(kept, Assert.Single(batch.Items));
+        Assert.Equal(0, scheduler.PendingRows);
+    }
+
+    [Fact]
+    public void NextDue_NothingWaiting_IsNull()
+    {
+        Assert.Null(new BatchScheduler(_options, _time).NextDue());
+    }
+}

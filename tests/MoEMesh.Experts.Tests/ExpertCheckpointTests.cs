@@ -1,0 +1,97 @@
+using MoEMesh.Testing;
+
+namespace MoEMesh.Experts.Tests;
+
+public sealed class ExpertCheckpointTests : IDisposable
+{
+    private readonly string _directory = Directory.CreateTempSubdirectory("moemesh-ckpt-").FullName;
+
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
+
+    private static void TrainSteps(ExpertBackend backend, int steps, ulong seed)
+    {
+        for (int s = 0; s < steps; s++)
+        {
+            using var input = GradientCheck.Random([4, 8], seed + (ulong)s);
+            using var gradient = GradientCheck.Random([4, 8], seed + 100 + (ulong)s);
+            backend.Backward(input, gradient).Dispose();
+        }
+    }
+
+    [Fact]
+    public void Restore_IntoNewBackend_GivesSameOutputs_AndTrainsOnIdentically()
+    {
+        var original = ExpertBackendTests.Create();
+        TrainSteps(original, 3, 10);
+        ExpertCheckpoint.Save(original, _directory);
+
+        var restored = ExpertBackendTests.Create();
+        Assert.True(ExpertCheckpoint.TryRestore(restored, _directory));
+        Assert.Equal(3, restored.UpdateCount);
+        using var probe = GradientCheck.Random([5, 8], 77);
+        using (var a = original.Forward(probe))
+        using (var b = restored.Forward(probe))
+            Assert.Equal(a.ToArray(), b.ToArray());
+
+        TrainSteps(original, 2, 50);
+        TrainSteps(restored, 2, 50);
+        using var c = original.Forward(probe);
+        using var d = restored.Forward(probe);
+        Assert.Equal(c.ToArray(), d.ToArray());
+    }
+
+    [Fact]
+    public void TryRestore_EmptyDirectory_ReturnsFalse()
+    {
+        Assert.False(ExpertCheckpoint.TryRestore(ExpertBackendTests.Create(), _directory));
+    }
+
+    [Fact]
+    public void Save_Twice_KeepsOnlyTheNewestWeights()
+    {
+        var backend = ExpertBackendTests.Create();
+        ExpertCheckpoint.Save(backend, _directory);
+        TrainSteps(backend, 1, 1);
+        ExpertCheckpoint.Save(backend, _directory);
+        Assert.Equal(["checkpoint.json", "weights.0000000001.safetensors"], Directory.GetFiles(_directory).Select(Path.GetFileName).Order());
+    }
+
+    [Fact]
+    public void CrashBeforeManifest_LeavesThePreviousCheckpointInForce()
+    {
+        var backend = ExpertBackendTests.Create();
+        TrainSteps(backend, 1, 1);
+        ExpertCheckpoint.Save(backend, _directory);
+        // What a crash mid-save leaves: a newer weights file (or a half-written temporary) but the old manifest.
+        File.WriteAllBytes(Path.Combine(_directory, "weights.0000000009.safetensors"), [1, 2, 3]);
+        File.WriteAllBytes(Path.Combine(_directory, ".checkpoint.json.0123.tmp"), [4, 5]);
+
+        var restored = ExpertBackendTests.Create();
+        Assert.True(ExpertCheckpoint.TryRestore(restored, _directory));
+        Assert.Equal(1, restored.UpdateCount);
+    }
+
+    [Fact]
+    public void Restore_CorruptWeights_FailsNamingTheFile()
+    {
+        var backend = ExpertBackendTests.Create();
+        ExpertCheckpoint.Save(backend, _directory);
+        var weights = Directory.GetFiles(_directory, "weights.*").Single();
+        var bytes = File.ReadAllBytes(weights);
+        bytes[^1] ^= 0xFF;
+        File.WriteAllBytes(weights, bytes);
+        var e = Assert.Throws<InvalidDataException>(() => ExpertCheckpoint.TryRestore(ExpertBackendTests.Create(), _directory));
+        Assert.Contains("SHA-256", e.Message);
+        Assert.Contains(Path.GetFileName(weights), e.Message);
+    }
+
+    [Fact]
+    public void Restore_OtherSpecOrOptimizer_IsRefused()
+    {
+        ExpertCheckpoint.Save(ExpertBackendTests.Create(seed: 1), _directory);
+        var otherSeed = Assert.Throws<InvalidDataException>(() => ExpertCheckpoint.TryRestore(ExpertBackendTests.Create(seed: 2), _directory));
+        Assert.Contains("built as", otherSeed.Message);
+        var otherOptimizer = Assert.Throws<InvalidDataException>(() => ExpertCheckpoint.TryRestore(ExpertBackendTests.Create(optimizer: "sgd"), _directory));
+        Assert.Contains("optimizer adam", otherOptimizer.Message);
+    }
+}
