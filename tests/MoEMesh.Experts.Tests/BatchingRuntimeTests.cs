@@ -97,14 +97,21 @@ public sealed class BatchingRuntimeTests : IAsyncDisposable
         Assert.Equal(1, _runtime.BatchesRun);
     }
 
-    [Fact]
-    public async Task OldestRequestAcrossExperts_RunsFirst()
+    /// <summary>Queues one row for expert b, moves the clock 1 ms, then queues one row for expert a.</summary>
+    private async Task<(ExpertBackend A, Task<Tensor> FromB, Task<Tensor> FromA)> SubmitBThenAAsync()
     {
         ExpertBackend a = Recording("a"), b = Recording("b");
         var fromB = _runtime.ForwardAsync(b, Rows(1, 1), CancellationToken.None);
-        await _time.WaitForTimersAsync(1, new CancellationTokenSource(Bound).Token);
+        using var timeout = new CancellationTokenSource(Bound);
+        await _time.WaitForTimersAsync(1, timeout.Token);
         _time.Advance(TimeSpan.FromMilliseconds(1));
-        var fromA = _runtime.ForwardAsync(a, Rows(1, 1), CancellationToken.None);
+        return (a, fromB, _runtime.ForwardAsync(a, Rows(1, 1), CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task OldestRequestAcrossExperts_RunsFirst()
+    {
+        var (_, fromB, fromA) = await SubmitBThenAAsync();
         await AdvancePastMaxWaitAsync();
         await Task.WhenAll(fromA, fromB).WaitAsync(Bound);
         Assert.Equal(["b", "a"], _log.Calls.Select(c => c.Expert));
@@ -113,11 +120,7 @@ public sealed class BatchingRuntimeTests : IAsyncDisposable
     [Fact]
     public async Task FullQueue_RunsBeforeAnOlderQueueThatIsNotDue()
     {
-        ExpertBackend a = Recording("a"), b = Recording("b");
-        var fromB = _runtime.ForwardAsync(b, Rows(1, 1), CancellationToken.None);
-        await _time.WaitForTimersAsync(1, new CancellationTokenSource(Bound).Token);
-        _time.Advance(TimeSpan.FromMilliseconds(1));
-        var fromA = _runtime.ForwardAsync(a, Rows(1, 1), CancellationToken.None);
+        var (a, fromB, fromA) = await SubmitBThenAAsync();
         var aFull = _runtime.ForwardAsync(a, Tensor.Zeros(7, 2), CancellationToken.None);
         await Task.WhenAll(fromA, aFull).WaitAsync(Bound);
         Assert.False(fromB.IsCompleted);

@@ -95,6 +95,18 @@ public class GemmTests
     }
 
     [Fact]
+    public void Select_OpenBlasMissing_FallsBackToManaged_WithOneWarningNamingWhatWasTried()
+    {
+        var logger = new ListLogger();
+        var backend = Gemm.Gemm.Select(new GemmOptions { Threads = 1 }, logger, _ => (null, "libopenblas.so.0, openblas"));
+        Assert.IsType<ManagedGemm>(backend);
+        var line = Assert.Single(logger.Lines);
+        Assert.Equal(Microsoft.Extensions.Logging.LogLevel.Warning, line.Level);
+        Assert.Contains("libopenblas.so.0, openblas", line.Message);
+        Assert.Contains("managed", line.Message);
+    }
+
+    [Fact]
     public void Select_ZeroThreads_IsRejected()
     {
         var e = Assert.Throws<ArgumentException>(() => Gemm.Gemm.Select(new GemmOptions { Threads = 0 }, NullLogger.Instance));

@@ -31,24 +31,30 @@ public static partial class Gemm
     }
 
     /// <summary>Chooses a backend without changing the process-wide one.</summary>
-    public static GemmBackend Select(GemmOptions options, ILogger logger)
+    public static GemmBackend Select(GemmOptions options, ILogger logger) => Select(options, logger, LoadOpenBlas);
+
+    /// <summary>The choice itself, with the OpenBLAS loader injected so tests can take the fallback branch.</summary>
+    internal static GemmBackend Select(GemmOptions options, ILogger logger, Func<GemmOptions, (OpenBlasGemm? Backend, string Tried)> loadOpenBlas)
     {
         ArgumentNullException.ThrowIfNull(options);
         if (options.Threads is < 1)
             throw new ArgumentException($"GEMM Threads must be at least 1; got {options.Threads}.", nameof(options));
-        if (!options.ForceManaged)
+        var managed = new ManagedGemm(options.Threads ?? Environment.ProcessorCount);
+        if (options.ForceManaged) return managed;
+        var (blas, tried) = loadOpenBlas(options);
+        if (blas is not null)
         {
-            var blas = OpenBlasGemm.TryCreate(options.Threads, options.OpenBlasPath, out var tried);
-            if (blas is not null)
-            {
-                LogOpenBlas(logger, blas.Library, blas.Threads);
-                return blas;
-            }
-            var managed = new ManagedGemm(options.Threads ?? Environment.ProcessorCount);
-            LogManagedFallback(logger, tried, managed.Threads);
-            return managed;
+            LogOpenBlas(logger, blas.Library, blas.Threads);
+            return blas;
         }
-        return new ManagedGemm(options.Threads ?? Environment.ProcessorCount);
+        LogManagedFallback(logger, tried, managed.Threads);
+        return managed;
+    }
+
+    private static (OpenBlasGemm?, string) LoadOpenBlas(GemmOptions options)
+    {
+        var backend = OpenBlasGemm.TryCreate(options.Threads, options.OpenBlasPath, out var tried);
+        return (backend, tried);
     }
 
     /// <summary>
