@@ -1,0 +1,36 @@
+using System.Net;
+
+namespace MoEMesh.Protocol.Addressing;
+
+/// <summary>Where a peer listens: host and port, written <c>host:port</c> or <c>[v6]:port</c>.</summary>
+public readonly record struct PeerAddress(string Host, int Port)
+{
+    /// <summary>Parses <c>host:port</c>.</summary>
+    /// <exception cref="FormatException">The text is not host:port with a port in 1..65535.</exception>
+    public static PeerAddress Parse(string text)
+    {
+        if (TryParse(text, out var address)) return address;
+        throw new FormatException($"'{text}' is not a peer address; expected host:port (for example 127.0.0.1:7000 or [::1]:7000).");
+    }
+
+    /// <summary>Parses <c>host:port</c>; false when malformed.</summary>
+    public static bool TryParse(string? text, out PeerAddress address)
+    {
+        address = default;
+        if (string.IsNullOrWhiteSpace(text)) return false;
+        int colon = text.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(text.AsSpan(colon + 1), System.Globalization.NumberStyles.None, null, out int port) || port is < 1 or > 65535)
+            return false;
+        var host = text[..colon];
+        if (host.StartsWith('[') && host.EndsWith(']')) host = host[1..^1];
+        if (host.Length == 0 || host.Any(char.IsWhiteSpace)) return false;
+        address = new PeerAddress(host, port);
+        return true;
+    }
+
+    /// <summary>An address from an IP endpoint.</summary>
+    public static PeerAddress From(IPEndPoint endPoint) => new(endPoint.Address.ToString(), endPoint.Port);
+
+    /// <inheritdoc />
+    public override string ToString() => Host.Contains(':') ? $"[{Host}]:{Port}" : $"{Host}:{Port}";
+}

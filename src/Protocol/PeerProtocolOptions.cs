@@ -1,0 +1,60 @@
+namespace MoEMesh.Protocol;
+
+/// <summary>Limits and timings of the peer protocol. Every time limit is finite.</summary>
+public sealed class PeerProtocolOptions
+{
+    /// <summary>Version spoken in the handshake; peers must match.</summary>
+    public const uint ProtocolVersion = 1;
+
+    /// <summary>Largest message (envelope plus payload). Default 64 MiB.</summary>
+    public int MaxMessageBytes { get; set; } = 64 << 20;
+
+    /// <summary>Bytes of unfinished incoming messages one connection may hold. Default 256 MiB.</summary>
+    public long MaxBufferedBytesPerConnection { get; set; } = 256L << 20;
+
+    /// <summary>Requests a server runs at once for one connection; more get ResourceExhausted. Default 1024.</summary>
+    public int MaxConcurrentRequestsPerConnection { get; set; } = 1024;
+
+    /// <summary>TLS 1.3 with certificates made from node keys. On by default; switch off for loopback testnets.</summary>
+    public bool UseTls { get; set; } = true;
+
+    /// <summary>TCP connect limit. Default 3 s.</summary>
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>TLS plus peer handshake limit. Default 5 s.</summary>
+    public TimeSpan HandshakeTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>A pooled connection idle this long is pinged. Default 15 s.</summary>
+    public TimeSpan KeepAliveInterval { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>A ping unanswered this long closes the connection. Default 10 s.</summary>
+    public TimeSpan KeepAliveTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>A pooled connection unused this long is closed. Default 2 min.</summary>
+    public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>First wait after a failed connect; doubles per failure up to <see cref="ReconnectBackoffMax"/>. Default 1 s.</summary>
+    public TimeSpan ReconnectBackoff { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Longest wait between connect attempts. Default 30 s.</summary>
+    public TimeSpan ReconnectBackoffMax { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Throws naming the setting when a value cannot work.</summary>
+    public void Validate()
+    {
+        if (MaxMessageBytes < 1024) throw new ArgumentException($"MaxMessageBytes must be at least 1024; got {MaxMessageBytes}.");
+        if (MaxBufferedBytesPerConnection < MaxMessageBytes)
+            throw new ArgumentException($"MaxBufferedBytesPerConnection ({MaxBufferedBytesPerConnection}) must hold at least one message ({MaxMessageBytes}).");
+        if (MaxConcurrentRequestsPerConnection < 1) throw new ArgumentException("MaxConcurrentRequestsPerConnection must be at least 1.");
+        foreach (var (name, value) in new[]
+        {
+            (nameof(ConnectTimeout), ConnectTimeout), (nameof(HandshakeTimeout), HandshakeTimeout), (nameof(KeepAliveInterval), KeepAliveInterval),
+            (nameof(KeepAliveTimeout), KeepAliveTimeout), (nameof(IdleTimeout), IdleTimeout), (nameof(ReconnectBackoff), ReconnectBackoff),
+            (nameof(ReconnectBackoffMax), ReconnectBackoffMax),
+        })
+        {
+            if (value <= TimeSpan.Zero || value == Timeout.InfiniteTimeSpan || value > TimeSpan.FromDays(1))
+                throw new ArgumentException($"{name} must be positive and finite (at most a day); got {value}.");
+        }
+    }
+}

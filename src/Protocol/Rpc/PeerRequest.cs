@@ -1,0 +1,61 @@
+using Google.Protobuf;
+using MoEMesh.Protocol.Identity;
+
+namespace MoEMesh.Protocol.Rpc;
+
+/// <summary>
+/// A call: method, protobuf header, raw payload and the absolute deadline. On the server the payload
+/// lives in a pooled buffer that is released once the handler has answered, so a handler must not keep
+/// <see cref="Payload"/> beyond its own completion.
+/// </summary>
+public sealed class PeerRequest : IDisposable
+{
+    private readonly PooledBuffer? _owned;
+
+    /// <summary>Creates a request.</summary>
+    public PeerRequest(string method, ReadOnlyMemory<byte> header, ReadOnlyMemory<byte> payload, DateTimeOffset deadline, PooledBuffer? owned = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(method);
+        Method = method;
+        Header = header;
+        Payload = payload;
+        Deadline = deadline;
+        _owned = owned;
+    }
+
+    /// <summary>Creates a request with a protobuf header.</summary>
+    public static PeerRequest Create(string method, IMessage? header, ReadOnlyMemory<byte> payload, DateTimeOffset deadline) =>
+        new(method, header?.ToByteArray() ?? ReadOnlyMemory<byte>.Empty, payload, deadline);
+
+    /// <summary>The method name ("expert.forward", "dht.find").</summary>
+    public string Method { get; }
+
+    /// <summary>Serialized method-specific protobuf header.</summary>
+    public ReadOnlyMemory<byte> Header { get; }
+
+    /// <summary>Raw bytes beside the header (tensors).</summary>
+    public ReadOnlyMemory<byte> Payload { get; }
+
+    /// <summary>When the caller stops waiting. A server drops work that has not started by then.</summary>
+    public DateTimeOffset Deadline { get; }
+
+    /// <summary>The authenticated caller; set by the server side of a transport.</summary>
+    public PeerId Caller { get; init; }
+
+    /// <summary>Parses the header.</summary>
+    /// <exception cref="PeerRpcException">InvalidArgument when the header is not a valid <typeparamref name="T"/>.</exception>
+    public T ParseHeader<T>(MessageParser<T> parser) where T : IMessage<T>
+    {
+        try
+        {
+            return parser.ParseFrom(Header.Span);
+        }
+        catch (InvalidProtocolBufferException e)
+        {
+            throw new PeerRpcException(Wire.StatusCode.InvalidArgument, $"{Method}: header is not a valid {typeof(T).Name}: {e.Message}");
+        }
+    }
+
+    /// <summary>Releases a pooled payload.</summary>
+    public void Dispose() => _owned?.Dispose();
+}

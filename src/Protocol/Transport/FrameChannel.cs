@@ -1,0 +1,218 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Threading.Channels;
+using MoEMesh.Protocol.Framing;
+
+namespace MoEMesh.Protocol.Transport;
+
+/// <summary>
+/// The multiplexed half of a connection, after the handshake: one loop reads frames and rebuilds
+/// messages, one loop writes queued messages a frame at a time in turn, so a 64 MiB tensor moves in
+/// 1 MiB frames with small calls slipping in between. Any framing violation sends a GoAway naming it and
+/// closes the connection; other connections are untouched.
+/// </summary>
+internal sealed class FrameChannel : IAsyncDisposable
+{
+    private readonly PipeReader _input;
+    private readonly PipeWriter _output;
+    private readonly IFrameSink _sink;
+    private readonly FrameKind[] _accepted;
+    private readonly MessageAssembler _assembler;
+    private readonly Channel<OutgoingMessage> _outgoing = Channel.CreateUnbounded<OutgoingMessage>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly CancellationTokenSource _closing = new();
+    private readonly IAsyncDisposable? _transport;
+    private readonly TimeProvider _time;
+    private ITimer? _closeGrace;
+    private static readonly TimeSpan CloseGrace = TimeSpan.FromSeconds(1);
+    private Task _reading = Task.CompletedTask, _writing = Task.CompletedTask;
+    private string? _closeReason;
+
+    /// <param name="input">Bytes from the peer, positioned after the handshake.</param>
+    /// <param name="output">Bytes to the peer.</param>
+    /// <param name="sink">Receives messages and events.</param>
+    /// <param name="accepted">Message kinds this side accepts (Request on a server, Response on a client).</param>
+    /// <param name="options">Limits.</param>
+    /// <param name="time">Clock for the grace period given to a GoAway before the loops stop.</param>
+    /// <param name="transport">Disposed when the channel closes (socket, TLS stream), or null.</param>
+    public FrameChannel(PipeReader input, PipeWriter output, IFrameSink sink, FrameKind[] accepted, PeerProtocolOptions options, TimeProvider time, IAsyncDisposable? transport)
+    {
+        _time = time;
+        _input = input;
+        _output = output;
+        _sink = sink;
+        _accepted = accepted;
+        _transport = transport;
+        _assembler = new MessageAssembler(options.MaxMessageBytes, options.MaxBufferedBytesPerConnection);
+    }
+
+    /// <summary>Why the channel closed, or null while open.</summary>
+    public string? CloseReason => _closeReason;
+
+    /// <summary>Completes when both loops have ended.</summary>
+    public Task Completion => Task.WhenAll(_reading, _writing);
+
+    /// <summary>Starts the loops.</summary>
+    public void Start()
+    {
+        _reading = Task.Run(ReadLoopAsync);
+        _writing = Task.Run(WriteLoopAsync);
+    }
+
+    /// <summary>Queues a message; false once the channel is closing.</summary>
+    public bool TrySend(OutgoingMessage message)
+    {
+        if (_closeReason is not null || !_outgoing.Writer.TryWrite(message))
+        {
+            message.Sent.TrySetResult();
+            return false;
+        }
+        return true;
+    }
+
+    /// <summary>Queues a control frame (cancel, ping, pong, go-away).</summary>
+    public bool TrySendControl(FrameKind kind, ulong requestId, ReadOnlyMemory<byte> body = default) =>
+        TrySend(new OutgoingMessage(kind, requestId, body));
+
+    /// <summary>Sends a GoAway with <paramref name="reason"/> (best effort) and closes.</summary>
+    public void Close(string reason)
+    {
+        if (Interlocked.CompareExchange(ref _closeReason, reason, null) is not null) return;
+        var goAway = new OutgoingMessage(FrameKind.GoAway, 0, System.Text.Encoding.UTF8.GetBytes(Truncate(reason)));
+        _outgoing.Writer.TryWrite(goAway);
+        _outgoing.Writer.TryComplete();
+        // The writer gets a moment to flush the GoAway; then both loops are stopped.
+        _closeGrace = _time.CreateTimer(static state => ((CancellationTokenSource)state!).Cancel(), _closing, CloseGrace, Timeout.InfiniteTimeSpan);
+        _sink.OnClosed(reason);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Close("connection disposed");
+        await _closing.CancelAsync();
+        try
+        {
+            await Completion;
+        }
+        catch (Exception)
+        {
+            // Loops end in errors when the transport is torn down under them; the reason is already recorded.
+        }
+        if (_closeGrace is not null) await _closeGrace.DisposeAsync();
+        _assembler.Dispose();
+        if (_transport is not null) await _transport.DisposeAsync();
+        _closing.Dispose();
+    }
+
+    private async Task ReadLoopAsync()
+    {
+        string reason = "peer closed the connection";
+        try
+        {
+            while (true)
+            {
+                var result = await _input.ReadAsync(_closing.Token);
+                var buffer = result.Buffer;
+                try
+                {
+                    while (FrameHeader.TryRead(ref buffer, out var header, out var body))
+                        if (!Dispatch(header, body, out reason)) return;
+                }
+                finally
+                {
+                    _input.AdvanceTo(buffer.Start, buffer.End);
+                }
+                if (result.IsCompleted)
+                {
+                    if (!buffer.IsEmpty) reason = "peer closed the connection inside a frame";
+                    return;
+                }
+            }
+        }
+        catch (ProtocolViolationException e)
+        {
+            reason = e.Message;
+        }
+        catch (OperationCanceledException)
+        {
+            reason = _closeReason ?? "connection closed";
+        }
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or ObjectDisposedException or InvalidOperationException)
+        {
+            reason = $"connection lost: {e.Message}";
+        }
+        finally
+        {
+            Close(reason);
+            await _input.CompleteAsync();
+        }
+    }
+
+    /// <summary>Handles one frame; false when the connection must close, with the reason.</summary>
+    private bool Dispatch(FrameHeader header, ReadOnlySequence<byte> body, out string reason)
+    {
+        reason = "";
+        switch (header.Kind)
+        {
+            case FrameKind.Request or FrameKind.Response when Array.IndexOf(_accepted, header.Kind) >= 0:
+                var message = _assembler.Add(header, body);
+                if (message is not null) _sink.OnMessage(message);
+                return true;
+            case FrameKind.Cancel:
+                _assembler.Discard(header.RequestId);
+                _sink.OnCancel(header.RequestId);
+                return true;
+            case FrameKind.Ping:
+                if (body.Length > 64) throw new ProtocolViolationException($"ping body of {body.Length} bytes exceeds 64");
+                TrySendControl(FrameKind.Pong, header.RequestId, body.ToArray());
+                return true;
+            case FrameKind.Pong:
+                _sink.OnPong();
+                return true;
+            case FrameKind.GoAway:
+                reason = "peer closed the connection: " + System.Text.Encoding.UTF8.GetString((body.Length > 1024 ? body.Slice(0, 1024) : body).ToArray());
+                return false;
+            default:
+                throw new ProtocolViolationException($"unexpected {header.Kind} frame on an established connection");
+        }
+    }
+
+    private async Task WriteLoopAsync()
+    {
+        try
+        {
+            var reader = _outgoing.Reader;
+            while (await reader.WaitToReadAsync(_closing.Token))
+            {
+                long unflushed = 0;
+                while (reader.TryRead(out var message))
+                {
+                    if (message.Abandoned && !message.IsComplete)
+                    {
+                        message.Sent.TrySetResult();
+                        continue;
+                    }
+                    unflushed += message.WriteNextFrame(_output);
+                    if (message.IsComplete) message.Sent.TrySetResult();
+                    else if (!_outgoing.Writer.TryWrite(message)) message.Sent.TrySetResult();
+                    if (unflushed >= FrameHeader.MaxBody)
+                    {
+                        await _output.FlushAsync(_closing.Token);
+                        unflushed = 0;
+                    }
+                }
+                await _output.FlushAsync(_closing.Token);
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException or System.Net.Sockets.SocketException or ObjectDisposedException or InvalidOperationException)
+        {
+            Close(_closeReason ?? $"connection lost while writing: {e.Message}");
+        }
+        finally
+        {
+            while (_outgoing.Reader.TryRead(out var left)) left.Sent.TrySetResult();
+            await _output.CompleteAsync();
+        }
+    }
+
+    private static string Truncate(string reason) => reason.Length <= 512 ? reason : reason[..512];
+}

@@ -1,0 +1,81 @@
+using System.IO.Pipelines;
+using System.Net.Security;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using MoEMesh.Protocol.Framing;
+using MoEMesh.Protocol.Identity;
+using MoEMesh.Protocol.Rpc;
+
+namespace MoEMesh.Protocol.Transport;
+
+/// <summary>
+/// Accepts peer connections on Kestrel's connection layer: TLS (when on), the handshake, then requests
+/// routed through a <see cref="PeerRouter"/>. Whatever one connection sends (garbage, a wrong version,
+/// a failed proof) ends that connection only; the server keeps serving the others.
+/// </summary>
+public sealed partial class PeerServer(PeerIdentity identity, PeerRouter router, PeerProtocolOptions options, TimeProvider time, ILogger<PeerServer>? logger = null)
+{
+    private readonly ILogger _logger = logger ?? (ILogger)NullLogger.Instance;
+    private long _accepted, _refused;
+
+    /// <summary>This node's identity.</summary>
+    public PeerId PeerId => identity.PeerId;
+
+    /// <summary>Connections that completed the handshake.</summary>
+    public long ConnectionsAccepted => Interlocked.Read(ref _accepted);
+
+    /// <summary>Connections closed during TLS or the handshake.</summary>
+    public long ConnectionsRefused => Interlocked.Read(ref _refused);
+
+    /// <summary>Kestrel's entry point for one connection.</summary>
+    public Task HandleConnectionAsync(ConnectionContext connection) =>
+        HandleAsync(connection.Transport, connection.RemoteEndPoint?.ToString() ?? "unknown", connection.ConnectionClosed);
+
+    /// <summary>Serves one connection until it closes.</summary>
+    internal async Task HandleAsync(IDuplexPipe transport, string remote, CancellationToken aborted)
+    {
+        SslStream? ssl = null;
+        FrameChannel? channel = null;
+        try
+        {
+            PipeReader input = transport.Input;
+            PipeWriter output = transport.Output;
+            PeerId caller;
+            using (var limit = new CancellationTokenSource(options.HandshakeTimeout, time))
+            using (var token = CancellationTokenSource.CreateLinkedTokenSource(limit.Token, aborted))
+            {
+                if (options.UseTls)
+                {
+                    ssl = await TlsLayer.AuthenticateAsync(new DuplexPipeStream(transport), asServer: true, identity, token.Token);
+                    input = PipeReader.Create(ssl);
+                    output = PipeWriter.Create(ssl);
+                }
+                var (peer, key) = await PeerHandshake.AcceptAsync(input, output, identity, token.Token);
+                if (ssl is not null) TlsLayer.RequireSameKey(ssl, key, peer);
+                caller = peer;
+            }
+            Interlocked.Increment(ref _accepted);
+            var connection = new ServerConnection(caller, router, options, time);
+            channel = new FrameChannel(input, output, connection, [FrameKind.Request], options, time, ssl);
+            connection.Attach(channel);
+            channel.Start();
+            using var registration = aborted.Register(static c => ((FrameChannel)c!).Close("the server is shutting down"), channel);
+            await channel.Completion;
+        }
+        catch (Exception e) when (e is HandshakeException or System.Security.Authentication.AuthenticationException or IOException
+                                       or OperationCanceledException or ConnectionResetException or InvalidOperationException)
+        {
+            Interlocked.Increment(ref _refused);
+            LogRefused(_logger, remote, e.Message);
+        }
+        finally
+        {
+            if (channel is not null) await channel.DisposeAsync();
+            else if (ssl is not null) await ssl.DisposeAsync();
+        }
+    }
+
+    [LoggerMessage(EventId = 200, Level = LogLevel.Debug, Message = "Connection from {Remote} refused: {Reason}")]
+    private static partial void LogRefused(ILogger logger, string remote, string reason);
+}
