@@ -59,6 +59,12 @@ public readonly record struct ExpertPrefix
         return ExpertUid.Parse(Value + coordinate.ToString(System.Globalization.CultureInfo.InvariantCulture));
     }
 
+    /// <summary>Equal when the text is equal.</summary>
+    public bool Equals(ExpertPrefix other) => string.Equals(Value, other.Value, StringComparison.Ordinal);
+
+    /// <inheritdoc />
+    public override int GetHashCode() => Value is null ? 0 : StringComparer.Ordinal.GetHashCode(Value);
+
     /// <inheritdoc />
     public override string ToString() => Value;
 }

@@ -55,6 +55,12 @@ public readonly record struct ExpertUid
         return ExpertPrefix.Parse(Name + "." + string.Concat(Coordinates.Take(depth).Select(c => c.ToString(CultureInfo.InvariantCulture) + ".")));
     }
 
+    /// <summary>Equal when the text is equal.</summary>
+    public bool Equals(ExpertUid other) => string.Equals(Value, other.Value, StringComparison.Ordinal);
+
+    /// <inheritdoc />
+    public override int GetHashCode() => Value is null ? 0 : StringComparer.Ordinal.GetHashCode(Value);
+
     /// <inheritdoc />
     public override string ToString() => Value;
 }

@@ -1,0 +1,93 @@
+using System.Net;
+using MoEMesh.Protocol.Identity;
+using MoEMesh.Protocol.Rpc;
+using MoEMesh.Protocol.Transport;
+using MoEMesh.Protocol.Wire;
+
+namespace MoEMesh.Protocol.Tests;
+
+/// <summary>
+/// A real peer server on a loopback port with test methods, and a client transport with its own
+/// identity. Methods: "echo" returns header and payload; "wait" runs until its token fires and records
+/// that; "throw" and "reject" fail in two ways.
+/// </summary>
+public sealed class LoopbackPeer : IAsyncDisposable
+{
+    private LoopbackPeer(PeerListener listener, PeerServer server, PeerIdentity serverIdentity, PeerIdentity clientIdentity, PeerConnectionPool pool, PeerProtocolOptions options)
+    {
+        Listener = listener;
+        Server = server;
+        ServerIdentity = serverIdentity;
+        ClientIdentity = clientIdentity;
+        Pool = pool;
+        Options = options;
+        Client = new TcpPeerTransport(pool, TimeProvider.System);
+    }
+
+    public PeerListener Listener { get; }
+
+    public PeerServer Server { get; }
+
+    public PeerIdentity ServerIdentity { get; }
+
+    public PeerIdentity ClientIdentity { get; }
+
+    public PeerConnectionPool Pool { get; }
+
+    public PeerProtocolOptions Options { get; }
+
+    public TcpPeerTransport Client { get; }
+
+    public PeerEndpoint Endpoint => new(Listener.Address, ServerIdentity.PeerId);
+
+    /// <summary>Completes with the caller's PeerId when a "wait" handler starts.</summary>
+    public TaskCompletionSource<PeerId> WaitStarted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes when a "wait" handler's token fires.</summary>
+    public TaskCompletionSource WaitCancelled { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public static async Task<LoopbackPeer> StartAsync(bool useTls = false, Action<PeerProtocolOptions>? configure = null)
+    {
+        var options = new PeerProtocolOptions { UseTls = useTls };
+        configure?.Invoke(options);
+        var serverIdentity = PeerIdentity.Create();
+        var router = new PeerRouter(TimeProvider.System);
+        LoopbackPeer? peer = null;
+        router.Map("echo", (request, _) =>
+            ValueTask.FromResult(new PeerResponse(StatusCode.Ok, "", request.Header.ToArray(), request.Payload.ToArray())));
+        router.Map("wait", async (request, token) =>
+        {
+            peer!.WaitStarted.TrySetResult(request.Caller);
+            try
+            {
+                await Task.Delay(Timeout.InfiniteTimeSpan, token);
+            }
+            finally
+            {
+                peer.WaitCancelled.TrySetResult();
+            }
+            return PeerResponse.Ok();
+        });
+        router.Map("throw", (_, _) => throw new InvalidOperationException("handler broke"));
+        router.Map("reject", (_, _) => throw new ArgumentException("shape [2, 3] does not fit [batch, 4]"));
+        var server = new PeerServer(serverIdentity, router, options, TimeProvider.System);
+        var listener = await PeerListener.StartAsync(server, new IPEndPoint(IPAddress.Loopback, 0), CancellationToken.None);
+        var clientIdentity = PeerIdentity.Create();
+        peer = new LoopbackPeer(listener, server, serverIdentity, clientIdentity, new PeerConnectionPool(clientIdentity, options, TimeProvider.System), options);
+        return peer;
+    }
+
+    public PeerRequest Request(string method, byte[]? payload = null, TimeSpan? timeout = null, byte[]? header = null) =>
+        new(method, header ?? [], payload ?? [], DateTimeOffset.UtcNow + (timeout ?? TimeSpan.FromSeconds(10)));
+
+    public Task<PeerResponse> CallAsync(PeerRequest request, CancellationToken cancellationToken = default) =>
+        Client.CallAsync(Endpoint, request, cancellationToken);
+
+    public async ValueTask DisposeAsync()
+    {
+        await Pool.DisposeAsync();
+        await Listener.DisposeAsync();
+        ServerIdentity.Dispose();
+        ClientIdentity.Dispose();
+    }
+}

@@ -1,0 +1,217 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
+using Google.Protobuf;
+using MoEMesh.Protocol.Framing;
+using MoEMesh.Protocol.Identity;
+using MoEMesh.Protocol.Rpc;
+using MoEMesh.Protocol.Wire;
+
+namespace MoEMesh.Protocol.Tests;
+
+/// <summary>Real sockets on loopback. Waits have finite bounds; nothing asserts how fast anything ran.</summary>
+public class TransportTests
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(20);
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Call_MultiFramePayload_ComesBackIntact(bool useTls)
+    {
+        await using var peer = await LoopbackPeer.StartAsync(useTls);
+        var payload = new byte[(3 << 20) + 5];
+        new Random(1).NextBytes(payload);
+        using var response = await peer.CallAsync(peer.Request("echo", payload, header: [1, 2, 3]));
+        Assert.True(response.IsOk, response.ToString());
+        Assert.Equal(new byte[] { 1, 2, 3 }, response.Header.ToArray());
+        Assert.Equal(payload, response.Payload.ToArray());
+        Assert.Equal(1, peer.Server.ConnectionsAccepted);
+    }
+
+    [Fact]
+    public async Task Handshake_ServerLearnsTheCallersPeerId()
+    {
+        await using var peer = await LoopbackPeer.StartAsync(useTls: true);
+        using var cancel = new CancellationTokenSource();
+        var call = peer.CallAsync(peer.Request("wait", timeout: TimeSpan.FromMinutes(1)), cancel.Token);
+        Assert.Equal(peer.ClientIdentity.PeerId, await peer.WaitStarted.Task.WaitAsync(Bound));
+        await cancel.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => call);
+    }
+
+    [Fact]
+    public async Task ConcurrentCalls_ShareOneConnection_AndEachGetsItsOwnAnswer()
+    {
+        await using var peer = await LoopbackPeer.StartAsync();
+        var calls = Enumerable.Range(0, 64).Select(async i =>
+        {
+            var payload = new byte[1000 + i * 3000];
+            new Random(i).NextBytes(payload);
+            using var response = await peer.CallAsync(peer.Request("echo", payload));
+            return response.IsOk && response.Payload.Span.SequenceEqual(payload);
+        }).ToArray();
+        Assert.All(await Task.WhenAll(calls).WaitAsync(Bound), Assert.True);
+        Assert.Equal(1, peer.Pool.OpenConnections);
+        Assert.Equal(1, peer.Server.ConnectionsAccepted);
+    }
+
+    [Fact]
+    public async Task UnknownMethod_IsNotFound_NamingWhatTheNodeServes()
+    {
+        await using var peer = await LoopbackPeer.StartAsync();
+        using var response = await peer.CallAsync(peer.Request("expert.fly"));
+        Assert.Equal(StatusCode.NotFound, response.Status);
+        Assert.Contains("'expert.fly'", response.Message);
+        Assert.Contains("echo", response.Message);
+    }
+
+    [Fact]
+    public async Task FailingHandlers_BecomeStatuses_AndTheServerKeepsServing()
+    {
+        await using var peer = await LoopbackPeer.StartAsync();
+        using (var broken = await peer.CallAsync(peer.Request("throw")))
+        {
+            Assert.Equal(StatusCode.Internal, broken.Status);
+            Assert.Contains("handler broke", broken.Message);
+        }
+        using (var rejected = await peer.CallAsync(peer.Request("reject")))
+        {
+            Assert.Equal(StatusCode.InvalidArgument, rejected.Status);
+            Assert.Contains("[batch, 4]", rejected.Message);
+        }
+        using var fine = await peer.CallAsync(peer.Request("echo", [9]));
+        Assert.True(fine.IsOk);
+    }
+
+    [Fact]
+    public async Task SlowHandler_PastDeadline_GivesDeadlineExceeded_AndStopsTheServerWork()
+    {
+        await using var peer = await LoopbackPeer.StartAsync();
+        (await peer.CallAsync(peer.Request("echo"))).Dispose(); // connect first: the 300 ms are for the call alone
+        using var response = await peer.CallAsync(peer.Request("wait", timeout: TimeSpan.FromMilliseconds(300)));
+        Assert.Equal(StatusCode.DeadlineExceeded, response.Status);
+        Assert.Contains("no answer within", response.Message);
+        await peer.WaitCancelled.Task.WaitAsync(Bound);
+    }
+
+    [Fact]
+    public async Task CallerCancels_Throws_AndTheCancelFrameStopsTheServerWork()
+    {
+        await using var peer = await LoopbackPeer.StartAsync();
+        using var cancel = new CancellationTokenSource();
+        // A deadline far beyond the bound: only the cancel frame can stop the handler in time.
+        var call = peer.CallAsync(peer.Request("wait", timeout: TimeSpan.FromMinutes(5)), cancel.Token);
+        await peer.WaitStarted.Task.WaitAsync(Bound);
+        await cancel.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => call);
+        await peer.WaitCancelled.Task.WaitAsync(Bound);
+    }
+
+    [Fact]
+    public async Task DeadlineAlreadyPassed_IsNotSent()
+    {
+        await using var peer = await LoopbackPeer.StartAsync();
+        var request = new PeerRequest("echo", default, default, DateTimeOffset.UtcNow - TimeSpan.FromSeconds(1));
+        using var response = await peer.CallAsync(request);
+        Assert.Equal(StatusCode.DeadlineExceeded, response.Status);
+        Assert.Equal(0, peer.Server.ConnectionsAccepted);
+    }
+
+    [Fact]
+    public async Task OversizedRequest_IsResourceExhausted_AndTheConnectionStaysUsable()
+    {
+        await using var peer = await LoopbackPeer.StartAsync(configure: o => { o.MaxMessageBytes = 1 << 20; o.MaxBufferedBytesPerConnection = 4 << 20; });
+        using (var tooBig = await peer.CallAsync(peer.Request("echo", new byte[2 << 20])))
+        {
+            Assert.Equal(StatusCode.ResourceExhausted, tooBig.Status);
+            Assert.Contains("1048576-byte limit", tooBig.Message);
+        }
+        using var fine = await peer.CallAsync(peer.Request("echo", new byte[1000]));
+        Assert.True(fine.IsOk);
+        Assert.Equal(1, peer.Server.ConnectionsAccepted);
+    }
+
+    [Fact]
+    public async Task WrongExpectedPeerId_IsUnavailable_NamingBoth()
+    {
+        await using var peer = await LoopbackPeer.StartAsync(useTls: true);
+        using var impostor = PeerIdentity.Create();
+        using var response = await peer.Client.CallAsync(new PeerEndpoint(peer.Listener.Address, impostor.PeerId), peer.Request("echo"), default);
+        Assert.Equal(StatusCode.Unavailable, response.Status);
+        Assert.Contains(impostor.PeerId.ToString(), response.Message);
+        Assert.Contains(peer.ServerIdentity.PeerId.ToString(), response.Message);
+    }
+
+    [Fact]
+    public async Task WrongProtocolVersion_GetsAClearError_AndOthersAreStillServed()
+    {
+        await using var peer = await LoopbackPeer.StartAsync();
+        using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync(IPAddress.Loopback, peer.Listener.Address.Port);
+        var hello = new Handshake { ProtocolVersion = 99, PublicKey = ByteString.CopyFrom(peer.ClientIdentity.PublicKey), Nonce = ByteString.CopyFrom(new byte[32]) }.ToByteArray();
+        var frame = new byte[FrameHeader.Size + hello.Length];
+        new FrameHeader(FrameKind.Handshake, FrameFlags.None, 0, hello.Length).Write(frame);
+        hello.CopyTo(frame, FrameHeader.Size);
+        await socket.SendAsync(frame);
+
+        var answer = await ReadFrameAsync(socket);
+        var refusal = Handshake.Parser.ParseFrom(answer);
+        Assert.Contains("protocol version mismatch", refusal.Error);
+        Assert.Contains("version 99", refusal.Error);
+
+        using var fine = await peer.CallAsync(peer.Request("echo", [1]));
+        Assert.True(fine.IsOk);
+    }
+
+    [Fact]
+    public async Task NotAPeer_IsRefused_AndOthersAreStillServed()
+    {
+        await using var peer = await LoopbackPeer.StartAsync();
+        using (var socket = new Socket(SocketType.Stream, ProtocolType.Tcp))
+        {
+            await socket.ConnectAsync(IPAddress.Loopback, peer.Listener.Address.Port);
+            await socket.SendAsync("GET / HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray());
+            var buffer = new byte[64];
+            using var limit = new CancellationTokenSource(Bound);
+            Assert.Equal(0, await socket.ReceiveAsync(buffer, limit.Token));
+        }
+        using var fine = await peer.CallAsync(peer.Request("echo", [1]));
+        Assert.True(fine.IsOk);
+        Assert.Equal(1, peer.Server.ConnectionsRefused);
+    }
+
+    [Fact]
+    public async Task TlsOnServer_PlainClient_IsRefusedWithUnavailable()
+    {
+        await using var tlsPeer = await LoopbackPeer.StartAsync(useTls: true);
+        await using var plain = new Transport.PeerConnectionPool(tlsPeer.ClientIdentity,
+            new PeerProtocolOptions { UseTls = false, HandshakeTimeout = TimeSpan.FromSeconds(2) }, TimeProvider.System);
+        var transport = new Transport.TcpPeerTransport(plain, TimeProvider.System);
+        using var response = await transport.CallAsync(tlsPeer.Endpoint, tlsPeer.Request("echo"), default);
+        Assert.Equal(StatusCode.Unavailable, response.Status);
+        Assert.Contains("Cannot reach peer", response.Message);
+    }
+
+    internal static async Task<byte[]> ReadFrameAsync(Socket socket)
+    {
+        var header = new byte[FrameHeader.Size];
+        await ReceiveExactlyAsync(socket, header);
+        int length = (int)BinaryPrimitives.ReadUInt32LittleEndian(header) + 4 - FrameHeader.Size;
+        var body = new byte[length];
+        await ReceiveExactlyAsync(socket, body);
+        return body;
+    }
+
+    private static async Task ReceiveExactlyAsync(Socket socket, byte[] buffer)
+    {
+        using var limit = new CancellationTokenSource(Bound);
+        int read = 0;
+        while (read < buffer.Length)
+        {
+            int n = await socket.ReceiveAsync(buffer.AsMemory(read), limit.Token);
+            if (n == 0) throw new EndOfStreamException($"connection closed after {read} of {buffer.Length} bytes");
+            read += n;
+        }
+    }
+}
