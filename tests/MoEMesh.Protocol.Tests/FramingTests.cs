@@ -23,13 +23,40 @@ public class FramingTests
         return output.WrittenSpan.ToArray();
     }
 
-    private static List<(FrameHeader Header, ReceivedMessage? Message)> ReadAll(byte[] bytes, MessageAssembler assembler)
+    /// <summary>The frame headers in a byte stream, read whole.</summary>
+    private static List<FrameHeader> Headers(byte[] bytes)
     {
         var sequence = new ReadOnlySequence<byte>(bytes);
-        var frames = new List<(FrameHeader, ReceivedMessage?)>();
-        while (FrameHeader.TryRead(ref sequence, out var header, out var body)) frames.Add((header, assembler.Add(header, body)));
+        var headers = new List<FrameHeader>();
+        while (FrameHeader.TryRead(ref sequence, out var header, out _)) headers.Add(header);
         Assert.True(sequence.IsEmpty);
-        return frames;
+        return headers;
+    }
+
+    /// <summary>Streams the bytes through a <see cref="FrameReader"/> in chunks of <paramref name="chunk"/> bytes; returns messages as they completed.</summary>
+    private static List<ReceivedMessage> ReadAll(byte[] bytes, MessageAssembler assembler, int chunk = int.MaxValue)
+    {
+        var reader = new FrameReader(assembler, [FrameKind.Request]);
+        var events = new CollectingEvents();
+        var buffered = new List<byte>();
+        for (int at = 0; at < bytes.Length; at += chunk)
+        {
+            buffered.AddRange(bytes.AsSpan(at, Math.Min(chunk, bytes.Length - at)).ToArray());
+            var sequence = new ReadOnlySequence<byte>(buffered.ToArray());
+            reader.Process(ref sequence, events);
+            buffered = sequence.ToArray().ToList();
+        }
+        Assert.Empty(buffered);
+        return events.Messages;
+    }
+
+    private sealed class CollectingEvents : IFrameEvents
+    {
+        public List<ReceivedMessage> Messages { get; } = [];
+
+        public void OnMessage(ReceivedMessage message) => Messages.Add(message);
+
+        public void OnControl(FrameHeader header, ReadOnlySequence<byte> body) => throw new Xunit.Sdk.XunitException($"unexpected {header.Kind}");
     }
 
     [Fact]
@@ -38,13 +65,13 @@ public class FramingTests
         var payload = new byte[(3 << 20) + 17];
         new Random(1).NextBytes(payload);
         var bytes = WriteInterleaved(new OutgoingMessage(FrameKind.Request, 9, RequestPrefix(payload.Length), payload));
+        var headers = Headers(bytes);
+        Assert.Equal(4, headers.Count);
+        Assert.All(headers, h => Assert.True(h.BodyLength <= FrameHeader.MaxBody));
+        Assert.Equal(FrameFlags.First, headers[0].Flags);
+        Assert.Equal(FrameFlags.Last, headers[^1].Flags);
         using var assembler = new MessageAssembler(64 << 20, 256 << 20);
-        var frames = ReadAll(bytes, assembler);
-        Assert.Equal(4, frames.Count);
-        Assert.All(frames, f => Assert.True(f.Header.BodyLength <= FrameHeader.MaxBody));
-        Assert.Equal(FrameFlags.First, frames[0].Header.Flags);
-        Assert.Equal(FrameFlags.Last, frames[^1].Header.Flags);
-        using var message = Assert.IsType<ReceivedMessage>(frames[^1].Message);
+        using var message = Assert.Single(ReadAll(bytes, assembler, chunk: 4096));
         Assert.Null(message.Error);
         Assert.Equal(payload, message.Payload.Span.ToArray());
     }
@@ -56,12 +83,13 @@ public class FramingTests
         var bytes = WriteInterleaved(
             new OutgoingMessage(FrameKind.Request, 1, RequestPrefix(big.Length), big),
             new OutgoingMessage(FrameKind.Request, 2, RequestPrefix(3), new byte[] { 7, 8, 9 }));
+        Assert.Equal(2UL, Headers(bytes)[1].RequestId);
         using var assembler = new MessageAssembler(64 << 20, 256 << 20);
-        var frames = ReadAll(bytes, assembler);
-        Assert.Equal(2UL, frames[1].Header.RequestId);
-        using var small = Assert.IsType<ReceivedMessage>(frames[1].Message);
+        var messages = ReadAll(bytes, assembler);
+        using var small = messages[0];
+        Assert.Equal(2UL, small.RequestId);
         Assert.Equal(new byte[] { 7, 8, 9 }, small.Payload.Span.ToArray());
-        frames[^1].Message?.Dispose();
+        messages[1].Dispose();
     }
 
     [Fact]
@@ -70,7 +98,7 @@ public class FramingTests
         var payload = new byte[5000];
         var bytes = WriteInterleaved(new OutgoingMessage(FrameKind.Request, 3, RequestPrefix(payload.Length), payload));
         using var assembler = new MessageAssembler(maxMessageBytes: 4096, maxBufferedBytes: 1 << 20);
-        using var message = ReadAll(bytes, assembler)[^1].Message!;
+        using var message = Assert.Single(ReadAll(bytes, assembler));
         Assert.Equal(StatusCode.ResourceExhausted, message.ErrorStatus);
         Assert.Contains("4096-byte limit", message.Error);
     }
@@ -88,11 +116,12 @@ public class FramingTests
         fits.WriteNextFrame(output);
         unfinished.WriteNextFrame(output);
         var received = ReadAll(output.WrittenSpan.ToArray(), assembler);
-        using var refused = received[1].Message!;
+        Assert.Equal([2UL, 3UL, 1UL], received.Select(m => m.RequestId));
+        using var refused = received[0];
         Assert.Contains("already buffers", refused.Error);
-        using var accepted = received[2].Message!;
+        using var accepted = received[1];
         Assert.Null(accepted.Error);
-        using var completed = received[3].Message!;
+        using var completed = received[2];
         Assert.Null(completed.Error);
     }
 
@@ -123,11 +152,32 @@ public class FramingTests
     }
 
     [Fact]
-    public void Assembler_FrameForUnstartedRequest_IsAViolation()
+    public void Reader_FrameForUnstartedRequest_IsAViolation()
     {
+        var frame = new byte[FrameHeader.Size];
+        new FrameHeader(FrameKind.Request, FrameFlags.Last, 5, 0).Write(frame);
         using var assembler = new MessageAssembler(1 << 20, 1 << 20);
-        var e = Assert.Throws<ProtocolViolationException>(() =>
-            assembler.Add(new FrameHeader(FrameKind.Request, FrameFlags.Last, 5, 0), ReadOnlySequence<byte>.Empty));
+        var e = Assert.Throws<ProtocolViolationException>(() => ReadAll(frame, assembler));
         Assert.Contains("not started", e.Message);
+    }
+
+    [Fact]
+    public void Reader_ByteByByte_NeverNeedsAWholeFrameBuffered()
+    {
+        var payload = new byte[5000];
+        new Random(3).NextBytes(payload);
+        var bytes = WriteInterleaved(new OutgoingMessage(FrameKind.Request, 1, RequestPrefix(payload.Length), payload));
+        using var assembler = new MessageAssembler(1 << 20, 1 << 20);
+        using var message = Assert.Single(ReadAll(bytes, assembler, chunk: 1));
+        Assert.Equal(payload, message.Payload.Span.ToArray());
+    }
+
+    [Fact]
+    public void Reader_ResponseOnAServerConnection_IsAViolation()
+    {
+        var frame = new byte[FrameHeader.Size + 4];
+        new FrameHeader(FrameKind.Response, FrameFlags.First | FrameFlags.Last, 1, 4).Write(frame);
+        using var assembler = new MessageAssembler(1 << 20, 1 << 20);
+        Assert.Throws<ProtocolViolationException>(() => ReadAll(frame, assembler));
     }
 }

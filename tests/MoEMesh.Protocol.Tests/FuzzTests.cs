@@ -28,7 +28,7 @@ public class FuzzTests
         for (int c = 0; c < Connections; c++)
         {
             using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            await socket.ConnectAsync(IPAddress.Loopback, peer.Listener.Address.Port);
+            await socket.ConnectAsync(IPAddress.Loopback, peer.Address.Port);
             await using var stream = new NetworkStream(socket, ownsSocket: false);
             var mode = c % 3;
             if (mode != 0 && !await TryHandshakeAsync(stream, peer)) continue;

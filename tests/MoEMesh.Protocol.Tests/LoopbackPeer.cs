@@ -1,4 +1,5 @@
 using System.Net;
+using MoEMesh.Protocol.Addressing;
 using MoEMesh.Protocol.Identity;
 using MoEMesh.Protocol.Rpc;
 using MoEMesh.Protocol.Transport;
@@ -13,9 +14,10 @@ namespace MoEMesh.Protocol.Tests;
 /// </summary>
 public sealed class LoopbackPeer : IAsyncDisposable
 {
-    private LoopbackPeer(PeerListener listener, PeerServer server, PeerIdentity serverIdentity, PeerIdentity clientIdentity, PeerConnectionPool pool, PeerProtocolOptions options)
+    private LoopbackPeer(IAsyncDisposable listener, PeerAddress address, PeerServer server, PeerIdentity serverIdentity, PeerIdentity clientIdentity, PeerConnectionPool pool, PeerProtocolOptions options)
     {
-        Listener = listener;
+        _listener = listener;
+        Address = address;
         Server = server;
         ServerIdentity = serverIdentity;
         ClientIdentity = clientIdentity;
@@ -24,7 +26,10 @@ public sealed class LoopbackPeer : IAsyncDisposable
         Client = new TcpPeerTransport(pool, TimeProvider.System);
     }
 
-    public PeerListener Listener { get; }
+    private readonly IAsyncDisposable _listener;
+
+    /// <summary>Where the server listens.</summary>
+    public PeerAddress Address { get; }
 
     public PeerServer Server { get; }
 
@@ -38,7 +43,7 @@ public sealed class LoopbackPeer : IAsyncDisposable
 
     public TcpPeerTransport Client { get; }
 
-    public PeerEndpoint Endpoint => new(Listener.Address, ServerIdentity.PeerId);
+    public PeerEndpoint Endpoint => new(Address, ServerIdentity.PeerId);
 
     /// <summary>Completes with the caller's PeerId when a "wait" handler starts.</summary>
     public TaskCompletionSource<PeerId> WaitStarted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -46,7 +51,7 @@ public sealed class LoopbackPeer : IAsyncDisposable
     /// <summary>Completes when a "wait" handler's token fires.</summary>
     public TaskCompletionSource WaitCancelled { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public static async Task<LoopbackPeer> StartAsync(bool useTls = false, Action<PeerProtocolOptions>? configure = null)
+    public static async Task<LoopbackPeer> StartAsync(bool useTls = false, Action<PeerProtocolOptions>? configure = null, bool kestrel = false)
     {
         var options = new PeerProtocolOptions { UseTls = useTls };
         configure?.Invoke(options);
@@ -54,7 +59,10 @@ public sealed class LoopbackPeer : IAsyncDisposable
         var router = new PeerRouter(TimeProvider.System);
         LoopbackPeer? peer = null;
         router.Map("echo", (request, _) =>
-            ValueTask.FromResult(new PeerResponse(StatusCode.Ok, "", request.Header.ToArray(), request.Payload.ToArray())));
+        {
+            var payload = request.TakePayload();
+            return ValueTask.FromResult(new PeerResponse(StatusCode.Ok, "", request.Header.ToArray(), payload.Memory, payload));
+        });
         router.Map("wait", async (request, token) =>
         {
             peer!.WaitStarted.TrySetResult(request.Caller);
@@ -71,9 +79,21 @@ public sealed class LoopbackPeer : IAsyncDisposable
         router.Map("throw", (_, _) => throw new InvalidOperationException("handler broke"));
         router.Map("reject", (_, _) => throw new ArgumentException("shape [2, 3] does not fit [batch, 4]"));
         var server = new PeerServer(serverIdentity, router, options, TimeProvider.System);
-        var listener = await PeerListener.StartAsync(server, new IPEndPoint(IPAddress.Loopback, 0), CancellationToken.None);
+        var loopback = new IPEndPoint(IPAddress.Loopback, 0);
+        IAsyncDisposable listener;
+        PeerAddress address;
+        if (kestrel)
+        {
+            var hosted = await KestrelPeerListener.StartAsync(server, loopback, CancellationToken.None);
+            (listener, address) = (hosted, hosted.Address);
+        }
+        else
+        {
+            var plain = PeerListener.Start(server, loopback);
+            (listener, address) = (plain, plain.Address);
+        }
         var clientIdentity = PeerIdentity.Create();
-        peer = new LoopbackPeer(listener, server, serverIdentity, clientIdentity, new PeerConnectionPool(clientIdentity, options, TimeProvider.System), options);
+        peer = new LoopbackPeer(listener, address, server, serverIdentity, clientIdentity, new PeerConnectionPool(clientIdentity, options, TimeProvider.System), options);
         return peer;
     }
 
@@ -86,7 +106,7 @@ public sealed class LoopbackPeer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await Pool.DisposeAsync();
-        await Listener.DisposeAsync();
+        await _listener.DisposeAsync();
         ServerIdentity.Dispose();
         ClientIdentity.Dispose();
     }

@@ -29,6 +29,21 @@ public class TransportTests
         Assert.Equal(1, peer.Server.ConnectionsAccepted);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task KestrelEndpoint_ServesTheSameProtocol(bool useTls)
+    {
+        await using var peer = await LoopbackPeer.StartAsync(useTls, kestrel: true);
+        var payload = new byte[(2 << 20) + 3];
+        new Random(2).NextBytes(payload);
+        using var response = await peer.CallAsync(peer.Request("echo", payload));
+        Assert.True(response.IsOk, response.ToString());
+        Assert.Equal(payload, response.Payload.ToArray());
+        using var unknown = await peer.CallAsync(peer.Request("nope"));
+        Assert.Equal(StatusCode.NotFound, unknown.Status);
+    }
+
     [Fact]
     public async Task Handshake_ServerLearnsTheCallersPeerId()
     {
@@ -137,7 +152,7 @@ public class TransportTests
     {
         await using var peer = await LoopbackPeer.StartAsync(useTls: true);
         using var impostor = PeerIdentity.Create();
-        using var response = await peer.Client.CallAsync(new PeerEndpoint(peer.Listener.Address, impostor.PeerId), peer.Request("echo"), default);
+        using var response = await peer.Client.CallAsync(new PeerEndpoint(peer.Address, impostor.PeerId), peer.Request("echo"), default);
         Assert.Equal(StatusCode.Unavailable, response.Status);
         Assert.Contains(impostor.PeerId.ToString(), response.Message);
         Assert.Contains(peer.ServerIdentity.PeerId.ToString(), response.Message);
@@ -148,7 +163,7 @@ public class TransportTests
     {
         await using var peer = await LoopbackPeer.StartAsync();
         using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
-        await socket.ConnectAsync(IPAddress.Loopback, peer.Listener.Address.Port);
+        await socket.ConnectAsync(IPAddress.Loopback, peer.Address.Port);
         var hello = new Handshake { ProtocolVersion = 99, PublicKey = ByteString.CopyFrom(peer.ClientIdentity.PublicKey), Nonce = ByteString.CopyFrom(new byte[32]) }.ToByteArray();
         var frame = new byte[FrameHeader.Size + hello.Length];
         new FrameHeader(FrameKind.Handshake, FrameFlags.None, 0, hello.Length).Write(frame);
@@ -170,7 +185,7 @@ public class TransportTests
         await using var peer = await LoopbackPeer.StartAsync();
         using (var socket = new Socket(SocketType.Stream, ProtocolType.Tcp))
         {
-            await socket.ConnectAsync(IPAddress.Loopback, peer.Listener.Address.Port);
+            await socket.ConnectAsync(IPAddress.Loopback, peer.Address.Port);
             await socket.SendAsync("GET / HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray());
             var buffer = new byte[64];
             using var limit = new CancellationTokenSource(Bound);

@@ -27,12 +27,24 @@ public readonly record struct FrameHeader(FrameKind Kind, FrameFlags Flags, ulon
 
     /// <summary>
     /// Reads one whole frame from the front of <paramref name="buffer"/> when it is all there, advancing past it.
+    /// For small frames (handshake, tests); connections stream bodies with <see cref="TryReadHeader"/>.
     /// </summary>
     /// <exception cref="ProtocolViolationException">The bytes cannot be a frame (bad length, kind, flags or reserved bits).</exception>
     public static bool TryRead(ref ReadOnlySequence<byte> buffer, out FrameHeader header, out ReadOnlySequence<byte> body)
     {
-        header = default;
         body = default;
+        var rest = buffer;
+        if (!TryReadHeader(ref rest, out header) || rest.Length < header.BodyLength) return false;
+        body = rest.Slice(0, header.BodyLength);
+        buffer = rest.Slice(header.BodyLength);
+        return true;
+    }
+
+    /// <summary>Reads a frame header from the front of <paramref name="buffer"/>, advancing past it; the body may not have arrived yet.</summary>
+    /// <exception cref="ProtocolViolationException">The bytes cannot be a frame header.</exception>
+    public static bool TryReadHeader(ref ReadOnlySequence<byte> buffer, out FrameHeader header)
+    {
+        header = default;
         if (buffer.Length < Size) return false;
         Span<byte> raw = stackalloc byte[Size];
         buffer.Slice(0, Size).CopyTo(raw);
@@ -43,11 +55,8 @@ public readonly record struct FrameHeader(FrameKind Kind, FrameFlags Flags, ulon
         if (!Enum.IsDefined(kind)) throw new ProtocolViolationException($"unknown frame kind {raw[4]}");
         if (raw[5] > (byte)(FrameFlags.First | FrameFlags.Last)) throw new ProtocolViolationException($"unknown frame flags 0x{raw[5]:x2}");
         if (raw[6] != 0 || raw[7] != 0) throw new ProtocolViolationException("reserved frame bits are set");
-        long total = length + 4;
-        if (buffer.Length < total) return false;
-        header = new FrameHeader(kind, (FrameFlags)raw[5], BinaryPrimitives.ReadUInt64LittleEndian(raw[8..]), (int)(total - Size));
-        body = buffer.Slice(Size, header.BodyLength);
-        buffer = buffer.Slice(total);
+        header = new FrameHeader(kind, (FrameFlags)raw[5], BinaryPrimitives.ReadUInt64LittleEndian(raw[8..]), (int)(length + 4 - Size));
+        buffer = buffer.Slice(Size);
         return true;
     }
 }

@@ -1,14 +1,15 @@
 using System.Buffers;
-using System.Buffers.Binary;
 using MoEMesh.Protocol.Wire;
 
 namespace MoEMesh.Protocol.Framing;
 
 /// <summary>
-/// Rebuilds messages from interleaved frames, one partial message per request id. The envelope must
-/// arrive whole in the first frame; its payload_length sizes the payload buffer, which counts against
-/// a per-connection budget so a peer cannot reserve unbounded memory by announcing large payloads.
-/// An oversized message is refused (its later frames are discarded) and reported once it ends.
+/// Rebuilds messages from interleaved frames, one partial message per request id. The envelope
+/// (u32 length + protobuf, at most 256 KiB) must come whole at the start of the message's first frame;
+/// payload bytes are copied into the message's buffer as they arrive, so no frame ever has to be
+/// buffered whole. Payload buffers count against a per-connection budget so a peer cannot reserve
+/// unbounded memory by announcing large payloads it never sends. An oversized message is refused (its
+/// later bytes are discarded) and reported once it ends.
 /// </summary>
 internal sealed class MessageAssembler(int maxMessageBytes, long maxBufferedBytes) : IDisposable
 {
@@ -18,27 +19,50 @@ internal sealed class MessageAssembler(int maxMessageBytes, long maxBufferedByte
     private readonly Dictionary<ulong, Partial> _partials = [];
     private long _buffered;
 
-    /// <summary>Feeds one frame; returns a message when this frame completed one.</summary>
-    /// <exception cref="ProtocolViolationException">Frames out of order for their request id, or a malformed first frame.</exception>
-    public ReceivedMessage? Add(FrameHeader header, ReadOnlySequence<byte> body)
+    /// <summary>Starts a message from its first frame's envelope bytes (without the u32 length prefix).</summary>
+    /// <exception cref="ProtocolViolationException">The request id is already in use or the envelope is not protobuf.</exception>
+    public void Start(FrameKind kind, ulong requestId, ReadOnlySequence<byte> envelopeBytes)
     {
-        bool first = header.Flags.HasFlag(FrameFlags.First), last = header.Flags.HasFlag(FrameFlags.Last);
-        _partials.TryGetValue(header.RequestId, out var partial);
-        if (first)
+        if (_partials.ContainsKey(requestId)) throw new ProtocolViolationException($"request {requestId} started twice");
+        var envelope = envelopeBytes.ToArray();
+        ulong payloadLength = PayloadLength(kind, envelope);
+        var partial = new Partial(kind, requestId, envelope, payloadLength);
+        if (payloadLength + (ulong)envelope.Length > (ulong)maxMessageBytes)
+            partial.Refuse($"message of {payloadLength + (ulong)envelope.Length} bytes exceeds the {maxMessageBytes}-byte limit", StatusCode.ResourceExhausted);
+        else if (_buffered + (long)payloadLength > maxBufferedBytes)
+            partial.Refuse($"the connection already buffers {_buffered} bytes of unfinished messages; limit {maxBufferedBytes}", StatusCode.ResourceExhausted);
+        else
         {
-            if (partial is not null) throw new ProtocolViolationException($"request {header.RequestId} started twice");
-            partial = Start(header, ref body);
-            _partials[header.RequestId] = partial;
+            partial.Payload = PooledBuffer.Rent((int)payloadLength);
+            _buffered += (long)payloadLength;
         }
-        else if (partial is null)
-        {
-            throw new ProtocolViolationException($"frame for request {header.RequestId}, which has not started");
-        }
-        partial.Append(body);
-        if (!last) return null;
-        _partials.Remove(header.RequestId);
-        return Finish(partial);
+        _partials[requestId] = partial;
     }
+
+    /// <summary>Adds payload bytes to a started message.</summary>
+    /// <exception cref="ProtocolViolationException">The request has not started.</exception>
+    public void Append(ulong requestId, ReadOnlySequence<byte> bytes) => Get(requestId).Append(bytes);
+
+    /// <summary>Ends a message (its last frame is done) and returns it.</summary>
+    /// <exception cref="ProtocolViolationException">The request has not started.</exception>
+    public ReceivedMessage Complete(ulong requestId)
+    {
+        var partial = Get(requestId);
+        _partials.Remove(requestId);
+        if (partial.Error is not null)
+            return new ReceivedMessage(partial.Kind, partial.RequestId, partial.Envelope, PooledBuffer.Empty, partial.Error) { ErrorStatus = partial.ErrorStatus };
+        _buffered -= partial.Payload!.Length;
+        if ((ulong)partial.Received != partial.ExpectedPayload)
+        {
+            partial.Payload.Dispose();
+            return new ReceivedMessage(partial.Kind, partial.RequestId, partial.Envelope, PooledBuffer.Empty,
+                $"payload has {partial.Received} bytes; the envelope announced {partial.ExpectedPayload}");
+        }
+        return new ReceivedMessage(partial.Kind, partial.RequestId, partial.Envelope, partial.Payload, null);
+    }
+
+    /// <summary>Whether a message with this id is being received.</summary>
+    public bool IsStarted(ulong requestId) => _partials.ContainsKey(requestId);
 
     /// <summary>Drops a partial message (its request was cancelled).</summary>
     public void Discard(ulong requestId)
@@ -52,29 +76,8 @@ internal sealed class MessageAssembler(int maxMessageBytes, long maxBufferedByte
         _partials.Clear();
     }
 
-    private Partial Start(FrameHeader header, ref ReadOnlySequence<byte> body)
-    {
-        if (body.Length < 4) throw new ProtocolViolationException($"first frame of request {header.RequestId} is shorter than its envelope length");
-        Span<byte> lengthBytes = stackalloc byte[4];
-        body.Slice(0, 4).CopyTo(lengthBytes);
-        uint envelopeLength = BinaryPrimitives.ReadUInt32LittleEndian(lengthBytes);
-        if (envelopeLength > MaxEnvelopeBytes || envelopeLength > body.Length - 4)
-            throw new ProtocolViolationException($"envelope of request {header.RequestId} claims {envelopeLength} bytes; it must fit its first frame and {MaxEnvelopeBytes} bytes");
-        var envelope = body.Slice(4, envelopeLength).ToArray();
-        body = body.Slice(4 + envelopeLength);
-        ulong payloadLength = PayloadLength(header.Kind, envelope);
-        var partial = new Partial(header.Kind, header.RequestId, envelope, payloadLength);
-        if (payloadLength + (ulong)envelope.Length > (ulong)maxMessageBytes)
-            partial.Refuse($"message of {payloadLength + (ulong)envelope.Length} bytes exceeds the {maxMessageBytes}-byte limit", StatusCode.ResourceExhausted);
-        else if (_buffered + (long)payloadLength > maxBufferedBytes)
-            partial.Refuse($"the connection already buffers {_buffered} bytes of unfinished messages; limit {maxBufferedBytes}", StatusCode.ResourceExhausted);
-        else
-        {
-            partial.Payload = PooledBuffer.Rent((int)payloadLength);
-            _buffered += (long)payloadLength;
-        }
-        return partial;
-    }
+    private Partial Get(ulong requestId) =>
+        _partials.TryGetValue(requestId, out var partial) ? partial : throw new ProtocolViolationException($"frame for request {requestId}, which has not started");
 
     private static ulong PayloadLength(FrameKind kind, byte[] envelope)
     {
@@ -86,20 +89,6 @@ internal sealed class MessageAssembler(int maxMessageBytes, long maxBufferedByte
         {
             throw new ProtocolViolationException($"envelope is not valid protobuf: {e.Message}");
         }
-    }
-
-    private ReceivedMessage Finish(Partial partial)
-    {
-        if (partial.Error is not null)
-            return new ReceivedMessage(partial.Kind, partial.RequestId, partial.Envelope, PooledBuffer.Empty, partial.Error) { ErrorStatus = partial.ErrorStatus };
-        _buffered -= partial.Payload!.Length;
-        if ((ulong)partial.Received != partial.ExpectedPayload)
-        {
-            partial.Payload.Dispose();
-            return new ReceivedMessage(partial.Kind, partial.RequestId, partial.Envelope, PooledBuffer.Empty,
-                $"payload has {partial.Received} bytes; the envelope announced {partial.ExpectedPayload}");
-        }
-        return new ReceivedMessage(partial.Kind, partial.RequestId, partial.Envelope, partial.Payload, null);
     }
 
     private void Release(Partial partial)
@@ -135,14 +124,9 @@ internal sealed class MessageAssembler(int maxMessageBytes, long maxBufferedByte
 
         public void Append(ReadOnlySequence<byte> bytes)
         {
-            if (Error is not null) return;
-            if ((ulong)(Received + bytes.Length) > ExpectedPayload)
-            {
-                // Keep counting so Finish reports the mismatch; stop copying.
-                Received += bytes.Length;
-                return;
-            }
-            bytes.CopyTo(Payload!.Span.Slice((int)Received));
+            if (Error is null && (ulong)(Received + bytes.Length) <= ExpectedPayload)
+                bytes.CopyTo(Payload!.Span.Slice((int)Received));
+            // Past the announced length nothing is copied; Complete reports the mismatch.
             Received += bytes.Length;
         }
     }

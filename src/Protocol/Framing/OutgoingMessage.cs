@@ -39,8 +39,17 @@ internal sealed class OutgoingMessage
     public bool IsComplete => _position >= TotalLength;
 
     /// <summary>Writes the next frame (at most 1 MiB of body) into <paramref name="output"/>; returns bytes written.</summary>
-    public int WriteNextFrame(IBufferWriter<byte> output)
+    public int WriteNextFrame(IBufferWriter<byte> output) => WriteNextFrame(output, int.MaxValue, out _);
+
+    /// <summary>
+    /// Writes the next frame's header and envelope bytes into <paramref name="output"/>. When the frame's
+    /// payload part is at least <paramref name="deferPayloadFrom"/> bytes it is not copied but returned in
+    /// <paramref name="deferred"/>, for the caller to write straight to the stream after flushing
+    /// <paramref name="output"/>. Returns the bytes written into <paramref name="output"/>.
+    /// </summary>
+    public int WriteNextFrame(IBufferWriter<byte> output, int deferPayloadFrom, out ReadOnlyMemory<byte> deferred)
     {
+        deferred = default;
         int body = Math.Min(FrameHeader.MaxBody, TotalLength - _position);
         var flags = FrameFlags.None;
         if (IsMultiFrame)
@@ -58,12 +67,22 @@ internal sealed class OutgoingMessage
             output.Write(Prefix.Span.Slice(_position, fromPrefix));
             _position += fromPrefix;
         }
+        int written = FrameHeader.Size + body;
         if (_position < end)
         {
             int fromPayload = end - _position;
-            output.Write(Payload.Span.Slice(_position - Prefix.Length, fromPayload));
+            var slice = Payload.Slice(_position - Prefix.Length, fromPayload);
+            if (fromPayload >= deferPayloadFrom)
+            {
+                deferred = slice;
+                written -= fromPayload;
+            }
+            else
+            {
+                output.Write(slice.Span);
+            }
             _position += fromPayload;
         }
-        return FrameHeader.Size + body;
+        return written;
     }
 }

@@ -10,7 +10,7 @@ namespace MoEMesh.Protocol.Rpc;
 /// </summary>
 public sealed class PeerRequest : IDisposable
 {
-    private readonly PooledBuffer? _owned;
+    private PooledBuffer? _owned;
 
     /// <summary>Creates a request.</summary>
     public PeerRequest(string method, ReadOnlyMemory<byte> header, ReadOnlyMemory<byte> payload, DateTimeOffset deadline, PooledBuffer? owned = null)
@@ -56,6 +56,24 @@ public sealed class PeerRequest : IDisposable
         }
     }
 
-    /// <summary>Releases a pooled payload.</summary>
-    public void Dispose() => _owned?.Dispose();
+    /// <summary>
+    /// Takes ownership of the payload's buffer, so a handler can keep the bytes beyond its own completion
+    /// (or send them back) without copying; the caller must dispose what it takes. A request whose payload
+    /// is not pooled returns a pooled copy.
+    /// </summary>
+    public PooledBuffer TakePayload()
+    {
+        var owned = Interlocked.Exchange(ref _owned, null);
+        return owned is not null && owned.Length == Payload.Length ? owned : CopyAndRelease(owned);
+    }
+
+    /// <summary>Releases a pooled payload that was not taken.</summary>
+    public void Dispose() => Interlocked.Exchange(ref _owned, null)?.Dispose();
+
+    private PooledBuffer CopyAndRelease(PooledBuffer? owned)
+    {
+        var copy = PooledBuffer.CopyOf(Payload.Span);
+        owned?.Dispose();
+        return copy;
+    }
 }

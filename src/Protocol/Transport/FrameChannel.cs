@@ -21,9 +21,13 @@ internal sealed class FrameChannel : IAsyncDisposable
     private readonly Channel<OutgoingMessage> _outgoing = Channel.CreateUnbounded<OutgoingMessage>(new UnboundedChannelOptions { SingleReader = true });
     private readonly CancellationTokenSource _closing = new();
     private readonly IAsyncDisposable? _transport;
+    private readonly Stream? _directStream;
     private readonly TimeProvider _time;
     private ITimer? _closeGrace;
     private static readonly TimeSpan CloseGrace = TimeSpan.FromSeconds(1);
+
+    /// <summary>Payload chunks from this size on bypass the pipe (one copy fewer); smaller ones are batched in it.</summary>
+    private const int DirectWriteFrom = 64 * 1024;
     private Task _reading = Task.CompletedTask, _writing = Task.CompletedTask;
     private string? _closeReason;
 
@@ -34,8 +38,15 @@ internal sealed class FrameChannel : IAsyncDisposable
     /// <param name="options">Limits.</param>
     /// <param name="time">Clock for the grace period given to a GoAway before the loops stop.</param>
     /// <param name="transport">Disposed when the channel closes (socket, TLS stream), or null.</param>
-    public FrameChannel(PipeReader input, PipeWriter output, IFrameSink sink, FrameKind[] accepted, PeerProtocolOptions options, TimeProvider time, IAsyncDisposable? transport)
+    /// <param name="directStream">
+    /// The stream under <paramref name="output"/>, when there is one: large payload chunks are written to it
+    /// directly after flushing the frame header, saving a copy per byte. Null for transports whose pipe is
+    /// the only way in (Kestrel).
+    /// </param>
+    public FrameChannel(PipeReader input, PipeWriter output, IFrameSink sink, FrameKind[] accepted, PeerProtocolOptions options, TimeProvider time,
+        IAsyncDisposable? transport, Stream? directStream = null)
     {
+        _directStream = directStream;
         _time = time;
         _input = input;
         _output = output;
@@ -106,6 +117,8 @@ internal sealed class FrameChannel : IAsyncDisposable
     private async Task ReadLoopAsync()
     {
         string reason = "peer closed the connection";
+        var frames = new FrameReader(_assembler, _accepted);
+        var events = new Events(this);
         try
         {
             while (true)
@@ -114,12 +127,16 @@ internal sealed class FrameChannel : IAsyncDisposable
                 var buffer = result.Buffer;
                 try
                 {
-                    while (FrameHeader.TryRead(ref buffer, out var header, out var body))
-                        if (!Dispatch(header, body, out reason)) return;
+                    frames.Process(ref buffer, events);
                 }
                 finally
                 {
                     _input.AdvanceTo(buffer.Start, buffer.End);
+                }
+                if (events.GoAwayReason is { } goAway)
+                {
+                    reason = goAway;
+                    return;
                 }
                 if (result.IsCompleted)
                 {
@@ -147,32 +164,34 @@ internal sealed class FrameChannel : IAsyncDisposable
         }
     }
 
-    /// <summary>Handles one frame; false when the connection must close, with the reason.</summary>
-    private bool Dispatch(FrameHeader header, ReadOnlySequence<byte> body, out string reason)
+    /// <summary>Routes what the frame reader finds: messages to the sink, control frames handled here.</summary>
+    private sealed class Events(FrameChannel channel) : IFrameEvents
     {
-        reason = "";
-        switch (header.Kind)
+        public string? GoAwayReason { get; private set; }
+
+        public void OnMessage(ReceivedMessage message) => channel._sink.OnMessage(message);
+
+        public void OnControl(FrameHeader header, ReadOnlySequence<byte> body)
         {
-            case FrameKind.Request or FrameKind.Response when Array.IndexOf(_accepted, header.Kind) >= 0:
-                var message = _assembler.Add(header, body);
-                if (message is not null) _sink.OnMessage(message);
-                return true;
-            case FrameKind.Cancel:
-                _assembler.Discard(header.RequestId);
-                _sink.OnCancel(header.RequestId);
-                return true;
-            case FrameKind.Ping:
-                if (body.Length > 64) throw new ProtocolViolationException($"ping body of {body.Length} bytes exceeds 64");
-                TrySendControl(FrameKind.Pong, header.RequestId, body.ToArray());
-                return true;
-            case FrameKind.Pong:
-                _sink.OnPong();
-                return true;
-            case FrameKind.GoAway:
-                reason = "peer closed the connection: " + System.Text.Encoding.UTF8.GetString((body.Length > 1024 ? body.Slice(0, 1024) : body).ToArray());
-                return false;
-            default:
-                throw new ProtocolViolationException($"unexpected {header.Kind} frame on an established connection");
+            switch (header.Kind)
+            {
+                case FrameKind.Cancel:
+                    channel._assembler.Discard(header.RequestId);
+                    channel._sink.OnCancel(header.RequestId);
+                    break;
+                case FrameKind.Ping:
+                    if (body.Length > 64) throw new ProtocolViolationException($"ping body of {body.Length} bytes exceeds 64");
+                    channel.TrySendControl(FrameKind.Pong, header.RequestId, body.ToArray());
+                    break;
+                case FrameKind.Pong:
+                    channel._sink.OnPong();
+                    break;
+                case FrameKind.GoAway:
+                    GoAwayReason ??= "peer closed the connection: " + System.Text.Encoding.UTF8.GetString(body.ToArray());
+                    break;
+                default:
+                    throw new ProtocolViolationException($"unexpected {header.Kind} frame on an established connection");
+            }
         }
     }
 
@@ -191,7 +210,13 @@ internal sealed class FrameChannel : IAsyncDisposable
                         message.Sent.TrySetResult();
                         continue;
                     }
-                    unflushed += message.WriteNextFrame(_output);
+                    unflushed += message.WriteNextFrame(_output, _directStream is null ? int.MaxValue : DirectWriteFrom, out var deferred);
+                    if (!deferred.IsEmpty)
+                    {
+                        await _output.FlushAsync(_closing.Token);
+                        await _directStream!.WriteAsync(deferred, _closing.Token);
+                        unflushed = 0;
+                    }
                     if (message.IsComplete) message.Sent.TrySetResult();
                     else if (!_outgoing.Writer.TryWrite(message)) message.Sent.TrySetResult();
                     if (unflushed >= FrameHeader.MaxBody)

@@ -67,12 +67,12 @@ public sealed class PeerConnection : IFrameSink, IAsyncDisposable
             stream = new NetworkStream(socket, ownsSocket: true);
             var ssl = options.UseTls ? await TlsLayer.AuthenticateAsync(stream, asServer: false, identity, linked.Token) : null;
             stream = ssl ?? stream;
-            var input = PipeReader.Create(stream);
-            var output = PipeWriter.Create(stream);
+            var input = StreamPipes.Reader(stream);
+            var output = StreamPipes.Writer(stream);
             var (peer, key) = await PeerHandshake.DialAsync(input, output, identity, endpoint.PeerId, linked.Token);
             if (ssl is not null) TlsLayer.RequireSameKey(ssl, key, peer);
             var connection = new PeerConnection(endpoint, peer, time);
-            connection._channel = new FrameChannel(input, output, connection, [FrameKind.Response], options, time, stream);
+            connection._channel = new FrameChannel(input, output, connection, [FrameKind.Response], options, time, stream, directStream: stream);
             connection._channel.Start();
             return connection;
         }

@@ -1,50 +1,103 @@
 using System.Net;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
+using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using MoEMesh.Protocol.Addressing;
 
 namespace MoEMesh.Protocol.Transport;
 
 /// <summary>
-/// A Kestrel server with one peer-protocol endpoint, for tools, tests and benchmarks that need a real
-/// listening socket without the node's full host. The node daemon adds the same endpoint to its own host.
+/// The default way to serve the peer protocol: a listening socket whose accepted connections are handed
+/// to a <see cref="PeerServer"/> with 256 KiB pipes. Every connection runs as a tracked task; disposing
+/// stops accepting, closes each connection with a GoAway and waits for them to end.
 /// </summary>
-public sealed class PeerListener : IAsyncDisposable
+public sealed partial class PeerListener : IAsyncDisposable
 {
-    private readonly WebApplication _app;
+    private readonly Socket _socket;
+    private readonly PeerServer _server;
+    private readonly ILogger _logger;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly HashSet<Task> _connections = [];
+    private readonly Task _accepting;
 
-    private PeerListener(WebApplication app, PeerAddress address)
+    private PeerListener(Socket socket, PeerServer server, ILogger logger)
     {
-        _app = app;
-        Address = address;
+        _socket = socket;
+        _server = server;
+        _logger = logger;
+        Address = PeerAddress.From((IPEndPoint)socket.LocalEndPoint!);
+        _accepting = Task.Run(AcceptLoopAsync);
     }
 
     /// <summary>The address actually bound (port 0 resolved).</summary>
     public PeerAddress Address { get; }
 
-    /// <summary>Starts listening on <paramref name="endPoint"/> (port 0 for any free port).</summary>
-    public static async Task<PeerListener> StartAsync(PeerServer server, IPEndPoint endPoint, CancellationToken cancellationToken)
+    /// <summary>Binds <paramref name="endPoint"/> (port 0 for any free port) and starts accepting.</summary>
+    /// <exception cref="SocketException">The address cannot be bound (in use, not local); the message says which.</exception>
+    public static PeerListener Start(PeerServer server, IPEndPoint endPoint, ILogger<PeerListener>? logger = null)
     {
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        ListenOptions? bound = null;
-        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(endPoint, listen =>
+        var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
         {
-            bound = listen;
-            listen.UsePeerProtocol(server);
-        }));
-        var app = builder.Build();
-        await app.StartAsync(cancellationToken);
-        return new PeerListener(app, PeerAddress.From(bound!.IPEndPoint!));
+            socket.Bind(endPoint);
+            socket.Listen(512);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+        return new PeerListener(socket, server, logger ?? (ILogger)NullLogger.Instance);
     }
 
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
-        using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-        await _app.StopAsync(limit.Token);
-        await _app.DisposeAsync();
+        await _stopping.CancelAsync();
+        _socket.Dispose();
+        await _accepting;
+        Task[] open;
+        lock (_connections) open = [.. _connections];
+        await Task.WhenAll(open);
+        _stopping.Dispose();
     }
+
+    private async Task AcceptLoopAsync()
+    {
+        while (!_stopping.IsCancellationRequested)
+        {
+            Socket accepted;
+            try
+            {
+                accepted = await _socket.AcceptAsync(_stopping.Token);
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException || _stopping.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (SocketException e)
+            {
+                LogAcceptFailed(_logger, e.SocketErrorCode.ToString());
+                continue;
+            }
+            accepted.NoDelay = true;
+            var connection = ServeAsync(accepted);
+            lock (_connections) _connections.Add(connection);
+            _ = connection.ContinueWith(t =>
+            {
+                lock (_connections) _connections.Remove(t);
+            }, TaskScheduler.Default);
+        }
+    }
+
+    private async Task ServeAsync(Socket socket)
+    {
+        await Task.Yield();
+        string remote = socket.RemoteEndPoint?.ToString() ?? "unknown";
+        await using var stream = new NetworkStream(socket, ownsSocket: true);
+        await _server.HandleStreamAsync(stream, remote, _stopping.Token);
+    }
+
+    [LoggerMessage(EventId = 210, Level = LogLevel.Warning, Message = "Accepting a peer connection failed: {Error}")]
+    private static partial void LogAcceptFailed(ILogger logger, string error);
 }

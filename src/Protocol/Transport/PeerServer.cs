@@ -10,8 +10,8 @@ using MoEMesh.Protocol.Rpc;
 namespace MoEMesh.Protocol.Transport;
 
 /// <summary>
-/// Accepts peer connections on Kestrel's connection layer: TLS (when on), the handshake, then requests
-/// routed through a <see cref="PeerRouter"/>. Whatever one connection sends (garbage, a wrong version,
+/// Serves accepted peer connections, from <see cref="PeerListener"/>'s sockets or from a Kestrel endpoint:
+/// TLS (when on), the handshake, then requests routed through a <see cref="PeerRouter"/>. Whatever one connection sends (garbage, a wrong version,
 /// a failed proof) ends that connection only; the server keeps serving the others.
 /// </summary>
 public sealed partial class PeerServer(PeerIdentity identity, PeerRouter router, PeerProtocolOptions options, TimeProvider time, ILogger<PeerServer>? logger = null)
@@ -28,36 +28,44 @@ public sealed partial class PeerServer(PeerIdentity identity, PeerRouter router,
     /// <summary>Connections closed during TLS or the handshake.</summary>
     public long ConnectionsRefused => Interlocked.Read(ref _refused);
 
-    /// <summary>Kestrel's entry point for one connection.</summary>
+    /// <summary>Kestrel's entry point for one connection (see <see cref="PeerListenOptionsExtensions.UsePeerProtocol"/>).</summary>
     public Task HandleConnectionAsync(ConnectionContext connection) =>
-        HandleAsync(connection.Transport, connection.RemoteEndPoint?.ToString() ?? "unknown", connection.ConnectionClosed);
+        ServeAsync(connection.RemoteEndPoint?.ToString() ?? "unknown", connection.ConnectionClosed, async token =>
+            options.UseTls
+                ? Secured(await TlsLayer.AuthenticateAsync(new DuplexPipeStream(connection.Transport), asServer: true, identity, token))
+                : (connection.Transport.Input, connection.Transport.Output, null, null));
 
-    /// <summary>Serves one connection until it closes.</summary>
-    internal async Task HandleAsync(IDuplexPipe transport, string remote, CancellationToken aborted)
+    /// <summary>Serves one accepted socket stream until it closes (see <see cref="PeerListener"/>).</summary>
+    public Task HandleStreamAsync(Stream stream, string remote, CancellationToken aborted) =>
+        ServeAsync(remote, aborted, async token =>
+            options.UseTls
+                ? Secured(await TlsLayer.AuthenticateAsync(stream, asServer: true, identity, token))
+                : (StreamPipes.Reader(stream), StreamPipes.Writer(stream), null, stream));
+
+    private static (PipeReader, PipeWriter, SslStream?, Stream?) Secured(SslStream ssl) => (StreamPipes.Reader(ssl), StreamPipes.Writer(ssl), ssl, ssl);
+
+    /// <summary>TLS (through <paramref name="open"/>), the handshake, then requests until the connection closes.</summary>
+    private async Task ServeAsync(string remote, CancellationToken aborted, Func<CancellationToken, Task<(PipeReader Input, PipeWriter Output, SslStream? Ssl, Stream? Direct)>> open)
     {
         SslStream? ssl = null;
         FrameChannel? channel = null;
         try
         {
-            PipeReader input = transport.Input;
-            PipeWriter output = transport.Output;
+            PipeReader input;
+            PipeWriter output;
+            Stream? direct;
             PeerId caller;
             using (var limit = new CancellationTokenSource(options.HandshakeTimeout, time))
             using (var token = CancellationTokenSource.CreateLinkedTokenSource(limit.Token, aborted))
             {
-                if (options.UseTls)
-                {
-                    ssl = await TlsLayer.AuthenticateAsync(new DuplexPipeStream(transport), asServer: true, identity, token.Token);
-                    input = PipeReader.Create(ssl);
-                    output = PipeWriter.Create(ssl);
-                }
+                (input, output, ssl, direct) = await open(token.Token);
                 var (peer, key) = await PeerHandshake.AcceptAsync(input, output, identity, token.Token);
                 if (ssl is not null) TlsLayer.RequireSameKey(ssl, key, peer);
                 caller = peer;
             }
             Interlocked.Increment(ref _accepted);
             var connection = new ServerConnection(caller, router, options, time);
-            channel = new FrameChannel(input, output, connection, [FrameKind.Request], options, time, ssl);
+            channel = new FrameChannel(input, output, connection, [FrameKind.Request], options, time, ssl, direct);
             connection.Attach(channel);
             channel.Start();
             using var registration = aborted.Register(static c => ((FrameChannel)c!).Close("the server is shutting down"), channel);
