@@ -58,26 +58,33 @@ public class PoolTests
     {
         await using var peer = await LoopbackPeer.StartAsync();
         var time = new ManualTimeProvider();
-        var options = new PeerProtocolOptions { UseTls = false, KeepAliveInterval = TimeSpan.FromSeconds(15), IdleTimeout = TimeSpan.FromSeconds(30) };
+        var start = time.GetUtcNow();
+        // Keep-alive later than idle close, so only the idle rule can close the connection.
+        var options = new PeerProtocolOptions { UseTls = false, KeepAliveInterval = TimeSpan.FromSeconds(60), IdleTimeout = TimeSpan.FromSeconds(30) };
         await using var pool = new PeerConnectionPool(peer.ClientIdentity, options, time);
         using var limit = new CancellationTokenSource(Bound);
         var connection = await pool.GetAsync(peer.Endpoint, limit.Token);
         Assert.Equal(1, pool.OpenConnections);
 
-        // The maintenance loop wakes every 7.5 s; at 30 s idle it closes the connection.
-        for (int step = 0; step < 4; step++)
+        // The maintenance loop wakes every 15 s; step the clock one wake-up at a time until it closes the
+        // connection. Each step waits for the loop to re-arm its timer, so no wake-up is skipped.
+        for (int step = 0; pool.OpenConnections != 0; step++)
         {
+            Assert.True(step < 8, "the idle connection was still open after 8 maintenance periods");
             await time.WaitForTimersAsync(1, limit.Token);
-            time.Advance(TimeSpan.FromSeconds(7.5));
+            if (pool.OpenConnections == 0) break;
+            time.Advance(TimeSpan.FromSeconds(15));
+            await WaitUntilAsync(() => pool.OpenConnections == 0 || time.ActiveTimers > 0, limit.Token);
         }
-        while (pool.OpenConnections != 0)
-        {
-            await time.WaitForTimersAsync(1, limit.Token);
-            await Task.Yield();
-        }
+        Assert.InRange(time.GetUtcNow() - start, options.IdleTimeout, options.IdleTimeout + TimeSpan.FromSeconds(15));
         Assert.False(connection.IsOpen);
         var again = await pool.GetAsync(peer.Endpoint, limit.Token);
         Assert.True(again.IsOpen);
         Assert.NotSame(connection, again);
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition, CancellationToken cancellationToken)
+    {
+        while (!condition()) await Task.Delay(1, cancellationToken);
     }
 }

@@ -76,6 +76,7 @@ public sealed class ManualTimeProvider : TimeProvider
     {
         while (true)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             Task armed;
             lock (_gate)
             {
