@@ -32,6 +32,15 @@ public sealed class IdentityTests : IDisposable
         Assert.True(identity.PeerId.Matches(identity.PublicKey));
     }
 
+    [Fact]
+    public void PeerId_FromHash_IsTheIdOfTheKeyWithThatHash_AndRejectsOtherLengths()
+    {
+        using var identity = PeerIdentity.Create();
+        Assert.Equal(identity.PeerId, PeerId.FromHash(identity.PeerId.Hash));
+        var e = Assert.Throws<ArgumentException>(() => PeerId.FromHash(new byte[20]));
+        Assert.Contains("32 bytes; got 20", e.Message);
+    }
+
     [Theory]
     [InlineData("")]
     [InlineData("0OIl")]

@@ -25,6 +25,11 @@ public readonly record struct PeerId
     /// <summary>The PeerId of a public key.</summary>
     public static PeerId FromPublicKey(ReadOnlySpan<byte> subjectPublicKeyInfo) => new(SHA256.HashData(subjectPublicKeyInfo));
 
+    /// <summary>The PeerId with this 32-byte hash (an id learned without its key, such as a simulated node's).</summary>
+    /// <exception cref="ArgumentException">The hash is not 32 bytes.</exception>
+    public static PeerId FromHash(ReadOnlySpan<byte> hash) =>
+        hash.Length == 32 ? new PeerId(hash.ToArray()) : throw new ArgumentException($"A PeerId hash has 32 bytes; got {hash.Length}.", nameof(hash));
+
     /// <summary>Parses base58 text; false unless it decodes to 32 bytes.</summary>
     public static bool TryParse(string? text, out PeerId peerId)
     {

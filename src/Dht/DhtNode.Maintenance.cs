@@ -1,0 +1,120 @@
+using Microsoft.Extensions.Logging;
+using MoEMesh.Dht.Ids;
+using MoEMesh.Dht.Lookup;
+using MoEMesh.Dht.Node;
+using MoEMesh.Dht.Rpc;
+using MoEMesh.Protocol.Rpc;
+
+namespace MoEMesh.Dht;
+
+/// <summary>
+/// Joining and staying joined: bootstrap from the initial peers with retries and back-off; then every
+/// MaintenanceInterval purge expired records and old bans, refresh buckets that saw no lookup for
+/// RefreshPeriod (Hivemind never refreshes), and go back to the initial peers when the table has emptied.
+/// </summary>
+public sealed partial class DhtNode
+{
+    /// <summary>
+    /// Joins the swarm through <paramref name="initialPeers"/>: pings them (in rounds, with back-off
+    /// between rounds), adds those that answer, then looks up this node's own id to fill the table.
+    /// With no initial peers this node starts a new swarm.
+    /// </summary>
+    /// <exception cref="DhtBootstrapException">No initial peer answered in any round; the message names each and why.</exception>
+    public async Task BootstrapAsync(IReadOnlyList<PeerEndpoint> initialPeers, CancellationToken cancellationToken)
+    {
+        _initialPeers = initialPeers.ToArray();
+        if (_initialPeers.Count == 0) return;
+        var problems = new Dictionary<PeerEndpoint, string>();
+        for (int attempt = 1; ; attempt++)
+        {
+            if (await TryJoinAsync(problems, cancellationToken)) return;
+            if (attempt >= Options.BootstrapAttempts) break;
+            var wait = TimeSpan.FromTicks(Options.BootstrapBackoff.Ticks << Math.Min(attempt - 1, 20));
+            LogBootstrapRetry(_logger, attempt, wait.TotalSeconds);
+            await Task.Delay(wait, Time, cancellationToken);
+        }
+        throw new DhtBootstrapException(
+            $"Could not join the DHT: none of the {_initialPeers.Count} initial peers answered after {Options.BootstrapAttempts} attempts. "
+            + string.Join("; ", _initialPeers.Select(p => $"{p}: {problems.GetValueOrDefault(p, "no answer")}")));
+    }
+
+    /// <summary>One round of pings to the initial peers; on any answer, a lookup of our own id.</summary>
+    private async Task<bool> TryJoinAsync(Dictionary<PeerEndpoint, string> problems, CancellationToken cancellationToken)
+    {
+        var deadline = Time.GetUtcNow() + Options.RpcTimeout;
+        var pings = await Task.WhenAll(_initialPeers.Select(async peer => (Peer: peer, Result: await _rpc.PingAsync(Sender, peer, deadline, cancellationToken))));
+        bool joined = false;
+        foreach (var (peer, result) in pings)
+        {
+            if (!result.IsOk) problems[peer] = $"{result.Outcome}: {result.Error}";
+            else if (result.Value == PeerId) problems[peer] = "that address is this node itself";
+            else if (peer.PeerId is { } expected && expected != result.Value) problems[peer] = $"it answered as {result.Value}, not the expected {expected}";
+            else
+            {
+                Seen(new DhtContact(result.Value, peer.Address));
+                joined = true;
+            }
+        }
+        if (!joined) return false;
+        await LookupAsync([new FindQuery(Id, null)], LookupMode.FindNodes, Time.GetUtcNow() + Options.OperationTimeout, "bootstrap", cancellationToken);
+        LogJoined(_logger, RoutingTableSize);
+        return true;
+    }
+
+    private async Task MaintainAsync(CancellationToken stopping)
+    {
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(Options.MaintenanceInterval, Time, stopping);
+                try
+                {
+                    await MaintainOnceAsync(stopping);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    LogMaintenanceFailed(_logger, e);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+        }
+    }
+
+    /// <summary>One maintenance pass (the loop calls this every MaintenanceInterval).</summary>
+    internal async Task MaintainOnceAsync(CancellationToken cancellationToken)
+    {
+        var now = Time.GetUtcNow();
+        List<NodeId> stale;
+        bool empty;
+        lock (_gate)
+        {
+            _store.Purge(now);
+            _bans.Purge(now);
+            empty = _table.Count == 0;
+            stale = empty ? [] : _table.StaleBucketTargets(now, Options.RefreshPeriod, _random);
+        }
+        if (empty && _initialPeers.Count > 0)
+        {
+            LogRejoining(_logger, _initialPeers.Count);
+            await TryJoinAsync([], cancellationToken);
+            return;
+        }
+        if (stale.Count > 0)
+            await LookupAsync(stale.Select(t => new FindQuery(t, null)).ToArray(), LookupMode.FindNodes, now + Options.OperationTimeout, "refresh", cancellationToken);
+    }
+
+    [LoggerMessage(EventId = 410, Level = LogLevel.Information, Message = "Joined the DHT; routing table holds {Contacts} contacts")]
+    private static partial void LogJoined(ILogger logger, int contacts);
+
+    [LoggerMessage(EventId = 411, Level = LogLevel.Warning, Message = "No initial DHT peer answered (attempt {Attempt}); retrying in {WaitSeconds} s")]
+    private static partial void LogBootstrapRetry(ILogger logger, int attempt, double waitSeconds);
+
+    [LoggerMessage(EventId = 412, Level = LogLevel.Warning, Message = "The DHT routing table is empty; rejoining through {Count} initial peers")]
+    private static partial void LogRejoining(ILogger logger, int count);
+
+    [LoggerMessage(EventId = 413, Level = LogLevel.Error, Message = "DHT maintenance failed")]
+    private static partial void LogMaintenanceFailed(ILogger logger, Exception exception);
+}

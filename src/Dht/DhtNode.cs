@@ -1,0 +1,269 @@
+using System.Diagnostics.Metrics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using MoEMesh.Dht.Ids;
+using MoEMesh.Dht.Lookup;
+using MoEMesh.Dht.Node;
+using MoEMesh.Dht.Records;
+using MoEMesh.Dht.Routing;
+using MoEMesh.Dht.Rpc;
+using MoEMesh.Dht.Storage;
+using MoEMesh.Protocol.Addressing;
+using MoEMesh.Protocol.Identity;
+using MoEMesh.Protocol.Rpc;
+
+namespace MoEMesh.Dht;
+
+/// <summary>
+/// One Kademlia node: routing table, record storage, the three RPC handlers, iterative lookups, and the
+/// <see cref="IDht"/> facade (get, store, many of each). It reaches the network only through
+/// <see cref="IDhtRpc"/>. Split by concern: this file holds state and how the node reacts to peers it
+/// sees or loses; <c>DhtNode.Handlers.cs</c> answers RPCs; <c>DhtNode.Get.cs</c> and
+/// <c>DhtNode.Store.cs</c> implement the facade; <c>DhtNode.Maintenance.cs</c> bootstraps, refreshes
+/// and rejoins. Thread-safe: shared state is touched only under one lock, never across an await.
+/// </summary>
+public sealed partial class DhtNode : IDht, IDhtRpcHandler, ILookupHost, IAsyncDisposable
+{
+    private readonly object _gate = new();
+    private readonly IDhtRpc _rpc;
+    private readonly RoutingTable _table;
+    private readonly RecordStore _store;
+    private readonly RecordValidator _validator;
+    private readonly PeerBans _bans;
+    private readonly BackgroundWork _background;
+    private readonly DhtMetrics _metrics;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Random _random;
+    private readonly ILogger _logger;
+    private readonly Dictionary<(string Key, bool Latest), Task<DhtValue?>> _searches = [];
+    private IReadOnlyList<PeerEndpoint> _initialPeers = [];
+    private Task _maintenance = Task.CompletedTask;
+
+    /// <summary>Creates a node; call <see cref="BootstrapAsync"/> and then <see cref="Start"/>.</summary>
+    /// <param name="peerId">This node's PeerId (its NodeId is the hash inside).</param>
+    /// <param name="address">Where this node listens; null for a client-mode node.</param>
+    /// <param name="rpc">The network port.</param>
+    /// <param name="options">Knobs; validated here.</param>
+    /// <param name="time">The clock for expirations, bans, timeouts and maintenance.</param>
+    /// <param name="logger">Logs.</param>
+    /// <param name="meterFactory">Creates the node's meter; a private meter when null.</param>
+    public DhtNode(PeerId peerId, PeerAddress? address, IDhtRpc rpc, DhtOptions options, TimeProvider time, ILogger<DhtNode>? logger = null, IMeterFactory? meterFactory = null)
+    {
+        options.Validate();
+        if (address is null && !options.ClientMode) throw new ArgumentException("A DHT node that is not in client mode needs the address it listens on.", nameof(address));
+        PeerId = peerId;
+        Id = NodeId.Of(peerId);
+        Sender = new DhtSender(peerId, address, options.ClientMode);
+        Options = options;
+        Time = time;
+        _rpc = rpc;
+        _logger = logger ?? (ILogger)NullLogger.Instance;
+        _table = new RoutingTable(Id, options.BucketSize, time.GetUtcNow());
+        _validator = new RecordValidator(options);
+        _store = new RecordStore(options, _validator);
+        _bans = new PeerBans(options);
+        _background = new BackgroundWork(_logger);
+        _metrics = new DhtMetrics(meterFactory);
+        // Seeded from the node id, so a simulated swarm repeats exactly.
+        _random = new Random(BitConverter.ToInt32(peerId.Hash[..4]));
+    }
+
+    /// <summary>This node's PeerId.</summary>
+    public PeerId PeerId { get; }
+
+    /// <summary>This node's Kademlia id.</summary>
+    public NodeId Id { get; }
+
+    /// <summary>How this node introduces itself in requests.</summary>
+    public DhtSender Sender { get; }
+
+    /// <summary>The knobs.</summary>
+    public DhtOptions Options { get; }
+
+    /// <summary>The clock.</summary>
+    public TimeProvider Time { get; }
+
+    /// <summary>Contacts in the routing table.</summary>
+    public int RoutingTableSize
+    {
+        get
+        {
+            lock (_gate) return _table.Count;
+        }
+    }
+
+    /// <summary>Record entries held for the network (expired ones until purged).</summary>
+    public int StoredRecords
+    {
+        get
+        {
+            lock (_gate) return _store.Count;
+        }
+    }
+
+    /// <summary>A snapshot of the routing table.</summary>
+    public IReadOnlyList<DhtContact> Contacts
+    {
+        get
+        {
+            lock (_gate) return _table.Contacts.ToArray();
+        }
+    }
+
+    /// <summary>Starts the maintenance loop (purge, refresh, rejoin). Call once, after bootstrap.</summary>
+    public void Start()
+    {
+        if (!_maintenance.IsCompleted) throw new InvalidOperationException("The DHT node is already started.");
+        _maintenance = MaintainAsync(_stopping.Token);
+    }
+
+    /// <summary>Stops maintenance and waits for the node's background work to end.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (_stopping.IsCancellationRequested) return;
+        // Cancel, not CancelAsync: callbacks run here rather than on the thread pool, which a simulation needs.
+        _stopping.Cancel();
+        await _maintenance;
+        await _background.DrainAsync();
+        _metrics.Dispose();
+        _stopping.Dispose();
+    }
+
+    NodeId ILookupHost.Self => Id;
+
+    List<DhtContact> ILookupHost.Seeds(NodeId target)
+    {
+        var now = Time.GetUtcNow();
+        lock (_gate)
+        {
+            var seeds = _table.Nearest(target, Options.BucketSize, c => !_bans.IsBanned(c.Id, now));
+            // When every known contact is banned, trying them beats giving up.
+            return seeds.Count > 0 ? seeds : _table.Nearest(target, Options.BucketSize);
+        }
+    }
+
+    bool ILookupHost.IsBanned(NodeId id)
+    {
+        var now = Time.GetUtcNow();
+        lock (_gate) return _bans.IsBanned(id, now);
+    }
+
+    bool ILookupHost.IsValid(DhtRecord record, DateTimeOffset now) => _validator.Check(record, now) is null;
+
+    void ILookupHost.Abandon(Task straggler) => _background.Run("lookup straggler", () => straggler);
+
+    async Task<DhtRpcResult<IReadOnlyList<FindAnswer>>> ILookupHost.FindAsync(DhtContact target, IReadOnlyList<FindQuery> queries, DateTimeOffset deadline, CancellationToken cancellationToken)
+    {
+        var result = await _rpc.FindAsync(Sender, target, queries, Earliest(deadline), cancellationToken);
+        Observe(target, result.Outcome, result.Error);
+        return result;
+    }
+
+    /// <summary>Runs one lookup over <paramref name="queries"/> and records its metrics.</summary>
+    private async Task<LookupResult[]> LookupAsync(IReadOnlyList<FindQuery> queries, LookupMode mode, DateTimeOffset deadline, string operation, CancellationToken cancellationToken)
+    {
+        var now = Time.GetUtcNow();
+        lock (_gate)
+            foreach (var q in queries) _table.MarkLookup(q.Target, now);
+        var results = await new IterativeLookup(this, mode).RunAsync(queries, deadline, cancellationToken);
+        foreach (var r in results) _metrics.Lookup(operation, r);
+        return results;
+    }
+
+    /// <summary>An RPC deadline: RpcTimeout from now, or <paramref name="operationDeadline"/> when sooner.</summary>
+    private DateTimeOffset Earliest(DateTimeOffset operationDeadline)
+    {
+        var rpcDeadline = Time.GetUtcNow() + Options.RpcTimeout;
+        return rpcDeadline < operationDeadline ? rpcDeadline : operationDeadline;
+    }
+
+    /// <summary>Updates table and bans from the outcome of an RPC we made.</summary>
+    private void Observe(DhtContact contact, RpcOutcome outcome, string? error)
+    {
+        if (outcome is RpcOutcome.Ok or RpcOutcome.Rejected) Seen(contact);
+        else Lost(contact, error ?? outcome.ToString());
+    }
+
+    /// <summary>
+    /// A contact is alive: clear its ban and add or refresh it. When it is new to the table, hand it the
+    /// records it should now hold (store-on-join); when its bucket is full, ping the bucket's
+    /// least-recently-seen contact before deciding whom to keep.
+    /// </summary>
+    private void Seen(DhtContact contact)
+    {
+        if (contact.Id == Id) return;
+        DhtContact? pingFirst;
+        List<DhtRecord>? handOff = null;
+        lock (_gate)
+        {
+            _bans.Clear(contact.Id);
+            (bool added, pingFirst) = _table.Add(contact);
+            if (added) handOff = RecordsToHandOff(contact);
+        }
+        if (pingFirst is not null) _background.Run("ping before eviction", () => PingBeforeEvictionAsync(pingFirst));
+        if (handOff is { Count: > 0 }) _background.Run("store-on-join", () => HandOffAsync(contact, handOff));
+    }
+
+    /// <summary>A contact failed: ban it and drop it from the table (a replacement takes its place).</summary>
+    private void Lost(DhtContact contact, string reason)
+    {
+        TimeSpan ban;
+        lock (_gate)
+        {
+            ban = _bans.Fail(contact.Id, Time.GetUtcNow());
+            _table.Remove(contact.Id);
+        }
+        _metrics.RpcFailed();
+        LogPeerFailed(_logger, contact.PeerId.ToString(), reason, ban.TotalSeconds);
+    }
+
+    /// <summary>
+    /// Records a new node should hold now that it is here (Kademlia's store-on-join, as Hivemind does it):
+    /// those whose key it is nearer to than the furthest of our NumReplicas nearest neighbours, sent only
+    /// by the node nearest to the key among us and those neighbours, so one copy is sent, not five.
+    /// </summary>
+    private List<DhtRecord> RecordsToHandOff(DhtContact newcomer)
+    {
+        var now = Time.GetUtcNow();
+        var records = new List<DhtRecord>();
+        foreach (var key in _store.Keys)
+        {
+            var keyId = NodeId.ForKey(key);
+            var neighbours = _table.Nearest(keyId, Options.NumReplicas, c => c.Id != newcomer.Id);
+            bool newcomerShouldHold = neighbours.Count < Options.NumReplicas || newcomer.Id.IsCloserTo(keyId, neighbours[^1].Id);
+            bool weAreNearest = neighbours.Count == 0 || Id.IsCloserTo(keyId, neighbours[0].Id);
+            if (newcomerShouldHold && weAreNearest) records.AddRange(_store.Get(key, now));
+        }
+        return records;
+    }
+
+    private async Task HandOffAsync(DhtContact newcomer, List<DhtRecord> records)
+    {
+        foreach (var chunk in records.Chunk(Options.MaxKeysPerRpc))
+        {
+            var result = await _rpc.StoreAsync(Sender, newcomer, chunk, Time.GetUtcNow() + Options.RpcTimeout, _stopping.Token);
+            Observe(newcomer, result.Outcome, result.Error);
+            if (result.IsFailure) return;
+        }
+    }
+
+    private async Task PingBeforeEvictionAsync(DhtContact head)
+    {
+        var result = await _rpc.PingAsync(Sender, head.Endpoint, Time.GetUtcNow() + Options.RpcTimeout, _stopping.Token);
+        if (result.IsOk && result.Value == head.PeerId)
+        {
+            lock (_gate)
+            {
+                _bans.Clear(head.Id);
+                _table.PingAnswered(head);
+            }
+        }
+        else
+        {
+            Lost(head, result.Error ?? $"answered as {result.Value}");
+        }
+    }
+
+    [LoggerMessage(EventId = 401, Level = LogLevel.Debug, Message = "DHT peer {PeerId} failed ({Reason}); banned for {BanSeconds} s")]
+    private static partial void LogPeerFailed(ILogger logger, string peerId, string reason, double banSeconds);
+}

@@ -1,0 +1,99 @@
+namespace MoEMesh.Dht;
+
+/// <summary>
+/// Kademlia knobs. Defaults come from the Kademlia paper and Hivemind (k = 20, alpha = 3, 5 replicas,
+/// 3 s RPC timeout); every time limit is finite.
+/// </summary>
+public sealed class DhtOptions
+{
+    /// <summary>Contacts per k-bucket, and how many nearest nodes a lookup converges on. Default 20.</summary>
+    public int BucketSize { get; set; } = 20;
+
+    /// <summary>Requests in flight per key during a lookup. Default 3.</summary>
+    public int Alpha { get; set; } = 3;
+
+    /// <summary>Nodes a value is stored on (the nearest that accept it). Default 5.</summary>
+    public int NumReplicas { get; set; } = 5;
+
+    /// <summary>Limit on one RPC. Default 3 s.</summary>
+    public TimeSpan RpcTimeout { get; set; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>
+    /// A lookup request unanswered this long stops holding one of the key's alpha slots, so the lookup goes
+    /// on past a dead node instead of waiting out its RpcTimeout (its answer still counts if it comes).
+    /// Default 500 ms: several round trips on the internet, a sixth of RpcTimeout.
+    /// </summary>
+    public TimeSpan SlowRpcThreshold { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Limit on a whole get or store, however many rounds it takes. Default 15 s.</summary>
+    public TimeSpan OperationTimeout { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>Keys per find or store RPC; more are split over several calls. Default 256.</summary>
+    public int MaxKeysPerRpc { get; set; } = 256;
+
+    /// <summary>Furthest expiration accepted, measured from now. Default 1 h (announcements use 60 s).</summary>
+    public TimeSpan MaxTtl { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>Largest value accepted. Default 64 KiB.</summary>
+    public int MaxValueBytes { get; set; } = 64 * 1024;
+
+    /// <summary>Records (plain values and subkey entries) one node holds. Default 200,000.</summary>
+    public int MaxRecords { get; set; } = 200_000;
+
+    /// <summary>Records one storing peer may have on this node. Default 20,000.</summary>
+    public int MaxRecordsPerOrigin { get; set; } = 20_000;
+
+    /// <summary>First ban after a failed RPC; doubles per consecutive failure. Default 5 s.</summary>
+    public TimeSpan BanBase { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Longest ban. Default 5 min.</summary>
+    public TimeSpan BanMax { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Rounds of pings to the initial peers before bootstrap gives up. Default 4.</summary>
+    public int BootstrapAttempts { get; set; } = 4;
+
+    /// <summary>Wait after the first failed bootstrap round; doubles per round. Default 1 s.</summary>
+    public TimeSpan BootstrapBackoff { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>A bucket with no lookup for this long is refreshed by a lookup of a random id in it. Default 10 min.</summary>
+    public TimeSpan RefreshPeriod { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>How often maintenance runs: purge expired records, refresh stale buckets, rejoin when the table is empty. Default 15 s.</summary>
+    public TimeSpan MaintenanceInterval { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>
+    /// A node behind NAT: it gets and stores, but tells others not to add it to their routing tables, and
+    /// holds no records for others.
+    /// </summary>
+    public bool ClientMode { get; set; }
+
+    /// <summary>Throws naming the setting when a value cannot work.</summary>
+    public void Validate()
+    {
+        Positive(nameof(BucketSize), BucketSize);
+        Positive(nameof(Alpha), Alpha);
+        Positive(nameof(NumReplicas), NumReplicas);
+        Positive(nameof(MaxKeysPerRpc), MaxKeysPerRpc);
+        Positive(nameof(MaxValueBytes), MaxValueBytes);
+        Positive(nameof(MaxRecords), MaxRecords);
+        Positive(nameof(MaxRecordsPerOrigin), MaxRecordsPerOrigin);
+        Positive(nameof(BootstrapAttempts), BootstrapAttempts);
+        if (OperationTimeout <= RpcTimeout) throw new ArgumentException($"OperationTimeout ({OperationTimeout}) must exceed RpcTimeout ({RpcTimeout}): a store needs a lookup and then a round of stores.");
+        if (NumReplicas > BucketSize) throw new ArgumentException($"NumReplicas ({NumReplicas}) must not exceed BucketSize ({BucketSize}).");
+        foreach (var (name, value) in new[]
+        {
+            (nameof(RpcTimeout), RpcTimeout), (nameof(SlowRpcThreshold), SlowRpcThreshold), (nameof(OperationTimeout), OperationTimeout), (nameof(MaxTtl), MaxTtl),
+            (nameof(BanBase), BanBase), (nameof(BanMax), BanMax), (nameof(BootstrapBackoff), BootstrapBackoff),
+            (nameof(RefreshPeriod), RefreshPeriod), (nameof(MaintenanceInterval), MaintenanceInterval),
+        })
+        {
+            if (value <= TimeSpan.Zero || value == Timeout.InfiniteTimeSpan || value > TimeSpan.FromDays(30))
+                throw new ArgumentException($"{name} must be positive and finite; got {value}.");
+        }
+    }
+
+    private static void Positive(string name, int value)
+    {
+        if (value < 1) throw new ArgumentException($"{name} must be at least 1; got {value}.");
+    }
+}

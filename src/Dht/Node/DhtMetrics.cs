@@ -1,0 +1,40 @@
+using System.Diagnostics.Metrics;
+using MoEMesh.Dht.Lookup;
+
+namespace MoEMesh.Dht.Node;
+
+/// <summary>The node's DHT instruments (meter "MoEMesh.Dht"), tagged by operation: get, store, bootstrap, refresh.</summary>
+internal sealed class DhtMetrics : IDisposable
+{
+    /// <summary>Name of the meter.</summary>
+    public const string MeterName = "MoEMesh.Dht";
+
+    private readonly Meter _meter;
+    private readonly bool _ownsMeter;
+    private readonly Histogram<int> _rounds;
+    private readonly Histogram<int> _rpcs;
+    private readonly Counter<long> _rpcFailures;
+
+    public DhtMetrics(IMeterFactory? factory)
+    {
+        _ownsMeter = factory is null;
+        _meter = factory?.Create(MeterName) ?? new Meter(MeterName);
+        _rounds = _meter.CreateHistogram<int>("moemesh.dht.lookup.rounds", "{round}", "Hops from the asking node to the node that ended a key's lookup");
+        _rpcs = _meter.CreateHistogram<int>("moemesh.dht.lookup.rpcs", "{rpc}", "Find RPCs that carried one key during its lookup");
+        _rpcFailures = _meter.CreateCounter<long>("moemesh.dht.rpc.failures", "{rpc}", "DHT RPCs that timed out or could not reach the peer");
+    }
+
+    public void Lookup(string operation, LookupResult result)
+    {
+        var tag = new KeyValuePair<string, object?>("operation", operation);
+        _rounds.Record(result.Rounds, tag);
+        _rpcs.Record(result.Rpcs, tag);
+    }
+
+    public void RpcFailed() => _rpcFailures.Add(1);
+
+    public void Dispose()
+    {
+        if (_ownsMeter) _meter.Dispose();
+    }
+}

@@ -1,0 +1,55 @@
+namespace MoEMesh.Dht.Records;
+
+/// <summary>
+/// What a GET found under one key: either one plain record, or the entries of a dictionary, one per
+/// subkey, each the latest seen across the nodes asked.
+/// </summary>
+public sealed record DhtValue(string Key, IReadOnlyList<DhtRecord> Records)
+{
+    /// <summary>Whether the key holds subkey entries rather than one plain value.</summary>
+    public bool IsDictionary => Records.Count > 0 && Records[0].Subkey is not null;
+
+    /// <summary>The plain record, or null for a dictionary.</summary>
+    public DhtRecord? Plain => IsDictionary ? null : Records.FirstOrDefault();
+
+    /// <summary>The entry under <paramref name="subkey"/>, or null.</summary>
+    public DhtRecord? this[string subkey] => Records.FirstOrDefault(r => r.Subkey == subkey);
+
+    /// <summary>The latest expiration among the records.</summary>
+    public DateTimeOffset LatestExpiration => Records.Max(r => r.Expiration);
+}
+
+/// <summary>
+/// Merges records for one key from several nodes with the storage rules: per subkey the latest expiration
+/// wins, and between a plain value and a dictionary the kind holding the latest expiration wins.
+/// </summary>
+internal sealed class RecordMerger(string key)
+{
+    private readonly Dictionary<string, DhtRecord> _entries = new(StringComparer.Ordinal);
+    private DhtRecord? _plain;
+
+    /// <summary>Whether any record was added.</summary>
+    public bool IsEmpty => _plain is null && _entries.Count == 0;
+
+    public void Add(DhtRecord record)
+    {
+        if (record.Subkey is null)
+        {
+            if (_plain is null || record.Expiration > _plain.Expiration) _plain = record;
+        }
+        else if (!_entries.TryGetValue(record.Subkey, out var held) || record.Expiration > held.Expiration)
+        {
+            _entries[record.Subkey] = record;
+        }
+    }
+
+    /// <summary>The merged value, or null when nothing was found.</summary>
+    public DhtValue? ToValue()
+    {
+        if (IsEmpty) return null;
+        if (_entries.Count == 0) return new DhtValue(key, [_plain!]);
+        var entries = _entries.Values.OrderBy(r => r.Subkey, StringComparer.Ordinal).ToArray();
+        if (_plain is null || entries.Max(r => r.Expiration) >= _plain.Expiration) return new DhtValue(key, entries);
+        return new DhtValue(key, [_plain]);
+    }
+}

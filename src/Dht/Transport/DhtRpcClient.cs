@@ -1,0 +1,80 @@
+using Google.Protobuf;
+using MoEMesh.Dht.Ids;
+using MoEMesh.Dht.Records;
+using MoEMesh.Dht.Rpc;
+using MoEMesh.Dht.Storage;
+using MoEMesh.Protocol.Identity;
+using MoEMesh.Protocol.Rpc;
+using MoEMesh.Protocol.Wire;
+using Wire = MoEMesh.Protocol.Wire.Dht;
+
+namespace MoEMesh.Dht.Transport;
+
+/// <summary>
+/// <see cref="IDhtRpc"/> over the peer protocol (TCP, or the in-memory network in tests). Statuses map to
+/// outcomes: DeadlineExceeded is a timeout, Unavailable unreachable, anything else a rejection by a live
+/// peer; an answer that does not parse or does not fit the request is a rejection too.
+/// </summary>
+public sealed class DhtRpcClient(IPeerTransport transport) : IDhtRpc
+{
+    /// <inheritdoc />
+    public Task<DhtRpcResult<PeerId>> PingAsync(DhtSender from, PeerEndpoint target, DateTimeOffset deadline, CancellationToken cancellationToken) =>
+        CallAsync(target, DhtRpcHandler.PingMethod, new Wire.PingRequest { Sender = DhtWire.ToWire(from) }, Wire.PingResponse.Parser,
+            r => PeerId.TryParse(r.PeerId, out var peer)
+                ? DhtRpcResult<PeerId>.Answer(peer)
+                : DhtRpcResult<PeerId>.Failed(RpcOutcome.Rejected, $"{target} answered the ping with '{r.PeerId}', which is not a PeerId"),
+            deadline, cancellationToken);
+
+    /// <inheritdoc />
+    public Task<DhtRpcResult<IReadOnlyList<StoreOutcome>>> StoreAsync(DhtSender from, DhtContact target, IReadOnlyList<DhtRecord> records, DateTimeOffset deadline, CancellationToken cancellationToken)
+    {
+        var request = new Wire.StoreRequest { Sender = DhtWire.ToWire(from) };
+        request.Records.AddRange(records.Select(DhtWire.ToWire));
+        return CallAsync(target.Endpoint, DhtRpcHandler.StoreMethod, request, Wire.StoreResponse.Parser,
+            r => OnePerItem(target, r.Results, records.Count, DhtWire.FromWire, "store results", "records"), deadline, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public Task<DhtRpcResult<IReadOnlyList<FindAnswer>>> FindAsync(DhtSender from, DhtContact target, IReadOnlyList<FindQuery> queries, DateTimeOffset deadline, CancellationToken cancellationToken)
+    {
+        var request = new Wire.FindRequest { Sender = DhtWire.ToWire(from) };
+        request.Queries.AddRange(queries.Select(DhtWire.ToWire));
+        return CallAsync(target.Endpoint, DhtRpcHandler.FindMethod, request, Wire.FindResponse.Parser,
+            r => OnePerItem(target, r.Results, queries.Count, ToAnswer, "find results", "queries"), deadline, cancellationToken);
+    }
+
+    /// <summary>An answer that must hold one result per item sent; any other count is a rejection.</summary>
+    private static DhtRpcResult<IReadOnlyList<T>> OnePerItem<TWire, T>(DhtContact target, IReadOnlyList<TWire> results, int sent, Func<TWire, T> convert, string resultNoun, string itemNoun) =>
+        results.Count == sent
+            ? DhtRpcResult<IReadOnlyList<T>>.Answer(results.Select(convert).ToArray())
+            : DhtRpcResult<IReadOnlyList<T>>.Failed(RpcOutcome.Rejected, $"{target} answered {results.Count} {resultNoun} for {sent} {itemNoun}");
+
+    private static FindAnswer ToAnswer(Wire.FindResult result) => new(
+        result.Nearest.Select(DhtWire.FromWire).OfType<DhtContact>().ToArray(),
+        result.Records.Select(DhtWire.FromWire).ToArray());
+
+    private async Task<DhtRpcResult<T>> CallAsync<TResponse, T>(PeerEndpoint target, string method, IMessage request, MessageParser<TResponse> parser,
+        Func<TResponse, DhtRpcResult<T>> map, DateTimeOffset deadline, CancellationToken cancellationToken)
+        where TResponse : IMessage<TResponse>
+    {
+        using var response = await transport.CallAsync(target, PeerRequest.Create(method, request, default, deadline), cancellationToken);
+        switch (response.Status)
+        {
+            case StatusCode.Ok:
+                try
+                {
+                    return map(response.ParseHeader(parser));
+                }
+                catch (PeerRpcException e)
+                {
+                    return DhtRpcResult<T>.Failed(RpcOutcome.Rejected, $"{target}: {e.Message}");
+                }
+            case StatusCode.DeadlineExceeded:
+                return DhtRpcResult<T>.Failed(RpcOutcome.Timeout, response.Message);
+            case StatusCode.Unavailable:
+                return DhtRpcResult<T>.Failed(RpcOutcome.Unreachable, response.Message);
+            default:
+                return DhtRpcResult<T>.Failed(RpcOutcome.Rejected, $"{response.Status}: {response.Message}");
+        }
+    }
+}
