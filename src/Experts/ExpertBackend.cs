@@ -42,6 +42,12 @@ public sealed class ExpertBackend
     /// <summary>Per-sample shapes.</summary>
     public ExpertSchema Schema => Expert.Schema;
 
+    /// <summary>
+    /// Held while weights change (backward and its step) and while a checkpoint reads them, so a checkpoint
+    /// taken while the expert trains never holds a half-applied step.
+    /// </summary>
+    public object WeightsLock { get; } = new();
+
     /// <summary>Optimizer steps applied (backward batches processed), also after a restore.</summary>
     public long UpdateCount => Optimizer.StepCount;
 
@@ -53,6 +59,11 @@ public sealed class ExpertBackend
     /// applied (the weights stay as they were) and fails with an <see cref="ArithmeticException"/>.
     /// </summary>
     public Tensor Backward(Tensor input, Tensor outputGradient)
+    {
+        lock (WeightsLock) return BackwardAndStep(input, outputGradient);
+    }
+
+    private Tensor BackwardAndStep(Tensor input, Tensor outputGradient)
     {
         foreach (var p in Expert.Parameters) p.ZeroGradient();
         var inputGradient = Expert.Backward(input, outputGradient);

@@ -19,8 +19,16 @@ public static class ExpertCheckpoint
     private const string ParameterPrefix = "param.";
     private const string OptimizerPrefix = "optim.";
 
-    /// <summary>Writes a checkpoint of <paramref name="backend"/> into <paramref name="directory"/>.</summary>
+    /// <summary>
+    /// Writes a checkpoint of <paramref name="backend"/> into <paramref name="directory"/>. Safe while the
+    /// expert trains: it holds <see cref="ExpertBackend.WeightsLock"/>, so no step lands half-way.
+    /// </summary>
     public static void Save(ExpertBackend backend, string directory)
+    {
+        lock (backend.WeightsLock) SaveConsistent(backend, directory);
+    }
+
+    private static void SaveConsistent(ExpertBackend backend, string directory)
     {
         Directory.CreateDirectory(directory);
         var weightsName = $"weights.{backend.UpdateCount:D10}.safetensors";

@@ -23,7 +23,8 @@ public class LayerRulesTests
         Assembly assembly;
         try
         {
-            assembly = Assembly.Load(assemblyName);
+            // The executable's assembly is named after its command (moemesh); the rules use the project name.
+            assembly = Assembly.Load(CompiledName(assemblyName));
         }
         catch (FileNotFoundException)
         {
@@ -31,6 +32,12 @@ public class LayerRulesTests
         }
         var references = assembly.GetReferencedAssemblies().Select(a => a.Name!);
         Assert.Empty(LayerRules.Violations(assemblyName, references));
+    }
+
+    private static string CompiledName(string project)
+    {
+        var csproj = Directory.EnumerateFiles(Path.Combine(RepositoryRoot, "src"), project + ".csproj", SearchOption.AllDirectories).Single();
+        return XDocument.Load(csproj).Descendants("AssemblyName").FirstOrDefault()?.Value ?? project;
     }
 
     [Theory]

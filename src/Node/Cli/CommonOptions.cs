@@ -1,0 +1,36 @@
+using System.CommandLine;
+using MoEMesh.Protocol.Rpc;
+
+namespace MoEMesh.Node.Cli;
+
+/// <summary>Options shared by the verbs that talk to a running node.</summary>
+internal static class CommonOptions
+{
+    public static Option<string> Peer() => new("--peer")
+    {
+        Description = "The node's peer address, host:port or PEERID@host:port",
+        Required = true,
+    };
+
+    public static Option<bool> NoTls() => new("--no-tls") { Description = "Talk to a node whose TLS is off (loopback testnets)" };
+
+    public static Option<double> Timeout() => new("--timeout")
+    {
+        Description = "Seconds before giving up",
+        DefaultValueFactory = _ => 15,
+    };
+
+    /// <summary>Parses --peer; on failure writes why and returns null.</summary>
+    public static PeerEndpoint? ParsePeer(string text)
+    {
+        try
+        {
+            return PeerEndpoint.Parse(text);
+        }
+        catch (FormatException e)
+        {
+            Console.Error.WriteLine($"--peer: {e.Message}");
+            return null;
+        }
+    }
+}

@@ -1,0 +1,85 @@
+using System.CommandLine;
+using System.Globalization;
+using MoEMesh.Dht.Node;
+using MoEMesh.Node.Hosting;
+
+namespace MoEMesh.Node.Cli;
+
+/// <summary>
+/// <c>moemesh node</c>: runs the daemon. Flags override configuration (appsettings.json or --config, then
+/// MOEMESH__ environment variables); the expert flags describe one group of experts (Experts:0).
+/// </summary>
+internal static class NodeCommand
+{
+    public static Command Create()
+    {
+        var config = new Option<string?>("--config") { Description = "A JSON configuration file (its settings go under \"MoEMesh\")" };
+        var command = new Command("node", "Run a node: join the swarm, host experts, serve and announce them") { config };
+        var map = new List<(Option Option, Func<object?, IEnumerable<(string Key, string Value)>> Settings)>();
+
+        void Text(string name, string description, string key) =>
+            Add(new Option<string?>(name) { Description = description }, v => [(key, (string)v!)]);
+        void Number(string name, string description, string key) =>
+            Add(new Option<double?>(name) { Description = description }, v => [(key, ((double)v!).ToString(CultureInfo.InvariantCulture))]);
+        void Seconds(string name, string description, string key) =>
+            Add(new Option<double?>(name) { Description = description }, v => [(key, TimeSpan.FromSeconds((double)v!).ToString("c", CultureInfo.InvariantCulture))]);
+        void Flag(string name, string description, string key, string value) =>
+            Add(new Option<bool>(name) { Description = description }, v => (bool)v! ? [(key, value)] : []);
+        void List(string name, string description, string key) =>
+            Add(new Option<string[]>(name) { Description = description, AllowMultipleArgumentsPerToken = true },
+                v => ((string[])v!).SelectMany(s => s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)).Select((s, i) => ($"{key}:{i}", s)));
+        void Add(Option option, Func<object?, IEnumerable<(string, string)>> settings)
+        {
+            command.Options.Add(option);
+            map.Add((option, settings));
+        }
+
+        const string S = NodeOptions.Section;
+        Text("--listen", "host:port for the peer protocol (port 0: any free port) [0.0.0.0:7700]", $"{S}:Listen");
+        Text("--http", "host:port for the status page and /metrics [127.0.0.1:7780]", $"{S}:HttpListen");
+        List("--announce", "Addresses other peers should use (default: the listen address)", $"{S}:AnnounceAddresses");
+        List("--peers", "Initial peers, host:port or PEERID@host:port, comma-separated (none: start a new swarm)", $"{S}:InitialPeers");
+        Text("--key-file", "The node key, created on first start (mode 0600) [moemesh.key]", $"{S}:KeyFile");
+        Flag("--client-mode", "Behind NAT: use the DHT without being added to routing tables", $"{S}:ClientMode", "true");
+        Flag("--no-tls", "Switch TLS off (loopback testnets)", $"{S}:UseTls", "false");
+        Text("--expert-type", "Expert type: ffn, mlp or identity [ffn]", $"{S}:Experts:0:Type");
+        Text("--expert-pattern", "Uid pattern to take free uids from, e.g. ffn.[0:4].[0:4]", $"{S}:Experts:0:Pattern");
+        Text("--expert-uid", "Host exactly this uid, e.g. ffn.0.3", $"{S}:Experts:0:Uid");
+        Number("--num-experts", "How many uids to take from the pattern [1]", $"{S}:Experts:0:Count");
+        Number("--hidden-dim", "Expert width d [1024]", $"{S}:Experts:0:HiddenDim");
+        Text("--optimizer", "sgd, adam or adamw [adam]", $"{S}:Experts:0:Optimizer");
+        Number("--learning-rate", "Learning rate [0.001]", $"{S}:Experts:0:LearningRate");
+        Text("--checkpoint-dir", "Where expert checkpoints live [checkpoints]", $"{S}:CheckpointDirectory");
+        Seconds("--checkpoint-period", "Seconds between checkpoints [300]", $"{S}:CheckpointPeriod");
+        Seconds("--update-period", "Seconds between announcements [30]", $"{S}:UpdatePeriod");
+        Number("--max-batch-rows", "Most rows per batch [4096]", $"{S}:Batching:MaxBatchRows");
+
+        command.SetAction(async (result, cancellationToken) =>
+        {
+            var flags = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+            foreach (var (option, settings) in map)
+            {
+                if (result.GetResult(option) is null) continue;
+                foreach (var (key, value) in settings(result.GetValue<object?>(option.Name))) flags[key] = value;
+            }
+            try
+            {
+                await using var app = NodeHost.Build([], flags, result.GetValue(config));
+                // The generic host handles SIGTERM and SIGINT itself: it drains, checkpoints and exits 0.
+                await app.RunAsync();
+                return 0;
+            }
+            catch (NodeConfigurationException e)
+            {
+                Console.Error.WriteLine($"Invalid configuration: {e.Message}");
+                return 2;
+            }
+            catch (DhtBootstrapException e)
+            {
+                Console.Error.WriteLine(e.Message);
+                return 3;
+            }
+        });
+        return command;
+    }
+}

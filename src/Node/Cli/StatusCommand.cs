@@ -1,0 +1,60 @@
+using System.CommandLine;
+using System.Text.Json;
+using MoEMesh.Node.Http;
+using MoEMesh.Protocol.Rpc;
+
+namespace MoEMesh.Node.Cli;
+
+/// <summary><c>moemesh status --peer ADDR</c>: asks a running node for its status over the peer protocol.</summary>
+internal static class StatusCommand
+{
+    public static Command Create()
+    {
+        var peer = CommonOptions.Peer();
+        var noTls = CommonOptions.NoTls();
+        var timeout = CommonOptions.Timeout();
+        var json = new Option<bool>("--json") { Description = "Print the status document as JSON" };
+        var command = new Command("status", "Show a running node's identity, addresses, DHT view and hosted experts") { peer, noTls, timeout, json };
+        command.SetAction(async (result, cancellationToken) =>
+        {
+            if (CommonOptions.ParsePeer(result.GetValue(peer)!) is not { } endpoint) return 2;
+            await using var client = new PeerClient(!result.GetValue(noTls));
+            var deadline = DateTimeOffset.UtcNow + TimeSpan.FromSeconds(result.GetValue(timeout));
+            using var response = await client.Transport.CallAsync(endpoint, new PeerRequest(NodeStatus.Method, default, default, deadline), cancellationToken);
+            if (!response.IsOk)
+            {
+                Console.Error.WriteLine($"status of {endpoint}: {response}");
+                return 1;
+            }
+            if (result.GetValue(json))
+            {
+                Console.WriteLine(System.Text.Encoding.UTF8.GetString(response.Payload.Span));
+                return 0;
+            }
+            NodeStatus status;
+            try
+            {
+                status = NodeStatus.FromJson(response.Payload.Span);
+            }
+            catch (JsonException e)
+            {
+                Console.Error.WriteLine($"status of {endpoint}: the answer is not a status document: {e.Message}");
+                return 1;
+            }
+            Print(status);
+            return 0;
+        });
+        return command;
+    }
+
+    private static void Print(NodeStatus s)
+    {
+        Console.WriteLine($"peer id        {s.PeerId}");
+        Console.WriteLine($"listening on   {s.ListenAddress}; announced as {string.Join(", ", s.AnnounceAddresses)}{(s.ClientMode ? " (client mode)" : "")}");
+        Console.WriteLine($"DHT            {s.RoutingTableSize} contacts, {s.DhtRecords} records held");
+        Console.WriteLine($"uptime         {TimeSpan.FromSeconds(s.UptimeSeconds):c}{(s.AnnouncedAfterMs is { } ms ? $"; experts announced {ms:F0} ms after start" : "")}");
+        Console.WriteLine($"experts        {s.Experts.Count}");
+        foreach (var e in s.Experts)
+            Console.WriteLine($"  {e.Uid,-16} {e.Type,-8} {e.Schema,-24} updates {e.Updates,6}  queue {e.QueueDepth,3}  p50 {e.LatencyP50Ms,8:F2} ms  p95 {e.LatencyP95Ms,8:F2} ms");
+    }
+}

@@ -1,0 +1,29 @@
+namespace MoEMesh.Node.Hosting;
+
+/// <summary>One group of experts to host: a type, which uids, sizes, and how they train.</summary>
+public sealed class ExpertHostingOptions
+{
+    /// <summary>Registered expert type: ffn, mlp or identity. Default ffn.</summary>
+    public string Type { get; set; } = "ffn";
+
+    /// <summary>An exact uid to host (ffn.3.14); or leave empty and set <see cref="Pattern"/>.</summary>
+    public string? Uid { get; set; }
+
+    /// <summary>A uid pattern (ffn.[0:4].[0:4]) from which <see cref="Count"/> free uids are taken.</summary>
+    public string? Pattern { get; set; }
+
+    /// <summary>How many uids to take from <see cref="Pattern"/>. Default 1.</summary>
+    public int Count { get; set; } = 1;
+
+    /// <summary>Width of the expert's input and output (d). Default 1024.</summary>
+    public int HiddenDim { get; set; } = 1024;
+
+    /// <summary>Inner width; empty for 4 × d.</summary>
+    public int? InnerDim { get; set; }
+
+    /// <summary>sgd, adam or adamw. Default adam.</summary>
+    public string Optimizer { get; set; } = "adam";
+
+    /// <summary>Learning rate. Default 0.001.</summary>
+    public float LearningRate { get; set; } = 1e-3f;
+}

@@ -1,0 +1,48 @@
+using Microsoft.Extensions.Logging;
+
+namespace MoEMesh.Node.Hosting;
+
+/// <summary>
+/// Announcing: every UpdatePeriod each hosted expert is re-declared, signed by this node, with its
+/// addresses, schema hash and current load, expiring after 2 × UpdatePeriod, so a node that dies drops
+/// out of the directory within two periods.
+/// </summary>
+public sealed partial class MeshNode
+{
+    private async Task AnnounceAsync(CancellationToken cancellationToken)
+    {
+        var expiration = time.GetUtcNow() + 2 * options.UpdatePeriod;
+        var declarations = Experts.Values.Select(e => (e.Uid, e.Record(AnnounceAddresses))).ToArray();
+        var results = await Directory.DeclareAsync(identity, declarations, expiration, cancellationToken);
+        foreach (var failed in results.Where(r => !r.Succeeded)) LogAnnounceFailed(_logger, failed.Record.Key, failed.Problem ?? "no replica");
+    }
+
+    private async Task AnnounceLoopAsync(CancellationToken stopping)
+    {
+        if (Experts.Count == 0) return;
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(options.UpdatePeriod, time, stopping);
+                try
+                {
+                    await AnnounceAsync(stopping);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    LogAnnounceError(_logger, e);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+        }
+    }
+
+    [LoggerMessage(EventId = 520, Level = LogLevel.Warning, Message = "Announcing {Key} failed: {Problem}")]
+    private static partial void LogAnnounceFailed(ILogger logger, string key, string problem);
+
+    [LoggerMessage(EventId = 521, Level = LogLevel.Error, Message = "Announcing experts failed")]
+    private static partial void LogAnnounceError(ILogger logger, Exception exception);
+}

@@ -1,0 +1,142 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using System.Net;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using MoEMesh.Dht;
+using MoEMesh.Dht.Transport;
+using MoEMesh.Experts;
+using MoEMesh.Experts.Runtime;
+using MoEMesh.Node.Http;
+using MoEMesh.Node.Serving;
+using MoEMesh.Protocol;
+using MoEMesh.Protocol.Addressing;
+using MoEMesh.Protocol.Identity;
+using MoEMesh.Protocol.Rpc;
+using MoEMesh.Protocol.Transport;
+using MoEMesh.Routing.Directory;
+
+namespace MoEMesh.Node.Hosting;
+
+/// <summary>
+/// The running node. Starting: bind the peer port, join the DHT, build the hosted experts (restoring
+/// checkpoints), start the batching runtime, announce once, then keep announcing every UpdatePeriod and
+/// checkpointing every CheckpointPeriod. Stopping (SIGTERM, SIGINT, or the host stopping): stop
+/// announcing, refuse new expert calls and let those in flight finish within DrainTimeout, write every
+/// checkpoint, leave the DHT, close the port. Split by concern: <c>MeshNode.Experts.cs</c> builds and
+/// checkpoints experts, <c>MeshNode.Announcer.cs</c> announces them.
+/// </summary>
+public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity, ExpertRegistry registry, TimeProvider time,
+    ILoggerFactory loggers, IMeterFactory meters) : IHostedService
+{
+    private readonly ILogger _logger = loggers.CreateLogger<MeshNode>();
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly CancellationTokenSource _stopAnnouncing = new();
+    private PeerListener? _listener;
+    private PeerConnectionPool? _pool;
+    private BatchingRuntime? _runtime;
+    private ExpertRpcHandler? _handler;
+    private Task _background = Task.CompletedTask;
+
+    /// <summary>This node's identity.</summary>
+    public PeerId PeerId => identity.PeerId;
+
+    /// <summary>The options it runs with.</summary>
+    public NodeOptions Options => options;
+
+    /// <summary>Where the peer protocol is served (port 0 resolved); set once started.</summary>
+    public PeerAddress ListenAddress { get; private set; }
+
+    /// <summary>The addresses announced to other peers.</summary>
+    public IReadOnlyList<string> AnnounceAddresses { get; private set; } = [];
+
+    /// <summary>The DHT node; set once started.</summary>
+    public DhtNode Dht { get; private set; } = null!;
+
+    /// <summary>Experts in the DHT; set once started.</summary>
+    public ExpertDirectory Directory { get; private set; } = null!;
+
+    /// <summary>Calls to other peers.</summary>
+    public IPeerTransport Transport { get; private set; } = null!;
+
+    /// <summary>When the node started.</summary>
+    public DateTimeOffset StartedAt { get; private set; }
+
+    /// <summary>Time from process start to the first announcement of this node's experts.</summary>
+    public TimeSpan? AnnouncedAfter { get; private set; }
+
+    internal IReadOnlyDictionary<string, HostedExpert> Experts { get; private set; } = new Dictionary<string, HostedExpert>();
+
+    /// <inheritdoc />
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        StartedAt = time.GetUtcNow();
+        var protocol = new PeerProtocolOptions { UseTls = options.UseTls };
+        var router = new PeerRouter(time, loggers.CreateLogger<PeerRouter>());
+        var server = new PeerServer(identity, router, protocol, time, loggers.CreateLogger<PeerServer>());
+        var listen = options.ListenAddress;
+        _listener = PeerListener.Start(server, new IPEndPoint(IPAddress.Parse(listen.Host), listen.Port), loggers.CreateLogger<PeerListener>());
+        ListenAddress = _listener.Address;
+        AnnounceAddresses = options.AnnounceAddresses.Count > 0
+            ? options.AnnounceAddresses
+            : [new PeerAddress(ListenAddress.Host is "0.0.0.0" or "::" ? "127.0.0.1" : ListenAddress.Host, ListenAddress.Port).ToString()];
+        _pool = new PeerConnectionPool(identity, protocol, time, loggers.CreateLogger<PeerConnectionPool>());
+        Transport = new TcpPeerTransport(_pool, time);
+
+        options.Dht.ClientMode = options.ClientMode;
+        Dht = new DhtNode(identity.PeerId, options.ClientMode ? null : PeerAddress.Parse(AnnounceAddresses[0]), new DhtRpcClient(Transport), options.Dht, time,
+            loggers.CreateLogger<DhtNode>(), meters);
+        router.MapDht(Dht, options.Dht);
+        await Dht.BootstrapAsync(options.InitialPeerEndpoints, cancellationToken);
+        Dht.Start();
+        Directory = new ExpertDirectory(Dht);
+        LogJoined(_logger, identity.PeerId.ToString(), ListenAddress.ToString(), Dht.RoutingTableSize);
+
+        Experts = await CreateExpertsAsync(cancellationToken);
+        _runtime = new BatchingRuntime(options.Batching, time, loggers.CreateLogger<BatchingRuntime>());
+        var computeLoop = _runtime.RunAsync(_stopping.Token);
+        _handler = new ExpertRpcHandler(Experts, _runtime, options.Batching, options.Serving, time, new NodeMetrics(meters, this));
+        _handler.Map(router);
+        router.Map(NodeStatus.Method, (_, _) => ValueTask.FromResult(PeerResponse.Ok(payload: NodeStatus.Of(this).ToJson())));
+
+        if (Experts.Count > 0)
+        {
+            await AnnounceAsync(cancellationToken);
+            AnnouncedAfter = time.GetUtcNow() - new DateTimeOffset(Process.GetCurrentProcess().StartTime.ToUniversalTime());
+            LogAnnounced(_logger, Experts.Count, AnnouncedAfter.Value.TotalMilliseconds);
+        }
+        _background = Task.WhenAll(computeLoop, AnnounceLoopAsync(_stopAnnouncing.Token), CheckpointLoopAsync(_stopping.Token));
+    }
+
+    /// <inheritdoc />
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        _stopAnnouncing.Cancel();
+        if (_handler is not null)
+        {
+            _handler.Drain();
+            var until = time.GetUtcNow() + options.DrainTimeout;
+            while (_handler.InFlight > 0 && time.GetUtcNow() < until) await Task.Delay(TimeSpan.FromMilliseconds(20), time, CancellationToken.None);
+            if (_handler.InFlight > 0) LogDrainTimedOut(_logger, _handler.InFlight, options.DrainTimeout.TotalSeconds);
+        }
+        _stopping.Cancel();
+        await _background;
+        SaveCheckpoints();
+        if (Dht is not null) await Dht.DisposeAsync();
+        if (_listener is not null) await _listener.DisposeAsync();
+        if (_pool is not null) await _pool.DisposeAsync();
+        LogStopped(_logger, Experts.Count);
+    }
+
+    [LoggerMessage(EventId = 500, Level = LogLevel.Information, Message = "Node {PeerId} listening on {Address}; DHT routing table holds {Contacts} contacts")]
+    private static partial void LogJoined(ILogger logger, string peerId, string address, int contacts);
+
+    [LoggerMessage(EventId = 501, Level = LogLevel.Information, Message = "Announced {Count} experts {ElapsedMs:F0} ms after process start")]
+    private static partial void LogAnnounced(ILogger logger, int count, double elapsedMs);
+
+    [LoggerMessage(EventId = 502, Level = LogLevel.Warning, Message = "{InFlight} expert calls were still running after the {DrainSeconds} s drain timeout; stopping anyway")]
+    private static partial void LogDrainTimedOut(ILogger logger, int inFlight, double drainSeconds);
+
+    [LoggerMessage(EventId = 503, Level = LogLevel.Information, Message = "Stopped; checkpoints of {Count} experts written")]
+    private static partial void LogStopped(ILogger logger, int count);
+}

@@ -1,0 +1,53 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using MoEMesh.Node.Hosting;
+
+namespace MoEMesh.Node.Http;
+
+/// <summary>What GET /v1/status and the peer method <c>node.status</c> answer, as JSON.</summary>
+public sealed record NodeStatus(
+    string PeerId,
+    string Version,
+    string ListenAddress,
+    IReadOnlyList<string> AnnounceAddresses,
+    bool ClientMode,
+    int RoutingTableSize,
+    int DhtRecords,
+    double UptimeSeconds,
+    double? AnnouncedAfterMs,
+    IReadOnlyList<ExpertStatus> Experts)
+{
+    /// <summary>The peer method that answers with this document.</summary>
+    public const string Method = "node.status";
+
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
+
+    /// <summary>The status of a running node.</summary>
+    public static NodeStatus Of(MeshNode node) => new(
+        node.PeerId.ToString(),
+        typeof(NodeStatus).Assembly.GetName().Version?.ToString() ?? "0",
+        node.ListenAddress.ToString(),
+        node.AnnounceAddresses,
+        node.Options.ClientMode,
+        node.Dht.RoutingTableSize,
+        node.Dht.StoredRecords,
+        Math.Round((node.Dht.Time.GetUtcNow() - node.StartedAt).TotalSeconds, 1),
+        node.AnnouncedAfter is { } after ? Math.Round(after.TotalMilliseconds, 1) : null,
+        node.Experts.Values.OrderBy(e => e.Uid.Value, StringComparer.Ordinal).Select(e =>
+        {
+            var load = e.Load.Snapshot();
+            return new ExpertStatus(e.Uid.Value, e.Backend.Spec.Type, e.Backend.Schema.ToString(), e.Backend.UpdateCount, load.QueueDepth,
+                Math.Round(load.LatencyP50Ms, 3), Math.Round(load.LatencyP95Ms, 3));
+        }).ToArray());
+
+    /// <summary>The JSON document.</summary>
+    public byte[] ToJson() => JsonSerializer.SerializeToUtf8Bytes(this, Json);
+
+    /// <summary>Reads the JSON document.</summary>
+    /// <exception cref="JsonException">The bytes are not a status document.</exception>
+    public static NodeStatus FromJson(ReadOnlySpan<byte> json) =>
+        JsonSerializer.Deserialize<NodeStatus>(json, Json) ?? throw new JsonException("the status document is empty");
+}
+
+/// <summary>One hosted expert on the status page.</summary>
+public sealed record ExpertStatus(string Uid, string Type, string Schema, long Updates, int QueueDepth, double LatencyP50Ms, double LatencyP95Ms);

@@ -1,0 +1,1 @@
+return await MoEMesh.Node.Cli.MoEMeshCommand.RunAsync(args);

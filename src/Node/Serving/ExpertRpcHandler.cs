@@ -1,0 +1,188 @@
+using System.Numerics.Tensors;
+using MoEMesh.Experts.Runtime;
+using MoEMesh.Protocol.Codec;
+using MoEMesh.Protocol.Rpc;
+using MoEMesh.Protocol.Wire;
+using MoEMesh.Protocol.Wire.Experts;
+using MoEMesh.Routing.Invocation;
+using Tensor = MoEMesh.Tensors.Tensor;
+
+namespace MoEMesh.Node.Serving;
+
+/// <summary>
+/// Serves <c>expert.info</c>, <c>expert.forward</c> and <c>expert.backward</c> through the batching
+/// runtime. Bad input is answered with a status naming what was wrong and the node keeps serving: an
+/// unknown uid is NotFound, a wrong shape or dtype InvalidArgument with expected and got, NaN or Inf
+/// InvalidArgument (switchable), more rows than the batch limit ResourceExhausted, and a node that is
+/// stopping Unavailable. The request's deadline cancels queued work; expired work never runs.
+/// </summary>
+internal sealed class ExpertRpcHandler(IReadOnlyDictionary<string, HostedExpert> experts, BatchingRuntime runtime, BatchingOptions batching,
+    ExpertServingOptions options, TimeProvider time, NodeMetrics? metrics = null)
+{
+    private volatile bool _draining;
+    private int _inFlight;
+
+    /// <summary>Calls being served.</summary>
+    public int InFlight => Volatile.Read(ref _inFlight);
+
+    /// <summary>Refuses new calls from now on (those in flight finish).</summary>
+    public void Drain() => _draining = true;
+
+    /// <summary>Maps the three methods.</summary>
+    public PeerRouter Map(PeerRouter router)
+    {
+        router.Map(RemoteExpertInvoker.InfoMethod, (request, _) =>
+        {
+            var expert = Find(request.ParseHeader(ExpertInfoRequest.Parser).Uid);
+            return ValueTask.FromResult(PeerResponse.Ok(expert.Info()));
+        });
+        router.Map(RemoteExpertInvoker.ForwardMethod, ForwardAsync);
+        router.Map(RemoteExpertInvoker.BackwardMethod, BackwardAsync);
+        return router;
+    }
+
+    private async ValueTask<PeerResponse> ForwardAsync(PeerRequest request, CancellationToken cancellationToken)
+    {
+        var call = request.ParseHeader(ForwardRequest.Parser);
+        var expert = Admit(call.Uid);
+        var input = Decode(expert, call.Input, request.Payload, "input");
+        Checked(() =>
+        {
+            RequireRows(expert, input);
+            expert.Backend.Schema.RequireInput(input, expert.Uid.Value);
+        }, input);
+        return await ServeAsync(expert, RemoteExpertInvoker.ForwardMethod, async () =>
+        {
+            using var output = await RunAsync(() => runtime.ForwardAsync(expert.Backend, input, cancellationToken), input);
+            return Encode(output, call.Input.Compression, h => new ForwardResponse { Output = h, Version = expert.Backend.UpdateCount });
+        });
+    }
+
+    private async ValueTask<PeerResponse> BackwardAsync(PeerRequest request, CancellationToken cancellationToken)
+    {
+        var call = request.ParseHeader(BackwardRequest.Parser);
+        var expert = Admit(call.Uid);
+        var input = Decode(expert, call.Input, request.Payload, "input");
+        var gradient = Checked(() => Decode(expert, call.OutputGradient, request.Payload, "output gradient"), input);
+        Checked(() =>
+        {
+            RequireRows(expert, input);
+            expert.Backend.Schema.RequireInput(input, expert.Uid.Value);
+            expert.Backend.Schema.RequireOutputGradient(gradient, input.Rows, expert.Uid.Value);
+        }, input, gradient);
+        return await ServeAsync(expert, RemoteExpertInvoker.BackwardMethod, async () =>
+        {
+            using var inputGradient = await RunAsync(() => runtime.BackwardAsync(expert.Backend, input, gradient, cancellationToken), input, gradient);
+            return Encode(inputGradient, call.Input.Compression, h => new BackwardResponse { InputGradient = h, Version = expert.Backend.UpdateCount });
+        });
+    }
+
+    /// <summary>
+    /// Runs work on the runtime and then releases <paramref name="inputs"/>, except after a cancellation:
+    /// a cancelled request may sit in a batch that is running, so its tensors are left to the garbage
+    /// collector rather than returned to the pool under the compute loop's feet.
+    /// </summary>
+    private static async Task<Tensor> RunAsync(Func<Task<Tensor>> work, params Tensor[] inputs)
+    {
+        Tensor result;
+        try
+        {
+            result = await work();
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            foreach (var t in inputs) t.Dispose();
+            throw;
+        }
+        foreach (var t in inputs) t.Dispose();
+        return result;
+    }
+
+    /// <summary>Runs a check; on failure releases <paramref name="owned"/> before the error goes out.</summary>
+    private static void Checked(Action check, params Tensor[] owned) => Checked(() =>
+    {
+        check();
+        return true;
+    }, owned);
+
+    private static T Checked<T>(Func<T> check, params Tensor[] owned)
+    {
+        try
+        {
+            return check();
+        }
+        catch
+        {
+            foreach (var t in owned) t.Dispose();
+            throw;
+        }
+    }
+
+    private async Task<PeerResponse> ServeAsync(HostedExpert expert, string method, Func<Task<PeerResponse>> work)
+    {
+        long started = time.GetTimestamp();
+        bool ok = false;
+        Interlocked.Increment(ref _inFlight);
+        expert.Load.Started();
+        try
+        {
+            var response = await work();
+            ok = true;
+            return response;
+        }
+        finally
+        {
+            var elapsed = time.GetElapsedTime(started);
+            expert.Load.Finished(elapsed);
+            metrics?.ExpertCall(expert.Uid.Value, method, ok, elapsed);
+            Interlocked.Decrement(ref _inFlight);
+        }
+    }
+
+    private HostedExpert Admit(string uid)
+    {
+        var expert = Find(uid);
+        if (_draining) throw new PeerRpcException(StatusCode.Unavailable, $"expert {uid}: this node is shutting down and takes no new work; try another host.");
+        return expert;
+    }
+
+    private HostedExpert Find(string uid) =>
+        experts.TryGetValue(uid, out var expert)
+            ? expert
+            : throw new PeerRpcException(StatusCode.NotFound,
+                $"expert '{uid}' is not hosted on this node; it hosts {experts.Count} experts: {string.Join(", ", experts.Keys.Order().Take(10))}{(experts.Count > 10 ? ", ..." : "")}.");
+
+    private Tensor Decode(HostedExpert expert, TensorHeader? header, ReadOnlyMemory<byte> payload, string what)
+    {
+        if (header is null) throw new PeerRpcException(StatusCode.InvalidArgument, $"{what} of expert {expert.Uid}: the request names no tensor.");
+        if (header.Dtype != expert.WireDType)
+            throw new PeerRpcException(StatusCode.InvalidArgument, $"{what} of expert {expert.Uid}: expected dtype {expert.WireDType}, got {header.Dtype}.");
+        Tensor tensor;
+        try
+        {
+            tensor = TensorCodec.Decode(header, payload.Span);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new PeerRpcException(StatusCode.InvalidArgument, $"{what} of expert {expert.Uid}: {e.Message}");
+        }
+        if (options.RejectNonFinite && !float.IsFinite(TensorPrimitives.MaxMagnitude<float>(tensor.Span)) && tensor.Length > 0)
+        {
+            tensor.Dispose();
+            throw new PeerRpcException(StatusCode.InvalidArgument, $"{what} of expert {expert.Uid} contains NaN or Inf.");
+        }
+        return tensor;
+    }
+
+    private void RequireRows(HostedExpert expert, Tensor input)
+    {
+        if (input.Shape.Rank > 0 && input.Rows > batching.MaxBatchRows)
+            throw new PeerRpcException(StatusCode.ResourceExhausted, $"expert {expert.Uid}: {input.Rows} rows exceed this node's batch limit of {batching.MaxBatchRows}; split the request.");
+    }
+
+    private static PeerResponse Encode<T>(Tensor tensor, Compression compression, Func<TensorHeader, T> header) where T : Google.Protobuf.IMessage
+    {
+        var (headers, payload) = TensorCodec.Encode([(tensor, compression)]);
+        return PeerResponse.Ok(header(headers[0]), payload.Memory, payload);
+    }
+}

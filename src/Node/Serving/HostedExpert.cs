@@ -1,0 +1,54 @@
+using MoEMesh.Experts;
+using MoEMesh.Protocol.Addressing;
+using MoEMesh.Protocol.Codec;
+using MoEMesh.Protocol.Wire;
+using MoEMesh.Protocol.Wire.Experts;
+using TensorsDType = MoEMesh.Tensors.Serialization.DType;
+
+namespace MoEMesh.Node.Serving;
+
+/// <summary>An expert this node serves: its uid, its backend (weights and optimizer) and its load.</summary>
+internal sealed class HostedExpert(ExpertUid uid, ExpertBackend backend)
+{
+    public ExpertUid Uid { get; } = uid;
+
+    public ExpertBackend Backend { get; } = backend;
+
+    public ExpertLoadTracker Load { get; } = new();
+
+    /// <summary>The schema as it travels: dtype on the wire.</summary>
+    public DType WireDType => Backend.Schema.DType switch
+    {
+        TensorsDType.F16 => DType.F16,
+        TensorsDType.BF16 => DType.Bf16,
+        _ => DType.F32,
+    };
+
+    /// <summary>The schema's identity, announced and compared by gating nodes.</summary>
+    public string SchemaHash => Protocol.Codec.SchemaHash.Of(Backend.Schema.InputShape.ToArray(), Backend.Schema.OutputShape.ToArray(), WireDType);
+
+    /// <summary>What expert.info answers.</summary>
+    public ExpertInfo Info()
+    {
+        var info = new ExpertInfo
+        {
+            Uid = Uid.Value,
+            Type = Backend.Spec.Type,
+            Dtype = WireDType,
+            SchemaHash = SchemaHash,
+            Version = Backend.UpdateCount,
+            Load = Load.Snapshot(),
+        };
+        info.InputShape.AddRange(Backend.Schema.InputShape.ToArray());
+        info.OutputShape.AddRange(Backend.Schema.OutputShape.ToArray());
+        return info;
+    }
+
+    /// <summary>The DHT record announcing this expert at <paramref name="addresses"/>.</summary>
+    public ExpertRecord Record(IEnumerable<string> addresses)
+    {
+        var record = new ExpertRecord { Type = Backend.Spec.Type, SchemaHash = SchemaHash, Load = Load.Snapshot(), Version = Backend.UpdateCount };
+        record.Addresses.AddRange(addresses);
+        return record;
+    }
+}

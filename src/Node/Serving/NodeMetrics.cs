@@ -1,0 +1,30 @@
+using System.Diagnostics.Metrics;
+using MoEMesh.Node.Hosting;
+
+namespace MoEMesh.Node.Serving;
+
+/// <summary>The node's instruments (meter "MoEMesh.Node"); the DHT adds its own ("MoEMesh.Dht").</summary>
+internal sealed class NodeMetrics
+{
+    /// <summary>Name of the meter.</summary>
+    public const string MeterName = "MoEMesh.Node";
+
+    private readonly Histogram<double> _callDuration;
+
+    public NodeMetrics(IMeterFactory factory, MeshNode node)
+    {
+        var meter = factory.Create(MeterName);
+        _callDuration = meter.CreateHistogram<double>("moemesh.node.expert_call.duration", "ms", "Expert calls served, from arrival to answer");
+        meter.CreateObservableGauge("moemesh.node.expert.queue_depth",
+            () => node.Experts.Values.Select(e => new Measurement<int>(e.Load.QueueDepth, new KeyValuePair<string, object?>("expert", e.Uid.Value))),
+            "{request}", "Expert calls accepted and not yet answered");
+        meter.CreateObservableGauge("moemesh.node.expert.updates",
+            () => node.Experts.Values.Select(e => new Measurement<long>(e.Backend.UpdateCount, new KeyValuePair<string, object?>("expert", e.Uid.Value))),
+            "{step}", "Optimizer steps applied to each hosted expert");
+        meter.CreateObservableGauge("moemesh.dht.routing_table.size", () => node.Dht.RoutingTableSize, "{contact}", "Contacts in the DHT routing table");
+        meter.CreateObservableGauge("moemesh.dht.records", () => node.Dht.StoredRecords, "{record}", "DHT records held for the network");
+    }
+
+    public void ExpertCall(string expert, string method, bool ok, TimeSpan elapsed) =>
+        _callDuration.Record(elapsed.TotalMilliseconds, new("expert", expert), new("method", method), new("outcome", ok ? "ok" : "error"));
+}

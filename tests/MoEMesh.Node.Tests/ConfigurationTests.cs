@@ -1,0 +1,81 @@
+using MoEMesh.Node.Hosting;
+using MoEMesh.Protocol.Addressing;
+
+namespace MoEMesh.Node.Tests;
+
+public class ConfigurationTests
+{
+    private static string Problem(Action<NodeOptions> change)
+    {
+        var options = new NodeOptions();
+        change(options);
+        return Assert.Throws<NodeConfigurationException>(options.Validate).Message;
+    }
+
+    [Fact]
+    public void Defaults_AreValid() => new NodeOptions().Validate();
+
+    [Theory]
+    [InlineData("listen", "MoEMesh:Listen: 'nowhere' is not host:port")]
+    [InlineData("peer", "MoEMesh:InitialPeers:1:")]
+    [InlineData("both", "MoEMesh:Experts:0: set exactly one of Uid and Pattern")]
+    [InlineData("pattern", "MoEMesh:Experts:0:Pattern: 'ffn.[4:2]': coordinate '[4:2]'")]
+    [InlineData("count", "MoEMesh:Experts:0:Count: must be between 1 and the 4 uids of ffn.[0:2].[0:2]; got 5")]
+    [InlineData("optimizer", "MoEMesh:Experts:0:Optimizer: must be sgd, adam or adamw; got 'lion'")]
+    [InlineData("period", "MoEMesh:UpdatePeriod: must be positive")]
+    [InlineData("batch", "MoEMesh:Batching: Batching MaxBatchRows must be at least 1; got 0")]
+    [InlineData("client", "MoEMesh:Experts: a client-mode node cannot host experts")]
+    public void InvalidSetting_IsNamed(string which, string expected)
+    {
+        var message = Problem(o =>
+        {
+            switch (which)
+            {
+                case "listen": o.Listen = "nowhere"; break;
+                case "peer": o.InitialPeers = ["127.0.0.1:7000", "bad peer"]; break;
+                case "both": o.Experts = [new ExpertHostingOptions { Uid = "ffn.0", Pattern = "ffn.[0:2]" }]; break;
+                case "pattern": o.Experts = [new ExpertHostingOptions { Pattern = "ffn.[4:2]" }]; break;
+                case "count": o.Experts = [new ExpertHostingOptions { Pattern = "ffn.[0:2].[0:2]", Count = 5 }]; break;
+                case "optimizer": o.Experts = [new ExpertHostingOptions { Uid = "ffn.0", Optimizer = "lion" }]; break;
+                case "period": o.UpdatePeriod = TimeSpan.Zero; break;
+                case "batch": o.Batching.MaxBatchRows = 0; break;
+                case "client": o.ClientMode = true; o.Experts = [new ExpertHostingOptions { Uid = "ffn.0" }]; break;
+            }
+        });
+        Assert.Contains(expected, message);
+    }
+
+    [Fact]
+    public void UnknownSettingName_StopsTheStart_NamingIt()
+    {
+        var e = Assert.Throws<NodeConfigurationException>(() => NodeHost.Build([], new Dictionary<string, string?> { ["MoEMesh:Listn"] = "127.0.0.1:1" }, null));
+        Assert.Contains("Listn", e.Message);
+    }
+
+    [Fact]
+    public void UnreadableValue_StopsTheStart_NamingTheSetting()
+    {
+        var e = Assert.Throws<NodeConfigurationException>(() => NodeHost.Build([], new Dictionary<string, string?> { ["MoEMesh:Batching:MaxBatchRows"] = "many" }, null));
+        Assert.Contains("MoEMesh:Batching:MaxBatchRows", e.Message);
+    }
+
+    [Fact]
+    public void MissingConfigFile_IsNamed()
+    {
+        var e = Assert.Throws<NodeConfigurationException>(() => NodeHost.Build([], new Dictionary<string, string?>(), "/nonexistent/moemesh.json"));
+        Assert.Contains("/nonexistent/moemesh.json does not exist", e.Message);
+    }
+
+    [Fact]
+    public void UidPattern_ExpandsTheGrid_AndMatchesOnlyItsUids()
+    {
+        var pattern = UidPattern.Parse("ffn.[0:2].[1:3]");
+        Assert.Equal(4, pattern.Count);
+        Assert.Equal(["ffn.0.1", "ffn.0.2", "ffn.1.1", "ffn.1.2"], pattern.Expand().Select(u => u.Value));
+        Assert.True(pattern.Matches(ExpertUid.Parse("ffn.1.2")));
+        Assert.False(pattern.Matches(ExpertUid.Parse("ffn.1.3")));
+        Assert.False(pattern.Matches(ExpertUid.Parse("mlp.1.2")));
+        Assert.False(pattern.Matches(ExpertUid.Parse("ffn.1")));
+        Assert.Equal(["ffn.5.0", "ffn.5.1"], UidPattern.Parse("ffn.5.[0:2]").Expand().Select(u => u.Value));
+    }
+}

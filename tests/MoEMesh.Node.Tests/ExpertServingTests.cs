@@ -1,0 +1,167 @@
+using System.Security.Cryptography;
+using System.Text;
+using MoEMesh.Experts;
+using MoEMesh.Protocol.Addressing;
+using MoEMesh.Protocol.Codec;
+using MoEMesh.Protocol.Rpc;
+using MoEMesh.Protocol.Wire;
+using MoEMesh.Protocol.Wire.Experts;
+using MoEMesh.Routing.Invocation;
+using MoEMesh.Tensors;
+using Tensor = MoEMesh.Tensors.Tensor;
+
+namespace MoEMesh.Node.Tests;
+
+/// <summary>Nodes in one process over real sockets: find experts through the DHT, call them, train them.</summary>
+public sealed class ExpertServingTests : IDisposable
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
+    private readonly TempFolder _folder = new();
+
+    public void Dispose() => _folder.Dispose();
+
+    private static DateTimeOffset Deadline => DateTimeOffset.UtcNow + TimeSpan.FromSeconds(10);
+
+    private static Tensor Input(int rows, int seed, int width = 8)
+    {
+        var random = new Random(seed);
+        var values = new float[rows * width];
+        for (int i = 0; i < values.Length; i++) values[i] = (float)(random.NextDouble() * 2 - 1);
+        return Tensor.FromArray(values, new TensorShape(rows, width));
+    }
+
+    /// <summary>The expert a host builds for <paramref name="uid"/>: same spec and seed, so the same weights.</summary>
+    private static IExpert LocalTwin(string uid) =>
+        ExpertRegistry.CreateDefault().Create(new ExpertSpec("ffn", 8, null, BitConverter.ToUInt64(SHA256.HashData(Encoding.UTF8.GetBytes(uid)))));
+
+    [Fact]
+    public async Task Client_FindsHostedExpertsThroughTheDht_AndForwardMatchesTheSameWeightsComputedLocally()
+    {
+        await using var host = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("a"), TestNode.Ffn("ffn.0.0"), TestNode.Ffn("ffn.0.1")), 1);
+        await using var client = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("b")), 2, host);
+        using var limit = new CancellationTokenSource(Bound);
+
+        var uids = new[] { ExpertUid.Parse("ffn.0.0"), ExpertUid.Parse("ffn.0.1"), ExpertUid.Parse("ffn.9.9") };
+        var found = await client.Node.Directory.FindAsync(uids, limit.Token);
+        var hostOf = Assert.Single(found[uids[0]]);
+        Assert.Equal(host.Node.PeerId, hostOf.Host);
+        Assert.Single(found[uids[1]]);
+        Assert.Empty(found[uids[2]]);
+
+        var invoker = new RemoteExpertInvoker(client.Node.Transport);
+        using var input = Input(5, 3);
+        var remote = await invoker.ForwardAsync(new ExpertTarget(uids[0], hostOf.Endpoint), input, Compression.None, Deadline, limit.Token);
+        Assert.True(remote.IsOk, remote.ToString());
+        using var output = remote.Value!;
+        using var expected = LocalTwin("ffn.0.0").Forward(input);
+        Assert.Equal(expected.ToArray(), output.ToArray());
+    }
+
+    [Fact]
+    public async Task Backward_StepsTheHostsOptimizer_AndChangesLaterOutputs()
+    {
+        await using var host = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("a"), TestNode.Ffn("ffn.1.0")), 3);
+        using var limit = new CancellationTokenSource(Bound);
+        var invoker = new RemoteExpertInvoker(host.Node.Transport);
+        var target = new ExpertTarget(ExpertUid.Parse("ffn.1.0"), host.Endpoint);
+        using var input = Input(4, 5);
+        using var gradient = Input(4, 6);
+        using var before = (await invoker.ForwardAsync(target, input, Compression.None, Deadline, limit.Token)).Value!;
+
+        var backward = await invoker.BackwardAsync(target, input, gradient, Compression.None, Deadline, limit.Token);
+        Assert.True(backward.IsOk, backward.ToString());
+        using var inputGradient = backward.Value!;
+        Assert.Equal(input.Shape, inputGradient.Shape);
+        var info = await invoker.InfoAsync(target, Deadline, limit.Token);
+        Assert.Equal(1, info.Value!.Version);
+        using var after = (await invoker.ForwardAsync(target, input, Compression.None, Deadline, limit.Token)).Value!;
+        Assert.NotEqual(before.ToArray(), after.ToArray());
+    }
+
+    [Fact]
+    public async Task Checkpoint_WrittenOnStop_AndRestoredIntoANewNode_GivesTheSameOutputs()
+    {
+        var checkpoints = _folder.Sub("ck");
+        var target = ExpertUid.Parse("ffn.2.0");
+        using var input = Input(3, 7);
+        using var gradient = Input(3, 8);
+        float[] trained;
+        using var limit = new CancellationTokenSource(Bound);
+        await using (var first = await TestNode.StartAsync(TestNode.Configure(checkpoints, TestNode.Ffn("ffn.2.0")), 4))
+        {
+            var invoker = new RemoteExpertInvoker(first.Node.Transport);
+            var at = new ExpertTarget(target, first.Endpoint);
+            (await invoker.BackwardAsync(at, input, gradient, Compression.None, Deadline, limit.Token)).Value!.Dispose();
+            using var output = (await invoker.ForwardAsync(at, input, Compression.None, Deadline, limit.Token)).Value!;
+            trained = output.ToArray();
+        }
+        Assert.True(File.Exists(Path.Combine(checkpoints, "ffn.2.0", "checkpoint.json")));
+
+        await using var second = await TestNode.StartAsync(TestNode.Configure(checkpoints, TestNode.Ffn("ffn.2.0")), 5);
+        var again = new RemoteExpertInvoker(second.Node.Transport);
+        var there = new ExpertTarget(target, second.Endpoint);
+        using var restored = (await again.ForwardAsync(there, input, Compression.None, Deadline, limit.Token)).Value!;
+        Assert.Equal(trained, restored.ToArray());
+        Assert.Equal(1, (await again.InfoAsync(there, Deadline, limit.Token)).Value!.Version);
+    }
+
+    [Fact]
+    public async Task BadInput_IsAnsweredWithAStatusNamingTheProblem_AndTheNodeKeepsServing()
+    {
+        var options = TestNode.Configure(_folder.Sub("a"), TestNode.Ffn("ffn.3.0"));
+        options.Batching.MaxBatchRows = 16;
+        await using var host = await TestNode.StartAsync(options, 6);
+        using var limit = new CancellationTokenSource(Bound);
+        var transport = host.Node.Transport;
+
+        async Task<PeerResponse> Forward(string uid, Tensor tensor, DType dtype = DType.F32)
+        {
+            var (headers, payload) = TensorCodec.Encode([(tensor, Compression.None)], dtype);
+            using (payload)
+                return await transport.CallAsync(host.Endpoint, PeerRequest.Create(RemoteExpertInvoker.ForwardMethod, new ForwardRequest { Uid = uid, Input = headers[0] }, payload.Memory, Deadline), limit.Token);
+        }
+
+        using var good = Input(2, 1);
+        using var unknown = await Forward("ffn.7.7", good);
+        Assert.Equal(StatusCode.NotFound, unknown.Status);
+        Assert.Contains("'ffn.7.7' is not hosted on this node", unknown.Message);
+        Assert.Contains("ffn.3.0", unknown.Message);
+
+        using var narrow = Input(2, 1, width: 5);
+        using var shape = await Forward("ffn.3.0", narrow);
+        Assert.Equal(StatusCode.InvalidArgument, shape.Status);
+        Assert.Contains("expected shape [batch, 8], got [2, 5]", shape.Message);
+
+        using var dtype = await Forward("ffn.3.0", good, DType.F16);
+        Assert.Equal(StatusCode.InvalidArgument, dtype.Status);
+        Assert.Contains("expected dtype F32, got F16", dtype.Message);
+
+        using var poisoned = Input(2, 1);
+        poisoned.Span[3] = float.NaN;
+        using var nan = await Forward("ffn.3.0", poisoned);
+        Assert.Equal(StatusCode.InvalidArgument, nan.Status);
+        Assert.Contains("contains NaN or Inf", nan.Message);
+
+        using var huge = Input(17, 1);
+        using var rows = await Forward("ffn.3.0", huge);
+        Assert.Equal(StatusCode.ResourceExhausted, rows.Status);
+        Assert.Contains("17 rows exceed this node's batch limit of 16", rows.Message);
+
+        using var fine = await Forward("ffn.3.0", good);
+        Assert.True(fine.IsOk, fine.ToString());
+    }
+
+    [Fact]
+    public async Task NonFiniteCheck_CanBeSwitchedOff()
+    {
+        var options = TestNode.Configure(_folder.Sub("a"), TestNode.Ffn("ffn.4.0"));
+        options.Serving.RejectNonFinite = false;
+        await using var host = await TestNode.StartAsync(options, 7);
+        var invoker = new RemoteExpertInvoker(host.Node.Transport);
+        using var poisoned = Input(2, 1);
+        poisoned.Span[0] = float.PositiveInfinity;
+        var result = await invoker.ForwardAsync(new ExpertTarget(ExpertUid.Parse("ffn.4.0"), host.Endpoint), poisoned, Compression.None, Deadline, default);
+        Assert.True(result.IsOk, result.ToString());
+        result.Value!.Dispose();
+    }
+}

@@ -1,0 +1,56 @@
+using System.Net.Http.Json;
+using System.Text.Json;
+using MoEMesh.Node.Http;
+using MoEMesh.Protocol.Addressing;
+using MoEMesh.Protocol.Wire;
+using MoEMesh.Routing.Invocation;
+using MoEMesh.Tensors;
+
+namespace MoEMesh.Node.Tests;
+
+/// <summary>The status page, expert lookup and metrics over real HTTP, and node.status over the peer protocol.</summary>
+public sealed class HttpTests : IDisposable
+{
+    private readonly TempFolder _folder = new();
+
+    public void Dispose() => _folder.Dispose();
+
+    [Fact]
+    public async Task Status_Experts_AndMetrics_DescribeTheRunningNode()
+    {
+        await using var node = await TestNode.StartAsync(TestNode.Configure(_folder.Path, TestNode.Ffn("ffn.5.0"), TestNode.Ffn("ffn.5.1")), 11);
+        var invoker = new RemoteExpertInvoker(node.Node.Transport);
+        using var input = Tensor.Zeros(2, 8);
+        (await invoker.ForwardAsync(new ExpertTarget(ExpertUid.Parse("ffn.5.0"), node.Endpoint), input, Compression.None, DateTimeOffset.UtcNow + TimeSpan.FromSeconds(10), default)).Value!.Dispose();
+        using var http = new HttpClient { BaseAddress = node.Http, Timeout = TimeSpan.FromSeconds(30) };
+
+        var status = NodeStatus.FromJson(await http.GetByteArrayAsync("/v1/status"));
+        Assert.Equal(node.Node.PeerId.ToString(), status.PeerId);
+        Assert.Equal(["ffn.5.0", "ffn.5.1"], status.Experts.Select(e => e.Uid));
+        Assert.Equal(node.Node.ListenAddress.ToString(), status.ListenAddress);
+        Assert.NotNull(status.AnnouncedAfterMs);
+
+        using var hosts = JsonDocument.Parse(await http.GetStringAsync("/v1/experts/ffn.5.1"));
+        Assert.Equal(node.Node.PeerId.ToString(), hosts.RootElement[0].GetProperty("peerId").GetString());
+        var bad = await http.GetAsync("/v1/experts/not-a-uid");
+        Assert.Equal(System.Net.HttpStatusCode.BadRequest, bad.StatusCode);
+        Assert.Contains("not an expert uid", await bad.Content.ReadAsStringAsync());
+
+        var metrics = await http.GetStringAsync("/metrics");
+        Assert.Contains("# TYPE moemesh_node_expert_call_duration summary", metrics);
+        Assert.Contains("moemesh_node_expert_call_duration_count{expert=\"ffn.5.0\",method=\"expert.forward\",outcome=\"ok\"} 1", metrics);
+        Assert.Contains("moemesh_dht_lookup_rounds_count{operation=\"store\"}", metrics);
+        Assert.Contains("moemesh_node_expert_queue_depth{expert=\"ffn.5.1\"} 0", metrics);
+    }
+
+    [Fact]
+    public async Task NodeStatus_OverThePeerProtocol_IsTheSameDocument()
+    {
+        await using var node = await TestNode.StartAsync(TestNode.Configure(_folder.Path, TestNode.Ffn("ffn.6.0")), 12);
+        using var response = await node.Node.Transport.CallAsync(node.Endpoint,
+            new Protocol.Rpc.PeerRequest(NodeStatus.Method, default, default, DateTimeOffset.UtcNow + TimeSpan.FromSeconds(10)), default);
+        Assert.True(response.IsOk, response.ToString());
+        var status = NodeStatus.FromJson(response.Payload.Span);
+        Assert.Equal("ffn.6.0", Assert.Single(status.Experts).Uid);
+    }
+}

@@ -1,0 +1,67 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using MoEMesh.Node.Hosting;
+using MoEMesh.Protocol.Identity;
+using MoEMesh.Protocol.Rpc;
+
+namespace MoEMesh.Node.Tests;
+
+/// <summary>A node started in-process on loopback (real sockets, free ports), with a temporary checkpoint folder.</summary>
+internal sealed class TestNode : IAsyncDisposable
+{
+    private TestNode(WebApplication app, NodeOptions options)
+    {
+        App = app;
+        Options = options;
+        Node = app.Services.GetRequiredService<MeshNode>();
+    }
+
+    public WebApplication App { get; }
+
+    public NodeOptions Options { get; }
+
+    public MeshNode Node { get; }
+
+    public PeerEndpoint Endpoint => new(Node.ListenAddress, Node.PeerId);
+
+    public Uri Http => new(App.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+
+    /// <summary>Default test options: loopback, free ports, TLS off, small experts, a fresh checkpoint folder.</summary>
+    public static NodeOptions Configure(string checkpoints, params ExpertHostingOptions[] experts) => new()
+    {
+        Listen = "127.0.0.1:0",
+        HttpListen = "127.0.0.1:0",
+        UseTls = false,
+        CheckpointDirectory = checkpoints,
+        Experts = [.. experts],
+    };
+
+    public static ExpertHostingOptions Ffn(string uid, int hidden = 8) => new() { Type = "ffn", Uid = uid, HiddenDim = hidden, Optimizer = "sgd", LearningRate = 0.1f };
+
+    public static async Task<TestNode> StartAsync(NodeOptions options, int seed, params TestNode[] join)
+    {
+        options.InitialPeers = join.Select(j => j.Endpoint.ToString()).ToList();
+        var app = NodeHost.Build(options, PeerIdentity.FromSeed(seed), l => l.ClearProviders());
+        await app.StartAsync();
+        return new TestNode(app, options);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await App.StopAsync();
+        await App.DisposeAsync();
+    }
+}
+
+/// <summary>A temporary folder removed afterwards.</summary>
+internal sealed class TempFolder : IDisposable
+{
+    public string Path { get; } = Directory.CreateTempSubdirectory("moemesh-node-").FullName;
+
+    public string Sub(string name) => System.IO.Path.Combine(Path, name);
+
+    public void Dispose() => Directory.Delete(Path, recursive: true);
+}
