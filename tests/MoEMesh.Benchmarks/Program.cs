@@ -2,6 +2,7 @@ using MoEMesh.Benchmarks;
 
 // Usage: dotnet run -c Release --project tests/MoEMesh.Benchmarks -- tensors [--batch 256] [--dim 1024] [--threads N] [--skip-managed]
 //        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- transport [--round-ms 250]
+//        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- node [--round-ms 3000] [--rounds 3]
 //        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- dht [--nodes 100,1000,5000] [--kill 0,10,30,50] [--rounds 10] [--keys 20] [--seed 1]
 var verb = args.FirstOrDefault();
 int Option(string name, int fallback)
@@ -23,12 +24,15 @@ switch (verb)
         return TensorsBenchmark.Run(Option("--batch", 256), Option("--dim", 1024), threads, args.Contains("--skip-managed"));
     case "transport":
         return await TransportBenchmark.RunAsync(TimeSpan.FromMilliseconds(Option("--round-ms", 250)));
+    case "node":
+        return await NodeBenchmark.RunAsync(TimeSpan.FromMilliseconds(Option("--round-ms", 3000)), Option("--rounds", 3));
     case "dht":
         return DhtBenchmark.Run(List("--nodes", [100, 1000, 5000]), List("--kill", [0, 10, 30, 50]).Select(p => p / 100.0).ToArray(),
             Option("--rounds", 10), Option("--keys", 20), Option("--seed", 1));
     default:
         Console.Error.WriteLine("usage: MoEMesh.Benchmarks tensors [--batch 256] [--dim 1024] [--threads N] [--skip-managed]");
         Console.Error.WriteLine("       MoEMesh.Benchmarks transport [--round-ms 250]");
+        Console.Error.WriteLine("       MoEMesh.Benchmarks node [--round-ms 3000] [--rounds 3]");
         Console.Error.WriteLine("       MoEMesh.Benchmarks dht [--nodes 100,1000,5000] [--kill 0,10,30,50] [--rounds 10] [--keys 20] [--seed 1]");
         return 2;
 }

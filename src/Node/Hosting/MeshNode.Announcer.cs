@@ -5,21 +5,25 @@ namespace MoEMesh.Node.Hosting;
 /// <summary>
 /// Announcing: every UpdatePeriod each hosted expert is re-declared, signed by this node, with its
 /// addresses, schema hash and current load, expiring after 2 × UpdatePeriod, so a node that dies drops
-/// out of the directory within two periods.
+/// out of the directory within two periods. Model files in the model folder are announced the same way
+/// (rescanned each time, so a new trunk version is announced within a period).
 /// </summary>
 public sealed partial class MeshNode
 {
     private async Task AnnounceAsync(CancellationToken cancellationToken)
     {
         var expiration = time.GetUtcNow() + 2 * options.UpdatePeriod;
-        var declarations = Experts.Values.Select(e => (e.Uid, e.Record(AnnounceAddresses))).ToArray();
-        var results = await Directory.DeclareAsync(identity, declarations, expiration, cancellationToken);
-        foreach (var failed in results.Where(r => !r.Succeeded)) LogAnnounceFailed(_logger, failed.Record.Key, failed.Problem ?? "no replica");
+        var experts = Experts.Values.Select(e => (e.Uid, e.Record(AnnounceAddresses))).ToArray();
+        var models = _models.Refresh().Select(m => (m.Name, m.Record(AnnounceAddresses))).ToArray();
+        var results = await Task.WhenAll(
+            experts.Length > 0 ? Directory.DeclareAsync(identity, experts, expiration, cancellationToken) : Task.FromResult<IReadOnlyList<Dht.DhtStoreResult>>([]),
+            models.Length > 0 ? Models.DeclareAsync(identity, models, expiration, cancellationToken) : Task.FromResult<IReadOnlyList<Dht.DhtStoreResult>>([]));
+        foreach (var failed in results.SelectMany(r => r).Where(r => !r.Succeeded)) LogAnnounceFailed(_logger, failed.Record.Key, failed.Problem ?? "no replica");
     }
 
     private async Task AnnounceLoopAsync(CancellationToken stopping)
     {
-        if (Experts.Count == 0) return;
+        if (options.ClientMode) return;
         try
         {
             while (true)

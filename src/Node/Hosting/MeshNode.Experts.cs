@@ -17,22 +17,32 @@ public sealed partial class MeshNode
 {
     private async Task<IReadOnlyDictionary<string, HostedExpert>> CreateExpertsAsync(CancellationToken cancellationToken)
     {
-        var hosted = new Dictionary<string, HostedExpert>(StringComparer.Ordinal);
+        var chosen = new List<(ExpertUid Uid, ExpertHostingOptions Group)>();
         var random = new Random(BitConverter.ToInt32(identity.PeerId.Hash[..4]));
         foreach (var group in options.Experts)
         {
             var uids = group.Uid is not null
                 ? [ExpertUid.Parse(group.Uid)]
-                : await TakeFreeUidsAsync(UidPattern.Parse(group.Pattern!), group.Count, hosted.Keys, random, cancellationToken);
-            foreach (var uid in uids)
-            {
-                var spec = new ExpertSpec(group.Type, group.HiddenDim, group.InnerDim, SeedOf(uid));
-                var backend = new ExpertBackend(uid.Value, spec, registry.Create(spec), new OptimizerOptions { Name = group.Optimizer, LearningRate = group.LearningRate });
-                if (ExpertCheckpoint.TryRestore(backend, CheckpointFolder(uid))) LogRestored(_logger, uid.Value, backend.UpdateCount);
-                hosted[uid.Value] = new HostedExpert(uid, backend);
-            }
+                : await TakeFreeUidsAsync(UidPattern.Parse(group.Pattern!), group.Count, chosen.Select(c => c.Uid.Value), random, cancellationToken);
+            chosen.AddRange(uids.Select(u => (u, group)));
         }
-        return hosted;
+        // Building an expert is allocation and seeded initialisation (a 1024-wide ffn with Adam holds about
+        // 134 MB of weights, gradients and optimizer state), independent per expert: build them in parallel.
+        var built = new HostedExpert[chosen.Count];
+        await Parallel.ForAsync(0, chosen.Count, cancellationToken, (i, _) =>
+        {
+            built[i] = Build(chosen[i].Uid, chosen[i].Group);
+            return ValueTask.CompletedTask;
+        });
+        return built.ToDictionary(e => e.Uid.Value, StringComparer.Ordinal);
+    }
+
+    private HostedExpert Build(ExpertUid uid, ExpertHostingOptions group)
+    {
+        var spec = new ExpertSpec(group.Type, group.HiddenDim, group.InnerDim, SeedOf(uid));
+        var backend = new ExpertBackend(uid.Value, spec, registry.Create(spec), new OptimizerOptions { Name = group.Optimizer, LearningRate = group.LearningRate });
+        if (ExpertCheckpoint.TryRestore(backend, CheckpointFolder(uid))) LogRestored(_logger, uid.Value, backend.UpdateCount);
+        return new HostedExpert(uid, backend);
     }
 
     private async Task<IReadOnlyList<ExpertUid>> TakeFreeUidsAsync(UidPattern pattern, int count, IEnumerable<string> taken, Random random, CancellationToken cancellationToken)

@@ -36,6 +36,7 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
     private PeerConnectionPool? _pool;
     private BatchingRuntime? _runtime;
     private ExpertRpcHandler? _handler;
+    private ModelFiles _models = null!;
     private Task _background = Task.CompletedTask;
 
     /// <summary>This node's identity.</summary>
@@ -55,6 +56,9 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
 
     /// <summary>Experts in the DHT; set once started.</summary>
     public ExpertDirectory Directory { get; private set; } = null!;
+
+    /// <summary>Model files in the DHT; set once started.</summary>
+    public ModelDirectory Models { get; private set; } = null!;
 
     /// <summary>Calls to other peers.</summary>
     public IPeerTransport Transport { get; private set; } = null!;
@@ -90,6 +94,10 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
         await Dht.BootstrapAsync(options.InitialPeerEndpoints, cancellationToken);
         Dht.Start();
         Directory = new ExpertDirectory(Dht);
+        Models = new ModelDirectory(Dht);
+        _models = new ModelFiles(options.ModelDirectory);
+        _models.Refresh();
+        router.MapBlobs(_models);
         LogJoined(_logger, identity.PeerId.ToString(), ListenAddress.ToString(), Dht.RoutingTableSize);
 
         Experts = await CreateExpertsAsync(cancellationToken);
@@ -99,7 +107,7 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
         _handler.Map(router);
         router.Map(NodeStatus.Method, (_, _) => ValueTask.FromResult(PeerResponse.Ok(payload: NodeStatus.Of(this).ToJson())));
 
-        if (Experts.Count > 0)
+        if (Experts.Count > 0 || _models.Current.Count > 0)
         {
             await AnnounceAsync(cancellationToken);
             AnnouncedAfter = time.GetUtcNow() - new DateTimeOffset(Process.GetCurrentProcess().StartTime.ToUniversalTime());

@@ -43,6 +43,9 @@ public sealed class NodeOptions
     /// <summary>Where each expert's checkpoint lives (one folder per uid). Default checkpoints.</summary>
     public string CheckpointDirectory { get; set; } = "checkpoints";
 
+    /// <summary>Model files (trunks) this node offers to peers: each file is announced as model:&lt;file name without extension&gt;. Default models.</summary>
+    public string ModelDirectory { get; set; } = "models";
+
     /// <summary>How often checkpoints are written (also on stop). Default 5 min.</summary>
     public TimeSpan CheckpointPeriod { get; set; } = TimeSpan.FromMinutes(5);
 

@@ -1,6 +1,5 @@
 using Google.Protobuf;
 using MoEMesh.Dht;
-using MoEMesh.Dht.Records;
 using MoEMesh.Protocol.Addressing;
 using MoEMesh.Protocol.Identity;
 using MoEMesh.Protocol.Wire.Experts;
@@ -18,12 +17,8 @@ public sealed class ExpertDirectory(IDht dht)
     public static string KeyOf(ExpertUid uid) => "expert:" + uid.Value;
 
     /// <summary>Announces experts hosted by <paramref name="host"/> until <paramref name="expiration"/>; one result per expert.</summary>
-    public Task<IReadOnlyList<DhtStoreResult>> DeclareAsync(PeerIdentity host, IReadOnlyList<(ExpertUid Uid, ExpertRecord Record)> experts, DateTimeOffset expiration, CancellationToken cancellationToken)
-    {
-        var subkey = host.PeerId.ToString();
-        var records = experts.Select(e => DhtRecord.Signed(KeyOf(e.Uid), subkey, e.Record.ToByteArray(), expiration, host)).ToArray();
-        return dht.StoreManyAsync(records, cancellationToken);
-    }
+    public Task<IReadOnlyList<DhtStoreResult>> DeclareAsync(PeerIdentity host, IReadOnlyList<(ExpertUid Uid, ExpertRecord Record)> experts, DateTimeOffset expiration, CancellationToken cancellationToken) =>
+        HostEntries.DeclareAsync(dht, host, experts.Select(e => (KeyOf(e.Uid), (IMessage)e.Record)), expiration, cancellationToken);
 
     /// <summary>
     /// The live hosts of each uid (every uid asked is in the answer, with no hosts when none is
@@ -33,29 +28,8 @@ public sealed class ExpertDirectory(IDht dht)
     {
         var keys = uids.Distinct().ToDictionary(KeyOf, u => u);
         var values = await dht.GetManyAsync(keys.Keys, latest: true, cancellationToken);
-        return keys.ToDictionary(k => k.Value, k => Hosts(k.Value, values.GetValueOrDefault(k.Key)));
-    }
-
-    private static IReadOnlyList<ExpertHostInfo> Hosts(ExpertUid uid, DhtValue? value)
-    {
-        if (value is null || !value.IsDictionary) return [];
-        var hosts = new List<ExpertHostInfo>();
-        foreach (var entry in value.Records)
-        {
-            if (!PeerId.TryParse(entry.Subkey, out var host)) continue;
-            ExpertRecord record;
-            try
-            {
-                record = ExpertRecord.Parser.ParseFrom(entry.Value.Span);
-            }
-            catch (InvalidProtocolBufferException)
-            {
-                continue;
-            }
-            var addresses = record.Addresses.Select(a => PeerAddress.TryParse(a, out var address) ? address : (PeerAddress?)null).OfType<PeerAddress>().ToArray();
-            if (addresses.Length == 0) continue;
-            hosts.Add(new ExpertHostInfo(uid, host, addresses, record.Type, record.SchemaHash, record.Load ?? new ExpertLoad(), record.Version, entry.Expiration));
-        }
-        return hosts;
+        return keys.ToDictionary(k => k.Value, k => (IReadOnlyList<ExpertHostInfo>)HostEntries.Parse(values.GetValueOrDefault(k.Key), ExpertRecord.Parser, r => r.Addresses)
+            .Select(e => new ExpertHostInfo(k.Value, e.Host, e.Addresses, e.Record.Type, e.Record.SchemaHash, e.Record.Load ?? new ExpertLoad(), e.Record.Version, e.Expiration))
+            .ToArray());
     }
 }

@@ -1,0 +1,79 @@
+using System.Text.Json;
+
+namespace MoEMesh.IntegrationTests;
+
+/// <summary>The built moemesh binary as three processes on loopback.</summary>
+public sealed class ProcessTests : IDisposable
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(60);
+    private readonly string _dir = Directory.CreateTempSubdirectory("moemesh-procs-").FullName;
+    private readonly List<NodeProcess> _nodes = [];
+
+    public void Dispose()
+    {
+        foreach (var n in _nodes) n.Dispose();
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    [Fact]
+    public async Task ThreeNodes_EachSeesEveryExpert_ThenSigtermWritesCheckpointsAndExitsZero()
+    {
+        string[] Args(string name, params string[] more) =>
+        [
+            "--key-file", $"{name}.key", "--checkpoint-dir", $"ck-{name}", "--no-tls", "--expert-pattern", "ffn.[0:3].[0:4]", "--num-experts", "2",
+            "--hidden-dim", "16", "--update-period", "2", "--checkpoint-period", "3600", .. more,
+        ];
+        var first = Start(Args("a"));
+        await WaitAnnouncedAsync(first);
+        var others = new[] { Start(Args("b", "--peers", $"127.0.0.1:{first.PeerPort}")), Start(Args("c", "--peers", $"127.0.0.1:{first.PeerPort}")) };
+        foreach (var n in others) await WaitAnnouncedAsync(n);
+
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        var hosted = new Dictionary<NodeProcess, string[]>();
+        foreach (var n in _nodes)
+        {
+            using var status = JsonDocument.Parse(await http.GetStringAsync(new Uri(n.Http, "/v1/status")));
+            hosted[n] = status.RootElement.GetProperty("experts").EnumerateArray().Select(e => e.GetProperty("uid").GetString()!).ToArray();
+            Assert.Equal(2, hosted[n].Length);
+        }
+        var all = hosted.Values.SelectMany(u => u).Distinct().ToArray();
+
+        // Every node must find a host for every uid through its own DHT view, within the bound.
+        using var limit = new CancellationTokenSource(Bound);
+        foreach (var n in _nodes)
+            foreach (var uid in all)
+                while (!await SeesAsync(http, n, uid))
+                    await Task.Delay(100, limit.Token);
+
+        foreach (var n in _nodes) n.Terminate();
+        foreach (var n in _nodes)
+        {
+            Assert.True(await n.WaitForExitAsync(Bound), $"node did not exit after SIGTERM:\n{n.Output}");
+            Assert.True(n.ExitCode == 0, $"exit code {n.ExitCode}:\n{n.Output}");
+        }
+        foreach (var (n, uids) in hosted)
+        {
+            string name = n == first ? "a" : n == others[0] ? "b" : "c";
+            foreach (var uid in uids) Assert.True(File.Exists(Path.Combine(_dir, $"ck-{name}", uid, "checkpoint.json")), $"no checkpoint for {uid} of node {name}");
+        }
+    }
+
+    private NodeProcess Start(string[] args)
+    {
+        var node = NodeProcess.Start(_dir, args);
+        _nodes.Add(node);
+        return node;
+    }
+
+    private static async Task WaitAnnouncedAsync(NodeProcess node)
+    {
+        var finished = await Task.WhenAny(node.Announced, Task.Delay(Bound));
+        Assert.True(finished == node.Announced, $"the node did not announce its experts:\n{node.Output}");
+    }
+
+    private static async Task<bool> SeesAsync(HttpClient http, NodeProcess node, string uid)
+    {
+        using var hosts = JsonDocument.Parse(await http.GetStringAsync(new Uri(node.Http, $"/v1/experts/{uid}")));
+        return hosts.RootElement.GetArrayLength() > 0;
+    }
+}
