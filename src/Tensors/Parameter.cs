@@ -8,6 +8,7 @@ namespace MoEMesh.Tensors;
 public sealed class Parameter
 {
     private readonly SortedSet<int>? _touchedRows;
+    private Tensor? _gradient;
 
     /// <summary>Creates a parameter that owns <paramref name="value"/>.</summary>
     /// <param name="name">Unique within its model, dotted ("layers.0.weight"); used in checkpoints.</param>
@@ -18,7 +19,6 @@ public sealed class Parameter
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
         Name = name;
         Value = value;
-        Gradient = Tensor.Zeros(value.Shape);
         _touchedRows = sparseRows ? [] : null;
     }
 
@@ -28,8 +28,14 @@ public sealed class Parameter
     /// <summary>Current value.</summary>
     public Tensor Value { get; }
 
-    /// <summary>Accumulated gradient, same shape as <see cref="Value"/>.</summary>
-    public Tensor Gradient { get; }
+    /// <summary>
+    /// Accumulated gradient, same shape as <see cref="Value"/>. Allocated (as zeros) on first use, so a
+    /// model that only runs forward, such as an expert that has not been trained yet, holds no gradients.
+    /// </summary>
+    public Tensor Gradient => _gradient ??= Tensor.Zeros(Value.Shape);
+
+    /// <summary>Whether the gradient has been allocated (it is all zeros until then).</summary>
+    public bool HasGradient => _gradient is not null;
 
     /// <summary>Whether this parameter's gradient is row-sparse.</summary>
     public bool IsSparse => _touchedRows is not null;
@@ -47,12 +53,17 @@ public sealed class Parameter
     /// <summary>Clears the gradient (only the touched rows of a sparse parameter).</summary>
     public void ZeroGradient()
     {
-        if (_touchedRows is null)
+        if (_gradient is null)
         {
-            Gradient.Span.Clear();
+            _touchedRows?.Clear();
             return;
         }
-        foreach (int row in _touchedRows) Gradient.Row(row).Clear();
+        if (_touchedRows is null)
+        {
+            _gradient.Span.Clear();
+            return;
+        }
+        foreach (int row in _touchedRows) _gradient.Row(row).Clear();
         _touchedRows.Clear();
     }
 

@@ -41,6 +41,28 @@ public sealed class ExpertCheckpointTests : IDisposable
     }
 
     [Fact]
+    public void UntrainedExpert_HoldsNoGradientsOrOptimizerState_AndItsCheckpointRestoresAndTrainsIdentically()
+    {
+        var original = ExpertBackendTests.Create();
+        using (var probeInput = GradientCheck.Random([2, 8], 3))
+            original.Forward(probeInput).Dispose();
+        Assert.All(original.Expert.Parameters, p => Assert.False(p.HasGradient));
+        Assert.Empty(original.Optimizer.State);
+        ExpertCheckpoint.Save(original, _directory);
+
+        var restored = ExpertBackendTests.Create();
+        Assert.True(ExpertCheckpoint.TryRestore(restored, _directory));
+        Assert.Equal(0, restored.UpdateCount);
+        TrainSteps(original, 2, 30);
+        TrainSteps(restored, 2, 30);
+        Assert.NotEmpty(original.Optimizer.State);
+        using var probe = GradientCheck.Random([5, 8], 78);
+        using var a = original.Forward(probe);
+        using var b = restored.Forward(probe);
+        Assert.Equal(a.ToArray(), b.ToArray());
+    }
+
+    [Fact]
     public void TryRestore_EmptyDirectory_ReturnsFalse()
     {
         Assert.False(ExpertCheckpoint.TryRestore(ExpertBackendTests.Create(), _directory));

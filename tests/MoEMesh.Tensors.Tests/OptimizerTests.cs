@@ -176,6 +176,19 @@ public class OptimizerTests
     }
 
     [Fact]
+    public void Restore_UnknownOrMisshapenState_IsRefusedNamingIt()
+    {
+        var parameter = new Parameter("w", Tensor.Zeros(2, 3));
+        var adam = new Adam([parameter], new LearningRateSchedule(0.1f));
+        using var unknown = Tensor.Zeros(2, 3);
+        using var misshapen = Tensor.Zeros(3, 2);
+        var e1 = Assert.Throws<InvalidDataException>(() => adam.Restore(1, new Dictionary<string, Tensor> { ["v.exp_avg"] = unknown }));
+        Assert.Contains("v.exp_avg", e1.Message);
+        var e2 = Assert.Throws<InvalidDataException>(() => adam.Restore(1, new Dictionary<string, Tensor> { ["w.exp_avg"] = misshapen }));
+        Assert.Contains("w.exp_avg has shape [3, 2]", e2.Message);
+    }
+
+    [Fact]
     public void Optimizer_DuplicateParameterNames_AreRejected()
     {
         var e = Assert.Throws<ArgumentException>(() =>
