@@ -93,7 +93,7 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
         router.MapDht(Dht, options.Dht);
         await Dht.BootstrapAsync(options.InitialPeerEndpoints, cancellationToken);
         Dht.Start();
-        Directory = new ExpertDirectory(Dht);
+        Directory = new ExpertDirectory(Dht, time);
         Models = new ModelDirectory(Dht);
         _models = new ModelFiles(options.ModelDirectory);
         _models.Refresh();

@@ -1,5 +1,6 @@
 using Google.Protobuf;
 using MoEMesh.Dht;
+using MoEMesh.Dht.Records;
 using MoEMesh.Protocol.Addressing;
 using MoEMesh.Protocol.Identity;
 using MoEMesh.Protocol.Wire.Experts;
@@ -9,16 +10,95 @@ namespace MoEMesh.Routing.Directory;
 /// <summary>
 /// Experts in the DHT. Owns the key schema: <c>expert:&lt;uid&gt;</c> holds one entry per host, under the
 /// subkey of the host's PeerId, whose value is an <see cref="ExpertRecord"/> signed by that host (so only
-/// the host can announce or renew itself). Several hosts under one uid are replicas.
+/// the host can announce or renew itself). Several hosts under one uid are replicas. For beam search,
+/// <c>prefix:&lt;uid prefix&gt;</c> holds, under each next coordinate, one live uid below it (unsigned: a
+/// coordinate names no owner), with the announcement's expiration.
 /// </summary>
-public sealed class ExpertDirectory(IDht dht)
+public sealed class ExpertDirectory(IDht dht, TimeProvider? time = null, ExpertDirectoryOptions? options = null)
 {
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+    private readonly ExpertDirectoryOptions _options = options ?? new ExpertDirectoryOptions();
+    private readonly Dictionary<string, DateTimeOffset> _emptyUntil = new(StringComparer.Ordinal);
+
     /// <summary>The DHT key of an expert.</summary>
     public static string KeyOf(ExpertUid uid) => "expert:" + uid.Value;
 
-    /// <summary>Announces experts hosted by <paramref name="host"/> until <paramref name="expiration"/>; one result per expert.</summary>
-    public Task<IReadOnlyList<DhtStoreResult>> DeclareAsync(PeerIdentity host, IReadOnlyList<(ExpertUid Uid, ExpertRecord Record)> experts, DateTimeOffset expiration, CancellationToken cancellationToken) =>
-        HostEntries.DeclareAsync(dht, host, experts.Select(e => (KeyOf(e.Uid), (IMessage)e.Record)), expiration, cancellationToken);
+    /// <summary>The DHT key of a prefix's successors.</summary>
+    public static string KeyOf(ExpertPrefix prefix) => "prefix:" + prefix.Value;
+
+    /// <summary>
+    /// Announces experts hosted by <paramref name="host"/> until <paramref name="expiration"/>, with the prefix
+    /// entries beam search walks; one result per expert (the prefix entries' results are not reported).
+    /// </summary>
+    public async Task<IReadOnlyList<DhtStoreResult>> DeclareAsync(PeerIdentity host, IReadOnlyList<(ExpertUid Uid, ExpertRecord Record)> experts, DateTimeOffset expiration, CancellationToken cancellationToken)
+    {
+        var prefixes = experts.SelectMany(e => PrefixEntries(e.Uid, expiration)).DistinctBy(r => (r.Key, r.Subkey)).ToArray();
+        var declared = HostEntries.DeclareAsync(dht, host, experts.Select(e => (KeyOf(e.Uid), (IMessage)e.Record)), expiration, cancellationToken);
+        await dht.StoreManyAsync(prefixes, cancellationToken);
+        return await declared;
+    }
+
+    /// <summary>
+    /// The live children of each prefix. A prefix found empty is remembered as empty for
+    /// <see cref="ExpertDirectoryOptions.NegativeCacheTtl"/> and not asked again meanwhile, so a beam search
+    /// over a sparse grid does not keep paying for dead branches.
+    /// </summary>
+    public async Task<IReadOnlyDictionary<ExpertPrefix, ExpertSuccessors>> FindSuccessorsAsync(IReadOnlyCollection<ExpertPrefix> prefixes, CancellationToken cancellationToken)
+    {
+        var now = _time.GetUtcNow();
+        var answer = new Dictionary<ExpertPrefix, ExpertSuccessors>();
+        var ask = new Dictionary<string, ExpertPrefix>(StringComparer.Ordinal);
+        lock (_emptyUntil)
+        {
+            foreach (var prefix in prefixes.Distinct())
+            {
+                var key = KeyOf(prefix);
+                if (_emptyUntil.TryGetValue(key, out var until) && until > now) answer[prefix] = new ExpertSuccessors(prefix, new Dictionary<int, ExpertUid>());
+                else ask[key] = prefix;
+            }
+        }
+        if (ask.Count == 0) return answer;
+        var values = await dht.GetManyAsync(ask.Keys, latest: true, cancellationToken);
+        var later = _time.GetUtcNow();
+        foreach (var (key, prefix) in ask)
+        {
+            var successors = Successors(prefix, values.GetValueOrDefault(key));
+            answer[prefix] = successors;
+            lock (_emptyUntil)
+            {
+                if (successors.IsEmpty) _emptyUntil[key] = later + _options.NegativeCacheTtl;
+                else _emptyUntil.Remove(key);
+            }
+        }
+        return answer;
+    }
+
+    private static IEnumerable<DhtRecord> PrefixEntries(ExpertUid uid, DateTimeOffset expiration)
+    {
+        var value = System.Text.Encoding.UTF8.GetBytes(uid.Value);
+        for (int depth = 0; depth < uid.Coordinates.Count; depth++)
+        {
+            var coordinate = uid.Coordinates[depth].ToString(System.Globalization.CultureInfo.InvariantCulture);
+            yield return DhtRecord.Unsigned(KeyOf(uid.Prefix(depth)), coordinate, value, expiration);
+        }
+    }
+
+    private static ExpertSuccessors Successors(ExpertPrefix prefix, DhtValue? value)
+    {
+        var children = new Dictionary<int, ExpertUid>();
+        if (value is { IsDictionary: true })
+        {
+            foreach (var entry in value.Records)
+            {
+                // Entries that do not describe a uid under this prefix at that coordinate are ignored.
+                if (!int.TryParse(entry.Subkey, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int coordinate)) continue;
+                if (!ExpertUid.TryParse(System.Text.Encoding.UTF8.GetString(entry.Value.Span), out var uid, out _)) continue;
+                if (!prefix.Child(coordinate).Contains(uid) && prefix.Uid(coordinate) != uid) continue;
+                children[coordinate] = uid;
+            }
+        }
+        return new ExpertSuccessors(prefix, children);
+    }
 
     /// <summary>
     /// The live hosts of each uid (every uid asked is in the answer, with no hosts when none is

@@ -1,0 +1,143 @@
+using MoEMesh.Protocol.Addressing;
+using MoEMesh.Routing.Directory;
+
+namespace MoEMesh.Routing.Gating;
+
+/// <summary>An expert found for a sample, with its gate score.</summary>
+public readonly record struct ScoredExpert(ExpertUid Uid, float Score);
+
+/// <summary>
+/// Finds each sample's k best live experts on a grid without scoring every uid. Best-first search over
+/// prefixes: a prefix's bound is the score of its coordinates so far plus the best score each remaining
+/// dimension could add, which no uid below it can beat. The open prefix with the highest bound is
+/// expanded next (its live children come from the DHT's prefix entries); when the highest bound belongs to
+/// a complete uid, that uid is the best remaining one. So the result is exactly the top k of the live
+/// experts (a greedy beam over partial sums is not: a strong first coordinate may have only weak live
+/// children). Each round expands up to <c>beamWidth</c> prefixes per sample, and all samples' prefixes go
+/// to the DHT in one request, so a batch costs about depth × (rounds per level) DHT round trips.
+/// </summary>
+public sealed class BeamSearch(ExpertDirectory directory)
+{
+    /// <summary>The <paramref name="k"/> best live experts for each sample, best first.</summary>
+    /// <param name="grid">The grid.</param>
+    /// <param name="scores">Per sample, per dimension, a score for each coordinate.</param>
+    /// <param name="k">Experts wanted per sample.</param>
+    /// <param name="beamWidth">Prefixes expanded per sample per round (more: fewer rounds, more lookups).</param>
+    /// <param name="cancellationToken">Stops the search.</param>
+    public async Task<IReadOnlyList<ScoredExpert>[]> FindAsync(ExpertGrid grid, IReadOnlyList<IReadOnlyList<float[]>> scores, int k, int beamWidth, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(k, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(beamWidth, 1);
+        var searches = scores.Select((s, i) => new SampleSearch(grid, Check(grid, s, i), k)).ToArray();
+        while (true)
+        {
+            var wanted = new HashSet<ExpertPrefix>();
+            foreach (var search in searches)
+            {
+                search.EmitReady();
+                if (!search.Done) search.TakeFrontier(beamWidth, wanted);
+            }
+            if (wanted.Count == 0) break;
+            var successors = await directory.FindSuccessorsAsync(wanted, cancellationToken);
+            foreach (var search in searches) search.Expand(successors);
+        }
+        return searches.Select(s => s.Found).ToArray();
+    }
+
+    private static IReadOnlyList<float[]> Check(ExpertGrid grid, IReadOnlyList<float[]> scores, int sample)
+    {
+        if (scores.Count != grid.Sizes.Count)
+            throw new ArgumentException($"Sample {sample} has scores for {scores.Count} dimensions; grid {grid.Name} has {grid.Sizes.Count}.");
+        for (int d = 0; d < scores.Count; d++)
+        {
+            if (scores[d].Length != grid.Sizes[d])
+                throw new ArgumentException($"Sample {sample}, dimension {d}: {scores[d].Length} scores for {grid.Sizes[d]} coordinates.");
+            if (scores[d].Any(v => !float.IsFinite(v))) throw new ArgumentException($"Sample {sample}, dimension {d}: scores must be finite.");
+        }
+        return scores;
+    }
+
+    /// <summary>One sample's search state.</summary>
+    private sealed class SampleSearch
+    {
+        private readonly ExpertGrid _grid;
+        private readonly IReadOnlyList<float[]> _scores;
+        private readonly float[] _bestRemaining;
+        private readonly int _k;
+        private readonly PriorityQueue<Open, (float Bound, string Tie)> _open = new(Comparer<(float Bound, string Tie)>.Create(
+            (a, b) => a.Bound != b.Bound ? b.Bound.CompareTo(a.Bound) : string.CompareOrdinal(a.Tie, b.Tie)));
+        private readonly List<Open> _expanding = [];
+        private readonly List<ScoredExpert> _found = [];
+
+        public SampleSearch(ExpertGrid grid, IReadOnlyList<float[]> scores, int k)
+        {
+            _grid = grid;
+            _scores = scores;
+            _k = k;
+            _bestRemaining = new float[grid.Sizes.Count + 1];
+            for (int d = grid.Sizes.Count - 1; d >= 0; d--) _bestRemaining[d] = _bestRemaining[d + 1] + scores[d].Max();
+            Push(new Open(grid.Root, null, 0, 0f));
+        }
+
+        public IReadOnlyList<ScoredExpert> Found => _found;
+
+        public bool Done => _found.Count >= _k || _open.Count == 0;
+
+        /// <summary>Emits complete uids while one holds the highest bound: nothing left can beat it.</summary>
+        public void EmitReady()
+        {
+            while (_found.Count < _k && _open.TryPeek(out var top, out _) && top.Uid is { } uid)
+            {
+                _open.Dequeue();
+                _found.Add(new ScoredExpert(uid, top.Partial));
+            }
+        }
+
+        /// <summary>Takes up to <paramref name="width"/> open prefixes, best bound first, to expand.</summary>
+        public void TakeFrontier(int width, HashSet<ExpertPrefix> wanted)
+        {
+            var complete = new List<Open>();
+            while (_expanding.Count < width && _open.TryDequeue(out var next, out _))
+            {
+                if (next.Uid is not null)
+                {
+                    complete.Add(next);
+                    continue;
+                }
+                _expanding.Add(next);
+                wanted.Add(next.Prefix);
+            }
+            foreach (var c in complete) Push(c);
+        }
+
+        public void Expand(IReadOnlyDictionary<ExpertPrefix, ExpertSuccessors> successors)
+        {
+            foreach (var open in _expanding)
+            {
+                if (!successors.TryGetValue(open.Prefix, out var found)) continue;
+                int depth = open.Depth;
+                foreach (var (coordinate, below) in found.Children)
+                {
+                    if (coordinate >= _grid.Sizes[depth]) continue;
+                    float partial = open.Partial + _scores[depth][coordinate];
+                    if (depth + 1 == _grid.Sizes.Count)
+                    {
+                        var uid = open.Prefix.Uid(coordinate);
+                        if (uid == below) Push(new Open(open.Prefix, uid, depth + 1, partial));
+                    }
+                    else
+                    {
+                        Push(new Open(open.Prefix.Child(coordinate), null, depth + 1, partial));
+                    }
+                }
+            }
+            _expanding.Clear();
+        }
+
+        private void Push(Open open) =>
+            _open.Enqueue(open, (open.Uid is null ? open.Partial + _bestRemaining[open.Depth] : open.Partial, open.Uid?.Value ?? open.Prefix.Value));
+    }
+
+    /// <summary>An open prefix (Uid null) or a complete uid, with the score of its coordinates so far.</summary>
+    private sealed record Open(ExpertPrefix Prefix, ExpertUid? Uid, int Depth, float Partial);
+}

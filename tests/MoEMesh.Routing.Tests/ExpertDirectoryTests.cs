@@ -1,0 +1,99 @@
+using System.Text;
+using MoEMesh.Dht.Records;
+using MoEMesh.Protocol.Addressing;
+using MoEMesh.Protocol.Identity;
+using MoEMesh.Protocol.Wire.Experts;
+using MoEMesh.Routing.Directory;
+using MoEMesh.Testing;
+
+namespace MoEMesh.Routing.Tests;
+
+public sealed class ExpertDirectoryTests
+{
+    private static readonly PeerIdentity HostA = PeerIdentity.FromSeed(901);
+    private static readonly PeerIdentity HostB = PeerIdentity.FromSeed(902);
+
+    private static ExpertRecord Record(string address) => new() { Addresses = { address }, Type = "ffn", SchemaHash = "h" };
+
+    [Fact]
+    public async Task Declare_WritesPrefixEntries_AndSuccessorsListLiveChildren()
+    {
+        var time = new ManualTimeProvider();
+        var directory = new ExpertDirectory(new MemoryDht(time), time);
+        var expiration = time.GetUtcNow() + TimeSpan.FromSeconds(60);
+        await directory.DeclareAsync(HostA, [(ExpertUid.Parse("ffn.3.14"), Record("10.0.0.1:1")), (ExpertUid.Parse("ffn.3.2"), Record("10.0.0.1:1"))], expiration, default);
+
+        var root = ExpertPrefix.Parse("ffn.");
+        var three = ExpertPrefix.Parse("ffn.3.");
+        var found = await directory.FindSuccessorsAsync([root, three], default);
+        Assert.Equal([3], found[root].Children.Keys);
+        Assert.Equal(["ffn.3.14", "ffn.3.2"], found[three].Children.Values.Select(u => u.Value).Order());
+        Assert.Equal(ExpertUid.Parse("ffn.3.14"), found[three].Children[14]);
+    }
+
+    [Fact]
+    public async Task ReplicasOfOneUid_AreAllFound()
+    {
+        var time = new ManualTimeProvider();
+        var directory = new ExpertDirectory(new MemoryDht(time), time);
+        var uid = ExpertUid.Parse("ffn.1.1");
+        var expiration = time.GetUtcNow() + TimeSpan.FromSeconds(60);
+        await directory.DeclareAsync(HostA, [(uid, Record("10.0.0.1:1"))], expiration, default);
+        await directory.DeclareAsync(HostB, [(uid, Record("10.0.0.2:1"))], expiration, default);
+        var hosts = (await directory.FindAsync([uid], default))[uid];
+        Assert.Equal(new[] { HostA.PeerId, HostB.PeerId }.Select(p => p.ToString()).Order(), hosts.Select(h => h.Host.ToString()).Order());
+    }
+
+    [Fact]
+    public async Task EmptyPrefix_IsCachedAsEmpty_ForTheNegativeTtl_ThenAskedAgain()
+    {
+        var time = new ManualTimeProvider();
+        var dht = new MemoryDht(time);
+        var directory = new ExpertDirectory(dht, time, new ExpertDirectoryOptions { NegativeCacheTtl = TimeSpan.FromSeconds(5) });
+        var prefix = ExpertPrefix.Parse("ffn.7.");
+
+        Assert.True((await directory.FindSuccessorsAsync([prefix], default))[prefix].IsEmpty);
+        int asked = dht.KeysLookedUp;
+        // An expert appears under the prefix; within the TTL the cached "empty" still answers, without a lookup.
+        await directory.DeclareAsync(HostA, [(ExpertUid.Parse("ffn.7.1"), Record("10.0.0.1:1"))], time.GetUtcNow() + TimeSpan.FromSeconds(60), default);
+        time.Advance(TimeSpan.FromSeconds(4));
+        Assert.True((await directory.FindSuccessorsAsync([prefix], default))[prefix].IsEmpty);
+        Assert.Equal(asked, dht.KeysLookedUp);
+
+        time.Advance(TimeSpan.FromSeconds(2));
+        var found = (await directory.FindSuccessorsAsync([prefix], default))[prefix];
+        Assert.Equal(asked + 1, dht.KeysLookedUp);
+        Assert.Equal("ffn.7.1", found.Children[1].Value);
+    }
+
+    [Fact]
+    public async Task NonEmptyPrefix_IsNeverCached()
+    {
+        var time = new ManualTimeProvider();
+        var dht = new MemoryDht(time);
+        var directory = new ExpertDirectory(dht, time);
+        await directory.DeclareAsync(HostA, [(ExpertUid.Parse("ffn.7.1"), Record("10.0.0.1:1"))], time.GetUtcNow() + TimeSpan.FromSeconds(60), default);
+        var prefix = ExpertPrefix.Parse("ffn.7.");
+        await directory.FindSuccessorsAsync([prefix], default);
+        await directory.FindSuccessorsAsync([prefix], default);
+        Assert.Equal(2, dht.KeysLookedUp);
+    }
+
+    [Fact]
+    public async Task MalformedPrefixEntries_AreIgnored()
+    {
+        var time = new ManualTimeProvider();
+        var dht = new MemoryDht(time);
+        var directory = new ExpertDirectory(dht, time);
+        var expiration = time.GetUtcNow() + TimeSpan.FromSeconds(60);
+        await dht.StoreManyAsync(
+        [
+            DhtRecord.Unsigned("prefix:ffn.", "x", Encoding.UTF8.GetBytes("ffn.1.1"), expiration),     // not a coordinate
+            DhtRecord.Unsigned("prefix:ffn.", "2", Encoding.UTF8.GetBytes("ffn.3.1"), expiration),     // uid not under ffn.2.
+            DhtRecord.Unsigned("prefix:ffn.", "4", Encoding.UTF8.GetBytes("not a uid"), expiration),
+            DhtRecord.Unsigned("prefix:ffn.", "5", Encoding.UTF8.GetBytes("ffn.5.0"), expiration),
+        ], default);
+        var root = ExpertPrefix.Parse("ffn.");
+        Assert.Equal([5], (await directory.FindSuccessorsAsync([root], default))[root].Children.Keys);
+    }
+}
