@@ -1,0 +1,213 @@
+using System.Numerics.Tensors;
+using MoEMesh.Protocol.Addressing;
+using MoEMesh.Protocol.Rpc;
+using MoEMesh.Routing.Invocation;
+using MoEMesh.Tensors;
+using Tensor = MoEMesh.Tensors.Tensor;
+
+namespace MoEMesh.Routing.Calling;
+
+/// <summary>
+/// Calls many experts for a batch and always answers in time. One request per expert carries every sample
+/// routed to it (Hivemind sends one per sample); the whole fan-out has one absolute deadline,
+/// ForwardTimeout. Once every sample has KMin answers (or cannot get more), stragglers get at most
+/// GraceAfterKMin and are then cancelled (the cancel frame reaches their hosts). A host that cannot be
+/// reached is replaced by the uid's next host while time remains. An answer holding NaN or Inf counts as
+/// a failure. Each sample's output is its answered experts' outputs weighted by their gate weights
+/// renormalised over those that answered. A sample left with fewer than KMin answers gets a local
+/// expert's answer as well (the request's fallback); only a sample with no answer and no fallback fails
+/// the call, with every expert, host, outcome and elapsed time in the message.
+/// </summary>
+public sealed partial class ExpertFanOut(IExpertInvoker remote, IExpertInvoker? local, PeerHealth health, RoutingOptions options, TimeProvider time)
+{
+    private static readonly PeerEndpoint LocalEndpoint = new(new PeerAddress("local", 1));
+
+    /// <summary>Runs the forward fan-out.</summary>
+    /// <exception cref="ExpertCallFailedException">A sample got no answer and has no local fallback.</exception>
+    public async Task<FanOutResult> ForwardAsync(FanOutRequest request, CancellationToken cancellationToken)
+    {
+        int samples = request.Choices.Count;
+        if (request.Input.Rows != samples) throw new ArgumentException($"The batch has {request.Input.Rows} samples but {samples} choices.");
+        var deadline = time.GetUtcNow() + options.ForwardTimeout;
+        var groups = request.Choices.SelectMany((choices, s) => choices.Select(c => (c.Uid, Sample: s)))
+            .GroupBy(x => x.Uid).ToDictionary(g => g.Key, g => g.Select(x => x.Sample).Distinct().ToArray());
+        var kmin = request.Choices.Select(c => Math.Min(options.KMin, c.Count)).ToArray();
+        var answered = new int[samples];
+        var open = new int[samples];
+        foreach (var rows in groups.Values)
+            foreach (int s in rows) open[s]++;
+
+        var answers = new Dictionary<AnswerKey, ExpertAnswer>();
+        var trace = new List<ExpertCallTrace>();
+        using var stragglers = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var pending = groups.Select(g => CallAsync(request, g.Key, g.Value, deadline, stragglers.Token)).ToList();
+        var deadlineHit = new TaskCompletionSource();
+        var graceOver = new TaskCompletionSource();
+        ITimer? graceTimer = null;
+        using (time.CreateTimer(static s => ((TaskCompletionSource)s!).TrySetResult(), deadlineHit, options.ForwardTimeout, Timeout.InfiniteTimeSpan))
+        {
+            try
+            {
+                while (pending.Count > 0)
+                {
+                    var first = await Task.WhenAny(pending.Cast<Task>().Append(deadlineHit.Task).Append(graceOver.Task));
+                    if (first is not Task<CallOutcome> call) break;
+                    pending.Remove(call);
+                    var outcome = await call;
+                    trace.Add(outcome.Trace);
+                    foreach (int s in outcome.Samples) open[s]--;
+                    if (outcome.Answer is { } answer)
+                    {
+                        answers[new AnswerKey(outcome.Trace.Uid, false)] = answer;
+                        foreach (int s in outcome.Samples) answered[s]++;
+                    }
+                    if (graceTimer is null && Enumerable.Range(0, samples).All(s => answered[s] >= kmin[s] || open[s] == 0))
+                        graceTimer = time.CreateTimer(static s => ((TaskCompletionSource)s!).TrySetResult(), graceOver, options.GraceAfterKMin, Timeout.InfiniteTimeSpan);
+                }
+            }
+            finally
+            {
+                if (graceTimer is not null) await graceTimer.DisposeAsync();
+                // Stragglers are cut: their calls end at once (the invoker sends cancel frames) and are traced.
+                stragglers.Cancel();
+                foreach (var left in await Task.WhenAll(pending))
+                {
+                    trace.Add(left.Trace);
+                    left.Answer?.Dispose();
+                }
+            }
+        }
+        cancellationToken.ThrowIfCancellationRequested();
+        var fellBack = await FallBackAsync(request, answered, kmin, answers, trace, cancellationToken);
+        return Combine(request, answers, fellBack, trace);
+    }
+
+    /// <summary>Calls one expert's hosts in health order until one answers, a fast failure leaving time for the next.</summary>
+    private async Task<CallOutcome> CallAsync(FanOutRequest request, ExpertUid uid, int[] samples, DateTimeOffset deadline, CancellationToken stragglers)
+    {
+        await Task.Yield();
+        var hosts = health.Order(request.Hosts.GetValueOrDefault(uid) ?? []);
+        var input = Gather(request.Input, samples);
+        long started = time.GetTimestamp();
+        if (hosts.Count == 0)
+        {
+            input.Dispose();
+            return new CallOutcome(samples, null, new ExpertCallTrace(uid, "none", ExpertCallOutcome.Unreachable, "no live host is announced", TimeSpan.Zero, samples.Length, false));
+        }
+        ExpertCallTrace? last = null;
+        foreach (var host in hosts)
+        {
+            if (time.GetUtcNow() >= deadline) break;
+            var target = new ExpertTarget(uid, host.Endpoint);
+            long callStarted = time.GetTimestamp();
+            ExpertCallResult<Tensor> result;
+            try
+            {
+                result = await remote.ForwardAsync(target, input, request.Compression, deadline, stragglers);
+            }
+            catch (OperationCanceledException) when (stragglers.IsCancellationRequested)
+            {
+                result = ExpertCallResult<Tensor>.Failed(ExpertCallOutcome.Timeout, "cut: the other experts had answered and the grace period ended");
+            }
+            var elapsed = time.GetElapsedTime(callStarted);
+            if (result.IsOk && Problem(result.Value!, samples.Length) is { } problem)
+            {
+                result.Value!.Dispose();
+                result = ExpertCallResult<Tensor>.Failed(ExpertCallOutcome.Rejected, problem);
+            }
+            health.Record(host.Host, result.Outcome, elapsed);
+            last = new ExpertCallTrace(uid, host.Host.ToString(), result.Outcome, result.Error, time.GetElapsedTime(started), samples.Length, false);
+            if (result.IsOk) return new CallOutcome(samples, new ExpertAnswer(target, false, samples, input, result.Value!), last);
+            if (result.Outcome != ExpertCallOutcome.Unreachable || stragglers.IsCancellationRequested) break;
+        }
+        input.Dispose();
+        return new CallOutcome(samples, null, last ?? new ExpertCallTrace(uid, hosts[0].Host.ToString(), ExpertCallOutcome.Timeout, "the deadline passed", time.GetElapsedTime(started), samples.Length, false));
+    }
+
+    /// <summary>Local experts answer for samples short of KMin; returns which samples fell back.</summary>
+    private async Task<bool[]> FallBackAsync(FanOutRequest request, int[] answered, int[] kmin, Dictionary<AnswerKey, ExpertAnswer> answers,
+        List<ExpertCallTrace> trace, CancellationToken cancellationToken)
+    {
+        var fellBack = new bool[answered.Length];
+        if (local is null || request.Fallback is null) return fellBack;
+        var needed = Enumerable.Range(0, answered.Length).Where(s => answered[s] < kmin[s] || request.Choices[s].Count == 0)
+            .Select(s => (Sample: s, Uid: request.Fallback(s))).Where(x => x.Uid is not null).GroupBy(x => x.Uid!.Value);
+        foreach (var group in needed)
+        {
+            var uid = group.Key;
+            var samples = group.Select(x => x.Sample).ToArray();
+            var input = Gather(request.Input, samples);
+            long started = time.GetTimestamp();
+            var target = new ExpertTarget(uid, LocalEndpoint);
+            var result = await local.ForwardAsync(target, input, request.Compression, time.GetUtcNow() + options.ForwardTimeout, cancellationToken);
+            if (result.IsOk && Problem(result.Value!, samples.Length) is { } problem)
+            {
+                result.Value!.Dispose();
+                result = ExpertCallResult<Tensor>.Failed(ExpertCallOutcome.Rejected, problem);
+            }
+            trace.Add(new ExpertCallTrace(uid, "local", result.Outcome, result.Error, time.GetElapsedTime(started), samples.Length, true));
+            if (!result.IsOk)
+            {
+                input.Dispose();
+                continue;
+            }
+            answers[new AnswerKey(uid, true)] = new ExpertAnswer(target, true, samples, input, result.Value!);
+            foreach (int s in samples) fellBack[s] = true;
+        }
+        return fellBack;
+    }
+
+    private static FanOutResult Combine(FanOutRequest request, Dictionary<AnswerKey, ExpertAnswer> answers, bool[] fellBack, List<ExpertCallTrace> trace)
+    {
+        int samples = request.Choices.Count;
+        var any = answers.Values.FirstOrDefault();
+        var used = new IReadOnlyList<UsedExpert>[samples];
+        var unresolved = new List<int>();
+        for (int s = 0; s < samples; s++)
+        {
+            var contributions = request.Choices[s].Where(c => answers.ContainsKey(new AnswerKey(c.Uid, false)))
+                .Select(c => new UsedExpert(c.Uid, false, c.Weight)).ToList();
+            if (fellBack[s])
+            {
+                var fallback = answers.First(a => a.Key.Local && a.Value.RowOf(s) >= 0).Key.Uid;
+                // The local expert stands in for the chosen experts that did not answer, with their weight.
+                float missing = request.Choices[s].Where(c => !answers.ContainsKey(new AnswerKey(c.Uid, false))).Sum(c => c.Weight);
+                contributions.Add(new UsedExpert(fallback, true, contributions.Count == 0 || missing <= 0f ? 1f : missing));
+            }
+            float total = contributions.Sum(c => c.Weight);
+            if (contributions.Count == 0) unresolved.Add(s);
+            used[s] = contributions.Select(c => c with { Weight = total > 0f ? c.Weight / total : 1f / contributions.Count }).ToArray();
+        }
+        if (unresolved.Count > 0 || any is null)
+        {
+            foreach (var a in answers.Values) a.Dispose();
+            throw new ExpertCallFailedException(
+                $"{(any is null ? samples : unresolved.Count)} of {samples} samples got no expert answer and no local expert could answer for them. Calls: "
+                + string.Join("; ", trace), trace);
+        }
+        var output = Tensor.Zeros(any.Output.Shape.WithRows(samples));
+        for (int s = 0; s < samples; s++)
+            foreach (var e in used[s])
+            {
+                var answer = answers[new AnswerKey(e.Uid, e.Local)];
+                TensorPrimitives.MultiplyAdd(answer.Output.Row(answer.RowOf(s)), e.Weight, output.Row(s), output.Row(s));
+            }
+        return new FanOutResult(output, fellBack, used, trace, answers);
+    }
+
+    /// <summary>Why an expert's output cannot be used, or null.</summary>
+    private static string? Problem(Tensor output, int rows)
+    {
+        if (output.Shape.Rank == 0 || output.Rows != rows) return $"the answer has shape {output.Shape}; expected {rows} rows";
+        return float.IsFinite(TensorPrimitives.MaxMagnitude<float>(output.Span)) || output.Length == 0 ? null : "the answer contains NaN or Inf";
+    }
+
+    private static Tensor Gather(Tensor input, int[] samples)
+    {
+        var rows = Tensor.Uninitialized(input.Shape.WithRows(samples.Length));
+        for (int i = 0; i < samples.Length; i++) input.Row(samples[i]).CopyTo(rows.Row(i));
+        return rows;
+    }
+
+    private sealed record CallOutcome(int[] Samples, ExpertAnswer? Answer, ExpertCallTrace Trace);
+}

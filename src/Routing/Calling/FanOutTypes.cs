@@ -1,0 +1,54 @@
+using MoEMesh.Protocol.Addressing;
+using MoEMesh.Protocol.Wire;
+using MoEMesh.Routing.Directory;
+using MoEMesh.Routing.Invocation;
+using Tensor = MoEMesh.Tensors.Tensor;
+
+namespace MoEMesh.Routing.Calling;
+
+/// <summary>An expert chosen for a sample, with its gate weight (a probability).</summary>
+public readonly record struct ExpertChoice(ExpertUid Uid, float Weight);
+
+/// <summary>A forward fan-out: the batch, each sample's chosen experts, where they are hosted, and the local fallback.</summary>
+public sealed class FanOutRequest
+{
+    /// <summary>The batch, [samples, ...input shape].</summary>
+    public required Tensor Input { get; init; }
+
+    /// <summary>Per sample, the chosen experts and their gate weights.</summary>
+    public required IReadOnlyList<IReadOnlyList<ExpertChoice>> Choices { get; init; }
+
+    /// <summary>Live hosts of each chosen uid (from the directory); a uid with none cannot be called remotely.</summary>
+    public required IReadOnlyDictionary<ExpertUid, IReadOnlyList<ExpertHostInfo>> Hosts { get; init; }
+
+    /// <summary>
+    /// The local expert that answers for a sample that got fewer than KMin answers (the same uid when it
+    /// is hosted locally, else the best-scoring local expert), or null when this node has none.
+    /// </summary>
+    public Func<int, ExpertUid?>? Fallback { get; init; }
+
+    /// <summary>How tensors travel. Default none (float32).</summary>
+    public Compression Compression { get; init; } = Compression.None;
+}
+
+/// <summary>One expert call of a fan-out, for the trace.</summary>
+/// <param name="Uid">The expert.</param>
+/// <param name="Host">Its host (PeerId), or "local".</param>
+/// <param name="Outcome">How it ended.</param>
+/// <param name="Error">Why, when it failed.</param>
+/// <param name="Elapsed">From the start of the call to its end.</param>
+/// <param name="Rows">Samples it carried.</param>
+/// <param name="Local">Whether it was a local fallback.</param>
+public sealed record ExpertCallTrace(ExpertUid Uid, string Host, ExpertCallOutcome Outcome, string? Error, TimeSpan Elapsed, int Rows, bool Local)
+{
+    /// <inheritdoc />
+    public override string ToString() =>
+        $"{Uid} at {Host}: {Outcome}{(Error is null ? "" : $" ({Error})")} after {Elapsed.TotalMilliseconds:F0} ms, {Rows} rows{(Local ? ", local fallback" : "")}";
+}
+
+/// <summary>Some samples got no answer and have no local fallback; the message lists every call.</summary>
+public sealed class ExpertCallFailedException(string message, IReadOnlyList<ExpertCallTrace> trace) : Exception(message)
+{
+    /// <summary>Every call of the fan-out.</summary>
+    public IReadOnlyList<ExpertCallTrace> Trace { get; } = trace;
+}

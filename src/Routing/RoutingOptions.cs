@@ -1,0 +1,43 @@
+namespace MoEMesh.Routing;
+
+/// <summary>How a gating node calls experts. Every time limit is finite.</summary>
+public sealed class RoutingOptions
+{
+    /// <summary>One absolute deadline for a whole forward fan-out. Default 2 s.</summary>
+    public TimeSpan ForwardTimeout { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>One absolute deadline for a whole backward fan-out. Default 2 s.</summary>
+    public TimeSpan BackwardTimeout { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Answers each sample needs before stragglers are given only the grace period. Default 1.</summary>
+    public int KMin { get; set; } = 1;
+
+    /// <summary>Backward answers each sample needs (of the experts that answered forward). Default 1.</summary>
+    public int BackwardKMin { get; set; } = 1;
+
+    /// <summary>Once every sample has KMin answers, how long stragglers may still take. Default 200 ms.</summary>
+    public TimeSpan GraceAfterKMin { get; set; } = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>First back-off of a failed peer; doubles per consecutive failure. Default 5 s.</summary>
+    public TimeSpan PeerBackoff { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Longest back-off. Default 5 min.</summary>
+    public TimeSpan PeerBackoffMax { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Throws naming the setting when a value cannot work.</summary>
+    public void Validate()
+    {
+        foreach (var (name, value) in new[]
+        {
+            (nameof(ForwardTimeout), ForwardTimeout), (nameof(BackwardTimeout), BackwardTimeout), (nameof(PeerBackoff), PeerBackoff), (nameof(PeerBackoffMax), PeerBackoffMax),
+        })
+        {
+            if (value <= TimeSpan.Zero || value == Timeout.InfiniteTimeSpan || value > TimeSpan.FromDays(1))
+                throw new ArgumentException($"{name} must be positive and finite; got {value}.");
+        }
+        if (GraceAfterKMin < TimeSpan.Zero || GraceAfterKMin > ForwardTimeout)
+            throw new ArgumentException($"GraceAfterKMin must be between 0 and ForwardTimeout; got {GraceAfterKMin}.");
+        if (KMin < 1) throw new ArgumentException($"KMin must be at least 1; got {KMin}.");
+        if (BackwardKMin < 1) throw new ArgumentException($"BackwardKMin must be at least 1; got {BackwardKMin}.");
+    }
+}

@@ -1,0 +1,200 @@
+using MoEMesh.Protocol.Addressing;
+using MoEMesh.Protocol.Identity;
+using MoEMesh.Protocol.Wire.Experts;
+using MoEMesh.Routing.Calling;
+using MoEMesh.Routing.Directory;
+using MoEMesh.Routing.Invocation;
+using MoEMesh.Tensors;
+using MoEMesh.Testing;
+using Tensor = MoEMesh.Tensors.Tensor;
+
+namespace MoEMesh.Routing.Tests;
+
+/// <summary>The forward fan-out on a manual clock with deterministic fake experts.</summary>
+public sealed class FanOutTests
+{
+    private static readonly ExpertUid A = ExpertUid.Parse("ffn.0"), B = ExpertUid.Parse("ffn.1"), C = ExpertUid.Parse("ffn.2");
+
+    private static ExpertHostInfo Host(ExpertUid uid, string host, int seed, int queue = 0) =>
+        new(uid, PeerIdentity.FromSeed(seed).PeerId, [new PeerAddress(host, 7000)], "ffn", "h", new ExpertLoad { QueueDepth = queue }, 0, DateTimeOffset.MaxValue);
+
+    private static Tensor Batch(int rows) => Tensor.FromArray(Enumerable.Range(0, rows * 2).Select(i => (float)(i + 1)).ToArray(), new TensorShape(rows, 2));
+
+    private sealed class Rig
+    {
+        public ManualTimeProvider Time { get; } = new();
+
+        public RoutingOptions Options { get; } = new();
+
+        public FakeExperts Remote { get; }
+
+        public FakeExperts Local { get; }
+
+        public PeerHealth Health { get; }
+
+        public Rig()
+        {
+            Remote = new FakeExperts(Time);
+            Local = new FakeExperts(Time);
+            Health = new PeerHealth(Options, Time);
+        }
+
+        public ExpertFanOut FanOut(bool withLocal = true) => new(Remote, withLocal ? Local : null, Health, Options, Time);
+    }
+
+    [Fact]
+    public async Task OneRequestPerExpert_CarriesEverySampleRoutedToIt_AndWeightsAreRenormalisedOverAnswers()
+    {
+        var rig = new Rig();
+        rig.Remote.With("a", "ffn.0", new(Scale: 1f)).With("b", "ffn.1", new(Scale: 10f)).With("c", "ffn.2", new(Fail: ExpertCallOutcome.Rejected));
+        using var input = Batch(3);
+        var request = new FanOutRequest
+        {
+            Input = input,
+            Choices = [[new(A, 0.5f), new(B, 0.5f)], [new(A, 0.25f), new(C, 0.75f)], [new(B, 1f)]],
+            Hosts = new Dictionary<ExpertUid, IReadOnlyList<ExpertHostInfo>> { [A] = [Host(A, "a", 1)], [B] = [Host(B, "b", 2)], [C] = [Host(C, "c", 3)] },
+        };
+
+        using var result = await rig.FanOut(withLocal: false).ForwardAsync(request, default);
+
+        Assert.Equal([("a", "ffn.0", 2), ("b", "ffn.1", 2), ("c", "ffn.2", 1)], rig.Remote.Calls.OrderBy(c => c.Host));
+        // Sample 0: 0.5·x + 0.5·10x; sample 1: ffn.2 failed, so ffn.0 carries all the weight; sample 2: 10x.
+        Assert.Equal([5.5f, 11f, 3f, 4f, 50f, 60f], result.Output.ToArray());
+        Assert.Equal([2, 1, 1], result.ExpertsPerSample);
+        Assert.Equal(1f, Assert.Single(result.Used[1]).Weight);
+        Assert.Contains(result.Trace, t => t.Uid == C && t.Outcome == ExpertCallOutcome.Rejected);
+    }
+
+    [Fact]
+    public async Task Straggler_IsCutAtTheGraceTime_AfterEverySampleHasKMinAnswers()
+    {
+        var rig = new Rig();
+        rig.Remote.With("a", "ffn.0", new()).With("b", "ffn.1", new(Delay: TimeSpan.FromSeconds(10)));
+        using var input = Batch(2);
+        var request = new FanOutRequest
+        {
+            Input = input,
+            Choices = [[new(A, 0.5f), new(B, 0.5f)], [new(A, 0.5f), new(B, 0.5f)]],
+            Hosts = new Dictionary<ExpertUid, IReadOnlyList<ExpertHostInfo>> { [A] = [Host(A, "a", 1)], [B] = [Host(B, "b", 2)] },
+        };
+
+        var running = rig.FanOut().ForwardAsync(request, default);
+        // Armed: the fan-out deadline, the straggler's delay, and the grace timer once ffn.0 has answered.
+        await rig.Time.WaitForTimersAsync(3, new CancellationTokenSource(TimeSpan.FromSeconds(10)).Token);
+        rig.Time.Advance(TimeSpan.FromMilliseconds(199));
+        Assert.False(running.IsCompleted);
+        rig.Time.Advance(TimeSpan.FromMilliseconds(1));
+        using var result = await running.WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.Equal([("b", "ffn.1")], rig.Remote.Cancelled);
+        Assert.Equal(input.ToArray(), result.Output.ToArray());
+        var cut = Assert.Single(result.Trace, t => t.Uid == B);
+        Assert.Equal(ExpertCallOutcome.Timeout, cut.Outcome);
+        Assert.Contains("grace", cut.Error);
+        Assert.All(result.FellBack, Assert.False);
+    }
+
+    [Fact]
+    public async Task NothingAnswersByTheDeadline_LocalExpertsAnswer_AndTheResultSaysWhichSamplesFellBack()
+    {
+        var rig = new Rig();
+        rig.Remote.With("a", "ffn.0", new(Delay: TimeSpan.FromSeconds(30)));
+        rig.Local.With("local", "ffn.0", new(Scale: 2f)).With("local", "ffn.5", new(Scale: 3f));
+        using var input = Batch(2);
+        var request = new FanOutRequest
+        {
+            Input = input,
+            Choices = [[new(A, 1f)], [new(A, 1f)]],
+            Hosts = new Dictionary<ExpertUid, IReadOnlyList<ExpertHostInfo>> { [A] = [Host(A, "a", 1)] },
+            // Sample 0: the same uid is hosted locally; sample 1: the best local expert is another one.
+            Fallback = s => s == 0 ? A : ExpertUid.Parse("ffn.5"),
+        };
+
+        var running = rig.FanOut().ForwardAsync(request, default);
+        await rig.Time.WaitForTimersAsync(2, new CancellationTokenSource(TimeSpan.FromSeconds(10)).Token);
+        rig.Time.Advance(rig.Options.ForwardTimeout);
+        using var result = await running.WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.Equal([true, true], result.FellBack);
+        Assert.Equal([2f, 4f, 9f, 12f], result.Output.ToArray());
+        Assert.Contains(result.Trace, t => t.Uid == A && !t.Local && t.Outcome == ExpertCallOutcome.Timeout);
+        Assert.Equal(2, result.Trace.Count(t => t.Local));
+    }
+
+    [Fact]
+    public async Task NaNOutput_CountsAsAFailure()
+    {
+        var rig = new Rig();
+        rig.Remote.With("a", "ffn.0", new(NaN: true)).With("b", "ffn.1", new(Scale: 3f));
+        using var input = Batch(1);
+        var request = new FanOutRequest
+        {
+            Input = input,
+            Choices = [[new(A, 0.9f), new(B, 0.1f)]],
+            Hosts = new Dictionary<ExpertUid, IReadOnlyList<ExpertHostInfo>> { [A] = [Host(A, "a", 1)], [B] = [Host(B, "b", 2)] },
+        };
+        using var result = await rig.FanOut().ForwardAsync(request, default);
+        Assert.Equal([3f, 6f], result.Output.ToArray());
+        Assert.Contains(result.Trace, t => t.Uid == A && t.Outcome == ExpertCallOutcome.Rejected && t.Error!.Contains("NaN"));
+    }
+
+    [Fact]
+    public async Task UnreachableHost_IsReplacedByTheNextReplica_AndBackedOff()
+    {
+        var rig = new Rig();
+        rig.Remote.With("dead", "ffn.0", new(Fail: ExpertCallOutcome.Unreachable)).With("alive", "ffn.0", new(Scale: 5f));
+        using var input = Batch(1);
+        var dead = Host(A, "dead", 1);
+        var alive = Host(A, "alive", 2, queue: 3);
+        var request = new FanOutRequest
+        {
+            Input = input,
+            Choices = [[new(A, 1f)]],
+            Hosts = new Dictionary<ExpertUid, IReadOnlyList<ExpertHostInfo>> { [A] = [dead, alive] },
+        };
+        using var result = await rig.FanOut().ForwardAsync(request, default);
+        Assert.Equal([5f, 10f], result.Output.ToArray());
+        Assert.Equal(["dead", "alive"], rig.Remote.Calls.Select(c => c.Host));
+        Assert.True(rig.Health.IsBackedOff(dead.Host));
+        // Next time the healthy replica goes first, though it announced a longer queue.
+        Assert.Equal([alive.Host, dead.Host], rig.Health.Order([dead, alive]).Select(h => h.Host));
+    }
+
+    [Fact]
+    public async Task NoAnswerAndNoFallback_FailsListingEveryExpertHostOutcomeAndTime()
+    {
+        var rig = new Rig();
+        rig.Remote.With("a", "ffn.0", new(Fail: ExpertCallOutcome.Rejected));
+        using var input = Batch(1);
+        var request = new FanOutRequest
+        {
+            Input = input,
+            Choices = [[new(A, 0.5f), new(B, 0.5f)]],
+            Hosts = new Dictionary<ExpertUid, IReadOnlyList<ExpertHostInfo>> { [A] = [Host(A, "a", 1)] },
+        };
+        var e = await Assert.ThrowsAsync<ExpertCallFailedException>(() => rig.FanOut(withLocal: false).ForwardAsync(request, default));
+        Assert.Contains("1 of 1 samples got no expert answer", e.Message);
+        Assert.Contains("ffn.0 at " + PeerIdentity.FromSeed(1).PeerId + ": Rejected", e.Message);
+        Assert.Contains("ffn.1 at none: Unreachable (no live host is announced)", e.Message);
+        Assert.Contains(" ms, 1 rows", e.Message);
+    }
+
+    [Fact]
+    public void PeerHealth_BacksOffFiveSecondsTimesTwoToTheN_AndSuccessClearsIt()
+    {
+        var time = new ManualTimeProvider();
+        var health = new PeerHealth(new RoutingOptions(), time);
+        var peer = PeerIdentity.FromSeed(7).PeerId;
+        health.Record(peer, ExpertCallOutcome.Timeout, TimeSpan.Zero);
+        time.Advance(TimeSpan.FromSeconds(4.9));
+        Assert.True(health.IsBackedOff(peer));
+        time.Advance(TimeSpan.FromSeconds(0.1));
+        Assert.False(health.IsBackedOff(peer));
+        health.Record(peer, ExpertCallOutcome.Unreachable, TimeSpan.Zero);
+        time.Advance(TimeSpan.FromSeconds(9.9));
+        Assert.True(health.IsBackedOff(peer));
+        health.Record(peer, ExpertCallOutcome.Ok, TimeSpan.FromMilliseconds(3));
+        Assert.False(health.IsBackedOff(peer));
+        Assert.Equal(TimeSpan.FromMilliseconds(3), health.P95(peer));
+    }
+}
