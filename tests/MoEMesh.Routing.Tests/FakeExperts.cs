@@ -8,7 +8,8 @@ using Tensor = MoEMesh.Tensors.Tensor;
 namespace MoEMesh.Routing.Tests;
 
 /// <summary>How a fake expert behaves.</summary>
-internal sealed record FakeBehaviour(float Scale = 1f, TimeSpan Delay = default, ExpertCallOutcome Fail = ExpertCallOutcome.Ok, bool NaN = false);
+internal sealed record FakeBehaviour(float Scale = 1f, TimeSpan Delay = default, ExpertCallOutcome Fail = ExpertCallOutcome.Ok, bool NaN = false,
+    TimeSpan BackwardDelay = default, ExpertCallOutcome BackwardFail = ExpertCallOutcome.Ok);
 
 /// <summary>
 /// Deterministic experts keyed by host address and uid: output = input × Scale, after Delay on the given
@@ -28,33 +29,51 @@ internal sealed class FakeExperts(TimeProvider time) : IExpertInvoker
         return this;
     }
 
+    public List<(string Host, string Uid, int Rows)> BackwardCalls { get; } = [];
+
     public async Task<ExpertCallResult<Tensor>> ForwardAsync(ExpertTarget target, Tensor input, Compression compression, DateTimeOffset deadline, CancellationToken cancellationToken)
     {
         var key = (target.Host.Address.Host, target.Uid.Value);
         lock (Calls) Calls.Add((key.Host, key.Value, input.Rows));
         var behaviour = _behaviours.GetValueOrDefault(key) ?? new FakeBehaviour();
-        if (behaviour.Delay > TimeSpan.Zero)
-        {
-            var wait = behaviour.Delay < deadline - time.GetUtcNow() ? behaviour.Delay : deadline - time.GetUtcNow();
-            try
-            {
-                await Task.Delay(wait, time, cancellationToken);
-            }
-            catch (OperationCanceledException)
-            {
-                lock (Calls) Cancelled.Add(key);
-                throw;
-            }
-            if (time.GetUtcNow() >= deadline) return ExpertCallResult<Tensor>.Failed(ExpertCallOutcome.Timeout, "no answer by the deadline");
-        }
+        if (await WaitAsync(key, behaviour.Delay, deadline, cancellationToken) is { } late) return late;
         if (behaviour.Fail != ExpertCallOutcome.Ok) return ExpertCallResult<Tensor>.Failed(behaviour.Fail, $"{key} fails");
-        var output = Tensor.FromSpan(input.Span, input.Shape);
-        for (int i = 0; i < output.Length; i++) output.Span[i] = behaviour.NaN ? float.NaN : output.Span[i] * behaviour.Scale;
-        return ExpertCallResult<Tensor>.Answer(output);
+        return ExpertCallResult<Tensor>.Answer(Scaled(input, behaviour.NaN ? float.NaN : behaviour.Scale));
     }
 
-    public Task<ExpertCallResult<Tensor>> BackwardAsync(ExpertTarget target, Tensor input, Tensor outputGradient, Compression compression, DateTimeOffset deadline, CancellationToken cancellationToken) =>
-        throw new NotSupportedException();
+    /// <summary>y = Scale · x, so dL/dx = Scale · dL/dy.</summary>
+    public async Task<ExpertCallResult<Tensor>> BackwardAsync(ExpertTarget target, Tensor input, Tensor outputGradient, Compression compression, DateTimeOffset deadline, CancellationToken cancellationToken)
+    {
+        var key = (target.Host.Address.Host, target.Uid.Value);
+        lock (Calls) BackwardCalls.Add((key.Host, key.Value, input.Rows));
+        var behaviour = _behaviours.GetValueOrDefault(key) ?? new FakeBehaviour();
+        if (await WaitAsync(key, behaviour.BackwardDelay, deadline, cancellationToken) is { } late) return late;
+        if (behaviour.BackwardFail != ExpertCallOutcome.Ok) return ExpertCallResult<Tensor>.Failed(behaviour.BackwardFail, $"{key} fails backward");
+        return ExpertCallResult<Tensor>.Answer(Scaled(outputGradient, behaviour.Scale));
+    }
+
+    private async Task<ExpertCallResult<Tensor>?> WaitAsync((string Host, string Uid) key, TimeSpan delay, DateTimeOffset deadline, CancellationToken cancellationToken)
+    {
+        if (delay <= TimeSpan.Zero) return null;
+        var wait = delay < deadline - time.GetUtcNow() ? delay : deadline - time.GetUtcNow();
+        try
+        {
+            await Task.Delay(wait, time, cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            lock (Calls) Cancelled.Add(key);
+            throw;
+        }
+        return time.GetUtcNow() >= deadline ? ExpertCallResult<Tensor>.Failed(ExpertCallOutcome.Timeout, "no answer by the deadline") : null;
+    }
+
+    private static Tensor Scaled(Tensor tensor, float scale)
+    {
+        var output = Tensor.FromSpan(tensor.Span, tensor.Shape);
+        for (int i = 0; i < output.Length; i++) output.Span[i] *= scale;
+        return output;
+    }
 
     public Task<ExpertCallResult<ExpertInfo>> InfoAsync(ExpertTarget target, DateTimeOffset deadline, CancellationToken cancellationToken) =>
         throw new NotSupportedException();

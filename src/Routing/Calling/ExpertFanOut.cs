@@ -33,57 +33,24 @@ public sealed partial class ExpertFanOut(IExpertInvoker remote, IExpertInvoker? 
             .GroupBy(x => x.Uid).ToDictionary(g => g.Key, g => g.Select(x => x.Sample).Distinct().ToArray());
         var kmin = request.Choices.Select(c => Math.Min(options.KMin, c.Count)).ToArray();
         var answered = new int[samples];
-        var open = new int[samples];
-        foreach (var rows in groups.Values)
-            foreach (int s in rows) open[s]++;
 
         var answers = new Dictionary<AnswerKey, ExpertAnswer>();
         var trace = new List<ExpertCallTrace>();
-        using var stragglers = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var pending = groups.Select(g => CallAsync(request, g.Key, g.Value, deadline, stragglers.Token)).ToList();
-        var deadlineHit = new TaskCompletionSource();
-        var graceOver = new TaskCompletionSource();
-        ITimer? graceTimer = null;
-        using (time.CreateTimer(static s => ((TaskCompletionSource)s!).TrySetResult(), deadlineHit, options.ForwardTimeout, Timeout.InfiniteTimeSpan))
+        var calls = groups.Select(g => (g.Value, (Func<CancellationToken, Task<CallOutcome<ExpertAnswer>>>)(t => CallAsync(request, g.Key, g.Value, deadline, t))));
+        foreach (var outcome in await CollectAsync(calls, kmin, options.ForwardTimeout, cancellationToken))
         {
-            try
-            {
-                while (pending.Count > 0)
-                {
-                    var first = await Task.WhenAny(pending.Cast<Task>().Append(deadlineHit.Task).Append(graceOver.Task));
-                    if (first is not Task<CallOutcome> call) break;
-                    pending.Remove(call);
-                    var outcome = await call;
-                    trace.Add(outcome.Trace);
-                    foreach (int s in outcome.Samples) open[s]--;
-                    if (outcome.Answer is { } answer)
-                    {
-                        answers[new AnswerKey(outcome.Trace.Uid, false)] = answer;
-                        foreach (int s in outcome.Samples) answered[s]++;
-                    }
-                    if (graceTimer is null && Enumerable.Range(0, samples).All(s => answered[s] >= kmin[s] || open[s] == 0))
-                        graceTimer = time.CreateTimer(static s => ((TaskCompletionSource)s!).TrySetResult(), graceOver, options.GraceAfterKMin, Timeout.InfiniteTimeSpan);
-                }
-            }
-            finally
-            {
-                if (graceTimer is not null) await graceTimer.DisposeAsync();
-                // Stragglers are cut: their calls end at once (the invoker sends cancel frames) and are traced.
-                stragglers.Cancel();
-                foreach (var left in await Task.WhenAll(pending))
-                {
-                    trace.Add(left.Trace);
-                    left.Answer?.Dispose();
-                }
-            }
+            trace.Add(outcome.Trace);
+            if (outcome.Answer is { } answer) answers[new AnswerKey(outcome.Trace.Uid, false)] = answer;
         }
+        foreach (var answer in answers.Values)
+            foreach (int s in answer.Samples) answered[s]++;
         cancellationToken.ThrowIfCancellationRequested();
         var fellBack = await FallBackAsync(request, answered, kmin, answers, trace, cancellationToken);
         return Combine(request, answers, fellBack, trace);
     }
 
     /// <summary>Calls one expert's hosts in health order until one answers, a fast failure leaving time for the next.</summary>
-    private async Task<CallOutcome> CallAsync(FanOutRequest request, ExpertUid uid, int[] samples, DateTimeOffset deadline, CancellationToken stragglers)
+    private async Task<CallOutcome<ExpertAnswer>> CallAsync(FanOutRequest request, ExpertUid uid, int[] samples, DateTimeOffset deadline, CancellationToken stragglers)
     {
         await Task.Yield();
         var hosts = health.Order(request.Hosts.GetValueOrDefault(uid) ?? []);
@@ -92,7 +59,7 @@ public sealed partial class ExpertFanOut(IExpertInvoker remote, IExpertInvoker? 
         if (hosts.Count == 0)
         {
             input.Dispose();
-            return new CallOutcome(samples, null, new ExpertCallTrace(uid, "none", ExpertCallOutcome.Unreachable, "no live host is announced", TimeSpan.Zero, samples.Length, false));
+            return new CallOutcome<ExpertAnswer>(samples, null, new ExpertCallTrace(uid, "none", ExpertCallOutcome.Unreachable, "no live host is announced", TimeSpan.Zero, samples.Length, false));
         }
         ExpertCallTrace? last = null;
         foreach (var host in hosts)
@@ -117,11 +84,11 @@ public sealed partial class ExpertFanOut(IExpertInvoker remote, IExpertInvoker? 
             }
             health.Record(host.Host, result.Outcome, elapsed);
             last = new ExpertCallTrace(uid, host.Host.ToString(), result.Outcome, result.Error, time.GetElapsedTime(started), samples.Length, false);
-            if (result.IsOk) return new CallOutcome(samples, new ExpertAnswer(target, false, samples, input, result.Value!), last);
+            if (result.IsOk) return new CallOutcome<ExpertAnswer>(samples, new ExpertAnswer(target, false, samples, input, result.Value!), last);
             if (result.Outcome != ExpertCallOutcome.Unreachable || stragglers.IsCancellationRequested) break;
         }
         input.Dispose();
-        return new CallOutcome(samples, null, last ?? new ExpertCallTrace(uid, hosts[0].Host.ToString(), ExpertCallOutcome.Timeout, "the deadline passed", time.GetElapsedTime(started), samples.Length, false));
+        return new CallOutcome<ExpertAnswer>(samples, null, last ?? new ExpertCallTrace(uid, hosts[0].Host.ToString(), ExpertCallOutcome.Timeout, "the deadline passed", time.GetElapsedTime(started), samples.Length, false));
     }
 
     /// <summary>Local experts answer for samples short of KMin; returns which samples fell back.</summary>
@@ -209,5 +176,4 @@ public sealed partial class ExpertFanOut(IExpertInvoker remote, IExpertInvoker? 
         return rows;
     }
 
-    private sealed record CallOutcome(int[] Samples, ExpertAnswer? Answer, ExpertCallTrace Trace);
 }
