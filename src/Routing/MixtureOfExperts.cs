@@ -1,0 +1,140 @@
+using MoEMesh.Protocol.Addressing;
+using MoEMesh.Routing.Calling;
+using MoEMesh.Routing.Directory;
+using MoEMesh.Routing.Gating;
+using MoEMesh.Tensors;
+using Tensor = MoEMesh.Tensors.Tensor;
+
+namespace MoEMesh.Routing;
+
+/// <summary>
+/// A mixture-of-experts layer whose experts live anywhere in the swarm. Forward: the gate scores each grid
+/// dimension; beam search finds each sample's best live experts; the directory gives their hosts; the
+/// selection (top-k, or top-p) weights them by a softmax over their logits; the fan-out calls them under
+/// one deadline and combines the answers (falling back to local experts when needed). Backward: the
+/// fan-out sends each answering expert its gradient (it steps its own optimizer on its host), and the
+/// gate gets dL/dlogit = w (a − Σ w a) for the experts that answered, with a = ⟨dL/dy, y_expert⟩.
+/// </summary>
+public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, ExpertDirectory directory, ExpertFanOut fanOut, MixtureOfExpertsOptions options,
+    IReadOnlyCollection<ExpertUid>? localExperts = null)
+{
+    private readonly IReadOnlyCollection<ExpertUid> _local = localExperts ?? [];
+
+    /// <summary>The gate (its parameters train on the gating node).</summary>
+    public GatingNetwork Gate => gate;
+
+    /// <summary>Runs the layer forward for a batch [samples, d].</summary>
+    /// <exception cref="ExpertCallFailedException">A sample got no answer and no local expert could answer.</exception>
+    public async Task<MixtureStep> ForwardAsync(Tensor input, CancellationToken cancellationToken)
+    {
+        options.Validate();
+        var scores = gate.Forward(input);
+        try
+        {
+            var perSample = GatingNetwork.PerSample(scores);
+            var found = await search.FindAsync(gate.Grid, perSample, options.K, options.BeamWidth, cancellationToken);
+            var choices = found.Select(Select).ToArray();
+            var uids = choices.SelectMany(c => c.Select(e => e.Uid)).Distinct().ToArray();
+            var hosts = uids.Length == 0 ? new Dictionary<ExpertUid, IReadOnlyList<ExpertHostInfo>>() : await directory.FindAsync(uids, cancellationToken);
+            var request = new FanOutRequest
+            {
+                Input = input,
+                Choices = choices,
+                Hosts = hosts,
+                Fallback = _local.Count == 0 ? null : s => Fallback(choices[s], perSample[s]),
+                Compression = options.Compression,
+            };
+            var fan = await fanOut.ForwardAsync(request, cancellationToken);
+            return new MixtureStep(input, fan);
+        }
+        finally
+        {
+            foreach (var t in scores) t.Dispose();
+        }
+    }
+
+    /// <summary>Runs the layer backward: returns dL/d(input) and accumulates the gate's gradients.</summary>
+    public async Task<Tensor> BackwardAsync(MixtureStep step, Tensor outputGradient, CancellationToken cancellationToken)
+    {
+        using var back = await fanOut.BackwardAsync(step.Experts, outputGradient, options.Compression, cancellationToken);
+        var scoreGradients = gate.Grid.Sizes.Select(size => Tensor.Zeros(step.Input.Rows, size)).ToArray();
+        try
+        {
+            for (int s = 0; s < step.Input.Rows; s++)
+            {
+                var used = step.Experts.Used[s];
+                var alignment = back.Alignment[s];
+                float mean = 0f;
+                for (int i = 0; i < used.Count; i++) mean += used[i].Weight * alignment[i];
+                for (int i = 0; i < used.Count; i++)
+                {
+                    // A local stand-in for experts that did not answer carries their weight but no logit of its own.
+                    if (used[i].Local) continue;
+                    float dLogit = used[i].Weight * (alignment[i] - mean);
+                    var coordinates = used[i].Uid.Coordinates;
+                    for (int d = 0; d < coordinates.Count; d++) scoreGradients[d].Row(s)[coordinates[d]] += dLogit;
+                }
+            }
+            using var gateGradient = gate.Backward(step.Input, scoreGradients);
+            var inputGradient = back.InputGradient.Clone();
+            Functions.Add(inputGradient.Span, gateGradient.Span, inputGradient.Span);
+            return inputGradient;
+        }
+        finally
+        {
+            foreach (var t in scoreGradients) t.Dispose();
+        }
+    }
+
+    /// <summary>Top-k (all candidates, best first), or top-p: in score order until the softmax mass reaches P.</summary>
+    private IReadOnlyList<ExpertChoice> Select(IReadOnlyList<ScoredExpert> candidates)
+    {
+        if (candidates.Count == 0) return [];
+        var chosen = candidates;
+        if (options.TopP is { } p)
+        {
+            var probabilities = Softmax(candidates.Select(c => c.Score).ToArray());
+            double mass = 0;
+            int take = 0;
+            while (take < candidates.Count && mass < p) mass += probabilities[take++];
+            chosen = candidates.Take(Math.Max(1, take)).ToArray();
+        }
+        var weights = Softmax(chosen.Select(c => c.Score).ToArray());
+        return chosen.Select((c, i) => new ExpertChoice(c.Uid, weights[i])).ToArray();
+    }
+
+    /// <summary>The local expert for a sample: a chosen uid hosted here, else the local expert the gate scores best.</summary>
+    private ExpertUid? Fallback(IReadOnlyList<ExpertChoice> chosen, IReadOnlyList<float[]> scores)
+    {
+        foreach (var c in chosen)
+            if (_local.Contains(c.Uid)) return c.Uid;
+        return _local.Where(gate.Grid.Contains).OrderByDescending(u => gate.Grid.Score(u, scores)).ThenBy(u => u.Value, StringComparer.Ordinal).Cast<ExpertUid?>().FirstOrDefault();
+    }
+
+    private static float[] Softmax(float[] logits)
+    {
+        var result = new float[logits.Length];
+        if (logits.Length == 0) return result;
+        float max = logits.Max();
+        float sum = 0f;
+        for (int i = 0; i < logits.Length; i++) sum += result[i] = MathF.Exp(logits[i] - max);
+        for (int i = 0; i < logits.Length; i++) result[i] /= sum;
+        return result;
+    }
+}
+
+/// <summary>One forward pass of a <see cref="MixtureOfExperts"/>, kept for its backward pass; dispose after.</summary>
+public sealed class MixtureStep(Tensor input, FanOutResult experts) : IDisposable
+{
+    /// <summary>The layer's input (not owned).</summary>
+    public Tensor Input { get; } = input;
+
+    /// <summary>The fan-out: output, fallbacks, experts used, trace.</summary>
+    public FanOutResult Experts { get; } = experts;
+
+    /// <summary>The layer's output.</summary>
+    public Tensor Output => Experts.Output;
+
+    /// <inheritdoc />
+    public void Dispose() => Experts.Dispose();
+}

@@ -1,0 +1,30 @@
+using MoEMesh.Protocol.Wire;
+
+namespace MoEMesh.Routing;
+
+/// <summary>How a mixture-of-experts layer picks and calls experts.</summary>
+public sealed class MixtureOfExpertsOptions
+{
+    /// <summary>Experts per sample at most (top-k). Default 2.</summary>
+    public int K { get; set; } = 2;
+
+    /// <summary>
+    /// Dynamic top-p: of the K best, take experts in score order until their softmax mass reaches P, so
+    /// easy inputs use fewer experts. Null for plain top-k. Default null.
+    /// </summary>
+    public double? TopP { get; set; }
+
+    /// <summary>Prefixes beam search expands per sample per DHT round. Default 4.</summary>
+    public int BeamWidth { get; set; } = 4;
+
+    /// <summary>How activations and gradients travel. Default none (float32).</summary>
+    public Compression Compression { get; set; } = Compression.None;
+
+    /// <summary>Throws naming the setting when a value cannot work.</summary>
+    public void Validate()
+    {
+        if (K < 1) throw new ArgumentException($"K must be at least 1; got {K}.");
+        if (TopP is { } p && !(p > 0 && p <= 1)) throw new ArgumentException($"TopP must be in (0, 1]; got {p}.");
+        if (BeamWidth < 1) throw new ArgumentException($"BeamWidth must be at least 1; got {BeamWidth}.");
+    }
+}

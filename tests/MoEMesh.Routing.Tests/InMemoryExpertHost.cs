@@ -1,0 +1,51 @@
+using MoEMesh.Experts;
+using MoEMesh.Protocol.Addressing;
+using MoEMesh.Protocol.Codec;
+using MoEMesh.Protocol.Identity;
+using MoEMesh.Protocol.InMemory;
+using MoEMesh.Protocol.Rpc;
+using MoEMesh.Protocol.Wire.Experts;
+using MoEMesh.Routing.Invocation;
+
+namespace MoEMesh.Routing.Tests;
+
+/// <summary>
+/// A host on the in-memory network serving real experts through the real expert methods and tensor
+/// codec, without optimizer steps, so a finite-difference check of the remote path is meaningful.
+/// </summary>
+internal sealed class InMemoryExpertHost
+{
+    public InMemoryExpertHost(InMemoryNetwork network, string name, int seed, IReadOnlyDictionary<string, IExpert> experts)
+    {
+        Identity = PeerIdentity.FromSeed(seed);
+        Address = new PeerAddress(name, 7000);
+        Experts = experts;
+        var router = new PeerRouter(TimeProvider.System);
+        router.Map(RemoteExpertInvoker.ForwardMethod, (request, _) =>
+        {
+            var call = request.ParseHeader(ForwardRequest.Parser);
+            using var input = TensorCodec.Decode(call.Input, request.Payload.Span);
+            using var output = experts[call.Uid].Forward(input);
+            var (headers, payload) = TensorCodec.Encode([(output, call.Input.Compression)]);
+            return ValueTask.FromResult(PeerResponse.Ok(new ForwardResponse { Output = headers[0] }, payload.Memory, payload));
+        });
+        router.Map(RemoteExpertInvoker.BackwardMethod, (request, _) =>
+        {
+            var call = request.ParseHeader(BackwardRequest.Parser);
+            using var input = TensorCodec.Decode(call.Input, request.Payload.Span);
+            using var gradient = TensorCodec.Decode(call.OutputGradient, request.Payload.Span);
+            using var inputGradient = experts[call.Uid].Backward(input, gradient);
+            var (headers, payload) = TensorCodec.Encode([(inputGradient, call.Input.Compression)]);
+            return ValueTask.FromResult(PeerResponse.Ok(new BackwardResponse { InputGradient = headers[0] }, payload.Memory, payload));
+        });
+        network.Join(Identity.PeerId, Address, router);
+    }
+
+    public PeerIdentity Identity { get; }
+
+    public PeerAddress Address { get; }
+
+    public IReadOnlyDictionary<string, IExpert> Experts { get; }
+
+    public ExpertRecord Record() => new() { Addresses = { Address.ToString() }, Type = "mlp", SchemaHash = "h" };
+}

@@ -1,0 +1,121 @@
+using MoEMesh.Experts;
+using MoEMesh.Protocol.Addressing;
+using MoEMesh.Protocol.Identity;
+using MoEMesh.Protocol.InMemory;
+using MoEMesh.Routing.Calling;
+using MoEMesh.Routing.Directory;
+using MoEMesh.Routing.Gating;
+using MoEMesh.Routing.Invocation;
+using MoEMesh.Tensors;
+using MoEMesh.Testing;
+using Tensor = MoEMesh.Tensors.Tensor;
+
+namespace MoEMesh.Routing.Tests;
+
+/// <summary>The remote MoE layer against an in-process computation of the same weights, over the in-memory transport.</summary>
+public sealed class MixtureOfExpertsTests
+{
+    private const int Dim = 4;
+    private static readonly ExpertGrid Grid = new("mlp", 3, 3);
+
+    private sealed record World(MixtureOfExperts Layer, Dictionary<string, IExpert> Experts, GatingNetwork Gate);
+
+    private static async Task<World> BuildAsync(int k, double? topP = null)
+    {
+        var network = new InMemoryNetwork(TimeProvider.System);
+        var registry = ExpertRegistry.CreateDefault();
+        var experts = new Dictionary<string, IExpert>();
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < 3; j++)
+                experts[$"mlp.{i}.{j}"] = registry.Create(new ExpertSpec("mlp", Dim, 6, (ulong)(10 * i + j + 1)));
+        // Two hosts share the grid.
+        var first = new InMemoryExpertHost(network, "host-a", 1, experts.Where(e => e.Key.EndsWith(".0") || e.Key.EndsWith(".1")).ToDictionary());
+        var second = new InMemoryExpertHost(network, "host-b", 2, experts.Where(e => e.Key.EndsWith(".2")).ToDictionary());
+        using var gatingIdentity = PeerIdentity.FromSeed(3);
+        var transport = network.Join(gatingIdentity.PeerId, new PeerAddress("gating", 7000), new Protocol.Rpc.PeerRouter(TimeProvider.System));
+
+        var directory = new ExpertDirectory(new MemoryDht(TimeProvider.System));
+        var expiration = DateTimeOffset.UtcNow + TimeSpan.FromMinutes(5);
+        foreach (var host in new[] { first, second })
+            await directory.DeclareAsync(host.Identity, host.Experts.Keys.Select(u => (ExpertUid.Parse(u), host.Record())).ToArray(), expiration, default);
+
+        var options = new RoutingOptions();
+        var fanOut = new ExpertFanOut(new RemoteExpertInvoker(transport), null, new PeerHealth(options, TimeProvider.System), options, TimeProvider.System);
+        var gate = new GatingNetwork(Grid, Dim, seed: 99);
+        var layer = new MixtureOfExperts(gate, new BeamSearch(directory), directory, fanOut, new MixtureOfExpertsOptions { K = k, TopP = topP });
+        return new World(layer, experts, gate);
+    }
+
+    /// <summary>The same layer computed in one process: exhaustive top-k over all experts, softmax over their logits.</summary>
+    private static Tensor InProcess(World world, Tensor input, int k)
+    {
+        var scores = world.Gate.Forward(input);
+        var perSample = GatingNetwork.PerSample(scores);
+        var output = Tensor.Zeros(input.Rows, Dim);
+        for (int s = 0; s < input.Rows; s++)
+        {
+            var top = world.Experts.Keys.Select(ExpertUid.Parse).Select(u => (Uid: u, Logit: Grid.Score(u, perSample[s]))).OrderByDescending(x => x.Logit).Take(k).ToArray();
+            float max = top.Max(x => x.Logit);
+            var exp = top.Select(x => MathF.Exp(x.Logit - max)).ToArray();
+            using var row = Tensor.FromSpan(input.Row(s), new TensorShape(1, Dim));
+            for (int i = 0; i < top.Length; i++)
+            {
+                using var y = world.Experts[top[i].Uid.Value].Forward(row);
+                for (int c = 0; c < Dim; c++) output.Row(s)[c] += exp[i] / exp.Sum() * y.Span[c];
+            }
+        }
+        foreach (var t in scores) t.Dispose();
+        return output;
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public async Task RemoteOutput_EqualsTheInProcessComputation(int k)
+    {
+        var world = await BuildAsync(k);
+        using var input = GradientCheck.Random(new TensorShape(6, Dim), 7);
+        using var step = await world.Layer.ForwardAsync(input, default);
+        using var expected = InProcess(world, input, k);
+        var got = step.Output.ToArray();
+        var want = expected.ToArray();
+        for (int i = 0; i < want.Length; i++) Assert.True(Math.Abs(got[i] - want[i]) <= 1e-5, $"element {i}: remote {got[i]}, in-process {want[i]}");
+        Assert.All(step.Experts.ExpertsPerSample, n => Assert.Equal(k, n));
+        Assert.All(step.Experts.FellBack, Assert.False);
+    }
+
+    [Fact]
+    public async Task Gradients_ThroughTheRemotePath_PassAFiniteDifferenceCheck()
+    {
+        var world = await BuildAsync(k: 2);
+        using var input = GradientCheck.Random(new TensorShape(3, Dim), 11);
+        using var weights = GradientCheck.Random(new TensorShape(3, Dim), 12);
+        foreach (var p in world.Gate.Parameters) p.ZeroGradient();
+        foreach (var e in world.Experts.Values)
+            foreach (var p in e.Parameters) p.ZeroGradient();
+
+        using var step = await world.Layer.ForwardAsync(input, default);
+        using var inputGradient = await world.Layer.BackwardAsync(step, weights, default);
+
+        double Loss()
+        {
+            using var again = world.Layer.ForwardAsync(input, default).GetAwaiter().GetResult();
+            return GradientCheck.Dot(again.Output.Span, weights.Span);
+        }
+        GradientCheck.AssertClose(inputGradient.Span, GradientCheck.Numeric(Loss, input.Span, 1e-2f), 2e-2, "dL/dinput");
+        var gateWeight = world.Gate.Parameters[0];
+        GradientCheck.AssertClose(gateWeight.Gradient.Span, GradientCheck.Numeric(Loss, gateWeight.Value.Span, 1e-2f), 2e-2, "dL/dgate");
+    }
+
+    [Fact]
+    public async Task TopP_UsesFewerExpertsWhenTheGateIsSure()
+    {
+        var world = await BuildAsync(k: 3, topP: 0.5);
+        using var input = GradientCheck.Random(new TensorShape(8, Dim), 13, scale: 4f);
+        using var step = await world.Layer.ForwardAsync(input, default);
+        var used = step.Experts.ExpertsPerSample.ToArray();
+        Assert.All(used, n => Assert.InRange(n, 1, 3));
+        Assert.True(used.Average() < 3, $"top-p used {string.Join(", ", used)} experts per sample");
+    }
+}
