@@ -161,6 +161,36 @@ public sealed class FanOutTests
     }
 
     [Fact]
+    public async Task SlowFirstReplica_IsHedgedAfterItsP95_AndTheFastReplicaWins()
+    {
+        var rig = new Rig();
+        rig.Remote.With("slow", "ffn.0", new(Scale: 1f, Delay: TimeSpan.FromSeconds(1))).With("fast", "ffn.0", new(Scale: 7f));
+        var slow = Host(A, "slow", 1, queue: 0);
+        var fast = Host(A, "fast", 2, queue: 5);
+        rig.Health.Record(slow.Host, ExpertCallOutcome.Ok, TimeSpan.FromMilliseconds(10));
+        using var input = Batch(1);
+        var request = new FanOutRequest
+        {
+            Input = input,
+            Choices = [[new(A, 1f)]],
+            Hosts = new Dictionary<ExpertUid, IReadOnlyList<ExpertHostInfo>> { [A] = [fast, slow] },
+        };
+
+        var running = rig.FanOut().ForwardAsync(request, default);
+        // Armed: the fan-out deadline, the slow host's delay, and the hedge at its p95.
+        await rig.Time.WaitForTimersAsync(3, new CancellationTokenSource(TimeSpan.FromSeconds(10)).Token);
+        Assert.Equal(["slow"], rig.Remote.Calls.Select(c => c.Host));
+        rig.Time.Advance(TimeSpan.FromMilliseconds(10));
+        using var result = await running.WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.Equal([7f, 14f], result.Output.ToArray());
+        Assert.Equal(["slow", "fast"], rig.Remote.Calls.Select(c => c.Host));
+        Assert.Equal([("slow", "ffn.0")], rig.Remote.Cancelled);
+        Assert.Contains("(hedged)", Assert.Single(result.Trace).Host);
+        Assert.False(rig.Health.IsBackedOff(slow.Host));
+    }
+
+    [Fact]
     public async Task NoAnswerAndNoFallback_FailsListingEveryExpertHostOutcomeAndTime()
     {
         var rig = new Rig();

@@ -49,7 +49,12 @@ public sealed partial class ExpertFanOut(IExpertInvoker remote, IExpertInvoker? 
         return Combine(request, answers, fellBack, trace);
     }
 
-    /// <summary>Calls one expert's hosts in health order until one answers, a fast failure leaving time for the next.</summary>
+    /// <summary>
+    /// Calls one expert's hosts in health order until one answers, a fast failure leaving time for the
+    /// next. Hedging: when a host with a known p95 has not answered by then and another host is left, the
+    /// same request goes to that host too; the first answer wins and the other call is cancelled (its
+    /// cancellation is not held against its health).
+    /// </summary>
     private async Task<CallOutcome<ExpertAnswer>> CallAsync(FanOutRequest request, ExpertUid uid, int[] samples, DateTimeOffset deadline, CancellationToken stragglers)
     {
         await Task.Yield();
@@ -62,34 +67,77 @@ public sealed partial class ExpertFanOut(IExpertInvoker remote, IExpertInvoker? 
             return new CallOutcome<ExpertAnswer>(samples, null, new ExpertCallTrace(uid, "none", ExpertCallOutcome.Unreachable, "no live host is announced", TimeSpan.Zero, samples.Length, false));
         }
         ExpertCallTrace? last = null;
-        foreach (var host in hosts)
+        int next = 0;
+        while (next < hosts.Count && time.GetUtcNow() < deadline)
         {
-            if (time.GetUtcNow() >= deadline) break;
-            var target = new ExpertTarget(uid, host.Endpoint);
-            long callStarted = time.GetTimestamp();
-            ExpertCallResult<Tensor> result;
-            try
-            {
-                result = await remote.ForwardAsync(target, input, request.Compression, deadline, stragglers);
-            }
-            catch (OperationCanceledException) when (stragglers.IsCancellationRequested)
-            {
-                result = ExpertCallResult<Tensor>.Failed(ExpertCallOutcome.Timeout, "cut: the other experts had answered and the grace period ended");
-            }
-            var elapsed = time.GetElapsedTime(callStarted);
+            var host = hosts[next++];
+            var spare = next < hosts.Count ? hosts[next] : null;
+            var (attempt, hedged) = await AttemptWithHedgeAsync(request, uid, input, host, spare, deadline, stragglers);
+            if (hedged) next++;
+            var result = attempt.Result;
             if (result.IsOk && Problem(result.Value!, samples.Length) is { } problem)
             {
                 result.Value!.Dispose();
                 result = ExpertCallResult<Tensor>.Failed(ExpertCallOutcome.Rejected, problem);
             }
-            health.Record(host.Host, result.Outcome, elapsed);
-            last = new ExpertCallTrace(uid, host.Host.ToString(), result.Outcome, result.Error, time.GetElapsedTime(started), samples.Length, false);
-            if (result.IsOk) return new CallOutcome<ExpertAnswer>(samples, new ExpertAnswer(target, false, samples, input, result.Value!), last);
+            var hostText = attempt.Host.Host + (hedged ? " (hedged)" : "");
+            last = new ExpertCallTrace(uid, hostText, result.Outcome, result.Error, time.GetElapsedTime(started), samples.Length, false);
+            if (result.IsOk) return new CallOutcome<ExpertAnswer>(samples, new ExpertAnswer(new ExpertTarget(uid, attempt.Host.Endpoint), false, samples, input, result.Value!), last);
             if (result.Outcome != ExpertCallOutcome.Unreachable || stragglers.IsCancellationRequested) break;
         }
         input.Dispose();
         return new CallOutcome<ExpertAnswer>(samples, null, last ?? new ExpertCallTrace(uid, hosts[0].Host.ToString(), ExpertCallOutcome.Timeout, "the deadline passed", time.GetElapsedTime(started), samples.Length, false));
     }
+
+    private async Task<(Attempt Winner, bool Hedged)> AttemptWithHedgeAsync(FanOutRequest request, ExpertUid uid, Tensor input, Directory.ExpertHostInfo host,
+        Directory.ExpertHostInfo? spare, DateTimeOffset deadline, CancellationToken stragglers)
+    {
+        using var primaryCancel = CancellationTokenSource.CreateLinkedTokenSource(stragglers);
+        var primary = AttemptAsync(request, uid, input, host, deadline, primaryCancel.Token);
+        if (spare is null || health.P95(host.Host) is not { } p95) return (await primary, false);
+        var hedgeDue = new TaskCompletionSource();
+        using (time.CreateTimer(static s => ((TaskCompletionSource)s!).TrySetResult(), hedgeDue, p95, Timeout.InfiniteTimeSpan))
+        {
+            if (await Task.WhenAny(primary, hedgeDue.Task) == primary) return (await primary, false);
+        }
+        using var hedgeCancel = CancellationTokenSource.CreateLinkedTokenSource(stragglers);
+        var hedge = AttemptAsync(request, uid, input, spare, deadline, hedgeCancel.Token);
+        var first = await Task.WhenAny(primary, hedge);
+        var other = first == primary ? hedge : primary;
+        var winner = await first;
+        if (!winner.Result.IsOk)
+        {
+            // The first to finish failed: the other may still answer.
+            var second = await other;
+            if (!second.Result.IsOk) return (winner, true);
+            return (second, true);
+        }
+        (other == primary ? primaryCancel : hedgeCancel).Cancel();
+        var loser = await other;
+        loser.Result.Value?.Dispose();
+        return (winner, true);
+    }
+
+    /// <summary>One call to one host; its outcome is recorded in peer health unless it was cancelled as a hedge loser.</summary>
+    private async Task<Attempt> AttemptAsync(FanOutRequest request, ExpertUid uid, Tensor input, Directory.ExpertHostInfo host, DateTimeOffset deadline, CancellationToken cancel)
+    {
+        long started = time.GetTimestamp();
+        ExpertCallResult<Tensor> result;
+        try
+        {
+            result = await remote.ForwardAsync(new ExpertTarget(uid, host.Endpoint), input, request.Compression, deadline, cancel);
+        }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+        {
+            return new Attempt(host, ExpertCallResult<Tensor>.Failed(ExpertCallOutcome.Timeout, "cut: the other experts had answered and the grace period ended, or another host answered first"),
+                time.GetElapsedTime(started));
+        }
+        var elapsed = time.GetElapsedTime(started);
+        health.Record(host.Host, result.Outcome, elapsed);
+        return new Attempt(host, result, elapsed);
+    }
+
+    private sealed record Attempt(Directory.ExpertHostInfo Host, ExpertCallResult<Tensor> Result, TimeSpan Elapsed);
 
     /// <summary>Local experts answer for samples short of KMin; returns which samples fell back.</summary>
     private async Task<bool[]> FallBackAsync(FanOutRequest request, int[] answered, int[] kmin, Dictionary<AnswerKey, ExpertAnswer> answers,
