@@ -13,7 +13,8 @@ namespace MoEMesh.Routing;
 /// selection (top-k, or top-p) weights them by a softmax over their logits; the fan-out calls them under
 /// one deadline and combines the answers (falling back to local experts when needed). Backward: the
 /// fan-out sends each answering expert its gradient (it steps its own optimizer on its host), and the
-/// gate gets dL/dlogit = w (a − Σ w a) for the experts that answered, with a = ⟨dL/dy, y_expert⟩.
+/// gate gets dL/dlogit = w (a − Σ w a) for the experts that answered, with a = ⟨dL/dy, y_expert⟩, plus the
+/// gradients of the auxiliary router losses (load balance, z-loss, entropy) computed at forward time.
 /// </summary>
 public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, ExpertDirectory directory, ExpertFanOut fanOut, MixtureOfExpertsOptions options,
     IReadOnlyCollection<ExpertUid>? localExperts = null)
@@ -29,6 +30,7 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
     {
         options.Validate();
         var scores = gate.Forward(input);
+        RouterLossResult? losses = null;
         try
         {
             var perSample = GatingNetwork.PerSample(scores);
@@ -36,6 +38,9 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
             var choices = found.Select(Select).ToArray();
             var uids = choices.SelectMany(c => c.Select(e => e.Uid)).Distinct().ToArray();
             var hosts = uids.Length == 0 ? new Dictionary<ExpertUid, IReadOnlyList<ExpertHostInfo>>() : await directory.FindAsync(uids, cancellationToken);
+            if (options.RouterLosses is { } weights)
+                losses = RouterLosses.Compute(scores, choices.Select(c => (IReadOnlyList<IReadOnlyList<int>>)c.Select(e => e.Uid.Coordinates).ToArray()).ToArray(), weights);
+            var utilisation = Utilisation.Of(choices.Select(c => c.Select(e => e.Uid)), found.SelectMany(f => f.Select(e => e.Uid)).Distinct().Count());
             var request = new FanOutRequest
             {
                 Input = input,
@@ -45,11 +50,13 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
                 Compression = options.Compression,
             };
             var fan = await fanOut.ForwardAsync(request, cancellationToken);
-            return new MixtureStep(input, fan);
+            return new MixtureStep(input, fan, scores, losses, utilisation);
         }
-        finally
+        catch
         {
             foreach (var t in scores) t.Dispose();
+            losses?.Dispose();
+            throw;
         }
     }
 
@@ -75,6 +82,8 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
                     for (int d = 0; d < coordinates.Count; d++) scoreGradients[d].Row(s)[coordinates[d]] += dLogit;
                 }
             }
+            if (step.RouterLosses is { } losses)
+                for (int d = 0; d < scoreGradients.Length; d++) Functions.Add(scoreGradients[d].Span, losses.ScoreGradients[d].Span, scoreGradients[d].Span);
             using var gateGradient = gate.Backward(step.Input, scoreGradients);
             var inputGradient = back.InputGradient.Clone();
             Functions.Add(inputGradient.Span, gateGradient.Span, inputGradient.Span);
@@ -124,7 +133,7 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
 }
 
 /// <summary>One forward pass of a <see cref="MixtureOfExperts"/>, kept for its backward pass; dispose after.</summary>
-public sealed class MixtureStep(Tensor input, FanOutResult experts) : IDisposable
+public sealed class MixtureStep(Tensor input, FanOutResult experts, Tensor[] scores, RouterLossResult? routerLosses, Utilisation utilisation) : IDisposable
 {
     /// <summary>The layer's input (not owned).</summary>
     public Tensor Input { get; } = input;
@@ -135,6 +144,20 @@ public sealed class MixtureStep(Tensor input, FanOutResult experts) : IDisposabl
     /// <summary>The layer's output.</summary>
     public Tensor Output => Experts.Output;
 
+    /// <summary>The gate's per-dimension scores.</summary>
+    public IReadOnlyList<Tensor> Scores { get; } = scores;
+
+    /// <summary>The auxiliary router losses of this batch (to add to the training loss), or null when off.</summary>
+    public RouterLossResult? RouterLosses { get; } = routerLosses;
+
+    /// <summary>How evenly this batch used the experts.</summary>
+    public Utilisation Utilisation { get; } = utilisation;
+
     /// <inheritdoc />
-    public void Dispose() => Experts.Dispose();
+    public void Dispose()
+    {
+        Experts.Dispose();
+        foreach (var t in Scores) t.Dispose();
+        RouterLosses?.Dispose();
+    }
 }

@@ -17,6 +17,9 @@ public sealed class MixtureOfExpertsOptions
     /// <summary>Prefixes beam search expands per sample per DHT round. Default 4.</summary>
     public int BeamWidth { get; set; } = 4;
 
+    /// <summary>Auxiliary router losses (load balance 0.01, z-loss 0.001, entropy 0); null switches them off.</summary>
+    public Gating.RouterLossWeights? RouterLosses { get; set; } = new();
+
     /// <summary>How activations and gradients travel. Default none (float32).</summary>
     public Compression Compression { get; set; } = Compression.None;
 

@@ -20,7 +20,7 @@ public sealed class MixtureOfExpertsTests
 
     private sealed record World(MixtureOfExperts Layer, Dictionary<string, IExpert> Experts, GatingNetwork Gate);
 
-    private static async Task<World> BuildAsync(int k, double? topP = null)
+    private static async Task<World> BuildAsync(int k, double? topP = null, RouterLossWeights? losses = null)
     {
         var network = new InMemoryNetwork(TimeProvider.System);
         var registry = ExpertRegistry.CreateDefault();
@@ -42,7 +42,7 @@ public sealed class MixtureOfExpertsTests
         var options = new RoutingOptions();
         var fanOut = new ExpertFanOut(new RemoteExpertInvoker(transport), null, new PeerHealth(options, TimeProvider.System), options, TimeProvider.System);
         var gate = new GatingNetwork(Grid, Dim, seed: 99);
-        var layer = new MixtureOfExperts(gate, new BeamSearch(directory), directory, fanOut, new MixtureOfExpertsOptions { K = k, TopP = topP });
+        var layer = new MixtureOfExperts(gate, new BeamSearch(directory), directory, fanOut, new MixtureOfExpertsOptions { K = k, TopP = topP, RouterLosses = losses });
         return new World(layer, experts, gate);
     }
 
@@ -106,6 +106,23 @@ public sealed class MixtureOfExpertsTests
         GradientCheck.AssertClose(inputGradient.Span, GradientCheck.Numeric(Loss, input.Span, 1e-2f), 2e-2, "dL/dinput");
         var gateWeight = world.Gate.Parameters[0];
         GradientCheck.AssertClose(gateWeight.Gradient.Span, GradientCheck.Numeric(Loss, gateWeight.Value.Span, 1e-2f), 2e-2, "dL/dgate");
+    }
+
+    [Fact]
+    public async Task RouterLosses_AndUtilisation_AreReportedPerBatch()
+    {
+        var world = await BuildAsync(k: 2, losses: new RouterLossWeights(0.01f, 0.001f, 0.1f));
+        using var input = GradientCheck.Random(new TensorShape(8, Dim), 17);
+        using var step = await world.Layer.ForwardAsync(input, default);
+        Assert.NotNull(step.RouterLosses);
+        Assert.True(step.RouterLosses.LoadBalance > 0f && step.RouterLosses.ZLoss > 0f && step.RouterLosses.Entropy < 0f);
+        Assert.InRange(step.Utilisation.ExpertsUsed, 1, 9);
+        Assert.True(step.Utilisation.AssignmentEntropy > 0);
+        using var gradient = Tensor.Zeros(8, Dim);
+        foreach (var p in world.Gate.Parameters) p.ZeroGradient();
+        // With a zero output gradient only the router losses move the gate.
+        using var _ = await world.Layer.BackwardAsync(step, gradient, default);
+        Assert.Contains(world.Gate.Parameters, p => p.Gradient.Span.ToArray().Any(v => v != 0f));
     }
 
     [Fact]
