@@ -15,14 +15,16 @@ namespace MoEMesh.Routing.Tests;
 /// </summary>
 internal sealed class InMemoryExpertHost
 {
-    public InMemoryExpertHost(InMemoryNetwork network, string name, int seed, IReadOnlyDictionary<string, IExpert> experts)
+    public InMemoryExpertHost(InMemoryNetwork network, string name, int seed, IReadOnlyDictionary<string, IExpert> experts, TimeProvider? time = null)
     {
         Identity = PeerIdentity.FromSeed(seed);
         Address = new PeerAddress(name, 7000);
         Experts = experts;
-        var router = new PeerRouter(TimeProvider.System);
+        // The server judges deadlines by the same clock as the callers (a test's manual clock).
+        var router = new PeerRouter(time ?? TimeProvider.System);
         router.Map(RemoteExpertInvoker.ForwardMethod, (request, _) =>
         {
+            ForwardServed.TrySetResult();
             var call = request.ParseHeader(ForwardRequest.Parser);
             using var input = TensorCodec.Decode(call.Input, request.Payload.Span);
             using var output = experts[call.Uid].Forward(input);
@@ -40,6 +42,9 @@ internal sealed class InMemoryExpertHost
         });
         network.Join(Identity.PeerId, Address, router);
     }
+
+    /// <summary>Completes when this host has received a forward call.</summary>
+    public TaskCompletionSource ForwardServed { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public PeerIdentity Identity { get; }
 
