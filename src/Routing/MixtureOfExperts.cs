@@ -46,6 +46,7 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
                 Input = input,
                 Choices = choices,
                 Hosts = hosts,
+                Rediscover = directory.RediscoverAsync,
                 Fallback = _local.Count == 0 ? null : s => Fallback(choices[s], perSample[s]),
                 Compression = options.Compression,
             };

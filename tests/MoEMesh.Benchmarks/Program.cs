@@ -3,6 +3,7 @@ using MoEMesh.Benchmarks;
 // Usage: dotnet run -c Release --project tests/MoEMesh.Benchmarks -- tensors [--batch 256] [--dim 1024] [--threads N] [--skip-managed]
 //        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- transport [--round-ms 250]
 //        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- node [--round-ms 3000] [--rounds 3]
+//        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- moe [--rounds 3] [--calls 20] [--blas-threads 1,2]
 //        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- dht [--nodes 100,1000,5000] [--kill 0,10,30,50] [--rounds 10] [--keys 20] [--seed 1]
 var verb = args.FirstOrDefault();
 int Option(string name, int fallback)
@@ -26,6 +27,8 @@ switch (verb)
         return await TransportBenchmark.RunAsync(TimeSpan.FromMilliseconds(Option("--round-ms", 250)));
     case "node":
         return await NodeBenchmark.RunAsync(TimeSpan.FromMilliseconds(Option("--round-ms", 3000)), Option("--rounds", 3));
+    case "moe":
+        return await MoEBenchmark.RunAsync(Option("--rounds", 3), Option("--calls", 20), List("--blas-threads", [1, 2]));
     case "dht":
         return DhtBenchmark.Run(List("--nodes", [100, 1000, 5000]), List("--kill", [0, 10, 30, 50]).Select(p => p / 100.0).ToArray(),
             Option("--rounds", 10), Option("--keys", 20), Option("--seed", 1));
@@ -33,6 +36,7 @@ switch (verb)
         Console.Error.WriteLine("usage: MoEMesh.Benchmarks tensors [--batch 256] [--dim 1024] [--threads N] [--skip-managed]");
         Console.Error.WriteLine("       MoEMesh.Benchmarks transport [--round-ms 250]");
         Console.Error.WriteLine("       MoEMesh.Benchmarks node [--round-ms 3000] [--rounds 3]");
+        Console.Error.WriteLine("       MoEMesh.Benchmarks moe [--rounds 3] [--calls 20] [--blas-threads 1,2]");
         Console.Error.WriteLine("       MoEMesh.Benchmarks dht [--nodes 100,1000,5000] [--kill 0,10,30,50] [--rounds 10] [--keys 20] [--seed 1]");
         return 2;
 }

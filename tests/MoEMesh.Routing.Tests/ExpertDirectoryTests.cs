@@ -67,15 +67,44 @@ public sealed class ExpertDirectoryTests
     }
 
     [Fact]
-    public async Task NonEmptyPrefix_IsNeverCached()
+    public async Task FoundPrefixesAndHosts_AreReusedForThePositiveTtl_ThenAskedAgain()
+    {
+        var time = new ManualTimeProvider();
+        var dht = new MemoryDht(time);
+        var directory = new ExpertDirectory(dht, time, new ExpertDirectoryOptions { PositiveCacheTtl = TimeSpan.FromSeconds(5) });
+        var uid = ExpertUid.Parse("ffn.7.1");
+        await directory.DeclareAsync(HostA, [(uid, Record("10.0.0.1:1"))], time.GetUtcNow() + TimeSpan.FromSeconds(60), default);
+        var prefix = ExpertPrefix.Parse("ffn.7.");
+        await directory.FindSuccessorsAsync([prefix], default);
+        await directory.FindAsync([uid], default);
+        Assert.Equal(2, dht.KeysLookedUp);
+
+        // A second host appears; within the TTL the cached answers stand, without lookups.
+        await directory.DeclareAsync(HostB, [(uid, Record("10.0.0.2:1"))], time.GetUtcNow() + TimeSpan.FromSeconds(60), default);
+        time.Advance(TimeSpan.FromSeconds(4));
+        Assert.Single((await directory.FindAsync([uid], default))[uid]);
+        await directory.FindSuccessorsAsync([prefix], default);
+        Assert.Equal(2, dht.KeysLookedUp);
+
+        time.Advance(TimeSpan.FromSeconds(2));
+        Assert.Equal(2, (await directory.FindAsync([uid], default))[uid].Count);
+        Assert.Equal(3, dht.KeysLookedUp);
+    }
+
+    [Fact]
+    public async Task Rediscover_AsksTheDhtPastTheCache_AndRefreshesIt()
     {
         var time = new ManualTimeProvider();
         var dht = new MemoryDht(time);
         var directory = new ExpertDirectory(dht, time);
-        await directory.DeclareAsync(HostA, [(ExpertUid.Parse("ffn.7.1"), Record("10.0.0.1:1"))], time.GetUtcNow() + TimeSpan.FromSeconds(60), default);
-        var prefix = ExpertPrefix.Parse("ffn.7.");
-        await directory.FindSuccessorsAsync([prefix], default);
-        await directory.FindSuccessorsAsync([prefix], default);
+        var uid = ExpertUid.Parse("ffn.7.1");
+        await directory.DeclareAsync(HostA, [(uid, Record("10.0.0.1:1"))], time.GetUtcNow() + TimeSpan.FromSeconds(60), default);
+        Assert.Single((await directory.FindAsync([uid], default))[uid]);
+        await directory.DeclareAsync(HostB, [(uid, Record("10.0.0.2:1"))], time.GetUtcNow() + TimeSpan.FromSeconds(60), default);
+
+        Assert.Equal(2, (await directory.RediscoverAsync(uid, default)).Count);
+        Assert.Equal(2, dht.KeysLookedUp);
+        Assert.Equal(2, (await directory.FindAsync([uid], default))[uid].Count);
         Assert.Equal(2, dht.KeysLookedUp);
     }
 

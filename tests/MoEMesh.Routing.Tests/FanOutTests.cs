@@ -161,6 +161,40 @@ public sealed class FanOutTests
     }
 
     [Fact]
+    public async Task EveryKnownHostUnreachable_TheUidIsRediscoveredOnce_AndItsNewHostAnswers()
+    {
+        var rig = new Rig();
+        rig.Remote.With("restarted", "ffn.0", new(Fail: ExpertCallOutcome.Unreachable)).With("new", "ffn.0", new(Scale: 4f))
+            .With("gone", "ffn.1", new(Fail: ExpertCallOutcome.Unreachable));
+        using var input = Batch(2);
+        var asked = new List<ExpertUid>();
+        var request = new FanOutRequest
+        {
+            Input = input,
+            Choices = [[new(A, 1f)], [new(B, 1f)]],
+            // A cache from before a restart: only the old host of ffn.0 is known.
+            Hosts = new Dictionary<ExpertUid, IReadOnlyList<ExpertHostInfo>> { [A] = [Host(A, "restarted", 1)], [B] = [Host(B, "gone", 3)] },
+            Rediscover = (uid, _) =>
+            {
+                lock (asked) asked.Add(uid);
+                // The DHT still holds the old record next to the new one; ffn.1 has nobody else.
+                return Task.FromResult<IReadOnlyList<ExpertHostInfo>>(uid == A ? [Host(A, "restarted", 1), Host(A, "new", 2)] : [Host(B, "gone", 3)]);
+            },
+            Fallback = _ => C,
+        };
+        rig.Local.With("local", "ffn.2", new(Scale: 7f));
+
+        using var result = await rig.FanOut().ForwardAsync(request, default);
+
+        Assert.Equal([A, B], asked.OrderBy(u => u.Value));
+        Assert.Equal([4f, 8f, 21f, 28f], result.Output.ToArray());
+        Assert.Equal([false, true], result.FellBack);
+        // The old host is not called twice; ffn.1's only host is not retried.
+        Assert.Equal([("gone", "ffn.1"), ("new", "ffn.0"), ("restarted", "ffn.0")], rig.Remote.Calls.Select(c => (c.Host, c.Uid)).Order());
+        Assert.Contains(result.Trace, t => t.Uid == A && t.Outcome == ExpertCallOutcome.Ok);
+    }
+
+    [Fact]
     public async Task SlowFirstReplica_IsHedgedAfterItsP95_AndTheFastReplicaWins()
     {
         var rig = new Rig();

@@ -15,7 +15,7 @@ namespace MoEMesh.Node.Hosting;
 /// <summary>
 /// Builds a node on the .NET generic host (with Kestrel for the HTTP status page and metrics). Two
 /// entries, as the daemon and as an embedded node: <see cref="Build(string[], IReadOnlyDictionary{string, string?}, string?)"/>
-/// reads configuration the usual .NET way; <see cref="Build(NodeOptions, PeerIdentity?, Action{ILoggingBuilder}?)"/>
+/// reads configuration the usual .NET way; <see cref="Build(NodeOptions, PeerIdentity?, Action{ILoggingBuilder}?, ExpertRegistry?)"/>
 /// takes typed options (tests, tools). Invalid configuration throws a <see cref="NodeConfigurationException"/>
 /// naming the setting before anything starts.
 /// </summary>
@@ -47,21 +47,24 @@ public static class NodeHost
         return Compose(builder, options, identity: null);
     }
 
-    /// <summary>A node with typed options; <paramref name="identity"/> replaces the key file when given.</summary>
-    public static WebApplication Build(NodeOptions options, PeerIdentity? identity = null, Action<ILoggingBuilder>? logging = null)
+    /// <summary>
+    /// A node with typed options; <paramref name="identity"/> replaces the key file when given, and
+    /// <paramref name="registry"/> the built-in expert types (contributors register their own types in it).
+    /// </summary>
+    public static WebApplication Build(NodeOptions options, PeerIdentity? identity = null, Action<ILoggingBuilder>? logging = null, ExpertRegistry? registry = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         if (logging is not null) logging(builder.Logging);
-        return Compose(builder, options, identity);
+        return Compose(builder, options, identity, registry);
     }
 
-    private static WebApplication Compose(WebApplicationBuilder builder, NodeOptions options, PeerIdentity? identity)
+    private static WebApplication Compose(WebApplicationBuilder builder, NodeOptions options, PeerIdentity? identity, ExpertRegistry? registry = null)
     {
         options.Validate();
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(identity ?? LoadIdentity(options));
-        builder.Services.AddSingleton(ExpertRegistry.CreateDefault());
+        builder.Services.AddSingleton(registry ?? ExpertRegistry.CreateDefault());
         builder.Services.AddSingleton<PrometheusExporter>();
         builder.Services.AddSingleton<MeshNode>();
         builder.Services.AddHostedService(s => s.GetRequiredService<MeshNode>());

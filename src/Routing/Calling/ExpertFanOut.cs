@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using MoEMesh.Protocol.Addressing;
+using MoEMesh.Protocol.Identity;
 using MoEMesh.Protocol.Rpc;
 using MoEMesh.Routing.Invocation;
 using MoEMesh.Tensors;
@@ -53,40 +54,65 @@ public sealed partial class ExpertFanOut(IExpertInvoker remote, IExpertInvoker? 
     /// Calls one expert's hosts in health order until one answers, a fast failure leaving time for the
     /// next. Hedging: when a host with a known p95 has not answered by then and another host is left, the
     /// same request goes to that host too; the first answer wins and the other call is cancelled (its
-    /// cancellation is not held against its health).
+    /// cancellation is not held against its health). When every known host was unreachable, the request's
+    /// <see cref="FanOutRequest.Rediscover"/> is asked once for hosts not tried yet (the known ones may
+    /// come from a cache that predates a restart).
     /// </summary>
     private async Task<CallOutcome<ExpertAnswer>> CallAsync(FanOutRequest request, ExpertUid uid, int[] samples, DateTimeOffset deadline, CancellationToken stragglers)
     {
         await Task.Yield();
         var hosts = health.Order(request.Hosts.GetValueOrDefault(uid) ?? []);
-        var input = Gather(request.Input, samples);
         long started = time.GetTimestamp();
         if (hosts.Count == 0)
-        {
-            input.Dispose();
             return new CallOutcome<ExpertAnswer>(samples, null, new ExpertCallTrace(uid, "none", ExpertCallOutcome.Unreachable, "no live host is announced", TimeSpan.Zero, samples.Length, false));
-        }
+        var input = Gather(request.Input, samples);
+        var tried = new HashSet<PeerId>();
+        bool rediscovered = request.Rediscover is null;
         ExpertCallTrace? last = null;
         int next = 0;
-        while (next < hosts.Count && time.GetUtcNow() < deadline)
+        while (true)
         {
-            var host = hosts[next++];
-            var spare = next < hosts.Count ? hosts[next] : null;
-            var (attempt, hedged) = await AttemptWithHedgeAsync(request, uid, input, host, spare, deadline, stragglers);
-            if (hedged) next++;
-            var result = attempt.Result;
-            if (result.IsOk && Problem(result.Value!, samples.Length) is { } problem)
+            while (next < hosts.Count && time.GetUtcNow() < deadline)
             {
-                result.Value!.Dispose();
-                result = ExpertCallResult<Tensor>.Failed(ExpertCallOutcome.Rejected, problem);
+                var host = hosts[next++];
+                var spare = next < hosts.Count ? hosts[next] : null;
+                var (attempt, hedged) = await AttemptWithHedgeAsync(request, uid, input, host, spare, deadline, stragglers);
+                tried.Add(host.Host);
+                if (hedged) tried.Add(hosts[next++].Host);
+                var result = attempt.Result;
+                if (result.IsOk && Problem(result.Value!, samples.Length) is { } problem)
+                {
+                    result.Value!.Dispose();
+                    result = ExpertCallResult<Tensor>.Failed(ExpertCallOutcome.Rejected, problem);
+                }
+                var hostText = attempt.Host.Host + (hedged ? " (hedged)" : "");
+                last = new ExpertCallTrace(uid, hostText, result.Outcome, result.Error, time.GetElapsedTime(started), samples.Length, false);
+                if (result.IsOk) return new CallOutcome<ExpertAnswer>(samples, new ExpertAnswer(new ExpertTarget(uid, attempt.Host.Endpoint), false, samples, input, result.Value!), last);
+                if (result.Outcome != ExpertCallOutcome.Unreachable || stragglers.IsCancellationRequested) break;
             }
-            var hostText = attempt.Host.Host + (hedged ? " (hedged)" : "");
-            last = new ExpertCallTrace(uid, hostText, result.Outcome, result.Error, time.GetElapsedTime(started), samples.Length, false);
-            if (result.IsOk) return new CallOutcome<ExpertAnswer>(samples, new ExpertAnswer(new ExpertTarget(uid, attempt.Host.Endpoint), false, samples, input, result.Value!), last);
-            if (result.Outcome != ExpertCallOutcome.Unreachable || stragglers.IsCancellationRequested) break;
+            if (rediscovered || last?.Outcome != ExpertCallOutcome.Unreachable || stragglers.IsCancellationRequested || time.GetUtcNow() >= deadline) break;
+            rediscovered = true;
+            hosts = health.Order((await RediscoverAsync(request.Rediscover!, uid, deadline, stragglers)).Where(h => !tried.Contains(h.Host)));
+            next = 0;
         }
         input.Dispose();
         return new CallOutcome<ExpertAnswer>(samples, null, last ?? new ExpertCallTrace(uid, hosts[0].Host.ToString(), ExpertCallOutcome.Timeout, "the deadline passed", time.GetElapsedTime(started), samples.Length, false));
+    }
+
+    /// <summary>Fresh hosts of a uid, asked by the deadline; none when the lookup fails or is cut.</summary>
+    private async Task<IReadOnlyList<Directory.ExpertHostInfo>> RediscoverAsync(Func<ExpertUid, CancellationToken, Task<IReadOnlyList<Directory.ExpertHostInfo>>> rediscover,
+        ExpertUid uid, DateTimeOffset deadline, CancellationToken stragglers)
+    {
+        using var timeout = new CancellationTokenSource(deadline - time.GetUtcNow(), time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(stragglers, timeout.Token);
+        try
+        {
+            return await rediscover(uid, linked.Token);
+        }
+        catch (OperationCanceledException) when (linked.IsCancellationRequested)
+        {
+            return [];
+        }
     }
 
     private async Task<(Attempt Winner, bool Hedged)> AttemptWithHedgeAsync(FanOutRequest request, ExpertUid uid, Tensor input, Directory.ExpertHostInfo host,

@@ -27,6 +27,12 @@ public sealed class FanOutRequest
     /// </summary>
     public Func<int, ExpertUid?>? Fallback { get; init; }
 
+    /// <summary>
+    /// Fresh hosts of a uid, asked at most once per call when every known host was unreachable: the
+    /// known ones may come from a cache older than a host's restart. Null to use <see cref="Hosts"/> only.
+    /// </summary>
+    public Func<ExpertUid, CancellationToken, Task<IReadOnlyList<ExpertHostInfo>>>? Rediscover { get; init; }
+
     /// <summary>How tensors travel. Default none (float32).</summary>
     public Compression Compression { get; init; } = Compression.None;
 }

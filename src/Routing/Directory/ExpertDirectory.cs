@@ -19,6 +19,8 @@ public sealed class ExpertDirectory(IDht dht, TimeProvider? time = null, ExpertD
     private readonly TimeProvider _time = time ?? TimeProvider.System;
     private readonly ExpertDirectoryOptions _options = options ?? new ExpertDirectoryOptions();
     private readonly Dictionary<string, DateTimeOffset> _emptyUntil = new(StringComparer.Ordinal);
+    private readonly Dictionary<ExpertPrefix, (ExpertSuccessors Successors, DateTimeOffset Until)> _successors = [];
+    private readonly Dictionary<ExpertUid, (IReadOnlyList<ExpertHostInfo> Hosts, DateTimeOffset Until)> _hosts = [];
 
     /// <summary>The DHT key of an expert.</summary>
     public static string KeyOf(ExpertUid uid) => "expert:" + uid.Value;
@@ -40,8 +42,9 @@ public sealed class ExpertDirectory(IDht dht, TimeProvider? time = null, ExpertD
 
     /// <summary>
     /// The live children of each prefix. A prefix found empty is remembered as empty for
-    /// <see cref="ExpertDirectoryOptions.NegativeCacheTtl"/> and not asked again meanwhile, so a beam search
-    /// over a sparse grid does not keep paying for dead branches.
+    /// <see cref="ExpertDirectoryOptions.NegativeCacheTtl"/> and a prefix found with children is reused for
+    /// <see cref="ExpertDirectoryOptions.PositiveCacheTtl"/>, so beam searches of consecutive batches do not
+    /// walk the DHT again, and a search over a sparse grid does not keep paying for dead branches.
     /// </summary>
     public async Task<IReadOnlyDictionary<ExpertPrefix, ExpertSuccessors>> FindSuccessorsAsync(IReadOnlyCollection<ExpertPrefix> prefixes, CancellationToken cancellationToken)
     {
@@ -54,6 +57,7 @@ public sealed class ExpertDirectory(IDht dht, TimeProvider? time = null, ExpertD
             {
                 var key = KeyOf(prefix);
                 if (_emptyUntil.TryGetValue(key, out var until) && until > now) answer[prefix] = new ExpertSuccessors(prefix, new Dictionary<int, ExpertUid>());
+                else if (_successors.TryGetValue(prefix, out var cached) && cached.Until > now) answer[prefix] = cached.Successors;
                 else ask[key] = prefix;
             }
         }
@@ -66,8 +70,16 @@ public sealed class ExpertDirectory(IDht dht, TimeProvider? time = null, ExpertD
             answer[prefix] = successors;
             lock (_emptyUntil)
             {
-                if (successors.IsEmpty) _emptyUntil[key] = later + _options.NegativeCacheTtl;
-                else _emptyUntil.Remove(key);
+                if (successors.IsEmpty)
+                {
+                    _emptyUntil[key] = later + _options.NegativeCacheTtl;
+                    _successors.Remove(prefix);
+                }
+                else
+                {
+                    _emptyUntil.Remove(key);
+                    _successors[prefix] = (successors, later + _options.PositiveCacheTtl);
+                }
             }
         }
         return answer;
@@ -100,16 +112,47 @@ public sealed class ExpertDirectory(IDht dht, TimeProvider? time = null, ExpertD
         return new ExpertSuccessors(prefix, children);
     }
 
+    /// <summary>The hosts of one uid asked from the DHT now, past the cache (which is refreshed with the answer).</summary>
+    public async Task<IReadOnlyList<ExpertHostInfo>> RediscoverAsync(ExpertUid uid, CancellationToken cancellationToken)
+    {
+        lock (_hosts) _hosts.Remove(uid);
+        return (await FindAsync([uid], cancellationToken))[uid];
+    }
+
     /// <summary>
     /// The live hosts of each uid (every uid asked is in the answer, with no hosts when none is
-    /// announced). Entries that do not parse are skipped: a host can only spoil its own entry.
+    /// announced). Entries that do not parse are skipped: a host can only spoil its own entry. Hosts found
+    /// are reused for <see cref="ExpertDirectoryOptions.PositiveCacheTtl"/>; <see cref="RediscoverAsync"/>
+    /// asks again at once.
     /// </summary>
     public async Task<IReadOnlyDictionary<ExpertUid, IReadOnlyList<ExpertHostInfo>>> FindAsync(IReadOnlyCollection<ExpertUid> uids, CancellationToken cancellationToken)
     {
-        var keys = uids.Distinct().ToDictionary(KeyOf, u => u);
-        var values = await dht.GetManyAsync(keys.Keys, latest: true, cancellationToken);
-        return keys.ToDictionary(k => k.Value, k => (IReadOnlyList<ExpertHostInfo>)HostEntries.Parse(values.GetValueOrDefault(k.Key), ExpertRecord.Parser, r => r.Addresses)
-            .Select(e => new ExpertHostInfo(k.Value, e.Host, e.Addresses, e.Record.Type, e.Record.SchemaHash, e.Record.Load ?? new ExpertLoad(), e.Record.Version, e.Expiration))
-            .ToArray());
+        var now = _time.GetUtcNow();
+        var answer = new Dictionary<ExpertUid, IReadOnlyList<ExpertHostInfo>>();
+        var ask = new Dictionary<string, ExpertUid>(StringComparer.Ordinal);
+        lock (_hosts)
+        {
+            foreach (var uid in uids.Distinct())
+            {
+                if (_hosts.TryGetValue(uid, out var cached) && cached.Until > now) answer[uid] = cached.Hosts;
+                else ask[KeyOf(uid)] = uid;
+            }
+        }
+        if (ask.Count == 0) return answer;
+        var values = await dht.GetManyAsync(ask.Keys, latest: true, cancellationToken);
+        var until = _time.GetUtcNow() + _options.PositiveCacheTtl;
+        foreach (var (key, uid) in ask)
+        {
+            IReadOnlyList<ExpertHostInfo> hosts = HostEntries.Parse(values.GetValueOrDefault(key), ExpertRecord.Parser, r => r.Addresses)
+                .Select(e => new ExpertHostInfo(uid, e.Host, e.Addresses, e.Record.Type, e.Record.SchemaHash, e.Record.Load ?? new ExpertLoad(), e.Record.Version, e.Expiration))
+                .ToArray();
+            answer[uid] = hosts;
+            lock (_hosts)
+            {
+                if (hosts.Count > 0) _hosts[uid] = (hosts, until);
+                else _hosts.Remove(uid);
+            }
+        }
+        return answer;
     }
 }

@@ -8,4 +8,11 @@ public sealed class ExpertDirectoryOptions
     /// dead branches of one training step's beam searches, short enough that a new expert is found soon.
     /// </summary>
     public TimeSpan NegativeCacheTtl { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// How long a found prefix's children and a uid's hosts are reused without asking the DHT again.
+    /// Default 5 s: announcements live 60 s anyway, and a host that died meanwhile costs one failed call
+    /// (then peer health backs it off), while asking the DHT for every batch costs several lookups each.
+    /// </summary>
+    public TimeSpan PositiveCacheTtl { get; set; } = TimeSpan.FromSeconds(5);
 }
