@@ -30,12 +30,14 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
     {
         options.Validate();
         var scores = gate.Forward(input);
+        var nullScores = gate.ForwardNull(input);
         RouterLossResult? losses = null;
         try
         {
             var perSample = GatingNetwork.PerSample(scores);
             var found = await search.FindAsync(gate.Grid, perSample, options.K, options.BeamWidth, cancellationToken);
-            var choices = found.Select(Select).ToArray();
+            var selections = found.Select((candidates, s) => Select(candidates, nullScores?.Row(s).ToArray())).ToArray();
+            var choices = selections.Select(x => x.Experts).ToArray();
             var uids = choices.SelectMany(c => c.Select(e => e.Uid)).Distinct().ToArray();
             var hosts = uids.Length == 0 ? new Dictionary<ExpertUid, IReadOnlyList<ExpertHostInfo>>() : await directory.FindAsync(uids, cancellationToken);
             if (options.RouterLosses is { } weights)
@@ -47,15 +49,17 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
                 Choices = choices,
                 Hosts = hosts,
                 Rediscover = directory.RediscoverAsync,
+                NullShare = nullScores is null ? null : selections.Select(x => x.Nulls.Sum(n => n.Weight)).ToArray(),
                 Fallback = _local.Count == 0 ? null : s => Fallback(choices[s], perSample[s]),
                 Compression = options.Compression,
             };
             var fan = await fanOut.ForwardAsync(request, cancellationToken);
-            return new MixtureStep(input, fan, scores, losses, utilisation);
+            return new MixtureStep(input, fan, scores, nullScores, selections.Select(x => x.Nulls).ToArray(), losses, utilisation);
         }
         catch
         {
             foreach (var t in scores) t.Dispose();
+            nullScores?.Dispose();
             losses?.Dispose();
             throw;
         }
@@ -66,6 +70,7 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
     {
         using var back = await fanOut.BackwardAsync(step.Experts, outputGradient, options.Compression, cancellationToken);
         var scoreGradients = gate.Grid.Sizes.Select(size => Tensor.Zeros(step.Input.Rows, size)).ToArray();
+        using var nullGradient = gate.NullExperts > 0 ? Tensor.Zeros(step.Input.Rows, gate.NullExperts) : null;
         try
         {
             for (int s = 0; s < step.Input.Rows; s++)
@@ -82,10 +87,15 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
                     var coordinates = used[i].Uid.Coordinates;
                     for (int d = 0; d < coordinates.Count; d++) scoreGradients[d].Row(s)[coordinates[d]] += dLogit;
                 }
+                // A null expert's output is zero, so its alignment is zero: dL/dlogit = w (0 − Σ w a).
+                var nulls = step.Nulls[s];
+                float chosenShare = nulls.Sum(n => n.Weight);
+                foreach (var n in nulls)
+                    nullGradient!.Row(s)[n.Index] += n.Weight / chosenShare * step.Experts.NullShare[s] * -mean;
             }
             if (step.RouterLosses is { } losses)
                 for (int d = 0; d < scoreGradients.Length; d++) Functions.Add(scoreGradients[d].Span, losses.ScoreGradients[d].Span, scoreGradients[d].Span);
-            using var gateGradient = gate.Backward(step.Input, scoreGradients);
+            using var gateGradient = gate.Backward(step.Input, scoreGradients, nullGradient);
             var inputGradient = back.InputGradient.Clone();
             Functions.Add(inputGradient.Span, gateGradient.Span, inputGradient.Span);
             return inputGradient;
@@ -96,22 +106,32 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
         }
     }
 
-    /// <summary>Top-k (all candidates, best first), or top-p: in score order until the softmax mass reaches P.</summary>
-    private IReadOnlyList<ExpertChoice> Select(IReadOnlyList<ScoredExpert> candidates)
+    /// <summary>
+    /// Top-k over the live candidates (best first) and the null experts together, or top-p: in score order
+    /// until the softmax mass reaches P; weights are the softmax over the chosen logits. With no live
+    /// candidate nothing is chosen (not even a null expert), so the sample falls back to a local expert.
+    /// </summary>
+    private Selection Select(IReadOnlyList<ScoredExpert> candidates, float[]? nullLogits)
     {
-        if (candidates.Count == 0) return [];
-        var chosen = candidates;
+        if (candidates.Count == 0) return new Selection([], []);
+        // One ranking; index −1 − j stands for null expert j. Ties keep real experts first.
+        var chosen = candidates.Select((c, i) => (Index: i, c.Score)).Concat((nullLogits ?? []).Select((logit, j) => (Index: -1 - j, Score: logit)))
+            .OrderByDescending(x => x.Score).Take(options.K).ToArray();
         if (options.TopP is { } p)
         {
-            var probabilities = Softmax(candidates.Select(c => c.Score).ToArray());
+            var probabilities = Softmax(chosen.Select(c => c.Score).ToArray());
             double mass = 0;
             int take = 0;
-            while (take < candidates.Count && mass < p) mass += probabilities[take++];
-            chosen = candidates.Take(Math.Max(1, take)).ToArray();
+            while (take < chosen.Length && mass < p) mass += probabilities[take++];
+            chosen = chosen.Take(Math.Max(1, take)).ToArray();
         }
         var weights = Softmax(chosen.Select(c => c.Score).ToArray());
-        return chosen.Select((c, i) => new ExpertChoice(c.Uid, weights[i])).ToArray();
+        return new Selection(
+            chosen.Select((c, i) => (c.Index, Weight: weights[i])).Where(x => x.Index >= 0).Select(x => new ExpertChoice(candidates[x.Index].Uid, x.Weight)).ToArray(),
+            chosen.Select((c, i) => (c.Index, Weight: weights[i])).Where(x => x.Index < 0).Select(x => new NullChoice(-1 - x.Index, x.Weight)).ToArray());
     }
+
+    private sealed record Selection(IReadOnlyList<ExpertChoice> Experts, IReadOnlyList<NullChoice> Nulls);
 
     /// <summary>The local expert for a sample: a chosen uid hosted here, else the local expert the gate scores best.</summary>
     private ExpertUid? Fallback(IReadOnlyList<ExpertChoice> chosen, IReadOnlyList<float[]> scores)
@@ -133,8 +153,12 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
     }
 }
 
+/// <summary>A null expert chosen for a sample (AdaMoE), with its gate weight before renormalisation.</summary>
+public readonly record struct NullChoice(int Index, float Weight);
+
 /// <summary>One forward pass of a <see cref="MixtureOfExperts"/>, kept for its backward pass; dispose after.</summary>
-public sealed class MixtureStep(Tensor input, FanOutResult experts, Tensor[] scores, RouterLossResult? routerLosses, Utilisation utilisation) : IDisposable
+public sealed class MixtureStep(Tensor input, FanOutResult experts, Tensor[] scores, Tensor? nullScores, IReadOnlyList<IReadOnlyList<NullChoice>> nulls,
+    RouterLossResult? routerLosses, Utilisation utilisation) : IDisposable
 {
     /// <summary>The layer's input (not owned).</summary>
     public Tensor Input { get; } = input;
@@ -148,6 +172,12 @@ public sealed class MixtureStep(Tensor input, FanOutResult experts, Tensor[] sco
     /// <summary>The gate's per-dimension scores.</summary>
     public IReadOnlyList<Tensor> Scores { get; } = scores;
 
+    /// <summary>Per sample, the null experts chosen (empty without null experts).</summary>
+    public IReadOnlyList<IReadOnlyList<NullChoice>> Nulls { get; } = nulls;
+
+    /// <summary>Real experts (remote or local stand-ins) whose answers each sample used: what it cost.</summary>
+    public IEnumerable<int> ExpertsPerSample => Experts.ExpertsPerSample;
+
     /// <summary>The auxiliary router losses of this batch (to add to the training loss), or null when off.</summary>
     public RouterLossResult? RouterLosses { get; } = routerLosses;
 
@@ -159,6 +189,7 @@ public sealed class MixtureStep(Tensor input, FanOutResult experts, Tensor[] sco
     {
         Experts.Dispose();
         foreach (var t in Scores) t.Dispose();
+        nullScores?.Dispose();
         RouterLosses?.Dispose();
     }
 }

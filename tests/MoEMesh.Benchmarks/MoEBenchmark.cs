@@ -49,11 +49,9 @@ public static class MoEBenchmark
             gatingOptions.InitialPeers.Add(Node(apps[0]).ListenAddress.ToString());
             var gating = Node(await StartAsync(gatingOptions, registry, apps));
             var grid = new ExpertGrid("ffn", 4, 4);
-            var directory = new ExpertDirectory(gating.Dht);
-            var routing = new RoutingOptions();
-            var fanOut = new ExpertFanOut(new RemoteExpertInvoker(gating.Transport), null, new PeerHealth(routing, TimeProvider.System), routing, TimeProvider.System);
+            var routing = gating.Options.Routing;
             var gate = new GatingNetwork(grid, Dim, 1);
-            var layer = new MixtureOfExperts(gate, new BeamSearch(directory), directory, fanOut, new MixtureOfExpertsOptions { K = K, RouterLosses = null });
+            var layer = gating.CreateMixtureOfExperts(gate, new MixtureOfExpertsOptions { K = K, RouterLosses = null });
 
             // The same experts in this process: same spec and seed as the hosts build, each with its own optimizer.
             var local = Enumerable.Range(0, 16).ToDictionary(i => $"ffn.{i / 4}.{i % 4}", i =>

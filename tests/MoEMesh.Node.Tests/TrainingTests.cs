@@ -41,11 +41,7 @@ public sealed class TrainingTests(Xunit.Abstractions.ITestOutputHelper output) :
         await using var hostB = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("b"), Expert("ffn.1.0"), Expert("ffn.1.1")), 32, hostA);
         await using var gating = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("g")), 33, hostA);
 
-        var directory = new ExpertDirectory(gating.Node.Dht);
-        var routing = new RoutingOptions();
-        var fanOut = new ExpertFanOut(new RemoteExpertInvoker(gating.Node.Transport), null, new PeerHealth(routing, TimeProvider.System), routing, TimeProvider.System);
-        var grid = new ExpertGrid("ffn", 2, 2);
-        var layer = new MixtureOfExperts(new GatingNetwork(grid, Dim, seed: 1), new BeamSearch(directory), directory, fanOut, new MixtureOfExpertsOptions { K = 2 });
+        var layer = gating.Node.CreateMixtureOfExperts(new GatingNetwork(new ExpertGrid("ffn", 2, 2), Dim, seed: 1), new MixtureOfExpertsOptions { K = 2 });
         var model = new MoEModel(buckets: 1024, Dim, Classes, [layer], seed: 2);
         var optimizer = new Adam(model.Parameters, new LearningRateSchedule(0.01f));
         var random = new Random(3);

@@ -66,6 +66,37 @@ public sealed class FanOutTests
     }
 
     [Fact]
+    public async Task NullShare_TakesPartInTheRenormalisation_ButDoesNotStandInForAFailedExpert()
+    {
+        var rig = new Rig();
+        rig.Remote.With("a", "ffn.0", new(Scale: 10f)).With("b", "ffn.1", new(Fail: ExpertCallOutcome.Rejected));
+        using var input = Batch(3);
+        var hosts = new Dictionary<ExpertUid, IReadOnlyList<ExpertHostInfo>> { [A] = [Host(A, "a", 1)], [B] = [Host(B, "b", 2)] };
+        var request = new FanOutRequest
+        {
+            Input = input,
+            // Sample 0: ffn.0 0.5, ffn.1 0.2 (fails), null 0.3; sample 1: null experts only; sample 2: ffn.0 0.6, null 0.4.
+            Choices = [[new(A, 0.5f), new(B, 0.2f)], [], [new(A, 0.6f)]],
+            Hosts = hosts,
+            NullShare = [0.3f, 1f, 0.4f],
+        };
+
+        using var result = await rig.FanOut(withLocal: false).ForwardAsync(request, default);
+
+        Assert.Equal([("a", "ffn.0", 2), ("b", "ffn.1", 1)], rig.Remote.Calls.OrderBy(c => c.Host));
+        // Sample 0: 10x · 0.5 / (0.5 + 0.3); sample 1: zeros; sample 2: 10x · 0.6.
+        float w0 = 0.5f / 0.8f;
+        Assert.Equal([10f * w0, 20f * w0, 0f, 0f, 30f, 36f], result.Output.ToArray(), new FloatTolerance(1e-5f));
+        Assert.Equal([0.3f / 0.8f, 1f, 0.4f], result.NullShare, new FloatTolerance(1e-6f));
+        Assert.Equal([1, 0, 1], result.ExpertsPerSample);
+
+        // A sample whose only real expert fails is not rescued by its null share.
+        var failing = new FanOutRequest { Input = input, Choices = [[new(B, 0.7f)], [], [new(A, 1f)]], Hosts = hosts, NullShare = [0.3f, 1f, 0f] };
+        var e = await Assert.ThrowsAsync<ExpertCallFailedException>(() => rig.FanOut(withLocal: false).ForwardAsync(failing, default));
+        Assert.StartsWith("1 of 3 samples", e.Message);
+    }
+
+    [Fact]
     public async Task Straggler_IsCutAtTheGraceTime_AfterEverySampleHasKMinAnswers()
     {
         var rig = new Rig();

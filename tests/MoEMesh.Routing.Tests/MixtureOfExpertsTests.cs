@@ -20,7 +20,7 @@ public sealed class MixtureOfExpertsTests
 
     private sealed record World(MixtureOfExperts Layer, Dictionary<string, IExpert> Experts, GatingNetwork Gate);
 
-    private static async Task<World> BuildAsync(int k, double? topP = null, RouterLossWeights? losses = null)
+    private static async Task<World> BuildAsync(int k, double? topP = null, RouterLossWeights? losses = null, int nullExperts = 0)
     {
         var network = new InMemoryNetwork(TimeProvider.System);
         var registry = ExpertRegistry.CreateDefault();
@@ -41,26 +41,33 @@ public sealed class MixtureOfExpertsTests
 
         var options = new RoutingOptions();
         var fanOut = new ExpertFanOut(new RemoteExpertInvoker(transport), null, new PeerHealth(options, TimeProvider.System), options, TimeProvider.System);
-        var gate = new GatingNetwork(Grid, Dim, seed: 99);
+        var gate = new GatingNetwork(Grid, Dim, seed: 99, nullExperts);
         var layer = new MixtureOfExperts(gate, new BeamSearch(directory), directory, fanOut, new MixtureOfExpertsOptions { K = k, TopP = topP, RouterLosses = losses });
         return new World(layer, experts, gate);
     }
 
-    /// <summary>The same layer computed in one process: exhaustive top-k over all experts, softmax over their logits.</summary>
+    /// <summary>
+    /// The same layer computed in one process: exhaustive top-k over all experts and null experts (which
+    /// add nothing), softmax over the chosen logits.
+    /// </summary>
     private static Tensor InProcess(World world, Tensor input, int k)
     {
         var scores = world.Gate.Forward(input);
+        using var nullScores = world.Gate.ForwardNull(input);
         var perSample = GatingNetwork.PerSample(scores);
         var output = Tensor.Zeros(input.Rows, Dim);
         for (int s = 0; s < input.Rows; s++)
         {
-            var top = world.Experts.Keys.Select(ExpertUid.Parse).Select(u => (Uid: u, Logit: Grid.Score(u, perSample[s]))).OrderByDescending(x => x.Logit).Take(k).ToArray();
+            var nulls = nullScores is null ? [] : nullScores.Row(s).ToArray().Select(logit => (Uid: (ExpertUid?)null, Logit: logit));
+            var top = world.Experts.Keys.Select(ExpertUid.Parse).Select(u => (Uid: (ExpertUid?)u, Logit: Grid.Score(u, perSample[s])))
+                .Concat(nulls).OrderByDescending(x => x.Logit).Take(k).ToArray();
             float max = top.Max(x => x.Logit);
             var exp = top.Select(x => MathF.Exp(x.Logit - max)).ToArray();
             using var row = Tensor.FromSpan(input.Row(s), new TensorShape(1, Dim));
             for (int i = 0; i < top.Length; i++)
             {
-                using var y = world.Experts[top[i].Uid.Value].Forward(row);
+                if (top[i].Uid is not { } uid) continue;
+                using var y = world.Experts[uid.Value].Forward(row);
                 for (int c = 0; c < Dim; c++) output.Row(s)[c] += exp[i] / exp.Sum() * y.Span[c];
             }
         }
@@ -85,10 +92,45 @@ public sealed class MixtureOfExpertsTests
         Assert.All(step.Experts.FellBack, Assert.False);
     }
 
-    [Fact]
-    public async Task Gradients_ThroughTheRemotePath_PassAFiniteDifferenceCheck()
+    [Theory]
+    [InlineData(2, 0)]
+    [InlineData(3, 2)]
+    public async Task RemoteOutput_WithNullExperts_EqualsTheInProcessComputation(int k, int nullExperts)
     {
-        var world = await BuildAsync(k: 2);
+        var world = await BuildAsync(k, nullExperts: nullExperts);
+        using var input = GradientCheck.Random(new TensorShape(12, Dim), 8, scale: 3f);
+        using var step = await world.Layer.ForwardAsync(input, default);
+        using var expected = InProcess(world, input, k);
+        var got = step.Output.ToArray();
+        var want = expected.ToArray();
+        for (int i = 0; i < want.Length; i++) Assert.True(Math.Abs(got[i] - want[i]) <= 1e-5, $"element {i}: remote {got[i]}, in-process {want[i]}");
+        for (int s = 0; s < 12; s++) Assert.Equal(k, step.ExpertsPerSample.ElementAt(s) + step.Nulls[s].Count);
+        if (nullExperts > 0) Assert.Contains(step.Nulls, n => n.Count > 0);
+    }
+
+    [Fact]
+    public async Task NullExpertsOnly_CostNoCall_AndGiveZeros()
+    {
+        var world = await BuildAsync(k: 2, nullExperts: 2);
+        // A large bias makes both null experts every sample's best two.
+        world.Gate.Parameters.Single(p => p.Name == "gate.null.bias").Value.Span.Fill(100f);
+        using var input = GradientCheck.Random(new TensorShape(5, Dim), 9);
+        using var step = await world.Layer.ForwardAsync(input, default);
+        Assert.All(step.Output.ToArray(), v => Assert.Equal(0f, v));
+        Assert.All(step.ExpertsPerSample, n => Assert.Equal(0, n));
+        Assert.Empty(step.Experts.Trace);
+        Assert.All(step.Experts.NullShare, share => Assert.Equal(1f, share));
+        using var gradient = GradientCheck.Random(new TensorShape(5, Dim), 10);
+        using var inputGradient = await world.Layer.BackwardAsync(step, gradient, default);
+        Assert.Equal(input.Shape, inputGradient.Shape);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(2)]
+    public async Task Gradients_ThroughTheRemotePath_PassAFiniteDifferenceCheck(int nullExperts)
+    {
+        var world = await BuildAsync(k: 2, nullExperts: nullExperts);
         using var input = GradientCheck.Random(new TensorShape(3, Dim), 11);
         using var weights = GradientCheck.Random(new TensorShape(3, Dim), 12);
         foreach (var p in world.Gate.Parameters) p.ZeroGradient();
@@ -104,8 +146,8 @@ public sealed class MixtureOfExpertsTests
             return GradientCheck.Dot(again.Output.Span, weights.Span);
         }
         GradientCheck.AssertClose(inputGradient.Span, GradientCheck.Numeric(Loss, input.Span, 1e-2f), 2e-2, "dL/dinput");
-        var gateWeight = world.Gate.Parameters[0];
-        GradientCheck.AssertClose(gateWeight.Gradient.Span, GradientCheck.Numeric(Loss, gateWeight.Value.Span, 1e-2f), 2e-2, "dL/dgate");
+        foreach (var gateWeight in world.Gate.Parameters.Where(p => p.Name.EndsWith(".weight")))
+            GradientCheck.AssertClose(gateWeight.Gradient.Span, GradientCheck.Numeric(Loss, gateWeight.Value.Span, 1e-2f), 2e-2, $"dL/d{gateWeight.Name}");
     }
 
     [Fact]

@@ -14,7 +14,11 @@ using MoEMesh.Protocol.Addressing;
 using MoEMesh.Protocol.Identity;
 using MoEMesh.Protocol.Rpc;
 using MoEMesh.Protocol.Transport;
+using MoEMesh.Routing;
+using MoEMesh.Routing.Calling;
 using MoEMesh.Routing.Directory;
+using MoEMesh.Routing.Gating;
+using MoEMesh.Routing.Invocation;
 
 namespace MoEMesh.Node.Hosting;
 
@@ -38,6 +42,7 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
     private ExpertRpcHandler? _handler;
     private ModelFiles _models = null!;
     private Task _background = Task.CompletedTask;
+    private Task? _stopped;
 
     /// <summary>This node's identity.</summary>
     public PeerId PeerId => identity.PeerId;
@@ -69,7 +74,31 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
     /// <summary>Time from process start to the first announcement of this node's experts.</summary>
     public TimeSpan? AnnouncedAfter { get; private set; }
 
+    /// <summary>
+    /// This node's own experts reached without the network, through the batching runtime that also serves
+    /// remote callers: the local fallback of a gating layer run here. Set once started.
+    /// </summary>
+    public IExpertInvoker LocalExperts { get; private set; } = null!;
+
+    /// <summary>The uids this node hosts.</summary>
+    public IReadOnlyCollection<ExpertUid> HostedUids => Experts.Values.Select(e => e.Uid).ToArray();
+
+    /// <summary>Recent latency and failures of the peers this node called; shared by its gating layers. Set once started.</summary>
+    public PeerHealth Health { get; private set; } = null!;
+
     internal IReadOnlyDictionary<string, HostedExpert> Experts { get; private set; } = new Dictionary<string, HostedExpert>();
+
+    /// <summary>
+    /// A mixture-of-experts layer gated on this node: it finds experts through this node's DHT, calls them
+    /// over its transport with <see cref="NodeOptions.Routing"/> (its own experts without a socket), and
+    /// falls back to the experts this node hosts.
+    /// </summary>
+    public MixtureOfExperts CreateMixtureOfExperts(GatingNetwork gate, MixtureOfExpertsOptions layer)
+    {
+        var remote = new SelfShortCircuitInvoker(PeerId, LocalExperts, new RemoteExpertInvoker(Transport));
+        var fanOut = new ExpertFanOut(remote, LocalExperts, Health, options.Routing, time);
+        return new MixtureOfExperts(gate, new BeamSearch(Directory), Directory, fanOut, layer, HostedUids);
+    }
 
     /// <inheritdoc />
     public async Task StartAsync(CancellationToken cancellationToken)
@@ -104,6 +133,8 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
         _runtime = new BatchingRuntime(options.Batching, time, loggers.CreateLogger<BatchingRuntime>());
         var computeLoop = _runtime.RunAsync(_stopping.Token);
         _handler = new ExpertRpcHandler(Experts, _runtime, options.Batching, options.Serving, time, new NodeMetrics(meters, this));
+        LocalExperts = new LocalExpertInvoker(Experts, _runtime, time);
+        Health = new PeerHealth(options.Routing, time);
         _handler.Map(router);
         router.Map(NodeStatus.Method, (_, _) => ValueTask.FromResult(PeerResponse.Ok(payload: NodeStatus.Of(this).ToJson())));
 
@@ -117,7 +148,13 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
     }
 
     /// <inheritdoc />
-    public async Task StopAsync(CancellationToken cancellationToken)
+    /// <remarks>Stops once; a second call waits for the first.</remarks>
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        lock (_stopping) return _stopped ??= StopOnceAsync();
+    }
+
+    private async Task StopOnceAsync()
     {
         _stopAnnouncing.Cancel();
         if (_handler is not null)

@@ -3,6 +3,7 @@ using MoEMesh.Experts.Runtime;
 using MoEMesh.Node.Serving;
 using MoEMesh.Protocol.Addressing;
 using MoEMesh.Protocol.Rpc;
+using MoEMesh.Routing;
 
 namespace MoEMesh.Node.Hosting;
 
@@ -55,6 +56,9 @@ public sealed class NodeOptions
     /// <summary>On stop, how long calls in flight may take to finish before the node exits anyway. Default 10 s.</summary>
     public TimeSpan DrainTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>Deadlines, KMin and peer back-off of gating layers run on this node (see src/Routing/README.md).</summary>
+    public RoutingOptions Routing { get; set; } = new();
+
     /// <summary>Batching limits of the expert runtime.</summary>
     public BatchingOptions Batching { get; set; } = new();
 
@@ -100,6 +104,7 @@ public sealed class NodeOptions
         for (int i = 0; i < Experts.Count; i++) ValidateExpert(i, Experts[i]);
         Wrap(nameof(Batching), Batching.Validate);
         Wrap(nameof(Dht), Dht.Validate);
+        Wrap(nameof(Routing), Routing.Validate);
     }
 
     private static void ValidateExpert(int index, ExpertHostingOptions e)

@@ -19,6 +19,7 @@ public sealed partial class PeerListener : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly HashSet<Task> _connections = [];
     private readonly Task _accepting;
+    private int _disposed;
 
     private PeerListener(Socket socket, PeerServer server, ILogger logger)
     {
@@ -53,6 +54,7 @@ public sealed partial class PeerListener : IAsyncDisposable
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         await _stopping.CancelAsync();
         _socket.Dispose();
         await _accepting;

@@ -34,8 +34,8 @@ public sealed partial class ExpertFanOut
         }).ToList();
         var outcomes = await CollectAsync(calls, kmin, options.BackwardTimeout, cancellationToken);
 
-        var any = forward.Answers.Values.First();
-        var inputGradient = Tensor.Zeros(any.Input.Shape.WithRows(samples));
+        // With no answer at all every sample chose only null experts, whose input shape is the output's.
+        var inputGradient = Tensor.Zeros(forward.Answers.Values.FirstOrDefault()?.Input.Shape.WithRows(samples) ?? forward.Output.Shape);
         var answered = new int[samples];
         foreach (var outcome in outcomes)
         {

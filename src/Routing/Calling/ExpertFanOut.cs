@@ -171,7 +171,7 @@ public sealed partial class ExpertFanOut(IExpertInvoker remote, IExpertInvoker? 
     {
         var fellBack = new bool[answered.Length];
         if (local is null || request.Fallback is null) return fellBack;
-        var needed = Enumerable.Range(0, answered.Length).Where(s => answered[s] < kmin[s] || request.Choices[s].Count == 0)
+        var needed = Enumerable.Range(0, answered.Length).Where(s => answered[s] < kmin[s] || (request.Choices[s].Count == 0 && NullShareOf(request, s) == 0f))
             .Select(s => (Sample: s, Uid: request.Fallback(s))).Where(x => x.Uid is not null).GroupBy(x => x.Uid!.Value);
         foreach (var group in needed)
         {
@@ -203,6 +203,7 @@ public sealed partial class ExpertFanOut(IExpertInvoker remote, IExpertInvoker? 
         int samples = request.Choices.Count;
         var any = answers.Values.FirstOrDefault();
         var used = new IReadOnlyList<UsedExpert>[samples];
+        var nullShare = new float[samples];
         var unresolved = new List<int>();
         for (int s = 0; s < samples; s++)
         {
@@ -213,28 +214,33 @@ public sealed partial class ExpertFanOut(IExpertInvoker remote, IExpertInvoker? 
                 var fallback = answers.First(a => a.Key.Local && a.Value.RowOf(s) >= 0).Key.Uid;
                 // The local expert stands in for the chosen experts that did not answer, with their weight.
                 float missing = request.Choices[s].Where(c => !answers.ContainsKey(new AnswerKey(c.Uid, false))).Sum(c => c.Weight);
-                contributions.Add(new UsedExpert(fallback, true, contributions.Count == 0 || missing <= 0f ? 1f : missing));
+                contributions.Add(new UsedExpert(fallback, true, missing <= 0f ? 1f : missing));
             }
-            float total = contributions.Sum(c => c.Weight);
-            if (contributions.Count == 0) unresolved.Add(s);
+            float nulls = NullShareOf(request, s);
+            // Only a sample that chose nothing but null experts is whole without an answer.
+            if (contributions.Count == 0 && (request.Choices[s].Count > 0 || nulls == 0f)) unresolved.Add(s);
+            float total = contributions.Sum(c => c.Weight) + nulls;
+            nullShare[s] = total > 0f ? nulls / total : 0f;
             used[s] = contributions.Select(c => c with { Weight = total > 0f ? c.Weight / total : 1f / contributions.Count }).ToArray();
         }
-        if (unresolved.Count > 0 || any is null)
+        if (unresolved.Count > 0)
         {
             foreach (var a in answers.Values) a.Dispose();
             throw new ExpertCallFailedException(
-                $"{(any is null ? samples : unresolved.Count)} of {samples} samples got no expert answer and no local expert could answer for them. Calls: "
-                + string.Join("; ", trace), trace);
+                $"{unresolved.Count} of {samples} samples got no expert answer and no local expert could answer for them. Calls: "
+                + (trace.Count == 0 ? "none" : string.Join("; ", trace)), trace);
         }
-        var output = Tensor.Zeros(any.Output.Shape.WithRows(samples));
+        var output = Tensor.Zeros(any?.Output.Shape.WithRows(samples) ?? request.Input.Shape);
         for (int s = 0; s < samples; s++)
             foreach (var e in used[s])
             {
                 var answer = answers[new AnswerKey(e.Uid, e.Local)];
                 TensorPrimitives.MultiplyAdd(answer.Output.Row(answer.RowOf(s)), e.Weight, output.Row(s), output.Row(s));
             }
-        return new FanOutResult(output, fellBack, used, trace, answers);
+        return new FanOutResult(output, fellBack, used, nullShare, trace, answers);
     }
+
+    private static float NullShareOf(FanOutRequest request, int sample) => request.NullShare is { } share ? share[sample] : 0f;
 
     /// <summary>Why an expert's output cannot be used, or null.</summary>
     private static string? Problem(Tensor output, int rows)

@@ -11,12 +11,13 @@ namespace MoEMesh.Routing.Calling;
 /// </summary>
 public sealed class FanOutResult : IDisposable
 {
-    internal FanOutResult(Tensor output, bool[] fellBack, IReadOnlyList<IReadOnlyList<UsedExpert>> used, IReadOnlyList<ExpertCallTrace> trace,
-        IReadOnlyDictionary<AnswerKey, ExpertAnswer> answers)
+    internal FanOutResult(Tensor output, bool[] fellBack, IReadOnlyList<IReadOnlyList<UsedExpert>> used, IReadOnlyList<float> nullShare,
+        IReadOnlyList<ExpertCallTrace> trace, IReadOnlyDictionary<AnswerKey, ExpertAnswer> answers)
     {
         Output = output;
         FellBack = fellBack;
         Used = used;
+        NullShare = nullShare;
         Trace = trace;
         Answers = answers;
     }
@@ -27,8 +28,14 @@ public sealed class FanOutResult : IDisposable
     /// <summary>Per sample, whether a local expert answered for it.</summary>
     public IReadOnlyList<bool> FellBack { get; }
 
-    /// <summary>Per sample, the experts whose answers were combined and their renormalised weights.</summary>
+    /// <summary>Per sample, the experts whose answers were combined and their renormalised weights (real experts only).</summary>
     public IReadOnlyList<IReadOnlyList<UsedExpert>> Used { get; }
+
+    /// <summary>
+    /// Per sample, the renormalised weight of the null experts it chose (zero without null experts):
+    /// with <see cref="Used"/>'s weights it sums to one.
+    /// </summary>
+    public IReadOnlyList<float> NullShare { get; }
 
     /// <summary>Every call, remote and local.</summary>
     public IReadOnlyList<ExpertCallTrace> Trace { get; }

@@ -28,6 +28,14 @@ public sealed class FanOutRequest
     public Func<int, ExpertUid?>? Fallback { get; init; }
 
     /// <summary>
+    /// Per sample, the gate weight that went to null experts (AdaMoE): they answer nothing, at once, and
+    /// take part in the renormalisation, so a sample's output is Σ w_e y_e / (Σ w_answered + null share). A
+    /// sample that chose only null experts needs no call and gets zeros (the layer's output shape must then
+    /// be its input's). Null when the gate has no null experts.
+    /// </summary>
+    public IReadOnlyList<float>? NullShare { get; init; }
+
+    /// <summary>
     /// Fresh hosts of a uid, asked at most once per call when every known host was unreachable: the
     /// known ones may come from a cache older than a host's restart. Null to use <see cref="Hosts"/> only.
     /// </summary>

@@ -12,18 +12,30 @@ namespace MoEMesh.Routing.Gating;
 public sealed class GatingNetwork
 {
     private readonly Linear[] _dimensions;
+    private readonly Linear? _null;
 
-    /// <summary>Creates a gate for <paramref name="grid"/> over inputs of width <paramref name="inputDim"/>, seeded.</summary>
-    public GatingNetwork(ExpertGrid grid, int inputDim, ulong seed)
+    /// <summary>
+    /// Creates a gate for <paramref name="grid"/> over inputs of width <paramref name="inputDim"/>, seeded,
+    /// with <paramref name="nullExperts"/> null experts (AdaMoE): each has a logit of its own, competes for
+    /// the top-k like any expert, and when chosen adds nothing and costs no call, so a sample the gate
+    /// finds easy uses fewer real experts.
+    /// </summary>
+    public GatingNetwork(ExpertGrid grid, int inputDim, ulong seed, int nullExperts = 0)
     {
+        if (nullExperts < 0) throw new ArgumentOutOfRangeException(nameof(nullExperts), $"Null experts must be zero or more; got {nullExperts}.");
         var random = new SeededRandom(seed);
         Grid = grid;
+        NullExperts = nullExperts;
         _dimensions = grid.Sizes.Select((size, d) => new Linear(inputDim, size, random, $"gate.{d}")).ToArray();
-        Parameters = _dimensions.SelectMany(l => l.Parameters).ToArray();
+        _null = nullExperts > 0 ? new Linear(inputDim, nullExperts, random, "gate.null") : null;
+        Parameters = _dimensions.Append(_null).OfType<Linear>().SelectMany(l => l.Parameters).ToArray();
     }
 
     /// <summary>The grid it scores.</summary>
     public ExpertGrid Grid { get; }
+
+    /// <summary>Null experts (none by default).</summary>
+    public int NullExperts { get; }
 
     /// <summary>All trainable parameters.</summary>
     public IReadOnlyList<Parameter> Parameters { get; }
@@ -31,15 +43,25 @@ public sealed class GatingNetwork
     /// <summary>Per dimension, scores [samples, size of that dimension]; the caller owns them.</summary>
     public Tensor[] Forward(Tensor input) => _dimensions.Select(l => l.Forward(input)).ToArray();
 
-    /// <summary>Accumulates parameter gradients for the score gradients and returns dL/d(input).</summary>
-    public Tensor Backward(Tensor input, IReadOnlyList<Tensor> scoreGradients)
+    /// <summary>The null experts' logits [samples, <see cref="NullExperts"/>], or null when there are none; the caller owns them.</summary>
+    public Tensor? ForwardNull(Tensor input) => _null?.Forward(input);
+
+    /// <summary>
+    /// Accumulates parameter gradients for the score gradients (and the null experts' logit gradients,
+    /// when there are null experts) and returns dL/d(input).
+    /// </summary>
+    public Tensor Backward(Tensor input, IReadOnlyList<Tensor> scoreGradients, Tensor? nullGradient = null)
     {
+        if (scoreGradients.Count != _dimensions.Length)
+            throw new ArgumentException($"The gate has {_dimensions.Length} dimensions; got {scoreGradients.Count} score gradients.");
+        var parts = _dimensions.Select((layer, d) => (Layer: layer, Gradient: scoreGradients[d])).ToList();
+        if (_null is not null && nullGradient is not null) parts.Add((_null, nullGradient));
         Tensor? total = null;
-        for (int d = 0; d < _dimensions.Length; d++)
+        foreach (var (layer, gradient) in parts)
         {
             using var tape = new ActivationTape();
             tape.Push(input);
-            var part = _dimensions[d].Backward(scoreGradients[d], tape);
+            var part = layer.Backward(gradient, tape);
             if (total is null) total = part;
             else
             {

@@ -1,0 +1,93 @@
+using System.Security.Cryptography;
+using System.Text;
+using MoEMesh.Experts;
+using MoEMesh.Protocol.Addressing;
+using MoEMesh.Protocol.Rpc;
+using MoEMesh.Protocol.Wire;
+using MoEMesh.Routing;
+using MoEMesh.Routing.Gating;
+using MoEMesh.Routing.Invocation;
+using MoEMesh.Tensors;
+using Tensor = MoEMesh.Tensors.Tensor;
+
+namespace MoEMesh.Node.Tests;
+
+/// <summary>A gating layer run on a node: its own experts answer without a socket and stand in when remote hosts fail.</summary>
+public sealed class GatingTests : IDisposable
+{
+    private const int Dim = 8;
+    private readonly TempFolder _folder = new();
+
+    public void Dispose() => _folder.Dispose();
+
+    private static DateTimeOffset Deadline => DateTimeOffset.UtcNow + TimeSpan.FromSeconds(10);
+
+    private static Tensor Input(int rows, int seed)
+    {
+        var random = new Random(seed);
+        return Tensor.FromArray(Enumerable.Range(0, rows * Dim).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray(), new TensorShape(rows, Dim));
+    }
+
+    private static IExpert Twin(string uid) =>
+        ExpertRegistry.CreateDefault().Create(new ExpertSpec("ffn", Dim, null, BitConverter.ToUInt64(SHA256.HashData(Encoding.UTF8.GetBytes(uid)))));
+
+    [Fact]
+    public async Task RemoteHostDown_ItsSamplesFallBackToTheGatingNodesOwnExpert_WhichTrainsInBackward()
+    {
+        await using var remote = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("b"), TestNode.Ffn("gated.1.0"), TestNode.Ffn("gated.1.1")), 41);
+        await using var gating = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("g"), TestNode.Ffn("gated.0.0")), 42, remote);
+        var layer = gating.Node.CreateMixtureOfExperts(new GatingNetwork(new ExpertGrid("gated", 2, 2), Dim, seed: 5), new MixtureOfExpertsOptions { K = 2, RouterLosses = null });
+        using var input = Input(16, 1);
+        using (var warm = await layer.ForwardAsync(input, default))
+            Assert.Contains(warm.Experts.Trace, t => t.Uid.Value.StartsWith("gated.1.") && t.Outcome == ExpertCallOutcome.Ok);
+
+        await remote.DisposeAsync();
+        using var step = await layer.ForwardAsync(input, default);
+
+        // Every sample is answered by gated.0.0: remotely chosen (this node's own, without a socket) or standing in.
+        using var expected = Twin("gated.0.0").Forward(input);
+        var got = step.Output.ToArray();
+        var want = expected.ToArray();
+        for (int i = 0; i < want.Length; i++) Assert.True(Math.Abs(got[i] - want[i]) <= 1e-5, $"element {i}: {got[i]}, expected {want[i]}");
+        Assert.Contains(true, step.Experts.FellBack);
+        Assert.Contains(step.Experts.Trace, t => t.Local && t.Outcome == ExpertCallOutcome.Ok);
+        Assert.All(step.Experts.Trace.Where(t => t.Uid.Value.StartsWith("gated.1.")), t => Assert.Equal(ExpertCallOutcome.Unreachable, t.Outcome));
+
+        using var gradient = Input(16, 2);
+        using var inputGradient = await layer.BackwardAsync(step, gradient, default);
+        var info = await gating.Node.LocalExperts.InfoAsync(new ExpertTarget(ExpertUid.Parse("gated.0.0"), new PeerEndpoint(gating.Node.ListenAddress)), Deadline, default);
+        Assert.True(info.Value!.Version > 0, "the local expert was not stepped");
+        Assert.All(inputGradient.ToArray(), v => Assert.True(float.IsFinite(v)));
+
+        // The node found its own announcement of gated.0.0 and called it without a socket: no peer port served it
+        // (these uids are this test's alone, since the metrics listener sees every node in the process).
+        using var http = new HttpClient { BaseAddress = gating.Http };
+        Assert.DoesNotContain("moemesh_node_expert_call_duration_count{expert=\"gated.0.0\"", await http.GetStringAsync("/metrics"));
+    }
+
+    [Fact]
+    public async Task LocalExperts_RejectBadCallsNamingWhatWasWrong_AndKeepTheirDeadline()
+    {
+        await using var node = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("a"), TestNode.Ffn("ffn.0.0")), 43);
+        var local = node.Node.LocalExperts;
+        var here = new PeerEndpoint(node.Node.ListenAddress);
+        using var input = Input(3, 3);
+
+        var unknown = await local.ForwardAsync(new ExpertTarget(ExpertUid.Parse("ffn.9.9"), here), input, Compression.None, Deadline, default);
+        Assert.Equal(ExpertCallOutcome.Rejected, unknown.Outcome);
+        Assert.Contains("ffn.9.9 is not hosted", unknown.Error);
+
+        using var wide = Tensor.Zeros(3, Dim + 1);
+        var misshapen = await local.ForwardAsync(new ExpertTarget(ExpertUid.Parse("ffn.0.0"), here), wide, Compression.None, Deadline, default);
+        Assert.Equal(ExpertCallOutcome.Rejected, misshapen.Outcome);
+        Assert.Contains("ffn.0.0", misshapen.Error);
+
+        var late = await local.ForwardAsync(new ExpertTarget(ExpertUid.Parse("ffn.0.0"), here), input, Compression.None, DateTimeOffset.UtcNow - TimeSpan.FromSeconds(1), default);
+        Assert.Equal(ExpertCallOutcome.Timeout, late.Outcome);
+
+        var ok = await local.ForwardAsync(new ExpertTarget(ExpertUid.Parse("ffn.0.0"), here), input, Compression.None, Deadline, default);
+        using var output = ok.Value!;
+        using var expected = Twin("ffn.0.0").Forward(input);
+        Assert.Equal(expected.ToArray(), output.ToArray());
+    }
+}
