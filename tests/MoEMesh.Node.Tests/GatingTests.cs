@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using MoEMesh.Experts;
+using MoEMesh.Node.Hosting;
 using MoEMesh.Protocol.Addressing;
 using MoEMesh.Protocol.Rpc;
 using MoEMesh.Protocol.Wire;
@@ -63,6 +64,59 @@ public sealed class GatingTests : IDisposable
         // (these uids are this test's alone, since the metrics listener sees every node in the process).
         using var http = new HttpClient { BaseAddress = gating.Http };
         Assert.DoesNotContain("moemesh_node_expert_call_duration_count{expert=\"gated.0.0\"", await http.GetStringAsync("/metrics"));
+    }
+
+    [Fact]
+    public async Task StragglerCutAfterGrace_ItsCancelReachesTheHost_WhileTheExpertIsStillBusy()
+    {
+        using var release = new ManualResetEventSlim();
+        var registry = ExpertRegistry.CreateDefault();
+        registry.Register("blocking", spec => new BlockingExpert(BuiltInExperts.Ffn(spec with { Type = "ffn" }), release));
+        try
+        {
+            await using var fast = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("f"), TestNode.Ffn("cut.0.0")), 44);
+            var slowOptions = TestNode.Configure(_folder.Sub("s"), new ExpertHostingOptions { Type = "blocking", Uid = "cut.1.0", HiddenDim = Dim });
+            slowOptions.DrainTimeout = TimeSpan.FromMilliseconds(100);
+            await using var slow = await TestNode.StartAsync(slowOptions, 45, registry, fast);
+            await using var gating = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("g")), 46, fast);
+            var layer = gating.Node.CreateMixtureOfExperts(new GatingNetwork(new ExpertGrid("cut", 2, 1), Dim, seed: 6), new MixtureOfExpertsOptions { K = 2, RouterLosses = null });
+            using var input = Input(4, 4);
+
+            using var step = await layer.ForwardAsync(input, default);
+
+            var cut = Assert.Single(step.Experts.Trace, t => t.Uid.Value == "cut.1.0");
+            Assert.Equal(ExpertCallOutcome.Timeout, cut.Outcome);
+            Assert.Contains("grace", cut.Error);
+            Assert.All(step.ExpertsPerSample, n => Assert.Equal(1, n));
+            // The host ended the call on the cancel frame, though its expert is still blocked.
+            using var http = new HttpClient { BaseAddress = slow.Http };
+            using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            while (!(await http.GetStringAsync("/metrics", limit.Token)).Contains("moemesh_node_expert_call_duration_count{expert=\"cut.1.0\",method=\"expert.forward\",outcome=\"error\"} 1"))
+                await Task.Delay(20, limit.Token);
+            Assert.False(release.IsSet);
+            // Unblock before the nodes stop: the slow host's compute loop is still inside the expert.
+            release.Set();
+        }
+        finally
+        {
+            release.Set();
+        }
+    }
+
+    /// <summary>An expert whose forward blocks until released: a host that is busy for as long as a test needs.</summary>
+    private sealed class BlockingExpert(IExpert inner, ManualResetEventSlim release) : IExpert
+    {
+        public ExpertSchema Schema => inner.Schema;
+
+        public IReadOnlyList<Parameter> Parameters => inner.Parameters;
+
+        public Tensor Forward(Tensor input)
+        {
+            release.Wait(TimeSpan.FromSeconds(30));
+            return inner.Forward(input);
+        }
+
+        public Tensor Backward(Tensor input, Tensor outputGradient) => inner.Backward(input, outputGradient);
     }
 
     [Fact]

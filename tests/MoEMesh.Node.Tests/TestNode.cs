@@ -1,3 +1,4 @@
+using MoEMesh.Experts;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -41,10 +42,13 @@ internal sealed class TestNode : IAsyncDisposable
 
     public static ExpertHostingOptions Ffn(string uid, int hidden = 8) => new() { Type = "ffn", Uid = uid, HiddenDim = hidden, Optimizer = "sgd", LearningRate = 0.1f };
 
-    public static async Task<TestNode> StartAsync(NodeOptions options, int seed, params TestNode[] join)
+    public static Task<TestNode> StartAsync(NodeOptions options, int seed, params TestNode[] join) => StartAsync(options, seed, null, join);
+
+    /// <summary>A node with its own expert registry (test expert types).</summary>
+    public static async Task<TestNode> StartAsync(NodeOptions options, int seed, ExpertRegistry? registry, params TestNode[] join)
     {
         options.InitialPeers = join.Select(j => j.Endpoint.ToString()).ToList();
-        var app = NodeHost.Build(options, PeerIdentity.FromSeed(seed), l => l.ClearProviders());
+        var app = NodeHost.Build(options, PeerIdentity.FromSeed(seed), l => l.ClearProviders(), registry);
         await app.StartAsync();
         return new TestNode(app, options);
     }
