@@ -75,10 +75,13 @@ public static class MoEBenchmark
                 }),
                 ("in-process forward+backward", () => { InProcess(gate, local, input, gradient); return Task.CompletedTask; }),
             };
-            foreach (var c in cases) await c.Run();
+            // A full round of each first, so tiered compilation has settled before anything is timed.
+            foreach (var c in cases)
+                for (int n = 0; n < callsPerRound; n++) await c.Run();
             // OpenBLAS's thread count is process-wide: every node of this process (four hosts' compute loops and
             // the gating node) shares it, where real hosts would each have their own machine.
             var ratios = new List<(int Threads, double Forward, double Train)>();
+            var best = new double[4];
             foreach (int threads in blasThreads)
             {
                 Gemm.Configure(new GemmOptions { Threads = threads }, NullLogger.Instance);
@@ -94,6 +97,7 @@ public static class MoEBenchmark
                 Console.WriteLine($"OpenBLAS threads {threads}:");
                 for (int i = 0; i < cases.Length; i++) Console.WriteLine($"  {cases[i].Name,-30} {rounds * callsPerRound * Batch / seconds[i],9:F0} samples/s");
                 ratios.Add((threads, seconds[1] / seconds[0], seconds[3] / seconds[2]));
+                for (int i = 0; i < cases.Length; i++) best[i] = Math.Max(best[i], rounds * callsPerRound * Batch / seconds[i]);
             }
 
             // One host in four slow: restart host 3 with experts that answer 50 ms late.
@@ -118,6 +122,7 @@ public static class MoEBenchmark
             Console.WriteLine();
             foreach (var (threads, forwardRatio, trainRatio) in ratios)
                 Console.WriteLine($"Goal: remote at least 0.7 of in-process throughput ({threads} OpenBLAS threads): forward {forwardRatio:F2}, forward+backward {trainRatio:F2} ({(Math.Min(forwardRatio, trainRatio) >= 0.7 ? "met" : "not met")})");
+            Console.WriteLine($"Best remote against best in-process, whatever the thread count: forward {best[0] / best[1]:F2}, forward+backward {best[2] / best[3]:F2}");
             Console.WriteLine($"Goal: p99 within ForwardTimeout with a slow host: {p99:F1} ms ({(p99 <= routing.ForwardTimeout.TotalMilliseconds ? "met" : "not met")})");
             return 0;
         }

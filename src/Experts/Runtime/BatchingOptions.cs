@@ -7,10 +7,13 @@ public sealed class BatchingOptions
     public int MaxBatchRows { get; set; } = 4096;
 
     /// <summary>
-    /// Longest a request waits for others to join its batch. Default 2 ms: long enough for concurrent
-    /// callers' requests to meet, short next to a network round trip.
+    /// Longest a request waits on purpose for others to join its batch. Default 0: run what is queued at
+    /// once; requests that arrive while a batch runs are batched together next, so concurrent callers still
+    /// share batches. A deliberate wait added its length to every call: with 2 ms, a mixture-of-experts
+    /// forward over four hosts ran at 4,959 samples/s, with 0 at 8,651 (the <c>moe</c> benchmark), and 16
+    /// concurrent callers were served no worse (the <c>node</c> benchmark).
     /// </summary>
-    public TimeSpan MaxWait { get; set; } = TimeSpan.FromMilliseconds(2);
+    public TimeSpan MaxWait { get; set; } = TimeSpan.Zero;
 
     /// <summary>Throws with the setting named when a value cannot work.</summary>
     public void Validate()
