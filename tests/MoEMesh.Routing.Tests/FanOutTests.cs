@@ -226,6 +226,29 @@ public sealed class FanOutTests
     }
 
     [Fact]
+    public async Task RediscoveryThatFails_LeavesTheCallsOwnFailure_AndTheFallbackAnswers()
+    {
+        var rig = new Rig();
+        rig.Remote.With("gone", "ffn.0", new(Fail: ExpertCallOutcome.Unreachable));
+        rig.Local.With("local", "ffn.0", new(Scale: 2f));
+        using var input = Batch(1);
+        var request = new FanOutRequest
+        {
+            Input = input,
+            Choices = [[new(A, 1f)]],
+            Hosts = new Dictionary<ExpertUid, IReadOnlyList<ExpertHostInfo>> { [A] = [Host(A, "gone", 1)] },
+            Rediscover = (_, _) => throw new InvalidOperationException("the DHT is unreachable"),
+            Fallback = _ => A,
+        };
+
+        using var result = await rig.FanOut().ForwardAsync(request, default);
+
+        Assert.Equal([true], result.FellBack);
+        Assert.Equal([2f, 4f], result.Output.ToArray());
+        Assert.Contains(result.Trace, t => t.Uid == A && !t.Local && t.Outcome == ExpertCallOutcome.Unreachable);
+    }
+
+    [Fact]
     public async Task SlowFirstReplica_IsHedgedAfterItsP95_AndTheFastReplicaWins()
     {
         var rig = new Rig();

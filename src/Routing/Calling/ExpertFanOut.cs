@@ -99,17 +99,22 @@ public sealed partial class ExpertFanOut(IExpertInvoker remote, IExpertInvoker? 
         return new CallOutcome<ExpertAnswer>(samples, null, last ?? new ExpertCallTrace(uid, hosts[0].Host.ToString(), ExpertCallOutcome.Timeout, "the deadline passed", time.GetElapsedTime(started), samples.Length, false));
     }
 
-    /// <summary>Fresh hosts of a uid, asked by the deadline; none when the lookup fails or is cut.</summary>
+    /// <summary>
+    /// Fresh hosts of a uid, asked by the deadline; none when the lookup fails or is cut (the call then
+    /// ends with the failure it already has: rediscovery is a second chance, never a new way to fail).
+    /// </summary>
     private async Task<IReadOnlyList<Directory.ExpertHostInfo>> RediscoverAsync(Func<ExpertUid, CancellationToken, Task<IReadOnlyList<Directory.ExpertHostInfo>>> rediscover,
         ExpertUid uid, DateTimeOffset deadline, CancellationToken stragglers)
     {
-        using var timeout = new CancellationTokenSource(deadline - time.GetUtcNow(), time);
+        var remaining = deadline - time.GetUtcNow();
+        if (remaining <= TimeSpan.Zero) return [];
+        using var timeout = new CancellationTokenSource(remaining, time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(stragglers, timeout.Token);
         try
         {
             return await rediscover(uid, linked.Token);
         }
-        catch (OperationCanceledException) when (linked.IsCancellationRequested)
+        catch (Exception e) when (e is not OperationCanceledException || linked.IsCancellationRequested)
         {
             return [];
         }
