@@ -29,6 +29,9 @@ public sealed class GatingTests : IDisposable
         return Tensor.FromArray(Enumerable.Range(0, rows * Dim).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray(), new TensorShape(rows, Dim));
     }
 
+    private static RoutingOptions Patient() =>
+        new() { ForwardTimeout = TimeSpan.FromSeconds(20), BackwardTimeout = TimeSpan.FromSeconds(20), GraceAfterKMin = TimeSpan.FromSeconds(20) };
+
     private static IExpert Twin(string uid) =>
         ExpertRegistry.CreateDefault().Create(new ExpertSpec("ffn", Dim, null, BitConverter.ToUInt64(SHA256.HashData(Encoding.UTF8.GetBytes(uid)))));
 
@@ -36,7 +39,10 @@ public sealed class GatingTests : IDisposable
     public async Task RemoteHostDown_ItsSamplesFallBackToTheGatingNodesOwnExpert_WhichTrainsInBackward()
     {
         await using var remote = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("b"), TestNode.Ffn("gated.1.0"), TestNode.Ffn("gated.1.1")), 41);
-        await using var gating = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("g"), TestNode.Ffn("gated.0.0")), 42, remote);
+        var gatingOptions = TestNode.Configure(_folder.Sub("g"), TestNode.Ffn("gated.0.0"));
+        // Every live expert gets the whole deadline, so what this test sees does not depend on the machine's load.
+        gatingOptions.Routing = Patient();
+        await using var gating = await TestNode.StartAsync(gatingOptions, 42, remote);
         var layer = gating.Node.CreateMixtureOfExperts(new GatingNetwork(new ExpertGrid("gated", 2, 2), Dim, seed: 5), new MixtureOfExpertsOptions { K = 2, RouterLosses = null });
         using var input = Input(16, 1);
         using (var warm = await layer.ForwardAsync(input, default))
@@ -78,7 +84,11 @@ public sealed class GatingTests : IDisposable
             var slowOptions = TestNode.Configure(_folder.Sub("s"), new ExpertHostingOptions { Type = "blocking", Uid = "cut.1.0", HiddenDim = Dim });
             slowOptions.DrainTimeout = TimeSpan.FromMilliseconds(100);
             await using var slow = await TestNode.StartAsync(slowOptions, 45, registry, fast);
-            await using var gating = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("g")), 46, fast);
+            var gatingOptions = TestNode.Configure(_folder.Sub("g"));
+            // A long deadline for the fast expert; the default 200 ms grace for the straggler.
+            gatingOptions.Routing = Patient();
+            gatingOptions.Routing.GraceAfterKMin = TimeSpan.FromMilliseconds(200);
+            await using var gating = await TestNode.StartAsync(gatingOptions, 46, fast);
             var layer = gating.Node.CreateMixtureOfExperts(new GatingNetwork(new ExpertGrid("cut", 2, 1), Dim, seed: 6), new MixtureOfExpertsOptions { K = 2, RouterLosses = null });
             using var input = Input(4, 4);
 

@@ -39,7 +39,8 @@ public sealed class MixtureOfExpertsTests
         foreach (var host in new[] { first, second })
             await directory.DeclareAsync(host.Identity, host.Experts.Keys.Select(u => (ExpertUid.Parse(u), host.Record())).ToArray(), expiration, default);
 
-        var options = new RoutingOptions();
+        // The system clock here: every expert gets the whole (long) deadline, so a loaded machine cannot cut one.
+        var options = new RoutingOptions { ForwardTimeout = TimeSpan.FromSeconds(20), BackwardTimeout = TimeSpan.FromSeconds(20), GraceAfterKMin = TimeSpan.FromSeconds(20) };
         var fanOut = new ExpertFanOut(new RemoteExpertInvoker(transport), null, new PeerHealth(options, TimeProvider.System), options, TimeProvider.System);
         var gate = new GatingNetwork(Grid, Dim, seed: 99, nullExperts);
         var layer = new MixtureOfExperts(gate, new BeamSearch(directory), directory, fanOut, new MixtureOfExpertsOptions { K = k, TopP = topP, RouterLosses = losses });
