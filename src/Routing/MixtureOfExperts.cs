@@ -10,7 +10,8 @@ namespace MoEMesh.Routing;
 /// <summary>
 /// A mixture-of-experts layer whose experts live anywhere in the swarm. Forward: the gate scores each grid
 /// dimension; beam search finds each sample's best live experts; the directory gives their hosts; the
-/// selection (top-k, or top-p) weights them by a softmax over their logits; the fan-out calls them under
+/// selection (top-k, or top-p, with the gate's null experts competing) weights them by a softmax over
+/// their logits; the fan-out calls them under
 /// one deadline and combines the answers (falling back to local experts when needed). Backward: the
 /// fan-out sends each answering expert its gradient (it steps its own optimizer on its host), and the
 /// gate gets dL/dlogit = w (a − Σ w a) for the experts that answered, with a = ⟨dL/dy, y_expert⟩, plus the

@@ -1,8 +1,11 @@
 using System.Security.Cryptography;
 using System.Text;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using MoEMesh.Experts;
 using MoEMesh.Node.Hosting;
 using MoEMesh.Protocol.Addressing;
+using MoEMesh.Protocol.Identity;
 using MoEMesh.Protocol.Rpc;
 using MoEMesh.Protocol.Wire;
 using MoEMesh.Routing;
@@ -127,6 +130,15 @@ public sealed class GatingTests : IDisposable
         }
 
         public Tensor Backward(Tensor input, Tensor outputGradient) => inner.Backward(input, outputGradient);
+    }
+
+    [Fact]
+    public async Task GatingLayerOnANodeNotStarted_IsRefusedWithAClearError()
+    {
+        await using var app = NodeHost.Build(TestNode.Configure(_folder.Sub("n")), PeerIdentity.FromSeed(47), l => l.ClearProviders());
+        var node = app.Services.GetRequiredService<MeshNode>();
+        var e = Assert.Throws<InvalidOperationException>(() => node.CreateMixtureOfExperts(new GatingNetwork(new ExpertGrid("ffn", 2), Dim, 1), new MixtureOfExpertsOptions()));
+        Assert.Contains("has not started", e.Message);
     }
 
     [Fact]

@@ -95,6 +95,7 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
     /// </summary>
     public MixtureOfExperts CreateMixtureOfExperts(GatingNetwork gate, MixtureOfExpertsOptions layer)
     {
+        if (Health is null) throw new InvalidOperationException("The node has not started: start it before creating gating layers on it.");
         var remote = new SelfShortCircuitInvoker(PeerId, LocalExperts, new RemoteExpertInvoker(Transport));
         var fanOut = new ExpertFanOut(remote, LocalExperts, Health, options.Routing, time);
         return new MixtureOfExperts(gate, new BeamSearch(Directory), Directory, fanOut, layer, HostedUids);
