@@ -43,6 +43,8 @@ internal sealed class LocalExpertInvoker(IReadOnlyDictionary<string, HostedExper
         Func<HostedExpert, Prepared> prepare)
     {
         if (!experts.TryGetValue(target.Uid.Value, out var expert)) return NotHosted<Tensor>(target);
+        var remaining = deadline - time.GetUtcNow();
+        if (remaining <= TimeSpan.Zero) return ExpertCallResult<Tensor>.Failed(ExpertCallOutcome.Timeout, "the deadline had passed before the call");
         Prepared work;
         try
         {
@@ -52,8 +54,6 @@ internal sealed class LocalExpertInvoker(IReadOnlyDictionary<string, HostedExper
         {
             return ExpertCallResult<Tensor>.Failed(ExpertCallOutcome.Rejected, e.Message);
         }
-        var remaining = deadline - time.GetUtcNow();
-        if (remaining <= TimeSpan.Zero) return ExpertCallResult<Tensor>.Failed(ExpertCallOutcome.Timeout, "the deadline had passed before the call");
         using var timeout = new CancellationTokenSource(remaining, time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
         long started = time.GetTimestamp();
