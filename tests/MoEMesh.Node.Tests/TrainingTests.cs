@@ -1,11 +1,10 @@
 using MoEMesh.Node.Hosting;
 using MoEMesh.Protocol.Addressing;
 using MoEMesh.Routing;
-using MoEMesh.Routing.Calling;
-using MoEMesh.Routing.Directory;
 using MoEMesh.Routing.Gating;
 using MoEMesh.Routing.Invocation;
 using MoEMesh.Routing.Models;
+using MoEMesh.Tensors.Layers;
 using MoEMesh.Tensors.Optimizers;
 
 namespace MoEMesh.Node.Tests;
@@ -55,7 +54,7 @@ public sealed class TrainingTests(Xunit.Abstractions.ITestOutputHelper output) :
         for (int step = 0; step < 200; step++)
         {
             var (samples, labels) = Batch(random, 32);
-            var result = await model.TrainAsync(FeatureHashing.Hash(samples, model.Buckets), labels, optimizer, default);
+            var result = await model.TrainAsync(SparseFeatures.Hash(samples, model.Buckets), labels, optimizer, default);
             losses.Add(result.Loss);
             fellBack += result.FellBack;
             Assert.Equal(2.0, result.ExpertsPerSample[0]);
