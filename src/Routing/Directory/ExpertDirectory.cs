@@ -18,9 +18,8 @@ public sealed class ExpertDirectory(IDht dht, TimeProvider? time = null, ExpertD
 {
     private readonly TimeProvider _time = time ?? TimeProvider.System;
     private readonly ExpertDirectoryOptions _options = options ?? new ExpertDirectoryOptions();
-    private readonly Dictionary<string, DateTimeOffset> _emptyUntil = new(StringComparer.Ordinal);
-    private readonly Dictionary<ExpertPrefix, (ExpertSuccessors Successors, DateTimeOffset Until)> _successors = [];
-    private readonly Dictionary<ExpertUid, (IReadOnlyList<ExpertHostInfo> Hosts, DateTimeOffset Until)> _hosts = [];
+    private readonly Dictionary<ExpertPrefix, (ExpertSuccessors Value, DateTimeOffset Until)> _successors = [];
+    private readonly Dictionary<ExpertUid, (IReadOnlyList<ExpertHostInfo> Value, DateTimeOffset Until)> _hosts = [];
 
     /// <summary>The DHT key of an expert.</summary>
     public static string KeyOf(ExpertUid uid) => "expert:" + uid.Value;
@@ -46,44 +45,8 @@ public sealed class ExpertDirectory(IDht dht, TimeProvider? time = null, ExpertD
     /// <see cref="ExpertDirectoryOptions.PositiveCacheTtl"/>, so beam searches of consecutive batches do not
     /// walk the DHT again, and a search over a sparse grid does not keep paying for dead branches.
     /// </summary>
-    public async Task<IReadOnlyDictionary<ExpertPrefix, ExpertSuccessors>> FindSuccessorsAsync(IReadOnlyCollection<ExpertPrefix> prefixes, CancellationToken cancellationToken)
-    {
-        var now = _time.GetUtcNow();
-        var answer = new Dictionary<ExpertPrefix, ExpertSuccessors>();
-        var ask = new Dictionary<string, ExpertPrefix>(StringComparer.Ordinal);
-        lock (_emptyUntil)
-        {
-            foreach (var prefix in prefixes.Distinct())
-            {
-                var key = KeyOf(prefix);
-                if (_emptyUntil.TryGetValue(key, out var until) && until > now) answer[prefix] = new ExpertSuccessors(prefix, new Dictionary<int, ExpertUid>());
-                else if (_successors.TryGetValue(prefix, out var cached) && cached.Until > now) answer[prefix] = cached.Successors;
-                else ask[key] = prefix;
-            }
-        }
-        if (ask.Count == 0) return answer;
-        var values = await dht.GetManyAsync(ask.Keys, latest: true, cancellationToken);
-        var later = _time.GetUtcNow();
-        foreach (var (key, prefix) in ask)
-        {
-            var successors = Successors(prefix, values.GetValueOrDefault(key));
-            answer[prefix] = successors;
-            lock (_emptyUntil)
-            {
-                if (successors.IsEmpty)
-                {
-                    _emptyUntil[key] = later + _options.NegativeCacheTtl;
-                    _successors.Remove(prefix);
-                }
-                else
-                {
-                    _emptyUntil.Remove(key);
-                    _successors[prefix] = (successors, later + _options.PositiveCacheTtl);
-                }
-            }
-        }
-        return answer;
-    }
+    public async Task<IReadOnlyDictionary<ExpertPrefix, ExpertSuccessors>> FindSuccessorsAsync(IReadOnlyCollection<ExpertPrefix> prefixes, CancellationToken cancellationToken) =>
+        await CachedLookupAsync(prefixes, _successors, KeyOf, Successors, s => s.IsEmpty ? _options.NegativeCacheTtl : _options.PositiveCacheTtl, cancellationToken);
 
     private static IEnumerable<DhtRecord> PrefixEntries(ExpertUid uid, DateTimeOffset expiration)
     {
@@ -125,32 +88,42 @@ public sealed class ExpertDirectory(IDht dht, TimeProvider? time = null, ExpertD
     /// are reused for <see cref="ExpertDirectoryOptions.PositiveCacheTtl"/>; <see cref="RediscoverAsync"/>
     /// asks again at once.
     /// </summary>
-    public async Task<IReadOnlyDictionary<ExpertUid, IReadOnlyList<ExpertHostInfo>>> FindAsync(IReadOnlyCollection<ExpertUid> uids, CancellationToken cancellationToken)
+    public async Task<IReadOnlyDictionary<ExpertUid, IReadOnlyList<ExpertHostInfo>>> FindAsync(IReadOnlyCollection<ExpertUid> uids, CancellationToken cancellationToken) =>
+        await CachedLookupAsync(uids, _hosts, KeyOf, Hosts, hosts => hosts.Count > 0 ? _options.PositiveCacheTtl : null, cancellationToken);
+
+    private static IReadOnlyList<ExpertHostInfo> Hosts(ExpertUid uid, DhtValue? value) =>
+        HostEntries.Parse(value, ExpertRecord.Parser, r => r.Addresses)
+            .Select(e => new ExpertHostInfo(uid, e.Host, e.Addresses, e.Record.Type, e.Record.SchemaHash, e.Record.Load ?? new ExpertLoad(), e.Record.Version, e.Expiration))
+            .ToArray();
+
+    /// <summary>
+    /// The value of each item: from <paramref name="cache"/> while its entry is fresh, the others parsed
+    /// from one multi-key DHT lookup and kept for the time <paramref name="ttlOf"/> gives them (null: not kept).
+    /// </summary>
+    private async Task<Dictionary<TItem, TValue>> CachedLookupAsync<TItem, TValue>(IEnumerable<TItem> items, Dictionary<TItem, (TValue Value, DateTimeOffset Until)> cache,
+        Func<TItem, string> keyOf, Func<TItem, DhtValue?, TValue> parse, Func<TValue, TimeSpan?> ttlOf, CancellationToken cancellationToken) where TItem : notnull
     {
         var now = _time.GetUtcNow();
-        var answer = new Dictionary<ExpertUid, IReadOnlyList<ExpertHostInfo>>();
-        var ask = new Dictionary<string, ExpertUid>(StringComparer.Ordinal);
-        lock (_hosts)
+        var answer = new Dictionary<TItem, TValue>();
+        var ask = new Dictionary<string, TItem>(StringComparer.Ordinal);
+        lock (cache)
         {
-            foreach (var uid in uids.Distinct())
+            foreach (var item in items.Distinct())
             {
-                if (_hosts.TryGetValue(uid, out var cached) && cached.Until > now) answer[uid] = cached.Hosts;
-                else ask[KeyOf(uid)] = uid;
+                if (cache.TryGetValue(item, out var cached) && cached.Until > now) answer[item] = cached.Value;
+                else ask[keyOf(item)] = item;
             }
         }
         if (ask.Count == 0) return answer;
         var values = await dht.GetManyAsync(ask.Keys, latest: true, cancellationToken);
-        var until = _time.GetUtcNow() + _options.PositiveCacheTtl;
-        foreach (var (key, uid) in ask)
+        var later = _time.GetUtcNow();
+        foreach (var (key, item) in ask)
         {
-            IReadOnlyList<ExpertHostInfo> hosts = HostEntries.Parse(values.GetValueOrDefault(key), ExpertRecord.Parser, r => r.Addresses)
-                .Select(e => new ExpertHostInfo(uid, e.Host, e.Addresses, e.Record.Type, e.Record.SchemaHash, e.Record.Load ?? new ExpertLoad(), e.Record.Version, e.Expiration))
-                .ToArray();
-            answer[uid] = hosts;
-            lock (_hosts)
+            var value = answer[item] = parse(item, values.GetValueOrDefault(key));
+            lock (cache)
             {
-                if (hosts.Count > 0) _hosts[uid] = (hosts, until);
-                else _hosts.Remove(uid);
+                if (ttlOf(value) is { } ttl) cache[item] = (value, later + ttl);
+                else cache.Remove(item);
             }
         }
         return answer;
