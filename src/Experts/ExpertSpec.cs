@@ -9,4 +9,10 @@ public sealed record ExpertSpec(string Type, int HiddenDim, int? InnerDim = null
 {
     /// <summary>The inner width actually used.</summary>
     public int EffectiveInnerDim => InnerDim ?? 4 * HiddenDim;
+
+    /// <summary>
+    /// The seed of an expert's initial weights from its uid (the first 8 bytes of the SHA-256 of its UTF-8
+    /// text), so every host of a uid starts from the same weights.
+    /// </summary>
+    public static ulong SeedOf(string uid) => BitConverter.ToUInt64(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(uid)));
 }

@@ -57,7 +57,7 @@ public static class MoEBenchmark
             var local = Enumerable.Range(0, 16).ToDictionary(i => $"ffn.{i / 4}.{i % 4}", i =>
             {
                 var uid = $"ffn.{i / 4}.{i % 4}";
-                var spec = new ExpertSpec("ffn", Dim, null, BitConverter.ToUInt64(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(uid))));
+                var spec = new ExpertSpec("ffn", Dim, null, ExpertSpec.SeedOf(uid));
                 return new ExpertBackend(uid, spec, registry.Create(spec), new OptimizerOptions());
             });
             using var input = Random(Batch, 1);

@@ -1,5 +1,3 @@
-using System.Security.Cryptography;
-using System.Text;
 using MoEMesh.Experts;
 using MoEMesh.Protocol.Addressing;
 using MoEMesh.Protocol.Codec;
@@ -30,10 +28,6 @@ public sealed class ExpertServingTests : IDisposable
         return Tensor.FromArray(values, new TensorShape(rows, width));
     }
 
-    /// <summary>The expert a host builds for <paramref name="uid"/>: same spec and seed, so the same weights.</summary>
-    private static IExpert LocalTwin(string uid) =>
-        ExpertRegistry.CreateDefault().Create(new ExpertSpec("ffn", 8, null, BitConverter.ToUInt64(SHA256.HashData(Encoding.UTF8.GetBytes(uid)))));
-
     [Fact]
     public async Task Client_FindsHostedExpertsThroughTheDht_AndForwardMatchesTheSameWeightsComputedLocally()
     {
@@ -53,7 +47,7 @@ public sealed class ExpertServingTests : IDisposable
         var remote = await invoker.ForwardAsync(new ExpertTarget(uids[0], hostOf.Endpoint), input, Compression.None, Deadline, limit.Token);
         Assert.True(remote.IsOk, remote.ToString());
         using var output = remote.Value!;
-        using var expected = LocalTwin("ffn.0.0").Forward(input);
+        using var expected = TestNode.Twin("ffn.0.0").Forward(input);
         Assert.Equal(expected.ToArray(), output.ToArray());
     }
 

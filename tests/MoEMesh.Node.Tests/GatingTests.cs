@@ -1,5 +1,3 @@
-using System.Security.Cryptography;
-using System.Text;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using MoEMesh.Experts;
@@ -35,9 +33,6 @@ public sealed class GatingTests : IDisposable
     private static RoutingOptions Patient() =>
         new() { ForwardTimeout = TimeSpan.FromSeconds(20), BackwardTimeout = TimeSpan.FromSeconds(20), GraceAfterKMin = TimeSpan.FromSeconds(20) };
 
-    private static IExpert Twin(string uid) =>
-        ExpertRegistry.CreateDefault().Create(new ExpertSpec("ffn", Dim, null, BitConverter.ToUInt64(SHA256.HashData(Encoding.UTF8.GetBytes(uid)))));
-
     [Fact]
     public async Task RemoteHostDown_ItsSamplesFallBackToTheGatingNodesOwnExpert_WhichTrainsInBackward()
     {
@@ -55,7 +50,7 @@ public sealed class GatingTests : IDisposable
         using var step = await layer.ForwardAsync(input, default);
 
         // Every sample is answered by gated.0.0: remotely chosen (this node's own, without a socket) or standing in.
-        using var expected = Twin("gated.0.0").Forward(input);
+        using var expected = TestNode.Twin("gated.0.0").Forward(input);
         var got = step.Output.ToArray();
         var want = expected.ToArray();
         for (int i = 0; i < want.Length; i++) Assert.True(Math.Abs(got[i] - want[i]) <= 1e-5, $"element {i}: {got[i]}, expected {want[i]}");
@@ -163,7 +158,7 @@ public sealed class GatingTests : IDisposable
 
         var ok = await local.ForwardAsync(new ExpertTarget(ExpertUid.Parse("ffn.0.0"), here), input, Compression.None, Deadline, default);
         using var output = ok.Value!;
-        using var expected = Twin("ffn.0.0").Forward(input);
+        using var expected = TestNode.Twin("ffn.0.0").Forward(input);
         Assert.Equal(expected.ToArray(), output.ToArray());
     }
 }

@@ -40,6 +40,9 @@ internal sealed class TestNode : IAsyncDisposable
         Experts = [.. experts],
     };
 
+    /// <summary>The expert a node builds for <paramref name="uid"/> (same spec and seed, so the same weights), outside any node.</summary>
+    public static IExpert Twin(string uid, int hidden = 8) => ExpertRegistry.CreateDefault().Create(new ExpertSpec("ffn", hidden, null, ExpertSpec.SeedOf(uid)));
+
     public static ExpertHostingOptions Ffn(string uid, int hidden = 8) => new() { Type = "ffn", Uid = uid, HiddenDim = hidden, Optimizer = "sgd", LearningRate = 0.1f };
 
     public static Task<TestNode> StartAsync(NodeOptions options, int seed, params TestNode[] join) => StartAsync(options, seed, null, join);

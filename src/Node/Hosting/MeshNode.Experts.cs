@@ -1,5 +1,3 @@
-using System.Security.Cryptography;
-using System.Text;
 using Microsoft.Extensions.Logging;
 using MoEMesh.Experts;
 using MoEMesh.Node.Serving;
@@ -39,7 +37,7 @@ public sealed partial class MeshNode
 
     private HostedExpert Build(ExpertUid uid, ExpertHostingOptions group)
     {
-        var spec = new ExpertSpec(group.Type, group.HiddenDim, group.InnerDim, SeedOf(uid));
+        var spec = new ExpertSpec(group.Type, group.HiddenDim, group.InnerDim, ExpertSpec.SeedOf(uid.Value));
         var backend = new ExpertBackend(uid.Value, spec, registry.Create(spec), new OptimizerOptions { Name = group.Optimizer, LearningRate = group.LearningRate });
         if (ExpertCheckpoint.TryRestore(backend, CheckpointFolder(uid))) LogRestored(_logger, uid.Value, backend.UpdateCount);
         return new HostedExpert(uid, backend);
@@ -102,8 +100,6 @@ public sealed partial class MeshNode
     }
 
     private string CheckpointFolder(ExpertUid uid) => Path.Combine(options.CheckpointDirectory, uid.Value);
-
-    private static ulong SeedOf(ExpertUid uid) => BitConverter.ToUInt64(SHA256.HashData(Encoding.UTF8.GetBytes(uid.Value)));
 
     [LoggerMessage(EventId = 510, Level = LogLevel.Information, Message = "Restored expert {ExpertUid} at update {Updates}")]
     private static partial void LogRestored(ILogger logger, string expertUid, long updates);
