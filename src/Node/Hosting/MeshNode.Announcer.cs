@@ -21,28 +21,17 @@ public sealed partial class MeshNode
         foreach (var failed in results.SelectMany(r => r).Where(r => !r.Succeeded)) LogAnnounceFailed(_logger, failed.Record.Key, failed.Problem ?? "no replica");
     }
 
-    private async Task AnnounceLoopAsync(CancellationToken stopping)
+    private Task AnnounceLoopAsync(CancellationToken stopping) => options.ClientMode ? Task.CompletedTask : EveryAsync(options.UpdatePeriod, async token =>
     {
-        if (options.ClientMode) return;
         try
         {
-            while (true)
-            {
-                await Task.Delay(options.UpdatePeriod, time, stopping);
-                try
-                {
-                    await AnnounceAsync(stopping);
-                }
-                catch (Exception e) when (e is not OperationCanceledException)
-                {
-                    LogAnnounceError(_logger, e);
-                }
-            }
+            await AnnounceAsync(token);
         }
-        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        catch (Exception e) when (e is not OperationCanceledException)
         {
+            LogAnnounceError(_logger, e);
         }
-    }
+    }, stopping);
 
     [LoggerMessage(EventId = 520, Level = LogLevel.Warning, Message = "Announcing {Key} failed: {Problem}")]
     private static partial void LogAnnounceFailed(ILogger logger, string key, string problem);

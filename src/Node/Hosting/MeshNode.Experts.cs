@@ -65,20 +65,11 @@ public sealed partial class MeshNode
                 yield return uid;
     }
 
-    private async Task CheckpointLoopAsync(CancellationToken stopping)
+    private Task CheckpointLoopAsync(CancellationToken stopping) => EveryAsync(options.CheckpointPeriod, _ =>
     {
-        try
-        {
-            while (true)
-            {
-                await Task.Delay(options.CheckpointPeriod, time, stopping);
-                SaveCheckpoints();
-            }
-        }
-        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
-        {
-        }
-    }
+        SaveCheckpoints();
+        return Task.CompletedTask;
+    }, stopping);
 
     /// <summary>
     /// Writes every expert's checkpoint: from the checkpoint loop while experts train (the save holds the

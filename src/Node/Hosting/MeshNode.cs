@@ -174,6 +174,22 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
         LogStopped(_logger, Experts.Count);
     }
 
+    /// <summary>Runs <paramref name="work"/> every <paramref name="period"/> until <paramref name="stopping"/> is cancelled.</summary>
+    private async Task EveryAsync(TimeSpan period, Func<CancellationToken, Task> work, CancellationToken stopping)
+    {
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(period, time, stopping);
+                await work(stopping);
+            }
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+        }
+    }
+
     [LoggerMessage(EventId = 500, Level = LogLevel.Information, Message = "Node {PeerId} listening on {Address}; DHT routing table holds {Contacts} contacts")]
     private static partial void LogJoined(ILogger logger, string peerId, string address, int contacts);
 
