@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using MoEMesh.Tensors;
 using Tensor = MoEMesh.Tensors.Tensor;
 
@@ -70,7 +71,7 @@ public static class RouterLosses
                 for (int d = 0; d < dims; d++) zs += LogSumExp(scores[d].Row(s));
                 z += weights.ZLoss * zs * zs / samples;
                 for (int d = 0; d < dims; d++)
-                    Accumulate(gradients[d].Row(s), probabilities[d].Row(s), weights.ZLoss * 2f * zs / samples);
+                    TensorPrimitives.MultiplyAdd(probabilities[d].Row(s), weights.ZLoss * 2f * zs / samples, gradients[d].Row(s), gradients[d].Row(s));
             }
             int pairs = dispatched.Sum(e => e.Count);
             for (int d = 0; d < dims; d++)
@@ -126,11 +127,6 @@ public static class RouterLosses
         double sum = 0;
         foreach (var v in x) sum += Math.Exp(v - max);
         return max + (float)Math.Log(sum);
-    }
-
-    private static void Accumulate(Span<float> destination, ReadOnlySpan<float> values, float factor)
-    {
-        for (int i = 0; i < destination.Length; i++) destination[i] += values[i] * factor;
     }
 }
 
