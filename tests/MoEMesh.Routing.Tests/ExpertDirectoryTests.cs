@@ -15,13 +15,16 @@ public sealed class ExpertDirectoryTests
 
     private static ExpertRecord Record(string address) => new() { Addresses = { address }, Type = "ffn", SchemaHash = "h" };
 
+    /// <summary>Announces <paramref name="uids"/> at <paramref name="host"/>, serving at <paramref name="address"/>, for a minute.</summary>
+    private static Task DeclareAsync(ExpertDirectory directory, TimeProvider time, PeerIdentity host, string address, params ExpertUid[] uids) =>
+        directory.DeclareAsync(host, uids.Select(u => (u, Record(address))).ToArray(), time.GetUtcNow() + TimeSpan.FromSeconds(60), default);
+
     [Fact]
     public async Task Declare_WritesPrefixEntries_AndSuccessorsListLiveChildren()
     {
         var time = new ManualTimeProvider();
         var directory = new ExpertDirectory(new MemoryDht(time), time);
-        var expiration = time.GetUtcNow() + TimeSpan.FromSeconds(60);
-        await directory.DeclareAsync(HostA, [(ExpertUid.Parse("ffn.3.14"), Record("10.0.0.1:1")), (ExpertUid.Parse("ffn.3.2"), Record("10.0.0.1:1"))], expiration, default);
+        await DeclareAsync(directory, time, HostA, "10.0.0.1:1", ExpertUid.Parse("ffn.3.14"), ExpertUid.Parse("ffn.3.2"));
 
         var root = ExpertPrefix.Parse("ffn.");
         var three = ExpertPrefix.Parse("ffn.3.");
@@ -37,9 +40,8 @@ public sealed class ExpertDirectoryTests
         var time = new ManualTimeProvider();
         var directory = new ExpertDirectory(new MemoryDht(time), time);
         var uid = ExpertUid.Parse("ffn.1.1");
-        var expiration = time.GetUtcNow() + TimeSpan.FromSeconds(60);
-        await directory.DeclareAsync(HostA, [(uid, Record("10.0.0.1:1"))], expiration, default);
-        await directory.DeclareAsync(HostB, [(uid, Record("10.0.0.2:1"))], expiration, default);
+        await DeclareAsync(directory, time, HostA, "10.0.0.1:1", uid);
+        await DeclareAsync(directory, time, HostB, "10.0.0.2:1", uid);
         var hosts = (await directory.FindAsync([uid], default))[uid];
         Assert.Equal(new[] { HostA.PeerId, HostB.PeerId }.Select(p => p.ToString()).Order(), hosts.Select(h => h.Host.ToString()).Order());
     }
@@ -55,7 +57,7 @@ public sealed class ExpertDirectoryTests
         Assert.True((await directory.FindSuccessorsAsync([prefix], default))[prefix].IsEmpty);
         int asked = dht.KeysLookedUp;
         // An expert appears under the prefix; within the TTL the cached "empty" still answers, without a lookup.
-        await directory.DeclareAsync(HostA, [(ExpertUid.Parse("ffn.7.1"), Record("10.0.0.1:1"))], time.GetUtcNow() + TimeSpan.FromSeconds(60), default);
+        await DeclareAsync(directory, time, HostA, "10.0.0.1:1", ExpertUid.Parse("ffn.7.1"));
         time.Advance(TimeSpan.FromSeconds(4));
         Assert.True((await directory.FindSuccessorsAsync([prefix], default))[prefix].IsEmpty);
         Assert.Equal(asked, dht.KeysLookedUp);
@@ -73,14 +75,14 @@ public sealed class ExpertDirectoryTests
         var dht = new MemoryDht(time);
         var directory = new ExpertDirectory(dht, time, new ExpertDirectoryOptions { PositiveCacheTtl = TimeSpan.FromSeconds(5) });
         var uid = ExpertUid.Parse("ffn.7.1");
-        await directory.DeclareAsync(HostA, [(uid, Record("10.0.0.1:1"))], time.GetUtcNow() + TimeSpan.FromSeconds(60), default);
+        await DeclareAsync(directory, time, HostA, "10.0.0.1:1", uid);
         var prefix = ExpertPrefix.Parse("ffn.7.");
         await directory.FindSuccessorsAsync([prefix], default);
         await directory.FindAsync([uid], default);
         Assert.Equal(2, dht.KeysLookedUp);
 
         // A second host appears; within the TTL the cached answers stand, without lookups.
-        await directory.DeclareAsync(HostB, [(uid, Record("10.0.0.2:1"))], time.GetUtcNow() + TimeSpan.FromSeconds(60), default);
+        await DeclareAsync(directory, time, HostB, "10.0.0.2:1", uid);
         time.Advance(TimeSpan.FromSeconds(4));
         Assert.Single((await directory.FindAsync([uid], default))[uid]);
         await directory.FindSuccessorsAsync([prefix], default);
@@ -98,9 +100,9 @@ public sealed class ExpertDirectoryTests
         var dht = new MemoryDht(time);
         var directory = new ExpertDirectory(dht, time);
         var uid = ExpertUid.Parse("ffn.7.1");
-        await directory.DeclareAsync(HostA, [(uid, Record("10.0.0.1:1"))], time.GetUtcNow() + TimeSpan.FromSeconds(60), default);
+        await DeclareAsync(directory, time, HostA, "10.0.0.1:1", uid);
         Assert.Single((await directory.FindAsync([uid], default))[uid]);
-        await directory.DeclareAsync(HostB, [(uid, Record("10.0.0.2:1"))], time.GetUtcNow() + TimeSpan.FromSeconds(60), default);
+        await DeclareAsync(directory, time, HostB, "10.0.0.2:1", uid);
 
         Assert.Equal(2, (await directory.RediscoverAsync(uid, default)).Count);
         Assert.Equal(2, dht.KeysLookedUp);
