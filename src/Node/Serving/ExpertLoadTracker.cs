@@ -1,4 +1,5 @@
 using MoEMesh.Protocol.Wire.Experts;
+using MoEMesh.Routing.Calling;
 
 namespace MoEMesh.Node.Serving;
 
@@ -12,8 +13,8 @@ internal sealed class ExpertLoadTracker
     /// <summary>Requests the latency percentiles are taken over.</summary>
     public const int Window = 256;
 
-    private readonly double[] _latencies = new double[Window];
-    private int _count, _next, _queued;
+    private readonly LatencyWindow _latencies = new(Window);
+    private int _queued;
 
     /// <summary>Requests accepted and not yet answered.</summary>
     public int QueueDepth => Volatile.Read(ref _queued);
@@ -25,28 +26,18 @@ internal sealed class ExpertLoadTracker
     public void Finished(TimeSpan elapsed)
     {
         Interlocked.Decrement(ref _queued);
-        lock (_latencies)
-        {
-            _latencies[_next] = elapsed.TotalMilliseconds;
-            _next = (_next + 1) % Window;
-            _count = Math.Min(_count + 1, Window);
-        }
+        _latencies.Add(elapsed);
     }
 
     /// <summary>The load as announced: queue depth and latency p50 / p95 (zero before any request).</summary>
     public ExpertLoad Snapshot()
     {
-        double[] recent;
-        lock (_latencies) recent = _latencies[.._count];
-        Array.Sort(recent);
+        var recent = _latencies.Sorted();
         return new ExpertLoad
         {
             QueueDepth = QueueDepth,
-            LatencyP50Ms = Percentile(recent, 0.50),
-            LatencyP95Ms = Percentile(recent, 0.95),
+            LatencyP50Ms = LatencyWindow.Percentile(recent, 0.50) ?? 0,
+            LatencyP95Ms = LatencyWindow.Percentile(recent, 0.95) ?? 0,
         };
     }
-
-    private static double Percentile(double[] sorted, double p) =>
-        sorted.Length == 0 ? 0 : sorted[Math.Min(sorted.Length - 1, (int)(p * sorted.Length))];
 }

@@ -25,8 +25,7 @@ public sealed class PeerHealth(RoutingOptions options, TimeProvider time)
             {
                 state.Failures = 0;
                 state.BackedOffUntil = DateTimeOffset.MinValue;
-                state.Latencies.Enqueue(elapsed.TotalMilliseconds);
-                if (state.Latencies.Count > Window) state.Latencies.Dequeue();
+                state.Latencies.Add(elapsed);
             }
             else if (outcome is ExpertCallOutcome.Timeout or ExpertCallOutcome.Unreachable)
             {
@@ -48,9 +47,8 @@ public sealed class PeerHealth(RoutingOptions options, TimeProvider time)
     {
         lock (_peers)
         {
-            if (!_peers.TryGetValue(host, out var s) || s.Latencies.Count == 0) return null;
-            var sorted = s.Latencies.Order().ToArray();
-            return TimeSpan.FromMilliseconds(sorted[Math.Min(sorted.Length - 1, (int)(0.95 * sorted.Length))]);
+            if (!_peers.TryGetValue(host, out var s)) return null;
+            return LatencyWindow.Percentile(s.Latencies.Sorted(), 0.95) is { } p95 ? TimeSpan.FromMilliseconds(p95) : null;
         }
     }
 
@@ -64,7 +62,7 @@ public sealed class PeerHealth(RoutingOptions options, TimeProvider time)
 
     private sealed class State
     {
-        public Queue<double> Latencies { get; } = new();
+        public LatencyWindow Latencies { get; } = new(Window);
 
         public int Failures { get; set; }
 
