@@ -17,30 +17,50 @@ namespace MoEMesh.Routing;
 /// gate gets dL/dlogit = w (a − Σ w a) for the experts that answered, with a = ⟨dL/dy, y_expert⟩, plus the
 /// gradients of the auxiliary router losses (load balance, z-loss, entropy) computed at forward time.
 /// </summary>
+/// <remarks>
+/// With <see cref="MixtureOfExpertsOptions.Kind"/> set, hosts of another expert type or schema are skipped
+/// (counted and logged once by <paramref name="incompatible"/>) and never called; <paramref name="localExperts"/>
+/// must then be local experts of that kind.
+/// </remarks>
 public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, ExpertDirectory directory, ExpertFanOut fanOut, MixtureOfExpertsOptions options,
-    IReadOnlyCollection<ExpertUid>? localExperts = null)
+    IReadOnlyCollection<ExpertUid>? localExperts = null, IncompatibleHosts? incompatible = null)
 {
     private readonly IReadOnlyCollection<ExpertUid> _local = localExperts ?? [];
+    private readonly IncompatibleHosts _incompatible = incompatible ?? new IncompatibleHosts();
 
     /// <summary>The gate (its parameters train on the gating node).</summary>
     public GatingNetwork Gate => gate;
+
+    /// <summary>How the layer picks experts.</summary>
+    public MixtureOfExpertsOptions Options => options;
 
     /// <summary>Runs the layer forward for a batch [samples, d].</summary>
     /// <exception cref="ExpertCallFailedException">A sample got no answer and no local expert could answer.</exception>
     public async Task<MixtureStep> ForwardAsync(Tensor input, CancellationToken cancellationToken)
     {
         options.Validate();
+        if (options.Kind is { } kind && kind.Width != gate.InputDim)
+            throw new ArgumentException($"The layer needs experts of width {kind.Width} but its gate takes inputs of width {gate.InputDim}.");
         var scores = gate.Forward(input);
         var nullScores = gate.ForwardNull(input);
         RouterLossResult? losses = null;
         try
         {
+            // Hosts found while the search checks which uids are usable are kept for the fan-out.
+            var known = new Dictionary<ExpertUid, IReadOnlyList<ExpertHostInfo>>();
             var perSample = GatingNetwork.PerSample(scores);
-            var found = await search.FindAsync(gate.Grid, perSample, options.K, options.BeamWidth, cancellationToken);
+            var found = await search.FindAsync(gate.Grid, perSample, options.K, options.BeamWidth, cancellationToken,
+                options.Kind is null ? null : async (candidates, token) =>
+                {
+                    foreach (var (uid, hosts) in await FindHostsAsync(candidates, token)) known[uid] = hosts;
+                    return candidates.Where(u => known[u].Count > 0).ToHashSet();
+                });
             var selections = found.Select((candidates, s) => Select(candidates, nullScores?.Row(s).ToArray())).ToArray();
             var choices = selections.Select(x => x.Experts).ToArray();
             var uids = choices.SelectMany(c => c.Select(e => e.Uid)).Distinct().ToArray();
-            var hosts = uids.Length == 0 ? new Dictionary<ExpertUid, IReadOnlyList<ExpertHostInfo>>() : await directory.FindAsync(uids, cancellationToken);
+            var missing = uids.Where(u => !known.ContainsKey(u)).ToArray();
+            if (missing.Length > 0)
+                foreach (var (uid, hosts) in await FindHostsAsync(missing, cancellationToken)) known[uid] = hosts;
             if (options.RouterLosses is { } weights)
                 losses = RouterLosses.Compute(scores, choices.Select(c => (IReadOnlyList<IReadOnlyList<int>>)c.Select(e => e.Uid.Coordinates).ToArray()).ToArray(), weights);
             var utilisation = Utilisation.Of(choices.Select(c => c.Select(e => e.Uid)), found.SelectMany(f => f.Select(e => e.Uid)).Distinct().Count());
@@ -48,14 +68,14 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
             {
                 Input = input,
                 Choices = choices,
-                Hosts = hosts,
-                Rediscover = directory.RediscoverAsync,
+                Hosts = known,
+                Rediscover = RediscoverAsync,
                 NullShare = nullScores is null ? null : selections.Select(x => x.Nulls.Sum(n => n.Weight)).ToArray(),
                 Fallback = _local.Count == 0 ? null : s => Fallback(choices[s], perSample[s]),
-                Compression = options.Compression,
+                Compression = fanOut.Compression,
             };
             var fan = await fanOut.ForwardAsync(request, cancellationToken);
-            return new MixtureStep(input, fan, scores, nullScores, selections.Select(x => x.Nulls).ToArray(), losses, utilisation);
+            return new MixtureStep(input, fan, scores, nullScores, choices, selections.Select(x => x.Nulls).ToArray(), losses, utilisation);
         }
         catch
         {
@@ -69,7 +89,7 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
     /// <summary>Runs the layer backward: returns dL/d(input) and accumulates the gate's gradients.</summary>
     public async Task<Tensor> BackwardAsync(MixtureStep step, Tensor outputGradient, CancellationToken cancellationToken)
     {
-        using var back = await fanOut.BackwardAsync(step.Experts, outputGradient, options.Compression, cancellationToken);
+        using var back = await fanOut.BackwardAsync(step.Experts, outputGradient, fanOut.Compression, cancellationToken);
         var scoreGradients = gate.Grid.Sizes.Select(size => Tensor.Zeros(step.Input.Rows, size)).ToArray();
         using var nullGradient = gate.NullExperts > 0 ? Tensor.Zeros(step.Input.Rows, gate.NullExperts) : null;
         try
@@ -134,6 +154,19 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
 
     private sealed record Selection(IReadOnlyList<ExpertChoice> Experts, IReadOnlyList<NullChoice> Nulls);
 
+    /// <summary>The hosts of <paramref name="uids"/> that serve the layer's kind of expert (all of them without a kind).</summary>
+    private async Task<IReadOnlyDictionary<ExpertUid, IReadOnlyList<ExpertHostInfo>>> FindHostsAsync(IReadOnlyCollection<ExpertUid> uids, CancellationToken cancellationToken)
+    {
+        var hosts = await directory.FindAsync(uids, cancellationToken);
+        return options.Kind is { } kind ? hosts.ToDictionary(h => h.Key, h => _incompatible.Filter(h.Value, kind)) : hosts;
+    }
+
+    private async Task<IReadOnlyList<ExpertHostInfo>> RediscoverAsync(ExpertUid uid, CancellationToken cancellationToken)
+    {
+        var hosts = await directory.RediscoverAsync(uid, cancellationToken);
+        return options.Kind is { } kind ? _incompatible.Filter(hosts, kind) : hosts;
+    }
+
     /// <summary>The local expert for a sample: a chosen uid hosted here, else the local expert the gate scores best.</summary>
     private ExpertUid? Fallback(IReadOnlyList<ExpertChoice> chosen, IReadOnlyList<float[]> scores)
     {
@@ -158,11 +191,14 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
 public readonly record struct NullChoice(int Index, float Weight);
 
 /// <summary>One forward pass of a <see cref="MixtureOfExperts"/>, kept for its backward pass; dispose after.</summary>
-public sealed class MixtureStep(Tensor input, FanOutResult experts, Tensor[] scores, Tensor? nullScores, IReadOnlyList<IReadOnlyList<NullChoice>> nulls,
-    RouterLossResult? routerLosses, Utilisation utilisation) : IDisposable
+public sealed class MixtureStep(Tensor input, FanOutResult experts, Tensor[] scores, Tensor? nullScores, IReadOnlyList<IReadOnlyList<ExpertChoice>> choices,
+    IReadOnlyList<IReadOnlyList<NullChoice>> nulls, RouterLossResult? routerLosses, Utilisation utilisation) : IDisposable
 {
     /// <summary>The layer's input (not owned).</summary>
     public Tensor Input { get; } = input;
+
+    /// <summary>Per sample, the real experts the gate chose, best first, with their gate weights before renormalisation.</summary>
+    public IReadOnlyList<IReadOnlyList<ExpertChoice>> Choices { get; } = choices;
 
     /// <summary>The fan-out: output, fallbacks, experts used, trace.</summary>
     public FanOutResult Experts { get; } = experts;

@@ -1,5 +1,3 @@
-using MoEMesh.Protocol.Wire;
-
 namespace MoEMesh.Routing;
 
 /// <summary>How a mixture-of-experts layer picks and calls experts.</summary>
@@ -20,8 +18,12 @@ public sealed class MixtureOfExpertsOptions
     /// <summary>Auxiliary router losses (load balance 0.01, z-loss 0.001, entropy 0); null switches them off.</summary>
     public Gating.RouterLossWeights? RouterLosses { get; set; } = new();
 
-    /// <summary>How activations and gradients travel. Default none (float32).</summary>
-    public Compression Compression { get; set; } = Compression.None;
+    /// <summary>
+    /// The kind of expert the layer needs (type and width). Hosts announcing another type or schema under
+    /// a uid of the grid are skipped as incompatible and never called, and beam search passes over uids
+    /// with no compatible host. Null accepts every host. Default null.
+    /// </summary>
+    public Directory.ExpertKind? Kind { get; set; }
 
     /// <summary>Throws naming the setting when a value cannot work.</summary>
     public void Validate()

@@ -1,3 +1,5 @@
+using MoEMesh.Protocol.Wire;
+
 namespace MoEMesh.Routing;
 
 /// <summary>How a gating node calls experts. Every time limit is finite.</summary>
@@ -24,6 +26,31 @@ public sealed class RoutingOptions
     /// <summary>Longest back-off. Default 5 min.</summary>
     public TimeSpan PeerBackoffMax { get; set; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>
+    /// How activations and gradients travel to and from experts: none (float32, exact), fp16, bf16, or
+    /// 8bit (blockwise: per 4096 values a float32 scale and int8 codes, about a quarter of the bytes).
+    /// Default none.
+    /// </summary>
+    public string Compression { get; set; } = "none";
+
+    /// <summary><see cref="Compression"/> as the wire enumeration.</summary>
+    /// <exception cref="ArgumentException">The name is not one of none, fp16, bf16, 8bit.</exception>
+    public Compression WireCompression => ParseCompression(Compression);
+
+    /// <summary>The names <see cref="Compression"/> takes, as a user types them.</summary>
+    public static IReadOnlyList<string> CompressionNames { get; } = ["none", "fp16", "bf16", "8bit"];
+
+    /// <summary>Parses a compression name (case-insensitive; float16, bfloat16 and blockwise8bit are accepted too).</summary>
+    /// <exception cref="ArgumentException">The name is unknown; the message lists the known ones.</exception>
+    public static Compression ParseCompression(string? name) => name?.Trim().ToLowerInvariant() switch
+    {
+        "none" or "float32" or "fp32" => Protocol.Wire.Compression.None,
+        "fp16" or "float16" => Protocol.Wire.Compression.Float16,
+        "bf16" or "bfloat16" => Protocol.Wire.Compression.Bfloat16,
+        "8bit" or "int8" or "blockwise8bit" => Protocol.Wire.Compression.Blockwise8Bit,
+        _ => throw new ArgumentException($"Compression must be one of {string.Join(", ", CompressionNames)}; got '{name}'."),
+    };
+
     /// <summary>Throws naming the setting when a value cannot work.</summary>
     public void Validate()
     {
@@ -39,5 +66,6 @@ public sealed class RoutingOptions
             throw new ArgumentException($"GraceAfterKMin must be between 0 and ForwardTimeout; got {GraceAfterKMin}.");
         if (KMin < 1) throw new ArgumentException($"KMin must be at least 1; got {KMin}.");
         if (BackwardKMin < 1) throw new ArgumentException($"BackwardKMin must be at least 1; got {BackwardKMin}.");
+        _ = WireCompression;
     }
 }

@@ -4,12 +4,11 @@ using MoEMesh.Routing;
 using MoEMesh.Routing.Gating;
 using MoEMesh.Routing.Invocation;
 using MoEMesh.Routing.Models;
-using MoEMesh.Tensors.Layers;
 using MoEMesh.Tensors.Optimizers;
 
 namespace MoEMesh.Node.Tests;
 
-/// <summary>A gating node trains the whole model against experts hosted by other nodes, over real sockets.</summary>
+/// <summary>A gating node trains a whole two-layer model against experts hosted by other nodes, over real sockets.</summary>
 public sealed class TrainingTests(Xunit.Abstractions.ITestOutputHelper output) : IDisposable
 {
     private const int Dim = 16, Classes = 4;
@@ -19,22 +18,22 @@ public sealed class TrainingTests(Xunit.Abstractions.ITestOutputHelper output) :
 
     private static ExpertHostingOptions Expert(string uid) => new() { Type = "ffn", Uid = uid, HiddenDim = Dim, Optimizer = "adam", LearningRate = 3e-3f };
 
-    /// <summary>Class c is told by its own tokens; every sample also carries noise tokens shared by all classes.</summary>
-    private static (IReadOnlyList<string>[] Samples, int[] Labels) Batch(Random random, int size)
+    /// <summary>Class c is told by its own words; every text also carries noise words shared by all classes.</summary>
+    private static (string[] Texts, int[] Labels) Batch(Random random, int size)
     {
-        var samples = new IReadOnlyList<string>[size];
+        var texts = new string[size];
         var labels = new int[size];
         for (int i = 0; i < size; i++)
         {
             int c = random.Next(Classes);
             labels[i] = c;
-            samples[i] = Enumerable.Range(0, 4).Select(_ => $"c{c}-t{random.Next(10)}").Concat(Enumerable.Range(0, 2).Select(_ => $"noise-{random.Next(50)}")).ToArray();
+            texts[i] = string.Join(' ', Enumerable.Range(0, 4).Select(_ => $"c{c}t{random.Next(10)}").Concat(Enumerable.Range(0, 2).Select(_ => $"noise{random.Next(50)}")));
         }
-        return (samples, labels);
+        return (texts, labels);
     }
 
     [Fact]
-    public async Task GatingNode_TrainsTheModelAgainstRemoteExperts_AndTheLossFalls()
+    public async Task GatingNode_TrainsATwoLayerModelAgainstRemoteExperts_AndTheLossFalls()
     {
         await using var hostA = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("a"), Expert("ffn.0.0"), Expert("ffn.0.1")), 31);
         await using var hostB = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("b"), Expert("ffn.1.0"), Expert("ffn.1.1")), 32, hostA);
@@ -44,8 +43,12 @@ public sealed class TrainingTests(Xunit.Abstractions.ITestOutputHelper output) :
         gatingOptions.Routing = new RoutingOptions { ForwardTimeout = TimeSpan.FromSeconds(20), BackwardTimeout = TimeSpan.FromSeconds(20), GraceAfterKMin = TimeSpan.FromSeconds(20) };
         await using var gating = await TestNode.StartAsync(gatingOptions, 33, hostA);
 
-        var layer = gating.Node.CreateMixtureOfExperts(new GatingNetwork(new ExpertGrid("ffn", 2, 2), Dim, seed: 1), new MixtureOfExpertsOptions { K = 2 });
-        var model = new MoEModel(buckets: 1024, Dim, Classes, [layer], seed: 2);
+        var layer = new LayerSpec("ffn", [2, 2], "ffn", K: 2, RouterLosses: new RouterLossWeights());
+        var spec = new ModelSpec(new TrunkSpec(1024, Dim), [layer, layer], new HeadSpec(["0", "1", "2", "3"]), new DataColumns());
+        var model = new MoEModel(spec, ModelWeights.Initialize(spec, seed: 2), gating.Node.CreateMixtureOfExperts);
+        // Every parameter has its own hierarchical name, so one optimizer takes them all.
+        Assert.Contains("layers.1.gate.0.weight", model.Parameters.Select(p => p.Name));
+        Assert.Equal(model.Parameters.Count, model.Parameters.Select(p => p.Name).Distinct().Count());
         var optimizer = new Adam(model.Parameters, new LearningRateSchedule(0.01f));
         var random = new Random(3);
 
@@ -53,18 +56,21 @@ public sealed class TrainingTests(Xunit.Abstractions.ITestOutputHelper output) :
         int fellBack = 0;
         for (int step = 0; step < 200; step++)
         {
-            var (samples, labels) = Batch(random, 32);
-            var result = await model.TrainAsync(SparseFeatures.Hash(samples, model.Buckets), labels, optimizer, default);
+            var (texts, labels) = Batch(random, 32);
+            var result = await model.TrainAsync(texts, labels, optimizer, default);
             losses.Add(result.Loss);
             fellBack += result.FellBack;
-            Assert.Equal(2.0, result.ExpertsPerSample[0]);
+            Assert.Equal([2.0, 2.0], result.ExpertsPerSample);
         }
 
         double first = losses.Take(20).Average(), last = losses.TakeLast(20).Average();
         output.WriteLine($"mean loss over the first 20 steps {first:F3}, over the last 20 {last:F3}");
         Assert.True(last < 0.5 * first, $"loss went from {first:F3} to {last:F3}");
         Assert.Equal(0, fellBack);
-        // Every expert trained on its own host.
+        // Both gates trained, and every expert trained on its own host.
+        var fresh = ModelWeights.Initialize(spec, seed: 2);
+        foreach (var name in new[] { "layers.0.gate.0.weight", "layers.1.gate.1.weight" })
+            Assert.NotEqual(fresh.Parameters.Single(p => p.Name == name).Value.ToArray(), model.Parameters.Single(p => p.Name == name).Value.ToArray());
         var invoker = new RemoteExpertInvoker(gating.Node.Transport);
         foreach (var (host, uid) in new[] { (hostA, "ffn.0.0"), (hostA, "ffn.0.1"), (hostB, "ffn.1.0"), (hostB, "ffn.1.1") })
         {

@@ -274,7 +274,9 @@ public sealed class FanOutTests
         Assert.Equal([7f, 14f], result.Output.ToArray());
         Assert.Equal(["slow", "fast"], rig.Remote.Calls.Select(c => c.Host));
         Assert.Equal([("slow", "ffn.0")], rig.Remote.Cancelled);
-        Assert.Contains("(hedged)", Assert.Single(result.Trace).Host);
+        var trace = Assert.Single(result.Trace);
+        Assert.True(trace.Hedged);
+        Assert.Contains("(hedged)", trace.ToString());
         Assert.False(rig.Health.IsBackedOff(slow.Host));
     }
 

@@ -52,5 +52,5 @@ internal sealed class InMemoryExpertHost
 
     public IReadOnlyDictionary<string, IExpert> Experts { get; }
 
-    public ExpertRecord Record() => new() { Addresses = { Address.ToString() }, Type = "mlp", SchemaHash = "h" };
+    public ExpertRecord Record(string schemaHash = "h") => new() { Addresses = { Address.ToString() }, Type = "mlp", SchemaHash = schemaHash };
 }

@@ -18,9 +18,17 @@ public sealed class MixtureOfExpertsTests
     private const int Dim = 4;
     private static readonly ExpertGrid Grid = new("mlp", 3, 3);
 
-    private sealed record World(MixtureOfExperts Layer, Dictionary<string, IExpert> Experts, GatingNetwork Gate);
+    private sealed record World(MixtureOfExperts Layer, Dictionary<string, IExpert> Experts, GatingNetwork Gate, InMemoryExpertHost? Intruder = null);
 
-    private static async Task<World> BuildAsync(int k, double? topP = null, RouterLossWeights? losses = null, int nullExperts = 0)
+    private static readonly ExpertKind Kind = new("mlp", Dim);
+
+    /// <summary>
+    /// Nine mlp experts on two hosts. With an <paramref name="intruder"/>, a third host announces those uids
+    /// with the schema of width-8 experts (and serves such experts), and the hosts of the real experts no
+    /// longer announce the uids in <paramref name="onlyIntruded"/>.
+    /// </summary>
+    private static async Task<World> BuildAsync(int k, double? topP = null, RouterLossWeights? losses = null, int nullExperts = 0,
+        string[]? intruder = null, string[]? onlyIntruded = null, IncompatibleHosts? incompatible = null)
     {
         var network = new InMemoryNetwork(TimeProvider.System);
         var registry = ExpertRegistry.CreateDefault();
@@ -28,23 +36,32 @@ public sealed class MixtureOfExpertsTests
         for (int i = 0; i < 3; i++)
             for (int j = 0; j < 3; j++)
                 experts[$"mlp.{i}.{j}"] = registry.Create(new ExpertSpec("mlp", Dim, 6, (ulong)(10 * i + j + 1)));
+        var announced = experts.Where(e => !(onlyIntruded ?? []).Contains(e.Key)).ToDictionary();
         // Two hosts share the grid.
-        var first = new InMemoryExpertHost(network, "host-a", 1, experts.Where(e => e.Key.EndsWith(".0") || e.Key.EndsWith(".1")).ToDictionary());
-        var second = new InMemoryExpertHost(network, "host-b", 2, experts.Where(e => e.Key.EndsWith(".2")).ToDictionary());
+        var first = new InMemoryExpertHost(network, "host-a", 1, announced.Where(e => e.Key.EndsWith(".0") || e.Key.EndsWith(".1")).ToDictionary());
+        var second = new InMemoryExpertHost(network, "host-b", 2, announced.Where(e => e.Key.EndsWith(".2")).ToDictionary());
         using var gatingIdentity = PeerIdentity.FromSeed(3);
         var transport = network.Join(gatingIdentity.PeerId, new PeerAddress("gating", 7000), new Protocol.Rpc.PeerRouter(TimeProvider.System));
 
         var directory = new ExpertDirectory(new MemoryDht(TimeProvider.System));
         var expiration = DateTimeOffset.UtcNow + TimeSpan.FromMinutes(5);
         foreach (var host in new[] { first, second })
-            await directory.DeclareAsync(host.Identity, host.Experts.Keys.Select(u => (ExpertUid.Parse(u), host.Record())).ToArray(), expiration, default);
+            await directory.DeclareAsync(host.Identity, host.Experts.Keys.Select(u => (ExpertUid.Parse(u), host.Record(Kind.SchemaHash))).ToArray(), expiration, default);
+        InMemoryExpertHost? third = null;
+        if (intruder is not null)
+        {
+            third = new InMemoryExpertHost(network, "host-c", 4, intruder.ToDictionary(u => u, u => registry.Create(new ExpertSpec("mlp", 2 * Dim, null, 5))));
+            var wide = new ExpertKind("mlp", 2 * Dim).SchemaHash;
+            await directory.DeclareAsync(third.Identity, intruder.Select(u => (ExpertUid.Parse(u), third.Record(wide))).ToArray(), expiration, default);
+        }
 
         // The system clock here: every expert gets the whole (long) deadline, so a loaded machine cannot cut one.
         var options = new RoutingOptions { ForwardTimeout = TimeSpan.FromSeconds(20), BackwardTimeout = TimeSpan.FromSeconds(20), GraceAfterKMin = TimeSpan.FromSeconds(20) };
         var fanOut = new ExpertFanOut(new RemoteExpertInvoker(transport), null, new PeerHealth(options, TimeProvider.System), options, TimeProvider.System);
         var gate = new GatingNetwork(Grid, Dim, seed: 99, nullExperts);
-        var layer = new MixtureOfExperts(gate, new BeamSearch(directory), directory, fanOut, new MixtureOfExpertsOptions { K = k, TopP = topP, RouterLosses = losses });
-        return new World(layer, experts, gate);
+        var layer = new MixtureOfExperts(gate, new BeamSearch(directory), directory, fanOut,
+            new MixtureOfExpertsOptions { K = k, TopP = topP, RouterLosses = losses, Kind = intruder is null ? null : Kind }, incompatible: incompatible);
+        return new World(layer, announced, gate, third);
     }
 
     /// <summary>
@@ -177,5 +194,57 @@ public sealed class MixtureOfExpertsTests
         var used = step.Experts.ExpertsPerSample.ToArray();
         Assert.All(used, n => Assert.InRange(n, 1, 3));
         Assert.True(used.Average() < 3, $"top-p used {string.Join(", ", used)} experts per sample");
+    }
+
+    [Fact]
+    public async Task IncompatibleReplicas_AreSkippedNeverCalled_CountedAndLoggedOnce()
+    {
+        var logger = new ListLogger();
+        var incompatible = new IncompatibleHosts(logger);
+        var all = Enumerable.Range(0, 9).Select(i => $"mlp.{i / 3}.{i % 3}").ToArray();
+        var world = await BuildAsync(k: 2, intruder: all, incompatible: incompatible);
+        using var input = GradientCheck.Random(new TensorShape(6, Dim), 7);
+        for (int round = 0; round < 2; round++)
+        {
+            using var step = await world.Layer.ForwardAsync(input, default);
+            using var expected = InProcess(world, input, 2);
+            AssertClose(expected, step.Output);
+            Assert.All(step.Experts.Trace, t => Assert.NotEqual(world.Intruder!.Identity.PeerId.ToString(), t.Host));
+        }
+        Assert.False(world.Intruder!.ForwardServed.Task.IsCompleted, "the incompatible host was called");
+        Assert.True(incompatible.Skipped >= 2, $"skipped {incompatible.Skipped} times");
+        Assert.Equal(incompatible.Distinct, logger.Lines.Count);
+        Assert.All(logger.Lines, l => Assert.Contains(world.Intruder.Identity.PeerId.ToString(), l.Message));
+        Assert.All(logger.Lines, l => Assert.Contains("width 4", l.Message));
+    }
+
+    [Fact]
+    public async Task UidServedOnlyByIncompatibleHosts_IsPassedOverByTheSearch_WhichTakesTheNextBestExpert()
+    {
+        var incompatible = new IncompatibleHosts();
+        string[] intruded = ["mlp.0.0", "mlp.1.1", "mlp.2.2"];
+        var world = await BuildAsync(k: 2, intruder: intruded, onlyIntruded: intruded, incompatible: incompatible);
+        using var input = GradientCheck.Random(new TensorShape(8, Dim), 21);
+        // Over the whole grid the gate would have chosen some of these uids.
+        var scores = world.Gate.Forward(input);
+        var perSample = GatingNetwork.PerSample(scores);
+        foreach (var t in scores) t.Dispose();
+        Assert.Contains(perSample, sample => Enumerable.Range(0, 9).Select(i => ExpertUid.Parse($"mlp.{i / 3}.{i % 3}"))
+            .OrderByDescending(u => Grid.Score(u, sample)).Take(2).Any(u => intruded.Contains(u.Value)));
+        using var step = await world.Layer.ForwardAsync(input, default);
+        // The in-process computation over the six compatible experts only.
+        using var expected = InProcess(world, input, 2);
+        AssertClose(expected, step.Output);
+        Assert.All(step.Experts.ExpertsPerSample, n => Assert.Equal(2, n));
+        Assert.All(step.Experts.FellBack, Assert.False);
+        Assert.False(world.Intruder!.ForwardServed.Task.IsCompleted, "the incompatible host was called");
+        Assert.True(incompatible.Distinct > 0);
+    }
+
+    private static void AssertClose(Tensor expected, Tensor got)
+    {
+        var want = expected.ToArray();
+        var have = got.ToArray();
+        for (int i = 0; i < want.Length; i++) Assert.True(Math.Abs(have[i] - want[i]) <= 1e-5, $"element {i}: remote {have[i]}, in-process {want[i]}");
     }
 }

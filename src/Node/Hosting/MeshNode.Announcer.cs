@@ -5,8 +5,9 @@ namespace MoEMesh.Node.Hosting;
 /// <summary>
 /// Announcing: every UpdatePeriod each hosted expert is re-declared, signed by this node, with its
 /// addresses, schema hash and current load, expiring after 2 × UpdatePeriod, so a node that dies drops
-/// out of the directory within two periods. Model files in the model folder are announced the same way
-/// (rescanned each time, so a new trunk version is announced within a period).
+/// out of the directory within two periods. Held models are announced the same way (the model folder is
+/// rescanned each time, so a model put there is announced within a period; one installed from a peer is
+/// announced at once).
 /// </summary>
 public sealed partial class MeshNode
 {
@@ -14,7 +15,7 @@ public sealed partial class MeshNode
     {
         var expiration = time.GetUtcNow() + 2 * options.UpdatePeriod;
         var experts = Experts.Values.Select(e => (e.Uid, e.Record(AnnounceAddresses))).ToArray();
-        var models = _models.Refresh().Select(m => (m.Name, m.Record(AnnounceAddresses))).ToArray();
+        var models = _store.Refresh().Select(m => (m.Name, m.Record(AnnounceAddresses))).ToArray();
         var results = await Task.WhenAll(
             experts.Length > 0 ? Directory.DeclareAsync(identity, experts, expiration, cancellationToken) : Task.FromResult<IReadOnlyList<Dht.DhtStoreResult>>([]),
             models.Length > 0 ? Models.DeclareAsync(identity, models, expiration, cancellationToken) : Task.FromResult<IReadOnlyList<Dht.DhtStoreResult>>([]));

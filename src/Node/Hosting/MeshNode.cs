@@ -28,7 +28,8 @@ namespace MoEMesh.Node.Hosting;
 /// checkpointing every CheckpointPeriod. Stopping (SIGTERM, SIGINT, or the host stopping): stop
 /// announcing, refuse new expert calls and let those in flight finish within DrainTimeout, write every
 /// checkpoint, leave the DHT, close the port. Split by concern: <c>MeshNode.Experts.cs</c> builds and
-/// checkpoints experts, <c>MeshNode.Announcer.cs</c> announces them.
+/// checkpoints experts, <c>MeshNode.Announcer.cs</c> announces them, <c>MeshNode.Models.cs</c> holds
+/// models and answers queries.
 /// </summary>
 public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity, ExpertRegistry registry, TimeProvider time,
     ILoggerFactory loggers, IMeterFactory meters) : IHostedService
@@ -40,7 +41,7 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
     private PeerConnectionPool? _pool;
     private BatchingRuntime? _runtime;
     private ExpertRpcHandler? _handler;
-    private ModelFiles _models = null!;
+    private NodeMetrics? _metrics;
     private Task _background = Task.CompletedTask;
     private Task? _stopped;
 
@@ -93,13 +94,11 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
     /// over its transport with <see cref="NodeOptions.Routing"/> (its own experts without a socket), and
     /// falls back to the experts this node hosts.
     /// </summary>
-    public MixtureOfExperts CreateMixtureOfExperts(GatingNetwork gate, MixtureOfExpertsOptions layer)
-    {
-        if (Health is null) throw new InvalidOperationException("The node has not started: start it before creating gating layers on it.");
-        var remote = new SelfShortCircuitInvoker(PeerId, LocalExperts, new RemoteExpertInvoker(Transport));
-        var fanOut = new ExpertFanOut(remote, LocalExperts, Health, options.Routing, time);
-        return new MixtureOfExperts(gate, new BeamSearch(Directory), Directory, fanOut, layer, HostedUids);
-    }
+    public MixtureOfExperts CreateMixtureOfExperts(GatingNetwork gate, MixtureOfExpertsOptions layer) =>
+        (Layers ?? throw new InvalidOperationException("The node has not started: start it before creating gating layers on it.")).Create(gate, layer);
+
+    /// <summary>Makes this node's gating layers (see <see cref="CreateMixtureOfExperts"/>); set once started.</summary>
+    public MixtureOfExpertsFactory Layers { get; private set; } = null!;
 
     /// <inheritdoc />
     public async Task StartAsync(CancellationToken cancellationToken)
@@ -125,27 +124,30 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
         Dht.Start();
         Directory = new ExpertDirectory(Dht, time);
         Models = new ModelDirectory(Dht);
-        _models = new ModelFiles(options.ModelDirectory);
-        _models.Refresh();
-        router.MapBlobs(_models);
+        HoldModels(router);
         LogJoined(_logger, identity.PeerId.ToString(), ListenAddress.ToString(), Dht.RoutingTableSize);
 
         Experts = await CreateExpertsAsync(cancellationToken);
         _runtime = new BatchingRuntime(options.Batching, time, loggers.CreateLogger<BatchingRuntime>());
         var computeLoop = _runtime.RunAsync(_stopping.Token);
-        _handler = new ExpertRpcHandler(Experts, _runtime, options.Batching, options.Serving, time, new NodeMetrics(meters, this));
+        _metrics = new NodeMetrics(meters, this);
+        _handler = new ExpertRpcHandler(Experts, _runtime, options.Batching, options.Serving, time, _metrics);
         LocalExperts = new LocalExpertInvoker(Experts, _runtime, time);
         Health = new PeerHealth(options.Routing, time);
+        Layers = new MixtureOfExpertsFactory(Directory, new SelfShortCircuitInvoker(PeerId, LocalExperts, new RemoteExpertInvoker(Transport)), Health, options.Routing, time,
+            new IncompatibleHosts(loggers.CreateLogger<IncompatibleHosts>()),
+            new LocalExperts(LocalExperts, Experts.Values.Select(e => new LocalExpert(e.Uid, e.Backend.Spec.Type, e.SchemaHash)).ToArray()));
         _handler.Map(router);
         router.Map(NodeStatus.Method, (_, _) => ValueTask.FromResult(PeerResponse.Ok(payload: NodeStatus.Of(this).ToJson())));
+        ServeQueries(router);
 
-        if (Experts.Count > 0 || _models.Current.Count > 0)
+        if (Experts.Count > 0 || HeldModels.Count > 0)
         {
             await AnnounceAsync(cancellationToken);
             AnnouncedAfter = time.GetUtcNow() - new DateTimeOffset(Process.GetCurrentProcess().StartTime.ToUniversalTime());
             LogAnnounced(_logger, Experts.Count, AnnouncedAfter.Value.TotalMilliseconds);
         }
-        _background = Task.WhenAll(computeLoop, AnnounceLoopAsync(_stopAnnouncing.Token), CheckpointLoopAsync(_stopping.Token));
+        _background = Task.WhenAll(computeLoop, AnnounceLoopAsync(_stopAnnouncing.Token), CheckpointLoopAsync(_stopping.Token), ModelSyncLoopAsync(_stopAnnouncing.Token));
     }
 
     /// <inheritdoc />
@@ -158,6 +160,8 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
     private async Task StopOnceAsync()
     {
         _stopAnnouncing.Cancel();
+        // Queries waiting for a batch are answered (their experts are still served) before the drain.
+        if (_catalog is not null) await _catalog.DisposeAsync();
         if (_handler is not null)
         {
             _handler.Drain();

@@ -93,6 +93,7 @@ public static class NodeHost
 
     private static void MapEndpoints(WebApplication app)
     {
+        app.MapQueries();
         app.MapGet("/v1/status", (MeshNode node) => Results.Bytes(NodeStatus.Of(node).ToJson(), "application/json"));
         app.MapGet("/metrics", (PrometheusExporter exporter) => Results.Text(exporter.Render(), "text/plain; version=0.0.4; charset=utf-8"));
         app.MapGet("/v1/experts/{uid}", async (string uid, MeshNode node, CancellationToken cancellationToken) =>

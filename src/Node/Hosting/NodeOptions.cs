@@ -44,8 +44,14 @@ public sealed class NodeOptions
     /// <summary>Where each expert's checkpoint lives (one folder per uid). Default checkpoints.</summary>
     public string CheckpointDirectory { get; set; } = "checkpoints";
 
-    /// <summary>Model files (trunks) this node offers to peers: each file is announced as model:&lt;file name without extension&gt;. Default models.</summary>
+    /// <summary>
+    /// The models this node holds (kept across restarts): each <c>NAME.safetensors</c> model file is announced as
+    /// model:NAME and served to peers; models peers publish here are written to it too. Default models.
+    /// </summary>
     public string ModelDirectory { get; set; } = "models";
+
+    /// <summary>Limits of holding, fetching and serving models, and of queries.</summary>
+    public Models.ModelServingOptions Models { get; set; } = new();
 
     /// <summary>How often checkpoints are written (also on stop). Default 5 min.</summary>
     public TimeSpan CheckpointPeriod { get; set; } = TimeSpan.FromMinutes(5);
@@ -105,6 +111,8 @@ public sealed class NodeOptions
         Wrap(nameof(Batching), Batching.Validate);
         Wrap(nameof(Dht), Dht.Validate);
         Wrap(nameof(Routing), Routing.Validate);
+        Wrap(nameof(Models), Models.Validate);
+        if (string.IsNullOrWhiteSpace(ModelDirectory)) Fail(nameof(ModelDirectory), "must name a folder");
     }
 
     private static void ValidateExpert(int index, ExpertHostingOptions e)

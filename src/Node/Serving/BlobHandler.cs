@@ -2,26 +2,28 @@ using MoEMesh.Protocol;
 using MoEMesh.Protocol.Rpc;
 using MoEMesh.Protocol.Wire;
 using MoEMesh.Protocol.Wire.Experts;
+using MoEMesh.Node.Models;
 using MoEMesh.Routing.Invocation;
 
 namespace MoEMesh.Node.Serving;
 
 /// <summary>
-/// Serves <c>blob.fetch</c>: a byte range of a model file this node offers, by SHA-256. An unknown hash is
+/// Serves <c>blob.fetch</c>: a byte range of a model file this node holds, by SHA-256. An unknown hash is
 /// NotFound, an offset past the end InvalidArgument; a range is at most <see cref="BlobClient.ChunkBytes"/>.
 /// </summary>
 internal static class BlobHandler
 {
-    public static PeerRouter MapBlobs(this PeerRouter router, ModelFiles files)
+    public static PeerRouter MapBlobs(this PeerRouter router, ModelStore files)
     {
         router.Map(BlobClient.FetchMethod, async (request, cancellationToken) =>
         {
             var fetch = request.ParseHeader(BlobFetchRequest.Parser);
-            var file = files.Find(fetch.Sha256)
+            var file = files.FindBySha(fetch.Sha256)
                 ?? throw new PeerRpcException(StatusCode.NotFound, $"blob.fetch: no file with SHA-256 {fetch.Sha256} is offered by this node; it offers {files.Current.Count} files.");
-            if (fetch.Offset > (ulong)file.Size)
-                throw new PeerRpcException(StatusCode.InvalidArgument, $"blob.fetch: offset {fetch.Offset} is past the end of {file.Name} ({file.Size} bytes).");
-            int length = (int)Math.Min(Math.Min(fetch.Length == 0 ? BlobClient.ChunkBytes : fetch.Length, BlobClient.ChunkBytes), (ulong)file.Size - fetch.Offset);
+            ulong size = file.Publication.Size;
+            if (fetch.Offset > size)
+                throw new PeerRpcException(StatusCode.InvalidArgument, $"blob.fetch: offset {fetch.Offset} is past the end of {file.Name} ({size} bytes).");
+            int length = (int)Math.Min(Math.Min(fetch.Length == 0 ? BlobClient.ChunkBytes : fetch.Length, BlobClient.ChunkBytes), size - fetch.Offset);
             var bytes = PooledBuffer.Rent(length);
             try
             {
@@ -34,7 +36,7 @@ internal static class BlobHandler
                 bytes.Dispose();
                 throw;
             }
-            return PeerResponse.Ok(new BlobFetchResponse { TotalSize = (ulong)file.Size }, bytes.Memory, bytes);
+            return PeerResponse.Ok(new BlobFetchResponse { TotalSize = size }, bytes.Memory, bytes);
         });
         return router;
     }

@@ -10,6 +10,7 @@ internal sealed class NodeMetrics
     public const string MeterName = "MoEMesh.Node";
 
     private readonly Histogram<double> _callDuration;
+    private readonly Histogram<double> _queryDuration;
 
     public NodeMetrics(IMeterFactory factory, MeshNode node)
     {
@@ -21,9 +22,15 @@ internal sealed class NodeMetrics
         meter.CreateObservableGauge("moemesh.node.expert.updates",
             () => node.Experts.Values.Select(e => new Measurement<long>(e.Backend.UpdateCount, new KeyValuePair<string, object?>("expert", e.Uid.Value))),
             "{step}", "Optimizer steps applied to each hosted expert");
+        _queryDuration = meter.CreateHistogram<double>("moemesh.node.query.duration", "ms", "Queries answered, from arrival to answer, by model and HTTP status");
+        meter.CreateObservableCounter("moemesh.routing.incompatible_hosts.skipped", () => node.Layers?.Incompatible.Skipped ?? 0, "{host}",
+            "Times a host was skipped because it announces another expert type or schema than the layer needs");
         meter.CreateObservableGauge("moemesh.dht.routing_table.size", () => node.Dht.RoutingTableSize, "{contact}", "Contacts in the DHT routing table");
         meter.CreateObservableGauge("moemesh.dht.records", () => node.Dht.StoredRecords, "{record}", "DHT records held for the network");
     }
+
+    public void Query(string model, int status, TimeSpan elapsed) =>
+        _queryDuration.Record(elapsed.TotalMilliseconds, new("model", model), new("status", status));
 
     public void ExpertCall(string expert, string method, bool ok, TimeSpan elapsed) =>
         _callDuration.Record(elapsed.TotalMilliseconds, new("expert", expert), new("method", method), new("outcome", ok ? "ok" : "error"));

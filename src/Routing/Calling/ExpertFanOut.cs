@@ -23,6 +23,9 @@ public sealed partial class ExpertFanOut(IExpertInvoker remote, IExpertInvoker? 
 {
     private static readonly PeerEndpoint LocalEndpoint = new(new PeerAddress("local", 1));
 
+    /// <summary>How activations and gradients travel (<see cref="RoutingOptions.Compression"/>).</summary>
+    public Protocol.Wire.Compression Compression => options.WireCompression;
+
     /// <summary>Runs the forward fan-out.</summary>
     /// <exception cref="ExpertCallFailedException">A sample got no answer and has no local fallback.</exception>
     public async Task<FanOutResult> ForwardAsync(FanOutRequest request, CancellationToken cancellationToken)
@@ -85,8 +88,7 @@ public sealed partial class ExpertFanOut(IExpertInvoker remote, IExpertInvoker? 
                     result.Value!.Dispose();
                     result = ExpertCallResult<Tensor>.Failed(ExpertCallOutcome.Rejected, problem);
                 }
-                var hostText = attempt.Host.Host + (hedged ? " (hedged)" : "");
-                last = new ExpertCallTrace(uid, hostText, result.Outcome, result.Error, time.GetElapsedTime(started), samples.Length, false);
+                last = new ExpertCallTrace(uid, attempt.Host.Host.ToString(), result.Outcome, result.Error, time.GetElapsedTime(started), samples.Length, false, hedged);
                 if (result.IsOk) return new CallOutcome<ExpertAnswer>(samples, new ExpertAnswer(new ExpertTarget(uid, attempt.Host.Endpoint), false, samples, input, result.Value!), last);
                 if (result.Outcome != ExpertCallOutcome.Unreachable || stragglers.IsCancellationRequested) break;
             }

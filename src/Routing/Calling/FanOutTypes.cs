@@ -53,11 +53,12 @@ public sealed class FanOutRequest
 /// <param name="Elapsed">From the start of the call to its end.</param>
 /// <param name="Rows">Samples it carried.</param>
 /// <param name="Local">Whether it was a local fallback.</param>
-public sealed record ExpertCallTrace(ExpertUid Uid, string Host, ExpertCallOutcome Outcome, string? Error, TimeSpan Elapsed, int Rows, bool Local)
+/// <param name="Hedged">Whether the request also went to a second host (the answer is from whichever came first).</param>
+public sealed record ExpertCallTrace(ExpertUid Uid, string Host, ExpertCallOutcome Outcome, string? Error, TimeSpan Elapsed, int Rows, bool Local, bool Hedged = false)
 {
     /// <inheritdoc />
     public override string ToString() =>
-        $"{Uid} at {Host}: {Outcome}{(Error is null ? "" : $" ({Error})")} after {Elapsed.TotalMilliseconds:F0} ms, {Rows} rows{(Local ? ", local fallback" : "")}";
+        $"{Uid} at {Host}{(Hedged ? " (hedged)" : "")}: {Outcome}{(Error is null ? "" : $" ({Error})")} after {Elapsed.TotalMilliseconds:F0} ms, {Rows} rows{(Local ? ", local fallback" : "")}";
 }
 
 /// <summary>Some samples got no answer and have no local fallback; the message lists every call.</summary>

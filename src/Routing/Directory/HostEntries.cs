@@ -28,19 +28,24 @@ internal static class HostEntries
     {
         if (value is null || !value.IsDictionary) yield break;
         foreach (var entry in value.Records)
+            if (TryParse(entry.Subkey!, entry, parser, addresses) is { } parsed) yield return parsed;
+    }
+
+    /// <summary>One entry announced by the host <paramref name="hostText"/> names, or null when it does not parse.</summary>
+    public static (PeerId Host, T Record, PeerAddress[] Addresses, DateTimeOffset Expiration)? TryParse<T>(string hostText, DhtRecord entry, MessageParser<T> parser,
+        Func<T, IEnumerable<string>> addresses) where T : IMessage<T>
+    {
+        if (!PeerId.TryParse(hostText, out var host)) return null;
+        T record;
+        try
         {
-            if (!PeerId.TryParse(entry.Subkey, out var host)) continue;
-            T record;
-            try
-            {
-                record = parser.ParseFrom(entry.Value.Span);
-            }
-            catch (InvalidProtocolBufferException)
-            {
-                continue;
-            }
-            var parsed = addresses(record).Select(a => PeerAddress.TryParse(a, out var address) ? address : (PeerAddress?)null).OfType<PeerAddress>().ToArray();
-            if (parsed.Length > 0) yield return (host, record, parsed, entry.Expiration);
+            record = parser.ParseFrom(entry.Value.Span);
         }
+        catch (InvalidProtocolBufferException)
+        {
+            return null;
+        }
+        var parsed = addresses(record).Select(a => PeerAddress.TryParse(a, out var address) ? address : (PeerAddress?)null).OfType<PeerAddress>().ToArray();
+        return parsed.Length > 0 ? (host, record, parsed, entry.Expiration) : null;
     }
 }

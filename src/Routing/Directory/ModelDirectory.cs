@@ -4,36 +4,91 @@ using MoEMesh.Protocol.Addressing;
 using MoEMesh.Protocol.Identity;
 using MoEMesh.Protocol.Rpc;
 using MoEMesh.Protocol.Wire.Experts;
+using MoEMesh.Routing.Models;
 
 namespace MoEMesh.Routing.Directory;
 
-/// <summary>A host of a model file as its signed DHT record describes it.</summary>
-public sealed record ModelHostInfo(string Name, PeerId Host, IReadOnlyList<PeerAddress> Addresses, string Sha256, long Size, long Version, DateTimeOffset Expiration)
+/// <summary>A holder of a model file as its signed DHT record describes it.</summary>
+/// <param name="Name">The model.</param>
+/// <param name="Host">The holder (the record's signer).</param>
+/// <param name="Addresses">Where the holder serves blob.fetch.</param>
+/// <param name="Publication">What the holder holds: version, SHA-256, size, and the publisher's signature.</param>
+/// <param name="Expiration">When the announcement lapses unless renewed.</param>
+public sealed record ModelHostInfo(string Name, PeerId Host, IReadOnlyList<PeerAddress> Addresses, ModelPublication Publication, DateTimeOffset Expiration)
 {
+    /// <summary>Hex SHA-256 of the file.</summary>
+    public string Sha256 => Publication.Sha256;
+
+    /// <summary>Bytes of the file.</summary>
+    public long Size => (long)Publication.Size;
+
+    /// <summary>The version (Unix ms when it was saved).</summary>
+    public long Version => Publication.Version;
+
     /// <summary>Where to fetch the file (the host's first address; the handshake checks its PeerId).</summary>
     public PeerEndpoint Endpoint => new(Addresses[0], Host);
 }
 
+/// <summary>A model the swarm knows: its newest version and who holds which.</summary>
+/// <param name="Name">The model.</param>
+/// <param name="Newest">The newest version held anywhere.</param>
+/// <param name="Holders">Every live holder, newest version first.</param>
+public sealed record ModelSummary(string Name, ModelPublication Newest, IReadOnlyList<ModelHostInfo> Holders);
+
 /// <summary>
-/// Model files (trunks) in the DHT: <c>model:&lt;name&gt;</c> holds one entry per host, under the subkey of
-/// the host's PeerId, whose value is a <see cref="ModelRecord"/> signed by that host: the file's SHA-256,
-/// size and version. Peers fetch the bytes from a host with <see cref="Invocation.BlobClient"/>.
+/// Model files in the DHT. <c>model:&lt;name&gt;</c> holds one entry per holder, under the subkey of the
+/// holder's PeerId, whose value is a <see cref="ModelRecord"/> signed by that holder (the file's SHA-256,
+/// size, version and its publisher's signature). The same record also goes under the key <c>models</c>
+/// with the subkey <c>&lt;name&gt;:&lt;PeerId&gt;</c> (a subkey ending in a PeerId must be signed by it), so
+/// one lookup lists every model the swarm holds. Peers fetch the bytes with <see cref="Invocation.BlobClient"/>.
 /// </summary>
 public sealed class ModelDirectory(IDht dht)
 {
+    /// <summary>The key listing every model.</summary>
+    public const string IndexKey = "models";
+
     /// <summary>The DHT key of a model.</summary>
     public static string KeyOf(string name) => "model:" + name;
 
-    /// <summary>Announces models hosted by <paramref name="host"/> until <paramref name="expiration"/>.</summary>
-    public Task<IReadOnlyList<DhtStoreResult>> DeclareAsync(PeerIdentity host, IReadOnlyList<(string Name, ModelRecord Record)> models, DateTimeOffset expiration, CancellationToken cancellationToken) =>
-        HostEntries.DeclareAsync(dht, host, models.Select(m => (KeyOf(m.Name), (IMessage)m.Record)), expiration, cancellationToken);
-
-    /// <summary>The live hosts of a model, newest version first.</summary>
-    public async Task<IReadOnlyList<ModelHostInfo>> FindAsync(string name, CancellationToken cancellationToken)
+    /// <summary>Announces models held by <paramref name="host"/> until <paramref name="expiration"/>; one result per record stored.</summary>
+    public Task<IReadOnlyList<DhtStoreResult>> DeclareAsync(PeerIdentity host, IReadOnlyList<(string Name, ModelRecord Record)> models, DateTimeOffset expiration, CancellationToken cancellationToken)
     {
-        var value = await dht.GetAsync(KeyOf(name), latest: true, cancellationToken);
-        return HostEntries.Parse(value, ModelRecord.Parser, r => r.Addresses)
-            .Select(e => new ModelHostInfo(name, e.Host, e.Addresses, e.Record.Sha256, (long)e.Record.Size, e.Record.Version, e.Expiration))
-            .OrderByDescending(h => h.Version).ToArray();
+        var subkey = host.PeerId.ToString();
+        var records = models.SelectMany(m => new[]
+        {
+            Dht.Records.DhtRecord.Signed(KeyOf(m.Name), subkey, m.Record.ToByteArray(), expiration, host),
+            Dht.Records.DhtRecord.Signed(IndexKey, m.Name + ":" + subkey, m.Record.ToByteArray(), expiration, host),
+        }).ToArray();
+        return dht.StoreManyAsync(records, cancellationToken);
     }
+
+    /// <summary>The live holders of a model, newest version first.</summary>
+    public async Task<IReadOnlyList<ModelHostInfo>> FindAsync(string name, CancellationToken cancellationToken) =>
+        Holders(name, HostEntries.Parse(await dht.GetAsync(KeyOf(name), latest: true, cancellationToken), ModelRecord.Parser, r => r.Addresses));
+
+    /// <summary>Every model the swarm holds, by name, with its newest version and holders.</summary>
+    public async Task<IReadOnlyList<ModelSummary>> ListAsync(CancellationToken cancellationToken)
+    {
+        var value = await dht.GetAsync(IndexKey, latest: true, cancellationToken);
+        var entries = new List<(string Name, PeerId Host, ModelRecord Record, PeerAddress[] Addresses, DateTimeOffset Expiration)>();
+        if (value is { IsDictionary: true })
+        {
+            foreach (var record in value.Records)
+            {
+                // "<name>:<PeerId>": the DHT checked that the PeerId signed it; the name must be one.
+                int colon = record.Subkey!.LastIndexOf(':');
+                if (colon <= 0 || !ModelFile.IsValidName(record.Subkey[..colon], out _)) continue;
+                if (HostEntries.TryParse(record.Subkey[(colon + 1)..], record, ModelRecord.Parser, r => r.Addresses) is { } e)
+                    entries.Add((record.Subkey[..colon], e.Host, e.Record, e.Addresses, e.Expiration));
+            }
+        }
+        return entries.GroupBy(e => e.Name, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal)
+            .Select(g => Holders(g.Key, g.Select(e => (e.Host, e.Record, e.Addresses, e.Expiration))))
+            .Select(h => new ModelSummary(h[0].Name, h[0].Publication, h))
+            .ToArray();
+    }
+
+    private static ModelHostInfo[] Holders(string name, IEnumerable<(PeerId Host, ModelRecord Record, PeerAddress[] Addresses, DateTimeOffset Expiration)> entries) =>
+        entries.Select(e => new ModelHostInfo(name, e.Host, e.Addresses, ModelPublications.Of(name, e.Record), e.Expiration))
+            .OrderByDescending(h => h.Version).ThenBy(h => h.Host.ToString(), StringComparer.Ordinal).ToArray();
 }

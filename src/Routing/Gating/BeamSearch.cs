@@ -15,6 +15,9 @@ public readonly record struct ScoredExpert(ExpertUid Uid, float Score);
 /// experts (a greedy beam over partial sums is not: a strong first coordinate may have only weak live
 /// children). Each round expands up to <c>beamWidth</c> prefixes per sample, and all samples' prefixes go
 /// to the DHT in one request, so a batch costs about depth × (rounds per level) DHT round trips.
+/// With a <c>usable</c> check (a layer that needs one kind of expert), a complete uid is emitted only once
+/// the check has accepted it: the uids at the head of the samples' queues are checked together, one
+/// lookup per round, and a rejected uid is dropped, so the result is the top k of the usable experts.
 /// </summary>
 public sealed class BeamSearch(ExpertDirectory directory)
 {
@@ -24,22 +27,38 @@ public sealed class BeamSearch(ExpertDirectory directory)
     /// <param name="k">Experts wanted per sample.</param>
     /// <param name="beamWidth">Prefixes expanded per sample per round (more: fewer rounds, more lookups).</param>
     /// <param name="cancellationToken">Stops the search.</param>
-    public async Task<IReadOnlyList<ScoredExpert>[]> FindAsync(ExpertGrid grid, IReadOnlyList<IReadOnlyList<float[]>> scores, int k, int beamWidth, CancellationToken cancellationToken)
+    /// <param name="usable">Which of the given uids may be used (null: every live uid); asked once per round for the uids waiting at the head.</param>
+    public async Task<IReadOnlyList<ScoredExpert>[]> FindAsync(ExpertGrid grid, IReadOnlyList<IReadOnlyList<float[]>> scores, int k, int beamWidth, CancellationToken cancellationToken,
+        Func<IReadOnlyCollection<ExpertUid>, CancellationToken, Task<IReadOnlySet<ExpertUid>>>? usable = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(k, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(beamWidth, 1);
         var searches = scores.Select((s, i) => new SampleSearch(grid, Check(grid, s, i), k)).ToArray();
+        var verdicts = usable is null ? null : new Dictionary<ExpertUid, bool>();
         while (true)
         {
             var wanted = new HashSet<ExpertPrefix>();
+            var check = new HashSet<ExpertUid>();
             foreach (var search in searches)
             {
-                search.EmitReady();
-                if (!search.Done) search.TakeFrontier(beamWidth, wanted);
+                search.EmitReady(verdicts, check);
+                if (!search.Done && !search.Verifying) search.TakeFrontier(beamWidth, wanted);
             }
-            if (wanted.Count == 0) break;
-            var successors = await directory.FindSuccessorsAsync(wanted, cancellationToken);
-            foreach (var search in searches) search.Expand(successors);
+            if (wanted.Count == 0 && check.Count == 0) break;
+            var successors = wanted.Count == 0
+                ? Task.FromResult<IReadOnlyDictionary<ExpertPrefix, ExpertSuccessors>>(new Dictionary<ExpertPrefix, ExpertSuccessors>())
+                : directory.FindSuccessorsAsync(wanted, cancellationToken);
+            if (check.Count > 0)
+            {
+                var accepted = await usable!(check, cancellationToken);
+                foreach (var uid in check) verdicts![uid] = accepted.Contains(uid);
+            }
+            var found = await successors;
+            foreach (var search in searches)
+            {
+                search.Resolve(verdicts);
+                search.Expand(found);
+            }
         }
         return searches.Select(s => s.Found).ToArray();
     }
@@ -67,6 +86,7 @@ public sealed class BeamSearch(ExpertDirectory directory)
         private readonly PriorityQueue<Open, (float Bound, string Tie)> _open = new(Comparer<(float Bound, string Tie)>.Create(
             (a, b) => a.Bound != b.Bound ? b.Bound.CompareTo(a.Bound) : string.CompareOrdinal(a.Tie, b.Tie)));
         private readonly List<Open> _expanding = [];
+        private readonly List<Open> _verifying = [];
         private readonly List<ScoredExpert> _found = [];
 
         public SampleSearch(ExpertGrid grid, IReadOnlyList<float[]> scores, int k)
@@ -81,16 +101,41 @@ public sealed class BeamSearch(ExpertDirectory directory)
 
         public IReadOnlyList<ScoredExpert> Found => _found;
 
-        public bool Done => _found.Count >= _k || _open.Count == 0;
+        public bool Done => _found.Count >= _k || (_open.Count == 0 && _verifying.Count == 0);
 
-        /// <summary>Emits complete uids while one holds the highest bound: nothing left can beat it.</summary>
-        public void EmitReady()
+        /// <summary>Whether complete uids at the head wait for the usable check.</summary>
+        public bool Verifying => _verifying.Count > 0;
+
+        /// <summary>
+        /// Emits complete uids while one holds the highest bound: nothing left can beat it. With
+        /// <paramref name="verdicts"/>, a uid not yet judged stops the emission: it and the complete uids right
+        /// behind it (as many as are still wanted) go to <paramref name="check"/> and wait for <see cref="Resolve"/>.
+        /// </summary>
+        public void EmitReady(Dictionary<ExpertUid, bool>? verdicts, HashSet<ExpertUid> check)
         {
-            while (_found.Count < _k && _open.TryPeek(out var top, out _) && top.Uid is { } uid)
+            while (_found.Count < _k && _verifying.Count == 0 && _open.TryPeek(out var top, out _) && top.Uid is { } uid)
             {
-                _open.Dequeue();
-                _found.Add(new ScoredExpert(uid, top.Partial));
+                bool? verdict = verdicts is null ? true : verdicts.TryGetValue(uid, out bool usable) ? usable : null;
+                if (verdict is { } use)
+                {
+                    _open.Dequeue();
+                    if (use) _found.Add(new ScoredExpert(uid, top.Partial));
+                    continue;
+                }
+                while (_verifying.Count < _k - _found.Count && _open.TryPeek(out var next, out _) && next.Uid is { } u && !verdicts!.ContainsKey(u))
+                {
+                    _verifying.Add(_open.Dequeue());
+                    check.Add(u);
+                }
             }
+        }
+
+        /// <summary>Returns the checked uids that may be used to the queue (in bound order, so they are emitted next); drops the others.</summary>
+        public void Resolve(Dictionary<ExpertUid, bool>? verdicts)
+        {
+            foreach (var open in _verifying)
+                if (verdicts![open.Uid!.Value]) Push(open);
+            _verifying.Clear();
         }
 
         /// <summary>Takes up to <paramref name="width"/> open prefixes, best bound first, to expand.</summary>

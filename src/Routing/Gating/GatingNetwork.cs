@@ -18,21 +18,28 @@ public sealed class GatingNetwork
     /// Creates a gate for <paramref name="grid"/> over inputs of width <paramref name="inputDim"/>, seeded,
     /// with <paramref name="nullExperts"/> null experts (AdaMoE): each has a logit of its own, competes for
     /// the top-k like any expert, and when chosen adds nothing and costs no call, so a sample the gate
-    /// finds easy uses fewer real experts.
+    /// finds easy uses fewer real experts. Its parameters are named under <paramref name="name"/>
+    /// ("layers.1.gate" gives "layers.1.gate.0.weight" … and "layers.1.gate.null.weight"), so several
+    /// gates in one model keep distinct names.
     /// </summary>
-    public GatingNetwork(ExpertGrid grid, int inputDim, ulong seed, int nullExperts = 0)
+    public GatingNetwork(ExpertGrid grid, int inputDim, ulong seed, int nullExperts = 0, string name = "gate")
     {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
         if (nullExperts < 0) throw new ArgumentOutOfRangeException(nameof(nullExperts), $"Null experts must be zero or more; got {nullExperts}.");
         var random = new SeededRandom(seed);
         Grid = grid;
+        InputDim = inputDim;
         NullExperts = nullExperts;
-        _dimensions = grid.Sizes.Select((size, d) => new Linear(inputDim, size, random, $"gate.{d}")).ToArray();
-        _null = nullExperts > 0 ? new Linear(inputDim, nullExperts, random, "gate.null") : null;
+        _dimensions = grid.Sizes.Select((size, d) => new Linear(inputDim, size, random, $"{name}.{d}")).ToArray();
+        _null = nullExperts > 0 ? new Linear(inputDim, nullExperts, random, name + ".null") : null;
         Parameters = _dimensions.Append(_null).OfType<Linear>().SelectMany(l => l.Parameters).ToArray();
     }
 
     /// <summary>The grid it scores.</summary>
     public ExpertGrid Grid { get; }
+
+    /// <summary>Width of the inputs it scores.</summary>
+    public int InputDim { get; }
 
     /// <summary>Null experts (none by default).</summary>
     public int NullExperts { get; }

@@ -16,28 +16,32 @@ public sealed class BlobClient(IPeerTransport transport, TimeProvider time)
     /// <summary>Bytes asked for per call: 16 MiB, well under the 64 MiB message limit.</summary>
     public const int ChunkBytes = 16 << 20;
 
-    /// <summary>Writes the file with <paramref name="sha256"/> from <paramref name="host"/> into <paramref name="destination"/>.</summary>
+    /// <summary>Writes the file with <paramref name="sha256"/> and <paramref name="size"/> bytes from <paramref name="host"/> into <paramref name="destination"/>.</summary>
     /// <param name="host">The peer that announced the file.</param>
     /// <param name="sha256">Hex SHA-256 of the file.</param>
+    /// <param name="size">Its size as announced: a host that claims another size, or sends more, is refused.</param>
     /// <param name="destination">Receives the bytes.</param>
     /// <param name="perChunkTimeout">Limit on each chunk's call.</param>
     /// <param name="cancellationToken">Stops the fetch.</param>
     /// <returns>Null on success, else why the fetch failed (the destination then holds a partial file).</returns>
-    public async Task<string?> FetchAsync(PeerEndpoint host, string sha256, Stream destination, TimeSpan perChunkTimeout, CancellationToken cancellationToken)
+    public async Task<string?> FetchAsync(PeerEndpoint host, string sha256, long size, Stream destination, TimeSpan perChunkTimeout, CancellationToken cancellationToken)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        ulong offset = 0, total = ulong.MaxValue;
-        while (offset < total)
+        ulong offset = 0, total = (ulong)size;
+        do
         {
             var request = new BlobFetchRequest { Sha256 = sha256, Offset = offset, Length = ChunkBytes };
             using var response = await transport.CallAsync(host, PeerRequest.Create(FetchMethod, request, default, time.GetUtcNow() + perChunkTimeout), cancellationToken);
             if (!response.IsOk) return $"fetching {sha256} from {host} at byte {offset}: {response}";
-            total = response.ParseHeader(BlobFetchResponse.Parser).TotalSize;
+            ulong claimed = response.ParseHeader(BlobFetchResponse.Parser).TotalSize;
+            if (claimed != total) return $"{host} says the file has {claimed} bytes; it was announced with {total}";
+            if ((ulong)response.Payload.Length > total - offset) return $"{host} sent {response.Payload.Length} bytes at offset {offset}, past the end of {total}";
             if (response.Payload.IsEmpty && offset < total) return $"{host} sent no bytes at offset {offset} of {total}";
             hash.AppendData(response.Payload.Span);
             await destination.WriteAsync(response.Payload, cancellationToken);
             offset += (ulong)response.Payload.Length;
         }
+        while (offset < total);
         var got = Convert.ToHexStringLower(hash.GetHashAndReset());
         return got == sha256 ? null : $"{host} served bytes whose SHA-256 is {got}, not {sha256}";
     }

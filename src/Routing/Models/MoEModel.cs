@@ -1,3 +1,4 @@
+using MoEMesh.Routing.Gating;
 using MoEMesh.Tensors;
 using MoEMesh.Tensors.Layers;
 using MoEMesh.Tensors.Losses;
@@ -7,41 +8,55 @@ using Tensor = MoEMesh.Tensors.Tensor;
 namespace MoEMesh.Routing.Models;
 
 /// <summary>
-/// A model whose middle lives in the swarm: a trunk (EmbeddingBag over hashed features to width d), one or
-/// more mixture-of-experts layers as residual blocks (h ← h + MoE(h)), and a linear head to class logits.
-/// The gating node trains the trunk, the gates and the head; every expert trains on its own host from the
-/// gradients the backward pass sends it.
+/// A model whose middle lives in the swarm: a trunk (text → hashed words and bigrams → mean of their
+/// embedding rows, width d), one or more mixture-of-experts layers as residual blocks (h ← h + MoE(h)),
+/// and a linear head to class logits. The gating node holds the trunk, the gates and the head
+/// (<see cref="ModelWeights"/>) and trains them; every expert trains on its own host from the gradients the
+/// backward pass sends it.
 /// </summary>
 public sealed class MoEModel
 {
-    private readonly EmbeddingBag _trunk;
-    private readonly Linear _head;
     private readonly IReadOnlyList<MixtureOfExperts> _layers;
 
-    /// <summary>Creates the model; layers must take and return width <paramref name="dimension"/>.</summary>
-    public MoEModel(int buckets, int dimension, int classes, IReadOnlyList<MixtureOfExperts> layers, ulong seed)
+    /// <summary>The model of <paramref name="spec"/> with <paramref name="weights"/>; <paramref name="createLayer"/> wires each gate to the swarm.</summary>
+    public MoEModel(ModelSpec spec, ModelWeights weights, Func<GatingNetwork, MixtureOfExpertsOptions, MixtureOfExperts> createLayer)
     {
-        var random = new SeededRandom(seed);
-        _trunk = new EmbeddingBag(buckets, dimension, random, BagMode.Mean, "trunk");
-        _head = new Linear(dimension, classes, random, "head");
-        _layers = layers;
-        Buckets = buckets;
-        Parameters = [.. _trunk.Parameters, .. layers.SelectMany(l => l.Gate.Parameters), .. _head.Parameters];
+        Spec = spec;
+        Weights = weights;
+        _layers = spec.Layers.Select((layer, i) => createLayer(weights.Gates[i], layer.Options(spec.Trunk.Width))).ToArray();
     }
 
-    /// <summary>Embedding buckets of the trunk.</summary>
-    public int Buckets { get; }
+    /// <summary>What the model is.</summary>
+    public ModelSpec Spec { get; }
+
+    /// <summary>Trunk, gates and head.</summary>
+    public ModelWeights Weights { get; }
 
     /// <summary>What the gating node trains: trunk, gates, head.</summary>
-    public IReadOnlyList<Parameter> Parameters { get; }
+    public IReadOnlyList<Parameter> Parameters => Weights.Parameters;
 
-    /// <summary>Class logits for a batch; the caller owns them.</summary>
-    public async Task<Tensor> PredictAsync(SparseFeatures features, CancellationToken cancellationToken)
+    /// <summary>Predictions for a batch of texts, each with its class probabilities and its route through every layer.</summary>
+    /// <exception cref="Calling.ExpertCallFailedException">Some text got no expert answer and no local expert could answer for it.</exception>
+    public async Task<IReadOnlyList<SamplePrediction>> PredictAsync(IReadOnlyList<string> texts, CancellationToken cancellationToken)
     {
+        var features = TextFeatures.Hash(texts, Spec.Trunk);
         var (hidden, steps) = await ForwardAsync(features, cancellationToken);
         try
         {
-            return _head.Forward(hidden[^1]);
+            using var logits = Weights.Head.Forward(hidden[^1]);
+            var predictions = new SamplePrediction[texts.Count];
+            for (int s = 0; s < texts.Count; s++)
+            {
+                var probabilities = new float[logits.RowLength];
+                Functions.SoftmaxRows(logits.Row(s), logits.RowLength, probabilities);
+                predictions[s] = new SamplePrediction(
+                    ArgMax(probabilities),
+                    probabilities,
+                    steps.SelectMany((step, layer) => RouteHop.Of(step, layer, s)).ToArray(),
+                    steps.Select(step => step.Choices[s].Count > 0 ? step.Choices[s][0].Uid.Value : null).ToArray(),
+                    features.Offsets[s + 1] - features.Offsets[s]);
+            }
+            return predictions;
         }
         finally
         {
@@ -50,28 +65,32 @@ public sealed class MoEModel
     }
 
     /// <summary>
-    /// One training step: forward, softmax cross-entropy plus the router losses, backward through the
-    /// network (experts step on their hosts), then <paramref name="optimizer"/> steps the trunk, gates and head.
+    /// One training step on a batch of texts and label indices: forward, softmax cross-entropy plus the router
+    /// losses, backward through the network (experts step on their hosts), then <paramref name="optimizer"/>
+    /// steps the trunk, gates and head.
     /// </summary>
-    public async Task<TrainingStep> TrainAsync(SparseFeatures features, int[] labels, Optimizer optimizer, CancellationToken cancellationToken)
+    /// <exception cref="Calling.ExpertCallFailedException">Some text got no expert answer and no local expert could answer; nothing was stepped.</exception>
+    public async Task<TrainingStep> TrainAsync(IReadOnlyList<string> texts, int[] labels, Optimizer optimizer, CancellationToken cancellationToken)
     {
+        var features = TextFeatures.Hash(texts, Spec.Trunk);
         foreach (var p in Parameters) p.ZeroGradient();
         var (hidden, steps) = await ForwardAsync(features, cancellationToken);
         try
         {
             using var tape = new ActivationTape();
-            using var logits = _head.Forward(hidden[^1], tape);
+            using var logits = Weights.Head.Forward(hidden[^1], tape);
+            int correct = Enumerable.Range(0, labels.Length).Count(s => ArgMax(logits.Row(s)) == labels[s]);
             using var loss = SoftmaxCrossEntropy.Compute(logits, labels);
-            using var gradient = _head.Backward(loss.Gradient, tape);
+            using var gradient = Weights.Head.Backward(loss.Gradient, tape);
             // Residual blocks: dL/dh_i = dL/dh_{i+1} + dMoE_i/dh_i applied to it.
             for (int i = steps.Count - 1; i >= 0; i--)
             {
                 using var throughLayer = await _layers[i].BackwardAsync(steps[i], gradient, cancellationToken);
                 Functions.Add(gradient.Span, throughLayer.Span, gradient.Span);
             }
-            _trunk.Backward(features, gradient);
+            Weights.Trunk.Backward(features, gradient);
             optimizer.Step();
-            return new TrainingStep(loss.Value, steps.Sum(s => s.RouterLosses?.Total ?? 0f), steps.Select(s => s.Experts.ExpertsPerSample.Average()).ToArray(),
+            return new TrainingStep(loss.Value, correct, steps.Sum(s => s.RouterLosses?.Total ?? 0f), steps.Select(s => s.Experts.ExpertsPerSample.Average()).ToArray(),
                 steps.Sum(s => s.Experts.FellBack.Count(f => f)), steps.Select(s => s.Utilisation).ToArray());
         }
         finally
@@ -83,7 +102,7 @@ public sealed class MoEModel
     /// <summary>Trunk and MoE layers: every hidden state (h_0 … h_L; each layer's input stays alive for its backward) and each layer's step.</summary>
     private async Task<(List<Tensor> Hidden, List<MixtureStep> Steps)> ForwardAsync(SparseFeatures features, CancellationToken cancellationToken)
     {
-        var hidden = new List<Tensor> { _trunk.Forward(features) };
+        var hidden = new List<Tensor> { Weights.Trunk.Forward(features) };
         var steps = new List<MixtureStep>();
         try
         {
@@ -104,6 +123,14 @@ public sealed class MoEModel
         }
     }
 
+    private static int ArgMax(ReadOnlySpan<float> values)
+    {
+        int best = 0;
+        for (int i = 1; i < values.Length; i++)
+            if (values[i] > values[best]) best = i;
+        return best;
+    }
+
     private static void Release(List<Tensor> hidden, List<MixtureStep> steps)
     {
         foreach (var s in steps) s.Dispose();
@@ -113,8 +140,17 @@ public sealed class MoEModel
 
 /// <summary>What one training step measured.</summary>
 /// <param name="Loss">Cross-entropy of the batch.</param>
+/// <param name="Correct">Samples whose highest logit was their label (before the step).</param>
 /// <param name="RouterLoss">Sum of the router losses of all layers.</param>
 /// <param name="ExpertsPerSample">Mean experts used per sample, per layer.</param>
 /// <param name="FellBack">Samples (summed over layers) answered by a local fallback.</param>
 /// <param name="Utilisation">Per layer.</param>
-public sealed record TrainingStep(float Loss, float RouterLoss, IReadOnlyList<double> ExpertsPerSample, int FellBack, IReadOnlyList<Gating.Utilisation> Utilisation);
+public sealed record TrainingStep(float Loss, int Correct, float RouterLoss, IReadOnlyList<double> ExpertsPerSample, int FellBack, IReadOnlyList<Utilisation> Utilisation);
+
+/// <summary>The model's answer for one text.</summary>
+/// <param name="Label">Index of the most probable class.</param>
+/// <param name="Probabilities">Every class's probability, in the head's order.</param>
+/// <param name="Route">The experts each layer used or tried for this text.</param>
+/// <param name="TopExperts">Per layer, the real expert the gate ranked first (null when it found none).</param>
+/// <param name="Features">Hashed features of the text (what the trunk averaged).</param>
+public sealed record SamplePrediction(int Label, float[] Probabilities, IReadOnlyList<RouteHop> Route, IReadOnlyList<string?> TopExperts, int Features);

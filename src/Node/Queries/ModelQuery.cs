@@ -1,0 +1,84 @@
+using System.Text.Json;
+using MoEMesh.Node.Models;
+using MoEMesh.Routing.Models;
+
+namespace MoEMesh.Node.Queries;
+
+/// <summary>
+/// A query as a client sends it to any node: <c>{"model": "NAME", "text": "..."}</c> or
+/// <c>{"model": "NAME", "texts": ["...", ...]}</c> (at most MaxQueryTexts), optional <c>"top"</c> (probabilities
+/// to return per text, default 5) and <c>"timeout_ms"</c> (default QueryTimeout, at most MaxQueryTimeout).
+/// </summary>
+internal sealed record ModelQuery(string Model, IReadOnlyList<string> Texts, int Top, TimeSpan Timeout)
+{
+    private static readonly string[] Fields = ["model", "text", "texts", "top", "timeout_ms"];
+
+    /// <summary>Reads and checks a query body.</summary>
+    /// <exception cref="QueryException">400 naming what is wrong.</exception>
+    public static ModelQuery Parse(ReadOnlyMemory<byte> body, ModelServingOptions options)
+    {
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(body);
+        }
+        catch (JsonException e)
+        {
+            throw QueryException.BadRequest($"the body is not JSON: {e.Message}");
+        }
+        using (document)
+        {
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object) throw QueryException.BadRequest("the body must be a JSON object such as {\"model\": \"NAME\", \"text\": \"...\"}.");
+            foreach (var property in root.EnumerateObject())
+                if (!Fields.Contains(property.Name))
+                    throw QueryException.BadRequest($"unknown field '{property.Name}'; a query has {string.Join(", ", Fields)}.");
+            if (!root.TryGetProperty("model", out var model) || model.ValueKind != JsonValueKind.String)
+                throw QueryException.BadRequest("the field 'model' (a string, the model's name) is missing.");
+            var name = model.GetString()!;
+            if (!ModelFile.IsValidName(name, out var error)) throw QueryException.BadRequest($"'model': {error}");
+            bool hasText = root.TryGetProperty("text", out var text), hasTexts = root.TryGetProperty("texts", out var texts);
+            if (hasText == hasTexts) throw QueryException.BadRequest("give exactly one of 'text' (a string) and 'texts' (an array of strings).");
+            var all = new List<string>();
+            if (hasText)
+            {
+                if (text.ValueKind != JsonValueKind.String) throw QueryException.BadRequest("'text' must be a string.");
+                all.Add(text.GetString()!);
+            }
+            else
+            {
+                if (texts.ValueKind != JsonValueKind.Array) throw QueryException.BadRequest("'texts' must be an array of strings.");
+                int count = texts.GetArrayLength();
+                if (count == 0) throw QueryException.BadRequest("'texts' is empty.");
+                if (count > options.MaxQueryTexts) throw QueryException.BadRequest($"'texts' has {count} texts; a query takes at most {options.MaxQueryTexts} (MaxQueryTexts).");
+                foreach (var item in texts.EnumerateArray())
+                {
+                    if (item.ValueKind != JsonValueKind.String) throw QueryException.BadRequest($"'texts' item {all.Count} is not a string.");
+                    all.Add(item.GetString()!);
+                }
+            }
+            for (int i = 0; i < all.Count; i++)
+                if (TextFeatures.Of(all[i]).Count == 0)
+                    throw QueryException.BadRequest(hasText ? "'text' has no words." : $"'texts' item {i} has no words.");
+            int top = 5;
+            if (root.TryGetProperty("top", out var topValue) && (!topValue.TryGetInt32(out top) || top is < 1 or > 1000))
+                throw QueryException.BadRequest($"'top' must be a whole number from 1 to 1000; got {topValue.GetRawText()}.");
+            var timeout = options.QueryTimeout;
+            if (root.TryGetProperty("timeout_ms", out var timeoutValue))
+            {
+                if (!timeoutValue.TryGetDouble(out double ms) || !(ms > 0) || ms > options.MaxQueryTimeout.TotalMilliseconds)
+                    throw QueryException.BadRequest($"'timeout_ms' must be a number above 0 and at most {options.MaxQueryTimeout.TotalMilliseconds:F0}; got {timeoutValue.GetRawText()}.");
+                timeout = TimeSpan.FromMilliseconds(ms);
+            }
+            return new ModelQuery(name, all, top, timeout);
+        }
+    }
+}
+
+/// <summary>A query that cannot be answered: the HTTP status and a message a person can act on.</summary>
+internal sealed class QueryException(int status, string message) : Exception(message)
+{
+    public int Status { get; } = status;
+
+    public static QueryException BadRequest(string message) => new(400, message);
+}

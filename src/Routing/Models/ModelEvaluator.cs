@@ -1,0 +1,127 @@
+using MoEMesh.Routing.Calling;
+
+namespace MoEMesh.Routing.Models;
+
+/// <summary>
+/// Measures a model on labelled texts through the swarm: accuracy, macro-F1, accuracy per domain, and for
+/// each layer the expert utilisation U = H(load) / log(E) (load_i the share of texts whose top-ranked
+/// expert is i, E the experts of the grid, so 1 is perfectly even and 0 all on one expert) and the experts
+/// a text used; the share of texts that fell back to a local expert; multiply-accumulates per text; and,
+/// given a byte counter, bytes on the wire per text.
+/// </summary>
+public sealed class ModelEvaluator(MoEModel model)
+{
+    /// <summary>Evaluates in batches of <paramref name="batchSize"/>.</summary>
+    /// <param name="examples">Texts with their labels (a label the model does not know counts as wrong).</param>
+    /// <param name="batchSize">Texts per forward pass.</param>
+    /// <param name="bytesOnWire">Bytes sent and received so far by the transport, or null when not counted.</param>
+    /// <param name="cancellationToken">Stops the evaluation.</param>
+    public async Task<EvaluationReport> EvaluateAsync(IReadOnlyList<Example> examples, int batchSize, Func<long>? bytesOnWire, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
+        var labels = model.Spec.Head.Labels;
+        long bytesBefore = bytesOnWire?.Invoke() ?? 0;
+        var predictions = new SamplePrediction?[examples.Count];
+        for (int start = 0; start < examples.Count; start += batchSize)
+        {
+            var batch = examples.Skip(start).Take(batchSize).Select(e => e.Text).ToArray();
+            try
+            {
+                var predicted = await model.PredictAsync(batch, cancellationToken);
+                for (int i = 0; i < predicted.Count; i++) predictions[start + i] = predicted[i];
+            }
+            catch (ExpertCallFailedException)
+            {
+                // These texts got no answer at all: they count as failed and wrong.
+            }
+        }
+        long bytes = (bytesOnWire?.Invoke() ?? 0) - bytesBefore;
+
+        var answered = predictions.OfType<SamplePrediction>().ToArray();
+        bool Correct(int i) => predictions[i] is { } p && labels[p.Label] == examples[i].Label;
+        var domains = examples.Select((e, i) => (e.Domain, Correct: Correct(i))).Where(x => x.Domain is not null).GroupBy(x => x.Domain!, StringComparer.Ordinal)
+            .OrderBy(g => g.Key, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => new DomainScore(g.Count(), (double)g.Count(x => x.Correct) / g.Count()));
+        var layers = model.Spec.Layers.Select((layer, l) =>
+        {
+            int experts = layer.Sizes.Aggregate(1, (a, b) => a * b);
+            var top = answered.Select(p => p.TopExperts[l]).OfType<string>().GroupBy(u => u).Select(g => (double)g.Count()).ToArray();
+            double total = top.Sum();
+            double entropy = top.Sum(c => -(c / total) * Math.Log(c / total));
+            double utilisation = experts == 1 ? 1 : total == 0 ? 0 : entropy / Math.Log(experts);
+            double used = answered.Length == 0 ? 0 : answered.Average(p => p.Route.Count(h => h.Layer == l && h.Outcome is "ok" or "fallback"));
+            return new LayerScore(utilisation, used);
+        }).ToArray();
+        return new EvaluationReport(
+            examples.Count,
+            examples.Count - answered.Length,
+            examples.Count == 0 ? 0 : (double)Enumerable.Range(0, examples.Count).Count(Correct) / examples.Count,
+            MacroF1(examples.Select(e => e.Label).ToArray(), predictions.Select(p => p is null ? null : labels[p.Label]).ToArray()),
+            domains,
+            layers,
+            layers.Length == 0 ? 0 : layers.Average(l => l.ExpertsPerSample),
+            answered.Length == 0 ? 0 : (double)answered.Count(p => p.Route.Any(h => h.Outcome == "fallback")) / answered.Length,
+            answered.Length == 0 ? 0 : answered.Average(MultiplyAccumulates),
+            bytesOnWire is null || examples.Count == 0 ? null : (double)bytes / examples.Count);
+    }
+
+    /// <summary>
+    /// Multiply-accumulates for one text: the trunk adds one width-d row per feature, each gate scores
+    /// Σ sizes (+ null experts) coordinates from d inputs, each expert used costs two d × 4d matrix
+    /// products (ffn and mlp, at the default inner width 4d; identity costs nothing), the head d × classes.
+    /// </summary>
+    private double MultiplyAccumulates(SamplePrediction prediction)
+    {
+        long d = model.Spec.Trunk.Width;
+        double macs = prediction.Features * d + d * model.Spec.Head.Labels.Count;
+        for (int l = 0; l < model.Spec.Layers.Count; l++)
+        {
+            var layer = model.Spec.Layers[l];
+            macs += d * (layer.Sizes.Sum() + layer.NullExperts);
+            double perExpert = layer.ExpertType == "identity" ? 0 : 8.0 * d * d;
+            macs += perExpert * prediction.Route.Count(h => h.Layer == l && h.Outcome is "ok" or "fallback");
+        }
+        return macs;
+    }
+
+    /// <summary>Mean F1 over the labels that occur in the gold labels or the predictions (as scikit-learn's macro average); a missing prediction is wrong.</summary>
+    public static double MacroF1(IReadOnlyList<string> gold, IReadOnlyList<string?> predicted)
+    {
+        var classes = gold.Concat(predicted.OfType<string>()).Distinct(StringComparer.Ordinal).ToArray();
+        if (classes.Length == 0) return 0;
+        double sum = 0;
+        foreach (var c in classes)
+        {
+            int tp = 0, fp = 0, fn = 0;
+            for (int i = 0; i < gold.Count; i++)
+            {
+                bool isGold = gold[i] == c, isPredicted = predicted[i] == c;
+                if (isGold && isPredicted) tp++;
+                else if (isPredicted) fp++;
+                else if (isGold) fn++;
+            }
+            sum += tp == 0 ? 0 : 2.0 * tp / (2 * tp + fp + fn);
+        }
+        return sum / classes.Length;
+    }
+}
+
+/// <summary>What <see cref="ModelEvaluator"/> measured.</summary>
+/// <param name="Samples">Texts evaluated.</param>
+/// <param name="Failed">Texts that got no answer at all (counted wrong).</param>
+/// <param name="Accuracy">Share predicted right.</param>
+/// <param name="MacroF1">Mean F1 over the labels.</param>
+/// <param name="Domains">Accuracy per domain, when the data has a domain column.</param>
+/// <param name="Layers">Utilisation and experts per text, per layer.</param>
+/// <param name="ExpertsPerSample">Mean over layers of the experts a text used.</param>
+/// <param name="FallbackRate">Share of answered texts that a local expert answered for in some layer.</param>
+/// <param name="MacsPerSample">Multiply-accumulates per text.</param>
+/// <param name="BytesPerSample">Bytes on the wire per text, when counted.</param>
+public sealed record EvaluationReport(int Samples, int Failed, double Accuracy, double MacroF1, IReadOnlyDictionary<string, DomainScore> Domains, IReadOnlyList<LayerScore> Layers,
+    double ExpertsPerSample, double FallbackRate, double MacsPerSample, double? BytesPerSample);
+
+/// <summary>Accuracy on one domain.</summary>
+public sealed record DomainScore(int Samples, double Accuracy);
+
+/// <summary>One layer's routing: utilisation U = H(load) / log(E), and experts a text used.</summary>
+public sealed record LayerScore(double Utilisation, double ExpertsPerSample);

@@ -1,0 +1,106 @@
+using MoEMesh.Routing.Calling;
+using MoEMesh.Tensors;
+using MoEMesh.Tensors.Optimizers;
+
+namespace MoEMesh.Routing.Models;
+
+/// <summary>
+/// Trains a model on labelled texts: shuffled batches (seeded), one <see cref="MoEModel.TrainAsync"/> per
+/// step with Adam on the trunk, gates and head, while every expert steps on its own host. A step whose
+/// texts got no expert answer is skipped and counted (the swarm is volunteers: a host may vanish); too
+/// many in a row end training. Stopping (the token) takes effect at the next step boundary, so what was
+/// trained is whole and can be saved.
+/// </summary>
+public sealed class ModelTrainer(MoEModel model, TrainingOptions options, TimeProvider time)
+{
+    private const int Window = 50;
+
+    /// <summary>Trains on <paramref name="examples"/>, reporting every step.</summary>
+    /// <exception cref="ArgumentException">An example's label is not one of the model's.</exception>
+    /// <exception cref="TrainingFailedException">Too many steps in a row failed; what was trained up to then is kept in the model.</exception>
+    public async Task<TrainingResult> TrainAsync(IReadOnlyList<Example> examples, Action<TrainingProgress>? report, CancellationToken stop)
+    {
+        options.Validate();
+        if (examples.Count == 0) throw new ArgumentException("There is nothing to train on.");
+        var index = model.Spec.Head.Labels.Select((l, i) => (l, i)).ToDictionary(x => x.l, x => x.i, StringComparer.Ordinal);
+        var labels = examples.Select(e => index.TryGetValue(e.Label, out int i) ? i : throw new ArgumentException($"The label '{e.Label}' is not one of the model's.")).ToArray();
+        int perEpoch = (examples.Count + options.BatchSize - 1) / options.BatchSize;
+        long total = options.Steps ?? (long)options.Epochs * perEpoch;
+        var optimizer = new Adam(model.Parameters, new LearningRateSchedule(options.LearningRate));
+        var random = new SeededRandom(options.Seed);
+        var order = Enumerable.Range(0, examples.Count).ToArray();
+        var recent = new Queue<(float Loss, double Correct, int Samples)>();
+        long started = time.GetTimestamp();
+        int failed = 0, failedInARow = 0, samples = 0;
+        long step = 0;
+        for (; step < total && !stop.IsCancellationRequested; step++)
+        {
+            int slot = (int)(step % perEpoch);
+            if (slot == 0) Shuffle(order, random);
+            var batch = order.Skip(slot * options.BatchSize).Take(options.BatchSize).ToArray();
+            TrainingStep result;
+            try
+            {
+                // Not cancelled by a stop request: a step either happens whole or not at all.
+                result = await model.TrainAsync(batch.Select(i => examples[i].Text).ToArray(), batch.Select(i => labels[i]).ToArray(), optimizer, CancellationToken.None);
+            }
+            catch (ExpertCallFailedException e)
+            {
+                failed++;
+                if (++failedInARow >= options.MaxFailedStepsInARow)
+                    throw new TrainingFailedException($"{failedInARow} steps in a row got no expert answer; the last: {e.Message}", Result(step + 1, true));
+                continue;
+            }
+            failedInARow = 0;
+            samples += batch.Length;
+            recent.Enqueue((result.Loss, result.Correct, batch.Length));
+            if (recent.Count > Window) recent.Dequeue();
+            var elapsed = time.GetElapsedTime(started);
+            report?.Invoke(new TrainingProgress(step + 1, total, (double)(step + 1) / perEpoch, result, recent.Average(r => r.Loss),
+                recent.Sum(r => r.Correct) / recent.Sum(r => r.Samples), result.ExpertsPerSample.Average(), failed, samples / Math.Max(elapsed.TotalSeconds, 1e-9), elapsed));
+        }
+        return Result(step, step < total);
+
+        TrainingResult Result(long steps, bool stopped) => new(steps, (double)steps / perEpoch, stopped, failed,
+            recent.Count == 0 ? double.NaN : recent.Average(r => r.Loss), time.GetElapsedTime(started));
+    }
+
+    private static void Shuffle(int[] order, SeededRandom random)
+    {
+        for (int i = order.Length - 1; i > 0; i--)
+        {
+            int j = random.NextInt(i + 1);
+            (order[i], order[j]) = (order[j], order[i]);
+        }
+    }
+}
+
+/// <summary>Where training stands after a step.</summary>
+/// <param name="Step">Steps taken (1-based).</param>
+/// <param name="TotalSteps">Steps planned.</param>
+/// <param name="Epoch">Passes over the data so far (fractional).</param>
+/// <param name="Last">What the last step measured.</param>
+/// <param name="Loss">Mean loss over the last 50 steps.</param>
+/// <param name="Accuracy">Training accuracy over the last 50 steps (before each step's update).</param>
+/// <param name="ExpertsPerSample">Mean over layers of the experts each text of the last step used.</param>
+/// <param name="FailedSteps">Steps skipped so far because no expert answered.</param>
+/// <param name="SamplesPerSecond">Texts trained per second since the start.</param>
+/// <param name="Elapsed">Since the start.</param>
+public sealed record TrainingProgress(long Step, long TotalSteps, double Epoch, TrainingStep Last, double Loss, double Accuracy, double ExpertsPerSample, int FailedSteps,
+    double SamplesPerSecond, TimeSpan Elapsed);
+
+/// <summary>How training ended.</summary>
+/// <param name="Steps">Steps taken (including skipped ones).</param>
+/// <param name="Epochs">Passes over the data.</param>
+/// <param name="Stopped">Whether it ended before the planned steps.</param>
+/// <param name="FailedSteps">Steps skipped because no expert answered.</param>
+/// <param name="FinalLoss">Mean loss over the last 50 steps.</param>
+/// <param name="Elapsed">Wall time.</param>
+public sealed record TrainingResult(long Steps, double Epochs, bool Stopped, int FailedSteps, double FinalLoss, TimeSpan Elapsed);
+
+/// <summary>Training gave up because the swarm stopped answering; <see cref="Result"/> says how far it got.</summary>
+public sealed class TrainingFailedException(string message, TrainingResult result) : Exception(message)
+{
+    /// <summary>How far training got.</summary>
+    public TrainingResult Result { get; } = result;
+}
