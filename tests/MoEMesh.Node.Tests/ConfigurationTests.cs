@@ -25,6 +25,8 @@ public class ConfigurationTests
     [InlineData("period", "MoEMesh:UpdatePeriod: must be positive")]
     [InlineData("batch", "MoEMesh:Batching: Batching MaxBatchRows must be at least 1; got 0")]
     [InlineData("client", "MoEMesh:Experts: a client-mode node cannot host experts")]
+    [InlineData("compression", "MoEMesh:Routing: Compression must be one of none, fp16, bf16, 8bit; got 'zip'")]
+    [InlineData("texts", "MoEMesh:Models: MaxQueryTexts must be at least 1; got 0")]
     public void InvalidSetting_IsNamed(string which, string expected)
     {
         var message = Problem(o =>
@@ -40,6 +42,8 @@ public class ConfigurationTests
                 case "period": o.UpdatePeriod = TimeSpan.Zero; break;
                 case "batch": o.Batching.MaxBatchRows = 0; break;
                 case "client": o.ClientMode = true; o.Experts = [new ExpertHostingOptions { Uid = "ffn.0" }]; break;
+                case "compression": o.Routing.Compression = "zip"; break;
+                case "texts": o.Models.MaxQueryTexts = 0; break;
             }
         });
         Assert.Contains(expected, message);

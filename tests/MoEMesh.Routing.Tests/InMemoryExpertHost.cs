@@ -26,6 +26,7 @@ internal sealed class InMemoryExpertHost
         {
             ForwardServed.TrySetResult();
             var call = request.ParseHeader(ForwardRequest.Parser);
+            Compressions.Add(call.Input.Compression);
             using var input = TensorCodec.Decode(call.Input, request.Payload.Span);
             using var output = experts[call.Uid].Forward(input);
             var (headers, payload) = TensorCodec.Encode([(output, call.Input.Compression)]);
@@ -45,6 +46,9 @@ internal sealed class InMemoryExpertHost
 
     /// <summary>Completes when this host has received a forward call.</summary>
     public TaskCompletionSource ForwardServed { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>How each forward call's input travelled.</summary>
+    public System.Collections.Concurrent.ConcurrentBag<Protocol.Wire.Compression> Compressions { get; } = [];
 
     public PeerIdentity Identity { get; }
 

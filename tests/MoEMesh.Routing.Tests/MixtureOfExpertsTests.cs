@@ -2,6 +2,7 @@ using MoEMesh.Experts;
 using MoEMesh.Protocol.Addressing;
 using MoEMesh.Protocol.Identity;
 using MoEMesh.Protocol.InMemory;
+using MoEMesh.Protocol.Wire;
 using MoEMesh.Routing.Calling;
 using MoEMesh.Routing.Directory;
 using MoEMesh.Routing.Gating;
@@ -18,7 +19,7 @@ public sealed class MixtureOfExpertsTests
     private const int Dim = 4;
     private static readonly ExpertGrid Grid = new("mlp", 3, 3);
 
-    private sealed record World(MixtureOfExperts Layer, Dictionary<string, IExpert> Experts, GatingNetwork Gate, InMemoryExpertHost? Intruder = null);
+    private sealed record World(MixtureOfExperts Layer, Dictionary<string, IExpert> Experts, GatingNetwork Gate, InMemoryExpertHost? Intruder, InMemoryExpertHost[] Hosts);
 
     private static readonly ExpertKind Kind = new("mlp", Dim);
 
@@ -28,7 +29,7 @@ public sealed class MixtureOfExpertsTests
     /// longer announce the uids in <paramref name="onlyIntruded"/>.
     /// </summary>
     private static async Task<World> BuildAsync(int k, double? topP = null, RouterLossWeights? losses = null, int nullExperts = 0,
-        string[]? intruder = null, string[]? onlyIntruded = null, IncompatibleHosts? incompatible = null)
+        string[]? intruder = null, string[]? onlyIntruded = null, IncompatibleHosts? incompatible = null, string compression = "none")
     {
         var network = new InMemoryNetwork(TimeProvider.System);
         var registry = ExpertRegistry.CreateDefault();
@@ -56,12 +57,15 @@ public sealed class MixtureOfExpertsTests
         }
 
         // The system clock here: every expert gets the whole (long) deadline, so a loaded machine cannot cut one.
-        var options = new RoutingOptions { ForwardTimeout = TimeSpan.FromSeconds(20), BackwardTimeout = TimeSpan.FromSeconds(20), GraceAfterKMin = TimeSpan.FromSeconds(20) };
+        var options = new RoutingOptions
+        {
+            ForwardTimeout = TimeSpan.FromSeconds(20), BackwardTimeout = TimeSpan.FromSeconds(20), GraceAfterKMin = TimeSpan.FromSeconds(20), Compression = compression,
+        };
         var fanOut = new ExpertFanOut(new RemoteExpertInvoker(transport), null, new PeerHealth(options, TimeProvider.System), options, TimeProvider.System);
         var gate = new GatingNetwork(Grid, Dim, seed: 99, nullExperts);
         var layer = new MixtureOfExperts(gate, new BeamSearch(directory), directory, fanOut,
             new MixtureOfExpertsOptions { K = k, TopP = topP, RouterLosses = losses, Kind = intruder is null ? null : Kind }, incompatible: incompatible);
-        return new World(layer, announced, gate, third);
+        return new World(layer, announced, gate, third, [first, second]);
     }
 
     /// <summary>
@@ -240,6 +244,33 @@ public sealed class MixtureOfExpertsTests
         Assert.False(world.Intruder!.ForwardServed.Task.IsCompleted, "the incompatible host was called");
         Assert.True(incompatible.Distinct > 0);
     }
+
+    [Theory]
+    [InlineData("fp16", Compression.Float16)]
+    [InlineData("8bit", Compression.Blockwise8Bit)]
+    public async Task RoutingCompression_IsHowActivationsTravel_AndTheOutputStaysClose(string name, Compression wire)
+    {
+        var world = await BuildAsync(k: 2, compression: name);
+        using var input = GradientCheck.Random(new TensorShape(6, Dim), 7);
+        using var step = await world.Layer.ForwardAsync(input, default);
+        using var expected = InProcess(world, input, 2);
+        Assert.All(world.Hosts.SelectMany(h => h.Compressions), c => Assert.Equal(wire, c));
+        Assert.NotEmpty(world.Hosts.SelectMany(h => h.Compressions));
+        var got = step.Output.ToArray();
+        var want = expected.ToArray();
+        for (int i = 0; i < want.Length; i++) Assert.True(Math.Abs(got[i] - want[i]) <= 0.05, $"element {i}: remote {got[i]}, in-process {want[i]}");
+    }
+
+    [Theory]
+    [InlineData("none", Compression.None)]
+    [InlineData("FP16", Compression.Float16)]
+    [InlineData("bfloat16", Compression.Bfloat16)]
+    [InlineData("8bit", Compression.Blockwise8Bit)]
+    public void CompressionNames_Parse(string name, Compression expected) => Assert.Equal(expected, RoutingOptions.ParseCompression(name));
+
+    [Fact]
+    public void UnknownCompression_IsRefusedNamingTheChoices() =>
+        Assert.Contains("none, fp16, bf16, 8bit", Assert.Throws<ArgumentException>(() => new RoutingOptions { Compression = "zip" }.Validate()).Message);
 
     private static void AssertClose(Tensor expected, Tensor got)
     {

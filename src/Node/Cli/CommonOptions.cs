@@ -20,6 +20,30 @@ internal static class CommonOptions
         DefaultValueFactory = _ => 15,
     };
 
+    public static Option<string> Compression() => new("--compression")
+    {
+        Description = "How activations travel to experts: none, fp16, bf16 or 8bit [none]",
+        DefaultValueFactory = _ => "none",
+    };
+
+    public static Option<bool> Json() => new("--json") { Description = "Print the result as JSON" };
+
+    /// <summary>Routing options with --compression; on a bad name writes why and returns null.</summary>
+    public static Routing.RoutingOptions? Routing(string compression)
+    {
+        try
+        {
+            var options = new Routing.RoutingOptions { Compression = compression };
+            options.Validate();
+            return options;
+        }
+        catch (ArgumentException e)
+        {
+            Console.Error.WriteLine($"--compression: {e.Message}");
+            return null;
+        }
+    }
+
     /// <summary>Parses --peer; on failure writes why and returns null.</summary>
     public static PeerEndpoint? ParsePeer(string text)
     {

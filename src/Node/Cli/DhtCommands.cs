@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Text;
 using MoEMesh.Dht;
 using MoEMesh.Dht.Records;
-using MoEMesh.Dht.Transport;
 using MoEMesh.Protocol.Identity;
 
 namespace MoEMesh.Node.Cli;
@@ -89,20 +88,9 @@ internal static class DhtCommands
     private static async Task<(bool Ok, T? Result)> WithDhtAsync<T>(string peerText, bool useTls, double timeoutSeconds, PeerIdentity? identity,
         CancellationToken cancellationToken, Func<DhtNode, Task<T>> work)
     {
-        if (CommonOptions.ParsePeer(peerText) is not { } endpoint) return (false, default);
-        await using var client = new PeerClient(useTls, identity);
-        var options = new DhtOptions { ClientMode = true, OperationTimeout = TimeSpan.FromSeconds(Math.Max(timeoutSeconds, 4)), BootstrapAttempts = 1 };
-        await using var node = new DhtNode(client.Identity.PeerId, null, new DhtRpcClient(client.Transport), options, TimeProvider.System);
-        try
-        {
-            await node.BootstrapAsync([endpoint], cancellationToken);
-        }
-        catch (Dht.Node.DhtBootstrapException e)
-        {
-            Console.Error.WriteLine(e.Message);
-            return (false, default);
-        }
-        return (true, await work(node));
+        var (client, _) = await SwarmClient.JoinAsync(peerText, useTls, timeoutSeconds, null, identity, cancellationToken);
+        if (client is null) return (false, default);
+        await using (client) return (true, await work(client.Dht));
     }
 
     /// <summary>UTF-8 text when the bytes are printable text, else base64.</summary>

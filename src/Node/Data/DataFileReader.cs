@@ -26,14 +26,17 @@ internal static class DataFileReader
             : $"--format: '{other}' is not a data format; use csv, tsv or jsonl."),
     };
 
-    /// <summary>Reads <paramref name="path"/>; the label column is required unless <paramref name="requireLabel"/> is false.</summary>
+    /// <summary>
+    /// Reads <paramref name="path"/>. The label column is required unless <paramref name="requireLabel"/> is
+    /// false; the domain column, when named, is required unless <paramref name="domainIfPresent"/> is set.
+    /// </summary>
     /// <exception cref="DataFileException">The file cannot be used; the message names it and the problem.</exception>
-    public static DataFile Read(string path, DataFormat format, DataColumns columns, bool requireLabel = true)
+    public static DataFile Read(string path, DataFormat format, DataColumns columns, bool requireLabel = true, bool domainIfPresent = false)
     {
         DataFile file;
         try
         {
-            file = format == DataFormat.JsonLines ? ReadJsonLines(path, columns, requireLabel) : ReadDelimited(path, format, columns, requireLabel);
+            file = format == DataFormat.JsonLines ? ReadJsonLines(path, columns, requireLabel, domainIfPresent) : ReadDelimited(path, format, columns, requireLabel, domainIfPresent);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -48,7 +51,7 @@ internal static class DataFileReader
         return file;
     }
 
-    private static DataFile ReadDelimited(string path, DataFormat format, DataColumns columns, bool requireLabel)
+    private static DataFile ReadDelimited(string path, DataFormat format, DataColumns columns, bool requireLabel, bool domainIfPresent)
     {
         var skipped = new List<SkippedRow>();
         var options = CsvReaderOptions.Default with
@@ -67,7 +70,7 @@ internal static class DataFileReader
             throw new DataFileException($"{path}: the file is empty; a {format.ToString().ToUpperInvariant()} file starts with a header row naming its columns.");
         int text = Column(path, header, columns.TextColumn, "--text-column");
         int label = requireLabel ? Column(path, header, columns.LabelColumn, "--label-column") : -1;
-        int domain = columns.DomainColumn is { } d ? Column(path, header, d, "--domain-column") : -1;
+        int domain = columns.DomainColumn is not { } d ? -1 : domainIfPresent ? Array.IndexOf(header, d) : Column(path, header, d, "--domain-column");
         var examples = new List<Example>();
         while (csv.Read())
         {
@@ -89,7 +92,7 @@ internal static class DataFileReader
         _ => $"malformed quoting ({reason})",
     };
 
-    private static DataFile ReadJsonLines(string path, DataColumns columns, bool requireLabel)
+    private static DataFile ReadJsonLines(string path, DataColumns columns, bool requireLabel, bool domainIfPresent)
     {
         using var reader = new StreamReader(path, Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
         var examples = new List<Example>();
@@ -100,6 +103,11 @@ internal static class DataFileReader
         {
             line++;
             if (string.IsNullOrWhiteSpace(raw)) continue;
+            if (raw.Length > MaxRecordBytes)
+            {
+                skipped.Add(new SkippedRow(line, $"it is longer than {MaxRecordBytes} characters"));
+                continue;
+            }
             JsonDocument document;
             try
             {
@@ -127,7 +135,7 @@ internal static class DataFileReader
                 Add(examples, skipped, line, Value(columns.TextColumn), requireLabel ? Value(columns.LabelColumn) : "", Value(columns.DomainColumn), requireLabel);
             }
         }
-        var wanted = new[] { (columns.TextColumn, "--text-column"), (requireLabel ? columns.LabelColumn : null, "--label-column"), (columns.DomainColumn, "--domain-column") };
+        var wanted = new[] { (columns.TextColumn, "--text-column"), (requireLabel ? columns.LabelColumn : null, "--label-column"), (domainIfPresent ? null : columns.DomainColumn, "--domain-column") };
         foreach (var (name, flag) in wanted)
             if (name is not null && line > 0 && seen.Count > 0 && !seen.Contains(name))
                 throw new DataFileException($"{path}: no row has the field '{name}' ({flag}); the rows have {string.Join(", ", seen.Order(StringComparer.Ordinal))}.");

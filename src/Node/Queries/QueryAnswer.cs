@@ -11,6 +11,8 @@ public sealed record QueryAnswer(string Model, long Version, IReadOnlyList<Query
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
         DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+        // Answers are application/json, never embedded in HTML: keep quotes and accents readable.
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
 
     /// <summary>The JSON document.</summary>

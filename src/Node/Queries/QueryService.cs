@@ -25,7 +25,15 @@ internal sealed class QueryService(ModelCatalog catalog, ModelServingOptions opt
         {
             var query = ModelQuery.Parse(body, options);
             model = query.Model;
-            var answer = await AnswerAsync(query, started, cancellationToken).WaitAsync(query.Timeout, time, cancellationToken);
+            QueryAnswer answer;
+            try
+            {
+                answer = await AnswerAsync(query, started, cancellationToken).WaitAsync(query.Timeout, time, cancellationToken);
+            }
+            catch (TimeoutException)
+            {
+                throw new QueryException(503, $"no answer within {query.Timeout.TotalMilliseconds:F0} ms (the query's timeout_ms).");
+            }
             return (200, answer.ToJson());
         }
         catch (Exception e) when (Status(e) is { } failure)
@@ -43,7 +51,7 @@ internal sealed class QueryService(ModelCatalog catalog, ModelServingOptions opt
     {
         var served = await catalog.GetAsync(query.Model, cancellationToken);
         var predictions = await served.PredictAsync(query.Texts, cancellationToken);
-        var labels = served.Model.Spec.Head.Labels;
+        var labels = served.Spec.Head.Labels;
         var results = predictions.Select(p => new QueryResult(
             labels[p.Label],
             p.Probabilities.Select((pr, i) => new LabelProbability(labels[i], Math.Round(pr, 6))).OrderByDescending(x => x.P).Take(query.Top).ToArray(),
@@ -58,7 +66,6 @@ internal sealed class QueryService(ModelCatalog catalog, ModelServingOptions opt
         ModelNotFoundException m => (404, m.Message),
         ModelFetchFailedException f => (503, f.Message),
         ExpertCallFailedException x => (503, "no expert, remote or local, could answer in time: " + x.Message),
-        TimeoutException => (503, "no answer within the query's timeout."),
         _ => null,
     };
 }

@@ -18,14 +18,24 @@ internal sealed class ServedModel : IAsyncDisposable
 
     private readonly Channel<Pending> _waiting = Channel.CreateBounded<Pending>(new BoundedChannelOptions(MaxWaiting) { SingleReader = true });
     private readonly int _maxBatchTexts;
+    private readonly Func<IReadOnlyList<string>, CancellationToken, Task<IReadOnlyList<SamplePrediction>>> _predict;
     private readonly Task _loop;
+    private int _batches;
 
     public ServedModel(string name, long version, string sha256, MoEModel model, int maxBatchTexts)
+        : this(name, version, sha256, model.Spec, model.PredictAsync, maxBatchTexts)
+    {
+    }
+
+    /// <summary>A model served through <paramref name="predict"/> (the model's own, or a test's).</summary>
+    public ServedModel(string name, long version, string sha256, ModelSpec spec, Func<IReadOnlyList<string>, CancellationToken, Task<IReadOnlyList<SamplePrediction>>> predict,
+        int maxBatchTexts)
     {
         Name = name;
         Version = version;
         Sha256 = sha256;
-        Model = model;
+        Spec = spec;
+        _predict = predict;
         _maxBatchTexts = maxBatchTexts;
         _loop = Task.Run(RunAsync);
     }
@@ -36,7 +46,10 @@ internal sealed class ServedModel : IAsyncDisposable
 
     public string Sha256 { get; }
 
-    public MoEModel Model { get; }
+    public ModelSpec Spec { get; }
+
+    /// <summary>Batches run so far (a batch serves every query it took).</summary>
+    public int Batches => Volatile.Read(ref _batches);
 
     /// <summary>Predictions for <paramref name="texts"/>, batched with other queries waiting.</summary>
     /// <exception cref="QueryException">503 when too many queries wait.</exception>
@@ -75,7 +88,8 @@ internal sealed class ServedModel : IAsyncDisposable
             if (batch.Count == 0) continue;
             try
             {
-                var predictions = await Model.PredictAsync(batch.SelectMany(p => p.Texts).ToArray(), CancellationToken.None);
+                Interlocked.Increment(ref _batches);
+                var predictions = await _predict(batch.SelectMany(p => p.Texts).ToArray(), CancellationToken.None);
                 int start = 0;
                 foreach (var p in batch)
                 {
@@ -98,7 +112,8 @@ internal sealed class ServedModel : IAsyncDisposable
     {
         try
         {
-            pending.Answer.TrySetResult(await Model.PredictAsync(pending.Texts, CancellationToken.None));
+            Interlocked.Increment(ref _batches);
+            pending.Answer.TrySetResult(await _predict(pending.Texts, CancellationToken.None));
         }
         catch (Exception e)
         {

@@ -90,7 +90,7 @@ public sealed class MoEModel
             }
             Weights.Trunk.Backward(features, gradient);
             optimizer.Step();
-            return new TrainingStep(loss.Value, correct, steps.Sum(s => s.RouterLosses?.Total ?? 0f), steps.Select(s => s.Experts.ExpertsPerSample.Average()).ToArray(),
+            return new TrainingStep(loss.Value, labels.Length, correct, steps.Sum(s => s.RouterLosses?.Total ?? 0f), steps.Select(s => s.Experts.ExpertsPerSample.Average()).ToArray(),
                 steps.Sum(s => s.Experts.FellBack.Count(f => f)), steps.Select(s => s.Utilisation).ToArray());
         }
         finally
@@ -140,12 +140,13 @@ public sealed class MoEModel
 
 /// <summary>What one training step measured.</summary>
 /// <param name="Loss">Cross-entropy of the batch.</param>
+/// <param name="Samples">Texts in the batch.</param>
 /// <param name="Correct">Samples whose highest logit was their label (before the step).</param>
 /// <param name="RouterLoss">Sum of the router losses of all layers.</param>
 /// <param name="ExpertsPerSample">Mean experts used per sample, per layer.</param>
 /// <param name="FellBack">Samples (summed over layers) answered by a local fallback.</param>
 /// <param name="Utilisation">Per layer.</param>
-public sealed record TrainingStep(float Loss, int Correct, float RouterLoss, IReadOnlyList<double> ExpertsPerSample, int FellBack, IReadOnlyList<Utilisation> Utilisation);
+public sealed record TrainingStep(float Loss, int Samples, int Correct, float RouterLoss, IReadOnlyList<double> ExpertsPerSample, int FellBack, IReadOnlyList<Utilisation> Utilisation);
 
 /// <summary>The model's answer for one text.</summary>
 /// <param name="Label">Index of the most probable class.</param>

@@ -29,7 +29,7 @@ public sealed class ModelTrainer(MoEModel model, TrainingOptions options, TimePr
         var optimizer = new Adam(model.Parameters, new LearningRateSchedule(options.LearningRate));
         var random = new SeededRandom(options.Seed);
         var order = Enumerable.Range(0, examples.Count).ToArray();
-        var recent = new Queue<(float Loss, double Correct, int Samples)>();
+        var recent = new Queue<TrainingStep>();
         long started = time.GetTimestamp();
         int failed = 0, failedInARow = 0, samples = 0;
         long step = 0;
@@ -53,11 +53,11 @@ public sealed class ModelTrainer(MoEModel model, TrainingOptions options, TimePr
             }
             failedInARow = 0;
             samples += batch.Length;
-            recent.Enqueue((result.Loss, result.Correct, batch.Length));
+            recent.Enqueue(result);
             if (recent.Count > Window) recent.Dequeue();
             var elapsed = time.GetElapsedTime(started);
             report?.Invoke(new TrainingProgress(step + 1, total, (double)(step + 1) / perEpoch, result, recent.Average(r => r.Loss),
-                recent.Sum(r => r.Correct) / recent.Sum(r => r.Samples), result.ExpertsPerSample.Average(), failed, samples / Math.Max(elapsed.TotalSeconds, 1e-9), elapsed));
+                (double)recent.Sum(r => r.Correct) / recent.Sum(r => r.Samples), result.ExpertsPerSample.Average(), failed, samples / Math.Max(elapsed.TotalSeconds, 1e-9), elapsed));
         }
         return Result(step, step < total);
 

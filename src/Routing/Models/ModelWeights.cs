@@ -48,9 +48,9 @@ public sealed class ModelWeights
         foreach (var p in weights.Parameters)
         {
             if (!tensors.TryGetValue(p.Name, out var stored))
-                throw new InvalidDataException($"the model file has no tensor '{p.Name}' [{string.Join(", ", p.Value.Shape)}], which its metadata calls for.");
+                throw new InvalidDataException($"the model file has no tensor '{p.Name}' {p.Value.Shape}, which its metadata calls for.");
             if (stored.Shape != p.Value.Shape)
-                throw new InvalidDataException($"tensor '{p.Name}' has shape [{string.Join(", ", stored.Shape)}]; the metadata calls for [{string.Join(", ", p.Value.Shape)}].");
+                throw new InvalidDataException($"tensor '{p.Name}' has shape {stored.Shape}; the metadata calls for {p.Value.Shape}.");
             stored.Span.CopyTo(p.Value.Span);
         }
         var extra = tensors.Keys.Except(weights.Parameters.Select(p => p.Name), StringComparer.Ordinal).Order(StringComparer.Ordinal).FirstOrDefault();

@@ -1,0 +1,174 @@
+using System.CommandLine;
+using MoEMesh.Protocol.Identity;
+using MoEMesh.Routing.Gating;
+using MoEMesh.Routing.Models;
+
+namespace MoEMesh.Node.Cli;
+
+/// <summary>
+/// <c>moemesh train</c>: this process becomes a gating node of the swarm (joined through --peer), trains
+/// trunk, gates and head locally and the experts on their hosts through backward calls, evaluates, saves
+/// the model file under --out and publishes it to --replicas nodes. Exit codes: 0 done, 1 training or
+/// publishing failed, 2 bad flags or data, 3 the swarm cannot serve it (peer unreachable, no expert of
+/// the grid). SIGINT or SIGTERM stops at the next step boundary and still saves and publishes what was trained.
+/// </summary>
+internal static class TrainCommand
+{
+    public static Command Create()
+    {
+        var peer = CommonOptions.Peer();
+        var noTls = CommonOptions.NoTls();
+        var timeout = CommonOptions.Timeout();
+        var compression = CommonOptions.Compression();
+        var data = new DataOptions();
+        var model = new Option<string>("--model") { Description = "The model's name (letters, digits, '.', '_', '-')", Required = true };
+        var evalData = new Option<string?>("--eval-data") { Description = "A separate evaluation file (same format and columns)" };
+        var evalSplit = new Option<double?>("--eval-split") { Description = "Share of the data held out for evaluation, stratified by label [0.1 without --eval-data]" };
+        var grid = new Option<string>("--grid") { Description = "The expert grid's sizes, e.g. 4x4 [4x4]", DefaultValueFactory = _ => "4x4" };
+        var gridName = new Option<string>("--grid-name") { Description = "The experts' uid name: ffn for ffn.0.0 ... [ffn]", DefaultValueFactory = _ => "ffn" };
+        var expertType = new Option<string?>("--expert-type") { Description = "The expert type to use (default: the one the swarm hosts)" };
+        var layers = new Option<int>("--layers") { Description = "Mixture-of-experts layers [1]", DefaultValueFactory = _ => 1 };
+        var k = new Option<int>("--k") { Description = "Experts per text and layer [2]", DefaultValueFactory = _ => 2 };
+        var topP = new Option<double?>("--top-p") { Description = "Dynamic top-p: use experts until their gate mass reaches P (off)" };
+        var nullExperts = new Option<int>("--null-experts") { Description = "AdaMoE null experts per layer [0]", DefaultValueFactory = _ => 0 };
+        var hiddenDim = new Option<int?>("--hidden-dim") { Description = "Width d (default: the width of the swarm's experts)" };
+        var buckets = new Option<int?>("--buckets") { Description = "Rows of the trunk's hashed embedding [65536, fewer when d is wide so the table stays within 64 MB]" };
+        var epochs = new Option<int?>("--epochs") { Description = "Passes over the data [3]" };
+        var steps = new Option<int?>("--steps") { Description = "Steps to take instead of --epochs" };
+        var batchSize = new Option<int>("--batch-size") { Description = "Texts per step [32]", DefaultValueFactory = _ => 32 };
+        var lr = new Option<float>("--lr") { Description = "Learning rate of trunk, gates and head (Adam) [0.01]", DefaultValueFactory = _ => 0.01f };
+        var entropy = new Option<float>("--entropy-weight") { Description = "MoECollab routing-entropy weight [0]", DefaultValueFactory = _ => 0f };
+        var balance = new Option<float>("--balance-weight") { Description = "Load-balancing loss weight [0.01]", DefaultValueFactory = _ => 0.01f };
+        var zLoss = new Option<float>("--z-loss-weight") { Description = "Router z-loss weight [0.001]", DefaultValueFactory = _ => 0.001f };
+        var seed = new Option<ulong>("--seed") { Description = "Seed of weights, split and batch order [1]", DefaultValueFactory = _ => 1UL };
+        var output = new Option<string?>("--out") { Description = "Where the model file, curves.csv and eval.json go [runs/NAME]" };
+        var replicas = new Option<int>("--replicas") { Description = "Nodes to hold the published model [3, or all if fewer]", DefaultValueFactory = _ => 3 };
+        var noPublish = new Option<bool>("--no-publish") { Description = "Save the model file only" };
+        var keyFile = new Option<string?>("--key-file") { Description = "The publisher key that signs the model (created if missing) [~/.moemesh/publisher.key]" };
+        var command = new Command("train", "Train a model on a data file against the swarm's experts, then save and publish it")
+        {
+            peer, noTls, timeout, compression, model, evalData, evalSplit, grid, gridName, expertType, layers, k, topP, nullExperts, hiddenDim, buckets,
+            epochs, steps, batchSize, lr, entropy, balance, zLoss, seed, output, replicas, noPublish, keyFile,
+        };
+        data.AddTo(command);
+        command.SetAction(async (result, cancellationToken) =>
+        {
+            var name = result.GetValue(model)!;
+            if (!ModelFile.IsValidName(name, out var nameError)) return Fail($"--model: {nameError}");
+            if (ParseGrid(result.GetValue(grid)!) is not { } sizes) return Fail($"--grid: '{result.GetValue(grid)}' is not sizes like 4x4 or 8x8x8 (each 1 to 4096).");
+            ExpertGrid expertGrid;
+            try
+            {
+                expertGrid = new ExpertGrid(result.GetValue(gridName)!, sizes);
+            }
+            catch (ArgumentException e)
+            {
+                return Fail($"--grid-name: {e.Message}");
+            }
+            if (result.GetValue(epochs) is not null && result.GetValue(steps) is not null) return Fail("--epochs and --steps: give one of them, not both.");
+            if (result.GetValue(evalData) is not null && result.GetValue(evalSplit) is not null) return Fail("--eval-data and --eval-split: give one of them, not both.");
+            if (result.GetValue(evalSplit) is { } split && !(split > 0 && split < 1)) return Fail($"--eval-split must be between 0 and 1; got {split}.");
+            if (result.GetValue(replicas) < 1) return Fail($"--replicas must be at least 1; got {result.GetValue(replicas)}.");
+            if (result.GetValue(hiddenDim) is < 1 or > 8192) return Fail($"--hidden-dim must be between 1 and 8192; got {result.GetValue(hiddenDim)}.");
+            var training = new TrainingOptions
+            {
+                Epochs = result.GetValue(epochs) ?? 3,
+                Steps = result.GetValue(steps),
+                BatchSize = result.GetValue(batchSize),
+                LearningRate = result.GetValue(lr),
+                Seed = result.GetValue(seed),
+            };
+            var losses = new RouterLossWeights(result.GetValue(balance), result.GetValue(zLoss), result.GetValue(entropy));
+            try
+            {
+                training.Validate();
+                new LayerSpec(expertGrid.Name, sizes, "ffn", result.GetValue(k), result.GetValue(topP), result.GetValue(nullExperts), RouterLosses: losses).Validate(0);
+                if (result.GetValue(layers) is < 1 or > 16) throw new ArgumentException($"--layers must be between 1 and 16; got {result.GetValue(layers)}.");
+            }
+            catch (ArgumentException e)
+            {
+                return Fail(e.Message);
+            }
+            if (CommonOptions.Routing(result.GetValue(compression)!) is not { } routing) return 2;
+
+            var columns = data.Columns(result, new DataColumns(DomainColumn: "domain"));
+            if (data.Read(result, result.GetValue(data.Data)!, columns) is not { } file) return 2;
+            if (file.Examples.All(e => e.Domain is null)) columns = columns with { DomainColumn = null };
+            IReadOnlyList<Example> trainSet = file.Examples, evalSet;
+            if (result.GetValue(evalData) is { } evalPath)
+            {
+                if (data.Read(result, evalPath, columns) is not { } evalFile) return 2;
+                evalSet = evalFile.Examples;
+            }
+            else
+            {
+                (trainSet, evalSet) = EvalSplit.Of(file.Examples, result.GetValue(evalSplit) ?? 0.1, result.GetValue(seed));
+            }
+            var labels = trainSet.Select(e => e.Label).Distinct().Order(StringComparer.Ordinal).ToArray();
+            if (labels.Length < 2) return Fail($"{file.Path}: the training data has {labels.Length} label; a classifier needs at least 2.");
+            var unseen = evalSet.Count(e => Array.BinarySearch(labels, e.Label, StringComparer.Ordinal) < 0);
+            if (unseen > 0) Console.Error.WriteLine($"{unseen} evaluation rows have labels the training data lacks; they count as wrong.");
+            Console.WriteLine($"training on {trainSet.Count} texts, evaluating on {evalSet.Count}, {labels.Length} labels");
+
+            PeerIdentity publisher;
+            try
+            {
+                publisher = PeerIdentity.LoadOrCreate(result.GetValue(keyFile) ?? DefaultKeyFile());
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+            {
+                return Fail($"--key-file: {e.Message}");
+            }
+            var (swarm, exit) = await SwarmClient.JoinAsync(result.GetValue(peer)!, !result.GetValue(noTls), result.GetValue(timeout), routing, null, cancellationToken);
+            if (swarm is null) return exit;
+            await using (swarm)
+            using (publisher)
+            {
+                var (kind, problem) = await GridProbe.ProbeAsync(swarm, expertGrid, result.GetValue(expertType), result.GetValue(hiddenDim), cancellationToken);
+                if (kind is null)
+                {
+                    Console.Error.WriteLine(problem);
+                    return 3;
+                }
+                int width = kind.Width;
+                var layer = new LayerSpec(expertGrid.Name, sizes, kind.Type, result.GetValue(k), result.GetValue(topP), result.GetValue(nullExperts), RouterLosses: losses);
+                var spec = new ModelSpec(new TrunkSpec(result.GetValue(buckets) ?? DefaultBuckets(width), width), Enumerable.Repeat(layer, result.GetValue(layers)).ToArray(),
+                    new HeadSpec(labels), columns);
+                try
+                {
+                    spec.Validate();
+                }
+                catch (ArgumentException e)
+                {
+                    return Fail(e.Message);
+                }
+                Console.WriteLine($"experts: {kind} on the grid {expertGrid.Name} {string.Join('x', sizes)}; {spec.Layers.Count} layer(s), k = {layer.K}; trunk {spec.Trunk.Buckets} x {width}");
+                var outDir = result.GetValue(output) ?? Path.Combine("runs", name);
+                Directory.CreateDirectory(outDir);
+                return await new TrainingRun(swarm, spec, name, outDir, training, trainSet, evalSet, publisher, result.GetValue(noPublish) ? 0 : result.GetValue(replicas))
+                    .RunAsync(cancellationToken);
+            }
+        });
+        return command;
+    }
+
+    /// <summary>65,536 rows, or fewer so that the table holds at most 16 M floats (64 MB).</summary>
+    private static int DefaultBuckets(int width) => Math.Max(1024, Math.Min(65_536, (16 << 20) / width));
+
+    private static string DefaultKeyFile() => Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".moemesh", "publisher.key");
+
+    private static int[]? ParseGrid(string text)
+    {
+        var parts = text.Split('x', 'X');
+        var sizes = new int[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+            if (!int.TryParse(parts[i], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out sizes[i]) || sizes[i] is < 1 or > 4096) return null;
+        return parts.Length is >= 1 and <= 8 ? sizes : null;
+    }
+
+    private static int Fail(string message)
+    {
+        Console.Error.WriteLine(message);
+        return 2;
+    }
+}

@@ -1,0 +1,52 @@
+using MoEMesh.Protocol.Identity;
+using MoEMesh.Routing.Models;
+
+namespace MoEMesh.Routing.Tests;
+
+/// <summary>Text features, signed publications and the macro-F1 of the evaluator.</summary>
+public sealed class ModelPartsTests
+{
+    [Fact]
+    public void TextFeatures_AreLowerCasedWordsAndNeighbouringPairs()
+    {
+        Assert.Equal(["don't", "stop", "me", "now", "don't stop", "stop me", "me now"], TextFeatures.Of("Don't STOP -- me, now!"));
+        Assert.Equal(["café", "24"], TextFeatures.Of("  Café: 24  ").Take(2));
+        Assert.Empty(TextFeatures.Of(" ... ' "));
+    }
+
+    [Fact]
+    public void Publication_VerifiesOnlyAsSigned()
+    {
+        using var publisher = PeerIdentity.FromSeed(1);
+        var publication = ModelPublications.Sign("genre", 7, "ab12", 1000, publisher);
+        Assert.True(ModelPublications.Verify(publication));
+        Assert.Equal(publisher.PeerId, ModelPublications.PublisherOf(publication));
+        foreach (var tampered in new[]
+        {
+            publication.Clone().Also(p => p.Name = "genre2"),
+            publication.Clone().Also(p => p.Version = 8),
+            publication.Clone().Also(p => p.Sha256 = "ab13"),
+            publication.Clone().Also(p => p.Size = 1001),
+            publication.Clone().Also(p => p.PublisherKey = Google.Protobuf.ByteString.CopyFrom(PeerIdentity.FromSeed(2).PublicKey)),
+        })
+            Assert.False(ModelPublications.Verify(tampered));
+        Assert.False(ModelPublications.Verify(new Protocol.Wire.Experts.ModelPublication { Name = "genre", Version = 7, Sha256 = "ab12", Size = 1000 }));
+    }
+
+    [Fact]
+    public void MacroF1_AveragesOverLabelsInGoldOrPredicted()
+    {
+        // a: tp 1, fp 1, fn 0 → 2/3; b: tp 0, fn 1 → 0; c: tp 1 → 1; a missing prediction is wrong.
+        double f1 = ModelEvaluator.MacroF1(["a", "b", "c", "c"], ["a", "a", "c", null]);
+        Assert.Equal((2.0 / 3 + 0 + 2.0 / 3) / 3, f1, 1e-12);
+    }
+}
+
+internal static class ProtobufTestExtensions
+{
+    public static T Also<T>(this T value, Action<T> change)
+    {
+        change(value);
+        return value;
+    }
+}
