@@ -22,7 +22,7 @@ public sealed class ServedModelTests
             }
             return texts.Select(t => new SamplePrediction(t.Length, [], [], [], 0)).ToArray();
         }
-        await using var served = new ServedModel("m", 1, "sha", TestModels.Spec(), Predict, maxBatchTexts: 8);
+        await using var served = new ServedModel("m", 1, "sha", TestModels.Spec(), Predict, maxBatchTexts: 8, TimeSpan.Zero, TimeProvider.System);
 
         var first = served.PredictAsync(["a"], default);
         await firstRunning.Task.WaitAsync(TimeSpan.FromSeconds(30));

@@ -23,6 +23,7 @@ internal static class QueryEndpoints
                 : await node.Queries.AnswerAsync(body.Value, http.RequestAborted);
             http.Response.StatusCode = status;
             http.Response.ContentType = "application/json";
+            http.Response.ContentLength = json.Length;
             await http.Response.Body.WriteAsync(json, http.RequestAborted);
         });
         app.MapGet("/v1/models", async (MeshNode node, CancellationToken cancellationToken) =>
@@ -48,15 +49,16 @@ internal static class QueryEndpoints
     private static async Task<ReadOnlyMemory<byte>?> ReadBodyAsync(HttpRequest request, int limit, CancellationToken cancellationToken)
     {
         if (request.ContentLength > limit) return null;
-        var buffer = new MemoryStream();
-        var chunk = new byte[16 << 10];
-        int read;
-        while ((read = await request.Body.ReadAsync(chunk, cancellationToken)) > 0)
+        // Sized by Content-Length when the client sends one (it usually does), grown otherwise.
+        var buffer = new byte[(int)(request.ContentLength ?? 4096) + 1];
+        int length = 0, read;
+        while ((read = await request.Body.ReadAsync(buffer.AsMemory(length), cancellationToken)) > 0)
         {
-            if (buffer.Length + read > limit) return null;
-            buffer.Write(chunk, 0, read);
+            length += read;
+            if (length > limit) return null;
+            if (length == buffer.Length) Array.Resize(ref buffer, Math.Min(2 * buffer.Length, limit + 1));
         }
-        return buffer.GetBuffer().AsMemory(0, (int)buffer.Length);
+        return buffer.AsMemory(0, length);
     }
 }
 

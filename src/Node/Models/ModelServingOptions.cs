@@ -33,6 +33,13 @@ public sealed class ModelServingOptions
     /// <summary>Most texts the node runs through a model in one batch (concurrent queries are batched together). Default 256.</summary>
     public int MaxBatchTexts { get; set; } = 256;
 
+    /// <summary>
+    /// How long a batch may wait for the clients its last batch answered to ask again (they then form one
+    /// batch with those already waiting, instead of two half batches taking turns). A lone client never
+    /// waits. Default 2 ms; zero switches it off.
+    /// </summary>
+    public TimeSpan QueryBatchLinger { get; set; } = TimeSpan.FromMilliseconds(2);
+
     /// <summary>Throws naming the setting when a value cannot work.</summary>
     public void Validate()
     {
@@ -44,6 +51,7 @@ public sealed class ModelServingOptions
         if (MaxBatchTexts < 1) throw new ArgumentException($"MaxBatchTexts must be at least 1; got {MaxBatchTexts}.");
         foreach (var (name, value) in new[] { (nameof(FetchedModelTtl), FetchedModelTtl), (nameof(QueryTimeout), QueryTimeout), (nameof(MaxQueryTimeout), MaxQueryTimeout) })
             if (value <= TimeSpan.Zero || value > TimeSpan.FromDays(1)) throw new ArgumentException($"{name} must be positive and at most a day; got {value}.");
+        if (QueryBatchLinger < TimeSpan.Zero || QueryBatchLinger > TimeSpan.FromSeconds(1)) throw new ArgumentException($"QueryBatchLinger must be between 0 and 1 s; got {QueryBatchLinger}.");
         if (QueryTimeout > MaxQueryTimeout) throw new ArgumentException($"QueryTimeout ({QueryTimeout}) must not exceed MaxQueryTimeout ({MaxQueryTimeout}).");
     }
 }

@@ -97,7 +97,7 @@ internal sealed partial class ModelCatalog(ModelStore store, ModelFetcher fetche
         }
     }
 
-    private ServedModel Serve(LoadedModelFile file, string sha256) => new(file.Name, file.Version, sha256, build(file), options.MaxBatchTexts);
+    private ServedModel Serve(LoadedModelFile file, string sha256) => new(file.Name, file.Version, sha256, build(file), options.MaxBatchTexts, options.QueryBatchLinger, time);
 
     /// <summary>Puts <paramref name="entry"/> in place and lets the one it replaces, and the least recently used beyond the bound, finish and go.</summary>
     private async Task ReplaceAsync(string name, Entry entry)

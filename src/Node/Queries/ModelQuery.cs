@@ -57,8 +57,9 @@ internal sealed record ModelQuery(string Model, IReadOnlyList<string> Texts, int
                     all.Add(item.GetString()!);
                 }
             }
+            // A text has words exactly when it has a letter or digit (TextFeatures' rule).
             for (int i = 0; i < all.Count; i++)
-                if (TextFeatures.Of(all[i]).Count == 0)
+                if (!all[i].Any(char.IsLetterOrDigit))
                     throw QueryException.BadRequest(hasText ? "'text' has no words." : $"'texts' item {i} has no words.");
             int top = 5;
             if (root.TryGetProperty("top", out var topValue) && (!topValue.TryGetInt32(out top) || top is < 1 or > 1000))

@@ -16,11 +16,20 @@ public sealed record QueryAnswer(string Model, long Version, IReadOnlyList<Query
     };
 
     /// <summary>The JSON document.</summary>
-    public byte[] ToJson() => JsonSerializer.SerializeToUtf8Bytes(this, Json);
+    public byte[] ToJson() => JsonSerializer.SerializeToUtf8Bytes(this, QueryJson.Documented.QueryAnswer);
 
     /// <summary>Reads the JSON document.</summary>
     /// <exception cref="JsonException">The bytes are not an answer.</exception>
-    public static QueryAnswer FromJson(ReadOnlySpan<byte> json) => JsonSerializer.Deserialize<QueryAnswer>(json, Json) ?? throw new JsonException("the answer is empty");
+    public static QueryAnswer FromJson(ReadOnlySpan<byte> json) => JsonSerializer.Deserialize(json, QueryJson.Documented.QueryAnswer) ?? throw new JsonException("the answer is empty");
+}
+
+/// <summary>Serializers for the query documents, generated at build time (every answer is serialized on the query path).</summary>
+[JsonSerializable(typeof(QueryAnswer))]
+[JsonSerializable(typeof(QueryError))]
+internal sealed partial class QueryJson : JsonSerializerContext
+{
+    /// <summary>The context with the documented options (snake_case, readable escaping).</summary>
+    public static QueryJson Documented { get; } = new(new JsonSerializerOptions(MoEMesh.Node.Queries.QueryAnswer.Json));
 }
 
 /// <summary>One text's answer: the predicted label, the most probable labels, and its route.</summary>
@@ -36,5 +45,5 @@ public sealed record QueryHop(int Layer, string Expert, string Host, double Weig
 public sealed record QueryError(string Error)
 {
     /// <summary>The JSON document.</summary>
-    public byte[] ToJson() => JsonSerializer.SerializeToUtf8Bytes(this, QueryAnswer.Json);
+    public byte[] ToJson() => JsonSerializer.SerializeToUtf8Bytes(this, QueryJson.Documented.QueryError);
 }

@@ -54,10 +54,25 @@ internal sealed class QueryService(ModelCatalog catalog, ModelServingOptions opt
         var labels = served.Spec.Head.Labels;
         var results = predictions.Select(p => new QueryResult(
             labels[p.Label],
-            p.Probabilities.Select((pr, i) => new LabelProbability(labels[i], Math.Round(pr, 6))).OrderByDescending(x => x.P).Take(query.Top).ToArray(),
+            Top(p.Probabilities, query.Top).Select(i => new LabelProbability(labels[i], Math.Round(p.Probabilities[i], 6))).ToArray(),
             p.Route.Select(h => new QueryHop(h.Layer, h.Expert, h.Host == "local" ? self.ToString() : h.Host, Math.Round(h.Weight, 6), h.LatencyMs, h.Outcome)).ToArray()))
             .ToArray();
         return new QueryAnswer(served.Name, served.Version, results, Math.Round(time.GetElapsedTime(started).TotalMilliseconds, 3));
+    }
+
+    /// <summary>The indices of the <paramref name="count"/> largest values, largest first (ties: lower index first).</summary>
+    private static int[] Top(float[] values, int count)
+    {
+        var top = new List<int>(Math.Min(count, values.Length) + 1);
+        for (int i = 0; i < values.Length; i++)
+        {
+            int at = top.Count;
+            while (at > 0 && values[top[at - 1]] < values[i]) at--;
+            if (at >= count) continue;
+            top.Insert(at, i);
+            if (top.Count > count) top.RemoveAt(count);
+        }
+        return [.. top];
     }
 
     private static (int Status, string Message)? Status(Exception e) => e switch

@@ -8,6 +8,9 @@ namespace MoEMesh.Node.Queries;
 /// A model loaded to answer queries. Concurrent queries are batched: one loop takes every query waiting
 /// (up to MaxBatchTexts texts) and runs them through the model as one batch, so each layer's gate, beam
 /// search and expert calls serve them all at once; queries that arrive while a batch runs form the next.
+/// Clients that were just answered usually ask again at once; so that they and those already waiting
+/// form one batch instead of two half batches taking turns, the loop lingers up to <c>linger</c> for as
+/// many texts as the last batch answered and have not come back yet (a lone client never waits).
 /// When a merged batch fails (some text got no answer), its queries are run again one by one, so one
 /// query's failure is not another's. Disposing stops taking queries and finishes those waiting.
 /// </summary>
@@ -20,17 +23,22 @@ internal sealed class ServedModel : IAsyncDisposable
     private readonly int _maxBatchTexts;
     private readonly Func<IReadOnlyList<string>, CancellationToken, Task<IReadOnlyList<SamplePrediction>>> _predict;
     private readonly Task _loop;
-    private int _batches;
+    private readonly TimeSpan _linger;
+    private readonly TimeProvider _time;
+    private TaskCompletionSource _arrival = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private int _batches, _queuedTexts, _arrivedSinceBatch;
 
-    public ServedModel(string name, long version, string sha256, MoEModel model, int maxBatchTexts)
-        : this(name, version, sha256, model.Spec, model.PredictAsync, maxBatchTexts)
+    public ServedModel(string name, long version, string sha256, MoEModel model, int maxBatchTexts, TimeSpan linger, TimeProvider time)
+        : this(name, version, sha256, model.Spec, model.PredictAsync, maxBatchTexts, linger, time)
     {
     }
 
     /// <summary>A model served through <paramref name="predict"/> (the model's own, or a test's).</summary>
     public ServedModel(string name, long version, string sha256, ModelSpec spec, Func<IReadOnlyList<string>, CancellationToken, Task<IReadOnlyList<SamplePrediction>>> predict,
-        int maxBatchTexts)
+        int maxBatchTexts, TimeSpan linger, TimeProvider time)
     {
+        _linger = linger;
+        _time = time;
         Name = name;
         Version = version;
         Sha256 = sha256;
@@ -57,7 +65,14 @@ internal sealed class ServedModel : IAsyncDisposable
     public Task<IReadOnlyList<SamplePrediction>> PredictAsync(IReadOnlyList<string> texts, CancellationToken cancellationToken)
     {
         var pending = new Pending(texts, cancellationToken);
-        if (!_waiting.Writer.TryWrite(pending)) throw new QueryException(503, $"{MaxWaiting} queries of {Name} are already waiting; try again shortly.");
+        Interlocked.Add(ref _queuedTexts, texts.Count);
+        if (!_waiting.Writer.TryWrite(pending))
+        {
+            Interlocked.Add(ref _queuedTexts, -texts.Count);
+            throw new QueryException(503, $"{MaxWaiting} queries of {Name} are already waiting; try again shortly.");
+        }
+        Interlocked.Add(ref _arrivedSinceBatch, texts.Count);
+        Interlocked.Exchange(ref _arrival, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
         return pending.Answer.Task;
     }
 
@@ -70,13 +85,16 @@ internal sealed class ServedModel : IAsyncDisposable
     private async Task RunAsync()
     {
         var batch = new List<Pending>();
+        int answered = 0;
         while (await _waiting.Reader.WaitToReadAsync())
         {
+            await LingerAsync(answered);
             batch.Clear();
             int texts = 0;
             while (_waiting.Reader.TryPeek(out var next) && (batch.Count == 0 || texts + next.Texts.Count <= _maxBatchTexts))
             {
                 _waiting.Reader.TryRead(out _);
+                Interlocked.Add(ref _queuedTexts, -next.Texts.Count);
                 if (next.Cancelled.IsCancellationRequested)
                 {
                     next.Answer.TrySetCanceled(next.Cancelled);
@@ -86,6 +104,7 @@ internal sealed class ServedModel : IAsyncDisposable
                 texts += next.Texts.Count;
             }
             if (batch.Count == 0) continue;
+            answered = texts;
             try
             {
                 Interlocked.Increment(ref _batches);
@@ -105,6 +124,26 @@ internal sealed class ServedModel : IAsyncDisposable
             {
                 foreach (var p in batch) p.Answer.TrySetException(e);
             }
+            Volatile.Write(ref _arrivedSinceBatch, 0);
+        }
+    }
+
+    /// <summary>
+    /// Waits up to the linger for the texts of the last batch (<paramref name="answered"/>) that have not
+    /// come back since it was answered, or until a full batch waits.
+    /// </summary>
+    private async Task LingerAsync(int answered)
+    {
+        if (answered == 0 || _linger <= TimeSpan.Zero) return;
+        long started = _time.GetTimestamp();
+        while (true)
+        {
+            var arrival = Volatile.Read(ref _arrival).Task;
+            int queued = Volatile.Read(ref _queuedTexts);
+            int target = Math.Min(_maxBatchTexts, queued + Math.Max(0, answered - Volatile.Read(ref _arrivedSinceBatch)));
+            var remaining = _linger - _time.GetElapsedTime(started);
+            if (queued >= target || remaining <= TimeSpan.Zero) return;
+            await Task.WhenAny(arrival, Task.Delay(remaining, _time));
         }
     }
 

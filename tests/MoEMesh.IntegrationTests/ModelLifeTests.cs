@@ -1,0 +1,174 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+
+namespace MoEMesh.IntegrationTests;
+
+/// <summary>
+/// A model's whole life across real processes: `moemesh train` joins a swarm of node processes, trains,
+/// publishes and exits; a node that never saw the model answers queries over HTTP with routes, as another
+/// process does; `moemesh query`, `eval` and `models` work against it; and the verbs' exit codes on bad input.
+/// </summary>
+public sealed class ModelLifeTests : IDisposable
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(120);
+    private readonly string _dir = Directory.CreateTempSubdirectory("moemesh-model-life-").FullName;
+    private readonly List<NodeProcess> _nodes = [];
+
+    public void Dispose()
+    {
+        foreach (var n in _nodes) n.Dispose();
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    private static string Repository
+    {
+        get
+        {
+            var dir = new DirectoryInfo(AppContext.BaseDirectory);
+            while (!File.Exists(Path.Combine(dir!.FullName, "MoEMesh.sln"))) dir = dir.Parent;
+            return dir.FullName;
+        }
+    }
+
+    private NodeProcess Start(string name, bool experts, NodeProcess? join)
+    {
+        string[] args =
+        [
+            "--key-file", $"{name}.key", "--checkpoint-dir", $"ck-{name}", "--model-dir", $"models-{name}", "--no-tls", "--update-period", "2",
+            .. experts ? new[] { "--expert-pattern", "ffn.[0:2].[0:2]", "--num-experts", "2", "--hidden-dim", "16" } : [],
+            .. join is null ? Array.Empty<string>() : ["--peers", $"127.0.0.1:{join.PeerPort}"],
+        ];
+        var node = NodeProcess.Start(_dir, args);
+        _nodes.Add(node);
+        return node;
+    }
+
+    private static async Task WaitReadyAsync(HttpClient http, NodeProcess node)
+    {
+        using var limit = new CancellationTokenSource(Bound);
+        while (true)
+        {
+            Assert.False(node.HasExited, $"the node exited:\n{node.Output}");
+            try
+            {
+                if ((await http.GetAsync(new Uri(node.Http, "/v1/status"), limit.Token)).IsSuccessStatusCode) return;
+            }
+            catch (HttpRequestException)
+            {
+            }
+            await Task.Delay(100, limit.Token);
+        }
+    }
+
+    private Task<CliRun> Cli(params string[] args) => CliRun.RunAsync(_dir, Bound, args);
+
+    /// <summary>The first rows of the shipped training data, as a smaller file (header kept).</summary>
+    private string Sample(int rows)
+    {
+        var path = Path.Combine(_dir, "sample.tsv");
+        File.WriteAllLines(path, File.ReadLines(Path.Combine(Repository, "data", "train.tsv")).Take(rows + 1));
+        return path;
+    }
+
+    private static async Task<JsonElement> QueryAsync(HttpClient http, NodeProcess node, string text)
+    {
+        using var response = await http.PostAsync(new Uri(node.Http, "/v1/query"), new StringContent(JsonSerializer.Serialize(new { model = "sample", text, top = 60 }), Encoding.UTF8));
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.OK, body);
+        using var document = JsonDocument.Parse(body);
+        return document.RootElement.Clone();
+    }
+
+    [Fact]
+    public async Task TrainedModel_IsPublished_AndOutlivesItsTrainer_AnsweringFromAnyNode()
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+        var a = Start("a", experts: true, null);
+        await WaitReadyAsync(http, a);
+        var b = Start("b", experts: true, a);
+        var c = Start("c", experts: false, a);
+        foreach (var n in new[] { b, c }) await WaitReadyAsync(http, n);
+        var data = Sample(400);
+
+        var train = await Cli("train", "--peer", $"127.0.0.1:{a.PeerPort}", "--no-tls", "--data", data, "--model", "sample", "--steps", "20", "--batch-size", "16",
+            "--grid", "2x2", "--replicas", "2", "--key-file", "publisher.key", "--out", "run");
+        Assert.True(train.ExitCode == 0, train.ToString());
+        Assert.Contains("published sample version", train.Out);
+        Assert.True(File.Exists(Path.Combine(_dir, "run", "sample.safetensors")));
+        Assert.Equal(21, File.ReadAllLines(Path.Combine(_dir, "run", "curves.csv")).Length);
+        using (var eval = JsonDocument.Parse(File.ReadAllText(Path.Combine(_dir, "run", "eval.json"))))
+            Assert.InRange(eval.RootElement.GetProperty("accuracy").GetDouble(), 0, 1);
+
+        // The trainer has exited; node c never held the model and fetches it from a holder.
+        const string text = "the county jury said the election was fair";
+        var fromC = await QueryAsync(http, c, text);
+        var fromA = await QueryAsync(http, a, text);
+        var route = fromC.GetProperty("results")[0].GetProperty("route");
+        Assert.Equal(2, route.GetArrayLength());
+        foreach (var hop in route.EnumerateArray())
+        {
+            Assert.Equal("ok", hop.GetProperty("outcome").GetString());
+            Assert.Matches(@"^ffn\.[01]\.[01]$", hop.GetProperty("expert").GetString());
+        }
+        // Two other processes, the same weights: the same answer.
+        Assert.Equal(fromA.GetProperty("results")[0].GetProperty("probabilities").GetRawText(), fromC.GetProperty("results")[0].GetProperty("probabilities").GetRawText());
+        Assert.Empty(Directory.GetFiles(Path.Combine(_dir, "models-c"), "*.safetensors"));
+
+        var query = await Cli("query", "--peer", $"127.0.0.1:{c.PeerPort}", "--no-tls", "--model", "sample", text);
+        Assert.True(query.ExitCode == 0, query.ToString());
+        Assert.Contains(fromC.GetProperty("results")[0].GetProperty("label").GetString()!, query.Out);
+        var eval2 = await Cli("eval", "--peer", $"127.0.0.1:{c.PeerPort}", "--no-tls", "--model", "sample", "--data", data, "--json");
+        Assert.True(eval2.ExitCode == 0, eval2.ToString());
+        using (var report = JsonDocument.Parse(eval2.Out))
+        {
+            Assert.Equal(400, report.RootElement.GetProperty("samples").GetInt32());
+            Assert.True(report.RootElement.GetProperty("bytes_per_sample").GetDouble() > 0);
+            Assert.Equal(2, report.RootElement.GetProperty("domains").EnumerateObject().Count());
+        }
+        var models = await Cli("models", "--peer", $"127.0.0.1:{c.PeerPort}", "--no-tls");
+        Assert.True(models.ExitCode == 0, models.ToString());
+        Assert.Contains("sample", models.Out);
+        Assert.Contains("2 of 2 hold the newest", models.Out);
+    }
+
+    [Fact]
+    public async Task Verbs_OnBadInput_ExitWithTheirCode_AndSayWhatIsWrong()
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+        var a = Start("a", experts: true, null);
+        await WaitReadyAsync(http, a);
+        var peer = $"127.0.0.1:{a.PeerPort}";
+        var good = Sample(50);
+        File.WriteAllText(Path.Combine(_dir, "empty.csv"), "");
+        File.WriteAllText(Path.Combine(_dir, "nolabels.csv"), "text,label\nhello,\n,x\n");
+        File.WriteAllText(Path.Combine(_dir, "columns.csv"), "body,label\nhello,x\n");
+
+        (string[] Args, int Exit, string Said)[] cases =
+        [
+            (["train", "--peer", peer, "--no-tls", "--model", "m", "--data", "missing.tsv"], 2, "missing.tsv: cannot be read"),
+            (["train", "--peer", peer, "--no-tls", "--model", "m", "--data", "empty.csv"], 2, "the file is empty"),
+            (["train", "--peer", peer, "--no-tls", "--model", "m", "--data", "nolabels.csv"], 2, "no usable row (2 skipped; the first, line 2: it has no label)"),
+            (["train", "--peer", peer, "--no-tls", "--model", "m", "--data", "columns.csv"], 2, "no column 'text' (--text-column)"),
+            (["train", "--peer", peer, "--no-tls", "--model", "m", "--data", good, "--format", "xml"], 2, "'xml' is not a data format"),
+            (["train", "--peer", peer, "--no-tls", "--model", "bad/name", "--data", good], 2, "not a model name"),
+            (["train", "--peer", peer, "--no-tls", "--model", "m", "--data", good, "--grid", "4by4"], 2, "--grid: '4by4'"),
+            (["train", "--peer", peer, "--no-tls", "--model", "m", "--data", good, "--epochs", "2", "--steps", "5"], 2, "give one of them"),
+            (["train", "--peer", peer, "--no-tls", "--model", "m", "--data", good, "--compression", "zip"], 2, "Compression must be one of"),
+            (["train", "--peer", peer, "--no-tls", "--model", "m", "--data", good, "--grid-name", "absent"], 3, "hosts no expert of the grid absent.[0:4].[0:4]"),
+            (["train", "--peer", peer, "--no-tls", "--model", "m", "--data", good, "--grid", "2x2", "--hidden-dim", "32"], 3, "--hidden-dim 32 matches none"),
+            (["train", "--peer", "127.0.0.1:1", "--no-tls", "--model", "m", "--data", good], 3, "Could not join the DHT"),
+            (["query", "--peer", peer, "--no-tls", "--model", "m"], 2, "no text to query"),
+            (["query", "--peer", peer, "--no-tls", "--model", "absent", "hello"], 3, "No peer holds a model called 'absent'"),
+            (["query", "--peer", peer, "--no-tls", "--model", "m", "--file", "missing.txt"], 2, "missing.txt cannot be read"),
+            (["eval", "--peer", peer, "--no-tls", "--model", "absent", "--data", good], 3, "No peer holds a model called 'absent'"),
+        ];
+        foreach (var (args, exit, said) in cases)
+        {
+            var run = await Cli(args);
+            Assert.True(run.ExitCode == exit && (run.Error + run.Out).Contains(said, StringComparison.Ordinal),
+                $"moemesh {string.Join(' ', args)}: expected exit {exit} saying \"{said}\"; got {run}");
+            Assert.DoesNotContain("   at ", run.Error);
+        }
+    }
+}
