@@ -1,7 +1,7 @@
 namespace MoEMesh.ArchitectureTests;
 
 /// <summary>
-/// The allowed references of ../shared/design/ARCHITECTURE.md as code. An arrow means "may reference",
+/// The allowed references of docs/architecture.md as code. An arrow means "may reference",
 /// and what an assembly may reference is everything reachable along arrows from it:
 /// <code>
 /// Node ──► Routing ──► Dht ──► Protocol ──► Tensors
@@ -26,7 +26,7 @@ public static class LayerRules
     public static IReadOnlySet<string> Allowed(string assembly)
     {
         if (!Arrows.ContainsKey(assembly))
-            throw new ArgumentException($"{assembly} has no entry in the architecture's allow-list; add it to LayerRules and ARCHITECTURE.md.");
+            throw new ArgumentException($"{assembly} has no entry in the architecture's allow-list; add it to LayerRules and docs/architecture.md.");
         var allowed = new HashSet<string>();
         var pending = new Stack<string>(Arrows[assembly]);
         while (pending.Count > 0)

@@ -77,6 +77,8 @@ public sealed class QueryTests : IDisposable
         }
         Assert.Equal(["genre"], asked.Node.LoadedModels.Select(m => m.Name));
         Assert.Empty(asked.Node.HeldModels);
+        using (var http = new HttpClient { BaseAddress = asked.Http })
+            Assert.Contains("moemesh_node_query_duration_count{model=\"genre\",status=\"200\"} 1", await http.GetStringAsync("/metrics"));
 
         // The same weights computed here, through the same swarm, give the same probabilities.
         var spec = ModelFile.Load(Path.Combine(_folder.Sub("models"), "genre.safetensors")).Spec;

@@ -61,6 +61,8 @@ public static class NodeHost
     private static WebApplication Compose(WebApplicationBuilder builder, NodeOptions options, PeerIdentity? identity, ExpertRegistry? registry = null)
     {
         options.Validate();
+        // Kestrel and routing log four lines per HTTP request at Information: a flood under query load.
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(identity ?? LoadIdentity(options));
