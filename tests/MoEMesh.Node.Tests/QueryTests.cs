@@ -27,6 +27,12 @@ public sealed class QueryTests : IDisposable
         holderOptions.ModelDirectory = models;
         var holder = await TestNode.StartAsync(holderOptions, 43, a);
         var askedConfig = TestNode.Configure(_folder.Sub("q"));
+        // On a loaded machine a second expert may answer more than the default 200 ms grace after the first;
+        // these tests compare answers, so every expert gets the whole deadline.
+        askedConfig.Routing = new Routing.RoutingOptions
+        {
+            ForwardTimeout = TimeSpan.FromSeconds(20), BackwardTimeout = TimeSpan.FromSeconds(20), GraceAfterKMin = TimeSpan.FromSeconds(20),
+        };
         askedOptions?.Invoke(askedConfig);
         var asked = await TestNode.StartAsync(askedConfig, 44, a);
         return (a, b, holder, asked, weights);
