@@ -31,9 +31,6 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
     /// <summary>The gate (its parameters train on the gating node).</summary>
     public GatingNetwork Gate => gate;
 
-    /// <summary>How the layer picks experts.</summary>
-    public MixtureOfExpertsOptions Options => options;
-
     /// <summary>Runs the layer forward for a batch [samples, d].</summary>
     /// <exception cref="ExpertCallFailedException">A sample got no answer and no local expert could answer.</exception>
     public async Task<MixtureStep> ForwardAsync(Tensor input, CancellationToken cancellationToken)
@@ -72,7 +69,6 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
                 Rediscover = RediscoverAsync,
                 NullShare = nullScores is null ? null : selections.Select(x => x.Nulls.Sum(n => n.Weight)).ToArray(),
                 Fallback = _local.Count == 0 ? null : s => Fallback(choices[s], perSample[s]),
-                Compression = fanOut.Compression,
             };
             var fan = await fanOut.ForwardAsync(request, cancellationToken);
             return new MixtureStep(input, fan, scores, nullScores, choices, selections.Select(x => x.Nulls).ToArray(), losses, utilisation);
@@ -89,7 +85,7 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
     /// <summary>Runs the layer backward: returns dL/d(input) and accumulates the gate's gradients.</summary>
     public async Task<Tensor> BackwardAsync(MixtureStep step, Tensor outputGradient, CancellationToken cancellationToken)
     {
-        using var back = await fanOut.BackwardAsync(step.Experts, outputGradient, fanOut.Compression, cancellationToken);
+        using var back = await fanOut.BackwardAsync(step.Experts, outputGradient, cancellationToken);
         var scoreGradients = gate.Grid.Sizes.Select(size => Tensor.Zeros(step.Input.Rows, size)).ToArray();
         using var nullGradient = gate.NullExperts > 0 ? Tensor.Zeros(step.Input.Rows, gate.NullExperts) : null;
         try

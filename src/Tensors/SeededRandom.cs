@@ -39,6 +39,16 @@ public sealed class SeededRandom
         return (int)(NextUInt64() % (ulong)maxExclusive);
     }
 
+    /// <summary>Shuffles <paramref name="values"/> in place (Fisher–Yates), every order equally likely.</summary>
+    public void Shuffle<T>(Span<T> values)
+    {
+        for (int i = values.Length - 1; i > 0; i--)
+        {
+            int j = NextInt(i + 1);
+            (values[i], values[j]) = (values[j], values[i]);
+        }
+    }
+
     /// <summary>Fills <paramref name="values"/> uniformly from [low, high).</summary>
     public void FillUniform(Span<float> values, float low, float high)
     {

@@ -5,7 +5,7 @@ namespace MoEMesh.ArchitectureTests;
 
 public class LayerRulesTests
 {
-    private static readonly string RepositoryRoot = FindRoot();
+    private static readonly string RepositoryRoot = MoEMesh.Testing.RepositoryRoot.Path;
 
     /// <summary>Every project under src/, by assembly name, with its csproj path.</summary>
     public static TheoryData<string> SourceProjects()
@@ -73,12 +73,5 @@ public class LayerRulesTests
     {
         var e = Assert.Throws<ArgumentException>(() => LayerRules.Allowed("MoEMesh.Gateway"));
         Assert.Contains("allow-list", e.Message);
-    }
-
-    private static string FindRoot()
-    {
-        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
-            if (File.Exists(Path.Combine(directory.FullName, "MoEMesh.sln"))) return directory.FullName;
-        throw new InvalidOperationException($"No MoEMesh.sln above {AppContext.BaseDirectory}.");
     }
 }

@@ -7,6 +7,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using MoEMesh.Experts;
+using MoEMesh.Node.Data;
 using MoEMesh.Node.Hosting;
 using MoEMesh.Protocol.Identity;
 using MoEMesh.Routing.Gating;
@@ -44,9 +45,10 @@ public static class QueryBenchmark
                 if (apps.Count > 0) options.InitialPeers.Add(Node(apps[0]).ListenAddress.ToString());
                 apps.Add(await StartAsync(options, registry));
             }
-            var texts = File.ReadLines(Path.Combine(Repository(), "data", "test.tsv")).Skip(1).Select(l => l.Split('\t')[0].Trim('"')).Take(4096).ToArray();
-            var labels = File.ReadLines(Path.Combine(Repository(), "data", "test.tsv")).Skip(1).Select(l => l.Split('\t')[^2]).Distinct().Order(StringComparer.Ordinal).ToArray();
-            var spec = new ModelSpec(new TrunkSpec(65_536, Dim), [new LayerSpec("ffn", [4, 4], "ffn", K: 2, RouterLosses: new RouterLossWeights())], new HeadSpec(labels), new DataColumns());
+            var data = DataFileReader.Read(Path.Combine(Testing.RepositoryRoot.Path, "data", "test.tsv"), DataFormat.Tsv, new DataColumns()).Examples;
+            var texts = data.Select(e => e.Text).Take(4096).ToArray();
+            var labels = data.Select(e => e.Label).Distinct().Order(StringComparer.Ordinal).ToArray();
+            var spec = new ModelSpec(new TrunkSpec(65_536, Dim), [new LayerSpec("ffn", [4, 4], "ffn", Dim, K: 2, RouterLosses: new RouterLossWeights())], new HeadSpec(labels), new DataColumns());
             var models = Path.Combine(folder, "models");
             ModelFile.Save(Path.Combine(models, "bench.safetensors"), "bench", 1, spec, ModelWeights.Initialize(spec, 1));
             var gatingOptions = new NodeOptions { Listen = "127.0.0.1:0", HttpListen = "127.0.0.1:0", UseTls = false, CheckpointDirectory = Path.Combine(folder, "g"), ModelDirectory = models };
@@ -138,13 +140,6 @@ public static class QueryBenchmark
             }
         }));
         return (latencies.Count, started.Elapsed.TotalSeconds, latencies);
-    }
-
-    private static string Repository()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (!File.Exists(Path.Combine(dir!.FullName, "MoEMesh.sln"))) dir = dir.Parent;
-        return dir.FullName;
     }
 
     private static MeshNode Node(WebApplication app) => app.Services.GetRequiredService<MeshNode>();

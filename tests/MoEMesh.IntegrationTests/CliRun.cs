@@ -1,5 +1,3 @@
-using System.Diagnostics;
-
 namespace MoEMesh.IntegrationTests;
 
 /// <summary>One run of a moemesh CLI verb as its own process: exit code, stdout and stderr.</summary>
@@ -8,11 +6,7 @@ internal sealed record CliRun(int ExitCode, string Out, string Error)
     /// <summary>Runs <c>moemesh ARGS</c> in <paramref name="workDir"/> and waits for it, within <paramref name="limit"/>.</summary>
     public static async Task<CliRun> RunAsync(string workDir, TimeSpan limit, params string[] args)
     {
-        var info = new ProcessStartInfo("dotnet") { WorkingDirectory = workDir, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        info.ArgumentList.Add(NodeProcess.Binary);
-        foreach (var a in args) info.ArgumentList.Add(a);
-        info.Environment["DOTNET_NOLOGO"] = "1";
-        using var process = Process.Start(info)!;
+        using var process = NodeProcess.Launch(workDir, args);
         var output = process.StandardOutput.ReadToEndAsync();
         var error = process.StandardError.ReadToEndAsync();
         using var timeout = new CancellationTokenSource(limit);

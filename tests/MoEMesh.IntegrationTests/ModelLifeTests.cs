@@ -21,16 +21,6 @@ public sealed class ModelLifeTests : IDisposable
         Directory.Delete(_dir, recursive: true);
     }
 
-    private static string Repository
-    {
-        get
-        {
-            var dir = new DirectoryInfo(AppContext.BaseDirectory);
-            while (!File.Exists(Path.Combine(dir!.FullName, "MoEMesh.sln"))) dir = dir.Parent;
-            return dir.FullName;
-        }
-    }
-
     private NodeProcess Start(string name, bool experts, NodeProcess? join)
     {
         // On a loaded machine a second expert may answer more than the default 200 ms grace after the first;
@@ -71,7 +61,7 @@ public sealed class ModelLifeTests : IDisposable
     private string Sample(int rows)
     {
         var path = Path.Combine(_dir, "sample.tsv");
-        File.WriteAllLines(path, File.ReadLines(Path.Combine(Repository, "data", "train.tsv")).Take(rows + 1));
+        File.WriteAllLines(path, File.ReadLines(Path.Combine(Testing.RepositoryRoot.Path, "data", "train.tsv")).Take(rows + 1));
         return path;
     }
 
@@ -135,6 +125,33 @@ public sealed class ModelLifeTests : IDisposable
         Assert.True(models.ExitCode == 0, models.ToString());
         Assert.Contains("sample", models.Out);
         Assert.Contains("2 of 2 hold the newest", models.Out);
+    }
+
+    [Fact]
+    public async Task Training_StoppedBySigterm_SavesAndPublishesWhatItTrained()
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+        var a = Start("a", experts: true, null);
+        await WaitReadyAsync(http, a);
+        var data = Sample(200);
+        // Far more steps than the test waits for; it stops the trainer after its first progress line.
+        using var trainer = NodeProcess.StartVerb(_dir, "train", "--peer", $"127.0.0.1:{a.PeerPort}", "--no-tls", "--data", data, "--model", "stopped",
+            "--steps", "1000000", "--grid", "2x2", "--replicas", "1", "--key-file", "publisher.key", "--out", "run");
+        using (var limit = new CancellationTokenSource(Bound))
+            while (!trainer.Output.Contains("step 1/", StringComparison.Ordinal))
+            {
+                Assert.False(trainer.HasExited, trainer.Output);
+                await Task.Delay(100, limit.Token);
+            }
+        trainer.Terminate();
+        Assert.True(await trainer.WaitForExitAsync(Bound), $"the trainer did not stop:\n{trainer.Output}");
+        Assert.True(trainer.ExitCode == 0, $"exit {trainer.ExitCode}:\n{trainer.Output}");
+        Assert.Contains("stopped early", trainer.Output);
+        Assert.Contains("published stopped version", trainer.Output);
+        using var saved = Tensors.Serialization.SafeTensorsFile.ReadFile(Path.Combine(_dir, "run", "stopped.safetensors"));
+        using var training = JsonDocument.Parse(saved.Metadata["training"]);
+        Assert.True(training.RootElement.GetProperty("stopped").GetBoolean());
+        Assert.InRange(training.RootElement.GetProperty("steps").GetInt64(), 1, 999_999);
     }
 
     [Fact]

@@ -4,7 +4,7 @@ using System.Net.Sockets;
 
 namespace MoEMesh.IntegrationTests;
 
-/// <summary>A `moemesh node` process started from the built binary, its output collected line by line.</summary>
+/// <summary>A `moemesh` process (a node, or another verb) started from the built binary, its output collected line by line.</summary>
 internal sealed class NodeProcess : IDisposable
 {
     private readonly Process _process;
@@ -50,10 +50,8 @@ internal sealed class NodeProcess : IDisposable
     {
         get
         {
-            var dir = new DirectoryInfo(AppContext.BaseDirectory);
-            string configuration = dir.Parent!.Name;
-            while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "MoEMesh.sln"))) dir = dir.Parent;
-            var path = Path.Combine(dir!.FullName, "src", "Node", "bin", configuration, "net10.0", "moemesh.dll");
+            string configuration = new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name;
+            var path = Path.Combine(Testing.RepositoryRoot.Path, "src", "Node", "bin", configuration, "net10.0", "moemesh.dll");
             return File.Exists(path) ? path : throw new FileNotFoundException($"Build the solution first: {path} is missing.");
         }
     }
@@ -61,10 +59,19 @@ internal sealed class NodeProcess : IDisposable
     public static NodeProcess Start(string workDir, params string[] args)
     {
         int peer = FreePort(), http = FreePort();
+        return new NodeProcess(Launch(workDir, ["node", "--listen", $"127.0.0.1:{peer}", "--http", $"127.0.0.1:{http}", .. args]), peer, http);
+    }
+
+    /// <summary>Another verb (train, say) as a process whose output is collected as it runs; it has no ports.</summary>
+    public static NodeProcess StartVerb(string workDir, params string[] args) => new(Launch(workDir, args), 0, 0);
+
+    /// <summary>Starts <c>moemesh ARGS</c> in <paramref name="workDir"/> with stdout and stderr redirected.</summary>
+    public static Process Launch(string workDir, IEnumerable<string> args)
+    {
         var info = new ProcessStartInfo("dotnet") { WorkingDirectory = workDir, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { Binary, "node", "--listen", $"127.0.0.1:{peer}", "--http", $"127.0.0.1:{http}" }.Concat(args)) info.ArgumentList.Add(a);
+        foreach (var a in args.Prepend(Binary)) info.ArgumentList.Add(a);
         info.Environment["DOTNET_NOLOGO"] = "1";
-        return new NodeProcess(Process.Start(info)!, peer, http);
+        return Process.Start(info)!;
     }
 
     /// <summary>Sends SIGTERM, as a service manager would.</summary>

@@ -111,9 +111,7 @@ public sealed class DataFileReaderTests : IDisposable
     [Fact]
     public void ShippedData_ReadsWhole_WithBothDomainsAndSixtyLabels()
     {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (!File.Exists(Path.Combine(dir!.FullName, "MoEMesh.sln"))) dir = dir.Parent;
-        var train = DataFileReader.Read(Path.Combine(dir.FullName, "data", "train.tsv"), DataFormat.Tsv, new DataColumns(DomainColumn: "domain"));
+        var train = DataFileReader.Read(Path.Combine(Testing.RepositoryRoot.Path, "data", "train.tsv"), DataFormat.Tsv, new DataColumns(DomainColumn: "domain"));
         Assert.Empty(train.Skipped);
         Assert.Equal(15058, train.Examples.Count);
         Assert.Equal(["brown", "wordnet"], train.Examples.Select(e => e.Domain).Distinct().Order());

@@ -27,7 +27,7 @@ public sealed class PublicationTests : IDisposable
         var path = _folder.Sub($"{name}-{version}-{seed}.safetensors");
         TestModels.Write(path, name, version, seed: seed);
         var bytes = File.ReadAllBytes(path);
-        return (path, ModelPublications.Sign(name, version, Convert.ToHexStringLower(SHA256.HashData(bytes)), bytes.Length, publisher ?? _publisher));
+        return (path, ModelPublications.Sign(name, version, Convert.ToHexStringLower(SHA256.HashData(bytes)), (ulong)bytes.Length, publisher ?? _publisher));
     }
 
     private static Hosting.NodeOptions Holder(string folder, string models, double updateSeconds = 30)
@@ -80,12 +80,12 @@ public sealed class PublicationTests : IDisposable
         altered.Version = 11;
         Assert.Contains("signature does not verify", await UploadAsync(client, holder, path, altered));
         // Other bytes than the publication's hash: every byte goes up, then the hash check refuses it.
-        var mismatch = ModelPublications.Sign("genre", 10, publication.Sha256, new FileInfo(otherPath).Length, _publisher);
+        var mismatch = ModelPublications.Sign("genre", 10, publication.Sha256, (ulong)new FileInfo(otherPath).Length, _publisher);
         Assert.Contains("SHA-256", await UploadAsync(client, holder, otherPath, mismatch));
         // A signed file that is not the model it names.
         var (wrongName, _) = Saved("other", 10);
         var bytes = await File.ReadAllBytesAsync(wrongName);
-        var misnamed = ModelPublications.Sign("genre", 10, Convert.ToHexStringLower(SHA256.HashData(bytes)), bytes.Length, _publisher);
+        var misnamed = ModelPublications.Sign("genre", 10, Convert.ToHexStringLower(SHA256.HashData(bytes)), (ulong)bytes.Length, _publisher);
         Assert.Contains("the file holds other version 10", await UploadAsync(client, holder, wrongName, misnamed));
         Assert.Empty(holder.Node.HeldModels);
 
@@ -96,6 +96,28 @@ public sealed class PublicationTests : IDisposable
         var (older, olderPublication) = Saved("genre", 9);
         Assert.Contains("older than the version held here", await UploadAsync(client, holder, older, olderPublication));
         Assert.Equal(10, Assert.Single(holder.Node.HeldModels).Publication.Version);
+    }
+
+    [Fact]
+    public async Task Uploads_BeyondTheNodesLimits_AreRefusedBeforeAByteIsTaken()
+    {
+        var options = Holder(_folder.Sub("a"), _folder.Sub("models"));
+        options.Models.MaxHeldModels = 1;
+        await using var holder = await TestNode.StartAsync(options, 61);
+        await using var client = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("c")), 62, holder);
+        var (path, publication) = Saved("genre", 10);
+        // A size no file has: read as a signed number it would be -1 and pass a signed comparison.
+        var huge = ModelPublications.Sign("genre", 10, publication.Sha256, ulong.MaxValue, _publisher);
+        using var response = await client.Node.Transport.CallAsync(holder.Endpoint, Protocol.Rpc.PeerRequest.Create(ModelUploadClient.StoreMethod,
+            new ModelStoreRequest { Publication = huge, Offset = 0 }, new byte[16], DateTimeOffset.UtcNow + TimeSpan.FromSeconds(10)), default);
+        Assert.Equal(Protocol.Wire.StatusCode.ResourceExhausted, response.Status);
+        Assert.Contains("MaxModelBytes", response.Message);
+        Assert.False(Directory.Exists(Path.Combine(_folder.Sub("models"), ".incoming")) && Directory.EnumerateFiles(Path.Combine(_folder.Sub("models"), ".incoming")).Any());
+
+        Assert.Null(await UploadAsync(client, holder, path, publication));
+        var (other, otherPublication) = Saved("other", 10);
+        Assert.Contains("its maximum (MaxHeldModels)", await UploadAsync(client, holder, other, otherPublication));
+        Assert.Equal(["genre"], holder.Node.HeldModels.Select(m => m.Name));
     }
 
     [Fact]
@@ -120,7 +142,7 @@ public sealed class PublicationTests : IDisposable
         Assert.Equal(good.Node.PeerId, fetched.Source.Host);
         Assert.Equal(("genre", 10L), (fetched.Model.Name, fetched.Model.Version));
         var failed = await Assert.ThrowsAsync<ModelFetchFailedException>(() => fetcher.FetchFromAsync(holders[..1], _folder.Sub("fetched"), default));
-        Assert.Contains("SHA-256", failed.Message);
+        Assert.Contains("served bytes whose SHA-256 is", failed.Message);
     }
 
     [Fact]

@@ -120,6 +120,8 @@ public sealed class QueryTests : IDisposable
             ("{\"model\": \"genre\", \"texts\": [\"a\", \"b\", \"c\", \"d\", \"e\"]}", HttpStatusCode.BadRequest, "at most 4 (MaxQueryTexts)"),
             ("{\"model\": \"genre\", \"text\": \"...\"}", HttpStatusCode.BadRequest, "'text' has no words"),
             ("{\"model\": \"genre\", \"text\": \"a\", \"top\": 0}", HttpStatusCode.BadRequest, "'top' must be"),
+            ("{\"model\": \"genre\", \"text\": \"a\", \"top\": \"3\"}", HttpStatusCode.BadRequest, "'top' must be"),
+            ("{\"model\": \"genre\", \"text\": \"a\", \"timeout_ms\": null}", HttpStatusCode.BadRequest, "'timeout_ms' must be"),
             ("{\"model\": \"genre\", \"text\": \"a\", \"timeout_ms\": -5}", HttpStatusCode.BadRequest, "'timeout_ms' must be"),
             ("{\"model\": \"genre\", \"txt\": \"a\"}", HttpStatusCode.BadRequest, "unknown field 'txt'"),
             ("{\"model\": \"no/such\", \"text\": \"a\"}", HttpStatusCode.BadRequest, "not a model name"),
@@ -134,6 +136,36 @@ public sealed class QueryTests : IDisposable
         }
         var (ok, _) = await PostAsync(asked, "{\"model\": \"genre\", \"text\": \"still serving\"}");
         Assert.Equal(HttpStatusCode.OK, ok);
+    }
+
+    [Fact]
+    public async Task ModelQueryPeerMethod_AnswersLikeHttp_AndRefusesWithStatuses()
+    {
+        var (a, b, holder, asked, _) = await SwarmAsync(o => o.Models.MaxQueryBytes = 2000);
+        await using var _a = a;
+        await using var _b = b;
+        await using var _h = holder;
+        await using var _q = asked;
+        async Task<Protocol.Rpc.PeerResponse> CallAsync(string body) => await holder.Node.Transport.CallAsync(asked.Endpoint,
+            new Protocol.Rpc.PeerRequest(Hosting.MeshNode.QueryMethod, default, Encoding.UTF8.GetBytes(body), DateTimeOffset.UtcNow + TimeSpan.FromSeconds(60)), default);
+
+        using (var ok = await CallAsync("{\"model\": \"genre\", \"texts\": [\"one\", \"two\"]}"))
+        {
+            Assert.True(ok.IsOk, ok.ToString());
+            Assert.Equal(2, QueryAnswer.FromJson(ok.Payload.Span).Results.Count);
+        }
+        foreach (var (body, status, error) in new[]
+        {
+            ("{\"model\": 5, \"text\": \"a\"}", Protocol.Wire.StatusCode.InvalidArgument, "'model' must be a string"),
+            ("{\"model\": \"absent\", \"text\": \"a\"}", Protocol.Wire.StatusCode.NotFound, "No peer holds a model called 'absent'"),
+            ($"{{\"model\": \"genre\", \"text\": \"{new string('a', 3000)}\"}}", Protocol.Wire.StatusCode.InvalidArgument, "larger than 2000 bytes (MaxQueryBytes)"),
+        })
+        {
+            using var refused = await CallAsync(body);
+            Assert.Equal(status, refused.Status);
+            using var document = JsonDocument.Parse(refused.Message);
+            Assert.Contains(error, document.RootElement.GetProperty("error").GetString());
+        }
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using MoEMesh.Node.Queries;
+using MoEMesh.Protocol.Wire.Experts;
 using MoEMesh.Routing.Models;
 
 namespace MoEMesh.Node.Tests;
@@ -22,11 +23,11 @@ public sealed class ServedModelTests
             }
             return texts.Select(t => new SamplePrediction(t.Length, [], [], [], 0)).ToArray();
         }
-        await using var served = new ServedModel("m", 1, "sha", TestModels.Spec(), Predict, maxBatchTexts: 8, TimeSpan.Zero, TimeProvider.System);
+        await using var served = new ServedModel("m", 1, new ModelPublication { Name = "m" }, TestModels.Spec(), Predict, maxBatchTexts: 8, TimeSpan.Zero, TimeProvider.System);
 
-        var first = served.PredictAsync(["a"], default);
+        var first = served.PredictAsync(["a"], DateTimeOffset.MaxValue, default);
         await firstRunning.Task.WaitAsync(TimeSpan.FromSeconds(30));
-        var waiting = Enumerable.Range(2, 5).Select(n => served.PredictAsync([new string('x', n), new string('y', n + 10)], default)).ToArray();
+        var waiting = Enumerable.Range(2, 5).Select(n => served.PredictAsync([new string('x', n), new string('y', n + 10)], DateTimeOffset.MaxValue, default)).ToArray();
         release.SetResult();
 
         Assert.Equal(1, (await first)[0].Label);

@@ -7,7 +7,7 @@ namespace MoEMesh.Node.Tests;
 internal static class TestModels
 {
     public static ModelSpec Spec(int width = 8, int buckets = 256, string grid = "ffn", int rows = 2, int columns = 2, string[]? labels = null, int layers = 1) =>
-        new(new TrunkSpec(buckets, width), Enumerable.Repeat(new LayerSpec(grid, [rows, columns], "ffn", K: 2, RouterLosses: new RouterLossWeights()), layers).ToArray(),
+        new(new TrunkSpec(buckets, width), Enumerable.Repeat(new LayerSpec(grid, [rows, columns], "ffn", width, K: 2, RouterLosses: new RouterLossWeights()), layers).ToArray(),
             new HeadSpec(labels ?? ["a", "b", "c"]), new DataColumns());
 
     /// <summary>Saves a model with seeded weights to <paramref name="path"/> and returns the weights.</summary>

@@ -30,13 +30,14 @@ internal sealed class TestNode : IAsyncDisposable
 
     public Uri Http => new(App.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
 
-    /// <summary>Default test options: loopback, free ports, TLS off, small experts, a fresh checkpoint folder.</summary>
+    /// <summary>Default test options: loopback, free ports, TLS off, small experts, fresh checkpoint and model folders.</summary>
     public static NodeOptions Configure(string checkpoints, params ExpertHostingOptions[] experts) => new()
     {
         Listen = "127.0.0.1:0",
         HttpListen = "127.0.0.1:0",
         UseTls = false,
         CheckpointDirectory = checkpoints,
+        ModelDirectory = checkpoints + "-models",
         Experts = [.. experts],
     };
 

@@ -43,7 +43,7 @@ public sealed class TrainingTests(Xunit.Abstractions.ITestOutputHelper output) :
         gatingOptions.Routing = new RoutingOptions { ForwardTimeout = TimeSpan.FromSeconds(20), BackwardTimeout = TimeSpan.FromSeconds(20), GraceAfterKMin = TimeSpan.FromSeconds(20) };
         await using var gating = await TestNode.StartAsync(gatingOptions, 33, hostA);
 
-        var layer = new LayerSpec("ffn", [2, 2], "ffn", K: 2, RouterLosses: new RouterLossWeights());
+        var layer = new LayerSpec("ffn", [2, 2], "ffn", Dim, K: 2, RouterLosses: new RouterLossWeights());
         var spec = new ModelSpec(new TrunkSpec(1024, Dim), [layer, layer], new HeadSpec(["0", "1", "2", "3"]), new DataColumns());
         var model = new MoEModel(spec, ModelWeights.Initialize(spec, seed: 2), gating.Node.CreateMixtureOfExperts);
         // Every parameter has its own hierarchical name, so one optimizer takes them all.

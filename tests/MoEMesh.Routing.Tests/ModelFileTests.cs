@@ -14,7 +14,7 @@ public sealed class ModelFileTests : IDisposable
 
     private static ModelSpec Spec(int layers = 2, int nullExperts = 1) => new(
         new TrunkSpec(128, 6),
-        Enumerable.Range(0, layers).Select(i => new LayerSpec("ffn", [3, 2], "ffn", K: 2, TopP: i == 0 ? null : 0.9, NullExperts: nullExperts, RouterLosses: new RouterLossWeights(0.02f, 0.001f, 0.1f))).ToArray(),
+        Enumerable.Range(0, layers).Select(i => new LayerSpec("ffn", [3, 2], "ffn", 6, K: 2, TopP: i == 0 ? null : 0.9, NullExperts: nullExperts, RouterLosses: new RouterLossWeights(0.02f, 0.001f, 0.1f))).ToArray(),
         new HeadSpec(["noun.animal", "news", "verb.motion"]),
         new DataColumns("body", "class", "domain"),
         new TrainingSummary(120, 2.5, 900, 0.42, 100, 0.61, 0.55, 12.3, false));
@@ -49,6 +49,22 @@ public sealed class ModelFileTests : IDisposable
     }
 
     [Fact]
+    public void Spec_WithMoreParametersThanAllowed_IsRefusedBeforeAnythingIsAllocated()
+    {
+        var huge = new ModelSpec(new TrunkSpec(1 << 24, 8192), [new LayerSpec("ffn", [8], "ffn", 8192)], new HeadSpec(["a", "b"]), new DataColumns());
+        Assert.Contains($"parameters; at most {ModelSpec.MaxParameters} are allowed", Assert.Throws<ArgumentException>(huge.Validate).Message);
+    }
+
+    [Fact]
+    public void Layout_IsWhatTheWeightsHold_AndCountsTheParameters()
+    {
+        var spec = Spec();
+        var weights = ModelWeights.Initialize(spec, 1);
+        Assert.Equal(ModelWeights.Layout(spec), weights.Parameters.Select(p => (p.Name, p.Value.Shape)));
+        Assert.Equal(spec.ParameterCount(), weights.Parameters.Sum(p => (long)p.Value.Length));
+    }
+
+    [Fact]
     public void ModelFile_IsPlainSafetensors_WithItsDescriptionInTheMetadata()
     {
         var spec = Spec(layers: 1, nullExperts: 0);
@@ -72,6 +88,8 @@ public sealed class ModelFileTests : IDisposable
         { "trunk", "{\"width\": 6}", "metadata 'trunk' does not parse" },
         { "head", "{\"labels\": [\"only\"]}", "at least 2 labels" },
         { "version", "soon", "'version' is 'soon'" },
+        { "layers", "[null]", "a null layer" },
+        { "trunk", "{\"buckets\": 16777216, \"width\": 6}", "'trunk.weight' has shape [128, 6]; the metadata calls for [16777216, 6]" },
     };
 
     [Theory]
@@ -122,6 +140,7 @@ public sealed class ModelFileTests : IDisposable
     [InlineData("-lead", false)]
     [InlineData("a/b", false)]
     [InlineData("a:b", false)]
+    [InlineData("8e5N6vVz7ZaDk5xyoGc5BppcGXip5hXqEaXavwk1nZqy", false)]
     public void ModelNames_AreFileAndKeySafe(string name, bool valid) => Assert.Equal(valid, ModelFile.IsValidName(name, out _));
 
     /// <summary>Rewrites a saved file with changed metadata or tensors.</summary>

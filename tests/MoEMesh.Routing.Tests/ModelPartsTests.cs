@@ -1,4 +1,7 @@
+using MoEMesh.Protocol.Addressing;
 using MoEMesh.Protocol.Identity;
+using MoEMesh.Protocol.Wire.Experts;
+using MoEMesh.Routing.Directory;
 using MoEMesh.Routing.Models;
 
 namespace MoEMesh.Routing.Tests;
@@ -34,9 +37,25 @@ public sealed class ModelPartsTests
     }
 
     [Fact]
+    public void Trusted_TakesThePublisherMostHoldersAttest_NotTheHighestVersion()
+    {
+        using var owner = PeerIdentity.FromSeed(1);
+        using var intruder = PeerIdentity.FromSeed(2);
+        ModelHostInfo Holder(int seed, ModelPublication p) => new("genre", PeerIdentity.FromSeed(seed).PeerId, [new PeerAddress("h", 1)], p, DateTimeOffset.MaxValue);
+        var v1 = ModelPublications.Sign("genre", 1, "aa", 10, owner);
+        var v2 = ModelPublications.Sign("genre", 2, "bb", 10, owner);
+        var hijack = ModelPublications.Sign("genre", 99, "cc", 10, intruder);
+        var forged = v2.Clone().Also(p => p.Version = 100);
+        var trusted = ModelPublications.Trusted([Holder(10, v1), Holder(11, v2), Holder(12, hijack), Holder(13, forged)]);
+        Assert.Equal([2L, 1L], trusted.Select(h => h.Version));
+        // Between as many holders each, the newer version wins.
+        Assert.Equal([99L], ModelPublications.Trusted([Holder(10, v1), Holder(12, hijack)]).Select(h => h.Version));
+    }
+
+    [Fact]
     public void MacroF1_AveragesOverLabelsInGoldOrPredicted()
     {
-        // a: tp 1, fp 1, fn 0 → 2/3; b: tp 0, fn 1 → 0; c: tp 1 → 1; a missing prediction is wrong.
+        // a: tp 1, fp 1 → 2/3; b: fn 1 → 0; c: tp 1, fn 1 (the missing prediction is wrong) → 2/3.
         double f1 = ModelEvaluator.MacroF1(["a", "b", "c", "c"], ["a", "a", "c", null]);
         Assert.Equal((2.0 / 3 + 0 + 2.0 / 3) / 3, f1, 1e-12);
     }

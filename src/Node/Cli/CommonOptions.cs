@@ -14,11 +14,16 @@ internal static class CommonOptions
 
     public static Option<bool> NoTls() => new("--no-tls") { Description = "Talk to a node whose TLS is off (loopback testnets)" };
 
-    public static Option<double> Timeout() => new("--timeout")
+    public static Option<double> Timeout()
     {
-        Description = "Seconds before giving up",
-        DefaultValueFactory = _ => 15,
-    };
+        var option = new Option<double>("--timeout") { Description = "Seconds before giving up", DefaultValueFactory = _ => 15 };
+        option.Validators.Add(result =>
+        {
+            double seconds = result.GetValueOrDefault<double>();
+            if (!(seconds > 0) || seconds > 86_400) result.AddError($"--timeout must be above 0 and at most 86400 seconds; got {seconds}.");
+        });
+        return option;
+    }
 
     public static Option<string> Compression() => new("--compression")
     {

@@ -38,6 +38,11 @@ internal static class EvalCommand
                 return 2;
             }
             if (CommonOptions.Routing(result.GetValue(compression)!) is not { } routing) return 2;
+            if (!File.Exists(result.GetValue(data.Data)))
+            {
+                Console.Error.WriteLine($"--data: {result.GetValue(data.Data)} does not exist.");
+                return 2;
+            }
             var (swarm, exit) = await SwarmClient.JoinAsync(result.GetValue(peer)!, !result.GetValue(noTls), result.GetValue(timeout), routing, null, cancellationToken);
             if (swarm is null) return exit;
             await using (swarm)
@@ -46,7 +51,7 @@ internal static class EvalCommand
                 FetchedModel fetched;
                 try
                 {
-                    fetched = await swarm.Fetcher.FetchAsync(name, folder, null, cancellationToken);
+                    fetched = await swarm.Fetcher.FetchAsync(name, folder, Models.ModelServingOptions.DefaultMaxModelBytes, null, cancellationToken);
                 }
                 catch (ModelNotFoundException e)
                 {
@@ -64,9 +69,9 @@ internal static class EvalCommand
                 }
                 var spec = fetched.Model.Spec;
                 var log = result.GetValue(json) ? Console.Error : Console.Out;
-                log.WriteLine($"{name} version {fetched.Model.Version} from {fetched.Source.Host}: {spec.Layers.Count} layer(s) on {spec.Layers[0].Grid}, {spec.Head.Labels.Count} labels");
+                log.WriteLine($"{name} version {fetched.Model.Version} from {fetched.Source.Host}: {spec.Layers.Count} layer(s) on {spec.Layers[0].GridName}, {spec.Head.Labels.Count} labels");
                 if (data.Read(result, result.GetValue(data.Data)!, data.Columns(result, spec.Data), log) is not { } file) return 2;
-                var moe = new MoEModel(spec, fetched.Model.Weights, swarm.Layers.Create);
+                var moe = new MoEModel(spec, fetched.Model.Weights, swarm.MixtureFactory.Create);
                 var report = await new ModelEvaluator(moe).EvaluateAsync(file.Examples, result.GetValue(batchSize), () => swarm.Transport.Bytes, cancellationToken);
                 if (result.GetValue(json)) Console.WriteLine(EvaluationView.ToJson(report));
                 else EvaluationView.Print(report);

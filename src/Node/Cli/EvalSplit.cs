@@ -15,11 +15,7 @@ internal static class EvalSplit
         foreach (var group in examples.GroupBy(e => e.Label, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal))
         {
             var items = group.ToArray();
-            for (int i = items.Length - 1; i > 0; i--)
-            {
-                int j = random.NextInt(i + 1);
-                (items[i], items[j]) = (items[j], items[i]);
-            }
+            random.Shuffle<Example>(items);
             int take = items.Length < 2 ? 0 : Math.Clamp((int)Math.Round(share * items.Length), 1, items.Length - 1);
             eval.AddRange(items[..take]);
             train.AddRange(items[take..]);

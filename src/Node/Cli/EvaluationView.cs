@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using MoEMesh.Routing.Models;
+using Spectre.Console;
 
 namespace MoEMesh.Node.Cli;
 
@@ -20,16 +21,21 @@ internal static class EvaluationView
     public static void Print(EvaluationReport r)
     {
         var c = CultureInfo.InvariantCulture;
-        Console.WriteLine(string.Create(c, $"  texts                {r.Samples}{(r.Failed > 0 ? $" ({r.Failed} got no answer)" : "")}"));
-        Console.WriteLine(string.Create(c, $"  accuracy             {r.Accuracy:P2}"));
-        Console.WriteLine(string.Create(c, $"  macro-F1             {r.MacroF1:F4}"));
-        foreach (var (domain, score) in r.Domains)
-            Console.WriteLine(string.Create(c, $"  accuracy {domain,-11} {score.Accuracy:P2} of {score.Samples}"));
+        var table = new Table().Border(TableBorder.Rounded).AddColumn("measure").AddColumn(new TableColumn("value").RightAligned());
+        void Row(string measure, FormattableString value) => table.AddRow(Markup.Escape(measure), Markup.Escape(value.ToString(c)));
+        Row("texts", $"{r.Samples}{(r.Failed > 0 ? $" ({r.Failed} got no answer)" : "")}");
+        Row("accuracy", $"{r.Accuracy:P2}");
+        Row("macro-F1", $"{r.MacroF1:F4}");
+        foreach (var (domain, score) in r.Domains) Row($"accuracy, {domain}", $"{score.Accuracy:P2} of {score.Samples}");
         for (int l = 0; l < r.Layers.Count; l++)
-            Console.WriteLine(string.Create(c, $"  layer {l}: utilisation U = H(load)/log(E) {r.Layers[l].Utilisation:F3}, experts per text {r.Layers[l].ExpertsPerSample:F2}"));
-        Console.WriteLine(string.Create(c, $"  experts per text     {r.ExpertsPerSample:F2}"));
-        Console.WriteLine(string.Create(c, $"  fallback rate        {r.FallbackRate:P2}"));
-        Console.WriteLine(string.Create(c, $"  MACs per text        {r.MacsPerSample:N0}"));
-        if (r.BytesPerSample is { } bytes) Console.WriteLine(string.Create(c, $"  bytes on the wire    {bytes:N0} per text"));
+        {
+            Row($"layer {l}: utilisation H(load)/log(E)", $"{r.Layers[l].Utilisation:F3}");
+            Row($"layer {l}: experts per text", $"{r.Layers[l].ExpertsPerSample:F2}");
+        }
+        Row("experts per text", $"{r.ExpertsPerSample:F2}");
+        Row("fallback rate", $"{r.FallbackRate:P2}");
+        Row("MACs per text", $"{r.MacsPerSample:N0}");
+        if (r.BytesPerSample is { } bytes) Row("bytes on the wire per text", $"{bytes:N0}");
+        AnsiConsole.Write(table);
     }
 }

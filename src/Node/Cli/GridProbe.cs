@@ -22,13 +22,10 @@ internal static class GridProbe
                 + $"moemesh node --expert-pattern \"{pattern}\" --num-experts 4 --peers {swarm.Entry.Address}, or train with the --grid and --grid-name they host.");
         var hosts = await swarm.Directory.FindAsync(found.Select(f => f.Uid).ToArray(), cancellationToken);
         var invoker = new RemoteExpertInvoker(swarm.Transport);
-        var kinds = new List<ExpertKind>();
-        foreach (var host in hosts.Values.SelectMany(h => h))
-        {
-            var info = await invoker.InfoAsync(new ExpertTarget(host.Uid, host.Endpoint), DateTimeOffset.UtcNow + TimeSpan.FromSeconds(10), cancellationToken);
-            if (info.IsOk && info.Value!.InputShape.Count == 1 && info.Value.OutputShape.SequenceEqual(info.Value.InputShape))
-                kinds.Add(new ExpertKind(info.Value.Type, info.Value.InputShape[0]));
-        }
+        var deadline = TimeProvider.System.GetUtcNow() + TimeSpan.FromSeconds(10);
+        var infos = await Task.WhenAll(hosts.Values.SelectMany(h => h).Select(host => invoker.InfoAsync(new ExpertTarget(host.Uid, host.Endpoint), deadline, cancellationToken)));
+        var kinds = infos.Where(info => info.IsOk && info.Value!.InputShape.Count == 1 && info.Value.OutputShape.SequenceEqual(info.Value.InputShape))
+            .Select(info => new ExpertKind(info.Value!.Type, info.Value.InputShape[0])).ToList();
         if (kinds.Count == 0)
             return (null, $"The swarm announces experts of {pattern} ({string.Join(", ", found.Select(f => f.Uid))}), but none answered expert.info with a width-in, width-out schema.");
         var wanted = kinds.Where(k => (type is null || k.Type == type) && (width is null || k.Width == width)).ToArray();

@@ -22,6 +22,20 @@ internal static class MoEMeshCommand
         };
         // Termination is left to the generic host (it drains and writes checkpoints before exiting);
         // System.CommandLine's own handler would end the process after a fixed timeout.
-        return root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
+        var configuration = new InvocationConfiguration { ProcessTerminationTimeout = null };
+        if (args.Length == 0)
+        {
+            root.Parse(["--help"]).Invoke(configuration);
+            return Task.FromResult(2);
+        }
+        var parsed = root.Parse(args);
+        if (parsed.Errors.Count == 0) return parsed.InvokeAsync(configuration);
+        // Bad flags: what is wrong, one line each, and where the flags are listed (exit 2, as for bad values).
+        foreach (var error in parsed.Errors) Console.Error.WriteLine(error.Message);
+        var verbs = new List<string>();
+        for (var command = parsed.CommandResult; command is not null && command.Command != root; command = command.Parent as System.CommandLine.Parsing.CommandResult)
+            verbs.Insert(0, command.Command.Name);
+        Console.Error.WriteLine($"`{string.Join(' ', ["moemesh", .. verbs, "--help"])}` lists the flags.");
+        return Task.FromResult(2);
     }
 }

@@ -25,7 +25,7 @@ internal static class ModelsCommand
                 {
                     name = m.Name,
                     version = m.Newest.Version,
-                    saved = DateTimeOffset.FromUnixTimeMilliseconds(m.Newest.Version),
+                    saved = m.Newest.Version is >= 0 and <= 253_402_300_799_999 ? DateTimeOffset.FromUnixTimeMilliseconds(m.Newest.Version).ToString("yyyy-MM-dd HH:mm:ss") : $"version {m.Newest.Version}",
                     size = (long)m.Newest.Size,
                     sha256 = m.Newest.Sha256,
                     publisher = ModelPublications.PublisherOf(m.Newest)?.ToString(),
@@ -43,7 +43,7 @@ internal static class ModelsCommand
                 }
                 Console.WriteLine($"{"model",-24} {"version (saved, UTC)",-22} {"size",10}  holders");
                 foreach (var m in rows)
-                    Console.WriteLine($"{m.name,-24} {m.saved:yyyy-MM-dd HH:mm:ss}    {m.size / 1048576.0,7:F1} MB  {m.holders.Count(h => h.version == m.version)} of {m.holders.Length} hold the newest: "
+                    Console.WriteLine($"{m.name,-24} {m.saved,-22} {m.size / 1048576.0,7:F1} MB  {m.holders.Count(h => h.version == m.version)} of {m.holders.Length} hold the newest: "
                         + string.Join(", ", m.holders.Select(h => h.address)));
                 return 0;
             }

@@ -54,7 +54,7 @@ internal static class QueryCommand
             foreach (var chunk in all.Chunk(TextsPerCall))
             {
                 var body = JsonSerializer.SerializeToUtf8Bytes(new { model = result.GetValue(model), texts = chunk, top = result.GetValue(top) });
-                var deadline = DateTimeOffset.UtcNow + TimeSpan.FromSeconds(result.GetValue(timeout));
+                var deadline = TimeProvider.System.GetUtcNow() + TimeSpan.FromSeconds(result.GetValue(timeout));
                 using var response = await client.Transport.CallAsync(endpoint, PeerRequest.Create(MeshNode.QueryMethod, null, body, deadline), cancellationToken);
                 if (!response.IsOk)
                 {
@@ -65,7 +65,7 @@ internal static class QueryCommand
                     {
                         StatusCode.InvalidArgument => 2,
                         StatusCode.NotFound => 3,
-                        StatusCode.Unavailable when !fromNode => 3,
+                        StatusCode.Unavailable or StatusCode.DeadlineExceeded when !fromNode => 3,
                         _ => 1,
                     };
                 }

@@ -19,7 +19,7 @@ internal static class StatusCommand
         {
             if (CommonOptions.ParsePeer(result.GetValue(peer)!) is not { } endpoint) return 2;
             await using var client = new PeerClient(!result.GetValue(noTls));
-            var deadline = DateTimeOffset.UtcNow + TimeSpan.FromSeconds(result.GetValue(timeout));
+            var deadline = TimeProvider.System.GetUtcNow() + TimeSpan.FromSeconds(result.GetValue(timeout));
             using var response = await client.Transport.CallAsync(endpoint, new PeerRequest(NodeStatus.Method, default, default, deadline), cancellationToken);
             if (!response.IsOk)
             {

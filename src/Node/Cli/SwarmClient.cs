@@ -29,7 +29,7 @@ internal sealed class SwarmClient : IAsyncDisposable
         Transport = new CountingTransport(client.Transport);
         Directory = new ExpertDirectory(dht);
         Models = new ModelDirectory(dht);
-        Layers = new MixtureOfExpertsFactory(Directory, new RemoteExpertInvoker(Transport), new PeerHealth(routing, TimeProvider.System), routing, TimeProvider.System,
+        MixtureFactory = new MixtureOfExpertsFactory(Directory, new RemoteExpertInvoker(Transport), new PeerHealth(routing, TimeProvider.System), routing, TimeProvider.System,
             new IncompatibleHosts());
     }
 
@@ -45,7 +45,7 @@ internal sealed class SwarmClient : IAsyncDisposable
     public ModelDirectory Models { get; }
 
     /// <summary>Gating layers with no local fallback.</summary>
-    public MixtureOfExpertsFactory Layers { get; }
+    public MixtureOfExpertsFactory MixtureFactory { get; }
 
     /// <summary>The client's identity (ephemeral unless one was given).</summary>
     public PeerIdentity Identity => _client.Identity;

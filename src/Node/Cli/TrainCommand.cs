@@ -24,25 +24,25 @@ internal static class TrainCommand
         var model = new Option<string>("--model") { Description = "The model's name (letters, digits, '.', '_', '-')", Required = true };
         var evalData = new Option<string?>("--eval-data") { Description = "A separate evaluation file (same format and columns)" };
         var evalSplit = new Option<double?>("--eval-split") { Description = "Share of the data held out for evaluation, stratified by label [0.1 without --eval-data]" };
-        var grid = new Option<string>("--grid") { Description = "The expert grid's sizes, e.g. 4x4 [4x4]", DefaultValueFactory = _ => "4x4" };
-        var gridName = new Option<string>("--grid-name") { Description = "The experts' uid name: ffn for ffn.0.0 ... [ffn]", DefaultValueFactory = _ => "ffn" };
+        var grid = new Option<string>("--grid") { Description = "The expert grid's sizes, e.g. 4x4", DefaultValueFactory = _ => "4x4" };
+        var gridName = new Option<string>("--grid-name") { Description = "The experts' uid name: ffn for ffn.0.0 ...", DefaultValueFactory = _ => "ffn" };
         var expertType = new Option<string?>("--expert-type") { Description = "The expert type to use (default: the one the swarm hosts)" };
-        var layers = new Option<int>("--layers") { Description = "Mixture-of-experts layers [1]", DefaultValueFactory = _ => 1 };
-        var k = new Option<int>("--k") { Description = "Experts per text and layer [2]", DefaultValueFactory = _ => 2 };
+        var layers = new Option<int>("--layers") { Description = "Mixture-of-experts layers", DefaultValueFactory = _ => 1 };
+        var k = new Option<int>("--k") { Description = "Experts per text and layer", DefaultValueFactory = _ => 2 };
         var topP = new Option<double?>("--top-p") { Description = "Dynamic top-p: use experts until their gate mass reaches P (off)" };
-        var nullExperts = new Option<int>("--null-experts") { Description = "AdaMoE null experts per layer [0]", DefaultValueFactory = _ => 0 };
+        var nullExperts = new Option<int>("--null-experts") { Description = "AdaMoE null experts per layer", DefaultValueFactory = _ => 0 };
         var hiddenDim = new Option<int?>("--hidden-dim") { Description = "Width d (default: the width of the swarm's experts)" };
         var buckets = new Option<int?>("--buckets") { Description = "Rows of the trunk's hashed embedding [65536, fewer when d is wide so the table stays within 64 MB]" };
         var epochs = new Option<int?>("--epochs") { Description = "Passes over the data [3]" };
         var steps = new Option<int?>("--steps") { Description = "Steps to take instead of --epochs" };
-        var batchSize = new Option<int>("--batch-size") { Description = "Texts per step [32]", DefaultValueFactory = _ => 32 };
-        var lr = new Option<float>("--lr") { Description = "Learning rate of trunk, gates and head (Adam) [0.01]", DefaultValueFactory = _ => 0.01f };
-        var entropy = new Option<float>("--entropy-weight") { Description = "MoECollab routing-entropy weight [0]", DefaultValueFactory = _ => 0f };
-        var balance = new Option<float>("--balance-weight") { Description = "Load-balancing loss weight [0.01]", DefaultValueFactory = _ => 0.01f };
-        var zLoss = new Option<float>("--z-loss-weight") { Description = "Router z-loss weight [0.001]", DefaultValueFactory = _ => 0.001f };
-        var seed = new Option<ulong>("--seed") { Description = "Seed of weights, split and batch order [1]", DefaultValueFactory = _ => 1UL };
+        var batchSize = new Option<int>("--batch-size") { Description = "Texts per step", DefaultValueFactory = _ => 32 };
+        var lr = new Option<float>("--lr") { Description = "Learning rate of trunk, gates and head (Adam)", DefaultValueFactory = _ => 0.01f };
+        var entropy = new Option<float>("--entropy-weight") { Description = "MoECollab routing-entropy weight", DefaultValueFactory = _ => 0f };
+        var balance = new Option<float>("--balance-weight") { Description = "Load-balancing loss weight", DefaultValueFactory = _ => 0.01f };
+        var zLoss = new Option<float>("--z-loss-weight") { Description = "Router z-loss weight", DefaultValueFactory = _ => 0.001f };
+        var seed = new Option<ulong>("--seed") { Description = "Seed of weights, split and batch order", DefaultValueFactory = _ => 1UL };
         var output = new Option<string?>("--out") { Description = "Where the model file, curves.csv and eval.json go [runs/NAME]" };
-        var replicas = new Option<int>("--replicas") { Description = "Nodes to hold the published model [3, or all if fewer]", DefaultValueFactory = _ => 3 };
+        var replicas = new Option<int>("--replicas") { Description = "Nodes to hold the published model (all the swarm has if fewer)", DefaultValueFactory = _ => 3 };
         var noPublish = new Option<bool>("--no-publish") { Description = "Save the model file only" };
         var keyFile = new Option<string?>("--key-file") { Description = "The publisher key that signs the model (created if missing) [~/.moemesh/publisher.key]" };
         var command = new Command("train", "Train a model on a data file against the swarm's experts, then save and publish it")
@@ -53,9 +53,10 @@ internal static class TrainCommand
         data.AddTo(command);
         command.SetAction(async (result, cancellationToken) =>
         {
+            // Every flag is checked before the data is read or the swarm joined, each named in its message.
             var name = result.GetValue(model)!;
             if (!ModelFile.IsValidName(name, out var nameError)) return Fail($"--model: {nameError}");
-            if (ParseGrid(result.GetValue(grid)!) is not { } sizes) return Fail($"--grid: '{result.GetValue(grid)}' is not sizes like 4x4 or 8x8x8 (each 1 to 4096).");
+            if (ParseGrid(result.GetValue(grid)!) is not { } sizes) return Fail($"--grid: '{result.GetValue(grid)}' is not sizes like 4x4 or 8x8x8 (1 to 8 dimensions, each 1 to 4096).");
             ExpertGrid expertGrid;
             try
             {
@@ -65,11 +66,27 @@ internal static class TrainCommand
             {
                 return Fail($"--grid-name: {e.Message}");
             }
-            if (result.GetValue(epochs) is not null && result.GetValue(steps) is not null) return Fail("--epochs and --steps: give one of them, not both.");
-            if (result.GetValue(evalData) is not null && result.GetValue(evalSplit) is not null) return Fail("--eval-data and --eval-split: give one of them, not both.");
-            if (result.GetValue(evalSplit) is { } split && !(split > 0 && split < 1)) return Fail($"--eval-split must be between 0 and 1; got {split}.");
-            if (result.GetValue(replicas) < 1) return Fail($"--replicas must be at least 1; got {result.GetValue(replicas)}.");
-            if (result.GetValue(hiddenDim) is < 1 or > 8192) return Fail($"--hidden-dim must be between 1 and 8192; got {result.GetValue(hiddenDim)}.");
+            var checks = new (bool Bad, string Problem)[]
+            {
+                (result.GetValue(epochs) is not null && result.GetValue(steps) is not null, "--epochs and --steps: give one of them, not both."),
+                (result.GetValue(evalData) is not null && result.GetValue(evalSplit) is not null, "--eval-data and --eval-split: give one of them, not both."),
+                (result.GetValue(evalSplit) is { } split && !(split > 0 && split < 1), $"--eval-split must be between 0 and 1; got {result.GetValue(evalSplit)}."),
+                (result.GetValue(epochs) is < 1 or > 10_000, $"--epochs must be between 1 and 10000; got {result.GetValue(epochs)}."),
+                (result.GetValue(steps) is < 1, $"--steps must be at least 1; got {result.GetValue(steps)}."),
+                (result.GetValue(batchSize) is < 1 or > 4096, $"--batch-size must be between 1 and 4096; got {result.GetValue(batchSize)}."),
+                (!(result.GetValue(lr) > 0) || !float.IsFinite(result.GetValue(lr)), $"--lr must be positive; got {result.GetValue(lr)}."),
+                (result.GetValue(layers) is < 1 or > 16, $"--layers must be between 1 and 16; got {result.GetValue(layers)}."),
+                (result.GetValue(k) is < 1 or > 64, $"--k must be between 1 and 64; got {result.GetValue(k)}."),
+                (result.GetValue(topP) is { } p && !(p > 0 && p <= 1), $"--top-p must be above 0 and at most 1; got {result.GetValue(topP)}."),
+                (result.GetValue(nullExperts) is < 0 or > 64, $"--null-experts must be between 0 and 64; got {result.GetValue(nullExperts)}."),
+                (result.GetValue(hiddenDim) is < 1 or > 8192, $"--hidden-dim must be between 1 and 8192; got {result.GetValue(hiddenDim)}."),
+                (result.GetValue(buckets) is < 1 or > 1 << 24, $"--buckets must be between 1 and {1 << 24}; got {result.GetValue(buckets)}."),
+                (!new[] { result.GetValue(entropy), result.GetValue(balance), result.GetValue(zLoss) }.All(w => float.IsFinite(w) && w >= 0),
+                    "--entropy-weight, --balance-weight and --z-loss-weight must be finite and not negative."),
+                (result.GetValue(replicas) < 1, $"--replicas must be at least 1; got {result.GetValue(replicas)}."),
+            };
+            if (checks.FirstOrDefault(c => c.Bad) is { Problem: not null } failed) return Fail(failed.Problem);
+            if (CommonOptions.Routing(result.GetValue(compression)!) is not { } routing) return 2;
             var training = new TrainingOptions
             {
                 Epochs = result.GetValue(epochs) ?? 3,
@@ -79,17 +96,15 @@ internal static class TrainCommand
                 Seed = result.GetValue(seed),
             };
             var losses = new RouterLossWeights(result.GetValue(balance), result.GetValue(zLoss), result.GetValue(entropy));
+            var outDir = result.GetValue(output) ?? Path.Combine("runs", name);
             try
             {
-                training.Validate();
-                new LayerSpec(expertGrid.Name, sizes, "ffn", result.GetValue(k), result.GetValue(topP), result.GetValue(nullExperts), RouterLosses: losses).Validate(0);
-                if (result.GetValue(layers) is < 1 or > 16) throw new ArgumentException($"--layers must be between 1 and 16; got {result.GetValue(layers)}.");
+                Directory.CreateDirectory(outDir);
             }
-            catch (ArgumentException e)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                return Fail(e.Message);
+                return Fail($"--out: {outDir} cannot be made a folder: {e.Message}");
             }
-            if (CommonOptions.Routing(result.GetValue(compression)!) is not { } routing) return 2;
 
             var columns = data.Columns(result, new DataColumns(DomainColumn: "domain"));
             if (data.Read(result, result.GetValue(data.Data)!, columns) is not { } file) return 2;
@@ -108,6 +123,7 @@ internal static class TrainCommand
             if (labels.Length < 2) return Fail($"{file.Path}: the training data has {labels.Length} label; a classifier needs at least 2.");
             var unseen = evalSet.Count(e => Array.BinarySearch(labels, e.Label, StringComparer.Ordinal) < 0);
             if (unseen > 0) Console.Error.WriteLine($"{unseen} evaluation rows have labels the training data lacks; they count as wrong.");
+            if (evalSet.Count == 0) Console.Error.WriteLine("no text is left for evaluation (each label has too few rows to split); give --eval-data to measure the model.");
             Console.WriteLine($"training on {trainSet.Count} texts, evaluating on {evalSet.Count}, {labels.Length} labels");
 
             PeerIdentity publisher;
@@ -115,38 +131,38 @@ internal static class TrainCommand
             {
                 publisher = PeerIdentity.LoadOrCreate(result.GetValue(keyFile) ?? DefaultKeyFile());
             }
-            catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+            catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException or ArgumentException)
             {
                 return Fail($"--key-file: {e.Message}");
             }
-            var (swarm, exit) = await SwarmClient.JoinAsync(result.GetValue(peer)!, !result.GetValue(noTls), result.GetValue(timeout), routing, null, cancellationToken);
-            if (swarm is null) return exit;
-            await using (swarm)
             using (publisher)
             {
-                var (kind, problem) = await GridProbe.ProbeAsync(swarm, expertGrid, result.GetValue(expertType), result.GetValue(hiddenDim), cancellationToken);
-                if (kind is null)
+                var (swarm, exit) = await SwarmClient.JoinAsync(result.GetValue(peer)!, !result.GetValue(noTls), result.GetValue(timeout), routing, null, cancellationToken);
+                if (swarm is null) return exit;
+                await using (swarm)
                 {
-                    Console.Error.WriteLine(problem);
-                    return 3;
+                    var (kind, problem) = await GridProbe.ProbeAsync(swarm, expertGrid, result.GetValue(expertType), result.GetValue(hiddenDim), cancellationToken);
+                    if (kind is null)
+                    {
+                        Console.Error.WriteLine(problem);
+                        return 3;
+                    }
+                    int width = kind.Width;
+                    var layer = new LayerSpec(expertGrid.Name, sizes, kind.Type, width, result.GetValue(k), result.GetValue(topP), result.GetValue(nullExperts), RouterLosses: losses);
+                    var spec = new ModelSpec(new TrunkSpec(result.GetValue(buckets) ?? DefaultBuckets(width), width), Enumerable.Repeat(layer, result.GetValue(layers)).ToArray(),
+                        new HeadSpec(labels), columns);
+                    try
+                    {
+                        spec.Validate();
+                    }
+                    catch (ArgumentException e)
+                    {
+                        return Fail(e.Message);
+                    }
+                    Console.WriteLine($"experts: {kind} on the grid {expertGrid.Name} {string.Join('x', sizes)}; {spec.Layers.Count} layer(s), k = {layer.K}; trunk {spec.Trunk.Buckets} x {width}");
+                    return await new TrainingRun(swarm, spec, name, outDir, training, trainSet, evalSet, publisher, result.GetValue(noPublish) ? 0 : result.GetValue(replicas))
+                        .RunAsync(cancellationToken);
                 }
-                int width = kind.Width;
-                var layer = new LayerSpec(expertGrid.Name, sizes, kind.Type, result.GetValue(k), result.GetValue(topP), result.GetValue(nullExperts), RouterLosses: losses);
-                var spec = new ModelSpec(new TrunkSpec(result.GetValue(buckets) ?? DefaultBuckets(width), width), Enumerable.Repeat(layer, result.GetValue(layers)).ToArray(),
-                    new HeadSpec(labels), columns);
-                try
-                {
-                    spec.Validate();
-                }
-                catch (ArgumentException e)
-                {
-                    return Fail(e.Message);
-                }
-                Console.WriteLine($"experts: {kind} on the grid {expertGrid.Name} {string.Join('x', sizes)}; {spec.Layers.Count} layer(s), k = {layer.K}; trunk {spec.Trunk.Buckets} x {width}");
-                var outDir = result.GetValue(output) ?? Path.Combine("runs", name);
-                Directory.CreateDirectory(outDir);
-                return await new TrainingRun(swarm, spec, name, outDir, training, trainSet, evalSet, publisher, result.GetValue(noPublish) ? 0 : result.GetValue(replicas))
-                    .RunAsync(cancellationToken);
             }
         });
         return command;

@@ -15,8 +15,8 @@ internal enum DataFormat
     JsonLines,
 }
 
-/// <summary>What a data file held: its usable examples, the rows skipped (by line, with why), and its columns.</summary>
-internal sealed record DataFile(string Path, IReadOnlyList<Example> Examples, IReadOnlyList<SkippedRow> Skipped, IReadOnlyList<string> Columns);
+/// <summary>What a data file held: its usable examples and the rows skipped (by line, with why).</summary>
+internal sealed record DataFile(string Path, IReadOnlyList<Example> Examples, IReadOnlyList<SkippedRow> Skipped);
 
 /// <summary>A row that was skipped: the line it starts on and why.</summary>
 internal sealed record SkippedRow(int Line, string Reason);

@@ -27,16 +27,16 @@ internal static class DataFileReader
     };
 
     /// <summary>
-    /// Reads <paramref name="path"/>. The label column is required unless <paramref name="requireLabel"/> is
-    /// false; the domain column, when named, is required unless <paramref name="domainIfPresent"/> is set.
+    /// Reads <paramref name="path"/>. The text and label columns are required; the domain column, when named,
+    /// is required unless <paramref name="domainIfPresent"/> is set.
     /// </summary>
     /// <exception cref="DataFileException">The file cannot be used; the message names it and the problem.</exception>
-    public static DataFile Read(string path, DataFormat format, DataColumns columns, bool requireLabel = true, bool domainIfPresent = false)
+    public static DataFile Read(string path, DataFormat format, DataColumns columns, bool domainIfPresent = false)
     {
         DataFile file;
         try
         {
-            file = format == DataFormat.JsonLines ? ReadJsonLines(path, columns, requireLabel, domainIfPresent) : ReadDelimited(path, format, columns, requireLabel, domainIfPresent);
+            file = format == DataFormat.JsonLines ? ReadJsonLines(path, columns, domainIfPresent) : ReadDelimited(path, format, columns, domainIfPresent);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -51,7 +51,7 @@ internal static class DataFileReader
         return file;
     }
 
-    private static DataFile ReadDelimited(string path, DataFormat format, DataColumns columns, bool requireLabel, bool domainIfPresent)
+    private static DataFile ReadDelimited(string path, DataFormat format, DataColumns columns, bool domainIfPresent)
     {
         var skipped = new List<SkippedRow>();
         var options = CsvReaderOptions.Default with
@@ -69,16 +69,16 @@ internal static class DataFileReader
         if (header.Length == 0 || header.All(string.IsNullOrWhiteSpace))
             throw new DataFileException($"{path}: the file is empty; a {format.ToString().ToUpperInvariant()} file starts with a header row naming its columns.");
         int text = Column(path, header, columns.TextColumn, "--text-column");
-        int label = requireLabel ? Column(path, header, columns.LabelColumn, "--label-column") : -1;
+        int label = Column(path, header, columns.LabelColumn, "--label-column");
         int domain = columns.DomainColumn is not { } d ? -1 : domainIfPresent ? Array.IndexOf(header, d) : Column(path, header, d, "--domain-column");
         var examples = new List<Example>();
         while (csv.Read())
         {
             string? Field(int index) => index >= 0 && index < csv.FieldCount ? csv.GetString(index) : null;
-            Add(examples, skipped, (int)csv.LineNumber, Field(text), requireLabel ? Field(label) : "", Field(domain), requireLabel);
+            Add(examples, skipped, (int)csv.LineNumber, Field(text), Field(label), Field(domain));
         }
         skipped.Sort((a, b) => a.Line.CompareTo(b.Line));
-        return new DataFile(path, examples, skipped, header);
+        return new DataFile(path, examples, skipped);
     }
 
     /// <summary>Longest record read: 1 MiB.</summary>
@@ -92,7 +92,7 @@ internal static class DataFileReader
         _ => $"malformed quoting ({reason})",
     };
 
-    private static DataFile ReadJsonLines(string path, DataColumns columns, bool requireLabel, bool domainIfPresent)
+    private static DataFile ReadJsonLines(string path, DataColumns columns, bool domainIfPresent)
     {
         using var reader = new StreamReader(path, Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
         var examples = new List<Example>();
@@ -132,20 +132,20 @@ internal static class DataFileReader
                     JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False => v.GetRawText(),
                     _ => null,
                 } : null;
-                Add(examples, skipped, line, Value(columns.TextColumn), requireLabel ? Value(columns.LabelColumn) : "", Value(columns.DomainColumn), requireLabel);
+                Add(examples, skipped, line, Value(columns.TextColumn), Value(columns.LabelColumn), Value(columns.DomainColumn));
             }
         }
-        var wanted = new[] { (columns.TextColumn, "--text-column"), (requireLabel ? columns.LabelColumn : null, "--label-column"), (domainIfPresent ? null : columns.DomainColumn, "--domain-column") };
+        var wanted = new[] { (columns.TextColumn, "--text-column"), (columns.LabelColumn, "--label-column"), (domainIfPresent ? null : columns.DomainColumn, "--domain-column") };
         foreach (var (name, flag) in wanted)
             if (name is not null && line > 0 && seen.Count > 0 && !seen.Contains(name))
                 throw new DataFileException($"{path}: no row has the field '{name}' ({flag}); the rows have {string.Join(", ", seen.Order(StringComparer.Ordinal))}.");
-        return new DataFile(path, examples, skipped, seen.Order(StringComparer.Ordinal).ToArray());
+        return new DataFile(path, examples, skipped);
     }
 
-    private static void Add(List<Example> examples, List<SkippedRow> skipped, int line, string? text, string? label, string? domain, bool requireLabel)
+    private static void Add(List<Example> examples, List<SkippedRow> skipped, int line, string? text, string? label, string? domain)
     {
         if (string.IsNullOrWhiteSpace(text)) skipped.Add(new SkippedRow(line, "its text is empty"));
-        else if (requireLabel && string.IsNullOrWhiteSpace(label)) skipped.Add(new SkippedRow(line, "it has no label"));
+        else if (string.IsNullOrWhiteSpace(label)) skipped.Add(new SkippedRow(line, "it has no label"));
         else examples.Add(new Example(text, label!.Trim(), string.IsNullOrWhiteSpace(domain) ? null : domain.Trim()));
     }
 

@@ -42,9 +42,12 @@ public sealed partial class MeshNode
     private void ServeQueries(PeerRouter router)
     {
         _catalog = new ModelCatalog(_store, _fetcher, options.Models, time, file => new MoEModel(file.Spec, file.Weights, CreateMixtureOfExperts), loggers.CreateLogger<ModelCatalog>());
-        Queries = new QueryService(_catalog, options.Models, PeerId, time, _metrics!.Query);
+        Queries = new QueryService(_catalog, options.Models, PeerId, time, loggers.CreateLogger<QueryService>(), _metrics!.Query);
         router.Map(QueryMethod, async (request, cancellationToken) =>
         {
+            if (request.Payload.Length > options.Models.MaxQueryBytes)
+                return PeerResponse.Error(StatusCode.InvalidArgument,
+                    System.Text.Encoding.UTF8.GetString(new QueryError($"the query is larger than {options.Models.MaxQueryBytes} bytes (MaxQueryBytes).").ToJson()));
             var (status, json) = await Queries.AnswerAsync(request.Payload, cancellationToken);
             return status == 200 ? PeerResponse.Ok(payload: json) : PeerResponse.Error(PeerStatusOf(status), System.Text.Encoding.UTF8.GetString(json));
         });
@@ -63,6 +66,7 @@ public sealed partial class MeshNode
     /// <summary>
     /// Every UpdatePeriod: for each held model signed by its publisher, a newer version from the same
     /// publisher announced by other holders is fetched, checked and installed in place of the held one.
+    /// A failure is logged and tried again next period; only the stop ends the loop.
     /// </summary>
     private Task ModelSyncLoopAsync(CancellationToken stopping) => EveryAsync(options.UpdatePeriod, async token =>
     {
@@ -70,15 +74,10 @@ public sealed partial class MeshNode
         {
             try
             {
-                var publisher = ModelPublications.PublisherOf(held.Publication);
-                var newer = (await Models.FindAsync(held.Name, token))
-                    .Where(h => h.Version > held.Publication.Version && ModelPublications.PublisherOf(h.Publication) == publisher && h.Size <= options.Models.MaxModelBytes)
-                    .ToArray();
-                if (newer.Length == 0) continue;
-                var fetched = await _fetcher.FetchFromAsync(newer, _store.IncomingFolder, token);
+                var fetched = await _fetcher.FetchAsync(held.Name, _store.IncomingFolder, options.Models.MaxModelBytes, held.Publication, token);
                 try
                 {
-                    _store.Install(fetched.Path, fetched.Source.Publication);
+                    _store.Install(fetched.Path, fetched.Source.Publication, fetched.Model);
                 }
                 finally
                 {
@@ -86,7 +85,11 @@ public sealed partial class MeshNode
                 }
                 await AnnounceAsync(token);
             }
-            catch (Exception e) when (e is ModelFetchFailedException or ModelRefusedException or IOException)
+            catch (ModelNotFoundException)
+            {
+                // No newer version: the usual case.
+            }
+            catch (Exception e) when (!token.IsCancellationRequested)
             {
                 LogModelSyncFailed(_logger, held.Name, e.Message);
             }

@@ -95,10 +95,10 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
     /// falls back to the experts this node hosts.
     /// </summary>
     public MixtureOfExperts CreateMixtureOfExperts(GatingNetwork gate, MixtureOfExpertsOptions layer) =>
-        (Layers ?? throw new InvalidOperationException("The node has not started: start it before creating gating layers on it.")).Create(gate, layer);
+        (MixtureFactory ?? throw new InvalidOperationException("The node has not started: start it before creating gating layers on it.")).Create(gate, layer);
 
     /// <summary>Makes this node's gating layers (see <see cref="CreateMixtureOfExperts"/>); set once started.</summary>
-    public MixtureOfExpertsFactory Layers { get; private set; } = null!;
+    public MixtureOfExpertsFactory MixtureFactory { get; private set; } = null!;
 
     /// <inheritdoc />
     public async Task StartAsync(CancellationToken cancellationToken)
@@ -134,7 +134,7 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
         _handler = new ExpertRpcHandler(Experts, _runtime, options.Batching, options.Serving, time, _metrics);
         LocalExperts = new LocalExpertInvoker(Experts, _runtime, time);
         Health = new PeerHealth(options.Routing, time);
-        Layers = new MixtureOfExpertsFactory(Directory, new SelfShortCircuitInvoker(PeerId, LocalExperts, new RemoteExpertInvoker(Transport)), Health, options.Routing, time,
+        MixtureFactory = new MixtureOfExpertsFactory(Directory, new SelfShortCircuitInvoker(PeerId, LocalExperts, new RemoteExpertInvoker(Transport)), Health, options.Routing, time,
             new IncompatibleHosts(loggers.CreateLogger<IncompatibleHosts>()),
             new LocalExperts(LocalExperts, Experts.Values.Select(e => new LocalExpert(e.Uid, e.Backend.Spec.Type, e.SchemaHash)).ToArray()));
         _handler.Map(router);

@@ -9,14 +9,7 @@ internal sealed record HeldModel(string Name, string Path, ModelPublication Publ
     /// <summary>Its DHT record at <paramref name="addresses"/>.</summary>
     public ModelRecord Record(IEnumerable<string> addresses)
     {
-        var record = new ModelRecord
-        {
-            Sha256 = Publication.Sha256,
-            Size = Publication.Size,
-            Version = Publication.Version,
-            PublisherKey = Publication.PublisherKey,
-            Signature = Publication.Signature,
-        };
+        var record = new ModelRecord { Publication = Publication };
         record.Addresses.AddRange(addresses);
         return record;
     }

@@ -6,8 +6,11 @@ public sealed class ModelServingOptions
     /// <summary>Whether peers may hand this node models to hold (<c>model.store</c>). Default true.</summary>
     public bool AcceptUploads { get; set; } = true;
 
+    /// <summary>The default of <see cref="MaxModelBytes"/>, which the CLI's eval fetches within too.</summary>
+    public const long DefaultMaxModelBytes = 512L << 20;
+
     /// <summary>Largest model file held, uploaded or fetched. Default 512 MiB.</summary>
-    public long MaxModelBytes { get; set; } = 512L << 20;
+    public long MaxModelBytes { get; set; } = DefaultMaxModelBytes;
 
     /// <summary>Most models held on disk; an upload of a new name beyond it is refused. Default 16.</summary>
     public int MaxHeldModels { get; set; } = 16;

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using System.Text.Json;
 using Google.Protobuf;
 using Microsoft.Extensions.Logging;
@@ -12,7 +11,8 @@ namespace MoEMesh.Node.Models;
 /// <summary>
 /// The models this node holds, kept across restarts in the model folder: every <c>&lt;name&gt;.safetensors</c>
 /// that loads as a model called <c>name</c>, with the publication its publisher signed in
-/// <c>&lt;name&gt;.publication.json</c> beside it, or none when the operator put the file there. A file is
+/// <c>&lt;name&gt;.publication.json</c> beside it (a list: during a swap it names the old and the new
+/// version), or none when the operator put the file there. A file is
 /// checked once per (size, write time); one that does not load is logged once and not offered. A newer
 /// version of a held name is installed only from the publisher of the held one.
 /// </summary>
@@ -78,7 +78,7 @@ internal sealed partial class ModelStore
     {
         alreadyHeld = false;
         if (!ModelFile.IsValidName(incoming.Name, out var error)) return (StatusCode.InvalidArgument, error);
-        if ((long)incoming.Size > _options.MaxModelBytes)
+        if (incoming.Size > (ulong)_options.MaxModelBytes)
             return (StatusCode.ResourceExhausted, $"{incoming.Name} has {incoming.Size} bytes; this node holds models of at most {_options.MaxModelBytes} bytes (MaxModelBytes).");
         if (!ModelPublications.Verify(incoming))
             return (StatusCode.InvalidArgument, $"the publication of {incoming.Name} is not signed, or its signature does not verify against its publisher key.");
@@ -105,10 +105,11 @@ internal sealed partial class ModelStore
 
     /// <summary>
     /// Installs the file at <paramref name="path"/>, whose bytes have the publication's SHA-256 (the caller
-    /// checked it), as the held copy of its model: moved into place with its publication beside it.
+    /// checked it), as the held copy of its model: moved into place with its publication beside it. The
+    /// caller may pass the file already <paramref name="loaded"/>; otherwise it is loaded here.
     /// </summary>
     /// <exception cref="ModelRefusedException">The store refuses the publication, or the file is not the model it names.</exception>
-    public HeldModel Install(string path, ModelPublication publication)
+    public HeldModel Install(string path, ModelPublication publication, LoadedModelFile? loaded = null)
     {
         lock (_gate)
         {
@@ -119,20 +120,24 @@ internal sealed partial class ModelStore
                 File.Delete(path);
                 return Find(publication.Name)!;
             }
-            LoadedModelFile loaded;
             try
             {
-                loaded = ModelFile.Load(path);
+                loaded ??= ModelFile.Load(path);
             }
-            catch (InvalidDataException e)
+            catch (Exception e) when (e is not OutOfMemoryException)
             {
                 throw new ModelRefusedException(StatusCode.InvalidArgument, $"{publication.Name} is not a model file this node can load: {e.Message}");
             }
             if (loaded.Name != publication.Name || loaded.Version != publication.Version)
                 throw new ModelRefusedException(StatusCode.InvalidArgument, $"the file holds {loaded.Name} version {loaded.Version}, but the publication names {publication.Name} version {publication.Version}.");
             var target = Path.Combine(_folder, publication.Name + ModelFile.Extension);
+            // The publication file names both the new and the held version while the file is swapped, so a
+            // crash in between leaves whichever file is in place with its signed publication.
+            var sidecar = SidecarOf(target);
+            var held = Find(publication.Name)?.Publication;
+            WriteSidecar(sidecar, held is null ? [publication] : [publication, held]);
             File.Move(path, target, overwrite: true);
-            AtomicFile.Write(target[..^ModelFile.Extension.Length] + PublicationSuffix, s => JsonSerializer.Serialize(s, Sidecar.Of(publication), Json));
+            WriteSidecar(sidecar, [publication]);
             var info = new FileInfo(target);
             var model = new HeldModel(publication.Name, target, publication, loaded.Spec);
             _checked[target] = (info.Length, info.LastWriteTimeUtc.Ticks, model);
@@ -151,13 +156,12 @@ internal sealed partial class ModelStore
             if (size > _options.MaxModelBytes) throw new InvalidDataException($"it has {size} bytes, more than MaxModelBytes ({_options.MaxModelBytes})");
             var loaded = ModelFile.Load(path);
             if (loaded.Name != name) throw new InvalidDataException($"it holds the model {loaded.Name}; name the file {loaded.Name}{ModelFile.Extension}");
-            string sha;
-            using (var stream = File.OpenRead(path)) sha = Convert.ToHexStringLower(SHA256.HashData(stream));
+            var sha = ModelFile.Sha256Of(path);
             var publication = ReadPublication(path, name, loaded.Version, sha, size)
                 ?? new ModelPublication { Name = name, Version = loaded.Version, Sha256 = sha, Size = (ulong)size };
             return new HeldModel(name, path, publication, loaded.Spec);
         }
-        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
             LogNotAModel(_logger, path, e.Message);
             return null;
@@ -167,14 +171,12 @@ internal sealed partial class ModelStore
     /// <summary>The signed publication beside a held file, when there is one that matches it and verifies.</summary>
     private static ModelPublication? ReadPublication(string path, string name, long version, string sha256, long size)
     {
-        var sidecar = path[..^ModelFile.Extension.Length] + PublicationSuffix;
+        var sidecar = SidecarOf(path);
         if (!File.Exists(sidecar)) return null;
         try
         {
-            var publication = JsonSerializer.Deserialize<Sidecar>(File.ReadAllBytes(sidecar), Json)?.ToPublication(name);
-            return publication is not null && publication.Version == version && publication.Sha256 == sha256 && (long)publication.Size == size && ModelPublications.Verify(publication)
-                ? publication
-                : null;
+            return JsonSerializer.Deserialize<Sidecar[]>(File.ReadAllBytes(sidecar), Json)?.Select(s => s?.ToPublication(name))
+                .FirstOrDefault(p => p is not null && p.Version == version && p.Sha256 == sha256 && (long)p.Size == size && ModelPublications.Verify(p));
         }
         catch (Exception e) when (e is JsonException or FormatException)
         {
@@ -182,7 +184,12 @@ internal sealed partial class ModelStore
         }
     }
 
-    /// <summary>The publication as kept beside the file.</summary>
+    private static string SidecarOf(string modelPath) => modelPath[..^ModelFile.Extension.Length] + PublicationSuffix;
+
+    private static void WriteSidecar(string path, IEnumerable<ModelPublication> publications) =>
+        AtomicFile.Write(path, s => JsonSerializer.Serialize(s, publications.Select(Sidecar.Of).ToArray(), Json));
+
+    /// <summary>A publication as kept beside the file (the name is the file's).</summary>
     private sealed record Sidecar(long Version, string Sha256, long Size, string PublisherKey, string Signature)
     {
         public static Sidecar Of(ModelPublication p) =>

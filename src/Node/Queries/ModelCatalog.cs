@@ -6,15 +6,17 @@ namespace MoEMesh.Node.Queries;
 
 /// <summary>
 /// The models this node has loaded to answer queries, by name. A model the node holds is loaded from its
-/// file (and again when a newer version is installed); one it does not hold is fetched from a holder
-/// (newest version, checked) and kept in memory only, and after FetchedModelTtl the DHT is asked whether a
-/// newer version exists. At most MaxLoadedModels stay loaded; the least recently used goes first.
+/// file (and again when a newer version is installed); one it does not hold is fetched from the holders of
+/// the publisher most holders attest (checked) and kept in memory only; after FetchedModelTtl the DHT is
+/// asked for a newer version from that same publisher, and the copy in memory keeps serving when there is
+/// none or it cannot be fetched. One load per name runs at a time (others asking for it wait for it),
+/// different names load side by side. At most MaxLoadedModels stay loaded; the least recently used goes first.
 /// </summary>
 internal sealed partial class ModelCatalog(ModelStore store, ModelFetcher fetcher, ModelServingOptions options, TimeProvider time,
     Func<LoadedModelFile, MoEModel> build, ILogger logger) : IAsyncDisposable
 {
     private readonly Dictionary<string, Entry> _loaded = new(StringComparer.Ordinal);
-    private readonly SemaphoreSlim _loading = new(1, 1);
+    private readonly Dictionary<string, Task<ServedModel>> _loading = new(StringComparer.Ordinal);
 
     /// <summary>The models loaded now.</summary>
     public IReadOnlyList<ServedModel> Loaded
@@ -28,46 +30,19 @@ internal sealed partial class ModelCatalog(ModelStore store, ModelFetcher fetche
     /// <summary>The model called <paramref name="name"/>, loaded or fetched as needed.</summary>
     /// <exception cref="ModelNotFoundException">No peer holds it.</exception>
     /// <exception cref="ModelFetchFailedException">Holders exist but none gave a good copy.</exception>
-    public async Task<ServedModel> GetAsync(string name, CancellationToken cancellationToken)
+    public Task<ServedModel> GetAsync(string name, CancellationToken cancellationToken)
     {
-        if (Fresh(name) is { } ready) return ready;
-        await _loading.WaitAsync(cancellationToken);
-        try
+        Task<ServedModel> load;
+        lock (_loaded)
         {
-            if (Fresh(name) is { } loadedMeanwhile) return loadedMeanwhile;
-            var held = store.Find(name);
-            Entry entry;
-            if (held is not null)
+            if (Fresh(name) is { } ready) return Task.FromResult(ready);
+            if (!_loading.TryGetValue(name, out load!))
             {
-                entry = new Entry(Serve(ModelFile.Load(held.Path), held.Publication.Sha256), true, time.GetUtcNow());
+                // The load is not tied to the first caller's cancellation: the others share it.
+                _loading[name] = load = LoadAsync(name);
             }
-            else
-            {
-                Entry? stale;
-                lock (_loaded) stale = _loaded.GetValueOrDefault(name);
-                FetchedModel fetched;
-                try
-                {
-                    fetched = await fetcher.FetchAsync(name, store.IncomingFolder, h => h.Size <= options.MaxModelBytes && h.Version > (stale?.Model.Version ?? long.MinValue),
-                        cancellationToken);
-                }
-                catch (ModelNotFoundException) when (stale is not null)
-                {
-                    // No newer version: keep serving the one there is.
-                    stale.CheckedAt = time.GetUtcNow();
-                    return stale.Model;
-                }
-                File.Delete(fetched.Path);
-                LogFetched(logger, name, fetched.Model.Version, fetched.Source.Host.ToString());
-                entry = new Entry(Serve(fetched.Model, fetched.Source.Sha256), false, time.GetUtcNow());
-            }
-            await ReplaceAsync(name, entry);
-            return entry.Model;
         }
-        finally
-        {
-            _loading.Release();
-        }
+        return load.WaitAsync(cancellationToken);
     }
 
     public async ValueTask DisposeAsync()
@@ -81,23 +56,61 @@ internal sealed partial class ModelCatalog(ModelStore store, ModelFetcher fetche
         foreach (var e in all) await e.Model.DisposeAsync();
     }
 
-    /// <summary>The loaded model when it is still the one to serve: the held version, or a fetched one checked recently.</summary>
-    private ServedModel? Fresh(string name)
+    private async Task<ServedModel> LoadAsync(string name)
     {
-        var held = store.Find(name);
-        lock (_loaded)
+        await Task.Yield();
+        try
         {
-            if (!_loaded.TryGetValue(name, out var entry)) return null;
-            bool fresh = held is not null
-                ? entry.Held && entry.Model.Sha256 == held.Publication.Sha256
-                : !entry.Held && time.GetUtcNow() - entry.CheckedAt < options.FetchedModelTtl;
-            if (!fresh) return null;
-            entry.LastUsed = time.GetUtcNow();
+            var held = store.Find(name);
+            Entry entry;
+            if (held is not null)
+            {
+                entry = new Entry(Serve(ModelFile.Load(held.Path), held.Publication), true, time.GetUtcNow());
+            }
+            else
+            {
+                Entry? stale;
+                lock (_loaded) stale = _loaded.GetValueOrDefault(name);
+                FetchedModel fetched;
+                try
+                {
+                    fetched = await fetcher.FetchAsync(name, store.IncomingFolder, options.MaxModelBytes, stale?.Model.Publication, CancellationToken.None);
+                }
+                catch (Exception e) when (stale is not null && e is ModelNotFoundException or ModelFetchFailedException)
+                {
+                    // No newer version, or none that checks out: keep serving the one there is.
+                    if (e is ModelFetchFailedException) LogRefreshFailed(logger, name, e.Message);
+                    lock (_loaded) stale.CheckedAt = time.GetUtcNow();
+                    return stale.Model;
+                }
+                File.Delete(fetched.Path);
+                LogFetched(logger, name, fetched.Model.Version, fetched.Source.Host.ToString());
+                entry = new Entry(Serve(fetched.Model, fetched.Source.Publication), false, time.GetUtcNow());
+            }
+            await ReplaceAsync(name, entry);
             return entry.Model;
+        }
+        finally
+        {
+            lock (_loaded) _loading.Remove(name);
         }
     }
 
-    private ServedModel Serve(LoadedModelFile file, string sha256) => new(file.Name, file.Version, sha256, build(file), options.MaxBatchTexts, options.QueryBatchLinger, time);
+    /// <summary>The loaded model when it is still the one to serve: the held version, or a fetched one checked recently. Called under the lock.</summary>
+    private ServedModel? Fresh(string name)
+    {
+        if (!_loaded.TryGetValue(name, out var entry)) return null;
+        var held = store.Find(name);
+        bool fresh = held is not null
+            ? entry.Held && entry.Model.Publication.Sha256 == held.Publication.Sha256
+            : !entry.Held && time.GetUtcNow() - entry.CheckedAt < options.FetchedModelTtl;
+        if (!fresh) return null;
+        entry.LastUsed = time.GetUtcNow();
+        return entry.Model;
+    }
+
+    private ServedModel Serve(LoadedModelFile file, Protocol.Wire.Experts.ModelPublication publication) =>
+        new(file.Name, file.Version, publication, build(file), options.MaxBatchTexts, options.QueryBatchLinger, time);
 
     /// <summary>Puts <paramref name="entry"/> in place and lets the one it replaces, and the least recently used beyond the bound, finish and go.</summary>
     private async Task ReplaceAsync(string name, Entry entry)
@@ -130,4 +143,7 @@ internal sealed partial class ModelCatalog(ModelStore store, ModelFetcher fetche
 
     [LoggerMessage(EventId = 540, Level = LogLevel.Information, Message = "Fetched model {Model} version {Version} from {PeerId} to answer queries")]
     private static partial void LogFetched(ILogger logger, string model, long version, string peerId);
+
+    [LoggerMessage(EventId = 541, Level = LogLevel.Warning, Message = "A newer version of model {Model} could not be fetched; the loaded one keeps serving: {Problem}")]
+    private static partial void LogRefreshFailed(ILogger logger, string model, string problem);
 }

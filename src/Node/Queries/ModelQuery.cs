@@ -24,7 +24,9 @@ internal sealed record ModelQuery(string Model, IReadOnlyList<string> Texts, int
         }
         catch (JsonException e)
         {
-            throw QueryException.BadRequest($"the body is not JSON: {e.Message}");
+            // The parser's own message ends with its zero-based position; say it the way people count.
+            int cut = e.Message.IndexOf(" LineNumber:", StringComparison.Ordinal);
+            throw QueryException.BadRequest($"the body is not JSON (line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1}): {(cut > 0 ? e.Message[..cut] : e.Message)}");
         }
         using (document)
         {
@@ -33,8 +35,8 @@ internal sealed record ModelQuery(string Model, IReadOnlyList<string> Texts, int
             foreach (var property in root.EnumerateObject())
                 if (!Fields.Contains(property.Name))
                     throw QueryException.BadRequest($"unknown field '{property.Name}'; a query has {string.Join(", ", Fields)}.");
-            if (!root.TryGetProperty("model", out var model) || model.ValueKind != JsonValueKind.String)
-                throw QueryException.BadRequest("the field 'model' (a string, the model's name) is missing.");
+            if (!root.TryGetProperty("model", out var model)) throw QueryException.BadRequest("the field 'model' (a string, the model's name) is missing.");
+            if (model.ValueKind != JsonValueKind.String) throw QueryException.BadRequest($"'model' must be a string, the model's name; got {model.GetRawText()}.");
             var name = model.GetString()!;
             if (!ModelFile.IsValidName(name, out var error)) throw QueryException.BadRequest($"'model': {error}");
             bool hasText = root.TryGetProperty("text", out var text), hasTexts = root.TryGetProperty("texts", out var texts);
@@ -62,12 +64,12 @@ internal sealed record ModelQuery(string Model, IReadOnlyList<string> Texts, int
                 if (!all[i].Any(char.IsLetterOrDigit))
                     throw QueryException.BadRequest(hasText ? "'text' has no words." : $"'texts' item {i} has no words.");
             int top = 5;
-            if (root.TryGetProperty("top", out var topValue) && (!topValue.TryGetInt32(out top) || top is < 1 or > 1000))
+            if (root.TryGetProperty("top", out var topValue) && (topValue.ValueKind != JsonValueKind.Number || !topValue.TryGetInt32(out top) || top is < 1 or > 1000))
                 throw QueryException.BadRequest($"'top' must be a whole number from 1 to 1000; got {topValue.GetRawText()}.");
             var timeout = options.QueryTimeout;
             if (root.TryGetProperty("timeout_ms", out var timeoutValue))
             {
-                if (!timeoutValue.TryGetDouble(out double ms) || !(ms > 0) || ms > options.MaxQueryTimeout.TotalMilliseconds)
+                if (timeoutValue.ValueKind != JsonValueKind.Number || !timeoutValue.TryGetDouble(out double ms) || !(ms > 0) || ms > options.MaxQueryTimeout.TotalMilliseconds)
                     throw QueryException.BadRequest($"'timeout_ms' must be a number above 0 and at most {options.MaxQueryTimeout.TotalMilliseconds:F0}; got {timeoutValue.GetRawText()}.");
                 timeout = TimeSpan.FromMilliseconds(ms);
             }

@@ -1,7 +1,9 @@
+using Microsoft.Extensions.Logging;
+using MoEMesh.Node.Models;
 using MoEMesh.Protocol.Identity;
 using MoEMesh.Routing.Calling;
+using MoEMesh.Routing.Invocation;
 using MoEMesh.Routing.Models;
-using MoEMesh.Node.Models;
 
 namespace MoEMesh.Node.Queries;
 
@@ -10,25 +12,28 @@ namespace MoEMesh.Node.Queries;
 /// node for them. It loads the model (held here, or fetched from a holder), runs the trunk, gates and head
 /// itself, calls experts across the swarm with its own experts as fallback, and answers each text with
 /// its label, the most probable labels and its route. Errors are JSON with a status: 400 for a bad query,
-/// 404 for a model no peer holds, 503 when no good copy could be fetched or no expert, remote or local,
-/// answered in time.
+/// 404 for a model no peer holds, 503 when no good copy could be fetched, no expert, remote or local,
+/// answered in time, or the query's timeout passed, 500 for anything else (the details go to the log, not
+/// to the caller).
 /// </summary>
-internal sealed class QueryService(ModelCatalog catalog, ModelServingOptions options, PeerId self, TimeProvider time, Action<string, int, TimeSpan>? measured = null)
+internal sealed partial class QueryService(ModelCatalog catalog, ModelServingOptions options, PeerId self, TimeProvider time, ILogger logger,
+    Action<string, int, TimeSpan>? measured = null)
 {
     /// <summary>The answer to a query body: an HTTP status and the JSON document.</summary>
     public async Task<(int Status, byte[] Json)> AnswerAsync(ReadOnlyMemory<byte> body, CancellationToken cancellationToken)
     {
         long started = time.GetTimestamp();
-        string model = "";
+        // Metrics are labelled with a model only once it was found: names a client makes up add no series.
+        string model = "unknown";
         int status = 200;
         try
         {
             var query = ModelQuery.Parse(body, options);
-            model = query.Model;
+            var deadline = time.GetUtcNow() + query.Timeout;
             QueryAnswer answer;
             try
             {
-                answer = await AnswerAsync(query, started, cancellationToken).WaitAsync(query.Timeout, time, cancellationToken);
+                answer = await AnswerAsync(query, deadline, started, found => model = found, cancellationToken).WaitAsync(query.Timeout, time, cancellationToken);
             }
             catch (TimeoutException)
             {
@@ -36,10 +41,11 @@ internal sealed class QueryService(ModelCatalog catalog, ModelServingOptions opt
             }
             return (200, answer.ToJson());
         }
-        catch (Exception e) when (Status(e) is { } failure)
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
-            status = failure.Status;
-            return (failure.Status, new QueryError(failure.Message).ToJson());
+            var (code, message) = Failure(e);
+            status = code;
+            return (code, new QueryError(message).ToJson());
         }
         finally
         {
@@ -47,10 +53,22 @@ internal sealed class QueryService(ModelCatalog catalog, ModelServingOptions opt
         }
     }
 
-    private async Task<QueryAnswer> AnswerAsync(ModelQuery query, long started, CancellationToken cancellationToken)
+    private async Task<QueryAnswer> AnswerAsync(ModelQuery query, DateTimeOffset deadline, long started, Action<string> found, CancellationToken cancellationToken)
     {
-        var served = await catalog.GetAsync(query.Model, cancellationToken);
-        var predictions = await served.PredictAsync(query.Texts, cancellationToken);
+        ServedModel served;
+        IReadOnlyList<SamplePrediction> predictions;
+        try
+        {
+            served = await catalog.GetAsync(query.Model, cancellationToken);
+            found(served.Name);
+            predictions = await served.PredictAsync(query.Texts, deadline, cancellationToken);
+        }
+        catch (ModelRetiredException)
+        {
+            // The model was replaced (a newer version) or unloaded while the query reached it: once more.
+            served = await catalog.GetAsync(query.Model, cancellationToken);
+            predictions = await served.PredictAsync(query.Texts, deadline, cancellationToken);
+        }
         var labels = served.Spec.Head.Labels;
         var results = predictions.Select(p => new QueryResult(
             labels[p.Label],
@@ -75,12 +93,41 @@ internal sealed class QueryService(ModelCatalog catalog, ModelServingOptions opt
         return [.. top];
     }
 
-    private static (int Status, string Message)? Status(Exception e) => e switch
+    /// <summary>The status and the message the caller gets; what only the node's operator needs goes to the log.</summary>
+    private (int Status, string Message) Failure(Exception e)
     {
-        QueryException q => (q.Status, q.Message),
-        ModelNotFoundException m => (404, m.Message),
-        ModelFetchFailedException f => (503, f.Message),
-        ExpertCallFailedException x => (503, "no expert, remote or local, could answer in time: " + x.Message),
-        _ => null,
+        switch (e)
+        {
+            case QueryException q:
+                return (q.Status, q.Message);
+            case ModelNotFoundException m:
+                return (404, m.Message);
+            case ModelFetchFailedException f:
+                LogFailed(logger, f.Message);
+                return (503, $"no holder of the model gave a copy that checks out ({f.Problems.Count} tried); try again later.");
+            case ExpertCallFailedException x:
+                LogFailed(logger, x.Message);
+                var outcomes = x.Trace.GroupBy(t => t.Outcome).Select(g => $"{g.Count()} {Describe(g.Key)}");
+                return (503, $"no expert, remote or local, could answer in time ({(x.Trace.Count == 0 ? "no live expert was found" : string.Join(", ", outcomes))}).");
+            case TimeoutException:
+                return (503, "no answer within the query's timeout.");
+            default:
+                LogInternal(logger, e);
+                return (500, "the node failed to answer this query; its log says why.");
+        }
+    }
+
+    private static string Describe(ExpertCallOutcome outcome) => outcome switch
+    {
+        ExpertCallOutcome.Timeout => "timed out",
+        ExpertCallOutcome.Unreachable => "unreachable",
+        ExpertCallOutcome.Rejected => "refused",
+        _ => "answered",
     };
+
+    [LoggerMessage(EventId = 550, Level = LogLevel.Warning, Message = "A query could not be answered: {Problem}")]
+    private static partial void LogFailed(ILogger logger, string problem);
+
+    [LoggerMessage(EventId = 551, Level = LogLevel.Error, Message = "A query failed on this node")]
+    private static partial void LogInternal(ILogger logger, Exception exception);
 }

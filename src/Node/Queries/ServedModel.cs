@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using MoEMesh.Protocol.Wire.Experts;
 using MoEMesh.Routing.Calling;
 using MoEMesh.Routing.Models;
 
@@ -27,21 +28,22 @@ internal sealed class ServedModel : IAsyncDisposable
     private readonly TimeProvider _time;
     private TaskCompletionSource _arrival = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _batches, _queuedTexts, _arrivedSinceBatch;
+    private bool _retired;
 
-    public ServedModel(string name, long version, string sha256, MoEModel model, int maxBatchTexts, TimeSpan linger, TimeProvider time)
-        : this(name, version, sha256, model.Spec, model.PredictAsync, maxBatchTexts, linger, time)
+    public ServedModel(string name, long version, ModelPublication publication, MoEModel model, int maxBatchTexts, TimeSpan linger, TimeProvider time)
+        : this(name, version, publication, model.Spec, model.PredictAsync, maxBatchTexts, linger, time)
     {
     }
 
     /// <summary>A model served through <paramref name="predict"/> (the model's own, or a test's).</summary>
-    public ServedModel(string name, long version, string sha256, ModelSpec spec, Func<IReadOnlyList<string>, CancellationToken, Task<IReadOnlyList<SamplePrediction>>> predict,
+    public ServedModel(string name, long version, ModelPublication publication, ModelSpec spec, Func<IReadOnlyList<string>, CancellationToken, Task<IReadOnlyList<SamplePrediction>>> predict,
         int maxBatchTexts, TimeSpan linger, TimeProvider time)
     {
         _linger = linger;
         _time = time;
         Name = name;
         Version = version;
-        Sha256 = sha256;
+        Publication = publication;
         Spec = spec;
         _predict = predict;
         _maxBatchTexts = maxBatchTexts;
@@ -52,23 +54,29 @@ internal sealed class ServedModel : IAsyncDisposable
 
     public long Version { get; }
 
-    public string Sha256 { get; }
+    /// <summary>The publication of the copy loaded (its file's SHA-256 and publisher).</summary>
+    public ModelPublication Publication { get; }
 
     public ModelSpec Spec { get; }
 
     /// <summary>Batches run so far (a batch serves every query it took).</summary>
     public int Batches => Volatile.Read(ref _batches);
 
-    /// <summary>Predictions for <paramref name="texts"/>, batched with other queries waiting.</summary>
+    /// <summary>
+    /// Predictions for <paramref name="texts"/>, batched with other queries waiting. A query still waiting
+    /// at its <paramref name="deadline"/> is dropped from the batch (it fails with a <see cref="TimeoutException"/>).
+    /// </summary>
     /// <exception cref="QueryException">503 when too many queries wait.</exception>
+    /// <exception cref="ModelRetiredException">The model was replaced or unloaded: ask the catalog again.</exception>
     /// <exception cref="ExpertCallFailedException">Some text got no expert answer and no local expert could answer.</exception>
-    public Task<IReadOnlyList<SamplePrediction>> PredictAsync(IReadOnlyList<string> texts, CancellationToken cancellationToken)
+    public Task<IReadOnlyList<SamplePrediction>> PredictAsync(IReadOnlyList<string> texts, DateTimeOffset deadline, CancellationToken cancellationToken)
     {
-        var pending = new Pending(texts, cancellationToken);
+        var pending = new Pending(texts, deadline, cancellationToken);
         Interlocked.Add(ref _queuedTexts, texts.Count);
         if (!_waiting.Writer.TryWrite(pending))
         {
             Interlocked.Add(ref _queuedTexts, -texts.Count);
+            if (Volatile.Read(ref _retired)) throw new ModelRetiredException();
             throw new QueryException(503, $"{MaxWaiting} queries of {Name} are already waiting; try again shortly.");
         }
         Interlocked.Add(ref _arrivedSinceBatch, texts.Count);
@@ -78,6 +86,7 @@ internal sealed class ServedModel : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        Volatile.Write(ref _retired, true);
         _waiting.Writer.TryComplete();
         await _loop;
     }
@@ -100,6 +109,12 @@ internal sealed class ServedModel : IAsyncDisposable
                     next.Answer.TrySetCanceled(next.Cancelled);
                     continue;
                 }
+                if (_time.GetUtcNow() >= next.Deadline)
+                {
+                    // Its caller has stopped waiting: computing it would only delay the others.
+                    next.Answer.TrySetException(new TimeoutException());
+                    continue;
+                }
                 batch.Add(next);
                 texts += next.Texts.Count;
             }
@@ -109,6 +124,8 @@ internal sealed class ServedModel : IAsyncDisposable
             {
                 Interlocked.Increment(ref _batches);
                 var predictions = await _predict(batch.SelectMany(p => p.Texts).ToArray(), CancellationToken.None);
+                // Returns are counted from before the first answer goes out: its client may ask again before the last one does.
+                Volatile.Write(ref _arrivedSinceBatch, 0);
                 int start = 0;
                 foreach (var p in batch)
                 {
@@ -119,12 +136,13 @@ internal sealed class ServedModel : IAsyncDisposable
             catch (ExpertCallFailedException) when (batch.Count > 1)
             {
                 foreach (var p in batch) await RunAloneAsync(p);
+                Volatile.Write(ref _arrivedSinceBatch, 0);
             }
             catch (Exception e)
             {
+                Volatile.Write(ref _arrivedSinceBatch, 0);
                 foreach (var p in batch) p.Answer.TrySetException(e);
             }
-            Volatile.Write(ref _arrivedSinceBatch, 0);
         }
     }
 
@@ -160,8 +178,11 @@ internal sealed class ServedModel : IAsyncDisposable
         }
     }
 
-    private sealed record Pending(IReadOnlyList<string> Texts, CancellationToken Cancelled)
+    private sealed record Pending(IReadOnlyList<string> Texts, DateTimeOffset Deadline, CancellationToken Cancelled)
     {
         public TaskCompletionSource<IReadOnlyList<SamplePrediction>> Answer { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 }
+
+/// <summary>The model was replaced or unloaded while the query reached it; the catalog has the one to use.</summary>
+internal sealed class ModelRetiredException() : Exception("The model was replaced or unloaded.");

@@ -23,7 +23,7 @@ internal sealed class NodeMetrics
             () => node.Experts.Values.Select(e => new Measurement<long>(e.Backend.UpdateCount, new KeyValuePair<string, object?>("expert", e.Uid.Value))),
             "{step}", "Optimizer steps applied to each hosted expert");
         _queryDuration = meter.CreateHistogram<double>("moemesh.node.query.duration", "ms", "Queries answered, from arrival to answer, by model and HTTP status");
-        meter.CreateObservableCounter("moemesh.routing.incompatible_hosts.skipped", () => node.Layers?.Incompatible.Skipped ?? 0, "{host}",
+        meter.CreateObservableCounter("moemesh.routing.incompatible_hosts.skipped", () => node.MixtureFactory?.Incompatible.Skipped ?? 0, "{host}",
             "Times a host was skipped because it announces another expert type or schema than the layer needs");
         meter.CreateObservableGauge("moemesh.dht.routing_table.size", () => node.Dht.RoutingTableSize, "{contact}", "Contacts in the DHT routing table");
         meter.CreateObservableGauge("moemesh.dht.records", () => node.Dht.StoredRecords, "{record}", "DHT records held for the network");

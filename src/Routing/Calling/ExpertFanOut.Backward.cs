@@ -14,7 +14,7 @@ namespace MoEMesh.Routing.Calling;
 public sealed partial class ExpertFanOut
 {
     /// <summary>Runs the backward fan-out for a forward result and dL/d(output).</summary>
-    public async Task<BackwardResult> BackwardAsync(FanOutResult forward, Tensor outputGradient, Protocol.Wire.Compression compression, CancellationToken cancellationToken)
+    public async Task<BackwardResult> BackwardAsync(FanOutResult forward, Tensor outputGradient, CancellationToken cancellationToken)
     {
         int samples = forward.Used.Count;
         if (outputGradient.Shape != forward.Output.Shape)
@@ -30,7 +30,7 @@ public sealed partial class ExpertFanOut
                 int s = a.Value.Samples[i];
                 TensorPrimitives.Multiply(outputGradient.Row(s), weights[s].GetValueOrDefault(a.Key), grad.Row(i));
             }
-            return (a.Value.Samples, (Func<CancellationToken, Task<CallOutcome<GradientAnswer>>>)(t => BackwardOneAsync(a.Key, a.Value, grad, compression, deadline, t)));
+            return (a.Value.Samples, (Func<CancellationToken, Task<CallOutcome<GradientAnswer>>>)(t => BackwardOneAsync(a.Key, a.Value, grad, deadline, t)));
         }).ToList();
         var outcomes = await CollectAsync(calls, kmin, options.BackwardTimeout, cancellationToken);
 
@@ -63,8 +63,7 @@ public sealed partial class ExpertFanOut
         return new BackwardResult(inputGradient, alignment, incomplete, outcomes.Select(o => o.Trace).ToArray());
     }
 
-    private async Task<CallOutcome<GradientAnswer>> BackwardOneAsync(AnswerKey key, ExpertAnswer answer, Tensor gradient, Protocol.Wire.Compression compression,
-        DateTimeOffset deadline, CancellationToken stragglers)
+    private async Task<CallOutcome<GradientAnswer>> BackwardOneAsync(AnswerKey key, ExpertAnswer answer, Tensor gradient, DateTimeOffset deadline, CancellationToken stragglers)
     {
         await Task.Yield();
         var invoker = key.Local ? local! : remote;
@@ -72,7 +71,7 @@ public sealed partial class ExpertFanOut
         ExpertCallResult<Tensor> result;
         try
         {
-            result = await invoker.BackwardAsync(answer.Target, answer.Input, gradient, compression, deadline, stragglers);
+            result = await invoker.BackwardAsync(answer.Target, answer.Input, gradient, Compression, deadline, stragglers);
         }
         catch (OperationCanceledException) when (stragglers.IsCancellationRequested)
         {

@@ -158,7 +158,7 @@ public sealed partial class ExpertFanOut(IExpertInvoker remote, IExpertInvoker? 
         ExpertCallResult<Tensor> result;
         try
         {
-            result = await remote.ForwardAsync(new ExpertTarget(uid, host.Endpoint), input, request.Compression, deadline, cancel);
+            result = await remote.ForwardAsync(new ExpertTarget(uid, host.Endpoint), input, Compression, deadline, cancel);
         }
         catch (OperationCanceledException) when (cancel.IsCancellationRequested)
         {
@@ -187,7 +187,7 @@ public sealed partial class ExpertFanOut(IExpertInvoker remote, IExpertInvoker? 
             var input = Gather(request.Input, samples);
             long started = time.GetTimestamp();
             var target = new ExpertTarget(uid, LocalEndpoint);
-            var result = await local.ForwardAsync(target, input, request.Compression, time.GetUtcNow() + options.ForwardTimeout, cancellationToken);
+            var result = await local.ForwardAsync(target, input, Compression, time.GetUtcNow() + options.ForwardTimeout, cancellationToken);
             if (result.IsOk && Problem(result.Value!, samples.Length) is { } problem)
             {
                 result.Value!.Dispose();

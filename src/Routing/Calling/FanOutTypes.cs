@@ -1,5 +1,4 @@
 using MoEMesh.Protocol.Addressing;
-using MoEMesh.Protocol.Wire;
 using MoEMesh.Routing.Directory;
 using MoEMesh.Routing.Invocation;
 using Tensor = MoEMesh.Tensors.Tensor;
@@ -40,9 +39,6 @@ public sealed class FanOutRequest
     /// known ones may come from a cache older than a host's restart. Null to use <see cref="Hosts"/> only.
     /// </summary>
     public Func<ExpertUid, CancellationToken, Task<IReadOnlyList<ExpertHostInfo>>>? Rediscover { get; init; }
-
-    /// <summary>How tensors travel. Default none (float32).</summary>
-    public Compression Compression { get; init; } = Compression.None;
 }
 
 /// <summary>One expert call of a fan-out, for the trace.</summary>

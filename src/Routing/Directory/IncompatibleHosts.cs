@@ -12,6 +12,9 @@ namespace MoEMesh.Routing.Directory;
 /// </summary>
 public sealed partial class IncompatibleHosts(ILogger? logger = null)
 {
+    /// <summary>Distinct entries remembered (and so logged) at most; past it skips are still counted.</summary>
+    public const int MaxRemembered = 1024;
+
     private readonly ILogger _logger = logger ?? NullLogger.Instance;
     private readonly HashSet<(PeerId Host, ExpertUid Uid, string Type, string SchemaHash)> _seen = [];
     private long _skipped;
@@ -42,11 +45,14 @@ public sealed partial class IncompatibleHosts(ILogger? logger = null)
             }
             Interlocked.Increment(ref _skipped);
             bool first;
-            lock (_seen) first = _seen.Add((host.Host, host.Uid, host.Type, host.SchemaHash));
-            if (first) LogIncompatible(_logger, host.Host.ToString(), host.Uid.Value, host.Type, host.SchemaHash, kind.ToString(), kind.SchemaHash);
+            lock (_seen) first = _seen.Count < MaxRemembered && _seen.Add((host.Host, host.Uid, Clip(host.Type), Clip(host.SchemaHash)));
+            if (first) LogIncompatible(_logger, host.Host.ToString(), host.Uid.Value, Clip(host.Type), Clip(host.SchemaHash), kind.ToString(), kind.SchemaHash);
         }
         return compatible;
     }
+
+    /// <summary>What a peer announced, cut to a length fit for a log line and a set.</summary>
+    private static string Clip(string text) => text.Length <= 64 ? text : text[..64] + "…";
 
     [LoggerMessage(EventId = 600, Level = LogLevel.Warning,
         Message = "Skipping host {PeerId} for expert {ExpertUid}: it serves type {Type} with schema {SchemaHash}, the layer needs {Kind} (schema {Expected}); it is never called")]

@@ -31,7 +31,7 @@ public sealed record ModelHostInfo(string Name, PeerId Host, IReadOnlyList<PeerA
 
 /// <summary>A model the swarm knows: its newest version and who holds which.</summary>
 /// <param name="Name">The model.</param>
-/// <param name="Newest">The newest version held anywhere.</param>
+/// <param name="Newest">The newest version of the publisher most holders attest (<see cref="ModelPublications.Trusted"/>).</param>
 /// <param name="Holders">Every live holder, newest version first.</param>
 public sealed record ModelSummary(string Name, ModelPublication Newest, IReadOnlyList<ModelHostInfo> Holders);
 
@@ -84,11 +84,17 @@ public sealed class ModelDirectory(IDht dht)
         }
         return entries.GroupBy(e => e.Name, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal)
             .Select(g => Holders(g.Key, g.Select(e => (e.Host, e.Record, e.Addresses, e.Expiration))))
-            .Select(h => new ModelSummary(h[0].Name, h[0].Publication, h))
+            .Where(h => h.Length > 0)
+            .Select(h => new ModelSummary(h[0].Name, (ModelPublications.Trusted(h).FirstOrDefault() ?? h[0]).Publication, h))
             .ToArray();
     }
 
+    /// <summary>
+    /// The holders whose record names a publication of this model (its name, a size a file can have), newest
+    /// version first; a record that does not is skipped, as a host can only spoil its own entry.
+    /// </summary>
     private static ModelHostInfo[] Holders(string name, IEnumerable<(PeerId Host, ModelRecord Record, PeerAddress[] Addresses, DateTimeOffset Expiration)> entries) =>
-        entries.Select(e => new ModelHostInfo(name, e.Host, e.Addresses, ModelPublications.Of(name, e.Record), e.Expiration))
+        entries.Where(e => e.Record.Publication is { } p && p.Name == name && p.Size <= long.MaxValue)
+            .Select(e => new ModelHostInfo(name, e.Host, e.Addresses, e.Record.Publication, e.Expiration))
             .OrderByDescending(h => h.Version).ThenBy(h => h.Host.ToString(), StringComparer.Ordinal).ToArray();
 }

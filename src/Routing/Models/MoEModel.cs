@@ -23,7 +23,7 @@ public sealed class MoEModel
     {
         Spec = spec;
         Weights = weights;
-        _layers = spec.Layers.Select((layer, i) => createLayer(weights.Gates[i], layer.Options(spec.Trunk.Width))).ToArray();
+        _layers = spec.Layers.Select((layer, i) => createLayer(weights.Gates[i], layer.Options())).ToArray();
     }
 
     /// <summary>What the model is.</summary>

@@ -1,3 +1,4 @@
+using MoEMesh.Protocol.Wire.Experts;
 using MoEMesh.Routing.Directory;
 using MoEMesh.Routing.Invocation;
 
@@ -7,7 +8,9 @@ namespace MoEMesh.Routing.Models;
 /// Fetches a model from the peers that hold it: the newest version first, holder by holder. A copy is
 /// used only when its bytes have the announced SHA-256, its publication's signature (when it has one)
 /// verifies, and it loads as a model file of that name and version; a tampered, truncated or misnamed
-/// copy is refused and the next holder tried.
+/// copy is refused and the next holder tried. Which holders count: for a node that holds no copy, those
+/// of the publisher most holders attest (<see cref="ModelPublications.Trusted"/>); for one that has a
+/// copy, only newer versions from that copy's publisher.
 /// </summary>
 public sealed class ModelFetcher(ModelDirectory directory, BlobClient blobs, TimeSpan perChunkTimeout)
 {
@@ -16,14 +19,18 @@ public sealed class ModelFetcher(ModelDirectory directory, BlobClient blobs, Tim
     /// </summary>
     /// <param name="name">The model.</param>
     /// <param name="folder">Where the fetched file is written.</param>
-    /// <param name="accept">Which holders' publications to consider (by version, publisher, size); null for all.</param>
+    /// <param name="maxBytes">Copies larger than this are not considered.</param>
+    /// <param name="held">The publication of the copy the caller has, or null: then only newer versions from its publisher count.</param>
     /// <param name="cancellationToken">Stops the fetch.</param>
-    /// <exception cref="ModelNotFoundException">No peer announces the model (or none that <paramref name="accept"/> takes).</exception>
+    /// <exception cref="ModelNotFoundException">No peer announces the model (or, with <paramref name="held"/>, no newer version of it).</exception>
     /// <exception cref="ModelFetchFailedException">Every holder failed; the message says how each did.</exception>
-    public async Task<FetchedModel> FetchAsync(string name, string folder, Func<ModelHostInfo, bool>? accept, CancellationToken cancellationToken)
+    public async Task<FetchedModel> FetchAsync(string name, string folder, long maxBytes, ModelPublication? held, CancellationToken cancellationToken)
     {
-        var holders = (await directory.FindAsync(name, cancellationToken)).Where(h => accept?.Invoke(h) ?? true).ToArray();
-        if (holders.Length == 0) throw new ModelNotFoundException(name);
+        var announced = (await directory.FindAsync(name, cancellationToken)).Where(h => h.Size <= maxBytes);
+        var holders = held is null
+            ? ModelPublications.Trusted(announced)
+            : announced.Where(h => h.Version > held.Version && ModelPublications.SamePublisher(h.Publication, held)).ToArray();
+        if (holders.Count == 0) throw new ModelNotFoundException(name);
         return await FetchFromAsync(holders, folder, cancellationToken);
     }
 
@@ -49,30 +56,43 @@ public sealed class ModelFetcher(ModelDirectory directory, BlobClient blobs, Tim
                 if (problem is not null)
                 {
                     problems.Add(problem);
-                    File.Delete(path);
+                    Discard(path);
                     continue;
                 }
                 var loaded = ModelFile.Load(path);
                 if (loaded.Name != holder.Name || loaded.Version != holder.Version)
                 {
                     problems.Add($"{holder.Host}: the file holds {loaded.Name} version {loaded.Version}, not {holder.Name} version {holder.Version}");
-                    File.Delete(path);
+                    Discard(path);
                     continue;
                 }
                 return new FetchedModel(holder, path, loaded);
             }
-            catch (Exception e) when (e is InvalidDataException or IOException)
+            catch (Exception e) when (e is not OperationCanceledException)
             {
+                // Whatever a holder's copy does wrong, it is that holder's failure: the next one is tried.
                 problems.Add($"{holder.Host}: {e.Message}");
-                File.Delete(path);
+                Discard(path);
             }
             catch
             {
-                File.Delete(path);
+                Discard(path);
                 throw;
             }
         }
         throw new ModelFetchFailedException(holders[0].Name, problems);
+    }
+
+    /// <summary>Removes a partial or refused copy; one already gone (its folder too) is no failure of the fetch.</summary>
+    private static void Discard(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (DirectoryNotFoundException)
+        {
+        }
     }
 }
 

@@ -34,15 +34,29 @@ public static class ModelFile
         RespectRequiredConstructorParameters = true,
         RespectNullableAnnotations = true,
         UnmappedMemberHandling = JsonUnmappedMemberHandling.Skip,
+        // The metadata is read by people too: "words+bigrams", not "words\u002Bbigrams".
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
 
-    /// <summary>Whether <paramref name="name"/> can name a model: 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit.</summary>
+    /// <summary>
+    /// Whether <paramref name="name"/> can name a model: 1 to 64 letters, digits, '.', '_' or '-', starting with
+    /// a letter or digit, and not a PeerId (the DHT would then take <c>model:NAME</c> as that peer's own key).
+    /// </summary>
     public static bool IsValidName(string? name, out string error)
     {
         error = "";
         if (string.IsNullOrEmpty(name) || name.Length > 64 || !char.IsAsciiLetterOrDigit(name[0]) || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-'))
             error = $"'{name}' is not a model name: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit.";
+        else if (Protocol.Identity.PeerId.TryParse(name, out _))
+            error = $"'{name}' is not a model name: it reads as a PeerId, which the DHT keeps for that peer's own records.";
         return error.Length == 0;
+    }
+
+    /// <summary>The hex SHA-256 of a file: what publications and <c>blob.fetch</c> name it by.</summary>
+    public static string Sha256Of(string path)
+    {
+        using var stream = File.OpenRead(path);
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(stream));
     }
 
     /// <summary>Writes the model atomically to <paramref name="path"/>.</summary>
@@ -78,6 +92,11 @@ public static class ModelFile
         {
             throw new InvalidDataException($"{path}: {e.Message}", e);
         }
+        catch (Exception e) when (e is not (InvalidDataException or IOException or UnauthorizedAccessException or OutOfMemoryException))
+        {
+            // Whatever else a crafted file provokes is still a file that does not load, never a crash.
+            throw new InvalidDataException($"{path}: the file does not load as a model: {e.Message}", e);
+        }
     }
 
     /// <summary>Name, version and spec from a model file's metadata.</summary>
@@ -95,10 +114,14 @@ public static class ModelFile
         if (!IsValidName(name, out var error)) throw new InvalidDataException($"metadata 'name': {error}");
         if (!long.TryParse(Required("version"), NumberStyles.None, CultureInfo.InvariantCulture, out long version))
             throw new InvalidDataException($"metadata 'version' is '{metadata["version"]}', not a whole number.");
+        var layers = Parse<LayerSpec[]>("layers", Required("layers"));
+        if (layers.Any(l => l is null || l.Sizes is null)) throw new InvalidDataException("metadata 'layers' holds a null layer or a layer without sizes.");
+        var head = Parse<HeadSpec>("head", Required("head"));
+        if (head.Labels is null || head.Labels.Any(l => l is null)) throw new InvalidDataException("metadata 'head' holds no labels or a null label.");
         var spec = new ModelSpec(
             Parse<TrunkSpec>("trunk", Required("trunk")),
-            Parse<LayerSpec[]>("layers", Required("layers")),
-            Parse<HeadSpec>("head", Required("head")),
+            layers,
+            head,
             Parse<DataColumns>("data", Required("data")),
             metadata.TryGetValue("training", out var training) ? ParseOrNull<TrainingSummary>("training", training) : null);
         try

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Text;
 using MoEMesh.Protocol.Identity;
 using MoEMesh.Protocol.Wire.Experts;
+using MoEMesh.Routing.Directory;
 
 namespace MoEMesh.Routing.Models;
 
@@ -16,9 +17,9 @@ public static class ModelPublications
     private static readonly byte[] Domain = "moemesh-model-publication-v1\0"u8.ToArray();
 
     /// <summary>A publication of the file with <paramref name="sha256"/> and <paramref name="size"/>, signed by <paramref name="publisher"/>.</summary>
-    public static ModelPublication Sign(string name, long version, string sha256, long size, PeerIdentity publisher)
+    public static ModelPublication Sign(string name, long version, string sha256, ulong size, PeerIdentity publisher)
     {
-        var publication = new ModelPublication { Name = name, Version = version, Sha256 = sha256, Size = (ulong)size };
+        var publication = new ModelPublication { Name = name, Version = version, Sha256 = sha256, Size = size };
         publication.PublisherKey = Google.Protobuf.ByteString.CopyFrom(publisher.PublicKey);
         publication.Signature = Google.Protobuf.ByteString.CopyFrom(publisher.Sign(SignedBytes(publication)));
         return publication;
@@ -34,16 +35,25 @@ public static class ModelPublications
     /// <summary>The publisher's PeerId, or null for an unsigned publication.</summary>
     public static PeerId? PublisherOf(ModelPublication publication) => publication.PublisherKey.IsEmpty ? null : PeerId.FromPublicKey(publication.PublisherKey.Span);
 
-    /// <summary>The publication a holder's record announces for <paramref name="name"/>.</summary>
-    public static ModelPublication Of(string name, ModelRecord record) => new()
+    /// <summary>
+    /// The holders whose copies a node that holds no copy may use, newest version first. Holders whose
+    /// publication's signature does not verify are dropped. Of the publishers left (unsigned copies count
+    /// as one more), the one whose versions the most holders hold is taken, ties going to the one with the
+    /// newest version: a peer that announces a higher version of a name under its own key does not win the
+    /// name unless more holders hold its copies than the publisher's.
+    /// </summary>
+    public static IReadOnlyList<ModelHostInfo> Trusted(IEnumerable<ModelHostInfo> holders)
     {
-        Name = name,
-        Version = record.Version,
-        Sha256 = record.Sha256,
-        Size = record.Size,
-        PublisherKey = record.PublisherKey,
-        Signature = record.Signature,
-    };
+        var verified = holders.Where(h => !IsSigned(h.Publication) || Verify(h.Publication)).ToArray();
+        var chosen = verified.GroupBy(h => PublisherOf(h.Publication))
+            .OrderByDescending(g => g.Select(h => h.Host).Distinct().Count())
+            .ThenByDescending(g => g.Max(h => h.Version))
+            .FirstOrDefault();
+        return chosen is null ? [] : chosen.OrderByDescending(h => h.Version).ToArray();
+    }
+
+    /// <summary>Whether two publications come from the same publisher (both unsigned counts as the same).</summary>
+    public static bool SamePublisher(ModelPublication a, ModelPublication b) => PublisherOf(a) == PublisherOf(b);
 
     private static byte[] SignedBytes(ModelPublication p)
     {

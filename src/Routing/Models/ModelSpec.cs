@@ -16,14 +16,30 @@ namespace MoEMesh.Routing.Models;
 /// <param name="Training">What training measured; null before training.</param>
 public sealed record ModelSpec(TrunkSpec Trunk, IReadOnlyList<LayerSpec> Layers, HeadSpec Head, DataColumns Data, TrainingSummary? Training = null)
 {
+    /// <summary>Most parameters a model may have (trunk, gates and head together): 2^30, 4 GiB of float32.</summary>
+    public const long MaxParameters = 1L << 30;
+
     /// <summary>Throws an <see cref="ArgumentException"/> naming the first value that cannot work.</summary>
     public void Validate()
     {
         Trunk.Validate();
         if (Layers.Count is < 1 or > 16) throw new ArgumentException($"A model has 1 to 16 mixture-of-experts layers; got {Layers.Count}.");
-        for (int i = 0; i < Layers.Count; i++) Layers[i].Validate(i);
+        for (int i = 0; i < Layers.Count; i++) Layers[i].Validate(i, Trunk.Width);
         Head.Validate();
         Data.Validate();
+        if (ParameterCount() > MaxParameters) throw new ArgumentException($"The model would have {ParameterCount()} parameters; at most {MaxParameters} are allowed.");
+    }
+
+    /// <summary>
+    /// The parameters the gating node holds: the trunk's table, each gate's Linear per grid dimension (and
+    /// its null experts'), and the head; what <see cref="ModelWeights"/> allocates, computed without allocating.
+    /// </summary>
+    public long ParameterCount()
+    {
+        long d = Trunk.Width;
+        long count = checked(Trunk.Buckets * d + Head.Labels.Count * (d + 1));
+        foreach (var layer in Layers) count = checked(count + (layer.Sizes.Sum(s => (long)s) + layer.NullExperts) * (d + 1));
+        return count;
     }
 }
 
@@ -47,26 +63,28 @@ public sealed record TrunkSpec(int Buckets, int Width, string Features = TextFea
 }
 
 /// <summary>One residual mixture-of-experts layer.</summary>
-/// <param name="Grid">The uid name of its experts ("ffn").</param>
+/// <param name="GridName">The uid name of its experts ("ffn"); "grid" in the model file.</param>
 /// <param name="Sizes">The grid's size per dimension ([4, 4] for ffn.0.0 … ffn.3.3).</param>
 /// <param name="ExpertType">The expert type the layer was trained with; hosts of another type are skipped.</param>
+/// <param name="ExpertWidth">The experts' input and output width: the trunk's (the layers are residual).</param>
 /// <param name="K">Experts per sample at most.</param>
 /// <param name="TopP">Dynamic top-p, or null for plain top-k.</param>
 /// <param name="NullExperts">AdaMoE null experts.</param>
 /// <param name="BeamWidth">Prefixes beam search expands per sample per round.</param>
 /// <param name="RouterLosses">Router loss weights while training; null for none.</param>
-public sealed record LayerSpec(string Grid, IReadOnlyList<int> Sizes, string ExpertType, int K = 2, double? TopP = null, int NullExperts = 0, int BeamWidth = 4,
-    RouterLossWeights? RouterLosses = null)
+public sealed record LayerSpec([property: JsonPropertyName("grid")] string GridName, IReadOnlyList<int> Sizes, string ExpertType, int ExpertWidth, int K = 2, double? TopP = null,
+    int NullExperts = 0, int BeamWidth = 4, RouterLossWeights? RouterLosses = null)
 {
     /// <summary>The expert grid.</summary>
     [JsonIgnore]
-    public ExpertGrid ExpertGrid => new(Grid, [.. Sizes]);
+    public ExpertGrid Grid => new(GridName, [.. Sizes]);
 
     /// <summary>Throws naming the layer and the value that cannot work.</summary>
-    public void Validate(int index)
+    public void Validate(int index, int width)
     {
         string at = $"Layer {index}";
-        if (!ExpertPrefix.TryParse(Grid + ".", out _, out var error)) throw new ArgumentException($"{at}: grid name '{Grid}': {error}");
+        if (!ExpertPrefix.TryParse(GridName + ".", out _, out var error)) throw new ArgumentException($"{at}: grid name '{GridName}': {error}");
+        if (ExpertWidth != width) throw new ArgumentException($"{at}: its experts have width {ExpertWidth}, but a residual layer's must be the trunk's, {width}.");
         if (Sizes is null || Sizes.Count is < 1 or > 8 || Sizes.Any(s => s is < 1 or > 4096))
             throw new ArgumentException($"{at}: the grid needs 1 to 8 dimensions of size 1 to 4096; got [{string.Join(", ", Sizes ?? [])}].");
         if (string.IsNullOrWhiteSpace(ExpertType)) throw new ArgumentException($"{at}: the expert type is empty.");
@@ -78,14 +96,14 @@ public sealed record LayerSpec(string Grid, IReadOnlyList<int> Sizes, string Exp
             throw new ArgumentException($"{at}: router loss weights must be finite and not negative; got {w}.");
     }
 
-    /// <summary>The layer options this spec gives, for experts of width <paramref name="width"/>.</summary>
-    public MixtureOfExpertsOptions Options(int width) => new()
+    /// <summary>The layer options this spec gives.</summary>
+    public MixtureOfExpertsOptions Options() => new()
     {
         K = K,
         TopP = TopP,
         BeamWidth = BeamWidth,
         RouterLosses = RouterLosses,
-        Kind = new ExpertKind(ExpertType, width),
+        Kind = new ExpertKind(ExpertType, ExpertWidth),
     };
 }
 

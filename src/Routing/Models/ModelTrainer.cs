@@ -24,8 +24,8 @@ public sealed class ModelTrainer(MoEModel model, TrainingOptions options, TimePr
         if (examples.Count == 0) throw new ArgumentException("There is nothing to train on.");
         var index = model.Spec.Head.Labels.Select((l, i) => (l, i)).ToDictionary(x => x.l, x => x.i, StringComparer.Ordinal);
         var labels = examples.Select(e => index.TryGetValue(e.Label, out int i) ? i : throw new ArgumentException($"The label '{e.Label}' is not one of the model's.")).ToArray();
-        int perEpoch = (examples.Count + options.BatchSize - 1) / options.BatchSize;
-        long total = options.Steps ?? (long)options.Epochs * perEpoch;
+        int perEpoch = options.StepsPerEpoch(examples.Count);
+        long total = options.TotalSteps(examples.Count);
         var optimizer = new Adam(model.Parameters, new LearningRateSchedule(options.LearningRate));
         var random = new SeededRandom(options.Seed);
         var order = Enumerable.Range(0, examples.Count).ToArray();
@@ -36,7 +36,7 @@ public sealed class ModelTrainer(MoEModel model, TrainingOptions options, TimePr
         for (; step < total && !stop.IsCancellationRequested; step++)
         {
             int slot = (int)(step % perEpoch);
-            if (slot == 0) Shuffle(order, random);
+            if (slot == 0) random.Shuffle(order);
             var batch = order.Skip(slot * options.BatchSize).Take(options.BatchSize).ToArray();
             TrainingStep result;
             try
@@ -63,15 +63,6 @@ public sealed class ModelTrainer(MoEModel model, TrainingOptions options, TimePr
 
         TrainingResult Result(long steps, bool stopped) => new(steps, (double)steps / perEpoch, stopped, failed,
             recent.Count == 0 ? double.NaN : recent.Average(r => r.Loss), time.GetElapsedTime(started));
-    }
-
-    private static void Shuffle(int[] order, SeededRandom random)
-    {
-        for (int i = order.Length - 1; i > 0; i--)
-        {
-            int j = random.NextInt(i + 1);
-            (order[i], order[j]) = (order[j], order[i]);
-        }
     }
 }
 

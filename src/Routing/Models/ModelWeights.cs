@@ -19,7 +19,7 @@ public sealed class ModelWeights
         int width = spec.Trunk.Width;
         Trunk = new EmbeddingBag(spec.Trunk.Buckets, width, random, BagMode.Mean, "trunk");
         Gates = spec.Layers.Select((layer, i) =>
-            new GatingNetwork(layer.ExpertGrid, width, random.NextUInt64(), layer.NullExperts, $"layers.{i}.gate")).ToArray();
+            new GatingNetwork(layer.Grid, width, random.NextUInt64(), layer.NullExperts, $"layers.{i}.gate")).ToArray();
         Head = new Linear(width, spec.Head.Labels.Count, random, "head");
         Parameters = [.. Trunk.Parameters, .. Gates.SelectMany(g => g.Parameters), .. Head.Parameters];
     }
@@ -40,21 +40,45 @@ public sealed class ModelWeights
     /// <exception cref="ArgumentException">The spec cannot work; the message names what.</exception>
     public static ModelWeights Initialize(ModelSpec spec, ulong seed) => new(spec, seed);
 
+    /// <summary>
+    /// The names and shapes of the parameters of <paramref name="spec"/>, in the order the weights hold them,
+    /// without allocating them (a file is checked against it before anything the size of the model is made).
+    /// </summary>
+    public static IEnumerable<(string Name, TensorShape Shape)> Layout(ModelSpec spec)
+    {
+        int d = spec.Trunk.Width;
+        yield return ("trunk.weight", new TensorShape(spec.Trunk.Buckets, d));
+        for (int i = 0; i < spec.Layers.Count; i++)
+        {
+            var layer = spec.Layers[i];
+            var parts = layer.Sizes.Select((size, dim) => (Name: dim.ToString(System.Globalization.CultureInfo.InvariantCulture), Size: size));
+            foreach (var (part, size) in layer.NullExperts > 0 ? parts.Append(("null", layer.NullExperts)) : parts)
+            {
+                yield return ($"layers.{i}.gate.{part}.weight", new TensorShape(size, d));
+                yield return ($"layers.{i}.gate.{part}.bias", new TensorShape(size));
+            }
+        }
+        yield return ("head.weight", new TensorShape(spec.Head.Labels.Count, d));
+        yield return ("head.bias", new TensorShape(spec.Head.Labels.Count));
+    }
+
     /// <summary>The weights stored in <paramref name="tensors"/> for <paramref name="spec"/>.</summary>
     /// <exception cref="InvalidDataException">A tensor is missing, misshapen or not part of the model; the message names it.</exception>
     public static ModelWeights Load(ModelSpec spec, IReadOnlyDictionary<string, Tensor> tensors)
     {
-        var weights = new ModelWeights(spec, seed: 0);
-        foreach (var p in weights.Parameters)
+        // Checked before anything is allocated: the weights made below are then exactly as large as the file's tensors.
+        var layout = Layout(spec).ToArray();
+        foreach (var (name, shape) in layout)
         {
-            if (!tensors.TryGetValue(p.Name, out var stored))
-                throw new InvalidDataException($"the model file has no tensor '{p.Name}' {p.Value.Shape}, which its metadata calls for.");
-            if (stored.Shape != p.Value.Shape)
-                throw new InvalidDataException($"tensor '{p.Name}' has shape {stored.Shape}; the metadata calls for {p.Value.Shape}.");
-            stored.Span.CopyTo(p.Value.Span);
+            if (!tensors.TryGetValue(name, out var stored))
+                throw new InvalidDataException($"the model file has no tensor '{name}' {shape}, which its metadata calls for.");
+            if (stored.Shape != shape)
+                throw new InvalidDataException($"tensor '{name}' has shape {stored.Shape}; the metadata calls for {shape}.");
         }
-        var extra = tensors.Keys.Except(weights.Parameters.Select(p => p.Name), StringComparer.Ordinal).Order(StringComparer.Ordinal).FirstOrDefault();
+        var extra = tensors.Keys.Except(layout.Select(l => l.Name), StringComparer.Ordinal).Order(StringComparer.Ordinal).FirstOrDefault();
         if (extra is not null) throw new InvalidDataException($"tensor '{extra}' belongs to no part of the model its metadata describes.");
+        var weights = new ModelWeights(spec, seed: 0);
+        foreach (var p in weights.Parameters) tensors[p.Name].Span.CopyTo(p.Value.Span);
         return weights;
     }
 

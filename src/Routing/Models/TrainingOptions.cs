@@ -21,6 +21,12 @@ public sealed class TrainingOptions
     /// <summary>Steps in a row that may fail (no expert and no fallback answered) before training gives up. Default 20.</summary>
     public int MaxFailedStepsInARow { get; set; } = 20;
 
+    /// <summary>Steps in an epoch of <paramref name="examples"/> texts.</summary>
+    public int StepsPerEpoch(int examples) => (examples + BatchSize - 1) / BatchSize;
+
+    /// <summary>Steps a run over <paramref name="examples"/> texts takes: <see cref="Steps"/>, else whole epochs.</summary>
+    public long TotalSteps(int examples) => Steps ?? (long)Epochs * StepsPerEpoch(examples);
+
     /// <summary>Throws naming the setting when a value cannot work.</summary>
     public void Validate()
     {
