@@ -36,7 +36,7 @@ internal static class NodeCommand
 
         const string S = NodeOptions.Section;
         Text("--listen", "host:port for the peer protocol (port 0: any free port) [0.0.0.0:7700]", $"{S}:Listen");
-        Text("--http", "host:port for the status page and /metrics [127.0.0.1:7780]", $"{S}:HttpListen");
+        Text("--http", "host:port for the HTTP API: /v1/status, /v1/query, /v1/models, /metrics [127.0.0.1:7780]", $"{S}:HttpListen");
         List("--announce", "Addresses other peers should use (default: the listen address)", $"{S}:AnnounceAddresses");
         List("--peers", "Initial peers, host:port or PEERID@host:port, comma-separated (none: start a new swarm)", $"{S}:InitialPeers");
         Text("--key-file", "The node key, created on first start (mode 0600) [moemesh.key]", $"{S}:KeyFile");
