@@ -184,6 +184,10 @@ public sealed class ModelLifeTests : IDisposable
             (["query", "--peer", peer, "--no-tls", "--model", "absent", "hello"], 3, "No peer holds a model called 'absent'"),
             (["query", "--peer", peer, "--no-tls", "--model", "m", "--file", "missing.txt"], 2, "missing.txt cannot be read"),
             (["eval", "--peer", peer, "--no-tls", "--model", "absent", "--data", good], 3, "No peer holds a model called 'absent'"),
+            (["eval", "--peer", peer, "--no-tls", "--model", "m", "--data", "missing.tsv"], 2, "--data: missing.tsv does not exist"),
+            (["query", "--peer", peer, "--no-tls", "--model", "m", "--timeout", "-1", "hello"], 2, "--timeout must be above 0"),
+            (["train", "--peer", peer, "--no-tls", "--model", "m", "--data", good, "--epoch", "2"], 2, "Unrecognized command or argument '--epoch'"),
+            (["train", "--peer", peer, "--no-tls", "--model", "m", "--data", good, "--k", "0"], 2, "--k must be between 1 and 64"),
         ];
         foreach (var (args, exit, said) in cases)
         {
