@@ -47,7 +47,9 @@ public sealed partial class DhtNode : IDht, IDhtRpcHandler, ILookupHost, IAsyncD
     /// <param name="time">The clock for expirations, bans, timeouts and maintenance.</param>
     /// <param name="logger">Logs.</param>
     /// <param name="meterFactory">Creates the node's meter; a private meter when null.</param>
-    public DhtNode(PeerId peerId, PeerAddress? address, IDhtRpc rpc, DhtOptions options, TimeProvider time, ILogger<DhtNode>? logger = null, IMeterFactory? meterFactory = null)
+    /// <param name="schemas">The rules of the key space's owners (what may be stored under their keys); none by default.</param>
+    public DhtNode(PeerId peerId, PeerAddress? address, IDhtRpc rpc, DhtOptions options, TimeProvider time, ILogger<DhtNode>? logger = null, IMeterFactory? meterFactory = null,
+        IReadOnlyList<IRecordSchema>? schemas = null)
     {
         options.Validate();
         if (address is null && !options.ClientMode) throw new ArgumentException("A DHT node that is not in client mode needs the address it listens on.", nameof(address));
@@ -59,7 +61,7 @@ public sealed partial class DhtNode : IDht, IDhtRpcHandler, ILookupHost, IAsyncD
         _rpc = rpc;
         _logger = logger ?? (ILogger)NullLogger.Instance;
         _table = new RoutingTable(Id, options.BucketSize, time.GetUtcNow());
-        _validator = new RecordValidator(options);
+        _validator = new RecordValidator(options, schemas);
         _store = new RecordStore(options, _validator);
         _bans = new PeerBans(options);
         _background = new BackgroundWork(_logger);

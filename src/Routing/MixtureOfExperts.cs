@@ -18,9 +18,9 @@ namespace MoEMesh.Routing;
 /// gradients of the auxiliary router losses (load balance, z-loss, entropy) computed at forward time.
 /// </summary>
 /// <remarks>
-/// With <see cref="MixtureOfExpertsOptions.Kind"/> set, hosts of another expert type or schema are skipped
-/// (counted and logged once by <paramref name="incompatible"/>) and never called; <paramref name="localExperts"/>
-/// must then be local experts of that kind.
+/// Beam search takes only uids with an announced host. With <see cref="MixtureOfExpertsOptions.Kind"/> set,
+/// hosts of another expert type or schema are skipped (counted and logged once by <paramref name="incompatible"/>)
+/// and never called; <paramref name="localExperts"/> must then be local experts of that kind.
 /// </remarks>
 public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, ExpertDirectory directory, ExpertFanOut fanOut, MixtureOfExpertsOptions options,
     IReadOnlyCollection<ExpertUid>? localExperts = null, IncompatibleHosts? incompatible = null)
@@ -46,12 +46,12 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
             // Hosts found while the search checks which uids are usable are kept for the fan-out.
             var known = new Dictionary<ExpertUid, IReadOnlyList<ExpertHostInfo>>();
             var perSample = GatingNetwork.PerSample(scores);
-            var found = await search.FindAsync(gate.Grid, perSample, options.K, options.BeamWidth, cancellationToken,
-                options.Kind is null ? null : async (candidates, token) =>
-                {
-                    foreach (var (uid, hosts) in await FindHostsAsync(candidates, token)) known[uid] = hosts;
-                    return candidates.Where(u => known[u].Count > 0).ToHashSet();
-                });
+            // A uid counts only with a host that can serve it: a prefix entry can name a uid no one hosts.
+            var found = await search.FindAsync(gate.Grid, perSample, options.K, options.BeamWidth, cancellationToken, async (candidates, token) =>
+            {
+                foreach (var (uid, hosts) in await FindHostsAsync(candidates, token)) known[uid] = hosts;
+                return candidates.Where(u => known[u].Count > 0).ToHashSet();
+            });
             var selections = found.Select((candidates, s) => Select(candidates, nullScores?.Row(s).ToArray())).ToArray();
             var choices = selections.Select(x => x.Experts).ToArray();
             var uids = choices.SelectMany(c => c.Select(e => e.Uid)).Distinct().ToArray();

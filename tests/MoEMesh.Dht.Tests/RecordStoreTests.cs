@@ -56,14 +56,34 @@ public class RecordStoreTests
     }
 
     [Fact]
-    public void PlainAndDictionary_ReplaceEachOtherOnlyWithALaterExpiration()
+    public void PlainValue_WithALaterExpiration_DoesNotReplaceADictionary_NorTheOtherWay_WhileTheyLive()
     {
         var store = Store();
-        store.TryStore(Entry("k", "a", 1, 60), Origin, Now);
-        Assert.Equal(StoreStatus.Outdated, store.TryStore(Plain("k", 2, 50), Origin, Now).Status);
-        Assert.Equal(StoreStatus.Stored, store.TryStore(Plain("k", 3, 70), Origin, Now).Status);
-        Assert.Null(Assert.Single(store.Get("k", Now)).Subkey);
-        Assert.Equal(1, store.Count);
+        var host = PeerIdentityCache.A;
+        var signed = DhtRecord.Signed("expert:ffn.1", host.PeerId.ToString(), new byte[] { 1 }, Now + TimeSpan.FromSeconds(60), host);
+        store.TryStore(signed, Origin, Now);
+        var attack = store.TryStore(Plain("expert:ffn.1", 2, 3500), PeerIdentityCache.B.PeerId, Now);
+        Assert.Equal(StoreStatus.Rejected, attack.Status);
+        Assert.Contains("cannot replace it", attack.Reason);
+        Assert.Equal(host.PeerId.ToString(), Assert.Single(store.Get("expert:ffn.1", Now)).Subkey);
+        // The host's renewal is still taken.
+        var renewed = DhtRecord.Signed("expert:ffn.1", host.PeerId.ToString(), new byte[] { 1 }, Now + TimeSpan.FromSeconds(120), host);
+        Assert.Equal(StoreStatus.Stored, store.TryStore(renewed, Origin, Now).Status);
+
+        store.TryStore(Plain("k", 1, 60), Origin, Now);
+        Assert.Equal(StoreStatus.Rejected, store.TryStore(Entry("k", "a", 2, 3500), Origin, Now).Status);
+        // Once what the key held has expired, the other kind may take it.
+        Assert.Equal(StoreStatus.Stored, store.TryStore(Entry("k", "a", 3, 3500), Origin, Now + TimeSpan.FromSeconds(61)).Status);
+    }
+
+    [Fact]
+    public void Merge_PrefersSignedEntries_ToAnUnsignedPlainValueFromAHostileReplica()
+    {
+        var host = PeerIdentityCache.A;
+        var merger = new RecordMerger("expert:ffn.1");
+        merger.Add(DhtRecord.Signed("expert:ffn.1", host.PeerId.ToString(), new byte[] { 1 }, Now + TimeSpan.FromSeconds(60), host));
+        merger.Add(Plain("expert:ffn.1", 9, 3500));
+        Assert.Equal(host.PeerId.ToString(), Assert.Single(merger.ToValue()!.Records).Subkey);
     }
 
     [Fact]

@@ -73,6 +73,25 @@ public class SwarmTests
     }
 
     [Fact]
+    public void UnsignedPlainValue_WithALaterExpiration_NeitherWipesNorHidesSignedHostEntries_AndRenewalsAreTaken()
+    {
+        Sim.Run(7, async swarm =>
+        {
+            await swarm.GrowAsync(60);
+            var writers = swarm.Members.Take(4).ToArray();
+            Task<DhtStoreResult[]> AnnounceAsync(TimeSpan lifetime) => Task.WhenAll(writers.Select(w => w.Node.StoreAsync(
+                DhtRecord.Signed("expert:ffn.1.2", w.Identity.PeerId.ToString(), BitConverter.GetBytes(w.Index), swarm.In(lifetime), w.Identity), default)));
+            await AnnounceAsync(TimeSpan.FromMinutes(1));
+            // An attacker stores an unsigned plain value that would outlive the announcements by an hour.
+            var attack = await swarm.Members[30].Node.StoreAsync(DhtRecord.Unsigned("expert:ffn.1.2", null, new byte[] { 6, 6, 6 }, swarm.In(TimeSpan.FromMinutes(59))), default);
+            Assert.Equal(0, attack.Replicas);
+            var value = await swarm.Members[50].Node.GetAsync("expert:ffn.1.2", latest: true, default);
+            Assert.Equal(writers.Select(w => w.Identity.PeerId.ToString()).Order(), value!.Records.Select(r => r.Subkey!).Order());
+            Assert.All(await AnnounceAsync(TimeSpan.FromMinutes(2)), stored => Assert.True(stored.Replicas > 0, stored.ToString()));
+        });
+    }
+
+    [Fact]
     public void LaterExpiration_WinsAcrossTheNetwork()
     {
         Sim.Run(4, async swarm =>

@@ -113,16 +113,18 @@ public sealed class ExpertDirectoryTests
     [Fact]
     public async Task MalformedPrefixEntries_AreIgnored()
     {
+        var host = PeerIdentity.FromSeed(5).PeerId.ToString();
         var time = new ManualTimeProvider();
         var dht = new MemoryDht(time);
         var directory = new ExpertDirectory(dht, time);
         var expiration = time.GetUtcNow() + TimeSpan.FromSeconds(60);
         await dht.StoreManyAsync(
         [
-            DhtRecord.Unsigned("prefix:ffn.", "x", Encoding.UTF8.GetBytes("ffn.1.1"), expiration),     // not a coordinate
-            DhtRecord.Unsigned("prefix:ffn.", "2", Encoding.UTF8.GetBytes("ffn.3.1"), expiration),     // uid not under ffn.2.
-            DhtRecord.Unsigned("prefix:ffn.", "4", Encoding.UTF8.GetBytes("not a uid"), expiration),
-            DhtRecord.Unsigned("prefix:ffn.", "5", Encoding.UTF8.GetBytes("ffn.5.0"), expiration),
+            DhtRecord.Unsigned("prefix:ffn.", "x:" + host, Encoding.UTF8.GetBytes("ffn.1.1"), expiration),     // not a coordinate
+            DhtRecord.Unsigned("prefix:ffn.", "2:" + host, Encoding.UTF8.GetBytes("ffn.3.1"), expiration),     // uid not under ffn.2.
+            DhtRecord.Unsigned("prefix:ffn.", "4:" + host, Encoding.UTF8.GetBytes("not a uid"), expiration),
+            DhtRecord.Unsigned("prefix:ffn.", "6", Encoding.UTF8.GetBytes("ffn.6.0"), expiration),           // no host named
+            DhtRecord.Unsigned("prefix:ffn.", "5:" + host, Encoding.UTF8.GetBytes("ffn.5.0"), expiration),
         ], default);
         var root = ExpertPrefix.Parse("ffn.");
         Assert.Equal([5], (await directory.FindSuccessorsAsync([root], default))[root].Children.Keys);

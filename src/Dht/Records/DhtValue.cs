@@ -21,7 +21,9 @@ public sealed record DhtValue(string Key, IReadOnlyList<DhtRecord> Records)
 
 /// <summary>
 /// Merges records for one key from several nodes with the storage rules: per subkey the latest expiration
-/// wins, and between a plain value and a dictionary the kind holding the latest expiration wins.
+/// wins. Between a plain value and a dictionary (different nodes answered differently), the kind that
+/// carries signatures wins over one that carries none, so one hostile replica's unsigned value cannot hide
+/// signed entries; otherwise the kind holding the latest expiration wins.
 /// </summary>
 internal sealed class RecordMerger(string key)
 {
@@ -49,7 +51,9 @@ internal sealed class RecordMerger(string key)
         if (IsEmpty) return null;
         if (_entries.Count == 0) return new DhtValue(key, [_plain!]);
         var entries = _entries.Values.OrderBy(r => r.Subkey, StringComparer.Ordinal).ToArray();
-        if (_plain is null || entries.Max(r => r.Expiration) >= _plain.Expiration) return new DhtValue(key, entries);
-        return new DhtValue(key, [_plain]);
+        if (_plain is null) return new DhtValue(key, entries);
+        bool entriesSigned = entries.Any(r => r.IsSigned);
+        if (entriesSigned != _plain.IsSigned) return entriesSigned ? new DhtValue(key, entries) : new DhtValue(key, [_plain]);
+        return entries.Max(r => r.Expiration) >= _plain.Expiration ? new DhtValue(key, entries) : new DhtValue(key, [_plain]);
     }
 }

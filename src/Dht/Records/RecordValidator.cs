@@ -5,10 +5,13 @@ namespace MoEMesh.Dht.Records;
 /// <summary>
 /// Decides whether a record may be stored or believed: sizes, expiration in (now, now + MaxTtl], and
 /// signatures. A record whose key or subkey names an owner must be signed by that owner; a signature
-/// that is present must verify. Rejected on store, ignored on find.
+/// that is present must verify. Then every registered <see cref="IRecordSchema"/> has its say (the
+/// owner of a key's meaning decides what may be stored under it). Rejected on store, ignored on find.
 /// </summary>
-public sealed class RecordValidator(DhtOptions options)
+public sealed class RecordValidator(DhtOptions options, IReadOnlyList<IRecordSchema>? schemas = null)
 {
+    private readonly IReadOnlyList<IRecordSchema> _schemas = schemas ?? [];
+
     /// <summary>Longest key or subkey, in characters.</summary>
     public const int MaxKeyLength = 512;
 
@@ -26,6 +29,8 @@ public sealed class RecordValidator(DhtOptions options)
         var subkeyOwner = RecordOwnership.OwnerOf(record.Subkey);
         if (keyOwner is { } k && subkeyOwner is { } s && k != s) return $"key names owner {k} but subkey names owner {s}";
         var owner = keyOwner ?? subkeyOwner;
+        foreach (var schema in _schemas)
+            if (schema.Check(record) is { } broken) return broken;
         if (owner is null && !record.IsSigned) return null;
         if (!record.IsSigned) return $"{Describe(record)} names owner {owner} and must carry its signature";
         if (owner is { } o && !o.Matches(record.PublicKey.Span)) return $"{Describe(record)} names owner {o} but is signed by {PeerId.FromPublicKey(record.PublicKey.Span)}";

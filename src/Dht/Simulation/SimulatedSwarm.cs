@@ -16,18 +16,21 @@ public sealed class SimulatedSwarm : IAsyncDisposable
     private readonly Random _random;
     private readonly int _seed;
     private readonly Func<DhtOptions> _options;
+    private readonly IReadOnlyList<Records.IRecordSchema>? _schemas;
 
     /// <summary>Creates an empty swarm.</summary>
     /// <param name="clock">Virtual time.</param>
     /// <param name="links">Latency and loss.</param>
     /// <param name="seed">Fixes identities, latencies, losses and choices.</param>
     /// <param name="options">Options for each node (a fresh instance per node); defaults when null.</param>
-    public SimulatedSwarm(SimulationClock clock, SimulatedLinks? links = null, int seed = 0, Func<DhtOptions>? options = null)
+    /// <param name="schemas">The key schemas every node enforces; none when null.</param>
+    public SimulatedSwarm(SimulationClock clock, SimulatedLinks? links = null, int seed = 0, Func<DhtOptions>? options = null, IReadOnlyList<Records.IRecordSchema>? schemas = null)
     {
         Clock = clock;
         _seed = seed;
         _random = new Random(seed);
         _options = options ?? (() => new DhtOptions());
+        _schemas = schemas;
         Network = new SimulatedNetwork(clock, links, seed);
     }
 
@@ -119,7 +122,7 @@ public sealed class SimulatedSwarm : IAsyncDisposable
         var options = _options();
         options.ClientMode = member.ClientMode;
         var initial = Alive.Where(m => !m.ClientMode && m != member).ToArray();
-        var node = new DhtNode(member.Identity.PeerId, member.ClientMode ? null : member.Address, Network, options, Clock);
+        var node = new DhtNode(member.Identity.PeerId, member.ClientMode ? null : member.Address, Network, options, Clock, schemas: _schemas);
         if (!member.ClientMode) Network.Attach(member.Identity.PeerId, member.Address, node);
         member.Node = node;
         member.IsAlive = true;

@@ -5,9 +5,11 @@ namespace MoEMesh.Dht.Storage;
 
 /// <summary>
 /// A node's records. A key holds either one plain value or a dictionary of subkey entries, each subkey
-/// with its own expiration (many hosts announce under one key). A later expiration wins, per subkey; a
-/// plain value and a dictionary replace each other only with an expiration later than everything the
-/// key holds. Expired entries are never returned and are purged. The number of entries is bounded in
+/// with its own expiration (many hosts announce under one key). A later expiration wins, per subkey. A
+/// key keeps its kind while it holds an unexpired entry: a plain value cannot replace a dictionary, nor
+/// a dictionary entry a plain value, whatever its expiration (otherwise one unsigned value with a later
+/// expiration would wipe every host's signed entry under an expert's key, and then have the hosts'
+/// renewals refused). Expired entries are never returned and are purged. The number of entries is bounded in
 /// total and per origin (the peer that stored them), so no peer can fill a node's memory.
 /// Not thread-safe: the owning node serialises access.
 /// </summary>
@@ -38,9 +40,10 @@ internal sealed class RecordStore(DhtOptions options, RecordValidator validator)
                 return new StoreOutcome(StoreStatus.Outdated, $"holds an entry expiring {existing.Record.Expiration:O}");
             if (record.Expiration == existing.Record.Expiration) return StoreOutcome.Stored;
         }
-        else if (slot is not null && slot.IsDictionary != (record.Subkey is not null) && slot.LatestExpiration(now) is { } latest && record.Expiration <= latest)
+        else if (slot is not null && slot.IsDictionary != (record.Subkey is not null) && slot.LatestExpiration(now) is { } latest)
         {
-            return new StoreOutcome(StoreStatus.Outdated, $"holds a {(slot.IsDictionary ? "dictionary" : "plain value")} expiring {latest:O}");
+            return new StoreOutcome(StoreStatus.Rejected,
+                $"the key holds a {(slot.IsDictionary ? "dictionary of subkey entries" : "plain value")} until {latest:O}; a {(slot.IsDictionary ? "plain value" : "subkey entry")} cannot replace it");
         }
         if (existing is null && Count >= options.MaxRecords) Purge(now);
         if (existing is null && Count >= options.MaxRecords)

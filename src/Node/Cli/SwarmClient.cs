@@ -63,7 +63,7 @@ internal sealed class SwarmClient : IAsyncDisposable
         if (CommonOptions.ParsePeer(peerText) is not { } entry) return (null, 2);
         var client = new PeerClient(useTls, identity);
         var options = new DhtOptions { ClientMode = true, OperationTimeout = TimeSpan.FromSeconds(Math.Max(timeoutSeconds, 4)), BootstrapAttempts = 1 };
-        var node = new DhtNode(client.Identity.PeerId, null, new DhtRpcClient(client.Transport), options, TimeProvider.System);
+        var node = new DhtNode(client.Identity.PeerId, null, new DhtRpcClient(client.Transport), options, TimeProvider.System, schemas: [new KeySchema()]);
         try
         {
             await node.BootstrapAsync([entry], cancellationToken);

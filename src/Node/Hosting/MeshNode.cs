@@ -118,7 +118,7 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
 
         options.Dht.ClientMode = options.ClientMode;
         Dht = new DhtNode(identity.PeerId, options.ClientMode ? null : PeerAddress.Parse(AnnounceAddresses[0]), new DhtRpcClient(Transport), options.Dht, time,
-            loggers.CreateLogger<DhtNode>(), meters);
+            loggers.CreateLogger<DhtNode>(), meters, [new KeySchema()]);
         router.MapDht(Dht, options.Dht);
         await Dht.BootstrapAsync(options.InitialPeerEndpoints, cancellationToken);
         Dht.Start();

@@ -8,11 +8,12 @@ using MoEMesh.Protocol.Wire.Experts;
 namespace MoEMesh.Routing.Directory;
 
 /// <summary>
-/// Experts in the DHT. Owns the key schema: <c>expert:&lt;uid&gt;</c> holds one entry per host, under the
-/// subkey of the host's PeerId, whose value is an <see cref="ExpertRecord"/> signed by that host (so only
-/// the host can announce or renew itself). Several hosts under one uid are replicas. For beam search,
-/// <c>prefix:&lt;uid prefix&gt;</c> holds, under each next coordinate, one live uid below it (unsigned: a
-/// coordinate names no owner), with the announcement's expiration.
+/// Experts in the DHT (the rules every node enforces are in <see cref="KeySchema"/>): <c>expert:&lt;uid&gt;</c>
+/// holds one entry per host, under the subkey of the host's PeerId, whose value is an
+/// <see cref="ExpertRecord"/> signed by that host (so only the host can announce or renew itself). Several
+/// hosts under one uid are replicas. For beam search, <c>prefix:&lt;uid prefix&gt;</c> holds, under the subkey
+/// <c>&lt;next coordinate&gt;:&lt;host PeerId&gt;</c>, the uid the host serves below it, signed by that host, with
+/// the announcement's expiration: nobody can overwrite or hide another host's way to its expert.
 /// </summary>
 public sealed class ExpertDirectory(IDht dht, TimeProvider? time = null, ExpertDirectoryOptions? options = null)
 {
@@ -21,11 +22,17 @@ public sealed class ExpertDirectory(IDht dht, TimeProvider? time = null, ExpertD
     private readonly Dictionary<ExpertPrefix, (ExpertSuccessors Value, DateTimeOffset Until)> _successors = [];
     private readonly Dictionary<ExpertUid, (IReadOnlyList<ExpertHostInfo> Value, DateTimeOffset Until)> _hosts = [];
 
+    /// <summary>How expert keys start.</summary>
+    public const string ExpertKeyPrefix = "expert:";
+
+    /// <summary>How prefix keys start.</summary>
+    public const string PrefixKeyPrefix = "prefix:";
+
     /// <summary>The DHT key of an expert.</summary>
-    public static string KeyOf(ExpertUid uid) => "expert:" + uid.Value;
+    public static string KeyOf(ExpertUid uid) => ExpertKeyPrefix + uid.Value;
 
     /// <summary>The DHT key of a prefix's successors.</summary>
-    public static string KeyOf(ExpertPrefix prefix) => "prefix:" + prefix.Value;
+    public static string KeyOf(ExpertPrefix prefix) => PrefixKeyPrefix + prefix.Value;
 
     /// <summary>
     /// Announces experts hosted by <paramref name="host"/> until <paramref name="expiration"/>, with the prefix
@@ -33,7 +40,7 @@ public sealed class ExpertDirectory(IDht dht, TimeProvider? time = null, ExpertD
     /// </summary>
     public async Task<IReadOnlyList<DhtStoreResult>> DeclareAsync(PeerIdentity host, IReadOnlyList<(ExpertUid Uid, ExpertRecord Record)> experts, DateTimeOffset expiration, CancellationToken cancellationToken)
     {
-        var prefixes = experts.SelectMany(e => PrefixEntries(e.Uid, expiration)).DistinctBy(r => (r.Key, r.Subkey)).ToArray();
+        var prefixes = experts.SelectMany(e => PrefixEntries(host, e.Uid, expiration)).DistinctBy(r => (r.Key, r.Subkey)).ToArray();
         var declared = HostEntries.DeclareAsync(dht, host, experts.Select(e => (KeyOf(e.Uid), (IMessage)e.Record)), expiration, cancellationToken);
         await dht.StoreManyAsync(prefixes, cancellationToken);
         return await declared;
@@ -48,13 +55,13 @@ public sealed class ExpertDirectory(IDht dht, TimeProvider? time = null, ExpertD
     public async Task<IReadOnlyDictionary<ExpertPrefix, ExpertSuccessors>> FindSuccessorsAsync(IReadOnlyCollection<ExpertPrefix> prefixes, CancellationToken cancellationToken) =>
         await CachedLookupAsync(prefixes, _successors, KeyOf, Successors, s => s.IsEmpty ? _options.NegativeCacheTtl : _options.PositiveCacheTtl, cancellationToken);
 
-    private static IEnumerable<DhtRecord> PrefixEntries(ExpertUid uid, DateTimeOffset expiration)
+    private static IEnumerable<DhtRecord> PrefixEntries(PeerIdentity host, ExpertUid uid, DateTimeOffset expiration)
     {
         var value = System.Text.Encoding.UTF8.GetBytes(uid.Value);
         for (int depth = 0; depth < uid.Coordinates.Count; depth++)
         {
             var coordinate = uid.Coordinates[depth].ToString(System.Globalization.CultureInfo.InvariantCulture);
-            yield return DhtRecord.Unsigned(KeyOf(uid.Prefix(depth)), coordinate, value, expiration);
+            yield return DhtRecord.Signed(KeyOf(uid.Prefix(depth)), $"{coordinate}:{host.PeerId}", value, expiration, host);
         }
     }
 
@@ -66,7 +73,8 @@ public sealed class ExpertDirectory(IDht dht, TimeProvider? time = null, ExpertD
             foreach (var entry in value.Records)
             {
                 // Entries that do not describe a uid under this prefix at that coordinate are ignored.
-                if (!int.TryParse(entry.Subkey, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int coordinate)) continue;
+                int colon = entry.Subkey!.IndexOf(':');
+                if (colon <= 0 || !int.TryParse(entry.Subkey.AsSpan(0, colon), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int coordinate)) continue;
                 if (!ExpertUid.TryParse(System.Text.Encoding.UTF8.GetString(entry.Value.Span), out var uid, out _)) continue;
                 if (!prefix.Child(coordinate).Contains(uid) && prefix.Uid(coordinate) != uid) continue;
                 children[coordinate] = uid;

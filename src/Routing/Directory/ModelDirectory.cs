@@ -47,8 +47,11 @@ public sealed class ModelDirectory(IDht dht)
     /// <summary>The key listing every model.</summary>
     public const string IndexKey = "models";
 
+    /// <summary>How model keys start.</summary>
+    public const string ModelKeyPrefix = "model:";
+
     /// <summary>The DHT key of a model.</summary>
-    public static string KeyOf(string name) => "model:" + name;
+    public static string KeyOf(string name) => ModelKeyPrefix + name;
 
     /// <summary>Announces models held by <paramref name="host"/> until <paramref name="expiration"/>; one result per record stored.</summary>
     public Task<IReadOnlyList<DhtStoreResult>> DeclareAsync(PeerIdentity host, IReadOnlyList<(string Name, ModelRecord Record)> models, DateTimeOffset expiration, CancellationToken cancellationToken)
