@@ -13,19 +13,27 @@ namespace MoEMesh.Experts;
 public sealed record ExpertSchema(TensorShape InputShape, TensorShape OutputShape, DType DType = DType.F32)
 {
     /// <summary>Throws an <see cref="ArgumentException"/> naming expected and actual shapes unless <paramref name="input"/> is a batch of inputs.</summary>
-    public void RequireInput(Tensor input, string expert) =>
-        RequireBatch(input, InputShape, $"input of expert {expert}");
+    public void RequireInput(Tensor input, string expert) => RequireInputShape(input.Shape, expert);
+
+    /// <summary>Throws unless <paramref name="shape"/> is the shape of a batch of inputs (checked before anything of that shape is made).</summary>
+    public void RequireInputShape(TensorShape shape, string expert) => RequireBatch(shape, InputShape, $"input of expert {expert}");
 
     /// <summary>Throws unless <paramref name="gradient"/> is a batch of output gradients for <paramref name="rows"/> rows.</summary>
-    public void RequireOutputGradient(Tensor gradient, int rows, string expert) =>
-        gradient.RequireShape(TensorShape.Batch(rows, OutputShape), $"output gradient of expert {expert}");
+    public void RequireOutputGradient(Tensor gradient, int rows, string expert) => RequireOutputGradientShape(gradient.Shape, rows, expert);
+
+    /// <summary>Throws unless <paramref name="shape"/> is the shape of a batch of output gradients for <paramref name="rows"/> rows.</summary>
+    public void RequireOutputGradientShape(TensorShape shape, int rows, string expert)
+    {
+        var expected = TensorShape.Batch(rows, OutputShape);
+        if (shape != expected) throw new ArgumentException($"output gradient of expert {expert}: expected shape {expected}, got {shape}.");
+    }
 
     /// <inheritdoc />
     public override string ToString() => $"{InputShape} -> {OutputShape} {DType}";
 
-    private static void RequireBatch(Tensor tensor, TensorShape sample, string what)
+    private static void RequireBatch(TensorShape shape, TensorShape sample, string what)
     {
-        if (tensor.Shape.Rank != sample.Rank + 1 || tensor.Shape.WithoutRows() != sample)
-            throw new ArgumentException($"{what}: expected shape [batch, {string.Join(", ", sample.ToArray())}], got {tensor.Shape}.");
+        if (shape.Rank != sample.Rank + 1 || shape.WithoutRows() != sample)
+            throw new ArgumentException($"{what}: expected shape [batch, {string.Join(", ", sample.ToArray())}], got {shape}.");
     }
 }

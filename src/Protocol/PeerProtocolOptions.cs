@@ -39,6 +39,12 @@ public sealed class PeerProtocolOptions
     /// <summary>Longest wait between connect attempts. Default 30 s.</summary>
     public TimeSpan ReconnectBackoffMax { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// The longest a served request may run, whatever deadline its caller sends: a caller's deadline beyond
+    /// it is cut to it. Default 10 min (a model upload's chunk or a long expert call fits well inside).
+    /// </summary>
+    public TimeSpan MaxRequestTime { get; set; } = TimeSpan.FromMinutes(10);
+
     /// <summary>Throws naming the setting when a value cannot work.</summary>
     public void Validate()
     {
@@ -50,7 +56,7 @@ public sealed class PeerProtocolOptions
         {
             (nameof(ConnectTimeout), ConnectTimeout), (nameof(HandshakeTimeout), HandshakeTimeout), (nameof(KeepAliveInterval), KeepAliveInterval),
             (nameof(KeepAliveTimeout), KeepAliveTimeout), (nameof(IdleTimeout), IdleTimeout), (nameof(ReconnectBackoff), ReconnectBackoff),
-            (nameof(ReconnectBackoffMax), ReconnectBackoffMax),
+            (nameof(ReconnectBackoffMax), ReconnectBackoffMax), (nameof(MaxRequestTime), MaxRequestTime),
         })
         {
             if (value <= TimeSpan.Zero || value == Timeout.InfiniteTimeSpan || value > TimeSpan.FromDays(1))

@@ -86,6 +86,7 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
     public async Task<Tensor> BackwardAsync(MixtureStep step, Tensor outputGradient, CancellationToken cancellationToken)
     {
         using var back = await fanOut.BackwardAsync(step.Experts, outputGradient, cancellationToken);
+        step.BackwardTrace = back.Trace;
         var scoreGradients = gate.Grid.Sizes.Select(size => Tensor.Zeros(step.Input.Rows, size)).ToArray();
         using var nullGradient = gate.NullExperts > 0 ? Tensor.Zeros(step.Input.Rows, gate.NullExperts) : null;
         try
@@ -216,6 +217,9 @@ public sealed class MixtureStep(Tensor input, FanOutResult experts, Tensor[] sco
 
     /// <summary>How evenly this batch used the experts.</summary>
     public Utilisation Utilisation { get; } = utilisation;
+
+    /// <summary>Every backward call, once the layer has run backward on this step (empty before).</summary>
+    public IReadOnlyList<ExpertCallTrace> BackwardTrace { get; internal set; } = [];
 
     /// <inheritdoc />
     public void Dispose()

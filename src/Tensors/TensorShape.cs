@@ -16,13 +16,16 @@ public readonly struct TensorShape : IEquatable<TensorShape>
     public TensorShape(params int[] dims)
     {
         ArgumentNullException.ThrowIfNull(dims);
-        long length = 1;
+        long length = 1, nonZero = 1;
         foreach (int d in dims)
         {
             if (d < 0)
                 throw new ArgumentException($"Tensor dimensions must be zero or positive; got {Format(dims)}.", nameof(dims));
             length *= d;
-            if (length > Array.MaxLength)
+            // The product of the non-zero dimensions is bounded too: a zero in front must not let the others
+            // overflow what is computed from them (row lengths).
+            if (d > 0) nonZero *= d;
+            if (nonZero > Array.MaxLength)
                 throw new ArgumentException($"Tensor shape {Format(dims)} holds more than {Array.MaxLength} elements.", nameof(dims));
         }
         _dims = (int[])dims.Clone();

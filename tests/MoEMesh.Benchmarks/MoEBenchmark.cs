@@ -41,6 +41,7 @@ public static class MoEBenchmark
             for (int h = 0; h < 4; h++)
             {
                 var options = new NodeOptions { Listen = "127.0.0.1:0", HttpListen = "127.0.0.1:0", UseTls = false, CheckpointDirectory = Path.Combine(folder, $"h{h}") };
+                options.Serving.OpenTraining = true;
                 options.Experts.AddRange(Enumerable.Range(0, 4).Select(j => new ExpertHostingOptions { Type = "ffn", Uid = $"ffn.{h}.{j}", HiddenDim = Dim }));
                 if (apps.Count > 0) options.InitialPeers.Add(Node(apps[0]).ListenAddress.ToString());
                 apps.Add(await StartAsync(options, registry));

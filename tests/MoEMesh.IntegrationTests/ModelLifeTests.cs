@@ -29,7 +29,7 @@ public sealed class ModelLifeTests : IDisposable
             """{"MoEMesh": {"Routing": {"ForwardTimeout": "00:00:20", "BackwardTimeout": "00:00:20", "GraceAfterKMin": "00:00:20"}}}""");
         string[] args =
         [
-            "--config", "routing.json", "--key-file", $"{name}.key", "--checkpoint-dir", $"ck-{name}", "--model-dir", $"models-{name}", "--no-tls", "--update-period", "2",
+            "--config", "routing.json", "--open-training", "--key-file", $"{name}.key", "--checkpoint-dir", $"ck-{name}", "--model-dir", $"models-{name}", "--no-tls", "--update-period", "2",
             .. experts ? new[] { "--expert-pattern", "ffn.[0:2].[0:2]", "--num-experts", "2", "--hidden-dim", "16" } : [],
             .. join is null ? Array.Empty<string>() : ["--peers", $"127.0.0.1:{join.PeerPort}"],
         ];

@@ -27,6 +27,8 @@ public class ConfigurationTests
     [InlineData("client", "MoEMesh:Experts: a client-mode node cannot host experts")]
     [InlineData("compression", "MoEMesh:Routing: Compression must be one of none, fp16, bf16, 8bit; got 'zip'")]
     [InlineData("texts", "MoEMesh:Models: MaxQueryTexts must be at least 1; got 0")]
+    [InlineData("trainers", "MoEMesh:Serving: TrainingPeers:1: 'alice' is not a PeerId")]
+    [InlineData("clip", "MoEMesh:Experts:0:MaxGradNorm: must be positive and finite; got NaN")]
     public void InvalidSetting_IsNamed(string which, string expected)
     {
         var message = Problem(o =>
@@ -44,6 +46,8 @@ public class ConfigurationTests
                 case "client": o.ClientMode = true; o.Experts = [new ExpertHostingOptions { Uid = "ffn.0" }]; break;
                 case "compression": o.Routing.Compression = "zip"; break;
                 case "texts": o.Models.MaxQueryTexts = 0; break;
+                case "trainers": o.Serving.TrainingPeers = [Protocol.Identity.PeerIdentity.FromSeed(1).PeerId.ToString(), "alice"]; break;
+                case "clip": o.Experts = [new ExpertHostingOptions { Uid = "ffn.0", MaxGradNorm = float.NaN }]; break;
             }
         });
         Assert.Contains(expected, message);

@@ -1,6 +1,7 @@
 using MoEMesh.Experts;
 using MoEMesh.Protocol.Addressing;
 using MoEMesh.Protocol.Codec;
+using MoEMesh.Protocol.Identity;
 using MoEMesh.Protocol.Rpc;
 using MoEMesh.Protocol.Wire;
 using MoEMesh.Protocol.Wire.Experts;
@@ -143,6 +144,69 @@ public sealed class ExpertServingTests : IDisposable
 
         using var fine = await Forward("ffn.3.0", good);
         Assert.True(fine.IsOk, fine.ToString());
+    }
+
+    [Fact]
+    public async Task Backward_FromAPeerTheHostDoesNotAllow_IsPermissionDenied_AndLeavesTheWeights()
+    {
+        await using var host = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("a"), TestNode.Ffn("ffn.5.0")), 8);
+        await using var stranger = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("b")), 9);
+        using var limit = new CancellationTokenSource(Bound);
+        var invoker = new RemoteExpertInvoker(stranger.Node.Transport);
+        var target = new ExpertTarget(ExpertUid.Parse("ffn.5.0"), host.Endpoint);
+        using var input = Input(4, 5);
+        using var gradient = Input(4, 6);
+        using var before = (await invoker.ForwardAsync(target, input, Compression.None, Deadline, limit.Token)).Value!;
+
+        var backward = await invoker.BackwardAsync(target, input, gradient, Compression.None, Deadline, limit.Token);
+        Assert.Equal(ExpertCallOutcome.Rejected, backward.Outcome);
+        Assert.Contains("PermissionDenied", backward.Error);
+        Assert.Contains(stranger.Node.PeerId.ToString(), backward.Error);
+        Assert.Contains("--training-peers", backward.Error);
+
+        Assert.Equal(0, (await invoker.InfoAsync(target, Deadline, limit.Token)).Value!.Version);
+        using var after = (await invoker.ForwardAsync(target, input, Compression.None, Deadline, limit.Token)).Value!;
+        Assert.Equal(before.ToArray(), after.ToArray());
+    }
+
+    [Fact]
+    public async Task Backward_FromAPeerInTrainingPeers_Trains()
+    {
+        var trainer = PeerIdentity.FromSeed(11).PeerId;
+        var options = TestNode.Configure(_folder.Sub("a"), TestNode.Ffn("ffn.5.1"));
+        options.Serving.TrainingPeers = [trainer.ToString()];
+        await using var host = await TestNode.StartAsync(options, 10);
+        await using var client = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("b")), 11);
+        Assert.Equal(trainer, client.Node.PeerId);
+        using var limit = new CancellationTokenSource(Bound);
+        var invoker = new RemoteExpertInvoker(client.Node.Transport);
+        var target = new ExpertTarget(ExpertUid.Parse("ffn.5.1"), host.Endpoint);
+        using var input = Input(4, 5);
+        using var gradient = Input(4, 6);
+
+        var backward = await invoker.BackwardAsync(target, input, gradient, Compression.None, Deadline, limit.Token);
+        Assert.True(backward.IsOk, backward.ToString());
+        backward.Value!.Dispose();
+        Assert.Equal(1, (await invoker.InfoAsync(target, Deadline, limit.Token)).Value!.Version);
+    }
+
+    [Theory]
+    [InlineData(100_000, StatusCode.ResourceExhausted, "100000 rows exceed this node's batch limit of 16")]
+    [InlineData(1 << 28, StatusCode.InvalidArgument, "holds more than")]
+    [InlineData(-2, StatusCode.InvalidArgument, "dimensions must be zero or positive")]
+    public async Task DeclaredShape_IsCheckedBeforeAnythingIsDecoded(int rows, StatusCode status, string expected)
+    {
+        var options = TestNode.Configure(_folder.Sub("a"), TestNode.Ffn("ffn.6.0"));
+        options.Batching.MaxBatchRows = 16;
+        await using var host = await TestNode.StartAsync(options, 12);
+        using var limit = new CancellationTokenSource(Bound);
+        // The header declares far more than the 64 bytes sent: the node must refuse on the header alone.
+        var header = new TensorHeader { Dtype = DType.F32, Compression = Compression.None, Offset = 0, Length = 64 };
+        header.Shape.Add([rows, 8]);
+        var request = PeerRequest.Create(RemoteExpertInvoker.ForwardMethod, new ForwardRequest { Uid = "ffn.6.0", Input = header }, new byte[64], Deadline);
+        using var response = await host.Node.Transport.CallAsync(host.Endpoint, request, limit.Token);
+        Assert.Equal(status, response.Status);
+        Assert.Contains(expected, response.Message);
     }
 
     [Fact]

@@ -36,7 +36,9 @@ public sealed class GatingTests : IDisposable
     [Fact]
     public async Task RemoteHostDown_ItsSamplesFallBackToTheGatingNodesOwnExpert_WhichTrainsInBackward()
     {
-        await using var remote = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("b"), TestNode.Ffn("gated.1.0"), TestNode.Ffn("gated.1.1")), 41);
+        var remoteOptions = TestNode.Configure(_folder.Sub("b"), TestNode.Ffn("gated.1.0"), TestNode.Ffn("gated.1.1"));
+        remoteOptions.Serving.OpenTraining = true;
+        await using var remote = await TestNode.StartAsync(remoteOptions, 41);
         var gatingOptions = TestNode.Configure(_folder.Sub("g"), TestNode.Ffn("gated.0.0"));
         // Every live expert gets the whole deadline, so what this test sees does not depend on the machine's load.
         gatingOptions.Routing = Patient();

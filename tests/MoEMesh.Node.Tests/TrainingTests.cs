@@ -1,5 +1,6 @@
 using MoEMesh.Node.Hosting;
 using MoEMesh.Protocol.Addressing;
+using MoEMesh.Protocol.Identity;
 using MoEMesh.Routing;
 using MoEMesh.Routing.Gating;
 using MoEMesh.Routing.Invocation;
@@ -35,8 +36,14 @@ public sealed class TrainingTests(Xunit.Abstractions.ITestOutputHelper output) :
     [Fact]
     public async Task GatingNode_TrainsATwoLayerModelAgainstRemoteExperts_AndTheLossFalls()
     {
-        await using var hostA = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("a"), Expert("ffn.0.0"), Expert("ffn.0.1")), 31);
-        await using var hostB = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("b"), Expert("ffn.1.0"), Expert("ffn.1.1")), 32, hostA);
+        // The hosts let exactly the gating node train their experts.
+        var trainer = PeerIdentity.FromSeed(33).PeerId.ToString();
+        var optionsA = TestNode.Configure(_folder.Sub("a"), Expert("ffn.0.0"), Expert("ffn.0.1"));
+        var optionsB = TestNode.Configure(_folder.Sub("b"), Expert("ffn.1.0"), Expert("ffn.1.1"));
+        optionsA.Serving.TrainingPeers.Add(trainer);
+        optionsB.Serving.TrainingPeers.Add(trainer);
+        await using var hostA = await TestNode.StartAsync(optionsA, 31);
+        await using var hostB = await TestNode.StartAsync(optionsB, 32, hostA);
         // Under a loaded CI machine a second expert may answer more than the default 200 ms grace after the
         // first; this test is about learning, not about cutting stragglers, so every expert gets the whole deadline.
         var gatingOptions = TestNode.Configure(_folder.Sub("g"));
@@ -53,13 +60,14 @@ public sealed class TrainingTests(Xunit.Abstractions.ITestOutputHelper output) :
         var random = new Random(3);
 
         var losses = new List<float>();
-        int fellBack = 0;
+        int fellBack = 0, backwardFailures = 0;
         for (int step = 0; step < 200; step++)
         {
             var (texts, labels) = Batch(random, 32);
             var result = await model.TrainAsync(texts, labels, optimizer, default);
             losses.Add(result.Loss);
             fellBack += result.FellBack;
+            backwardFailures += result.BackwardFailures;
             Assert.Equal([2.0, 2.0], result.ExpertsPerSample);
         }
 
@@ -67,6 +75,7 @@ public sealed class TrainingTests(Xunit.Abstractions.ITestOutputHelper output) :
         output.WriteLine($"mean loss over the first 20 steps {first:F3}, over the last 20 {last:F3}");
         Assert.True(last < 0.5 * first, $"loss went from {first:F3} to {last:F3}");
         Assert.Equal(0, fellBack);
+        Assert.Equal(0, backwardFailures);
         // Both gates trained, and every expert trained on its own host.
         var fresh = ModelWeights.Initialize(spec, seed: 2);
         foreach (var name in new[] { "layers.0.gate.0.weight", "layers.1.gate.1.weight" })
@@ -76,6 +85,32 @@ public sealed class TrainingTests(Xunit.Abstractions.ITestOutputHelper output) :
         {
             var info = await invoker.InfoAsync(new ExpertTarget(ExpertUid.Parse(uid), host.Endpoint), DateTimeOffset.UtcNow + TimeSpan.FromSeconds(5), default);
             Assert.True(info.Value!.Version > 0, $"{uid} was never stepped");
+        }
+    }
+
+    [Fact]
+    public async Task TrainerTheHostDoesNotAllow_IsToldPerStep_AndTheExpertsStayAsTheyWere()
+    {
+        await using var host = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("a"), Expert("ffn.0"), Expert("ffn.1")), 41);
+        var gatingOptions = TestNode.Configure(_folder.Sub("g"));
+        gatingOptions.Routing = new RoutingOptions { ForwardTimeout = TimeSpan.FromSeconds(20), BackwardTimeout = TimeSpan.FromSeconds(20), GraceAfterKMin = TimeSpan.FromSeconds(20) };
+        await using var gating = await TestNode.StartAsync(gatingOptions, 42, host);
+        var layer = new LayerSpec("ffn", [2], "ffn", Dim, K: 2, RouterLosses: new RouterLossWeights());
+        var spec = new ModelSpec(new TrunkSpec(1024, Dim), [layer], new HeadSpec(["0", "1", "2", "3"]), new DataColumns());
+        var model = new MoEModel(spec, ModelWeights.Initialize(spec, seed: 2), gating.Node.CreateMixtureOfExperts);
+        var optimizer = new Adam(model.Parameters, new LearningRateSchedule(0.01f));
+        var (texts, labels) = Batch(new Random(4), 8);
+
+        var result = await model.TrainAsync(texts, labels, optimizer, default);
+
+        Assert.Equal(2, result.BackwardFailures);
+        Assert.Contains("PermissionDenied", result.BackwardProblem);
+        Assert.Contains(gating.Node.PeerId.ToString(), result.BackwardProblem);
+        var invoker = new RemoteExpertInvoker(gating.Node.Transport);
+        foreach (var uid in new[] { "ffn.0", "ffn.1" })
+        {
+            var info = await invoker.InfoAsync(new ExpertTarget(ExpertUid.Parse(uid), host.Endpoint), DateTimeOffset.UtcNow + TimeSpan.FromSeconds(5), default);
+            Assert.Equal(0, info.Value!.Version);
         }
     }
 }

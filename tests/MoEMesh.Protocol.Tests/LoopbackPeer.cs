@@ -10,7 +10,8 @@ namespace MoEMesh.Protocol.Tests;
 /// <summary>
 /// A real peer server on a loopback port with test methods, and a client transport with its own
 /// identity. Methods: "echo" returns header and payload; "wait" runs until its token fires and records
-/// that; "throw" and "reject" fail in two ways.
+/// that; "throw" and "reject" fail with exceptions whose text must stay on the node, "refuse" with a
+/// status and message meant for the caller.
 /// </summary>
 public sealed class LoopbackPeer : IAsyncDisposable
 {
@@ -78,6 +79,7 @@ public sealed class LoopbackPeer : IAsyncDisposable
         });
         router.Map("throw", (_, _) => throw new InvalidOperationException("handler broke"));
         router.Map("reject", (_, _) => throw new ArgumentException("shape [2, 3] does not fit [batch, 4]"));
+        router.Map("refuse", (_, _) => throw new PeerRpcException(StatusCode.PermissionDenied, "only friends may call this"));
         var server = new PeerServer(serverIdentity, router, options, TimeProvider.System);
         var loopback = new IPEndPoint(IPAddress.Loopback, 0);
         IAsyncDisposable listener;

@@ -82,18 +82,26 @@ public class TransportTests
     }
 
     [Fact]
-    public async Task FailingHandlers_BecomeStatuses_AndTheServerKeepsServing()
+    public async Task FailingHandlers_BecomeStatuses_WithoutTheirInternals_AndTheServerKeepsServing()
     {
         await using var peer = await LoopbackPeer.StartAsync();
         using (var broken = await peer.CallAsync(peer.Request("throw")))
         {
             Assert.Equal(StatusCode.Internal, broken.Status);
-            Assert.Contains("handler broke", broken.Message);
+            Assert.Contains("throw failed on this node", broken.Message);
+            Assert.DoesNotContain("handler broke", broken.Message);
+            Assert.DoesNotContain(nameof(InvalidOperationException), broken.Message);
         }
         using (var rejected = await peer.CallAsync(peer.Request("reject")))
         {
             Assert.Equal(StatusCode.InvalidArgument, rejected.Status);
-            Assert.Contains("[batch, 4]", rejected.Message);
+            Assert.Contains("reject: the request is not valid", rejected.Message);
+            Assert.DoesNotContain("[batch, 4]", rejected.Message);
+        }
+        using (var refused = await peer.CallAsync(peer.Request("refuse")))
+        {
+            Assert.Equal(StatusCode.PermissionDenied, refused.Status);
+            Assert.Equal("only friends may call this", refused.Message);
         }
         using var fine = await peer.CallAsync(peer.Request("echo", [9]));
         Assert.True(fine.IsOk);
@@ -107,6 +115,29 @@ public class TransportTests
         using var response = await peer.CallAsync(peer.Request("wait", timeout: TimeSpan.FromMilliseconds(300)));
         Assert.Equal(StatusCode.DeadlineExceeded, response.Status);
         Assert.Contains("no answer within", response.Message);
+        await peer.WaitCancelled.Task.WaitAsync(Bound);
+    }
+
+    [Theory]
+    [InlineData(long.MaxValue)]
+    [InlineData(long.MaxValue / 10)]
+    public async Task CallerDeadline_BeyondAnyTimer_IsAnswered(long deadlineMicros)
+    {
+        await using var peer = await LoopbackPeer.StartAsync();
+        await using var raw = await RawConnection.OpenAsync(peer);
+        await raw.SendAsync(RawConnection.RequestFrames(1, new RequestEnvelope { Method = "echo", DeadlineMicros = deadlineMicros }, [7, 8]));
+        var answer = await raw.ReadResponseAsync(1);
+        Assert.Equal(StatusCode.Ok, answer.Status);
+    }
+
+    [Fact]
+    public async Task CallerDeadline_IsCutToTheNodesMaxRequestTime()
+    {
+        await using var peer = await LoopbackPeer.StartAsync(configure: o => o.MaxRequestTime = TimeSpan.FromMilliseconds(300));
+        await using var raw = await RawConnection.OpenAsync(peer);
+        await raw.SendAsync(RawConnection.RequestFrames(1, new RequestEnvelope { Method = "wait", DeadlineMicros = long.MaxValue }));
+        var answer = await raw.ReadResponseAsync(1);
+        Assert.Equal(StatusCode.DeadlineExceeded, answer.Status);
         await peer.WaitCancelled.Task.WaitAsync(Bound);
     }
 

@@ -46,6 +46,18 @@ public class TensorTests
         Assert.Throws<ArgumentException>(() => new TensorShape(2, -1));
     }
 
+    [Theory]
+    [InlineData(65536, 65536)]
+    [InlineData(0, 65536, 65536)]
+    [InlineData(65536, 0, 65536)]
+    public void Shape_TooManyElements_IsRejected_EvenBehindAZeroDimension(params int[] dims)
+    {
+        // A zero dimension makes the tensor empty, but a row length computed from the others must still fit.
+        var error = Assert.Throws<ArgumentException>(() => new TensorShape(dims));
+        Assert.Contains("holds more than", error.Message);
+        Assert.Equal(0, new TensorShape(0, 65536).Length);
+    }
+
     [Fact]
     public void Row_OutOfRange_ThrowsNamingShape()
     {

@@ -50,6 +50,8 @@ internal static class NodeCommand
         Text("--optimizer", "sgd, adam or adamw [adam]", $"{S}:Experts:0:Optimizer");
         Number("--learning-rate", "Learning rate [0.001]", $"{S}:Experts:0:LearningRate");
         Text("--checkpoint-dir", "Where expert checkpoints live [checkpoints]", $"{S}:CheckpointDirectory");
+        Flag("--open-training", "Let every peer train this node's experts (open training swarms, local testnets); default: only --training-peers", $"{S}:Serving:OpenTraining", "true");
+        List("--training-peers", "PeerIds allowed to train this node's experts, comma-separated", $"{S}:Serving:TrainingPeers");
         Text("--model-dir", "Where the models this node holds live (kept across restarts) [models]", $"{S}:ModelDirectory");
         Text("--compression", "How activations travel to experts when this node gates queries: none, fp16, bf16 or 8bit [none]", $"{S}:Routing:Compression");
         Seconds("--checkpoint-period", "Seconds between checkpoints [300]", $"{S}:CheckpointPeriod");

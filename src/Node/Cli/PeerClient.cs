@@ -5,13 +5,15 @@ using MoEMesh.Protocol.Transport;
 
 namespace MoEMesh.Node.Cli;
 
-/// <summary>A short-lived client for the CLI verbs: an ephemeral identity and a connection pool.</summary>
+/// <summary>A short-lived client for the CLI verbs: an identity (ephemeral unless given) and a connection pool.</summary>
 internal sealed class PeerClient : IAsyncDisposable
 {
     private readonly PeerConnectionPool _pool;
+    private readonly bool _ownsIdentity;
 
     public PeerClient(bool useTls, PeerIdentity? identity = null)
     {
+        _ownsIdentity = identity is null;
         Identity = identity ?? PeerIdentity.Create();
         _pool = new PeerConnectionPool(Identity, new PeerProtocolOptions { UseTls = useTls }, TimeProvider.System);
         Transport = new TcpPeerTransport(_pool, TimeProvider.System);
@@ -24,6 +26,6 @@ internal sealed class PeerClient : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _pool.DisposeAsync();
-        Identity.Dispose();
+        if (_ownsIdentity) Identity.Dispose();
     }
 }

@@ -137,8 +137,10 @@ internal static class TrainCommand
             }
             using (publisher)
             {
-                var (swarm, exit) = await SwarmClient.JoinAsync(result.GetValue(peer)!, !result.GetValue(noTls), result.GetValue(timeout), routing, null, cancellationToken);
+                // The trainer calls experts as its publisher key, so hosts can allow exactly it to train their experts.
+                var (swarm, exit) = await SwarmClient.JoinAsync(result.GetValue(peer)!, !result.GetValue(noTls), result.GetValue(timeout), routing, publisher, cancellationToken);
                 if (swarm is null) return exit;
+                Console.WriteLine($"training as {publisher.PeerId}: the experts' hosts train them only for peers they allow (--training-peers {publisher.PeerId}, or --open-training)");
                 await using (swarm)
                 {
                     var (kind, problem) = await GridProbe.ProbeAsync(swarm, expertGrid, result.GetValue(expertType), result.GetValue(hiddenDim), cancellationToken);

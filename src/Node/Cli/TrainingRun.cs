@@ -33,6 +33,8 @@ internal sealed class TrainingRun(SwarmClient swarm, ModelSpec spec, string name
         var (trained, failed) = await TrainAsync(model, stop.Token);
         Console.WriteLine($"trained {trained.Steps} steps ({trained.Epochs:F2} epochs) in {trained.Elapsed.TotalSeconds:F1} s{(trained.Stopped ? ", stopped early" : "")}"
             + $"{(trained.FailedSteps > 0 ? $", {trained.FailedSteps} steps skipped because no expert answered" : "")}; final loss {trained.FinalLoss:F4}");
+        if (trained.BackwardFailures > 0)
+            Console.Error.WriteLine($"{trained.BackwardFailures} backward calls did not reach an expert's training, so those experts did not learn from them; the first: {trained.BackwardProblem}");
         var path = Path.Combine(outDir, name + ModelFile.Extension);
         long version = TimeProvider.System.GetUtcNow().ToUnixTimeMilliseconds();
         Save(path, version, Summary(trained, null));

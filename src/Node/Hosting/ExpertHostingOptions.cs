@@ -26,4 +26,10 @@ public sealed class ExpertHostingOptions
 
     /// <summary>Learning rate. Default 0.001.</summary>
     public float LearningRate { get; set; } = 1e-3f;
+
+    /// <summary>
+    /// Each training step's gradients are scaled down to this global L2 norm when larger, so no batch of
+    /// gradients (a careless or hostile trainer's) can move the weights far in one step. Default 1.
+    /// </summary>
+    public float MaxGradNorm { get; set; } = 1f;
 }

@@ -38,7 +38,7 @@ public sealed partial class MeshNode
     private HostedExpert Build(ExpertUid uid, ExpertHostingOptions group)
     {
         var spec = new ExpertSpec(group.Type, group.HiddenDim, group.InnerDim, ExpertSpec.SeedOf(uid.Value));
-        var backend = new ExpertBackend(uid.Value, spec, registry.Create(spec), new OptimizerOptions { Name = group.Optimizer, LearningRate = group.LearningRate });
+        var backend = new ExpertBackend(uid.Value, spec, registry.Create(spec), new OptimizerOptions { Name = group.Optimizer, LearningRate = group.LearningRate, MaxGradNorm = group.MaxGradNorm });
         if (ExpertCheckpoint.TryRestore(backend, CheckpointFolder(uid))) LogRestored(_logger, uid.Value, backend.UpdateCount);
         return new HostedExpert(uid, backend);
     }

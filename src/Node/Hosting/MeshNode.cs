@@ -131,7 +131,7 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
         _runtime = new BatchingRuntime(options.Batching, time, loggers.CreateLogger<BatchingRuntime>());
         var computeLoop = _runtime.RunAsync(_stopping.Token);
         _metrics = new NodeMetrics(meters, this);
-        _handler = new ExpertRpcHandler(Experts, _runtime, options.Batching, options.Serving, time, _metrics);
+        _handler = new ExpertRpcHandler(Experts, _runtime, options.Batching, options.Serving, time, _metrics, PeerId);
         LocalExperts = new LocalExpertInvoker(Experts, _runtime, time);
         Health = new PeerHealth(options.Routing, time);
         MixtureFactory = new MixtureOfExpertsFactory(Directory, new SelfShortCircuitInvoker(PeerId, LocalExperts, new RemoteExpertInvoker(Transport)), Health, options.Routing, time,

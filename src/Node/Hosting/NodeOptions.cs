@@ -112,6 +112,7 @@ public sealed class NodeOptions
         Wrap(nameof(Dht), Dht.Validate);
         Wrap(nameof(Routing), Routing.Validate);
         Wrap(nameof(Models), Models.Validate);
+        Wrap(nameof(Serving), Serving.Validate);
         if (string.IsNullOrWhiteSpace(ModelDirectory)) Fail(nameof(ModelDirectory), "must name a folder");
     }
 
@@ -137,6 +138,7 @@ public sealed class NodeOptions
         if (e.InnerDim is < 1) Fail($"{at}:{nameof(e.InnerDim)}", $"must be at least 1; got {e.InnerDim}");
         if (e.Optimizer is not ("sgd" or "adam" or "adamw")) Fail($"{at}:{nameof(e.Optimizer)}", $"must be sgd, adam or adamw; got '{e.Optimizer}'");
         if (!(e.LearningRate > 0) || !float.IsFinite(e.LearningRate)) Fail($"{at}:{nameof(e.LearningRate)}", $"must be positive; got {e.LearningRate}");
+        if (!(e.MaxGradNorm > 0) || !float.IsFinite(e.MaxGradNorm)) Fail($"{at}:{nameof(e.MaxGradNorm)}", $"must be positive and finite; got {e.MaxGradNorm}");
     }
 
     /// <summary>Parses host:port; port 0 (any free port) is allowed for listen addresses.</summary>

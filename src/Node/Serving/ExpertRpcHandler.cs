@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using MoEMesh.Experts.Runtime;
 using MoEMesh.Protocol.Codec;
+using MoEMesh.Protocol.Identity;
 using MoEMesh.Protocol.Rpc;
 using MoEMesh.Protocol.Wire;
 using MoEMesh.Protocol.Wire.Experts;
@@ -11,13 +12,16 @@ namespace MoEMesh.Node.Serving;
 
 /// <summary>
 /// Serves <c>expert.info</c>, <c>expert.forward</c> and <c>expert.backward</c> through the batching
-/// runtime. Bad input is answered with a status naming what was wrong and the node keeps serving: an
-/// unknown uid is NotFound, a wrong shape or dtype InvalidArgument with expected and got, NaN or Inf
-/// InvalidArgument (switchable), more rows than the batch limit ResourceExhausted, and a node that is
-/// stopping Unavailable. The request's deadline cancels queued work; expired work never runs.
+/// runtime. Forward is open to every peer; backward (which trains the expert) only to the node itself and
+/// the peers <see cref="ExpertServingOptions"/> allows, others get PermissionDenied. Bad input is answered
+/// with a status naming what was wrong and the node keeps serving: an unknown uid is NotFound, a wrong
+/// shape or dtype InvalidArgument with expected and got, NaN or Inf InvalidArgument (switchable), more rows
+/// than the batch limit ResourceExhausted, and a node that is stopping Unavailable. Shapes, dtypes and
+/// rows are checked on the tensor headers, before anything is decoded. The request's deadline cancels
+/// queued work; expired work never runs.
 /// </summary>
 internal sealed class ExpertRpcHandler(IReadOnlyDictionary<string, HostedExpert> experts, BatchingRuntime runtime, BatchingOptions batching,
-    ExpertServingOptions options, TimeProvider time, NodeMetrics? metrics = null)
+    ExpertServingOptions options, TimeProvider time, NodeMetrics? metrics = null, PeerId? self = null)
 {
     private volatile bool _draining;
     private int _inFlight;
@@ -45,12 +49,8 @@ internal sealed class ExpertRpcHandler(IReadOnlyDictionary<string, HostedExpert>
     {
         var call = request.ParseHeader(ForwardRequest.Parser);
         var expert = Admit(call.Uid);
+        int rows = RequireShape(expert, call.Input, "input", (schema, shape) => schema.RequireInputShape(shape, expert.Uid.Value));
         var input = Decode(expert, call.Input, request.Payload, "input");
-        Checked(() =>
-        {
-            RequireRows(expert, input);
-            expert.Backend.Schema.RequireInput(input, expert.Uid.Value);
-        }, input);
         return await ServeAsync(expert, RemoteExpertInvoker.ForwardMethod, async () =>
         {
             using var output = await RunAsync(() => runtime.ForwardAsync(expert.Backend, input, cancellationToken), input);
@@ -62,14 +62,13 @@ internal sealed class ExpertRpcHandler(IReadOnlyDictionary<string, HostedExpert>
     {
         var call = request.ParseHeader(BackwardRequest.Parser);
         var expert = Admit(call.Uid);
+        if (request.Caller != self && !options.AllowsTraining(request.Caller))
+            throw new PeerRpcException(StatusCode.PermissionDenied,
+                $"expert {expert.Uid} takes training (expert.backward) only from the peers its host allows, and {request.Caller} is not one of them; its host can allow it (Serving:TrainingPeers, --training-peers) or open training to all (--open-training).");
+        int rows = RequireShape(expert, call.Input, "input", (schema, shape) => schema.RequireInputShape(shape, expert.Uid.Value));
+        RequireShape(expert, call.OutputGradient, "output gradient", (schema, shape) => schema.RequireOutputGradientShape(shape, rows, expert.Uid.Value));
         var input = Decode(expert, call.Input, request.Payload, "input");
         var gradient = Checked(() => Decode(expert, call.OutputGradient, request.Payload, "output gradient"), input);
-        Checked(() =>
-        {
-            RequireRows(expert, input);
-            expert.Backend.Schema.RequireInput(input, expert.Uid.Value);
-            expert.Backend.Schema.RequireOutputGradient(gradient, input.Rows, expert.Uid.Value);
-        }, input, gradient);
         return await ServeAsync(expert, RemoteExpertInvoker.BackwardMethod, async () =>
         {
             using var inputGradient = await RunAsync(() => runtime.BackwardAsync(expert.Backend, input, gradient, cancellationToken), input, gradient);
@@ -97,13 +96,6 @@ internal sealed class ExpertRpcHandler(IReadOnlyDictionary<string, HostedExpert>
         foreach (var t in inputs) t.Dispose();
         return result;
     }
-
-    /// <summary>Runs a check; on failure releases <paramref name="owned"/> before the error goes out.</summary>
-    private static void Checked(Action check, params Tensor[] owned) => Checked(() =>
-    {
-        check();
-        return true;
-    }, owned);
 
     private static T Checked<T>(Func<T> check, params Tensor[] owned)
     {
@@ -152,11 +144,31 @@ internal sealed class ExpertRpcHandler(IReadOnlyDictionary<string, HostedExpert>
             : throw new PeerRpcException(StatusCode.NotFound,
                 $"expert '{uid}' is not hosted on this node; it hosts {experts.Count} experts: {string.Join(", ", experts.Keys.Order().Take(10))}{(experts.Count > 10 ? ", ..." : "")}.");
 
-    private Tensor Decode(HostedExpert expert, TensorHeader? header, ReadOnlyMemory<byte> payload, string what)
+    /// <summary>
+    /// Checks what a tensor header declares (presence, dtype, shape, rows within the batch limit) before
+    /// anything is decoded, so a request cannot make the node allocate what it will refuse; returns the rows.
+    /// </summary>
+    private int RequireShape(HostedExpert expert, TensorHeader? header, string what, Action<Experts.ExpertSchema, Tensors.TensorShape> check)
     {
         if (header is null) throw new PeerRpcException(StatusCode.InvalidArgument, $"{what} of expert {expert.Uid}: the request names no tensor.");
         if (header.Dtype != expert.WireDType)
             throw new PeerRpcException(StatusCode.InvalidArgument, $"{what} of expert {expert.Uid}: expected dtype {expert.WireDType}, got {header.Dtype}.");
+        try
+        {
+            var shape = TensorCodec.ShapeOf(header);
+            check(expert.Backend.Schema, shape);
+            if (shape.Rows > batching.MaxBatchRows)
+                throw new PeerRpcException(StatusCode.ResourceExhausted, $"expert {expert.Uid}: {shape.Rows} rows exceed this node's batch limit of {batching.MaxBatchRows}; split the request.");
+            return shape.Rows;
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidDataException)
+        {
+            throw new PeerRpcException(StatusCode.InvalidArgument, $"{what} of expert {expert.Uid}: {e.Message}");
+        }
+    }
+
+    private Tensor Decode(HostedExpert expert, TensorHeader header, ReadOnlyMemory<byte> payload, string what)
+    {
         Tensor tensor;
         try
         {
@@ -172,12 +184,6 @@ internal sealed class ExpertRpcHandler(IReadOnlyDictionary<string, HostedExpert>
             throw new PeerRpcException(StatusCode.InvalidArgument, $"{what} of expert {expert.Uid} contains NaN or Inf.");
         }
         return tensor;
-    }
-
-    private void RequireRows(HostedExpert expert, Tensor input)
-    {
-        if (input.Shape.Rank > 0 && input.Rows > batching.MaxBatchRows)
-            throw new PeerRpcException(StatusCode.ResourceExhausted, $"expert {expert.Uid}: {input.Rows} rows exceed this node's batch limit of {batching.MaxBatchRows}; split the request.");
     }
 
     private static PeerResponse Encode<T>(Tensor tensor, Compression compression, Func<TensorHeader, T> header) where T : Google.Protobuf.IMessage

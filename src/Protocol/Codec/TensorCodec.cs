@@ -51,19 +51,28 @@ public static class TensorCodec
         return (headers, payload);
     }
 
-    /// <summary>Decodes one tensor from <paramref name="payload"/>.</summary>
-    /// <exception cref="InvalidDataException">The header does not describe bytes inside the payload, or the shape and length disagree.</exception>
-    public static Tensor Decode(TensorHeader header, ReadOnlySpan<byte> payload)
+    /// <summary>
+    /// The shape a header declares, checked (no negative dimension, no overflow) without decoding anything:
+    /// a server checks it against what it accepts before it allocates the tensor.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The shape is not a valid tensor shape.</exception>
+    public static TensorShape ShapeOf(TensorHeader header)
     {
-        TensorShape shape;
         try
         {
-            shape = new TensorShape(header.Shape.ToArray());
+            return new TensorShape(header.Shape.ToArray());
         }
         catch (ArgumentException e)
         {
             throw new InvalidDataException($"Tensor header has an invalid shape: {e.Message}", e);
         }
+    }
+
+    /// <summary>Decodes one tensor from <paramref name="payload"/>.</summary>
+    /// <exception cref="InvalidDataException">The header does not describe bytes inside the payload, or the shape and length disagree.</exception>
+    public static Tensor Decode(TensorHeader header, ReadOnlySpan<byte> payload)
+    {
+        var shape = ShapeOf(header);
         if (!Enum.IsDefined(header.Compression))
             throw new InvalidDataException($"Tensor header names unknown compression {(int)header.Compression}.");
         long expected = EncodedLength(shape.Length, header.Compression);

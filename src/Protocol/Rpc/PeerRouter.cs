@@ -10,7 +10,9 @@ public delegate ValueTask<PeerResponse> PeerMethodHandler(PeerRequest request, C
 /// <summary>
 /// Routes requests to method handlers, and is the one place where server-side rules live for every
 /// transport: work whose deadline has passed is dropped before it starts, unknown methods get NotFound
-/// naming what the node serves, and handler failures become statuses instead of crashing the node.
+/// naming what the node serves, and handler failures become statuses instead of crashing the node. Only
+/// a <see cref="PeerRpcException"/>'s message reaches the caller; other failures answer a fixed message and
+/// go to the log.
 /// </summary>
 public sealed partial class PeerRouter(TimeProvider time, ILogger<PeerRouter>? logger = null)
 {
@@ -53,14 +55,20 @@ public sealed partial class PeerRouter(TimeProvider time, ILogger<PeerRouter>? l
         }
         catch (Exception e) when (e is ArgumentException or InvalidDataException or FormatException)
         {
-            return PeerResponse.Error(StatusCode.InvalidArgument, $"{request.Method}: {e.Message}");
+            // What a handler meant the caller to read it throws as a PeerRpcException; anything else may
+            // carry internals (paths, state), so the caller gets a fixed message and the log the details.
+            LogRequestRefused(_logger, request.Method, request.Caller.ToString(), e.Message);
+            return PeerResponse.Error(StatusCode.InvalidArgument, $"{request.Method}: the request is not valid; this node's log says why.");
         }
         catch (Exception e)
         {
             LogHandlerFailed(_logger, e, request.Method, request.Caller.ToString());
-            return PeerResponse.Error(StatusCode.Internal, $"{request.Method} failed on the server: {e.GetType().Name}: {e.Message}");
+            return PeerResponse.Error(StatusCode.Internal, $"{request.Method} failed on this node; its log says why.");
         }
     }
+
+    [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "Method {Method}: refused a request of {PeerId}: {Problem}")]
+    private static partial void LogRequestRefused(ILogger logger, string method, string peerId, string problem);
 
     [LoggerMessage(EventId = 100, Level = LogLevel.Error, Message = "Method {Method} failed for caller {PeerId}")]
     private static partial void LogHandlerFailed(ILogger logger, Exception exception, string method, string peerId);

@@ -41,7 +41,8 @@ internal sealed class ServerConnection(PeerId caller, PeerRouter router, PeerPro
                 $"{envelope.Method}: {_running.Count} requests already running on this connection; limit {options.MaxConcurrentRequestsPerConnection}"));
             return;
         }
-        var remaining = TimeSpan.FromTicks(Math.Min(envelope.DeadlineMicros, TimeSpan.MaxValue.Ticks / 20) * 10);
+        // A caller's time is believed up to the node's maximum: beyond it timers cannot even be set.
+        var remaining = TimeSpan.FromTicks(Math.Min(envelope.DeadlineMicros, options.MaxRequestTime.Ticks / 10) * 10);
         var request = new PeerRequest(envelope.Method, envelope.Header.Memory, message.Payload.Memory, time.GetUtcNow() + remaining, message.Payload) { Caller = caller };
         var cancel = CancellationTokenSource.CreateLinkedTokenSource(_closed.Token);
         if (!_running.TryAdd(message.RequestId, cancel))

@@ -90,8 +90,9 @@ public sealed class MoEModel
             }
             Weights.Trunk.Backward(features, gradient);
             optimizer.Step();
+            var failedBackward = steps.SelectMany(s => s.BackwardTrace).Where(t => !t.Local && t.Outcome != Invocation.ExpertCallOutcome.Ok).ToArray();
             return new TrainingStep(loss.Value, labels.Length, correct, steps.Sum(s => s.RouterLosses?.Total ?? 0f), steps.Select(s => s.Experts.ExpertsPerSample.Average()).ToArray(),
-                steps.Sum(s => s.Experts.FellBack.Count(f => f)), steps.Select(s => s.Utilisation).ToArray());
+                steps.Sum(s => s.Experts.FellBack.Count(f => f)), steps.Select(s => s.Utilisation).ToArray(), failedBackward.Length, failedBackward.FirstOrDefault()?.ToString());
         }
         finally
         {
@@ -146,7 +147,10 @@ public sealed class MoEModel
 /// <param name="ExpertsPerSample">Mean experts used per sample, per layer.</param>
 /// <param name="FellBack">Samples (summed over layers) answered by a local fallback.</param>
 /// <param name="Utilisation">Per layer.</param>
-public sealed record TrainingStep(float Loss, int Samples, int Correct, float RouterLoss, IReadOnlyList<double> ExpertsPerSample, int FellBack, IReadOnlyList<Utilisation> Utilisation);
+/// <param name="BackwardFailures">Backward calls to remote experts that did not train them (refused, late, unreachable).</param>
+/// <param name="BackwardProblem">The first of those, for the user (null when none failed).</param>
+public sealed record TrainingStep(float Loss, int Samples, int Correct, float RouterLoss, IReadOnlyList<double> ExpertsPerSample, int FellBack, IReadOnlyList<Utilisation> Utilisation,
+    int BackwardFailures = 0, string? BackwardProblem = null);
 
 /// <summary>The model's answer for one text.</summary>
 /// <param name="Label">Index of the most probable class.</param>

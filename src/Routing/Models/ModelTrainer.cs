@@ -31,7 +31,8 @@ public sealed class ModelTrainer(MoEModel model, TrainingOptions options, TimePr
         var order = Enumerable.Range(0, examples.Count).ToArray();
         var recent = new Queue<TrainingStep>();
         long started = time.GetTimestamp();
-        int failed = 0, failedInARow = 0, samples = 0;
+        int failed = 0, failedInARow = 0, samples = 0, backwardFailures = 0;
+        string? backwardProblem = null;
         long step = 0;
         for (; step < total && !stop.IsCancellationRequested; step++)
         {
@@ -53,6 +54,8 @@ public sealed class ModelTrainer(MoEModel model, TrainingOptions options, TimePr
             }
             failedInARow = 0;
             samples += batch.Length;
+            backwardFailures += result.BackwardFailures;
+            backwardProblem ??= result.BackwardProblem;
             recent.Enqueue(result);
             if (recent.Count > Window) recent.Dequeue();
             var elapsed = time.GetElapsedTime(started);
@@ -62,7 +65,7 @@ public sealed class ModelTrainer(MoEModel model, TrainingOptions options, TimePr
         return Result(step, step < total);
 
         TrainingResult Result(long steps, bool stopped) => new(steps, (double)steps / perEpoch, stopped, failed,
-            recent.Count == 0 ? double.NaN : recent.Average(r => r.Loss), time.GetElapsedTime(started));
+            recent.Count == 0 ? double.NaN : recent.Average(r => r.Loss), time.GetElapsedTime(started), backwardFailures, backwardProblem);
     }
 }
 
@@ -87,7 +90,10 @@ public sealed record TrainingProgress(long Step, long TotalSteps, double Epoch, 
 /// <param name="FailedSteps">Steps skipped because no expert answered.</param>
 /// <param name="FinalLoss">Mean loss over the last 50 steps.</param>
 /// <param name="Elapsed">Wall time.</param>
-public sealed record TrainingResult(long Steps, double Epochs, bool Stopped, int FailedSteps, double FinalLoss, TimeSpan Elapsed);
+/// <param name="BackwardFailures">Backward calls to remote experts that did not train them.</param>
+/// <param name="BackwardProblem">The first of those (null when none failed).</param>
+public sealed record TrainingResult(long Steps, double Epochs, bool Stopped, int FailedSteps, double FinalLoss, TimeSpan Elapsed, int BackwardFailures = 0,
+    string? BackwardProblem = null);
 
 /// <summary>Training gave up because the swarm stopped answering; <see cref="Result"/> says how far it got.</summary>
 public sealed class TrainingFailedException(string message, TrainingResult result) : Exception(message)
