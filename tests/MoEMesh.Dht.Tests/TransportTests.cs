@@ -89,6 +89,30 @@ public class TransportTests
         Assert.Equal(identity.PeerId.ToString(), ping.ParseHeader(Wire.PingResponse.Parser).PeerId);
     }
 
+    [Theory]
+    [InlineData("0.0.0.0:7000")]
+    [InlineData("[::]:7000")]
+    [InlineData("239.0.0.1:7000")]
+    public async Task UndialableAddresses_NeverBecomeContacts(string undialable)
+    {
+        using var identity = PeerIdentity.FromSeed(702);
+        using var caller = PeerIdentity.FromSeed(703);
+        var options = new DhtOptions();
+        await using var dht = new DhtNode(identity.PeerId, new Protocol.Addressing.PeerAddress("127.0.0.1", 9), new NoNetwork(), options, TimeProvider.System);
+        var router = new PeerRouter(TimeProvider.System).MapDht(dht, options);
+
+        // A sender claiming it: answered, but not put in the routing table.
+        var ping = new Wire.PingRequest { Sender = new Wire.DhtSender { Address = undialable } };
+        using var answer = await router.DispatchAsync(new PeerRequest(DhtRpcHandler.PingMethod, ping.ToByteArray(), default, DateTimeOffset.UtcNow + TimeSpan.FromSeconds(5)) { Caller = caller.PeerId }, default);
+        Assert.Equal(StatusCode.Ok, answer.Status);
+        Assert.Equal(0, dht.RoutingTableSize);
+
+        // A find answer naming it: the contact is skipped, a well-formed one beside it kept.
+        Assert.Null(DhtWire.FromWire(new Wire.DhtContact { PeerId = caller.PeerId.ToString(), Address = undialable }));
+        Assert.NotNull(DhtWire.FromWire(new Wire.DhtContact { PeerId = caller.PeerId.ToString(), Address = "127.0.0.1:7000" }));
+        Assert.Null(DhtWire.FromWire(new Wire.DhtContact { PeerId = "not-a-peer-id", Address = "127.0.0.1:7000" }));
+    }
+
     /// <summary>A network that is never reached (the handler test calls the router directly).</summary>
     private sealed class NoNetwork : Rpc.IDhtRpc
     {

@@ -98,6 +98,25 @@ public class AddressingTests
     }
 
     [Fact]
+    public void PeerAddress_HostLongerThanDnsAllows_IsInvalid()
+    {
+        Assert.True(PeerAddress.TryParse(new string('a', PeerAddress.MaxHostLength) + ":1", out _));
+        Assert.False(PeerAddress.TryParse(new string('a', PeerAddress.MaxHostLength + 1) + ":1", out _));
+    }
+
+    [Theory]
+    [InlineData("127.0.0.1:7000", true)]
+    [InlineData("node-3.local:7000", true)]
+    [InlineData("[2001:db8::1]:7000", true)]
+    [InlineData("0.0.0.0:7000", false)]
+    [InlineData("[::]:7000", false)]
+    [InlineData("255.255.255.255:7000", false)]
+    [InlineData("239.1.2.3:7000", false)]
+    [InlineData("[ff02::1]:7000", false)]
+    public void PeerAddress_IsDialable_OnlyWhereAPeerCanBeReached(string text, bool dialable) =>
+        Assert.Equal(dialable, PeerAddress.Parse(text).IsDialable);
+
+    [Fact]
     public void PeerEndpoint_WithPeerId_Parses()
     {
         using var identity = PeerIdentity.FromSeed(1);

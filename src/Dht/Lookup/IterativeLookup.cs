@@ -12,7 +12,8 @@ namespace MoEMesh.Dht.Lookup;
 /// wait, not a whole RPC timeout; a late answer still counts if the lookup is still running.
 /// A key finishes when its window holds no fresh candidate and no unanswered request, or (first-value
 /// mode) at its first valid value. The lookup returns as soon as every key has finished; requests still
-/// out are handed to the host. Banned peers are skipped. Nothing starts after the deadline.
+/// out are handed to the host. Banned peers are skipped. Nothing starts after the deadline. An answer's
+/// first k contacts are read; a node whose contacts mostly fail stops being believed (<see cref="LookupKeyState"/>).
 /// </summary>
 internal sealed class IterativeLookup(ILookupHost host, LookupMode mode)
 {
@@ -121,8 +122,9 @@ internal sealed class IterativeLookup(ILookupHost host, LookupMode mode)
             key.MarkAnswered(candidate);
             if (key.Done) continue;
             var answer = result.Value![i];
-            foreach (var contact in answer.Nearest)
-                if (contact.Id != host.Self) key.Offer(contact, candidate.Hop + 1, failed: host.IsBanned(contact.Id));
+            // An answer names at most k contacts; the rest of a longer list is not read.
+            foreach (var contact in answer.Nearest.Take(host.Options.BucketSize))
+                if (contact.Id != host.Self) key.Offer(contact, candidate.Hop + 1, failed: host.IsBanned(contact.Id), namedBy: target.Id);
             foreach (var record in answer.Records)
                 if (record.Key == key.Query.Key && host.IsValid(record, now)) key.AddRecord(record, candidate.Hop);
             if (mode == LookupMode.GetFirst && !key.Merger.IsEmpty) key.Done = true;

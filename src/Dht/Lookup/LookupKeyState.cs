@@ -7,11 +7,19 @@ namespace MoEMesh.Dht.Lookup;
 /// <summary>
 /// One key's progress in a lookup: candidates sorted by distance to the target, each fresh, being asked,
 /// slow, answered or failed; the window is the k nearest candidates that have not failed and are not slow.
+/// Each candidate remembers which answering nodes named it. A node whose named contacts mostly fail (at
+/// least <see cref="DiscreditAfter"/> failures, and more than twice as many as answers) is discredited: the contacts
+/// only it named leave the window and what it names later is ignored. So one peer answering with made-up
+/// contacts nearer the target than any real node costs a lookup a few failed calls, not all of them.
 /// </summary>
 internal sealed class LookupKeyState
 {
+    /// <summary>Failed contacts a node must have named before it can be discredited.</summary>
+    public const int DiscreditAfter = 3;
+
     private readonly List<Candidate> _sorted = [];
     private readonly Dictionary<NodeId, Candidate> _byId = [];
+    private readonly Dictionary<NodeId, Standing> _namers = [];
     private readonly int _k;
     private NodeId? _windowEdge;
     private bool _windowDirty = true;
@@ -23,7 +31,7 @@ internal sealed class LookupKeyState
         Query = query;
         _k = k;
         Merger = new RecordMerger(query.Key ?? "");
-        foreach (var seed in seeds) Offer(seed, hop: 1, failed: false);
+        foreach (var seed in seeds) Offer(seed, hop: 1, failed: false, namedBy: null);
     }
 
     public FindQuery Query { get; }
@@ -37,11 +45,20 @@ internal sealed class LookupKeyState
 
     public bool Done { get; set; }
 
-    /// <summary>Adds a contact not seen before.</summary>
-    public void Offer(DhtContact contact, int hop, bool failed)
+    /// <summary>
+    /// Adds a contact not seen before, named by the answering node <paramref name="namedBy"/> (null for our
+    /// own table); a contact seen before only records who else named it. Ignored when the namer is discredited.
+    /// </summary>
+    public void Offer(DhtContact contact, int hop, bool failed, NodeId? namedBy)
     {
-        if (_byId.ContainsKey(contact.Id)) return;
+        if (namedBy is { } namer && _namers.TryGetValue(namer, out var standing) && standing.Discredited) return;
+        if (_byId.TryGetValue(contact.Id, out var known))
+        {
+            if (namedBy is { } also && !known.NamedBy.Contains(also)) known.NamedBy.Add(also);
+            return;
+        }
         var candidate = new Candidate(contact, contact.Id.DistanceTo(Query.Target), hop) { State = failed ? CandidateState.Failed : CandidateState.Fresh };
+        if (namedBy is { } by) candidate.NamedBy.Add(by);
         int at = _sorted.BinarySearch(candidate, Candidate.ByDistance);
         _sorted.Insert(at < 0 ? ~at : at, candidate);
         _byId[contact.Id] = candidate;
@@ -73,13 +90,22 @@ internal sealed class LookupKeyState
 
     public void MarkAnswered(Candidate candidate)
     {
-        if (candidate.State == CandidateState.Slow) _windowDirty = true;
+        if (candidate.State == CandidateState.Slow)
+        {
+            _windowDirty = true;
+            Judge(candidate, answered: 1, failed: -1); // it was counted as failed when it turned slow
+        }
+        else
+        {
+            Judge(candidate, answered: 1, failed: 0);
+        }
         candidate.State = CandidateState.Answered;
         _maxHop = Math.Max(_maxHop, candidate.Hop);
     }
 
     public void MarkFailed(Candidate candidate)
     {
+        if (candidate.State != CandidateState.Slow) Judge(candidate, answered: 0, failed: 1);
         candidate.State = CandidateState.Failed;
         _windowDirty = true;
     }
@@ -88,8 +114,38 @@ internal sealed class LookupKeyState
     public void MarkSlow(Candidate candidate)
     {
         if (candidate.State != CandidateState.Asked) return;
+        Judge(candidate, answered: 0, failed: 1);
         candidate.State = CandidateState.Slow;
         _windowDirty = true;
+    }
+
+    /// <summary>Whether <paramref name="namer"/>'s answers are no longer believed.</summary>
+    public bool IsDiscredited(NodeId namer) => _namers.TryGetValue(namer, out var standing) && standing.Discredited;
+
+    /// <summary>Counts how a candidate turned out against every node that named it; discredits those whose contacts mostly fail.</summary>
+    private void Judge(Candidate candidate, int answered, int failed)
+    {
+        foreach (var namer in candidate.NamedBy)
+        {
+            if (!_namers.TryGetValue(namer, out var standing)) _namers[namer] = standing = new Standing();
+            standing.Answered += answered;
+            standing.Failed += failed;
+            if (!standing.Discredited && standing.Failed >= DiscreditAfter && standing.Failed > 2 * standing.Answered) Discredit(standing);
+        }
+    }
+
+    /// <summary>Fresh candidates that only discredited nodes named leave the window, as if they had failed.</summary>
+    private void Discredit(Standing standing)
+    {
+        standing.Discredited = true;
+        foreach (var c in _sorted)
+        {
+            if (c.State == CandidateState.Fresh && c.NamedBy.Count > 0 && c.NamedBy.TrueForAll(IsDiscredited))
+            {
+                c.State = CandidateState.Failed;
+                _windowDirty = true;
+            }
+        }
     }
 
     /// <summary>Takes a valid record found at <paramref name="hop"/>.</summary>
@@ -116,6 +172,14 @@ internal sealed class LookupKeyState
         _windowDirty = false;
     }
 
+    /// <summary>How the contacts one answering node named have turned out so far.</summary>
+    private sealed class Standing
+    {
+        public int Answered;
+        public int Failed;
+        public bool Discredited;
+    }
+
     internal enum CandidateState
     {
         Fresh,
@@ -137,6 +201,9 @@ internal sealed class LookupKeyState
 
         /// <summary>1 for contacts from our own table, n + 1 for contacts learned from a node at hop n.</summary>
         public int Hop { get; } = hop;
+
+        /// <summary>The answering nodes that named this contact (empty for our own table's).</summary>
+        public List<NodeId> NamedBy { get; } = [];
 
         public CandidateState State { get; set; }
 

@@ -11,8 +11,8 @@ namespace MoEMesh.Dht.Rpc;
 /// </summary>
 public sealed record DhtSender(PeerId PeerId, PeerAddress? Address, bool ClientMode)
 {
-    /// <summary>The sender as a routing-table contact, or null for client-mode nodes and nodes without an address.</summary>
-    public DhtContact? AsContact => ClientMode || Address is not { } address ? null : new DhtContact(PeerId, address);
+    /// <summary>The sender as a routing-table contact, or null for client-mode nodes and nodes without a dialable address.</summary>
+    public DhtContact? AsContact => ClientMode || Address is not { IsDialable: true } address ? null : new DhtContact(PeerId, address);
 }
 
 /// <summary>One question in a find RPC: the nodes nearest to <paramref name="Target"/>, and the value of <paramref name="Key"/> when set.</summary>

@@ -50,9 +50,9 @@ internal static class DhtWire
 
     public static Wire.DhtContact ToWire(DhtContact contact) => new() { PeerId = contact.PeerId.ToString(), Address = contact.Address.ToString() };
 
-    /// <summary>A contact from a find answer, or null when either field is malformed (it is skipped).</summary>
+    /// <summary>A contact from a find answer, or null when either field is malformed or the address cannot be dialled (it is skipped).</summary>
     public static DhtContact? FromWire(Wire.DhtContact wire) =>
-        PeerId.TryParse(wire.PeerId, out var peer) && PeerAddress.TryParse(wire.Address, out var address) ? new DhtContact(peer, address) : null;
+        PeerId.TryParse(wire.PeerId, out var peer) && PeerAddress.TryParse(wire.Address, out var address) && address.IsDialable ? new DhtContact(peer, address) : null;
 
     public static Wire.FindQuery ToWire(FindQuery query)
     {

@@ -5,6 +5,9 @@ namespace MoEMesh.Protocol.Addressing;
 /// <summary>Where a peer listens: host and port, written <c>host:port</c> or <c>[v6]:port</c>.</summary>
 public readonly record struct PeerAddress(string Host, int Port)
 {
+    /// <summary>Longest host name (DNS allows 253 characters).</summary>
+    public const int MaxHostLength = 253;
+
     /// <summary>Parses <c>host:port</c>.</summary>
     /// <exception cref="FormatException">The text is not host:port with a port in 1..65535.</exception>
     public static PeerAddress Parse(string text)
@@ -23,10 +26,18 @@ public readonly record struct PeerAddress(string Host, int Port)
             return false;
         var host = text[..colon];
         if (host.StartsWith('[') && host.EndsWith(']')) host = host[1..^1];
-        if (host.Length == 0 || host.Any(char.IsWhiteSpace)) return false;
+        if (host.Length is 0 or > MaxHostLength || host.Any(char.IsWhiteSpace)) return false;
         address = new PeerAddress(host, port);
         return true;
     }
+
+    /// <summary>
+    /// Whether a peer could be reached here: false for the unspecified addresses (0.0.0.0, ::), broadcast
+    /// and multicast, which a peer may listen on or be told about but never be dialled at.
+    /// </summary>
+    public bool IsDialable =>
+        !IPAddress.TryParse(Host, out var ip) ||
+        !(ip.Equals(IPAddress.Any) || ip.Equals(IPAddress.IPv6Any) || ip.Equals(IPAddress.Broadcast) || ip.IsIPv6Multicast || (ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork && ip.GetAddressBytes()[0] is >= 224 and <= 239));
 
     /// <summary>An address from an IP endpoint.</summary>
     public static PeerAddress From(IPEndPoint endPoint) => new(endPoint.Address.ToString(), endPoint.Port);

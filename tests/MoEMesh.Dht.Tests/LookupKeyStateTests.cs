@@ -1,0 +1,77 @@
+using MoEMesh.Dht.Ids;
+using MoEMesh.Dht.Lookup;
+using MoEMesh.Dht.Rpc;
+
+namespace MoEMesh.Dht.Tests;
+
+public class LookupKeyStateTests
+{
+    private static readonly Random Random = new(5);
+
+    [Fact]
+    public void NamerWhoseContactsFail_IsDiscredited_AndOnlyTheContactsNoOneElseNamed_LeaveTheWindow()
+    {
+        var query = FindQuery.ForKey("k");
+        var liar = TestContacts.Random(Random).Id;
+        var honest = TestContacts.Random(Random).Id;
+        var state = new LookupKeyState(query, k: 20, seeds: []);
+        var fakes = Enumerable.Range(0, 8).Select(_ => TestContacts.Random(Random)).ToArray();
+        foreach (var fake in fakes) state.Offer(fake, hop: 2, failed: false, namedBy: liar);
+        // One of the liar's contacts is real: an honest node names it too.
+        state.Offer(fakes[7], hop: 2, failed: false, namedBy: honest);
+
+        for (int i = 0; i < LookupKeyState.DiscreditAfter; i++)
+        {
+            Assert.False(state.IsDiscredited(liar));
+            var asked = state[fakes[i].Id];
+            state.MarkAsked(asked);
+            if (i % 2 == 0) state.MarkFailed(asked);
+            else state.MarkSlow(asked);
+        }
+
+        Assert.True(state.IsDiscredited(liar));
+        Assert.All(fakes[3..7], f => Assert.True(state[f.Id].IsOut, $"{f} is still in the window"));
+        Assert.False(state[fakes[7].Id].IsOut);
+        // What the liar names from now on is not taken.
+        var later = TestContacts.Random(Random);
+        state.Offer(later, hop: 3, failed: false, namedBy: liar);
+        Assert.Throws<KeyNotFoundException>(() => state[later.Id]);
+    }
+
+    [Fact]
+    public void NamerWhoseContactsMostlyAnswer_KeepsItsCredit()
+    {
+        var query = FindQuery.ForKey("k");
+        var namer = TestContacts.Random(Random).Id;
+        var state = new LookupKeyState(query, k: 20, seeds: []);
+        var named = Enumerable.Range(0, 10).Select(_ => TestContacts.Random(Random)).ToArray();
+        foreach (var contact in named) state.Offer(contact, hop: 2, failed: false, namedBy: namer);
+        // Four dead, five alive: churn, not lies.
+        for (int i = 0; i < 9; i++)
+        {
+            var asked = state[named[i].Id];
+            state.MarkAsked(asked);
+            if (i % 2 == 0 && i < 8) state.MarkFailed(asked);
+            else state.MarkAnswered(asked);
+        }
+        Assert.False(state.IsDiscredited(namer));
+        Assert.False(state[named[9].Id].IsOut);
+    }
+
+    [Fact]
+    public void SlowContactThatAnswersAfterAll_CountsAsAnswered()
+    {
+        var namer = TestContacts.Random(Random).Id;
+        var state = new LookupKeyState(FindQuery.ForKey("k"), k: 20, seeds: []);
+        var named = Enumerable.Range(0, 4).Select(_ => TestContacts.Random(Random)).ToArray();
+        foreach (var contact in named) state.Offer(contact, hop: 2, failed: false, namedBy: namer);
+        for (int i = 0; i < 3; i++)
+        {
+            var asked = state[named[i].Id];
+            state.MarkAsked(asked);
+            state.MarkSlow(asked);
+            if (i < 2) state.MarkAnswered(asked); // two were only slow
+        }
+        Assert.False(state.IsDiscredited(namer));
+    }
+}
