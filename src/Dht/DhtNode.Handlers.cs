@@ -22,7 +22,11 @@ public sealed partial class DhtNode
         if (Options.ClientMode)
             return records.Select(_ => new StoreOutcome(StoreStatus.Rejected, "this node is in client mode and holds no records for others")).ToArray();
         var now = Time.GetUtcNow();
-        lock (_gate) return records.Select(r => _store.TryStore(r, from.PeerId, now)).ToArray();
+        // Signatures are checked before taking the lock, so a batch of them does not stall the node.
+        var problems = records.Select(r => _validator.Check(r, now)).ToArray();
+        var origin = RecordOrigin.Of(from.PeerId, from.RemoteAddress);
+        lock (_gate)
+            return records.Select((r, i) => problems[i] is { } problem ? new StoreOutcome(StoreStatus.Rejected, problem) : _store.Put(r, origin, now)).ToArray();
     }
 
     /// <inheritdoc />
@@ -33,9 +37,18 @@ public sealed partial class DhtNode
         var asker = Ids.NodeId.Of(from.PeerId);
         lock (_gate)
         {
-            return queries.Select(q => new FindAnswer(
-                _table.Nearest(q.Target, Options.BucketSize, c => c.Id != asker && !_bans.IsBanned(c.Id, now)),
-                q.Key is null ? [] : _store.Get(q.Key, now))).ToArray();
+            // Records go in query order until MaxReplyBytes; a key's records that do not fit are left out
+            // whole (the asker asks again). The first key's always fit: MaxBytesPerKey <= MaxReplyBytes.
+            long room = Options.MaxReplyBytes;
+            return queries.Select(q =>
+            {
+                var nearest = _table.Nearest(q.Target, Options.BucketSize, c => c.Id != asker && !_bans.IsBanned(c.Id, now));
+                var records = q.Key is null ? [] : _store.Get(q.Key, now);
+                long bytes = records.Sum(RecordStore.Cost);
+                if (bytes > room) return new FindAnswer(nearest, [], RecordsLeftOut: true);
+                room -= bytes;
+                return new FindAnswer(nearest, records);
+            }).ToArray();
         }
     }
 

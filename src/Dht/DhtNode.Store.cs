@@ -66,7 +66,7 @@ public sealed partial class DhtNode
         lock (_gate)
         {
             foreach (var p in plan.Records)
-                full |= p.Take(PeerId.ToString(), _store.TryStore(p.Record, PeerId, now));
+                full |= p.Take(PeerId.ToString(), _store.Put(p.Record, RecordOrigin.Of(PeerId, null), now));
         }
         if (!full) plan.Accepted++;
     }

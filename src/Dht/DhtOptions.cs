@@ -37,11 +37,26 @@ public sealed class DhtOptions
     /// <summary>Largest value accepted. Default 64 KiB.</summary>
     public int MaxValueBytes { get; set; } = 64 * 1024;
 
-    /// <summary>Records (plain values and subkey entries) one node holds. Default 200,000.</summary>
-    public int MaxRecords { get; set; } = 200_000;
+    /// <summary>
+    /// Bytes of records one node holds for the network (each entry charged its key, subkey, value, key and
+    /// signature plus 128). When full, each network is owed an equal share. Default 128 MiB.
+    /// </summary>
+    public long MaxStoredBytes { get; set; } = 128L << 20;
 
-    /// <summary>Records one storing peer may have on this node. Default 20,000.</summary>
-    public int MaxRecordsPerOrigin { get; set; } = 20_000;
+    /// <summary>Bytes of records one storing peer may have on this node. Default 32 MiB.</summary>
+    public long MaxBytesPerOrigin { get; set; } = 32L << 20;
+
+    /// <summary>
+    /// Bytes of records one key may hold (all its subkey entries); when full, each network is owed an equal
+    /// share of it. Default 1 MiB (thousands of hosts of one expert).
+    /// </summary>
+    public long MaxBytesPerKey { get; set; } = 1L << 20;
+
+    /// <summary>
+    /// Bytes of records in one find answer; the records of queries beyond it are left out (and asked for
+    /// again). At least MaxBytesPerKey, so one key's records always fit. Default 4 MiB.
+    /// </summary>
+    public long MaxReplyBytes { get; set; } = 4L << 20;
 
     /// <summary>First ban after a failed RPC; doubles per consecutive failure. Default 5 s.</summary>
     public TimeSpan BanBase { get; set; } = TimeSpan.FromSeconds(5);
@@ -75,8 +90,14 @@ public sealed class DhtOptions
         Positive(nameof(NumReplicas), NumReplicas);
         Positive(nameof(MaxKeysPerRpc), MaxKeysPerRpc);
         Positive(nameof(MaxValueBytes), MaxValueBytes);
-        Positive(nameof(MaxRecords), MaxRecords);
-        Positive(nameof(MaxRecordsPerOrigin), MaxRecordsPerOrigin);
+        foreach (var (name, value) in new[]
+        {
+            (nameof(MaxStoredBytes), MaxStoredBytes), (nameof(MaxBytesPerOrigin), MaxBytesPerOrigin), (nameof(MaxBytesPerKey), MaxBytesPerKey), (nameof(MaxReplyBytes), MaxReplyBytes),
+        })
+        {
+            if (value < 4096) throw new ArgumentException($"{name} must be at least 4096 bytes; got {value}.");
+        }
+        if (MaxReplyBytes < MaxBytesPerKey) throw new ArgumentException($"MaxReplyBytes ({MaxReplyBytes}) must be at least MaxBytesPerKey ({MaxBytesPerKey}), so one key's records fit in one answer.");
         Positive(nameof(BootstrapAttempts), BootstrapAttempts);
         if (OperationTimeout <= RpcTimeout) throw new ArgumentException($"OperationTimeout ({OperationTimeout}) must exceed RpcTimeout ({RpcTimeout}): a store needs a lookup and then a round of stores.");
         if (NumReplicas > BucketSize) throw new ArgumentException($"NumReplicas ({NumReplicas}) must not exceed BucketSize ({BucketSize}).");

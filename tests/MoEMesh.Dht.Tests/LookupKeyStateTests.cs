@@ -30,12 +30,58 @@ public class LookupKeyStateTests
         }
 
         Assert.True(state.IsDiscredited(liar));
-        Assert.All(fakes[3..7], f => Assert.True(state[f.Id].IsOut, $"{f} is still in the window"));
+        Assert.All(fakes[LookupKeyState.DiscreditAfter..7], f => Assert.True(state[f.Id].IsOut, $"{f} is still in the window"));
         Assert.False(state[fakes[7].Id].IsOut);
-        // What the liar names from now on is not taken.
+        // What the liar names from now on is distrusted too, unless an honest node names it as well.
         var later = TestContacts.Random(Random);
         state.Offer(later, hop: 3, failed: false, namedBy: liar);
-        Assert.Throws<KeyNotFoundException>(() => state[later.Id]);
+        Assert.True(state[later.Id].IsOut);
+        state.Offer(later, hop: 3, failed: false, namedBy: honest);
+        Assert.False(state[later.Id].IsOut);
+    }
+
+    [Fact]
+    public void LateAnswers_GiveTheCreditBack_AndTheDistrustedContactsReturn()
+    {
+        var namer = TestContacts.Random(Random).Id;
+        var state = new LookupKeyState(FindQuery.ForKey("k"), k: 20, seeds: []);
+        var named = Enumerable.Range(0, LookupKeyState.DiscreditAfter + 3).Select(_ => TestContacts.Random(Random)).ToArray();
+        foreach (var contact in named) state.Offer(contact, hop: 2, failed: false, namedBy: namer);
+        var slow = named[..LookupKeyState.DiscreditAfter].Select(c => state[c.Id]).ToArray();
+        foreach (var c in slow)
+        {
+            state.MarkAsked(c);
+            state.MarkSlow(c);
+        }
+        // A loaded but honest node: its contacts are slow, so it is distrusted for now, and the key waits.
+        Assert.True(state.IsDiscredited(namer));
+        Assert.True(state[named[^1].Id].IsOut);
+        Assert.True(state.AwaitsVerdict());
+
+        state.MarkAnswered(slow[0]);
+        state.MarkAnswered(slow[1]);
+        Assert.False(state.IsDiscredited(namer));
+        Assert.False(state[named[^1].Id].IsOut);
+        Assert.False(state.AwaitsVerdict());
+    }
+
+    [Fact]
+    public void SlowContactsThatFailForGood_EndTheWait_AndTheNamerStaysDiscredited()
+    {
+        var namer = TestContacts.Random(Random).Id;
+        var state = new LookupKeyState(FindQuery.ForKey("k"), k: 20, seeds: []);
+        var named = Enumerable.Range(0, LookupKeyState.DiscreditAfter + 2).Select(_ => TestContacts.Random(Random)).ToArray();
+        foreach (var contact in named) state.Offer(contact, hop: 2, failed: false, namedBy: namer);
+        var asked = named[..LookupKeyState.DiscreditAfter].Select(c => state[c.Id]).ToArray();
+        foreach (var c in asked)
+        {
+            state.MarkAsked(c);
+            state.MarkSlow(c);
+        }
+        foreach (var c in asked) state.MarkFailed(c);
+        Assert.True(state.IsDiscredited(namer));
+        Assert.False(state.AwaitsVerdict());
+        Assert.Null(state.NextFresh());
     }
 
     [Fact]

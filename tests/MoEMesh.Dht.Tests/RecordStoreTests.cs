@@ -7,7 +7,9 @@ namespace MoEMesh.Dht.Tests;
 public class RecordStoreTests
 {
     private static readonly DateTimeOffset Now = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
-    private static readonly PeerId Origin = PeerIdentityCache.A.PeerId;
+    private static readonly RecordOrigin Origin = new(PeerIdentityCache.A.PeerId, "10.0.0.0/24");
+
+    private static RecordOrigin From(string network, int peer = 0) => new(PeerIdentity.FromSeed(9000 + peer).PeerId, network);
 
     private static RecordStore Store(DhtOptions? options = null)
     {
@@ -62,7 +64,7 @@ public class RecordStoreTests
         var host = PeerIdentityCache.A;
         var signed = DhtRecord.Signed("expert:ffn.1", host.PeerId.ToString(), new byte[] { 1 }, Now + TimeSpan.FromSeconds(60), host);
         store.TryStore(signed, Origin, Now);
-        var attack = store.TryStore(Plain("expert:ffn.1", 2, 3500), PeerIdentityCache.B.PeerId, Now);
+        var attack = store.TryStore(Plain("expert:ffn.1", 2, 3500), new RecordOrigin(PeerIdentityCache.B.PeerId, "10.0.1.0/24"), Now);
         Assert.Equal(StoreStatus.Rejected, attack.Status);
         Assert.Contains("cannot replace it", attack.Reason);
         Assert.Equal(host.PeerId.ToString(), Assert.Single(store.Get("expert:ffn.1", Now)).Subkey);
@@ -87,49 +89,107 @@ public class RecordStoreTests
     }
 
     [Fact]
-    public void Purge_DropsExpiredEntries_AndTheirCounts()
+    public void Purge_DropsExpiredEntries_AndTheirBytes()
     {
         var store = Store();
         store.TryStore(Entry("k", "a", 1, 10), Origin, Now);
-        store.TryStore(Entry("k", "b", 1, 100), Origin, Now);
+        var kept = Entry("k", "b", 1, 100);
+        store.TryStore(kept, Origin, Now);
         store.TryStore(Plain("j", 1, 10), Origin, Now);
         store.Purge(Now + TimeSpan.FromSeconds(50));
         Assert.Equal(1, store.Count);
-        Assert.Equal(1, store.CountFrom(Origin));
+        Assert.Equal(RecordStore.Cost(kept), store.Bytes);
+        Assert.Equal(RecordStore.Cost(kept), store.BytesFrom(Origin.Peer));
+        Assert.Equal(RecordStore.Cost(kept), store.BytesFromNetwork(Origin.Network));
         Assert.Equal(["k"], store.Keys);
     }
 
     [Fact]
-    public void TotalBound_RefusesNewEntries_WithTheLimitNamed()
+    public void Cost_CountsEveryStoredByte_PlusTheOverhead()
     {
-        var store = Store(new DhtOptions { MaxRecords = 3 });
-        for (int i = 0; i < 3; i++) Assert.Equal(StoreStatus.Stored, store.TryStore(Plain($"k{i}", 1, 60), Origin, Now).Status);
-        var refused = store.TryStore(Plain("k3", 1, 60), Origin, Now);
-        Assert.Equal(StoreStatus.Full, refused.Status);
-        Assert.Contains("MaxRecords = 3", refused.Reason);
-        // Updating an entry already held still works.
-        Assert.Equal(StoreStatus.Stored, store.TryStore(Plain("k0", 2, 90), Origin, Now).Status);
+        var host = PeerIdentityCache.A;
+        var signed = DhtRecord.Signed("expert:ffn.1", host.PeerId.ToString(), new byte[100], Now + TimeSpan.FromSeconds(60), host);
+        Assert.Equal(RecordStore.EntryOverhead + "expert:ffn.1".Length + host.PeerId.ToString().Length + 100 + signed.PublicKey.Length + signed.Signature.Length,
+            RecordStore.Cost(signed));
+    }
+
+    [Fact]
+    public void FullNode_OneNetworkFillsAtMostItsShare_AndAnotherNetworkStillGetsIn()
+    {
+        long cost = RecordStore.Cost(Plain("k00", 1, 60));
+        var store = Store(new DhtOptions { MaxStoredBytes = 10 * cost });
+        // A flood of fresh identities, all from one network, fills the node.
+        for (int i = 0; i < 10; i++) Assert.Equal(StoreStatus.Stored, store.TryStore(Plain($"k{i:00}", 1, 60 + i), From("6.6.6.0/24", i), Now).Status);
+        var more = store.TryStore(Plain("k10", 1, 60), From("6.6.6.0/24", 10), Now);
+        Assert.Equal(StoreStatus.Full, more.Status);
+        Assert.Contains("MaxStoredBytes", more.Reason);
+        Assert.Contains("6.6.6.0/24", more.Reason);
+
+        // Another network is owed half of a node two networks share: its stores evict the flood's
+        // soonest-expiring entries.
+        for (int i = 0; i < 5; i++) Assert.Equal(StoreStatus.Stored, store.TryStore(Plain($"h{i:00}", 1, 600), From("10.1.2.0/24"), Now).Status);
+        Assert.Equal(10 * cost, store.Bytes);
+        Assert.Equal(5 * cost, store.BytesFromNetwork("10.1.2.0/24"));
+        Assert.Empty(store.Get("k00", Now));
+        Assert.NotEmpty(store.Get("k09", Now));
+        var sixth = store.TryStore(Plain("h05", 1, 600), From("10.1.2.0/24"), Now);
+        Assert.Equal(StoreStatus.Full, sixth.Status);
+        Assert.Contains("share of 2 networks", sixth.Reason);
+        // Updating an entry already held still works when full.
+        Assert.Equal(StoreStatus.Stored, store.TryStore(Plain("h00", 2, 900), From("10.1.2.0/24"), Now).Status);
+    }
+
+    [Fact]
+    public void FullKey_IdentitiesFromOneNetwork_CannotCrowdOutTheHostsOfOthers()
+    {
+        long cost = RecordStore.Cost(Entry("expert:ffn.1", "s00", 1, 60));
+        var store = Store(new DhtOptions { MaxBytesPerKey = 8 * cost });
+        for (int i = 0; i < 8; i++) store.TryStore(Entry("expert:ffn.1", $"s{i:00}", 1, 60), From("6.6.6.0/24", i), Now);
+        Assert.Equal(StoreStatus.Full, store.TryStore(Entry("expert:ffn.1", "s08", 1, 60), From("6.6.6.0/24", 8), Now).Status);
+        // Honest hosts from two other networks still announce: a third of the key each.
+        foreach (var (network, host) in new[] { ("10.1.2.0/24", "h01"), ("10.9.9.0/24", "h02") })
+            Assert.Equal(StoreStatus.Stored, store.TryStore(Entry("expert:ffn.1", host, 1, 600), From(network), Now).Status);
+        Assert.Equal(8, store.Get("expert:ffn.1", Now).Count);
+        Assert.Equal(6 * cost, store.BytesFromNetwork("6.6.6.0/24"));
+        // Other keys are untouched by a full one.
+        Assert.Equal(StoreStatus.Stored, store.TryStore(Entry("expert:ffn.2", "s00", 1, 60), From("6.6.6.0/24"), Now).Status);
     }
 
     [Fact]
     public void PerOriginBound_StopsOnePeer_ButNotOthers()
     {
-        var store = Store(new DhtOptions { MaxRecordsPerOrigin = 2 });
-        var other = PeerIdentityCache.B.PeerId;
+        long cost = RecordStore.Cost(Plain("a", 1, 60));
+        var store = Store(new DhtOptions { MaxBytesPerOrigin = 2 * cost });
         store.TryStore(Plain("a", 1, 60), Origin, Now);
         store.TryStore(Plain("b", 1, 60), Origin, Now);
         var refused = store.TryStore(Plain("c", 1, 60), Origin, Now);
         Assert.Equal(StoreStatus.Full, refused.Status);
-        Assert.Contains("MaxRecordsPerOrigin = 2", refused.Reason);
-        Assert.Equal(StoreStatus.Stored, store.TryStore(Plain("c", 1, 60), other, Now).Status);
+        Assert.Contains($"MaxBytesPerOrigin = {2 * cost}", refused.Reason);
+        Assert.Equal(StoreStatus.Stored, store.TryStore(Plain("c", 1, 60), From(Origin.Network, 1), Now).Status);
+        // Renewing its own entry is not growth.
+        Assert.Equal(StoreStatus.Stored, store.TryStore(Plain("a", 1, 90), Origin, Now).Status);
     }
 
     [Fact]
-    public void ExpiredSlotForFull_FreesRoomAfterPurge()
+    public void ExpiredEntries_FreeRoom_BeforeAnythingIsEvictedOrRefused()
     {
-        var store = Store(new DhtOptions { MaxRecords = 1 });
+        long cost = RecordStore.Cost(Plain("old", 1, 5));
+        var store = Store(new DhtOptions { MaxStoredBytes = cost });
         store.TryStore(Plain("old", 1, 5), Origin, Now);
         Assert.Equal(StoreStatus.Stored, store.TryStore(Plain("new", 1, 60), Origin, Now + TimeSpan.FromSeconds(10)).Status);
+        Assert.Equal(1, store.Count);
+    }
+
+    [Fact]
+    public void Merger_TakesNoNewSubkeysBeyondItsBytes()
+    {
+        long cost = RecordStore.Cost(Entry("k", "s0", 1, 60));
+        var merger = new RecordMerger("k", maxBytes: 3 * cost);
+        for (int i = 0; i < 10; i++) merger.Add(Entry("k", $"s{i}", 1, 60));
+        merger.Add(Entry("k", "s0", 2, 90)); // a newer entry for a held subkey is still taken
+        var value = merger.ToValue()!;
+        Assert.Equal(["s0", "s1", "s2"], value.Records.Select(r => r.Subkey));
+        Assert.Equal(2, value["s0"]!.Value.Span[0]);
     }
 }
 

@@ -14,6 +14,7 @@ namespace MoEMesh.Dht.Lookup;
 /// mode) at its first valid value. The lookup returns as soon as every key has finished; requests still
 /// out are handed to the host. Banned peers are skipped. Nothing starts after the deadline. An answer's
 /// first k contacts are read; a node whose contacts mostly fail stops being believed (<see cref="LookupKeyState"/>).
+/// A node whose answer left a key's records out (its reply was full) is asked again for that key alone.
 /// </summary>
 internal sealed class IterativeLookup(ILookupHost host, LookupMode mode)
 {
@@ -21,7 +22,7 @@ internal sealed class IterativeLookup(ILookupHost host, LookupMode mode)
     public async Task<LookupResult[]> RunAsync(IReadOnlyList<FindQuery> queries, DateTimeOffset deadline, CancellationToken cancellationToken)
     {
         int k = host.Options.BucketSize;
-        var keys = queries.Select(q => new LookupKeyState(q, k, host.Seeds(q.Target))).ToArray();
+        var keys = queries.Select(q => new LookupKeyState(q, k, host.Seeds(q.Target), host.Options.MaxBytesPerKey)).ToArray();
         var pending = new List<Exchange>();
         try
         {
@@ -30,7 +31,7 @@ internal sealed class IterativeLookup(ILookupHost host, LookupMode mode)
                 var now = host.Time.GetUtcNow();
                 if (now < deadline) Launch(keys, pending, deadline, cancellationToken);
                 foreach (var key in keys)
-                    if (!key.Done && (now >= deadline || (key.NextFresh() is null && !key.AwaitsWindow()))) key.Done = true;
+                    if (!key.Done && (now >= deadline || (key.NextFresh() is null && !key.AwaitsWindow() && !key.AwaitsVerdict()))) key.Done = true;
                 if (pending.Count == 0 || keys.All(key => key.Done)) break;
                 var finished = await NextEventAsync(pending, cancellationToken);
                 if (finished is null) continue;
@@ -92,7 +93,8 @@ internal sealed class IterativeLookup(ILookupHost host, LookupMode mode)
                 var batch = new List<LookupKeyState> { key };
                 foreach (var other in keys)
                 {
-                    if (batch.Count >= maxKeys) break;
+                    // A node asked again for records it left out is asked for that key alone, so they fit.
+                    if (batch.Count >= maxKeys || next.AskedAgain > 0) break;
                     if (other != key && !other.Done && other.InFlight < alpha && other.IsFreshInWindow(target.Id)) batch.Add(other);
                 }
                 foreach (var member in batch) member.MarkAsked(member[target.Id]);
@@ -128,6 +130,7 @@ internal sealed class IterativeLookup(ILookupHost host, LookupMode mode)
             foreach (var record in answer.Records)
                 if (record.Key == key.Query.Key && host.IsValid(record, now)) key.AddRecord(record, candidate.Hop);
             if (mode == LookupMode.GetFirst && !key.Merger.IsEmpty) key.Done = true;
+            else if (answer.RecordsLeftOut && key.Query.Key is not null) key.AskAgain(candidate);
         }
     }
 

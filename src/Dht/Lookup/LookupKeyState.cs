@@ -6,16 +6,19 @@ namespace MoEMesh.Dht.Lookup;
 
 /// <summary>
 /// One key's progress in a lookup: candidates sorted by distance to the target, each fresh, being asked,
-/// slow, answered or failed; the window is the k nearest candidates that have not failed and are not slow.
+/// slow, answered, failed or distrusted; the window is the k nearest candidates that are none of the last three.
 /// Each candidate remembers which answering nodes named it. A node whose named contacts mostly fail (at
-/// least <see cref="DiscreditAfter"/> failures, and more than twice as many as answers) is discredited: the contacts
-/// only it named leave the window and what it names later is ignored. So one peer answering with made-up
-/// contacts nearer the target than any real node costs a lookup a few failed calls, not all of them.
+/// least <see cref="DiscreditAfter"/> failed or slow, and more than twice as many as answered) is
+/// discredited: the fresh contacts only discredited nodes named are distrusted (out of the window), as is
+/// what it names later. Credit comes back when late answers tip the balance (a loaded honest node is slow,
+/// not lying), and a key does not finish while a discredited node's slow contacts may still answer. So one
+/// peer answering with made-up contacts nearer the target than any real node costs a lookup a few calls
+/// and one wait, not a call to every one of them.
 /// </summary>
 internal sealed class LookupKeyState
 {
     /// <summary>Failed contacts a node must have named before it can be discredited.</summary>
-    public const int DiscreditAfter = 3;
+    public const int DiscreditAfter = 4;
 
     private readonly List<Candidate> _sorted = [];
     private readonly Dictionary<NodeId, Candidate> _byId = [];
@@ -26,11 +29,11 @@ internal sealed class LookupKeyState
     private int _maxHop;
     private int? _foundAtHop;
 
-    public LookupKeyState(FindQuery query, int k, IEnumerable<DhtContact> seeds)
+    public LookupKeyState(FindQuery query, int k, IEnumerable<DhtContact> seeds, long maxRecordBytes = long.MaxValue)
     {
         Query = query;
         _k = k;
-        Merger = new RecordMerger(query.Key ?? "");
+        Merger = new RecordMerger(query.Key ?? "", maxRecordBytes);
         foreach (var seed in seeds) Offer(seed, hop: 1, failed: false, namedBy: null);
     }
 
@@ -47,17 +50,19 @@ internal sealed class LookupKeyState
 
     /// <summary>
     /// Adds a contact not seen before, named by the answering node <paramref name="namedBy"/> (null for our
-    /// own table); a contact seen before only records who else named it. Ignored when the namer is discredited.
+    /// own table), distrusted when that node is discredited; a contact seen before records who else named it.
     /// </summary>
     public void Offer(DhtContact contact, int hop, bool failed, NodeId? namedBy)
     {
-        if (namedBy is { } namer && _namers.TryGetValue(namer, out var standing) && standing.Discredited) return;
         if (_byId.TryGetValue(contact.Id, out var known))
         {
-            if (namedBy is { } also && !known.NamedBy.Contains(also)) known.NamedBy.Add(also);
+            if (namedBy is not { } also || known.NamedBy.Contains(also)) return;
+            known.NamedBy.Add(also);
+            if (known.State == CandidateState.Distrusted && !IsDiscredited(also)) Restore(known);
             return;
         }
-        var candidate = new Candidate(contact, contact.Id.DistanceTo(Query.Target), hop) { State = failed ? CandidateState.Failed : CandidateState.Fresh };
+        var state = failed ? CandidateState.Failed : namedBy is { } namer && IsDiscredited(namer) ? CandidateState.Distrusted : CandidateState.Fresh;
+        var candidate = new Candidate(contact, contact.Id.DistanceTo(Query.Target), hop) { State = state };
         if (namedBy is { } by) candidate.NamedBy.Add(by);
         int at = _sorted.BinarySearch(candidate, Candidate.ByDistance);
         _sorted.Insert(at < 0 ? ~at : at, candidate);
@@ -90,14 +95,15 @@ internal sealed class LookupKeyState
 
     public void MarkAnswered(Candidate candidate)
     {
+        // A slow candidate was counted as failed when it turned slow; its answer takes that back.
         if (candidate.State == CandidateState.Slow)
         {
+            Judge(candidate, answered: 1, failed: -1, slow: -1);
             _windowDirty = true;
-            Judge(candidate, answered: 1, failed: -1); // it was counted as failed when it turned slow
         }
         else
         {
-            Judge(candidate, answered: 1, failed: 0);
+            Judge(candidate, answered: 1, failed: 0, slow: 0);
         }
         candidate.State = CandidateState.Answered;
         _maxHop = Math.Max(_maxHop, candidate.Hop);
@@ -105,7 +111,8 @@ internal sealed class LookupKeyState
 
     public void MarkFailed(Candidate candidate)
     {
-        if (candidate.State != CandidateState.Slow) Judge(candidate, answered: 0, failed: 1);
+        if (candidate.State == CandidateState.Slow) Judge(candidate, answered: 0, failed: 0, slow: -1);
+        else Judge(candidate, answered: 0, failed: 1, slow: 0);
         candidate.State = CandidateState.Failed;
         _windowDirty = true;
     }
@@ -114,38 +121,76 @@ internal sealed class LookupKeyState
     public void MarkSlow(Candidate candidate)
     {
         if (candidate.State != CandidateState.Asked) return;
-        Judge(candidate, answered: 0, failed: 1);
+        Judge(candidate, answered: 0, failed: 1, slow: 1);
         candidate.State = CandidateState.Slow;
         _windowDirty = true;
     }
 
-    /// <summary>Whether <paramref name="namer"/>'s answers are no longer believed.</summary>
+    /// <summary>
+    /// Whether a distrusted candidate that would be inside the window may still come back: a node that
+    /// named it has slow contacts, whose answers could give it back its credit.
+    /// </summary>
+    public bool AwaitsVerdict()
+    {
+        if (!_namers.Values.Any(n => n.Discredited && n.Slow > 0)) return false;
+        if (_windowDirty) UpdateWindowEdge();
+        return _sorted.Any(c => c.State == CandidateState.Distrusted && (_windowEdge is not { } edge || c.Distance.CompareTo(edge) < 0)
+            && c.NamedBy.Exists(n => _namers.TryGetValue(n, out var standing) && standing.Slow > 0));
+    }
+
+    /// <summary>Times a node is asked again for a key's records it left out of its answers.</summary>
+    public const int MaxAskAgain = 2;
+
+    /// <summary>
+    /// <paramref name="candidate"/> answered but left this key's records out (its reply was full): it is
+    /// asked again, up to <see cref="MaxAskAgain"/> times.
+    /// </summary>
+    public void AskAgain(Candidate candidate)
+    {
+        if (candidate.AskedAgain >= MaxAskAgain) return;
+        candidate.AskedAgain++;
+        candidate.State = CandidateState.Fresh;
+        _windowDirty = true;
+    }
+
+    /// <summary>Whether <paramref name="namer"/>'s answers are not believed (now).</summary>
     public bool IsDiscredited(NodeId namer) => _namers.TryGetValue(namer, out var standing) && standing.Discredited;
 
-    /// <summary>Counts how a candidate turned out against every node that named it; discredits those whose contacts mostly fail.</summary>
-    private void Judge(Candidate candidate, int answered, int failed)
+    /// <summary>Counts how a candidate turned out against every node that named it, and updates their credit.</summary>
+    private void Judge(Candidate candidate, int answered, int failed, int slow)
     {
+        bool changed = false;
         foreach (var namer in candidate.NamedBy)
         {
             if (!_namers.TryGetValue(namer, out var standing)) _namers[namer] = standing = new Standing();
             standing.Answered += answered;
             standing.Failed += failed;
-            if (!standing.Discredited && standing.Failed >= DiscreditAfter && standing.Failed > 2 * standing.Answered) Discredit(standing);
+            standing.Slow += slow;
+            bool discredited = standing.Failed >= DiscreditAfter && standing.Failed > 2 * standing.Answered;
+            changed |= discredited != standing.Discredited;
+            standing.Discredited = discredited;
+        }
+        if (!changed) return;
+        foreach (var c in _sorted)
+        {
+            if (c.NamedBy.Count == 0) continue;
+            bool trusted = !c.NamedBy.TrueForAll(IsDiscredited);
+            if (c.State == CandidateState.Fresh && !trusted)
+            {
+                c.State = CandidateState.Distrusted;
+                _windowDirty = true;
+            }
+            else if (c.State == CandidateState.Distrusted && trusted)
+            {
+                Restore(c);
+            }
         }
     }
 
-    /// <summary>Fresh candidates that only discredited nodes named leave the window, as if they had failed.</summary>
-    private void Discredit(Standing standing)
+    private void Restore(Candidate candidate)
     {
-        standing.Discredited = true;
-        foreach (var c in _sorted)
-        {
-            if (c.State == CandidateState.Fresh && c.NamedBy.Count > 0 && c.NamedBy.TrueForAll(IsDiscredited))
-            {
-                c.State = CandidateState.Failed;
-                _windowDirty = true;
-            }
-        }
+        candidate.State = CandidateState.Fresh;
+        _windowDirty = true;
     }
 
     /// <summary>Takes a valid record found at <paramref name="hop"/>.</summary>
@@ -162,7 +207,7 @@ internal sealed class LookupKeyState
         return new LookupResult(nearest, Merger.ToValue(), rounds, Rpcs);
     }
 
-    /// <summary>The window: the k nearest candidates that are not out (failed or slow), nearest first.</summary>
+    /// <summary>The window: the k nearest candidates that are not out (failed, slow or distrusted), nearest first.</summary>
     private IEnumerable<Candidate> Window() => _sorted.Where(c => !c.IsOut).Take(_k);
 
     private void UpdateWindowEdge()
@@ -176,7 +221,13 @@ internal sealed class LookupKeyState
     private sealed class Standing
     {
         public int Answered;
+
+        /// <summary>Failed or slow (a slow one that answers moves to Answered).</summary>
         public int Failed;
+
+        /// <summary>Slow now: may still answer.</summary>
+        public int Slow;
+
         public bool Discredited;
     }
 
@@ -189,6 +240,9 @@ internal sealed class LookupKeyState
         Slow,
         Answered,
         Failed,
+
+        /// <summary>Named only by discredited nodes: out of the window unless one of them regains its credit.</summary>
+        Distrusted,
     }
 
     internal sealed class Candidate(DhtContact contact, NodeId distance, int hop)
@@ -205,9 +259,12 @@ internal sealed class LookupKeyState
         /// <summary>The answering nodes that named this contact (empty for our own table's).</summary>
         public List<NodeId> NamedBy { get; } = [];
 
+        /// <summary>Times it was asked again for records it left out.</summary>
+        public int AskedAgain { get; set; }
+
         public CandidateState State { get; set; }
 
-        /// <summary>Not counted in the window: failed, or presumed failed while slow.</summary>
-        public bool IsOut => State is CandidateState.Failed or CandidateState.Slow;
+        /// <summary>Not counted in the window: failed, presumed failed while slow, or distrusted.</summary>
+        public bool IsOut => State is CandidateState.Failed or CandidateState.Slow or CandidateState.Distrusted;
     }
 }

@@ -23,12 +23,15 @@ public sealed record DhtValue(string Key, IReadOnlyList<DhtRecord> Records)
 /// Merges records for one key from several nodes with the storage rules: per subkey the latest expiration
 /// wins. Between a plain value and a dictionary (different nodes answered differently), the kind that
 /// carries signatures wins over one that carries none, so one hostile replica's unsigned value cannot hide
-/// signed entries; otherwise the kind holding the latest expiration wins.
+/// signed entries; otherwise the kind holding the latest expiration wins. New subkeys beyond
+/// <paramref name="maxBytes"/> (what one node may hold under a key) are not taken, so hostile answers
+/// cannot grow a GET without bound.
 /// </summary>
-internal sealed class RecordMerger(string key)
+internal sealed class RecordMerger(string key, long maxBytes = long.MaxValue)
 {
     private readonly Dictionary<string, DhtRecord> _entries = new(StringComparer.Ordinal);
     private DhtRecord? _plain;
+    private long _entryBytes;
 
     /// <summary>Whether any record was added.</summary>
     public bool IsEmpty => _plain is null && _entries.Count == 0;
@@ -38,11 +41,20 @@ internal sealed class RecordMerger(string key)
         if (record.Subkey is null)
         {
             if (_plain is null || record.Expiration > _plain.Expiration) _plain = record;
+            return;
         }
-        else if (!_entries.TryGetValue(record.Subkey, out var held) || record.Expiration > held.Expiration)
+        long cost = Storage.RecordStore.Cost(record);
+        if (_entries.TryGetValue(record.Subkey, out var held))
         {
-            _entries[record.Subkey] = record;
+            if (record.Expiration <= held.Expiration) return;
+            _entryBytes -= Storage.RecordStore.Cost(held);
         }
+        else if (_entryBytes + cost > maxBytes)
+        {
+            return;
+        }
+        _entries[record.Subkey] = record;
+        _entryBytes += cost;
     }
 
     /// <summary>The merged value, or null when nothing was found.</summary>

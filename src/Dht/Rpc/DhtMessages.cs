@@ -11,6 +11,9 @@ namespace MoEMesh.Dht.Rpc;
 /// </summary>
 public sealed record DhtSender(PeerId PeerId, PeerAddress? Address, bool ClientMode)
 {
+    /// <summary>The IP address the request came from, when the transport knows it (what it stores is charged to its network).</summary>
+    public System.Net.IPAddress? RemoteAddress { get; init; }
+
     /// <summary>The sender as a routing-table contact, or null for client-mode nodes and nodes without a dialable address.</summary>
     public DhtContact? AsContact => ClientMode || Address is not { IsDialable: true } address ? null : new DhtContact(PeerId, address);
 }
@@ -22,5 +25,8 @@ public readonly record struct FindQuery(NodeId Target, string? Key)
     public static FindQuery ForKey(string key) => new(NodeId.ForKey(key), key);
 }
 
-/// <summary>The answer to one <see cref="FindQuery"/>: nearest known nodes (never the asker) and the records held.</summary>
-public sealed record FindAnswer(IReadOnlyList<DhtContact> Nearest, IReadOnlyList<DhtRecord> Records);
+/// <summary>
+/// The answer to one <see cref="FindQuery"/>: nearest known nodes (never the asker) and the records held;
+/// <paramref name="RecordsLeftOut"/> when the key's records did not fit in the answer (ask for it again).
+/// </summary>
+public sealed record FindAnswer(IReadOnlyList<DhtContact> Nearest, IReadOnlyList<DhtRecord> Records, bool RecordsLeftOut = false);

@@ -1,3 +1,4 @@
+using System.Text;
 using MoEMesh.Dht.Records;
 using MoEMesh.Protocol.Identity;
 
@@ -9,30 +10,61 @@ namespace MoEMesh.Dht.Storage;
 /// key keeps its kind while it holds an unexpired entry: a plain value cannot replace a dictionary, nor
 /// a dictionary entry a plain value, whatever its expiration (otherwise one unsigned value with a later
 /// expiration would wipe every host's signed entry under an expert's key, and then have the hosts'
-/// renewals refused). Expired entries are never returned and are purged. The number of entries is bounded in
-/// total and per origin (the peer that stored them), so no peer can fill a node's memory.
+/// renewals refused). Expired entries are never returned and are purged, soonest first, in time
+/// proportional to what expired.
+/// <para>
+/// Storage is bounded in bytes (an entry costs its key, subkey, value, key and signature bytes plus
+/// <see cref="EntryOverhead"/>): per node (<see cref="DhtOptions.MaxStoredBytes"/>), per storing peer
+/// (<see cref="DhtOptions.MaxBytesPerOrigin"/>, a hard limit) and per key
+/// (<see cref="DhtOptions.MaxBytesPerKey"/>). When the node or a key is full, every network
+/// (<see cref="RecordOrigin.Network"/>) is owed an equal share of it: a store from a network below its share
+/// evicts the soonest-expiring entries of the network holding the most, one above its share is refused
+/// (Full). So a flood of fresh identities from one network fills at most that network's share, and the
+/// hosts of other networks keep theirs.
+/// </para>
 /// Not thread-safe: the owning node serialises access.
 /// </summary>
 internal sealed class RecordStore(DhtOptions options, RecordValidator validator)
 {
-    private readonly Dictionary<string, Slot> _slots = new(StringComparer.Ordinal);
-    private readonly Dictionary<PeerId, int> _perOrigin = [];
+    /// <summary>Bytes charged per entry beyond its own: object headers, indexes.</summary>
+    public const int EntryOverhead = 128;
 
-    /// <summary>Entries held (plain values plus subkey entries), expired ones included until purged.</summary>
-    public int Count { get; private set; }
+    private readonly Dictionary<string, Slot> _slots = new(StringComparer.Ordinal);
+    private readonly SortedSet<Entry> _byExpiry = new(Entry.SoonestFirst);
+    private readonly Dictionary<PeerId, long> _bytesPerPeer = [];
+    private readonly Dictionary<string, Share> _networks = new(StringComparer.Ordinal);
+    private long _sequence;
+
+    /// <summary>Entries held (plain values plus subkey entries).</summary>
+    public int Count => _byExpiry.Count;
+
+    /// <summary>Bytes charged for what is held.</summary>
+    public long Bytes { get; private set; }
 
     /// <summary>Keys held.</summary>
     public IEnumerable<string> Keys => _slots.Keys;
 
-    /// <summary>Entries stored by <paramref name="origin"/>.</summary>
-    public int CountFrom(PeerId origin) => _perOrigin.GetValueOrDefault(origin);
+    /// <summary>Bytes charged to entries <paramref name="peer"/> stored.</summary>
+    public long BytesFrom(PeerId peer) => _bytesPerPeer.GetValueOrDefault(peer);
 
-    /// <summary>Validates and stores one record on behalf of <paramref name="origin"/>.</summary>
-    public StoreOutcome TryStore(DhtRecord record, PeerId origin, DateTimeOffset now)
+    /// <summary>Bytes charged to entries stored from <paramref name="network"/>.</summary>
+    public long BytesFromNetwork(string network) => _networks.TryGetValue(network, out var share) ? share.Bytes : 0;
+
+    /// <summary>What <paramref name="record"/> costs to hold.</summary>
+    public static long Cost(DhtRecord record) =>
+        EntryOverhead + Encoding.UTF8.GetByteCount(record.Key) + (record.Subkey is null ? 0 : Encoding.UTF8.GetByteCount(record.Subkey))
+        + record.Value.Length + record.PublicKey.Length + record.Signature.Length;
+
+    /// <summary>Validates and stores one record (<see cref="Put"/> for records already validated).</summary>
+    public StoreOutcome TryStore(DhtRecord record, RecordOrigin origin, DateTimeOffset now) =>
+        validator.Check(record, now) is { } problem ? new StoreOutcome(StoreStatus.Rejected, problem) : Put(record, origin, now);
+
+    /// <summary>Stores a record that passed validation, on behalf of <paramref name="origin"/>.</summary>
+    public StoreOutcome Put(DhtRecord record, RecordOrigin origin, DateTimeOffset now)
     {
-        if (validator.Check(record, now) is { } problem) return new StoreOutcome(StoreStatus.Rejected, problem);
+        Purge(now);
         _slots.TryGetValue(record.Key, out var slot);
-        var existing = slot?.Find(record.Subkey, now);
+        var existing = slot?.Find(record.Subkey);
         if (existing is not null)
         {
             if (record.Expiration < existing.Record.Expiration ||
@@ -40,25 +72,29 @@ internal sealed class RecordStore(DhtOptions options, RecordValidator validator)
                 return new StoreOutcome(StoreStatus.Outdated, $"holds an entry expiring {existing.Record.Expiration:O}");
             if (record.Expiration == existing.Record.Expiration) return StoreOutcome.Stored;
         }
-        else if (slot is not null && slot.IsDictionary != (record.Subkey is not null) && slot.LatestExpiration(now) is { } latest)
+        else if (slot is not null && slot.IsDictionary != (record.Subkey is not null))
         {
             return new StoreOutcome(StoreStatus.Rejected,
-                $"the key holds a {(slot.IsDictionary ? "dictionary of subkey entries" : "plain value")} until {latest:O}; a {(slot.IsDictionary ? "plain value" : "subkey entry")} cannot replace it");
+                $"the key holds a {(slot.IsDictionary ? "dictionary of subkey entries" : "plain value")} until {slot.LatestExpiration:O}; a {(slot.IsDictionary ? "plain value" : "subkey entry")} cannot replace it");
         }
-        if (existing is null && Count >= options.MaxRecords) Purge(now);
-        if (existing is null && Count >= options.MaxRecords)
-            return new StoreOutcome(StoreStatus.Full, $"this node holds {Count} records; limit MaxRecords = {options.MaxRecords}");
-        if ((existing is null || existing.Origin != origin) && CountFrom(origin) >= options.MaxRecordsPerOrigin)
-            return new StoreOutcome(StoreStatus.Full, $"peer {origin} already has {CountFrom(origin)} records here; limit MaxRecordsPerOrigin = {options.MaxRecordsPerOrigin}");
 
-        if (slot is null || slot.IsDictionary != (record.Subkey is not null))
-        {
-            if (slot is not null) RemoveSlot(record.Key, slot);
-            _slots[record.Key] = slot = new Slot(record.Subkey is not null);
-        }
-        var replaced = slot.Put(new Entry(record, origin));
-        if (replaced is not null) Forget(replaced.Origin);
-        Remember(origin);
+        long cost = Cost(record), freed = existing?.Cost ?? 0;
+        long peerBytes = BytesFrom(origin.Peer) - (existing?.Origin.Peer == origin.Peer ? freed : 0);
+        if (peerBytes + cost > options.MaxBytesPerOrigin)
+            return new StoreOutcome(StoreStatus.Full, $"peer {origin.Peer} has {peerBytes} bytes stored here; limit MaxBytesPerOrigin = {options.MaxBytesPerOrigin}");
+        if (cost > options.MaxBytesPerKey)
+            return new StoreOutcome(StoreStatus.Full, $"an entry of {cost} bytes exceeds MaxBytesPerKey = {options.MaxBytesPerKey}");
+
+        var keyScope = new KeyScope(slot, options.MaxBytesPerKey, record.Key);
+        var nodeScope = new NodeScope(this, options.MaxStoredBytes);
+        if ((FairShareProblem(keyScope, origin.Network, cost, existing) ?? FairShareProblem(nodeScope, origin.Network, cost, existing)) is { } full)
+            return new StoreOutcome(StoreStatus.Full, full);
+        if (existing is not null) Remove(existing);
+        MakeRoom(keyScope, origin.Network, cost);
+        MakeRoom(nodeScope, origin.Network, cost);
+
+        if (!_slots.TryGetValue(record.Key, out slot)) _slots[record.Key] = slot = new Slot(record.Subkey is not null);
+        Add(slot, new Entry(record, origin, cost, ++_sequence));
         return StoreOutcome.Stored;
     }
 
@@ -66,40 +102,124 @@ internal sealed class RecordStore(DhtOptions options, RecordValidator validator)
     public IReadOnlyList<DhtRecord> Get(string key, DateTimeOffset now) =>
         _slots.TryGetValue(key, out var slot) ? slot.Entries.Where(e => e.Record.Expiration > now).Select(e => e.Record).ToArray() : [];
 
-    /// <summary>Drops every expired entry.</summary>
+    /// <summary>Drops every expired entry, soonest first; costs what expired, not what is held.</summary>
     public void Purge(DateTimeOffset now)
     {
-        List<string>? emptied = null;
-        foreach (var (key, slot) in _slots)
+        while (_byExpiry.Count > 0 && _byExpiry.Min!.Record.Expiration <= now) Remove(_byExpiry.Min);
+    }
+
+    /// <summary>
+    /// Why a store of <paramref name="cost"/> bytes from <paramref name="network"/> cannot fit in
+    /// <paramref name="scope"/> even after evicting networks above their share, or null when it can.
+    /// </summary>
+    private static string? FairShareProblem(IScope scope, string network, long cost, Entry? replaced)
+    {
+        long freed = replaced is not null && scope.Holds(replaced) ? replaced.Cost : 0;
+        if (scope.Bytes - freed + cost <= scope.Budget) return null;
+        var shares = scope.BytesPerNetwork();
+        if (replaced is not null && freed > 0) shares[replaced.Origin.Network] -= freed;
+        long mine = shares.GetValueOrDefault(network);
+        int networks = shares.Count(s => s.Value > 0) + (mine > 0 ? 0 : 1);
+        long share = scope.Budget / networks;
+        return mine + cost <= share ? null
+            : $"{scope.Name} is full ({scope.Bytes} of {scope.Budget} bytes) and network {network} already holds {mine} bytes of it, its share of {networks} networks being {share}";
+    }
+
+    /// <summary>Evicts the soonest-expiring entries of the networks holding the most until <paramref name="cost"/> more bytes fit.</summary>
+    private void MakeRoom(IScope scope, string network, long cost)
+    {
+        while (scope.Bytes + cost > scope.Budget)
         {
-            foreach (var entry in slot.RemoveExpired(now)) Forget(entry.Origin);
-            if (slot.IsEmpty) (emptied ??= []).Add(key);
+            var largest = scope.BytesPerNetwork().Where(s => s.Key != network).MaxBy(s => s.Value);
+            if (largest.Value <= 0) throw new InvalidOperationException($"nothing left to evict from {scope.Name}");
+            Remove(scope.SoonestExpiringOf(largest.Key));
         }
-        if (emptied is not null)
-            foreach (var key in emptied) _slots.Remove(key);
     }
 
-    private void RemoveSlot(string key, Slot slot)
+    private void Add(Slot slot, Entry entry)
     {
-        foreach (var entry in slot.Entries) Forget(entry.Origin);
-        _slots.Remove(key);
+        slot.Put(entry);
+        _byExpiry.Add(entry);
+        Bytes += entry.Cost;
+        _bytesPerPeer[entry.Origin.Peer] = BytesFrom(entry.Origin.Peer) + entry.Cost;
+        if (!_networks.TryGetValue(entry.Origin.Network, out var share)) _networks[entry.Origin.Network] = share = new Share();
+        share.Bytes += entry.Cost;
+        share.Entries.Add(entry);
     }
 
-    private void Remember(PeerId origin)
+    private void Remove(Entry entry)
     {
-        Count++;
-        _perOrigin[origin] = CountFrom(origin) + 1;
+        var slot = _slots[entry.Record.Key];
+        slot.Remove(entry);
+        if (slot.IsEmpty) _slots.Remove(entry.Record.Key);
+        _byExpiry.Remove(entry);
+        Bytes -= entry.Cost;
+        long left = BytesFrom(entry.Origin.Peer) - entry.Cost;
+        if (left <= 0) _bytesPerPeer.Remove(entry.Origin.Peer);
+        else _bytesPerPeer[entry.Origin.Peer] = left;
+        var share = _networks[entry.Origin.Network];
+        share.Bytes -= entry.Cost;
+        share.Entries.Remove(entry);
+        if (share.Entries.Count == 0) _networks.Remove(entry.Origin.Network);
     }
 
-    private void Forget(PeerId origin)
+    /// <summary>Held record, who it is charged to and what it costs; ordered by expiration, then arrival.</summary>
+    private sealed class Entry(DhtRecord record, RecordOrigin origin, long cost, long sequence)
     {
-        Count--;
-        int left = CountFrom(origin) - 1;
-        if (left <= 0) _perOrigin.Remove(origin);
-        else _perOrigin[origin] = left;
+        public DhtRecord Record { get; } = record;
+
+        public RecordOrigin Origin { get; } = origin;
+
+        public long Cost { get; } = cost;
+
+        public long Sequence { get; } = sequence;
+
+        public static readonly IComparer<Entry> SoonestFirst = Comparer<Entry>.Create((a, b) =>
+        {
+            int c = a.Record.Expiration.CompareTo(b.Record.Expiration);
+            return c != 0 ? c : a.Sequence.CompareTo(b.Sequence);
+        });
     }
 
-    private sealed record Entry(DhtRecord Record, PeerId Origin);
+    /// <summary>What one network has stored on this node.</summary>
+    private sealed class Share
+    {
+        public long Bytes;
+        public readonly SortedSet<Entry> Entries = new(Entry.SoonestFirst);
+    }
+
+    /// <summary>A budget that networks share fairly: the whole node, or one key.</summary>
+    private interface IScope
+    {
+        string Name { get; }
+        long Budget { get; }
+        long Bytes { get; }
+        bool Holds(Entry entry);
+        Dictionary<string, long> BytesPerNetwork();
+        Entry SoonestExpiringOf(string network);
+    }
+
+    private sealed class NodeScope(RecordStore store, long budget) : IScope
+    {
+        public string Name => "this node's storage (MaxStoredBytes)";
+        public long Budget => budget;
+        public long Bytes => store.Bytes;
+        public bool Holds(Entry entry) => true;
+        public Dictionary<string, long> BytesPerNetwork() => store._networks.ToDictionary(n => n.Key, n => n.Value.Bytes, StringComparer.Ordinal);
+        public Entry SoonestExpiringOf(string network) => store._networks[network].Entries.Min!;
+    }
+
+    /// <summary>One key's entries (a key holds at most MaxBytesPerKey / small entries, so scanning them is cheap).</summary>
+    private sealed class KeyScope(Slot? slot, long budget, string key) : IScope
+    {
+        public string Name => $"key '{key}' (MaxBytesPerKey)";
+        public long Budget => budget;
+        public long Bytes => slot?.Bytes ?? 0;
+        public bool Holds(Entry entry) => entry.Record.Key == key;
+        public Dictionary<string, long> BytesPerNetwork() =>
+            (slot?.Entries ?? []).GroupBy(e => e.Origin.Network, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Sum(e => e.Cost), StringComparer.Ordinal);
+        public Entry SoonestExpiringOf(string network) => slot!.Entries.Where(e => e.Origin.Network == network).Min(Entry.SoonestFirst)!;
+    }
 
     /// <summary>What one key holds: a plain entry (subkey null) or entries by subkey.</summary>
     private sealed class Slot(bool isDictionary)
@@ -110,33 +230,24 @@ internal sealed class RecordStore(DhtOptions options, RecordValidator validator)
 
         public bool IsEmpty => _entries.Count == 0;
 
+        public long Bytes { get; private set; }
+
         public IEnumerable<Entry> Entries => _entries.Values;
 
-        public Entry? Find(string? subkey, DateTimeOffset now) =>
-            IsDictionary == (subkey is not null) && _entries.TryGetValue(subkey ?? "", out var e) && e.Record.Expiration > now ? e : null;
+        public DateTimeOffset LatestExpiration => _entries.Values.Max(e => e.Record.Expiration);
 
-        public DateTimeOffset? LatestExpiration(DateTimeOffset now)
+        public Entry? Find(string? subkey) =>
+            IsDictionary == (subkey is not null) && _entries.TryGetValue(subkey ?? "", out var e) ? e : null;
+
+        public void Put(Entry entry)
         {
-            DateTimeOffset? latest = null;
-            foreach (var e in _entries.Values)
-                if (e.Record.Expiration > now && (latest is null || e.Record.Expiration > latest)) latest = e.Record.Expiration;
-            return latest;
+            _entries[entry.Record.Subkey ?? ""] = entry;
+            Bytes += entry.Cost;
         }
 
-        /// <summary>Puts an entry; returns the one it replaced.</summary>
-        public Entry? Put(Entry entry)
+        public void Remove(Entry entry)
         {
-            var subkey = entry.Record.Subkey ?? "";
-            _entries.TryGetValue(subkey, out var replaced);
-            _entries[subkey] = entry;
-            return replaced;
-        }
-
-        public List<Entry> RemoveExpired(DateTimeOffset now)
-        {
-            var expired = _entries.Where(e => e.Value.Record.Expiration <= now).ToList();
-            foreach (var e in expired) _entries.Remove(e.Key);
-            return expired.Select(e => e.Value).ToList();
+            if (_entries.Remove(entry.Record.Subkey ?? "")) Bytes -= entry.Cost;
         }
     }
 }

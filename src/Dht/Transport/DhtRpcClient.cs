@@ -51,7 +51,8 @@ public sealed class DhtRpcClient(IPeerTransport transport) : IDhtRpc
 
     private static FindAnswer ToAnswer(Wire.FindResult result) => new(
         result.Nearest.Select(DhtWire.FromWire).OfType<DhtContact>().ToArray(),
-        result.Records.Select(DhtWire.FromWire).ToArray());
+        result.Records.Select(DhtWire.FromWire).ToArray(),
+        result.RecordsLeftOut);
 
     private async Task<DhtRpcResult<T>> CallAsync<TResponse, T>(PeerEndpoint target, string method, IMessage request, MessageParser<TResponse> parser,
         Func<TResponse, DhtRpcResult<T>> map, DateTimeOffset deadline, CancellationToken cancellationToken)

@@ -50,7 +50,7 @@ public static class DhtRpcHandler
             var response = new Wire.FindResponse();
             foreach (var answer in answers)
             {
-                var result = new Wire.FindResult();
+                var result = new Wire.FindResult { RecordsLeftOut = answer.RecordsLeftOut };
                 result.Nearest.AddRange(answer.Nearest.Select(DhtWire.ToWire));
                 result.Records.AddRange(answer.Records.Select(DhtWire.ToWire));
                 response.Results.Add(result);
@@ -64,7 +64,7 @@ public static class DhtRpcHandler
     {
         if (request.Caller == default(PeerId))
             throw new PeerRpcException(StatusCode.InvalidArgument, $"{request.Method}: the caller is not authenticated");
-        return Checked(request, () => DhtWire.FromWire(request.Caller, sender));
+        return Checked(request, () => DhtWire.FromWire(request.Caller, sender)) with { RemoteAddress = request.RemoteAddress };
     }
 
     private static void Limit(PeerRequest request, int count, DhtOptions options)

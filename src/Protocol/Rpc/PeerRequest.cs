@@ -42,6 +42,13 @@ public sealed class PeerRequest : IDisposable
     /// <summary>The authenticated caller; set by the server side of a transport.</summary>
     public PeerId Caller { get; init; }
 
+    /// <summary>
+    /// The IP address the caller's connection comes from, when the transport knows it (set by the server
+    /// side). Unlike a PeerId, which anyone can make more of, addresses are scarce: limits that must hold
+    /// against many identities are kept per address.
+    /// </summary>
+    public System.Net.IPAddress? RemoteAddress { get; init; }
+
     /// <summary>Parses the header.</summary>
     /// <exception cref="PeerRpcException">InvalidArgument when the header is not a valid <typeparamref name="T"/>.</exception>
     public T ParseHeader<T>(MessageParser<T> parser) where T : IMessage<T>

@@ -95,7 +95,7 @@ public sealed partial class PeerListener : IAsyncDisposable
     private async Task ServeAsync(Socket socket)
     {
         await Task.Yield();
-        string remote = socket.RemoteEndPoint?.ToString() ?? "unknown";
+        var remote = socket.RemoteEndPoint;
         await using var stream = new NetworkStream(socket, ownsSocket: true);
         await _server.HandleStreamAsync(stream, remote, _stopping.Token);
     }

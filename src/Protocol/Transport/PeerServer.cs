@@ -30,13 +30,13 @@ public sealed partial class PeerServer(PeerIdentity identity, PeerRouter router,
 
     /// <summary>Kestrel's entry point for one connection (see <see cref="PeerListenOptionsExtensions.UsePeerProtocol"/>).</summary>
     public Task HandleConnectionAsync(ConnectionContext connection) =>
-        ServeAsync(connection.RemoteEndPoint?.ToString() ?? "unknown", connection.ConnectionClosed, async token =>
+        ServeAsync(connection.RemoteEndPoint, connection.ConnectionClosed, async token =>
             options.UseTls
                 ? Secured(await TlsLayer.AuthenticateAsync(new DuplexPipeStream(connection.Transport), asServer: true, identity, token))
                 : (connection.Transport.Input, connection.Transport.Output, null, null));
 
     /// <summary>Serves one accepted socket stream until it closes (see <see cref="PeerListener"/>).</summary>
-    public Task HandleStreamAsync(Stream stream, string remote, CancellationToken aborted) =>
+    public Task HandleStreamAsync(Stream stream, System.Net.EndPoint? remote, CancellationToken aborted) =>
         ServeAsync(remote, aborted, async token =>
             options.UseTls
                 ? Secured(await TlsLayer.AuthenticateAsync(stream, asServer: true, identity, token))
@@ -45,7 +45,7 @@ public sealed partial class PeerServer(PeerIdentity identity, PeerRouter router,
     private static (PipeReader, PipeWriter, SslStream?, Stream?) Secured(SslStream ssl) => (StreamPipes.Reader(ssl), StreamPipes.Writer(ssl), ssl, ssl);
 
     /// <summary>TLS (through <paramref name="open"/>), the handshake, then requests until the connection closes.</summary>
-    private async Task ServeAsync(string remote, CancellationToken aborted, Func<CancellationToken, Task<(PipeReader Input, PipeWriter Output, SslStream? Ssl, Stream? Direct)>> open)
+    private async Task ServeAsync(System.Net.EndPoint? remote, CancellationToken aborted, Func<CancellationToken, Task<(PipeReader Input, PipeWriter Output, SslStream? Ssl, Stream? Direct)>> open)
     {
         SslStream? ssl = null;
         FrameChannel? channel = null;
@@ -64,7 +64,7 @@ public sealed partial class PeerServer(PeerIdentity identity, PeerRouter router,
                 caller = peer;
             }
             Interlocked.Increment(ref _accepted);
-            var connection = new ServerConnection(caller, router, options, time);
+            var connection = new ServerConnection(caller, (remote as System.Net.IPEndPoint)?.Address, router, options, time);
             channel = new FrameChannel(input, output, connection, [FrameKind.Request], options, time, ssl, direct);
             connection.Attach(channel);
             channel.Start();
@@ -75,7 +75,7 @@ public sealed partial class PeerServer(PeerIdentity identity, PeerRouter router,
                                        or OperationCanceledException or ConnectionResetException or InvalidOperationException)
         {
             Interlocked.Increment(ref _refused);
-            LogRefused(_logger, remote, e.Message);
+            LogRefused(_logger, remote?.ToString() ?? "unknown", e.Message);
         }
         finally
         {
