@@ -11,7 +11,7 @@ namespace MoEMesh.Protocol.Tests;
 /// A real peer server on a loopback port with test methods, and a client transport with its own
 /// identity. Methods: "echo" returns header and payload; "wait" runs until its token fires and records
 /// that; "throw" and "reject" fail with exceptions whose text must stay on the node, "refuse" with a
-/// status and message meant for the caller.
+/// status and message meant for the caller; "whoami" answers the caller's PeerId and address as the server saw them.
 /// </summary>
 public sealed class LoopbackPeer : IAsyncDisposable
 {
@@ -80,6 +80,7 @@ public sealed class LoopbackPeer : IAsyncDisposable
         router.Map("throw", (_, _) => throw new InvalidOperationException("handler broke"));
         router.Map("reject", (_, _) => throw new ArgumentException("shape [2, 3] does not fit [batch, 4]"));
         router.Map("refuse", (_, _) => throw new PeerRpcException(StatusCode.PermissionDenied, "only friends may call this"));
+        router.Map("whoami", (request, _) => ValueTask.FromResult(new PeerResponse(StatusCode.Ok, "", System.Text.Encoding.UTF8.GetBytes($"{request.Caller} {request.RemoteAddress}"), default, null)));
         var server = new PeerServer(serverIdentity, router, options, TimeProvider.System);
         var loopback = new IPEndPoint(IPAddress.Loopback, 0);
         IAsyncDisposable listener;

@@ -119,6 +119,18 @@ public class TransportTests
     }
 
     [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Server_TellsHandlersTheCallersPeerIdAndAddress(bool kestrel)
+    {
+        await using var peer = await LoopbackPeer.StartAsync(useTls: true, kestrel: kestrel);
+        using var response = await peer.CallAsync(peer.Request("whoami"));
+        Assert.True(response.IsOk, response.ToString());
+        var caller = System.Text.Encoding.UTF8.GetString(response.Header.Span);
+        Assert.Equal($"{peer.ClientIdentity.PeerId} {IPAddress.Loopback}", caller.Replace("::ffff:", ""));
+    }
+
+    [Theory]
     [InlineData(long.MaxValue)]
     [InlineData(long.MaxValue / 10)]
     public async Task CallerDeadline_BeyondAnyTimer_IsAnswered(long deadlineMicros)
