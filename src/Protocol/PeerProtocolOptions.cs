@@ -15,6 +15,39 @@ public sealed class PeerProtocolOptions
     /// <summary>Requests a server runs at once for one connection; more get ResourceExhausted. Default 1024.</summary>
     public int MaxConcurrentRequestsPerConnection { get; set; } = 1024;
 
+    /// <summary>Connections a server holds at once; more are closed before TLS. Default 4096.</summary>
+    public int MaxConnections { get; set; } = 4096;
+
+    /// <summary>
+    /// Connections a server holds from one IP address. Default 256 (a local testnet of a hundred nodes
+    /// dials one node from one address).
+    /// </summary>
+    public int MaxConnectionsPerAddress { get; set; } = 256;
+
+    /// <summary>Connections still in TLS or the peer handshake, in all; more are closed before TLS. Default 128.</summary>
+    public int MaxHandshakes { get; set; } = 128;
+
+    /// <summary>Connections still in TLS or the peer handshake from one IP address. Default 32.</summary>
+    public int MaxHandshakesPerAddress { get; set; } = 32;
+
+    /// <summary>Messages one connection may have started and not finished; more close it. Default 1024.</summary>
+    public int MaxUnfinishedMessagesPerConnection { get; set; } = 1024;
+
+    /// <summary>
+    /// How long a message may take from its first frame to its last; longer closes the connection.
+    /// Default 2 min (a 64 MiB message at 0.5 MB/s).
+    /// </summary>
+    public TimeSpan MessageTimeout { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>
+    /// Bytes queued to send on one connection and not yet written: a peer that stops reading while it keeps
+    /// asking is cut off here. Default 256 MiB.
+    /// </summary>
+    public long MaxQueuedBytesPerConnection { get; set; } = 256L << 20;
+
+    /// <summary>Messages and control frames queued to send on one connection; more close it. Default 4096.</summary>
+    public int MaxQueuedMessagesPerConnection { get; set; } = 4096;
+
     /// <summary>TLS 1.3 with certificates made from node keys. On by default; switch off for loopback testnets.</summary>
     public bool UseTls { get; set; } = true;
 
@@ -52,11 +85,23 @@ public sealed class PeerProtocolOptions
         if (MaxBufferedBytesPerConnection < MaxMessageBytes)
             throw new ArgumentException($"MaxBufferedBytesPerConnection ({MaxBufferedBytesPerConnection}) must hold at least one message ({MaxMessageBytes}).");
         if (MaxConcurrentRequestsPerConnection < 1) throw new ArgumentException("MaxConcurrentRequestsPerConnection must be at least 1.");
+        if (MaxUnfinishedMessagesPerConnection < 1) throw new ArgumentException("MaxUnfinishedMessagesPerConnection must be at least 1.");
+        foreach (var (name, value) in new[]
+        {
+            (nameof(MaxConnections), MaxConnections), (nameof(MaxConnectionsPerAddress), MaxConnectionsPerAddress),
+            (nameof(MaxHandshakes), MaxHandshakes), (nameof(MaxHandshakesPerAddress), MaxHandshakesPerAddress),
+        })
+        {
+            if (value < 1) throw new ArgumentException($"{name} must be at least 1; got {value}.");
+        }
+        if (MaxQueuedMessagesPerConnection < 16) throw new ArgumentException($"MaxQueuedMessagesPerConnection must be at least 16; got {MaxQueuedMessagesPerConnection}.");
+        if (MaxQueuedBytesPerConnection < MaxMessageBytes)
+            throw new ArgumentException($"MaxQueuedBytesPerConnection ({MaxQueuedBytesPerConnection}) must hold at least one message ({MaxMessageBytes}).");
         foreach (var (name, value) in new[]
         {
             (nameof(ConnectTimeout), ConnectTimeout), (nameof(HandshakeTimeout), HandshakeTimeout), (nameof(KeepAliveInterval), KeepAliveInterval),
             (nameof(KeepAliveTimeout), KeepAliveTimeout), (nameof(IdleTimeout), IdleTimeout), (nameof(ReconnectBackoff), ReconnectBackoff),
-            (nameof(ReconnectBackoffMax), ReconnectBackoffMax), (nameof(MaxRequestTime), MaxRequestTime),
+            (nameof(ReconnectBackoffMax), ReconnectBackoffMax), (nameof(MaxRequestTime), MaxRequestTime), (nameof(MessageTimeout), MessageTimeout),
         })
         {
             if (value <= TimeSpan.Zero || value == Timeout.InfiniteTimeSpan || value > TimeSpan.FromDays(1))

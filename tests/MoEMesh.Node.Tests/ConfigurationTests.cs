@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using MoEMesh.Node.Hosting;
 using MoEMesh.Protocol.Addressing;
 
@@ -29,6 +30,7 @@ public class ConfigurationTests
     [InlineData("texts", "MoEMesh:Models: MaxQueryTexts must be at least 1; got 0")]
     [InlineData("trainers", "MoEMesh:Serving: TrainingPeers:1: 'alice' is not a PeerId")]
     [InlineData("clip", "MoEMesh:Experts:0:MaxGradNorm: must be positive and finite; got NaN")]
+    [InlineData("protocol", "MoEMesh:Protocol: MaxConnectionsPerAddress must be at least 1; got 0")]
     public void InvalidSetting_IsNamed(string which, string expected)
     {
         var message = Problem(o =>
@@ -47,10 +49,26 @@ public class ConfigurationTests
                 case "compression": o.Routing.Compression = "zip"; break;
                 case "texts": o.Models.MaxQueryTexts = 0; break;
                 case "trainers": o.Serving.TrainingPeers = [Protocol.Identity.PeerIdentity.FromSeed(1).PeerId.ToString(), "alice"]; break;
+                case "protocol": o.Protocol.MaxConnectionsPerAddress = 0; break;
                 case "clip": o.Experts = [new ExpertHostingOptions { Uid = "ffn.0", MaxGradNorm = float.NaN }]; break;
             }
         });
         Assert.Contains(expected, message);
+    }
+
+    [Fact]
+    public async Task ProtocolLimits_AreReadFromTheNodesConfiguration()
+    {
+        using var folder = new TempFolder();
+        await using var app = NodeHost.Build([], new Dictionary<string, string?>
+        {
+            ["MoEMesh:KeyFile"] = Path.Combine(folder.Path, "node.key"),
+            ["MoEMesh:Protocol:MaxConnectionsPerAddress"] = "3",
+            ["MoEMesh:Protocol:MessageTimeout"] = "00:00:30",
+        }, null);
+        var options = app.Services.GetRequiredService<NodeOptions>();
+        Assert.Equal(3, options.Protocol.MaxConnectionsPerAddress);
+        Assert.Equal(TimeSpan.FromSeconds(30), options.Protocol.MessageTimeout);
     }
 
     [Fact]

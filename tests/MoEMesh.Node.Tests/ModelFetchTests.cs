@@ -35,7 +35,7 @@ public sealed class ModelFetchTests : IDisposable
         Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(bytes)), found.Sha256);
 
         using var fetched = new MemoryStream();
-        var problem = await new BlobClient(peer.Node.Transport, TimeProvider.System).FetchAsync(found.Endpoint, found.Sha256, found.Size, fetched, TimeSpan.FromSeconds(20), default);
+        var problem = await new BlobClient(peer.Node.Transport, TimeProvider.System).FetchAsync(found.Endpoint, found.Sha256, found.Size, found.Size, fetched, TimeSpan.FromSeconds(20), default);
         Assert.Null(problem);
         Assert.Equal(bytes, fetched.ToArray());
     }

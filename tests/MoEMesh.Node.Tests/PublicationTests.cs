@@ -138,10 +138,10 @@ public sealed class PublicationTests : IDisposable
         var holders = (await client.Node.Models.FindAsync("genre", default)).OrderBy(h => h.Host == bad.Node.PeerId ? 0 : 1).ToArray();
         Assert.Equal([bad.Node.PeerId, good.Node.PeerId], holders.Select(h => h.Host));
         var fetcher = new ModelFetcher(client.Node.Models, new BlobClient(client.Node.Transport, TimeProvider.System), TimeSpan.FromSeconds(20));
-        var fetched = await fetcher.FetchFromAsync(holders, _folder.Sub("fetched"), default);
+        var fetched = await fetcher.FetchFromAsync(holders, _folder.Sub("fetched"), long.MaxValue, default);
         Assert.Equal(good.Node.PeerId, fetched.Source.Host);
         Assert.Equal(("genre", 10L), (fetched.Model.Name, fetched.Model.Version));
-        var failed = await Assert.ThrowsAsync<ModelFetchFailedException>(() => fetcher.FetchFromAsync(holders[..1], _folder.Sub("fetched"), default));
+        var failed = await Assert.ThrowsAsync<ModelFetchFailedException>(() => fetcher.FetchFromAsync(holders[..1], _folder.Sub("fetched"), long.MaxValue, default));
         Assert.Contains("served bytes whose SHA-256 is", failed.Message);
     }
 

@@ -125,6 +125,70 @@ public class FramingTests
         Assert.Null(completed.Error);
     }
 
+    /// <summary>The first frame of a request announcing <paramref name="payloadLength"/> bytes, with none of them.</summary>
+    private static byte[] FirstFrameOnly(ulong id, ulong payloadLength, int envelopePadding = 0)
+    {
+        var envelope = new RequestEnvelope { Method = "m" + new string('x', envelopePadding), DeadlineMicros = 1000, PayloadLength = payloadLength };
+        var prefix = PeerConnection.WithLengthPrefix(envelope);
+        var frame = new byte[FrameHeader.Size + prefix.Length];
+        new FrameHeader(FrameKind.Request, FrameFlags.First, id, prefix.Length).Write(frame);
+        prefix.CopyTo(frame, FrameHeader.Size);
+        return frame;
+    }
+
+    [Theory]
+    [InlineData(ulong.MaxValue)]
+    [InlineData(ulong.MaxValue - 3)]
+    [InlineData((ulong)long.MaxValue + 1)]
+    public void PayloadLengthNear2To64_IsRefusedAsTooLarge_NotWrappedPastTheCheck(ulong announced)
+    {
+        using var assembler = new MessageAssembler(maxMessageBytes: 4096, maxBufferedBytes: 1 << 20);
+        var last = new byte[FrameHeader.Size];
+        new FrameHeader(FrameKind.Request, FrameFlags.Last, 1, 0).Write(last);
+        using var message = Assert.Single(ReadAll([.. FirstFrameOnly(1, announced), .. last], assembler));
+        Assert.Equal(StatusCode.ResourceExhausted, message.ErrorStatus);
+        Assert.Contains("4096-byte limit", message.Error);
+        Assert.Equal(0, assembler.Buffered);
+    }
+
+    [Fact]
+    public void UnfinishedMessages_BeyondTheCount_AreAProtocolViolation()
+    {
+        using var assembler = new MessageAssembler(maxMessageBytes: 4096, maxBufferedBytes: 1 << 20, maxUnfinished: 8);
+        var bytes = Enumerable.Range(1, 8).SelectMany(i => FirstFrameOnly((ulong)i, 100)).ToArray();
+        Assert.Empty(ReadAll(bytes, assembler));
+        Assert.Equal(8, assembler.Unfinished);
+        var e = Assert.Throws<ProtocolViolationException>(() => ReadAll(FirstFrameOnly(9, 100), assembler));
+        Assert.Contains("8 messages are unfinished on this connection; limit 8", e.Message);
+    }
+
+    [Fact]
+    public void UnfinishedEnvelopes_CountAgainstTheBudget_EvenWhenTheirPayloadsAreRefused()
+    {
+        // Each message announces more than the limit (so no payload is reserved) but carries a 60 KB envelope.
+        using var assembler = new MessageAssembler(maxMessageBytes: 4096, maxBufferedBytes: 256 * 1024);
+        var e = Assert.Throws<ProtocolViolationException>(() =>
+        {
+            for (ulong id = 1; id <= 10; id++) ReadAll(FirstFrameOnly(id, 1_000_000, envelopePadding: 60_000), assembler);
+        });
+        Assert.Contains("unfinished messages hold", e.Message);
+        Assert.InRange(assembler.Unfinished, 3, 4);
+        Assert.True(assembler.Buffered <= 256 * 1024);
+    }
+
+    [Fact]
+    public void MessageUnfinishedPastTheTimeout_IsAProtocolViolation()
+    {
+        var clock = new MoEMesh.Testing.ManualTimeProvider();
+        using var assembler = new MessageAssembler(maxMessageBytes: 4096, maxBufferedBytes: 1 << 20, timeout: TimeSpan.FromSeconds(30), time: clock);
+        ReadAll(FirstFrameOnly(1, 100), assembler);
+        clock.Advance(TimeSpan.FromSeconds(29));
+        assembler.ThrowIfStalled();
+        clock.Advance(TimeSpan.FromSeconds(2));
+        var e = Assert.Throws<ProtocolViolationException>(assembler.ThrowIfStalled);
+        Assert.Contains("request 1 is still unfinished 30 s after its first frame", e.Message);
+    }
+
     public static TheoryData<byte[], string> BadHeaders => new()
     {
         { [3, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], "length 3" },

@@ -54,6 +54,16 @@ internal sealed class RawConnection : IAsyncDisposable
         return output.WrittenSpan.ToArray();
     }
 
+    /// <summary>The first frame of a request announcing <paramref name="payloadLength"/> payload bytes, with none of them: a message left unfinished.</summary>
+    public static byte[] FirstFrameOnly(ulong id, string method, ulong payloadLength)
+    {
+        var prefix = PeerConnection.WithLengthPrefix(new RequestEnvelope { Method = method, DeadlineMicros = 60_000_000, PayloadLength = payloadLength });
+        var frame = new byte[FrameHeader.Size + prefix.Length];
+        new FrameHeader(FrameKind.Request, FrameFlags.First, id, prefix.Length).Write(frame);
+        prefix.CopyTo(frame, FrameHeader.Size);
+        return frame;
+    }
+
     public async Task SendAsync(byte[] bytes)
     {
         await _stream.WriteAsync(bytes);

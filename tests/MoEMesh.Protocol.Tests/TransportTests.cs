@@ -130,6 +130,101 @@ public class TransportTests
         Assert.Equal($"{peer.ClientIdentity.PeerId} {IPAddress.Loopback}", caller.Replace("::ffff:", ""));
     }
 
+    [Fact]
+    public async Task PeerStartingMessagesItNeverEnds_IsCutOff_AndOthersAreStillServed()
+    {
+        await using var peer = await LoopbackPeer.StartAsync();
+        await using var raw = await RawConnection.OpenAsync(peer);
+        // 2,000 unfinished messages each announcing 1 MB: the connection's budget and count stop it.
+        var flood = Enumerable.Range(1, 2000).SelectMany(i => RawConnection.FirstFrameOnly((ulong)i, "echo", 1_000_000)).ToArray();
+        try
+        {
+            await raw.SendAsync(flood);
+        }
+        catch (IOException)
+        {
+            // the server may close while the flood is still being written
+        }
+        Assert.True(await raw.ClosedByServerAsync());
+        using var fine = await peer.CallAsync(peer.Request("echo", [1]));
+        Assert.True(fine.IsOk, fine.ToString());
+    }
+
+    [Fact]
+    public async Task PeerGoingSilentInsideAMessage_IsCutOffAfterMessageTimeout()
+    {
+        await using var peer = await LoopbackPeer.StartAsync(configure: o => o.MessageTimeout = TimeSpan.FromMilliseconds(400));
+        await using var raw = await RawConnection.OpenAsync(peer);
+        await raw.SendAsync(RawConnection.FirstFrameOnly(1, "echo", 5000));
+        Assert.True(await raw.ClosedByServerAsync());
+    }
+
+    [Fact]
+    public async Task PeerThatNeverReads_IsCutOffOnceItsAnswersQueueUp()
+    {
+        await using var peer = await LoopbackPeer.StartAsync(configure: o =>
+        {
+            o.MaxMessageBytes = 2 << 20;
+            o.MaxQueuedBytesPerConnection = 4 << 20;
+        });
+        await using var raw = await RawConnection.OpenAsync(peer);
+        var payload = new byte[1 << 20];
+        try
+        {
+            // Echoes of 1 MiB each, never read: kernel buffers fill, then the server's queue.
+            for (ulong id = 1; id <= 200; id++)
+                await raw.SendAsync(RawConnection.RequestFrames(id, new RequestEnvelope { Method = "echo", DeadlineMicros = 60_000_000 }, payload));
+        }
+        catch (IOException)
+        {
+            // closed while we were still writing
+        }
+        Assert.True(await raw.ClosedByServerAsync());
+        using var fine = await peer.CallAsync(peer.Request("echo", [1]));
+        Assert.True(fine.IsOk, fine.ToString());
+    }
+
+    private static async Task UntilAsync(Func<bool> condition)
+    {
+        using var limit = new CancellationTokenSource(Bound);
+        while (!condition()) await Task.Delay(10, limit.Token);
+    }
+
+    [Fact]
+    public async Task DialsBeyondTheHandshakeLimitOfAnAddress_AreClosedBeforeTls_AndTheSlotsComeBack()
+    {
+        await using var peer = await LoopbackPeer.StartAsync(useTls: true, configure: o => o.MaxHandshakesPerAddress = 2);
+        var silent = new[] { await RawConnection.OpenAsync(peer, handshake: false), await RawConnection.OpenAsync(peer, handshake: false) };
+        await UntilAsync(() => peer.Server.HandshakesInProgress == 2);
+
+        await using (var third = await RawConnection.OpenAsync(peer, handshake: false))
+        {
+            Assert.True(await third.ClosedByServerAsync());
+            Assert.Equal(1, peer.Server.ConnectionsRefused);
+            Assert.Equal(2, peer.Server.HandshakesInProgress); // refused while the two still held their slots
+        }
+
+        foreach (var connection in silent) await connection.DisposeAsync();
+        await UntilAsync(() => peer.Server.HandshakesInProgress == 0);
+        using var fine = await peer.CallAsync(peer.Request("echo", [1]));
+        Assert.True(fine.IsOk, fine.ToString());
+    }
+
+    [Fact]
+    public async Task ConnectionsBeyondTheLimitOfAnAddress_AreRefused_AndTheOthersKeepWorking()
+    {
+        await using var peer = await LoopbackPeer.StartAsync(configure: o => o.MaxConnectionsPerAddress = 2);
+        using (var first = await peer.CallAsync(peer.Request("echo", [1]))) Assert.True(first.IsOk);
+        await using var second = await RawConnection.OpenAsync(peer);
+        await UntilAsync(() => peer.Server.OpenConnections == 2 && peer.Server.HandshakesInProgress == 0);
+
+        await using var third = await RawConnection.OpenAsync(peer, handshake: false);
+        Assert.True(await third.ClosedByServerAsync());
+        Assert.Equal(1, peer.Server.ConnectionsRefused);
+        using var again = await peer.CallAsync(peer.Request("echo", [2]));
+        Assert.True(again.IsOk, again.ToString());
+    }
+
     [Theory]
     [InlineData(long.MaxValue)]
     [InlineData(long.MaxValue / 10)]

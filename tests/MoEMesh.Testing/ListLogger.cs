@@ -28,3 +28,18 @@ public sealed class ListLogger : ILogger
         lock (_lines) _lines.Add((logLevel, formatter(state, exception)));
     }
 }
+
+/// <summary>Hands one <see cref="ListLogger"/> to every category, for asserting on what a host logs.</summary>
+public sealed class ListLoggerProvider : ILoggerProvider
+{
+    /// <summary>Where every category's lines go.</summary>
+    public ListLogger Logger { get; } = new();
+
+    /// <inheritdoc />
+    public ILogger CreateLogger(string categoryName) => Logger;
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+    }
+}

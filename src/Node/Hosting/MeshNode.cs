@@ -104,7 +104,9 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         StartedAt = time.GetUtcNow();
-        var protocol = new PeerProtocolOptions { UseTls = options.UseTls };
+        var protocol = options.Protocol;
+        protocol.UseTls = options.UseTls;
+        if (!options.UseTls) LogTlsOff(_logger);
         var router = new PeerRouter(time, loggers.CreateLogger<PeerRouter>());
         var server = new PeerServer(identity, router, protocol, time, loggers.CreateLogger<PeerServer>());
         var listen = options.ListenAddress;
@@ -193,6 +195,9 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
         {
         }
     }
+
+    [LoggerMessage(EventId = 507, Level = LogLevel.Warning, Message = "TLS is off (--no-tls): peer traffic is neither encrypted nor authenticated after the handshake, so anyone on the path can read and change it. Use this only on a network you trust, such as a loopback testnet")]
+    private static partial void LogTlsOff(ILogger logger);
 
     [LoggerMessage(EventId = 500, Level = LogLevel.Information, Message = "Node {PeerId} listening on {Address}; DHT routing table holds {Contacts} contacts")]
     private static partial void LogJoined(ILogger logger, string peerId, string address, int contacts);

@@ -1,6 +1,7 @@
 using MoEMesh.Dht;
 using MoEMesh.Experts.Runtime;
 using MoEMesh.Node.Serving;
+using MoEMesh.Protocol;
 using MoEMesh.Protocol.Addressing;
 using MoEMesh.Protocol.Rpc;
 using MoEMesh.Routing;
@@ -74,6 +75,9 @@ public sealed class NodeOptions
     /// <summary>DHT knobs.</summary>
     public DhtOptions Dht { get; set; } = new();
 
+    /// <summary>The peer protocol's limits and timings (the "MoEMesh:Protocol" section); TLS is <see cref="UseTls"/>.</summary>
+    public PeerProtocolOptions Protocol { get; set; } = new();
+
     /// <summary>The listen address, parsed.</summary>
     public PeerAddress ListenAddress => Parse(nameof(Listen), Listen);
 
@@ -113,6 +117,7 @@ public sealed class NodeOptions
         Wrap(nameof(Routing), Routing.Validate);
         Wrap(nameof(Models), Models.Validate);
         Wrap(nameof(Serving), Serving.Validate);
+        Wrap(nameof(Protocol), Protocol.Validate);
         if (string.IsNullOrWhiteSpace(ModelDirectory)) Fail(nameof(ModelDirectory), "must name a folder");
     }
 

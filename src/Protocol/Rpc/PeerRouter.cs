@@ -43,7 +43,7 @@ public sealed partial class PeerRouter(TimeProvider time, ILogger<PeerRouter>? l
         }
         catch (OperationCanceledException) when (time.GetUtcNow() >= request.Deadline)
         {
-            return PeerResponse.Error(StatusCode.DeadlineExceeded, $"{request.Method}: the deadline passed while the work ran.");
+            return DeadlinePassed(request.Method);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -66,6 +66,9 @@ public sealed partial class PeerRouter(TimeProvider time, ILogger<PeerRouter>? l
             return PeerResponse.Error(StatusCode.Internal, $"{request.Method} failed on this node; its log says why.");
         }
     }
+
+    /// <summary>The answer to work its deadline stopped.</summary>
+    internal static PeerResponse DeadlinePassed(string method) => PeerResponse.Error(StatusCode.DeadlineExceeded, $"{method}: the deadline passed while the work ran.");
 
     [LoggerMessage(EventId = 101, Level = LogLevel.Information, Message = "Method {Method}: refused a request of {PeerId}: {Problem}")]
     private static partial void LogRequestRefused(ILogger logger, string method, string peerId, string problem);

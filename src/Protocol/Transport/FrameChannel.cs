@@ -9,7 +9,9 @@ namespace MoEMesh.Protocol.Transport;
 /// The multiplexed half of a connection, after the handshake: one loop reads frames and rebuilds
 /// messages, one loop writes queued messages a frame at a time in turn, so a 64 MiB tensor moves in
 /// 1 MiB frames with small calls slipping in between. Any framing violation sends a GoAway naming it and
-/// closes the connection; other connections are untouched.
+/// closes the connection; other connections are untouched. So does a peer that holds a message unfinished
+/// past MessageTimeout (even by going silent), or lets more than MaxQueuedMessagesPerConnection messages or
+/// MaxQueuedBytesPerConnection bytes queue up for it unread.
 /// </summary>
 internal sealed class FrameChannel : IAsyncDisposable
 {
@@ -23,7 +25,11 @@ internal sealed class FrameChannel : IAsyncDisposable
     private readonly IAsyncDisposable? _transport;
     private readonly Stream? _directStream;
     private readonly TimeProvider _time;
+    private readonly PeerProtocolOptions _options;
+    private readonly ITimer _stallWatch;
     private ITimer? _closeGrace;
+    private long _queuedBytes, _lastRead;
+    private int _queuedMessages;
     private static readonly TimeSpan CloseGrace = TimeSpan.FromSeconds(1);
 
     /// <summary>Payload chunks from this size on bypass the pipe (one copy fewer); smaller ones are batched in it.</summary>
@@ -53,7 +59,12 @@ internal sealed class FrameChannel : IAsyncDisposable
         _sink = sink;
         _accepted = accepted;
         _transport = transport;
-        _assembler = new MessageAssembler(options.MaxMessageBytes, options.MaxBufferedBytesPerConnection);
+        _options = options;
+        _assembler = new MessageAssembler(options.MaxMessageBytes, options.MaxBufferedBytesPerConnection, options.MaxUnfinishedMessagesPerConnection, options.MessageTimeout, time);
+        _lastRead = time.GetTimestamp();
+        // A silent peer sends no frames for the read loop to check, so a timer looks too.
+        var period = options.MessageTimeout / 4;
+        _stallWatch = time.CreateTimer(static c => ((FrameChannel)c!).CloseIfStalled(), this, period, period);
     }
 
     /// <summary>Why the channel closed, or null while open.</summary>
@@ -69,12 +80,16 @@ internal sealed class FrameChannel : IAsyncDisposable
         _writing = Task.Run(WriteLoopAsync);
     }
 
-    /// <summary>Queues a message; false once the channel is closing.</summary>
+    /// <summary>Queues a message; false once the channel is closing, or when the peer has let too much queue up unread (the channel closes then).</summary>
     public bool TrySend(OutgoingMessage message)
     {
+        int messages = Interlocked.Increment(ref _queuedMessages);
+        long bytes = Interlocked.Add(ref _queuedBytes, message.TotalLength);
+        if (messages > _options.MaxQueuedMessagesPerConnection || bytes > _options.MaxQueuedBytesPerConnection)
+            Close($"the peer is not reading: {messages} messages ({bytes} bytes) queued for it; limits {_options.MaxQueuedMessagesPerConnection} and {_options.MaxQueuedBytesPerConnection} bytes");
         if (_closeReason is not null || !_outgoing.Writer.TryWrite(message))
         {
-            message.Sent.TrySetResult();
+            Dequeued(message);
             return false;
         }
         return true;
@@ -89,7 +104,9 @@ internal sealed class FrameChannel : IAsyncDisposable
     {
         if (Interlocked.CompareExchange(ref _closeReason, reason, null) is not null) return;
         var goAway = new OutgoingMessage(FrameKind.GoAway, 0, System.Text.Encoding.UTF8.GetBytes(Truncate(reason)));
-        _outgoing.Writer.TryWrite(goAway);
+        Interlocked.Increment(ref _queuedMessages);
+        Interlocked.Add(ref _queuedBytes, goAway.TotalLength);
+        if (!_outgoing.Writer.TryWrite(goAway)) Dequeued(goAway);
         _outgoing.Writer.TryComplete();
         // The writer gets a moment to flush the GoAway; then both loops are stopped.
         _closeGrace = _time.CreateTimer(static state => ((CancellationTokenSource)state!).Cancel(), _closing, CloseGrace, Timeout.InfiniteTimeSpan);
@@ -109,6 +126,7 @@ internal sealed class FrameChannel : IAsyncDisposable
             // Loops end in errors when the transport is torn down under them; the reason is already recorded.
         }
         if (_closeGrace is not null) await _closeGrace.DisposeAsync();
+        await _stallWatch.DisposeAsync();
         _assembler.Dispose();
         if (_transport is not null) await _transport.DisposeAsync();
         _closing.Dispose();
@@ -124,10 +142,12 @@ internal sealed class FrameChannel : IAsyncDisposable
             while (true)
             {
                 var result = await _input.ReadAsync(_closing.Token);
+                Interlocked.Exchange(ref _lastRead, _time.GetTimestamp());
                 var buffer = result.Buffer;
                 try
                 {
                     frames.Process(ref buffer, events);
+                    _assembler.ThrowIfStalled();
                 }
                 finally
                 {
@@ -157,11 +177,30 @@ internal sealed class FrameChannel : IAsyncDisposable
         {
             reason = $"connection lost: {e.Message}";
         }
+        catch (Exception e)
+        {
+            // Whatever else a peer's bytes provoke ends this connection, never the process.
+            reason = $"connection failed: {e.GetType().Name}: {e.Message}";
+        }
         finally
         {
             Close(reason);
             await _input.CompleteAsync();
         }
+    }
+
+    /// <summary>Closes the channel when a message has been unfinished and the peer silent for MessageTimeout.</summary>
+    private void CloseIfStalled()
+    {
+        if (_assembler.Unfinished > 0 && _time.GetElapsedTime(Interlocked.Read(ref _lastRead)) > _options.MessageTimeout)
+            Close($"a message stayed unfinished with the peer silent for {_options.MessageTimeout.TotalSeconds:F0} s");
+    }
+
+    private void Dequeued(OutgoingMessage message)
+    {
+        Interlocked.Decrement(ref _queuedMessages);
+        Interlocked.Add(ref _queuedBytes, -message.TotalLength);
+        message.Sent.TrySetResult();
     }
 
     /// <summary>Routes what the frame reader finds: messages to the sink, control frames handled here.</summary>
@@ -207,7 +246,7 @@ internal sealed class FrameChannel : IAsyncDisposable
                 {
                     if (message.Abandoned && !message.IsComplete)
                     {
-                        message.Sent.TrySetResult();
+                        Dequeued(message);
                         continue;
                     }
                     unflushed += message.WriteNextFrame(_output, _directStream is null ? int.MaxValue : DirectWriteFrom, out var deferred);
@@ -217,8 +256,7 @@ internal sealed class FrameChannel : IAsyncDisposable
                         await _directStream!.WriteAsync(deferred, _closing.Token);
                         unflushed = 0;
                     }
-                    if (message.IsComplete) message.Sent.TrySetResult();
-                    else if (!_outgoing.Writer.TryWrite(message)) message.Sent.TrySetResult();
+                    if (message.IsComplete || !_outgoing.Writer.TryWrite(message)) Dequeued(message);
                     if (unflushed >= FrameHeader.MaxBody)
                     {
                         await _output.FlushAsync(_closing.Token);
@@ -234,7 +272,7 @@ internal sealed class FrameChannel : IAsyncDisposable
         }
         finally
         {
-            while (_outgoing.Reader.TryRead(out var left)) left.Sent.TrySetResult();
+            while (_outgoing.Reader.TryRead(out var left)) Dequeued(left);
             await _output.CompleteAsync();
         }
     }

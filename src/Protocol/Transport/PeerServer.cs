@@ -11,12 +11,14 @@ namespace MoEMesh.Protocol.Transport;
 
 /// <summary>
 /// Serves accepted peer connections, from <see cref="PeerListener"/>'s sockets or from a Kestrel endpoint:
+/// admission (connection and handshake limits, in all and per address, checked before any TLS work),
 /// TLS (when on), the handshake, then requests routed through a <see cref="PeerRouter"/>. Whatever one connection sends (garbage, a wrong version,
 /// a failed proof) ends that connection only; the server keeps serving the others.
 /// </summary>
 public sealed partial class PeerServer(PeerIdentity identity, PeerRouter router, PeerProtocolOptions options, TimeProvider time, ILogger<PeerServer>? logger = null)
 {
     private readonly ILogger _logger = logger ?? (ILogger)NullLogger.Instance;
+    private readonly ConnectionAdmission _admission = new(options);
     private long _accepted, _refused;
 
     /// <summary>This node's identity.</summary>
@@ -25,8 +27,14 @@ public sealed partial class PeerServer(PeerIdentity identity, PeerRouter router,
     /// <summary>Connections that completed the handshake.</summary>
     public long ConnectionsAccepted => Interlocked.Read(ref _accepted);
 
-    /// <summary>Connections closed during TLS or the handshake.</summary>
+    /// <summary>Connections refused at admission or closed during TLS or the handshake.</summary>
     public long ConnectionsRefused => Interlocked.Read(ref _refused);
+
+    /// <summary>Connections open now (handshaking or established).</summary>
+    public int OpenConnections => _admission.Connections;
+
+    /// <summary>Connections in TLS or the peer handshake now.</summary>
+    public int HandshakesInProgress => _admission.Handshaking;
 
     /// <summary>Kestrel's entry point for one connection (see <see cref="PeerListenOptionsExtensions.UsePeerProtocol"/>).</summary>
     public Task HandleConnectionAsync(ConnectionContext connection) =>
@@ -47,6 +55,14 @@ public sealed partial class PeerServer(PeerIdentity identity, PeerRouter router,
     /// <summary>TLS (through <paramref name="open"/>), the handshake, then requests until the connection closes.</summary>
     private async Task ServeAsync(System.Net.EndPoint? remote, CancellationToken aborted, Func<CancellationToken, Task<(PipeReader Input, PipeWriter Output, SslStream? Ssl, Stream? Direct)>> open)
     {
+        using var lease = _admission.TryAdmit((remote as System.Net.IPEndPoint)?.Address, out var refusal);
+        if (lease is null)
+        {
+            // Closed before TLS: a flood of dials costs no handshake and no signature.
+            Interlocked.Increment(ref _refused);
+            LogRefused(_logger, remote?.ToString() ?? "unknown", refusal!);
+            return;
+        }
         SslStream? ssl = null;
         FrameChannel? channel = null;
         try
@@ -63,6 +79,7 @@ public sealed partial class PeerServer(PeerIdentity identity, PeerRouter router,
                 if (ssl is not null) TlsLayer.RequireSameKey(ssl, key, peer);
                 caller = peer;
             }
+            lease.Established();
             Interlocked.Increment(ref _accepted);
             var connection = new ServerConnection(caller, (remote as System.Net.IPEndPoint)?.Address, router, options, time);
             channel = new FrameChannel(input, output, connection, [FrameKind.Request], options, time, ssl, direct);

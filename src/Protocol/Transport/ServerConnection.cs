@@ -75,8 +75,18 @@ internal sealed class ServerConnection(PeerId caller, System.Net.IPAddress? remo
             using var deadline = new CancellationTokenSource(remaining, time);
             using var token = CancellationTokenSource.CreateLinkedTokenSource(cancel.Token, deadline.Token);
             var response = await router.DispatchAsync(request, token.Token);
-            if (cancel.IsCancellationRequested && response.Status == StatusCode.Cancelled) response.Dispose();
-            else Answer(id, response);
+            if (cancel.IsCancellationRequested && response.Status == StatusCode.Cancelled)
+            {
+                response.Dispose();
+                return;
+            }
+            if (deadline.IsCancellationRequested && response.Status == StatusCode.Cancelled)
+            {
+                // The deadline timer and the wall clock can disagree by a hair: the caller did not cancel, time ran out.
+                response.Dispose();
+                response = PeerRouter.DeadlinePassed(request.Method);
+            }
+            Answer(id, response);
         }
         finally
         {

@@ -31,12 +31,12 @@ public sealed class ModelFetcher(ModelDirectory directory, BlobClient blobs, Tim
             ? ModelPublications.Trusted(announced)
             : announced.Where(h => h.Version > held.Version && ModelPublications.SamePublisher(h.Publication, held)).ToArray();
         if (holders.Count == 0) throw new ModelNotFoundException(name);
-        return await FetchFromAsync(holders, folder, cancellationToken);
+        return await FetchFromAsync(holders, folder, maxBytes, cancellationToken);
     }
 
-    /// <summary>Fetches from <paramref name="holders"/> in order (see <see cref="FetchAsync"/>).</summary>
+    /// <summary>Fetches from <paramref name="holders"/> in order (see <see cref="FetchAsync"/>), taking at most <paramref name="maxBytes"/> from any.</summary>
     /// <exception cref="ModelFetchFailedException">Every holder failed.</exception>
-    public async Task<FetchedModel> FetchFromAsync(IReadOnlyList<ModelHostInfo> holders, string folder, CancellationToken cancellationToken)
+    public async Task<FetchedModel> FetchFromAsync(IReadOnlyList<ModelHostInfo> holders, string folder, long maxBytes, CancellationToken cancellationToken)
     {
         System.IO.Directory.CreateDirectory(folder);
         var problems = new List<string>();
@@ -52,7 +52,7 @@ public sealed class ModelFetcher(ModelDirectory directory, BlobClient blobs, Tim
                 }
                 string? problem;
                 await using (var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20, FileOptions.Asynchronous))
-                    problem = await blobs.FetchAsync(holder.Endpoint, holder.Sha256, holder.Size, file, perChunkTimeout, cancellationToken);
+                    problem = await blobs.FetchAsync(holder.Endpoint, holder.Sha256, holder.Size, maxBytes, file, perChunkTimeout, cancellationToken);
                 if (problem is not null)
                 {
                     problems.Add(problem);
