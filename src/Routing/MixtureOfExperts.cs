@@ -11,8 +11,10 @@ namespace MoEMesh.Routing;
 /// A mixture-of-experts layer whose experts live anywhere in the swarm. Forward: the gate scores each grid
 /// dimension; beam search finds each sample's best live experts; the directory gives their hosts; the
 /// selection (top-k, or top-p, with the gate's null experts competing) weights them by a softmax over
-/// their logits; the fan-out calls them under
-/// one deadline and combines the answers (falling back to local experts when needed). Backward: the
+/// their logits; the fan-out calls them and combines the answers (falling back to local experts when
+/// needed). All of it runs under one deadline, ForwardTimeout from the start: finding experts may use
+/// DiscoveryTimeout of it (what is not found by then counts as absent), the calls end by the deadline and
+/// the local fallback by the deadline plus FallbackMargin. Backward: the
 /// fan-out sends each answering expert its gradient (it steps its own optimizer on its host), and the
 /// gate gets dL/dlogit = w (a − Σ w a) for the experts that answered, with a = ⟨dL/dy, y_expert⟩, plus the
 /// gradients of the auxiliary router losses (load balance, z-loss, entropy) computed at forward time.
@@ -38,6 +40,9 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
         options.Validate();
         if (options.Kind is { } kind && kind.Width != gate.InputDim)
             throw new ArgumentException($"The layer needs experts of width {kind.Width} but its gate takes inputs of width {gate.InputDim}.");
+        // One deadline for the whole forward; finding experts may use DiscoveryTimeout of it.
+        var deadline = fanOut.Time.GetUtcNow() + fanOut.Options.ForwardTimeout;
+        using var discoveryOver = new CancellationTokenSource(fanOut.Options.DiscoveryTimeout, fanOut.Time);
         var scores = gate.Forward(input);
         var nullScores = gate.ForwardNull(input);
         RouterLossResult? losses = null;
@@ -51,13 +56,23 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
             {
                 foreach (var (uid, hosts) in await FindHostsAsync(candidates, token)) known[uid] = hosts;
                 return candidates.Where(u => known[u].Count > 0).ToHashSet();
-            });
+            }, discoveryOver.Token);
             var selections = found.Select((candidates, s) => Select(candidates, nullScores?.Row(s).ToArray())).ToArray();
             var choices = selections.Select(x => x.Experts).ToArray();
             var uids = choices.SelectMany(c => c.Select(e => e.Uid)).Distinct().ToArray();
             var missing = uids.Where(u => !known.ContainsKey(u)).ToArray();
             if (missing.Length > 0)
-                foreach (var (uid, hosts) in await FindHostsAsync(missing, cancellationToken)) known[uid] = hosts;
+            {
+                using var either = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, discoveryOver.Token);
+                try
+                {
+                    foreach (var (uid, hosts) in await FindHostsAsync(missing, either.Token)) known[uid] = hosts;
+                }
+                catch (OperationCanceledException) when (discoveryOver.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+                {
+                    // Out of time: those uids count as hostless and their samples fall back.
+                }
+            }
             if (options.RouterLosses is { } weights)
                 losses = RouterLosses.Compute(scores, choices.Select(c => (IReadOnlyList<IReadOnlyList<int>>)c.Select(e => e.Uid.Coordinates).ToArray()).ToArray(), weights);
             var utilisation = Utilisation.Of(choices.Select(c => c.Select(e => e.Uid)), found.SelectMany(f => f.Select(e => e.Uid)).Distinct().Count());
@@ -65,6 +80,7 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
             {
                 Input = input,
                 Choices = choices,
+                Deadline = deadline,
                 Hosts = known,
                 Rediscover = RediscoverAsync,
                 NullShare = nullScores is null ? null : selections.Select(x => x.Nulls.Sum(n => n.Weight)).ToArray(),

@@ -5,8 +5,24 @@ namespace MoEMesh.Routing;
 /// <summary>How a gating node calls experts. Every time limit is finite.</summary>
 public sealed class RoutingOptions
 {
-    /// <summary>One absolute deadline for a whole forward fan-out. Default 2 s.</summary>
+    /// <summary>
+    /// One absolute deadline for a whole forward: finding experts, calling them, and (with
+    /// <see cref="FallbackMargin"/> on top) the local fallback. Default 2 s.
+    /// </summary>
     public TimeSpan ForwardTimeout { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// How much of a forward's ForwardTimeout finding experts (beam search and their hosts in the DHT) may
+    /// use; what is not found by then counts as absent, and its samples fall back. Default 1 s.
+    /// </summary>
+    public TimeSpan DiscoveryTimeout { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// Local fallback runs once the remote calls are done, for every sample that needs it at once, and must
+    /// end by the forward's deadline plus this margin (so a fallback has time even when the calls used all
+    /// of it). Default 500 ms.
+    /// </summary>
+    public TimeSpan FallbackMargin { get; set; } = TimeSpan.FromMilliseconds(500);
 
     /// <summary>One absolute deadline for a whole backward fan-out. Default 2 s.</summary>
     public TimeSpan BackwardTimeout { get; set; } = TimeSpan.FromSeconds(2);
@@ -57,11 +73,14 @@ public sealed class RoutingOptions
         foreach (var (name, value) in new[]
         {
             (nameof(ForwardTimeout), ForwardTimeout), (nameof(BackwardTimeout), BackwardTimeout), (nameof(PeerBackoff), PeerBackoff), (nameof(PeerBackoffMax), PeerBackoffMax),
+            (nameof(DiscoveryTimeout), DiscoveryTimeout), (nameof(FallbackMargin), FallbackMargin),
         })
         {
             if (value <= TimeSpan.Zero || value == Timeout.InfiniteTimeSpan || value > TimeSpan.FromDays(1))
                 throw new ArgumentException($"{name} must be positive and finite; got {value}.");
         }
+        if (DiscoveryTimeout > ForwardTimeout)
+            throw new ArgumentException($"DiscoveryTimeout ({DiscoveryTimeout}) must not exceed ForwardTimeout ({ForwardTimeout}): finding experts is part of a forward.");
         if (GraceAfterKMin < TimeSpan.Zero || GraceAfterKMin > ForwardTimeout)
             throw new ArgumentException($"GraceAfterKMin must be between 0 and ForwardTimeout; got {GraceAfterKMin}.");
         if (KMin < 1) throw new ArgumentException($"KMin must be at least 1; got {KMin}.");

@@ -5,6 +5,7 @@ using Google.Protobuf;
 using MoEMesh.Protocol.Framing;
 using MoEMesh.Protocol.Identity;
 using MoEMesh.Protocol.Rpc;
+using MoEMesh.Protocol.Transport;
 using MoEMesh.Protocol.Wire;
 
 namespace MoEMesh.Protocol.Tests;
@@ -223,6 +224,42 @@ public class TransportTests
         Assert.Equal(1, peer.Server.ConnectionsRefused);
         using var again = await peer.CallAsync(peer.Request("echo", [2]));
         Assert.True(again.IsOk, again.ToString());
+    }
+
+    [Fact]
+    public async Task CallToAPeerThatNeverReads_EndsSoonAfterItsDeadline_NotAtKeepAlive()
+    {
+        // A listener that completes the handshake and then never reads another byte.
+        using var server = PeerIdentity.Create();
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var held = new List<Socket>();
+        var accepting = Task.Run(async () =>
+        {
+            var socket = await listener.AcceptSocketAsync();
+            lock (held) held.Add(socket);
+            var stream = new NetworkStream(socket, ownsSocket: false);
+            using var limit = new CancellationTokenSource(Bound);
+            await PeerHandshake.AcceptAsync(System.IO.Pipelines.PipeReader.Create(stream), System.IO.Pipelines.PipeWriter.Create(stream), server, limit.Token);
+        });
+        // Keep-alive could only end the call after minutes.
+        var options = new PeerProtocolOptions { UseTls = false, KeepAliveInterval = TimeSpan.FromMinutes(5), KeepAliveTimeout = TimeSpan.FromMinutes(5) };
+        using var client = PeerIdentity.Create();
+        await using var pool = new PeerConnectionPool(client, options, TimeProvider.System);
+        var transport = new TcpPeerTransport(pool, TimeProvider.System);
+        var endpoint = new PeerEndpoint(new Protocol.Addressing.PeerAddress("127.0.0.1", ((IPEndPoint)listener.LocalEndpoint).Port), server.PeerId);
+        try
+        {
+            // 32 MiB: more than the socket buffers take, so the writer blocks on it.
+            var request = PeerRequest.Create("echo", null, new byte[32 << 20], DateTimeOffset.UtcNow + TimeSpan.FromMilliseconds(500));
+            using var response = await transport.CallAsync(endpoint, request, default).WaitAsync(Bound);
+            Assert.Equal(StatusCode.DeadlineExceeded, response.Status);
+            await accepting.WaitAsync(Bound);
+        }
+        finally
+        {
+            lock (held) held.ForEach(s => s.Dispose());
+        }
     }
 
     [Theory]

@@ -14,11 +14,17 @@ internal sealed class MemoryDht(TimeProvider time) : IDht
     /// <summary>Keys looked up so far.</summary>
     public int KeysLookedUp { get; private set; }
 
-    public Task<DhtValue?> GetAsync(string key, bool latest, CancellationToken cancellationToken) =>
-        Task.FromResult(Get(key));
+    /// <summary>When set, lookups never answer (as a DHT whose nodes all stall); they end only when cancelled.</summary>
+    public bool Stalled { get; set; }
 
-    public Task<IReadOnlyDictionary<string, DhtValue?>> GetManyAsync(IReadOnlyCollection<string> keys, bool latest, CancellationToken cancellationToken) =>
-        Task.FromResult<IReadOnlyDictionary<string, DhtValue?>>(keys.Distinct().ToDictionary(k => k, Get));
+    public async Task<DhtValue?> GetAsync(string key, bool latest, CancellationToken cancellationToken) =>
+        (await GetManyAsync([key], latest, cancellationToken))[key];
+
+    public async Task<IReadOnlyDictionary<string, DhtValue?>> GetManyAsync(IReadOnlyCollection<string> keys, bool latest, CancellationToken cancellationToken)
+    {
+        if (Stalled) await Task.Delay(Timeout.InfiniteTimeSpan, cancellationToken);
+        return keys.Distinct().ToDictionary(k => k, Get);
+    }
 
     public async Task<DhtStoreResult> StoreAsync(DhtRecord record, CancellationToken cancellationToken) => (await StoreManyAsync([record], cancellationToken))[0];
 

@@ -113,6 +113,20 @@ internal sealed class FrameChannel : IAsyncDisposable
         _sink.OnClosed(reason);
     }
 
+    /// <summary>Closes at once, without waiting for queued bytes: for a peer that has stopped reading.</summary>
+    public void Abort(string reason)
+    {
+        Close(reason);
+        try
+        {
+            _closing.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // already disposed: nothing left to stop
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         Close("connection disposed");
@@ -236,6 +250,8 @@ internal sealed class FrameChannel : IAsyncDisposable
 
     private async Task WriteLoopAsync()
     {
+        // The message being written is out of the queue; if writing fails, its owner must still hear it is done.
+        OutgoingMessage? writing = null;
         try
         {
             var reader = _outgoing.Reader;
@@ -244,9 +260,11 @@ internal sealed class FrameChannel : IAsyncDisposable
                 long unflushed = 0;
                 while (reader.TryRead(out var message))
                 {
+                    writing = message;
                     if (message.Abandoned && !message.IsComplete)
                     {
                         Dequeued(message);
+                        writing = null;
                         continue;
                     }
                     unflushed += message.WriteNextFrame(_output, _directStream is null ? int.MaxValue : DirectWriteFrom, out var deferred);
@@ -257,6 +275,7 @@ internal sealed class FrameChannel : IAsyncDisposable
                         unflushed = 0;
                     }
                     if (message.IsComplete || !_outgoing.Writer.TryWrite(message)) Dequeued(message);
+                    writing = null;
                     if (unflushed >= FrameHeader.MaxBody)
                     {
                         await _output.FlushAsync(_closing.Token);
@@ -272,6 +291,7 @@ internal sealed class FrameChannel : IAsyncDisposable
         }
         finally
         {
+            if (writing is not null) Dequeued(writing);
             while (_outgoing.Reader.TryRead(out var left)) Dequeued(left);
             await _output.CompleteAsync();
         }

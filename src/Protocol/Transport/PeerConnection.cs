@@ -128,10 +128,26 @@ public sealed class PeerConnection : IFrameSink, IAsyncDisposable
         }
         finally
         {
-            // The payload belongs to the caller again only once the writer has let go of it.
-            await message.Sent.Task;
+            // The payload belongs to the caller again only once the writer has let go of it. A peer that has
+            // not taken the request's bytes by SendGrace past the deadline has stopped reading: the connection
+            // is cut (its other calls fail Unavailable) rather than hold the caller until keep-alive notices.
+            if (!message.Sent.Task.IsCompleted)
+            {
+                try
+                {
+                    await message.Sent.Task.WaitAsync(SendGrace, _time);
+                }
+                catch (TimeoutException)
+                {
+                    _channel.Abort($"{RemotePeer} took no more bytes of {request.Method} for {SendGrace.TotalSeconds:F0} s past its deadline; it has stopped reading");
+                    await message.Sent.Task;
+                }
+            }
         }
     }
+
+    /// <summary>How long past a call's deadline its request may still be being written before the connection is cut.</summary>
+    public static readonly TimeSpan SendGrace = TimeSpan.FromSeconds(1);
 
     /// <summary>Sends a ping and waits for the pong; false when none comes within <paramref name="timeout"/>.</summary>
     public async Task<bool> PingAsync(TimeSpan timeout, CancellationToken cancellationToken)

@@ -10,8 +10,9 @@ namespace MoEMesh.Routing.Calling;
 
 /// <summary>
 /// Calls many experts for a batch and always answers in time. One request per expert carries every sample
-/// routed to it (Hivemind sends one per sample); the whole fan-out has one absolute deadline,
-/// ForwardTimeout. Once every sample has KMin answers (or cannot get more), stragglers get at most
+/// routed to it (Hivemind sends one per sample); the whole fan-out has one absolute deadline (the
+/// request's, else ForwardTimeout from now), and the local fallback, all groups at once, ends by that
+/// deadline plus FallbackMargin. Once every sample has KMin answers (or cannot get more), stragglers get at most
 /// GraceAfterKMin and are then cancelled (the cancel frame reaches their hosts). A host that cannot be
 /// reached is replaced by the uid's next host while time remains. An answer holding NaN or Inf counts as
 /// a failure. Each sample's output is its answered experts' outputs weighted by their gate weights
@@ -26,13 +27,20 @@ public sealed partial class ExpertFanOut(IExpertInvoker remote, IExpertInvoker? 
     /// <summary>How activations and gradients travel (<see cref="RoutingOptions.Compression"/>).</summary>
     public Protocol.Wire.Compression Compression => options.WireCompression;
 
+    /// <summary>The deadlines a forward runs under.</summary>
+    public RoutingOptions Options => options;
+
+    /// <summary>The clock deadlines are kept by.</summary>
+    public TimeProvider Time => time;
+
     /// <summary>Runs the forward fan-out.</summary>
     /// <exception cref="ExpertCallFailedException">A sample got no answer and has no local fallback.</exception>
     public async Task<FanOutResult> ForwardAsync(FanOutRequest request, CancellationToken cancellationToken)
     {
         int samples = request.Choices.Count;
         if (request.Input.Rows != samples) throw new ArgumentException($"The batch has {request.Input.Rows} samples but {samples} choices.");
-        var deadline = time.GetUtcNow() + options.ForwardTimeout;
+        var now = time.GetUtcNow();
+        var deadline = request.Deadline ?? now + options.ForwardTimeout;
         var groups = request.Choices.SelectMany((choices, s) => choices.Select(c => (c.Uid, Sample: s)))
             .GroupBy(x => x.Uid).ToDictionary(g => g.Key, g => g.Select(x => x.Sample).Distinct().ToArray());
         var kmin = request.Choices.Select(c => Math.Min(options.KMin, c.Count)).ToArray();
@@ -41,7 +49,7 @@ public sealed partial class ExpertFanOut(IExpertInvoker remote, IExpertInvoker? 
         var answers = new Dictionary<AnswerKey, ExpertAnswer>();
         var trace = new List<ExpertCallTrace>();
         var calls = groups.Select(g => (g.Value, (Func<CancellationToken, Task<CallOutcome<ExpertAnswer>>>)(t => CallAsync(request, g.Key, g.Value, deadline, t))));
-        foreach (var outcome in await CollectAsync(calls, kmin, options.ForwardTimeout, cancellationToken))
+        foreach (var outcome in await CollectAsync(calls, kmin, deadline - now, cancellationToken))
         {
             trace.Add(outcome.Trace);
             if (outcome.Answer is { } answer) answers[new AnswerKey(outcome.Trace.Uid, false)] = answer;
@@ -49,7 +57,7 @@ public sealed partial class ExpertFanOut(IExpertInvoker remote, IExpertInvoker? 
         foreach (var answer in answers.Values)
             foreach (int s in answer.Samples) answered[s]++;
         cancellationToken.ThrowIfCancellationRequested();
-        var fellBack = await FallBackAsync(request, answered, kmin, answers, trace, cancellationToken);
+        var fellBack = await FallBackAsync(request, answered, kmin, answers, trace, deadline + options.FallbackMargin, cancellationToken);
         return Combine(request, answers, fellBack, trace);
     }
 
@@ -172,37 +180,46 @@ public sealed partial class ExpertFanOut(IExpertInvoker remote, IExpertInvoker? 
 
     private sealed record Attempt(Directory.ExpertHostInfo Host, ExpertCallResult<Tensor> Result, TimeSpan Elapsed);
 
-    /// <summary>Local experts answer for samples short of KMin; returns which samples fell back.</summary>
+    /// <summary>
+    /// Local experts answer for samples short of KMin, every local expert at once, all by
+    /// <paramref name="deadline"/>; returns which samples fell back.
+    /// </summary>
     private async Task<bool[]> FallBackAsync(FanOutRequest request, int[] answered, int[] kmin, Dictionary<AnswerKey, ExpertAnswer> answers,
-        List<ExpertCallTrace> trace, CancellationToken cancellationToken)
+        List<ExpertCallTrace> trace, DateTimeOffset deadline, CancellationToken cancellationToken)
     {
         var fellBack = new bool[answered.Length];
         if (local is null || request.Fallback is null) return fellBack;
         var needed = Enumerable.Range(0, answered.Length).Where(s => answered[s] < kmin[s] || (request.Choices[s].Count == 0 && NullShareOf(request, s) == 0f))
-            .Select(s => (Sample: s, Uid: request.Fallback(s))).Where(x => x.Uid is not null).GroupBy(x => x.Uid!.Value);
-        foreach (var group in needed)
+            .Select(s => (Sample: s, Uid: request.Fallback(s))).Where(x => x.Uid is not null).GroupBy(x => x.Uid!.Value)
+            .Select(g => (Uid: g.Key, Samples: g.Select(x => x.Sample).ToArray())).ToArray();
+        var results = await Task.WhenAll(needed.Select(group => FallBackOneAsync(request, group.Uid, group.Samples, deadline, cancellationToken)));
+        foreach (var (answer, line) in results)
         {
-            var uid = group.Key;
-            var samples = group.Select(x => x.Sample).ToArray();
-            var input = Gather(request.Input, samples);
-            long started = time.GetTimestamp();
-            var target = new ExpertTarget(uid, LocalEndpoint);
-            var result = await local.ForwardAsync(target, input, Compression, time.GetUtcNow() + options.ForwardTimeout, cancellationToken);
-            if (result.IsOk && Problem(result.Value!, samples.Length) is { } problem)
-            {
-                result.Value!.Dispose();
-                result = ExpertCallResult<Tensor>.Failed(ExpertCallOutcome.Rejected, problem);
-            }
-            trace.Add(new ExpertCallTrace(uid, "local", result.Outcome, result.Error, time.GetElapsedTime(started), samples.Length, true));
-            if (!result.IsOk)
-            {
-                input.Dispose();
-                continue;
-            }
-            answers[new AnswerKey(uid, true)] = new ExpertAnswer(target, true, samples, input, result.Value!);
-            foreach (int s in samples) fellBack[s] = true;
+            trace.Add(line);
+            if (answer is null) continue;
+            answers[new AnswerKey(answer.Target.Uid, true)] = answer;
+            foreach (int s in answer.Samples) fellBack[s] = true;
         }
         return fellBack;
+    }
+
+    private async Task<(ExpertAnswer? Answer, ExpertCallTrace Trace)> FallBackOneAsync(FanOutRequest request, ExpertUid uid, int[] samples, DateTimeOffset deadline,
+        CancellationToken cancellationToken)
+    {
+        await Task.Yield();
+        var input = Gather(request.Input, samples);
+        long started = time.GetTimestamp();
+        var target = new ExpertTarget(uid, LocalEndpoint);
+        var result = await local!.ForwardAsync(target, input, Compression, deadline, cancellationToken);
+        if (result.IsOk && Problem(result.Value!, samples.Length) is { } problem)
+        {
+            result.Value!.Dispose();
+            result = ExpertCallResult<Tensor>.Failed(ExpertCallOutcome.Rejected, problem);
+        }
+        var line = new ExpertCallTrace(uid, "local", result.Outcome, result.Error, time.GetElapsedTime(started), samples.Length, true);
+        if (result.IsOk) return (new ExpertAnswer(target, true, samples, input, result.Value!), line);
+        input.Dispose();
+        return (null, line);
     }
 
     private static FanOutResult Combine(FanOutRequest request, Dictionary<AnswerKey, ExpertAnswer> answers, bool[] fellBack, List<ExpertCallTrace> trace)

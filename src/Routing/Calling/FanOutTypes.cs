@@ -17,6 +17,12 @@ public sealed class FanOutRequest
     /// <summary>Per sample, the chosen experts and their gate weights.</summary>
     public required IReadOnlyList<IReadOnlyList<ExpertChoice>> Choices { get; init; }
 
+    /// <summary>
+    /// When the calls must be done (the forward's one deadline, set when finding the experts already used
+    /// part of it); null for now + ForwardTimeout.
+    /// </summary>
+    public DateTimeOffset? Deadline { get; init; }
+
     /// <summary>Live hosts of each chosen uid (from the directory); a uid with none cannot be called remotely.</summary>
     public required IReadOnlyDictionary<ExpertUid, IReadOnlyList<ExpertHostInfo>> Hosts { get; init; }
 

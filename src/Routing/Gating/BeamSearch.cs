@@ -28,13 +28,29 @@ public sealed class BeamSearch(ExpertDirectory directory)
     /// <param name="beamWidth">Prefixes expanded per sample per round (more: fewer rounds, more lookups).</param>
     /// <param name="cancellationToken">Stops the search.</param>
     /// <param name="usable">Which of the given uids may be used (null: every live uid); asked once per round for the uids waiting at the head.</param>
+    /// <param name="stop">When it fires the search ends with what it has found so far (each sample's best, possibly fewer than k).</param>
     public async Task<IReadOnlyList<ScoredExpert>[]> FindAsync(ExpertGrid grid, IReadOnlyList<IReadOnlyList<float[]>> scores, int k, int beamWidth, CancellationToken cancellationToken,
-        Func<IReadOnlyCollection<ExpertUid>, CancellationToken, Task<IReadOnlySet<ExpertUid>>>? usable = null)
+        Func<IReadOnlyCollection<ExpertUid>, CancellationToken, Task<IReadOnlySet<ExpertUid>>>? usable = null, CancellationToken stop = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(k, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(beamWidth, 1);
         var searches = scores.Select((s, i) => new SampleSearch(grid, Check(grid, s, i), k)).ToArray();
         var verdicts = usable is null ? null : new Dictionary<ExpertUid, bool>();
+        using var either = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, stop);
+        try
+        {
+            await SearchAsync(searches, verdicts, beamWidth, usable, either.Token);
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            // Out of time: what was found stands.
+        }
+        return searches.Select(s => s.Found).ToArray();
+    }
+
+    private async Task SearchAsync(SampleSearch[] searches, Dictionary<ExpertUid, bool>? verdicts, int beamWidth,
+        Func<IReadOnlyCollection<ExpertUid>, CancellationToken, Task<IReadOnlySet<ExpertUid>>>? usable, CancellationToken cancellationToken)
+    {
         while (true)
         {
             var wanted = new HashSet<ExpertPrefix>();
@@ -60,7 +76,6 @@ public sealed class BeamSearch(ExpertDirectory directory)
                 search.Expand(found);
             }
         }
-        return searches.Select(s => s.Found).ToArray();
     }
 
     private static IReadOnlyList<float[]> Check(ExpertGrid grid, IReadOnlyList<float[]> scores, int sample)
