@@ -28,6 +28,18 @@ public sealed partial class DhtNode : IDht, IDhtRpcHandler, ILookupHost, IAsyncD
     private readonly IDhtRpc _rpc;
     private readonly RoutingTable _table;
     private readonly RecordStore _store;
+
+    /// <summary>How long store-on-join waits to batch newcomers into one pass over the stored keys.</summary>
+    private static readonly TimeSpan HandOffDelay = TimeSpan.FromSeconds(1);
+
+    /// <summary>Keys planned per hold of the lock during a store-on-join pass.</summary>
+    private const int HandOffChunk = 512;
+
+    private readonly List<DhtContact> _newcomers = [];
+    private bool _handOffPending;
+
+    /// <summary>Store-on-join passes over the stored keys so far (each serves every newcomer of its batch).</summary>
+    internal int HandOffPasses { get; private set; }
     private readonly RecordValidator _validator;
     private readonly PeerBans _bans;
     private readonly BackgroundWork _background;
@@ -195,15 +207,20 @@ public sealed partial class DhtNode : IDht, IDhtRpcHandler, ILookupHost, IAsyncD
     {
         if (contact.Id == Id) return;
         DhtContact? pingFirst;
-        List<DhtRecord>? handOff = null;
+        bool startHandOff = false;
         lock (_gate)
         {
             _bans.Clear(contact.Id);
             (bool added, pingFirst) = _table.Add(contact);
-            if (added) handOff = RecordsToHandOff(contact);
+            if (added)
+            {
+                _newcomers.Add(contact);
+                startHandOff = !_handOffPending;
+                _handOffPending = true;
+            }
         }
         if (pingFirst is not null) _background.Run("ping before eviction", () => PingBeforeEvictionAsync(pingFirst));
-        if (handOff is { Count: > 0 }) _background.Run("store-on-join", () => HandOffAsync(contact, handOff));
+        if (startHandOff) _background.Run("store-on-join", HandOffToNewcomersAsync);
     }
 
     /// <summary>A contact failed: ban it and drop it from the table (a replacement takes its place).</summary>
@@ -220,23 +237,53 @@ public sealed partial class DhtNode : IDht, IDhtRpcHandler, ILookupHost, IAsyncD
     }
 
     /// <summary>
-    /// Records a new node should hold now that it is here (Kademlia's store-on-join, as Hivemind does it):
-    /// those whose key it is nearer to than the furthest of our NumReplicas nearest neighbours, sent only
-    /// by the node nearest to the key among us and those neighbours, so one copy is sent, not five.
+    /// Store-on-join, batched: the contacts new to the table within <see cref="HandOffDelay"/> share one
+    /// pass over the stored keys, taken a chunk at a time under the lock, so a flood of new contacts costs
+    /// one pass per delay rather than a pass, under the lock, per contact.
     /// </summary>
-    private List<DhtRecord> RecordsToHandOff(DhtContact newcomer)
+    private async Task HandOffToNewcomersAsync()
     {
-        var now = Time.GetUtcNow();
-        var records = new List<DhtRecord>();
-        foreach (var key in _store.Keys)
+        await Task.Delay(HandOffDelay, Time, _stopping.Token);
+        List<DhtContact> newcomers;
+        string[] keys;
+        lock (_gate)
         {
-            var keyId = NodeId.ForKey(key);
-            var neighbours = _table.Nearest(keyId, Options.NumReplicas, c => c.Id != newcomer.Id);
-            bool newcomerShouldHold = neighbours.Count < Options.NumReplicas || newcomer.Id.IsCloserTo(keyId, neighbours[^1].Id);
-            bool weAreNearest = neighbours.Count == 0 || Id.IsCloserTo(keyId, neighbours[0].Id);
-            if (newcomerShouldHold && weAreNearest) records.AddRange(_store.Get(key, now));
+            newcomers = [.. _newcomers];
+            _newcomers.Clear();
+            _handOffPending = false;
+            keys = [.. _store.Keys];
+            HandOffPasses++;
         }
-        return records;
+        var handOffs = new Dictionary<DhtContact, List<DhtRecord>>();
+        foreach (var chunk in keys.Chunk(HandOffChunk))
+        {
+            lock (_gate)
+                foreach (var key in chunk) PlanHandOff(key, newcomers, handOffs);
+            await Task.Yield();
+        }
+        await Task.WhenAll(handOffs.Select(h => HandOffAsync(h.Key, h.Value)));
+    }
+
+    /// <summary>
+    /// Which of <paramref name="newcomers"/> should now hold <paramref name="key"/>'s records (Kademlia's
+    /// store-on-join, as Hivemind does it): those nearer to the key than the furthest of our NumReplicas
+    /// nearest other neighbours, sent only when we are nearer to it than those neighbours, so one copy is
+    /// sent, not five.
+    /// </summary>
+    private void PlanHandOff(string key, List<DhtContact> newcomers, Dictionary<DhtContact, List<DhtRecord>> handOffs)
+    {
+        var keyId = NodeId.ForKey(key);
+        var neighbours = _table.Nearest(keyId, Options.NumReplicas, c => !newcomers.Exists(n => n.Id == c.Id));
+        if (neighbours.Count > 0 && !Id.IsCloserTo(keyId, neighbours[0].Id)) return;
+        IReadOnlyList<DhtRecord>? records = null;
+        foreach (var newcomer in newcomers)
+        {
+            if (neighbours.Count >= Options.NumReplicas && !newcomer.Id.IsCloserTo(keyId, neighbours[^1].Id)) continue;
+            records ??= _store.Get(key, Time.GetUtcNow());
+            if (records.Count == 0) return;
+            if (!handOffs.TryGetValue(newcomer, out var list)) handOffs[newcomer] = list = [];
+            list.AddRange(records);
+        }
     }
 
     private async Task HandOffAsync(DhtContact newcomer, List<DhtRecord> records)

@@ -43,10 +43,13 @@ public sealed class ExpertBackend
     public ExpertSchema Schema => Expert.Schema;
 
     /// <summary>
-    /// Held while weights change (backward and its step) and while a checkpoint reads them, so a checkpoint
+    /// Held while weights change (backward and its step) and while a checkpoint copies them, so a checkpoint
     /// taken while the expert trains never holds a half-applied step.
     /// </summary>
     public object WeightsLock { get; } = new();
+
+    /// <summary>Held by a checkpoint save from start to end, so two saves of this expert never write at once.</summary>
+    public object CheckpointLock { get; } = new();
 
     /// <summary>Optimizer steps applied (backward batches processed), also after a restore.</summary>
     public long UpdateCount => Optimizer.StepCount;

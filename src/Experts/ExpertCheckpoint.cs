@@ -21,31 +21,70 @@ public static class ExpertCheckpoint
 
     /// <summary>
     /// Writes a checkpoint of <paramref name="backend"/> into <paramref name="directory"/>. Safe while the
-    /// expert trains: it holds <see cref="ExpertBackend.WeightsLock"/>, so no step lands half-way.
+    /// expert trains: the weights and optimizer state are copied under <see cref="ExpertBackend.WeightsLock"/>
+    /// (so no step lands half-way), and written and hashed after it is released, so training waits for a
+    /// memory copy, not for the disk. Saves of one expert run one at a time.
     /// </summary>
     public static void Save(ExpertBackend backend, string directory)
     {
-        lock (backend.WeightsLock) SaveConsistent(backend, directory);
+        lock (backend.CheckpointLock)
+        {
+            using var snapshot = Snapshot(backend);
+            snapshot.WriteTo(directory);
+        }
     }
 
-    private static void SaveConsistent(ExpertBackend backend, string directory)
+    /// <summary>A consistent copy of <paramref name="backend"/>'s weights and optimizer state, taken under its weights lock.</summary>
+    public static CheckpointSnapshot Snapshot(ExpertBackend backend)
     {
-        Directory.CreateDirectory(directory);
-        var weightsName = $"weights.{backend.UpdateCount:D10}.safetensors";
-        var weightsPath = Path.Combine(directory, weightsName);
-        var entries = backend.Expert.Parameters.Select(p => new SafeTensorEntry(ParameterPrefix + p.Name, p.Value))
-            .Concat(backend.Optimizer.State.Select(s => new SafeTensorEntry(OptimizerPrefix + s.Key, s.Value)));
-        SafeTensorsFile.WriteFile(weightsPath, entries, new Dictionary<string, string>
+        lock (backend.WeightsLock)
         {
-            ["expert"] = backend.Name,
-            ["update_count"] = backend.UpdateCount.ToString(System.Globalization.CultureInfo.InvariantCulture),
-        });
-        var manifest = new CheckpointManifest(FormatVersion, backend.Name, backend.Spec, backend.Schema.ToString(),
-            backend.Optimizer.Name, backend.UpdateCount, weightsName, Sha256Of(weightsPath));
-        AtomicFile.Write(Path.Combine(directory, ManifestName),
-            stream => JsonSerializer.Serialize(stream, manifest, ManifestJson.Default.CheckpointManifest));
-        foreach (var stale in Directory.EnumerateFiles(directory, "weights.*.safetensors"))
-            if (Path.GetFileName(stale) != weightsName) File.Delete(stale);
+            var tensors = backend.Expert.Parameters.Select(p => new SafeTensorEntry(ParameterPrefix + p.Name, p.Value.Clone()))
+                .Concat(backend.Optimizer.State.Select(s => new SafeTensorEntry(OptimizerPrefix + s.Key, s.Value.Clone()))).ToArray();
+            return new CheckpointSnapshot(backend, backend.UpdateCount, tensors);
+        }
+    }
+
+    /// <summary>A copy of an expert's weights and optimizer state at one update; written outside any lock.</summary>
+    public sealed class CheckpointSnapshot : IDisposable
+    {
+        private readonly ExpertBackend _backend;
+        private readonly SafeTensorEntry[] _tensors;
+
+        internal CheckpointSnapshot(ExpertBackend backend, long updateCount, SafeTensorEntry[] tensors)
+        {
+            _backend = backend;
+            UpdateCount = updateCount;
+            _tensors = tensors;
+        }
+
+        /// <summary>The update the copy was taken at.</summary>
+        public long UpdateCount { get; }
+
+        /// <summary>Writes the copy as a new weights file, then atomically replaces the manifest, then removes older weights files.</summary>
+        public void WriteTo(string directory)
+        {
+            Directory.CreateDirectory(directory);
+            var weightsName = $"weights.{UpdateCount:D10}.safetensors";
+            var weightsPath = Path.Combine(directory, weightsName);
+            SafeTensorsFile.WriteFile(weightsPath, _tensors, new Dictionary<string, string>
+            {
+                ["expert"] = _backend.Name,
+                ["update_count"] = UpdateCount.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            });
+            var manifest = new CheckpointManifest(FormatVersion, _backend.Name, _backend.Spec, _backend.Schema.ToString(),
+                _backend.Optimizer.Name, UpdateCount, weightsName, Sha256Of(weightsPath));
+            AtomicFile.Write(Path.Combine(directory, ManifestName),
+                stream => JsonSerializer.Serialize(stream, manifest, ManifestJson.Default.CheckpointManifest));
+            foreach (var stale in Directory.EnumerateFiles(directory, "weights.*.safetensors"))
+                if (Path.GetFileName(stale) != weightsName) File.Delete(stale);
+        }
+
+        /// <inheritdoc />
+        public void Dispose()
+        {
+            foreach (var t in _tensors) t.Tensor.Dispose();
+        }
     }
 
     /// <summary>

@@ -181,6 +181,28 @@ public class SwarmTests
     }
 
     [Fact]
+    public void FloodOfNewContacts_CostsOnePassOverTheStoredKeys_NotOnePerContact()
+    {
+        Sim.Run(8, async swarm =>
+        {
+            await swarm.GrowAsync(10);
+            var node = swarm.Members[3].Node;
+            for (int i = 0; i < 200; i++)
+                node.HandleStore(new DhtSender(swarm.Members[4].Identity.PeerId, null, true), [DhtRecord.Unsigned($"k:{i}", null, new byte[] { 1 }, swarm.In(Minutes5))]);
+            int before = node.HandOffPasses;
+            var random = new Random(8);
+            for (int i = 0; i < 100; i++)
+            {
+                var stranger = TestContacts.Random(random);
+                node.HandlePing(new DhtSender(stranger.PeerId, new PeerAddress($"stranger-{i}", 7000), ClientMode: false));
+            }
+            await Task.Delay(TimeSpan.FromSeconds(5), swarm.Clock);
+            Assert.True(node.RoutingTableSize > 20, $"only {node.RoutingTableSize} contacts: the strangers were not taken in");
+            Assert.Equal(1, node.HandOffPasses - before);
+        });
+    }
+
+    [Fact]
     public void Bootstrap_NoInitialPeerAnswers_NamesEachPeerAndWhy()
     {
         var e = Assert.Throws<DhtBootstrapException>(() => Sim.Run(8, async swarm =>

@@ -41,6 +41,28 @@ public sealed class ExpertCheckpointTests : IDisposable
     }
 
     [Fact]
+    public async Task Snapshot_IsTakenUnderTheWeightsLock_AndWrittenAfterIt_SoTrainingGoesOnMeanwhile()
+    {
+        var original = ExpertBackendTests.Create();
+        TrainSteps(original, 3, 10);
+        using var probe = GradientCheck.Random([5, 8], 79);
+        using var atSnapshot = original.Forward(probe);
+        using var snapshot = ExpertCheckpoint.Snapshot(original);
+
+        // The lock is free before the snapshot is written: another thread trains now (it would block if not).
+        await Task.Run(() => TrainSteps(original, 2, 60)).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(5, original.UpdateCount);
+        snapshot.WriteTo(_directory);
+
+        // What was written is the expert as it was at the snapshot, whole.
+        var restored = ExpertBackendTests.Create();
+        Assert.True(ExpertCheckpoint.TryRestore(restored, _directory));
+        Assert.Equal(3, restored.UpdateCount);
+        using var fromDisk = restored.Forward(probe);
+        Assert.Equal(atSnapshot.ToArray(), fromDisk.ToArray());
+    }
+
+    [Fact]
     public void UntrainedExpert_HoldsNoGradientsOrOptimizerState_AndItsCheckpointRestoresAndTrainsIdentically()
     {
         var original = ExpertBackendTests.Create();
