@@ -192,9 +192,9 @@ public sealed partial class DhtNode : IDht, IDhtRpcHandler, ILookupHost, IAsyncD
     }
 
     /// <summary>Updates table and bans from the outcome of an RPC we made.</summary>
-    private void Observe(DhtContact contact, RpcOutcome outcome, string? error)
+    private void Observe(DhtContact contact, CallOutcome outcome, string? error)
     {
-        if (outcome is RpcOutcome.Ok or RpcOutcome.Rejected) Seen(contact);
+        if (outcome is CallOutcome.Ok or CallOutcome.Rejected) Seen(contact);
         else Lost(contact, error ?? outcome.ToString());
     }
 

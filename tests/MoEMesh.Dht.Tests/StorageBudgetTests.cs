@@ -4,6 +4,7 @@ using MoEMesh.Dht.Rpc;
 using MoEMesh.Dht.Storage;
 using MoEMesh.Dht.Transport;
 using MoEMesh.Protocol.Identity;
+using MoEMesh.Protocol.Rpc;
 
 namespace MoEMesh.Dht.Tests;
 
@@ -57,14 +58,14 @@ public class StorageBudgetTests
         var options = new DhtOptions { MaxStoredBytes = 10 * cost };
         using var identity = PeerIdentity.FromSeed(704);
         await using var dht = new DhtNode(identity.PeerId, new Protocol.Addressing.PeerAddress("127.0.0.1", 9), new NoRpc(), options, TimeProvider.System);
-        var router = new Protocol.Rpc.PeerRouter(TimeProvider.System).MapDht(dht, options);
+        var router = new PeerRouter(TimeProvider.System).MapDht(dht, options);
         var expiration = DateTimeOffset.UtcNow + TimeSpan.FromMinutes(1);
 
         async Task<StoreStatus> StoreAsync(string key, IPAddress from, int peer)
         {
             var request = new Protocol.Wire.Dht.StoreRequest();
             request.Records.Add(DhtWire.ToWire(DhtRecord.Unsigned(key, null, new byte[400], expiration)));
-            using var response = await router.DispatchAsync(new Protocol.Rpc.PeerRequest(DhtRpcHandler.StoreMethod, Google.Protobuf.MessageExtensions.ToByteArray(request), default,
+            using var response = await router.DispatchAsync(new PeerRequest(DhtRpcHandler.StoreMethod, Google.Protobuf.MessageExtensions.ToByteArray(request), default,
                 DateTimeOffset.UtcNow + TimeSpan.FromSeconds(5)) { Caller = PeerIdentity.FromSeed(800 + peer).PeerId, RemoteAddress = from }, default);
             return (StoreStatus)response.ParseHeader(Protocol.Wire.Dht.StoreResponse.Parser).Results[0].Status;
         }
@@ -79,13 +80,13 @@ public class StorageBudgetTests
 
     private sealed class NoRpc : IDhtRpc
     {
-        public Task<DhtRpcResult<PeerId>> PingAsync(DhtSender from, Protocol.Rpc.PeerEndpoint target, DateTimeOffset deadline, CancellationToken cancellationToken) =>
-            Task.FromResult(DhtRpcResult<PeerId>.Failed(RpcOutcome.Unreachable, "no network in this test"));
+        public Task<DhtRpcResult<PeerId>> PingAsync(DhtSender from, PeerEndpoint target, DateTimeOffset deadline, CancellationToken cancellationToken) =>
+            Task.FromResult(DhtRpcResult<PeerId>.Failed(CallOutcome.Unreachable, "no network in this test"));
 
         public Task<DhtRpcResult<IReadOnlyList<StoreOutcome>>> StoreAsync(DhtSender from, Ids.DhtContact target, IReadOnlyList<DhtRecord> records, DateTimeOffset deadline, CancellationToken cancellationToken) =>
-            Task.FromResult(DhtRpcResult<IReadOnlyList<StoreOutcome>>.Failed(RpcOutcome.Unreachable, "no network in this test"));
+            Task.FromResult(DhtRpcResult<IReadOnlyList<StoreOutcome>>.Failed(CallOutcome.Unreachable, "no network in this test"));
 
         public Task<DhtRpcResult<IReadOnlyList<FindAnswer>>> FindAsync(DhtSender from, Ids.DhtContact target, IReadOnlyList<FindQuery> queries, DateTimeOffset deadline, CancellationToken cancellationToken) =>
-            Task.FromResult(DhtRpcResult<IReadOnlyList<FindAnswer>>.Failed(RpcOutcome.Unreachable, "no network in this test"));
+            Task.FromResult(DhtRpcResult<IReadOnlyList<FindAnswer>>.Failed(CallOutcome.Unreachable, "no network in this test"));
     }
 }

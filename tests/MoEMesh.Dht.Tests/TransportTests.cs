@@ -117,13 +117,13 @@ public class TransportTests
     private sealed class NoNetwork : Rpc.IDhtRpc
     {
         public Task<Rpc.DhtRpcResult<PeerId>> PingAsync(Rpc.DhtSender from, PeerEndpoint target, DateTimeOffset deadline, CancellationToken cancellationToken) =>
-            Task.FromResult(Rpc.DhtRpcResult<PeerId>.Failed(Rpc.RpcOutcome.Unreachable, "no network in this test"));
+            Task.FromResult(Rpc.DhtRpcResult<PeerId>.Failed(Protocol.Rpc.CallOutcome.Unreachable, "no network in this test"));
 
         public Task<Rpc.DhtRpcResult<IReadOnlyList<Storage.StoreOutcome>>> StoreAsync(Rpc.DhtSender from, Ids.DhtContact target, IReadOnlyList<DhtRecord> records, DateTimeOffset deadline, CancellationToken cancellationToken) =>
-            Task.FromResult(Rpc.DhtRpcResult<IReadOnlyList<Storage.StoreOutcome>>.Failed(Rpc.RpcOutcome.Unreachable, "no network in this test"));
+            Task.FromResult(Rpc.DhtRpcResult<IReadOnlyList<Storage.StoreOutcome>>.Failed(Protocol.Rpc.CallOutcome.Unreachable, "no network in this test"));
 
         public Task<Rpc.DhtRpcResult<IReadOnlyList<Rpc.FindAnswer>>> FindAsync(Rpc.DhtSender from, Ids.DhtContact target, IReadOnlyList<Rpc.FindQuery> queries, DateTimeOffset deadline, CancellationToken cancellationToken) =>
-            Task.FromResult(Rpc.DhtRpcResult<IReadOnlyList<Rpc.FindAnswer>>.Failed(Rpc.RpcOutcome.Unreachable, "no network in this test"));
+            Task.FromResult(Rpc.DhtRpcResult<IReadOnlyList<Rpc.FindAnswer>>.Failed(Protocol.Rpc.CallOutcome.Unreachable, "no network in this test"));
     }
 
     /// <summary>N DHT nodes, each with its own listener, pool and identity, on loopback.</summary>

@@ -159,7 +159,7 @@ public sealed class ExpertServingTests : IDisposable
         using var before = (await invoker.ForwardAsync(target, input, Compression.None, Deadline, limit.Token)).Value!;
 
         var backward = await invoker.BackwardAsync(target, input, gradient, Compression.None, Deadline, limit.Token);
-        Assert.Equal(ExpertCallOutcome.Rejected, backward.Outcome);
+        Assert.Equal(CallOutcome.Rejected, backward.Outcome);
         Assert.Contains("PermissionDenied", backward.Error);
         Assert.Contains(stranger.Node.PeerId.ToString(), backward.Error);
         Assert.Contains("--training-peers", backward.Error);

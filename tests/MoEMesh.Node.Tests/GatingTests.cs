@@ -46,7 +46,7 @@ public sealed class GatingTests : IDisposable
         var layer = gating.Node.CreateMixtureOfExperts(new GatingNetwork(new ExpertGrid("gated", 2, 2), Dim, seed: 5), new MixtureOfExpertsOptions { K = 2, RouterLosses = null });
         using var input = Input(16, 1);
         using (var warm = await layer.ForwardAsync(input, default))
-            Assert.Contains(warm.Experts.Trace, t => t.Uid.Value.StartsWith("gated.1.") && t.Outcome == ExpertCallOutcome.Ok);
+            Assert.Contains(warm.Experts.Trace, t => t.Uid.Value.StartsWith("gated.1.") && t.Outcome == CallOutcome.Ok);
 
         await remote.DisposeAsync();
         using var step = await layer.ForwardAsync(input, default);
@@ -57,8 +57,8 @@ public sealed class GatingTests : IDisposable
         var want = expected.ToArray();
         for (int i = 0; i < want.Length; i++) Assert.True(Math.Abs(got[i] - want[i]) <= 1e-5, $"element {i}: {got[i]}, expected {want[i]}");
         Assert.Contains(true, step.Experts.FellBack);
-        Assert.Contains(step.Experts.Trace, t => t.Local && t.Outcome == ExpertCallOutcome.Ok);
-        Assert.All(step.Experts.Trace.Where(t => t.Uid.Value.StartsWith("gated.1.")), t => Assert.Equal(ExpertCallOutcome.Unreachable, t.Outcome));
+        Assert.Contains(step.Experts.Trace, t => t.Local && t.Outcome == CallOutcome.Ok);
+        Assert.All(step.Experts.Trace.Where(t => t.Uid.Value.StartsWith("gated.1.")), t => Assert.Equal(CallOutcome.Unreachable, t.Outcome));
 
         using var gradient = Input(16, 2);
         using var inputGradient = await layer.BackwardAsync(step, gradient, default);
@@ -95,7 +95,7 @@ public sealed class GatingTests : IDisposable
             using var step = await layer.ForwardAsync(input, default);
 
             var cut = Assert.Single(step.Experts.Trace, t => t.Uid.Value == "cut.1.0");
-            Assert.Equal(ExpertCallOutcome.Timeout, cut.Outcome);
+            Assert.Equal(CallOutcome.Timeout, cut.Outcome);
             Assert.Contains("grace", cut.Error);
             Assert.All(step.ExpertsPerSample, n => Assert.Equal(1, n));
             // The host ended the call on the cancel frame, though its expert is still blocked.
@@ -147,16 +147,16 @@ public sealed class GatingTests : IDisposable
         using var input = Input(3, 3);
 
         var unknown = await local.ForwardAsync(new ExpertTarget(ExpertUid.Parse("ffn.9.9"), here), input, Compression.None, Deadline, default);
-        Assert.Equal(ExpertCallOutcome.Rejected, unknown.Outcome);
+        Assert.Equal(CallOutcome.Rejected, unknown.Outcome);
         Assert.Contains("ffn.9.9 is not hosted", unknown.Error);
 
         using var wide = Tensor.Zeros(3, Dim + 1);
         var misshapen = await local.ForwardAsync(new ExpertTarget(ExpertUid.Parse("ffn.0.0"), here), wide, Compression.None, Deadline, default);
-        Assert.Equal(ExpertCallOutcome.Rejected, misshapen.Outcome);
+        Assert.Equal(CallOutcome.Rejected, misshapen.Outcome);
         Assert.Contains("ffn.0.0", misshapen.Error);
 
         var late = await local.ForwardAsync(new ExpertTarget(ExpertUid.Parse("ffn.0.0"), here), input, Compression.None, DateTimeOffset.UtcNow - TimeSpan.FromSeconds(1), default);
-        Assert.Equal(ExpertCallOutcome.Timeout, late.Outcome);
+        Assert.Equal(CallOutcome.Timeout, late.Outcome);
 
         var ok = await local.ForwardAsync(new ExpertTarget(ExpertUid.Parse("ffn.0.0"), here), input, Compression.None, Deadline, default);
         using var output = ok.Value!;

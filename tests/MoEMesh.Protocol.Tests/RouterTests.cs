@@ -41,3 +41,18 @@ public class RouterTests
         Assert.Throws<ArgumentException>(() => router.Map("a", (_, _) => ValueTask.FromResult(PeerResponse.Ok())));
     }
 }
+
+public class CallOutcomeTests
+{
+    [Theory]
+    [InlineData(StatusCode.Ok, CallOutcome.Ok)]
+    [InlineData(StatusCode.DeadlineExceeded, CallOutcome.Timeout)]
+    [InlineData(StatusCode.Cancelled, CallOutcome.Timeout)]
+    [InlineData(StatusCode.Unavailable, CallOutcome.Unreachable)]
+    [InlineData(StatusCode.InvalidArgument, CallOutcome.Rejected)]
+    [InlineData(StatusCode.NotFound, CallOutcome.Rejected)]
+    [InlineData(StatusCode.ResourceExhausted, CallOutcome.Rejected)]
+    [InlineData(StatusCode.PermissionDenied, CallOutcome.Rejected)]
+    [InlineData(StatusCode.Internal, CallOutcome.Rejected)]
+    public void EveryStatus_HasOneOutcome_ForEveryCaller(StatusCode status, CallOutcome outcome) => Assert.Equal(outcome, CallOutcomes.Of(status));
+}

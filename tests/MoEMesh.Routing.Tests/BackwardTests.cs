@@ -1,5 +1,6 @@
 using MoEMesh.Protocol.Addressing;
 using MoEMesh.Protocol.Identity;
+using MoEMesh.Protocol.Rpc;
 using MoEMesh.Protocol.Wire;
 using MoEMesh.Protocol.Wire.Experts;
 using MoEMesh.Routing.Calling;
@@ -68,14 +69,14 @@ public sealed class BackwardTests
 
         Assert.Equal([0.5f, 0.5f, 0.25f, 0.25f], backward.InputGradient.ToArray());
         Assert.Equal([("b", "ffn.1")], remote.Cancelled);
-        Assert.Contains(backward.Trace, t => t.Uid == B && t.Outcome == ExpertCallOutcome.Timeout);
+        Assert.Contains(backward.Trace, t => t.Uid == B && t.Outcome == CallOutcome.Timeout);
     }
 
     [Fact]
     public async Task EveryExpertOfASampleFailsBackward_TheSampleIsIncompleteWithZeroGradient()
     {
         using var input = Tensor.FromArray([1f, 2f, 3f, 4f], new TensorShape(2, 2));
-        var (_, _, fanOut, request) = Rig(new(BackwardFail: ExpertCallOutcome.Unreachable), new(BackwardFail: ExpertCallOutcome.Rejected), input);
+        var (_, _, fanOut, request) = Rig(new(BackwardFail: CallOutcome.Unreachable), new(BackwardFail: CallOutcome.Rejected), input);
         using var forward = await fanOut.ForwardAsync(request, default);
         using var gradient = Tensor.FromArray([1f, 1f, 1f, 1f], new TensorShape(2, 2));
         using var backward = await fanOut.BackwardAsync(forward, gradient, default);

@@ -1,4 +1,5 @@
 using MoEMesh.Protocol.Addressing;
+using MoEMesh.Protocol.Rpc;
 using MoEMesh.Protocol.Wire;
 using MoEMesh.Protocol.Wire.Experts;
 using MoEMesh.Routing.Invocation;
@@ -8,8 +9,8 @@ using Tensor = MoEMesh.Tensors.Tensor;
 namespace MoEMesh.Routing.Tests;
 
 /// <summary>How a fake expert behaves.</summary>
-internal sealed record FakeBehaviour(float Scale = 1f, TimeSpan Delay = default, ExpertCallOutcome Fail = ExpertCallOutcome.Ok, bool NaN = false,
-    TimeSpan BackwardDelay = default, ExpertCallOutcome BackwardFail = ExpertCallOutcome.Ok);
+internal sealed record FakeBehaviour(float Scale = 1f, TimeSpan Delay = default, CallOutcome Fail = CallOutcome.Ok, bool NaN = false,
+    TimeSpan BackwardDelay = default, CallOutcome BackwardFail = CallOutcome.Ok);
 
 /// <summary>
 /// Deterministic experts keyed by host address and uid: output = input × Scale, after Delay on the given
@@ -37,7 +38,7 @@ internal sealed class FakeExperts(TimeProvider time) : IExpertInvoker
         lock (Calls) Calls.Add((key.Host, key.Value, input.Rows));
         var behaviour = _behaviours.GetValueOrDefault(key) ?? new FakeBehaviour();
         if (await WaitAsync(key, behaviour.Delay, deadline, cancellationToken) is { } late) return late;
-        if (behaviour.Fail != ExpertCallOutcome.Ok) return ExpertCallResult<Tensor>.Failed(behaviour.Fail, $"{key} fails");
+        if (behaviour.Fail != CallOutcome.Ok) return ExpertCallResult<Tensor>.Failed(behaviour.Fail, $"{key} fails");
         return ExpertCallResult<Tensor>.Answer(Scaled(input, behaviour.NaN ? float.NaN : behaviour.Scale));
     }
 
@@ -48,7 +49,7 @@ internal sealed class FakeExperts(TimeProvider time) : IExpertInvoker
         lock (Calls) BackwardCalls.Add((key.Host, key.Value, input.Rows));
         var behaviour = _behaviours.GetValueOrDefault(key) ?? new FakeBehaviour();
         if (await WaitAsync(key, behaviour.BackwardDelay, deadline, cancellationToken) is { } late) return late;
-        if (behaviour.BackwardFail != ExpertCallOutcome.Ok) return ExpertCallResult<Tensor>.Failed(behaviour.BackwardFail, $"{key} fails backward");
+        if (behaviour.BackwardFail != CallOutcome.Ok) return ExpertCallResult<Tensor>.Failed(behaviour.BackwardFail, $"{key} fails backward");
         return ExpertCallResult<Tensor>.Answer(Scaled(outputGradient, behaviour.Scale));
     }
 
@@ -65,7 +66,7 @@ internal sealed class FakeExperts(TimeProvider time) : IExpertInvoker
             lock (Calls) Cancelled.Add(key);
             throw;
         }
-        return time.GetUtcNow() >= deadline ? ExpertCallResult<Tensor>.Failed(ExpertCallOutcome.Timeout, "no answer by the deadline") : null;
+        return time.GetUtcNow() >= deadline ? ExpertCallResult<Tensor>.Failed(CallOutcome.Timeout, "no answer by the deadline") : null;
     }
 
     private static Tensor Scaled(Tensor tensor, float scale)

@@ -1,5 +1,6 @@
 using MoEMesh.Protocol.Addressing;
 using MoEMesh.Protocol.Identity;
+using MoEMesh.Protocol.Rpc;
 using MoEMesh.Protocol.Wire.Experts;
 using MoEMesh.Routing.Calling;
 using MoEMesh.Routing.Directory;
@@ -46,7 +47,7 @@ public sealed class FanOutTests
     public async Task OneRequestPerExpert_CarriesEverySampleRoutedToIt_AndWeightsAreRenormalisedOverAnswers()
     {
         var rig = new Rig();
-        rig.Remote.With("a", "ffn.0", new(Scale: 1f)).With("b", "ffn.1", new(Scale: 10f)).With("c", "ffn.2", new(Fail: ExpertCallOutcome.Rejected));
+        rig.Remote.With("a", "ffn.0", new(Scale: 1f)).With("b", "ffn.1", new(Scale: 10f)).With("c", "ffn.2", new(Fail: CallOutcome.Rejected));
         using var input = Batch(3);
         var request = new FanOutRequest
         {
@@ -62,14 +63,14 @@ public sealed class FanOutTests
         Assert.Equal([5.5f, 11f, 3f, 4f, 50f, 60f], result.Output.ToArray());
         Assert.Equal([2, 1, 1], result.ExpertsPerSample);
         Assert.Equal(1f, Assert.Single(result.Used[1]).Weight);
-        Assert.Contains(result.Trace, t => t.Uid == C && t.Outcome == ExpertCallOutcome.Rejected);
+        Assert.Contains(result.Trace, t => t.Uid == C && t.Outcome == CallOutcome.Rejected);
     }
 
     [Fact]
     public async Task NullShare_TakesPartInTheRenormalisation_ButDoesNotStandInForAFailedExpert()
     {
         var rig = new Rig();
-        rig.Remote.With("a", "ffn.0", new(Scale: 10f)).With("b", "ffn.1", new(Fail: ExpertCallOutcome.Rejected));
+        rig.Remote.With("a", "ffn.0", new(Scale: 10f)).With("b", "ffn.1", new(Fail: CallOutcome.Rejected));
         using var input = Batch(3);
         var hosts = new Dictionary<ExpertUid, IReadOnlyList<ExpertHostInfo>> { [A] = [Host(A, "a", 1)], [B] = [Host(B, "b", 2)] };
         var request = new FanOutRequest
@@ -120,7 +121,7 @@ public sealed class FanOutTests
         Assert.Equal([("b", "ffn.1")], rig.Remote.Cancelled);
         Assert.Equal(input.ToArray(), result.Output.ToArray());
         var cut = Assert.Single(result.Trace, t => t.Uid == B);
-        Assert.Equal(ExpertCallOutcome.Timeout, cut.Outcome);
+        Assert.Equal(CallOutcome.Timeout, cut.Outcome);
         Assert.Contains("grace", cut.Error);
         Assert.All(result.FellBack, Assert.False);
     }
@@ -148,7 +149,7 @@ public sealed class FanOutTests
 
         Assert.Equal([true, true], result.FellBack);
         Assert.Equal([2f, 4f, 9f, 12f], result.Output.ToArray());
-        Assert.Contains(result.Trace, t => t.Uid == A && !t.Local && t.Outcome == ExpertCallOutcome.Timeout);
+        Assert.Contains(result.Trace, t => t.Uid == A && !t.Local && t.Outcome == CallOutcome.Timeout);
         Assert.Equal(2, result.Trace.Count(t => t.Local));
     }
 
@@ -166,14 +167,14 @@ public sealed class FanOutTests
         };
         using var result = await rig.FanOut().ForwardAsync(request, default);
         Assert.Equal([3f, 6f], result.Output.ToArray());
-        Assert.Contains(result.Trace, t => t.Uid == A && t.Outcome == ExpertCallOutcome.Rejected && t.Error!.Contains("NaN"));
+        Assert.Contains(result.Trace, t => t.Uid == A && t.Outcome == CallOutcome.Rejected && t.Error!.Contains("NaN"));
     }
 
     [Fact]
     public async Task UnreachableHost_IsReplacedByTheNextReplica_AndBackedOff()
     {
         var rig = new Rig();
-        rig.Remote.With("dead", "ffn.0", new(Fail: ExpertCallOutcome.Unreachable)).With("alive", "ffn.0", new(Scale: 5f));
+        rig.Remote.With("dead", "ffn.0", new(Fail: CallOutcome.Unreachable)).With("alive", "ffn.0", new(Scale: 5f));
         using var input = Batch(1);
         var dead = Host(A, "dead", 1);
         var alive = Host(A, "alive", 2, queue: 3);
@@ -195,8 +196,8 @@ public sealed class FanOutTests
     public async Task EveryKnownHostUnreachable_TheUidIsRediscoveredOnce_AndItsNewHostAnswers()
     {
         var rig = new Rig();
-        rig.Remote.With("restarted", "ffn.0", new(Fail: ExpertCallOutcome.Unreachable)).With("new", "ffn.0", new(Scale: 4f))
-            .With("gone", "ffn.1", new(Fail: ExpertCallOutcome.Unreachable));
+        rig.Remote.With("restarted", "ffn.0", new(Fail: CallOutcome.Unreachable)).With("new", "ffn.0", new(Scale: 4f))
+            .With("gone", "ffn.1", new(Fail: CallOutcome.Unreachable));
         using var input = Batch(2);
         var asked = new List<ExpertUid>();
         var request = new FanOutRequest
@@ -222,14 +223,14 @@ public sealed class FanOutTests
         Assert.Equal([false, true], result.FellBack);
         // The old host is not called twice; ffn.1's only host is not retried.
         Assert.Equal([("gone", "ffn.1"), ("new", "ffn.0"), ("restarted", "ffn.0")], rig.Remote.Calls.Select(c => (c.Host, c.Uid)).Order());
-        Assert.Contains(result.Trace, t => t.Uid == A && t.Outcome == ExpertCallOutcome.Ok);
+        Assert.Contains(result.Trace, t => t.Uid == A && t.Outcome == CallOutcome.Ok);
     }
 
     [Fact]
     public async Task RediscoveryThatFails_LeavesTheCallsOwnFailure_AndTheFallbackAnswers()
     {
         var rig = new Rig();
-        rig.Remote.With("gone", "ffn.0", new(Fail: ExpertCallOutcome.Unreachable));
+        rig.Remote.With("gone", "ffn.0", new(Fail: CallOutcome.Unreachable));
         rig.Local.With("local", "ffn.0", new(Scale: 2f));
         using var input = Batch(1);
         var request = new FanOutRequest
@@ -245,7 +246,7 @@ public sealed class FanOutTests
 
         Assert.Equal([true], result.FellBack);
         Assert.Equal([2f, 4f], result.Output.ToArray());
-        Assert.Contains(result.Trace, t => t.Uid == A && !t.Local && t.Outcome == ExpertCallOutcome.Unreachable);
+        Assert.Contains(result.Trace, t => t.Uid == A && !t.Local && t.Outcome == CallOutcome.Unreachable);
     }
 
     [Fact]
@@ -255,7 +256,7 @@ public sealed class FanOutTests
         rig.Remote.With("slow", "ffn.0", new(Scale: 1f, Delay: TimeSpan.FromSeconds(1))).With("fast", "ffn.0", new(Scale: 7f));
         var slow = Host(A, "slow", 1, queue: 0);
         var fast = Host(A, "fast", 2, queue: 5);
-        rig.Health.Record(slow.Host, ExpertCallOutcome.Ok, TimeSpan.FromMilliseconds(10));
+        rig.Health.Record(slow.Host, CallOutcome.Ok, TimeSpan.FromMilliseconds(10));
         using var input = Batch(1);
         var request = new FanOutRequest
         {
@@ -284,7 +285,7 @@ public sealed class FanOutTests
     public async Task NoAnswerAndNoFallback_FailsListingEveryExpertHostOutcomeAndTime()
     {
         var rig = new Rig();
-        rig.Remote.With("a", "ffn.0", new(Fail: ExpertCallOutcome.Rejected));
+        rig.Remote.With("a", "ffn.0", new(Fail: CallOutcome.Rejected));
         using var input = Batch(1);
         var request = new FanOutRequest
         {
@@ -305,15 +306,15 @@ public sealed class FanOutTests
         var time = new ManualTimeProvider();
         var health = new PeerHealth(new RoutingOptions(), time);
         var peer = PeerIdentity.FromSeed(7).PeerId;
-        health.Record(peer, ExpertCallOutcome.Timeout, TimeSpan.Zero);
+        health.Record(peer, CallOutcome.Timeout, TimeSpan.Zero);
         time.Advance(TimeSpan.FromSeconds(4.9));
         Assert.True(health.IsBackedOff(peer));
         time.Advance(TimeSpan.FromSeconds(0.1));
         Assert.False(health.IsBackedOff(peer));
-        health.Record(peer, ExpertCallOutcome.Unreachable, TimeSpan.Zero);
+        health.Record(peer, CallOutcome.Unreachable, TimeSpan.Zero);
         time.Advance(TimeSpan.FromSeconds(9.9));
         Assert.True(health.IsBackedOff(peer));
-        health.Record(peer, ExpertCallOutcome.Ok, TimeSpan.FromMilliseconds(3));
+        health.Record(peer, CallOutcome.Ok, TimeSpan.FromMilliseconds(3));
         Assert.False(health.IsBackedOff(peer));
         Assert.Equal(TimeSpan.FromMilliseconds(3), health.P95(peer));
     }

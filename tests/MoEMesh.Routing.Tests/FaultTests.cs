@@ -101,7 +101,7 @@ public sealed class FaultTests
         rig.Network.Kill(rig.HostA.Address);
         using var result = await rig.DriveAsync(running, TimeSpan.FromMilliseconds(50));
 
-        Assert.Contains(result.Trace, t => t.Uid == A && !t.Local && t.Outcome == ExpertCallOutcome.Unreachable);
+        Assert.Contains(result.Trace, t => t.Uid == A && !t.Local && t.Outcome == CallOutcome.Unreachable);
         // Samples 0 and 1 still have mlp.1 (KMin 1); sample 2 had only mlp.0 and falls back to the local mlp.0.
         Assert.Equal([false, false, true], result.FellBack);
         using var expected = rig.Experts["mlp.1"].Forward(input);
@@ -121,7 +121,7 @@ public sealed class FaultTests
         rig.Network.Kill(rig.HostA.Address);
         using var backward = await rig.DriveAsync(running, TimeSpan.FromMilliseconds(50));
 
-        Assert.Contains(backward.Trace, t => t.Uid == A && t.Outcome == ExpertCallOutcome.Unreachable);
+        Assert.Contains(backward.Trace, t => t.Uid == A && t.Outcome == CallOutcome.Unreachable);
         // Samples 0 and 1 keep mlp.1's gradient (BackwardKMin 1); sample 2 had only mlp.0 and is incomplete.
         Assert.Equal([false, false, true], backward.Incomplete);
     }
@@ -153,6 +153,6 @@ public sealed class FaultTests
         rig.Time.Advance(rig.Options.ForwardTimeout);
         using var result = await running.WaitAsync(TimeSpan.FromSeconds(10));
         Assert.Equal([false, false, true], result.FellBack);
-        Assert.Contains(result.Trace, t => t.Uid == A && !t.Local && t.Outcome == ExpertCallOutcome.Timeout);
+        Assert.Contains(result.Trace, t => t.Uid == A && !t.Local && t.Outcome == CallOutcome.Timeout);
     }
 }

@@ -1,4 +1,5 @@
 using MoEMesh.Experts;
+using MoEMesh.Protocol.Rpc;
 using MoEMesh.Protocol.Wire;
 using MoEMesh.Protocol.Wire.Experts;
 using MoEMesh.Routing.Invocation;
@@ -12,7 +13,7 @@ internal sealed class LocalExpertInvoker(IReadOnlyDictionary<string, IExpert> ex
     public Task<ExpertCallResult<Tensor>> ForwardAsync(ExpertTarget target, Tensor input, Compression compression, DateTimeOffset deadline, CancellationToken cancellationToken) =>
         Task.FromResult(experts.TryGetValue(target.Uid.Value, out var e)
             ? ExpertCallResult<Tensor>.Answer(e.Forward(input))
-            : ExpertCallResult<Tensor>.Failed(ExpertCallOutcome.Rejected, $"{target.Uid} is not hosted locally"));
+            : ExpertCallResult<Tensor>.Failed(CallOutcome.Rejected, $"{target.Uid} is not hosted locally"));
 
     public Task<ExpertCallResult<Tensor>> BackwardAsync(ExpertTarget target, Tensor input, Tensor outputGradient, Compression compression, DateTimeOffset deadline, CancellationToken cancellationToken) =>
         Task.FromResult(ExpertCallResult<Tensor>.Answer(experts[target.Uid.Value].Backward(input, outputGradient)));

@@ -59,10 +59,10 @@ public sealed class SimulatedNetwork(TimeProvider time, SimulatedLinks? links = 
         Rpcs++;
         var start = time.GetUtcNow();
         var remaining = deadline - start;
-        if (remaining <= TimeSpan.Zero) return DhtRpcResult<T>.Failed(RpcOutcome.Timeout, $"the deadline passed before the call to {target} was sent");
+        if (remaining <= TimeSpan.Zero) return DhtRpcResult<T>.Failed(CallOutcome.Timeout, $"the deadline passed before the call to {target} was sent");
         if (from.Address is { } origin && _hosts.TryGetValue(origin, out var sender) && !sender.Alive)
-            return DhtRpcResult<T>.Failed(RpcOutcome.Unreachable, $"the sender {origin} is down");
-        if (!_hosts.TryGetValue(target.Address, out var host)) return DhtRpcResult<T>.Failed(RpcOutcome.Unreachable, $"nothing listens at {target.Address}");
+            return DhtRpcResult<T>.Failed(CallOutcome.Unreachable, $"the sender {origin} is down");
+        if (!_hosts.TryGetValue(target.Address, out var host)) return DhtRpcResult<T>.Failed(CallOutcome.Unreachable, $"nothing listens at {target.Address}");
         var there = _links.SampleLatency(_random);
         var back = _links.SampleLatency(_random);
         bool lost = _random.NextDouble() < _links.LossRate || _random.NextDouble() < _links.LossRate;
@@ -70,7 +70,7 @@ public sealed class SimulatedNetwork(TimeProvider time, SimulatedLinks? links = 
         await Task.Delay(there, time, cancellationToken);
         if (!host.Alive || !ReferenceEquals(_hosts[target.Address], host)) return await SilenceAsync<T>(target, deadline, cancellationToken);
         if (target.PeerId is { } expected && expected != host.PeerId)
-            return DhtRpcResult<T>.Failed(RpcOutcome.Unreachable, $"the peer at {target.Address} is {host.PeerId}, not {expected}");
+            return DhtRpcResult<T>.Failed(CallOutcome.Unreachable, $"the peer at {target.Address} is {host.PeerId}, not {expected}");
         var answer = handle(host.Handler);
         if (time.GetUtcNow() + back >= deadline) return await SilenceAsync<T>(target, deadline, cancellationToken);
         await Task.Delay(back, time, cancellationToken);
@@ -81,7 +81,7 @@ public sealed class SimulatedNetwork(TimeProvider time, SimulatedLinks? links = 
     {
         var wait = deadline - time.GetUtcNow();
         if (wait > TimeSpan.Zero) await Task.Delay(wait, time, cancellationToken);
-        return DhtRpcResult<T>.Failed(RpcOutcome.Timeout, $"no answer from {target} before the deadline");
+        return DhtRpcResult<T>.Failed(CallOutcome.Timeout, $"no answer from {target} before the deadline");
     }
 
     private sealed class Host(PeerId peerId, IDhtRpcHandler handler)

@@ -12,8 +12,8 @@ namespace MoEMesh.Dht.Transport;
 
 /// <summary>
 /// <see cref="IDhtRpc"/> over the peer protocol (TCP, or the in-memory network in tests). Statuses map to
-/// outcomes: DeadlineExceeded is a timeout, Unavailable unreachable, anything else a rejection by a live
-/// peer; an answer that does not parse or does not fit the request is a rejection too.
+/// outcomes by the protocol's one mapping (<see cref="CallOutcomes"/>); an answer that does not parse or
+/// does not fit the request is a rejection.
 /// </summary>
 public sealed class DhtRpcClient(IPeerTransport transport) : IDhtRpc
 {
@@ -22,7 +22,7 @@ public sealed class DhtRpcClient(IPeerTransport transport) : IDhtRpc
         CallAsync(target, DhtRpcHandler.PingMethod, new Wire.PingRequest { Sender = DhtWire.ToWire(from) }, Wire.PingResponse.Parser,
             r => PeerId.TryParse(r.PeerId, out var peer)
                 ? DhtRpcResult<PeerId>.Answer(peer)
-                : DhtRpcResult<PeerId>.Failed(RpcOutcome.Rejected, $"{target} answered the ping with '{r.PeerId}', which is not a PeerId"),
+                : DhtRpcResult<PeerId>.Failed(CallOutcome.Rejected, $"{target} answered the ping with '{r.PeerId}', which is not a PeerId"),
             deadline, cancellationToken);
 
     /// <inheritdoc />
@@ -47,7 +47,7 @@ public sealed class DhtRpcClient(IPeerTransport transport) : IDhtRpc
     private static DhtRpcResult<IReadOnlyList<T>> OnePerItem<TWire, T>(DhtContact target, IReadOnlyList<TWire> results, int sent, Func<TWire, T> convert, string resultNoun, string itemNoun) =>
         results.Count == sent
             ? DhtRpcResult<IReadOnlyList<T>>.Answer(results.Select(convert).ToArray())
-            : DhtRpcResult<IReadOnlyList<T>>.Failed(RpcOutcome.Rejected, $"{target} answered {results.Count} {resultNoun} for {sent} {itemNoun}");
+            : DhtRpcResult<IReadOnlyList<T>>.Failed(CallOutcome.Rejected, $"{target} answered {results.Count} {resultNoun} for {sent} {itemNoun}");
 
     private static FindAnswer ToAnswer(Wire.FindResult result) => new(
         result.Nearest.Select(DhtWire.FromWire).OfType<DhtContact>().ToArray(),
@@ -59,23 +59,18 @@ public sealed class DhtRpcClient(IPeerTransport transport) : IDhtRpc
         where TResponse : IMessage<TResponse>
     {
         using var response = await transport.CallAsync(target, PeerRequest.Create(method, request, default, deadline), cancellationToken);
-        switch (response.Status)
+        if (!response.IsOk)
         {
-            case StatusCode.Ok:
-                try
-                {
-                    return map(response.ParseHeader(parser));
-                }
-                catch (PeerRpcException e)
-                {
-                    return DhtRpcResult<T>.Failed(RpcOutcome.Rejected, $"{target}: {e.Message}");
-                }
-            case StatusCode.DeadlineExceeded:
-                return DhtRpcResult<T>.Failed(RpcOutcome.Timeout, response.Message);
-            case StatusCode.Unavailable:
-                return DhtRpcResult<T>.Failed(RpcOutcome.Unreachable, response.Message);
-            default:
-                return DhtRpcResult<T>.Failed(RpcOutcome.Rejected, $"{response.Status}: {response.Message}");
+            var outcome = CallOutcomes.Of(response.Status);
+            return DhtRpcResult<T>.Failed(outcome, outcome == CallOutcome.Rejected ? $"{response.Status}: {response.Message}" : response.Message);
+        }
+        try
+        {
+            return map(response.ParseHeader(parser));
+        }
+        catch (PeerRpcException e)
+        {
+            return DhtRpcResult<T>.Failed(CallOutcome.Rejected, $"{target}: {e.Message}");
         }
     }
 }

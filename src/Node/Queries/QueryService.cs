@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using MoEMesh.Node.Models;
 using MoEMesh.Protocol.Identity;
+using MoEMesh.Protocol.Rpc;
 using MoEMesh.Routing.Calling;
 using MoEMesh.Routing.Invocation;
 using MoEMesh.Routing.Models;
@@ -117,11 +118,11 @@ internal sealed partial class QueryService(ModelCatalog catalog, ModelServingOpt
         }
     }
 
-    private static string Describe(ExpertCallOutcome outcome) => outcome switch
+    private static string Describe(CallOutcome outcome) => outcome switch
     {
-        ExpertCallOutcome.Timeout => "timed out",
-        ExpertCallOutcome.Unreachable => "unreachable",
-        ExpertCallOutcome.Rejected => "refused",
+        CallOutcome.Timeout => "timed out",
+        CallOutcome.Unreachable => "unreachable",
+        CallOutcome.Rejected => "refused",
         _ => "answered",
     };
 

@@ -1,4 +1,5 @@
 using MoEMesh.Experts.Runtime;
+using MoEMesh.Protocol.Rpc;
 using MoEMesh.Protocol.Wire;
 using MoEMesh.Protocol.Wire.Experts;
 using MoEMesh.Routing.Invocation;
@@ -44,7 +45,7 @@ internal sealed class LocalExpertInvoker(IReadOnlyDictionary<string, HostedExper
     {
         if (!experts.TryGetValue(target.Uid.Value, out var expert)) return NotHosted<Tensor>(target);
         var remaining = deadline - time.GetUtcNow();
-        if (remaining <= TimeSpan.Zero) return ExpertCallResult<Tensor>.Failed(ExpertCallOutcome.Timeout, "the deadline had passed before the call");
+        if (remaining <= TimeSpan.Zero) return ExpertCallResult<Tensor>.Failed(CallOutcome.Timeout, "the deadline had passed before the call");
         Prepared work;
         try
         {
@@ -52,7 +53,7 @@ internal sealed class LocalExpertInvoker(IReadOnlyDictionary<string, HostedExper
         }
         catch (ArgumentException e)
         {
-            return ExpertCallResult<Tensor>.Failed(ExpertCallOutcome.Rejected, e.Message);
+            return ExpertCallResult<Tensor>.Failed(CallOutcome.Rejected, e.Message);
         }
         using var timeout = new CancellationTokenSource(remaining, time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
@@ -66,12 +67,12 @@ internal sealed class LocalExpertInvoker(IReadOnlyDictionary<string, HostedExper
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && timeout.IsCancellationRequested)
         {
-            return ExpertCallResult<Tensor>.Failed(ExpertCallOutcome.Timeout, "no answer by the deadline");
+            return ExpertCallResult<Tensor>.Failed(CallOutcome.Timeout, "no answer by the deadline");
         }
         catch (Exception e) when (e is ExpertExecutionException or ObjectDisposedException or ArgumentException)
         {
             work.Release();
-            return ExpertCallResult<Tensor>.Failed(ExpertCallOutcome.Rejected, e.Message);
+            return ExpertCallResult<Tensor>.Failed(CallOutcome.Rejected, e.Message);
         }
         finally
         {
@@ -92,5 +93,5 @@ internal sealed class LocalExpertInvoker(IReadOnlyDictionary<string, HostedExper
     }
 
     private ExpertCallResult<T> NotHosted<T>(ExpertTarget target) =>
-        ExpertCallResult<T>.Failed(ExpertCallOutcome.Rejected, $"expert {target.Uid} is not hosted on this node; it hosts {experts.Count} experts.");
+        ExpertCallResult<T>.Failed(CallOutcome.Rejected, $"expert {target.Uid} is not hosted on this node; it hosts {experts.Count} experts.");
 }

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using MoEMesh.Protocol.Rpc;
 using MoEMesh.Routing.Invocation;
 using Tensor = MoEMesh.Tensors.Tensor;
 
@@ -30,7 +31,7 @@ public sealed partial class ExpertFanOut
                 int s = a.Value.Samples[i];
                 TensorPrimitives.Multiply(outputGradient.Row(s), weights[s].GetValueOrDefault(a.Key), grad.Row(i));
             }
-            return (a.Value.Samples, (Func<CancellationToken, Task<CallOutcome<GradientAnswer>>>)(t => BackwardOneAsync(a.Key, a.Value, grad, deadline, t)));
+            return (a.Value.Samples, (Func<CancellationToken, Task<FinishedCall<GradientAnswer>>>)(t => BackwardOneAsync(a.Key, a.Value, grad, deadline, t)));
         }).ToList();
         var outcomes = await CollectAsync(calls, kmin, options.BackwardTimeout, cancellationToken);
 
@@ -63,7 +64,7 @@ public sealed partial class ExpertFanOut
         return new BackwardResult(inputGradient, alignment, incomplete, outcomes.Select(o => o.Trace).ToArray());
     }
 
-    private async Task<CallOutcome<GradientAnswer>> BackwardOneAsync(AnswerKey key, ExpertAnswer answer, Tensor gradient, DateTimeOffset deadline, CancellationToken stragglers)
+    private async Task<FinishedCall<GradientAnswer>> BackwardOneAsync(AnswerKey key, ExpertAnswer answer, Tensor gradient, DateTimeOffset deadline, CancellationToken stragglers)
     {
         await Task.Yield();
         var invoker = key.Local ? local! : remote;
@@ -75,7 +76,7 @@ public sealed partial class ExpertFanOut
         }
         catch (OperationCanceledException) when (stragglers.IsCancellationRequested)
         {
-            result = ExpertCallResult<Tensor>.Failed(ExpertCallOutcome.Timeout, "cut: the other experts had answered and the grace period ended");
+            result = ExpertCallResult<Tensor>.Failed(CallOutcome.Timeout, "cut: the other experts had answered and the grace period ended");
         }
         finally
         {
@@ -86,10 +87,10 @@ public sealed partial class ExpertFanOut
         {
             var shape = result.Value.Shape;
             result.Value.Dispose();
-            result = ExpertCallResult<Tensor>.Failed(ExpertCallOutcome.Rejected, $"the input gradient has shape {shape} or holds NaN or Inf; expected {answer.Input.Shape}");
+            result = ExpertCallResult<Tensor>.Failed(CallOutcome.Rejected, $"the input gradient has shape {shape} or holds NaN or Inf; expected {answer.Input.Shape}");
         }
         if (!key.Local) health.Record(answer.Target.Host.PeerId!.Value, result.Outcome, elapsed);
         var trace = new ExpertCallTrace(key.Uid, key.Local ? "local" : answer.Target.Host.PeerId!.Value.ToString(), result.Outcome, result.Error, elapsed, answer.Samples.Length, key.Local);
-        return new CallOutcome<GradientAnswer>(answer.Samples, result.IsOk ? new GradientAnswer(answer.Samples, result.Value!) : null, trace);
+        return new FinishedCall<GradientAnswer>(answer.Samples, result.IsOk ? new GradientAnswer(answer.Samples, result.Value!) : null, trace);
     }
 }

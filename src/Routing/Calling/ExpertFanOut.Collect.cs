@@ -1,7 +1,7 @@
 namespace MoEMesh.Routing.Calling;
 
-/// <summary>How one expert call of a fan-out ended: the samples it carried, its answer when it gave one, and its trace line.</summary>
-internal sealed record CallOutcome<T>(int[] Samples, T? Answer, ExpertCallTrace Trace) where T : class, IDisposable;
+/// <summary>One expert call of a fan-out, finished: the samples it carried, its answer when it gave one, and its trace line.</summary>
+internal sealed record FinishedCall<T>(int[] Samples, T? Answer, ExpertCallTrace Trace) where T : class, IDisposable;
 
 /// <summary>
 /// The waiting shared by forward and backward: run every call, stop at the deadline, and once every
@@ -11,14 +11,14 @@ internal sealed record CallOutcome<T>(int[] Samples, T? Answer, ExpertCallTrace 
 /// </summary>
 public sealed partial class ExpertFanOut
 {
-    private async Task<List<CallOutcome<T>>> CollectAsync<T>(IEnumerable<(int[] Samples, Func<CancellationToken, Task<CallOutcome<T>>> Start)> calls, int[] kmin,
+    private async Task<List<FinishedCall<T>>> CollectAsync<T>(IEnumerable<(int[] Samples, Func<CancellationToken, Task<FinishedCall<T>>> Start)> calls, int[] kmin,
         TimeSpan timeout, CancellationToken cancellationToken) where T : class, IDisposable
     {
         var answered = new int[kmin.Length];
         var open = new int[kmin.Length];
-        var done = new List<CallOutcome<T>>();
+        var done = new List<FinishedCall<T>>();
         using var stragglers = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var pending = new List<Task<CallOutcome<T>>>();
+        var pending = new List<Task<FinishedCall<T>>>();
         foreach (var (samples, start) in calls)
         {
             foreach (int s in samples) open[s]++;
@@ -35,7 +35,7 @@ public sealed partial class ExpertFanOut
                 while (pending.Count > 0)
                 {
                     var first = await Task.WhenAny(pending.Cast<Task>().Append(deadlineHit.Task).Append(graceOver.Task));
-                    if (first is not Task<CallOutcome<T>> call) break;
+                    if (first is not Task<FinishedCall<T>> call) break;
                     pending.Remove(call);
                     var outcome = await call;
                     done.Add(outcome);

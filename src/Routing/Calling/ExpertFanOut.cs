@@ -48,7 +48,7 @@ public sealed partial class ExpertFanOut(IExpertInvoker remote, IExpertInvoker? 
 
         var answers = new Dictionary<AnswerKey, ExpertAnswer>();
         var trace = new List<ExpertCallTrace>();
-        var calls = groups.Select(g => (g.Value, (Func<CancellationToken, Task<CallOutcome<ExpertAnswer>>>)(t => CallAsync(request, g.Key, g.Value, deadline, t))));
+        var calls = groups.Select(g => (g.Value, (Func<CancellationToken, Task<FinishedCall<ExpertAnswer>>>)(t => CallAsync(request, g.Key, g.Value, deadline, t))));
         foreach (var outcome in await CollectAsync(calls, kmin, deadline - now, cancellationToken))
         {
             trace.Add(outcome.Trace);
@@ -69,13 +69,13 @@ public sealed partial class ExpertFanOut(IExpertInvoker remote, IExpertInvoker? 
     /// <see cref="FanOutRequest.Rediscover"/> is asked once for hosts not tried yet (the known ones may
     /// come from a cache that predates a restart).
     /// </summary>
-    private async Task<CallOutcome<ExpertAnswer>> CallAsync(FanOutRequest request, ExpertUid uid, int[] samples, DateTimeOffset deadline, CancellationToken stragglers)
+    private async Task<FinishedCall<ExpertAnswer>> CallAsync(FanOutRequest request, ExpertUid uid, int[] samples, DateTimeOffset deadline, CancellationToken stragglers)
     {
         await Task.Yield();
         var hosts = health.Order(request.Hosts.GetValueOrDefault(uid) ?? []);
         long started = time.GetTimestamp();
         if (hosts.Count == 0)
-            return new CallOutcome<ExpertAnswer>(samples, null, new ExpertCallTrace(uid, "none", ExpertCallOutcome.Unreachable, "no live host is announced", TimeSpan.Zero, samples.Length, false));
+            return new FinishedCall<ExpertAnswer>(samples, null, new ExpertCallTrace(uid, "none", CallOutcome.Unreachable, "no live host is announced", TimeSpan.Zero, samples.Length, false));
         var input = Gather(request.Input, samples);
         var tried = new HashSet<PeerId>();
         bool rediscovered = request.Rediscover is null;
@@ -94,19 +94,19 @@ public sealed partial class ExpertFanOut(IExpertInvoker remote, IExpertInvoker? 
                 if (result.IsOk && Problem(result.Value!, samples.Length) is { } problem)
                 {
                     result.Value!.Dispose();
-                    result = ExpertCallResult<Tensor>.Failed(ExpertCallOutcome.Rejected, problem);
+                    result = ExpertCallResult<Tensor>.Failed(CallOutcome.Rejected, problem);
                 }
                 last = new ExpertCallTrace(uid, attempt.Host.Host.ToString(), result.Outcome, result.Error, time.GetElapsedTime(started), samples.Length, false, hedged);
-                if (result.IsOk) return new CallOutcome<ExpertAnswer>(samples, new ExpertAnswer(new ExpertTarget(uid, attempt.Host.Endpoint), false, samples, input, result.Value!), last);
-                if (result.Outcome != ExpertCallOutcome.Unreachable || stragglers.IsCancellationRequested) break;
+                if (result.IsOk) return new FinishedCall<ExpertAnswer>(samples, new ExpertAnswer(new ExpertTarget(uid, attempt.Host.Endpoint), false, samples, input, result.Value!), last);
+                if (result.Outcome != CallOutcome.Unreachable || stragglers.IsCancellationRequested) break;
             }
-            if (rediscovered || last?.Outcome != ExpertCallOutcome.Unreachable || stragglers.IsCancellationRequested || time.GetUtcNow() >= deadline) break;
+            if (rediscovered || last?.Outcome != CallOutcome.Unreachable || stragglers.IsCancellationRequested || time.GetUtcNow() >= deadline) break;
             rediscovered = true;
             hosts = health.Order((await RediscoverAsync(request.Rediscover!, uid, deadline, stragglers)).Where(h => !tried.Contains(h.Host)));
             next = 0;
         }
         input.Dispose();
-        return new CallOutcome<ExpertAnswer>(samples, null, last ?? new ExpertCallTrace(uid, hosts[0].Host.ToString(), ExpertCallOutcome.Timeout, "the deadline passed", time.GetElapsedTime(started), samples.Length, false));
+        return new FinishedCall<ExpertAnswer>(samples, null, last ?? new ExpertCallTrace(uid, hosts[0].Host.ToString(), CallOutcome.Timeout, "the deadline passed", time.GetElapsedTime(started), samples.Length, false));
     }
 
     /// <summary>
@@ -170,7 +170,7 @@ public sealed partial class ExpertFanOut(IExpertInvoker remote, IExpertInvoker? 
         }
         catch (OperationCanceledException) when (cancel.IsCancellationRequested)
         {
-            return new Attempt(host, ExpertCallResult<Tensor>.Failed(ExpertCallOutcome.Timeout, "cut: the other experts had answered and the grace period ended, or another host answered first"),
+            return new Attempt(host, ExpertCallResult<Tensor>.Failed(CallOutcome.Timeout, "cut: the other experts had answered and the grace period ended, or another host answered first"),
                 time.GetElapsedTime(started));
         }
         var elapsed = time.GetElapsedTime(started);
@@ -214,7 +214,7 @@ public sealed partial class ExpertFanOut(IExpertInvoker remote, IExpertInvoker? 
         if (result.IsOk && Problem(result.Value!, samples.Length) is { } problem)
         {
             result.Value!.Dispose();
-            result = ExpertCallResult<Tensor>.Failed(ExpertCallOutcome.Rejected, problem);
+            result = ExpertCallResult<Tensor>.Failed(CallOutcome.Rejected, problem);
         }
         var line = new ExpertCallTrace(uid, "local", result.Outcome, result.Error, time.GetElapsedTime(started), samples.Length, true);
         if (result.IsOk) return (new ExpertAnswer(target, true, samples, input, result.Value!), line);

@@ -1,4 +1,5 @@
 using MoEMesh.Protocol.Addressing;
+using MoEMesh.Protocol.Rpc;
 using MoEMesh.Routing.Directory;
 using MoEMesh.Routing.Invocation;
 using Tensor = MoEMesh.Tensors.Tensor;
@@ -56,7 +57,7 @@ public sealed class FanOutRequest
 /// <param name="Rows">Samples it carried.</param>
 /// <param name="Local">Whether it was a local fallback.</param>
 /// <param name="Hedged">Whether the request also went to a second host (the answer is from whichever came first).</param>
-public sealed record ExpertCallTrace(ExpertUid Uid, string Host, ExpertCallOutcome Outcome, string? Error, TimeSpan Elapsed, int Rows, bool Local, bool Hedged = false)
+public sealed record ExpertCallTrace(ExpertUid Uid, string Host, CallOutcome Outcome, string? Error, TimeSpan Elapsed, int Rows, bool Local, bool Hedged = false)
 {
     /// <inheritdoc />
     public override string ToString() =>

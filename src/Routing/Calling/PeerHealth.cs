@@ -1,4 +1,5 @@
 using MoEMesh.Protocol.Identity;
+using MoEMesh.Protocol.Rpc;
 using MoEMesh.Routing.Directory;
 using MoEMesh.Routing.Invocation;
 
@@ -16,18 +17,18 @@ public sealed class PeerHealth(RoutingOptions options, TimeProvider time)
     private readonly Dictionary<PeerId, State> _peers = [];
 
     /// <summary>Records how a call to <paramref name="host"/> ended.</summary>
-    public void Record(PeerId host, ExpertCallOutcome outcome, TimeSpan elapsed)
+    public void Record(PeerId host, CallOutcome outcome, TimeSpan elapsed)
     {
         lock (_peers)
         {
             if (!_peers.TryGetValue(host, out var state)) _peers[host] = state = new State();
-            if (outcome == ExpertCallOutcome.Ok)
+            if (outcome == CallOutcome.Ok)
             {
                 state.Failures = 0;
                 state.BackedOffUntil = DateTimeOffset.MinValue;
                 state.Latencies.Add(elapsed);
             }
-            else if (outcome is ExpertCallOutcome.Timeout or ExpertCallOutcome.Unreachable)
+            else if (outcome is CallOutcome.Timeout or CallOutcome.Unreachable)
             {
                 state.Failures++;
                 var backoff = TimeSpan.FromTicks((long)Math.Min(options.PeerBackoffMax.Ticks, options.PeerBackoff.Ticks * Math.Pow(2, Math.Min(state.Failures - 1, 30))));

@@ -52,7 +52,7 @@ public sealed class RemoteExpertInvoker(IPeerTransport transport) : IExpertInvok
         }
         catch (PeerRpcException e)
         {
-            return ExpertCallResult<ExpertInfo>.Failed(ExpertCallOutcome.Rejected, $"{target}: {e.Message}");
+            return ExpertCallResult<ExpertInfo>.Failed(CallOutcome.Rejected, $"{target}: {e.Message}");
         }
     }
 
@@ -69,14 +69,13 @@ public sealed class RemoteExpertInvoker(IPeerTransport transport) : IExpertInvok
         }
         catch (Exception e) when (e is PeerRpcException or InvalidDataException)
         {
-            return ExpertCallResult<Tensor>.Failed(ExpertCallOutcome.Rejected, $"{method} of {target}: the answer does not decode: {e.Message}");
+            return ExpertCallResult<Tensor>.Failed(CallOutcome.Rejected, $"{method} of {target}: the answer does not decode: {e.Message}");
         }
     }
 
-    private static ExpertCallResult<T> Failure<T>(ExpertTarget target, PeerResponse response) => response.Status switch
+    private static ExpertCallResult<T> Failure<T>(ExpertTarget target, PeerResponse response)
     {
-        StatusCode.DeadlineExceeded or StatusCode.Cancelled => ExpertCallResult<T>.Failed(ExpertCallOutcome.Timeout, response.Message),
-        StatusCode.Unavailable => ExpertCallResult<T>.Failed(ExpertCallOutcome.Unreachable, response.Message),
-        _ => ExpertCallResult<T>.Failed(ExpertCallOutcome.Rejected, $"{target}: {response.Status}: {response.Message}"),
-    };
+        var outcome = CallOutcomes.Of(response.Status);
+        return ExpertCallResult<T>.Failed(outcome, outcome == CallOutcome.Rejected ? $"{target}: {response.Status}: {response.Message}" : response.Message);
+    }
 }

@@ -90,7 +90,7 @@ public sealed class MoEModel
             }
             Weights.Trunk.Backward(features, gradient);
             optimizer.Step();
-            var failedBackward = steps.SelectMany(s => s.BackwardTrace).Where(t => !t.Local && t.Outcome != Invocation.ExpertCallOutcome.Ok).ToArray();
+            var failedBackward = steps.SelectMany(s => s.BackwardTrace).Where(t => !t.Local && t.Outcome != Protocol.Rpc.CallOutcome.Ok).ToArray();
             return new TrainingStep(loss.Value, labels.Length, correct, steps.Sum(s => s.RouterLosses?.Total ?? 0f), steps.Select(s => s.Experts.ExpertsPerSample.Average()).ToArray(),
                 steps.Sum(s => s.Experts.FellBack.Count(f => f)), steps.Select(s => s.Utilisation).ToArray(), failedBackward.Length, failedBackward.FirstOrDefault()?.ToString());
         }

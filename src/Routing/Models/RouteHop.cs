@@ -1,3 +1,4 @@
+using MoEMesh.Protocol.Rpc;
 using MoEMesh.Routing.Calling;
 using MoEMesh.Routing.Invocation;
 
@@ -24,7 +25,7 @@ public sealed record RouteHop(int Layer, string Expert, string Host, float Weigh
         {
             var trace = step.Experts.Trace.FirstOrDefault(t => t.Uid == choice.Uid && !t.Local);
             var answered = used.Where(u => u.Uid == choice.Uid && !u.Local).Select(u => (float?)u.Weight).FirstOrDefault();
-            string outcome = answered is not null ? "ok" : trace?.Outcome == ExpertCallOutcome.Timeout ? "timeout" : "failed";
+            string outcome = answered is not null ? "ok" : trace?.Outcome == CallOutcome.Timeout ? "timeout" : "failed";
             yield return new RouteHop(layer, choice.Uid.Value, trace?.Host ?? "none", answered ?? 0f, Milliseconds(trace), outcome);
         }
         foreach (var stand in used.Where(u => u.Local))
