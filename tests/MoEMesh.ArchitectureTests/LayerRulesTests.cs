@@ -34,6 +34,19 @@ public class LayerRulesTests
         Assert.Empty(LayerRules.Violations(assemblyName, references));
     }
 
+    [Theory]
+    [MemberData(nameof(SourceProjects))]
+    public void OnlyTheNode_TakesAspNet(string assemblyName)
+    {
+        var csproj = Directory.EnumerateFiles(Path.Combine(RepositoryRoot, "src"), assemblyName + ".csproj", SearchOption.AllDirectories).Single();
+        var frameworks = XDocument.Load(csproj).Descendants("FrameworkReference").Select(r => r.Attribute("Include")!.Value);
+        var aspNet = Assembly.Load(CompiledName(assemblyName)).GetReferencedAssemblies().Select(a => a.Name!)
+            .Where(n => n.StartsWith("Microsoft.AspNetCore", StringComparison.Ordinal));
+        if (assemblyName == "MoEMesh.Node") return;
+        Assert.Empty(frameworks);
+        Assert.Empty(aspNet);
+    }
+
     private static string CompiledName(string project)
     {
         var csproj = Directory.EnumerateFiles(Path.Combine(RepositoryRoot, "src"), project + ".csproj", SearchOption.AllDirectories).Single();

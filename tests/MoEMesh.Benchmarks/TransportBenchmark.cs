@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net;
+using MoEMesh.Node.Hosting;
 using MoEMesh.Protocol;
 using MoEMesh.Protocol.Identity;
 using MoEMesh.Protocol.Rpc;

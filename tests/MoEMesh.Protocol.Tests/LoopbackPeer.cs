@@ -1,4 +1,6 @@
+using System.IO.Pipelines;
 using System.Net;
+using System.Net.Sockets;
 using MoEMesh.Protocol.Addressing;
 using MoEMesh.Protocol.Identity;
 using MoEMesh.Protocol.Rpc;
@@ -52,7 +54,10 @@ public sealed class LoopbackPeer : IAsyncDisposable
     /// <summary>Completes when a "wait" handler's token fires.</summary>
     public TaskCompletionSource WaitCancelled { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public static async Task<LoopbackPeer> StartAsync(bool useTls = false, Action<PeerProtocolOptions>? configure = null, bool kestrel = false)
+    /// <param name="useTls">TLS on.</param>
+    /// <param name="configure">Changes to the protocol options.</param>
+    /// <param name="pipes">Serve through <see cref="PeerServer.HandlePipeAsync"/> (as a host handing over pipes does) instead of the socket listener.</param>
+    public static async Task<LoopbackPeer> StartAsync(bool useTls = false, Action<PeerProtocolOptions>? configure = null, bool pipes = false)
     {
         var options = new PeerProtocolOptions { UseTls = useTls };
         configure?.Invoke(options);
@@ -85,10 +90,10 @@ public sealed class LoopbackPeer : IAsyncDisposable
         var loopback = new IPEndPoint(IPAddress.Loopback, 0);
         IAsyncDisposable listener;
         PeerAddress address;
-        if (kestrel)
+        if (pipes)
         {
-            var hosted = await KestrelPeerListener.StartAsync(server, loopback, CancellationToken.None);
-            (listener, address) = (hosted, hosted.Address);
+            var piped = PipeListener.Start(server, loopback);
+            (listener, address) = (piped, piped.Address);
         }
         else
         {
@@ -113,4 +118,65 @@ public sealed class LoopbackPeer : IAsyncDisposable
         ServerIdentity.Dispose();
         ClientIdentity.Dispose();
     }
+}
+
+/// <summary>Accepts sockets and serves each as a pair of pipes through <see cref="PeerServer.HandlePipeAsync"/>.</summary>
+internal sealed class PipeListener : IAsyncDisposable
+{
+    private readonly Socket _socket;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly List<Task> _connections = [];
+    private readonly Task _accepting;
+
+    private PipeListener(Socket socket, PeerServer server)
+    {
+        _socket = socket;
+        Address = PeerAddress.From((IPEndPoint)socket.LocalEndPoint!);
+        _accepting = Task.Run(async () =>
+        {
+            while (true)
+            {
+                Socket accepted;
+                try
+                {
+                    accepted = await _socket.AcceptAsync(_stopping.Token);
+                }
+                catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
+                {
+                    return;
+                }
+                lock (_connections) _connections.Add(ServeAsync(server, accepted));
+            }
+        });
+    }
+
+    public PeerAddress Address { get; }
+
+    public static PipeListener Start(PeerServer server, IPEndPoint endPoint)
+    {
+        var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        socket.Bind(endPoint);
+        socket.Listen(64);
+        return new PipeListener(socket, server);
+    }
+
+    private async Task ServeAsync(PeerServer server, Socket socket)
+    {
+        await using var stream = new NetworkStream(socket, ownsSocket: true);
+        var pipe = new Pipe(PipeReader.Create(stream), PipeWriter.Create(stream));
+        await server.HandlePipeAsync(pipe, socket.RemoteEndPoint, _stopping.Token);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync();
+        _socket.Dispose();
+        await _accepting;
+        Task[] open;
+        lock (_connections) open = [.. _connections];
+        await Task.WhenAll(open);
+        _stopping.Dispose();
+    }
+
+    private sealed record Pipe(PipeReader Input, PipeWriter Output) : IDuplexPipe;
 }

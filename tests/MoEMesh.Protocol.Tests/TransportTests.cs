@@ -33,9 +33,9 @@ public class TransportTests
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public async Task KestrelEndpoint_ServesTheSameProtocol(bool useTls)
+    public async Task PipeEntryPoint_ServesTheSameProtocol(bool useTls)
     {
-        await using var peer = await LoopbackPeer.StartAsync(useTls, kestrel: true);
+        await using var peer = await LoopbackPeer.StartAsync(useTls, pipes: true);
         var payload = new byte[(2 << 20) + 3];
         new Random(2).NextBytes(payload);
         using var response = await peer.CallAsync(peer.Request("echo", payload));
@@ -122,9 +122,9 @@ public class TransportTests
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public async Task Server_TellsHandlersTheCallersPeerIdAndAddress(bool kestrel)
+    public async Task Server_TellsHandlersTheCallersPeerIdAndAddress(bool pipes)
     {
-        await using var peer = await LoopbackPeer.StartAsync(useTls: true, kestrel: kestrel);
+        await using var peer = await LoopbackPeer.StartAsync(useTls: true, pipes: pipes);
         using var response = await peer.CallAsync(peer.Request("whoami"));
         Assert.True(response.IsOk, response.ToString());
         var caller = System.Text.Encoding.UTF8.GetString(response.Header.Span);

@@ -2,7 +2,7 @@ using System.IO.Pipelines;
 
 namespace MoEMesh.Protocol.Transport;
 
-/// <summary>A <see cref="Stream"/> over a duplex pipe, so SslStream can run on top of Kestrel's connection.</summary>
+/// <summary>A <see cref="Stream"/> over a duplex pipe, so SslStream can run on top of a host's pipe connection (Kestrel's).</summary>
 internal sealed class DuplexPipeStream(IDuplexPipe pipe) : Stream
 {
     private readonly Stream _input = pipe.Input.AsStream();

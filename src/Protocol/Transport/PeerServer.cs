@@ -1,6 +1,5 @@
 using System.IO.Pipelines;
 using System.Net.Security;
-using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using MoEMesh.Protocol.Framing;
@@ -10,7 +9,7 @@ using MoEMesh.Protocol.Rpc;
 namespace MoEMesh.Protocol.Transport;
 
 /// <summary>
-/// Serves accepted peer connections, from <see cref="PeerListener"/>'s sockets or from a Kestrel endpoint:
+/// Serves accepted peer connections, from <see cref="PeerListener"/>'s sockets or from a host's pipes:
 /// admission (connection and handshake limits, in all and per address, checked before any TLS work),
 /// TLS (when on), the handshake, then requests routed through a <see cref="PeerRouter"/>. Whatever one connection sends (garbage, a wrong version,
 /// a failed proof) ends that connection only; the server keeps serving the others.
@@ -36,12 +35,15 @@ public sealed partial class PeerServer(PeerIdentity identity, PeerRouter router,
     /// <summary>Connections in TLS or the peer handshake now.</summary>
     public int HandshakesInProgress => _admission.Handshaking;
 
-    /// <summary>Kestrel's entry point for one connection (see <see cref="PeerListenOptionsExtensions.UsePeerProtocol"/>).</summary>
-    public Task HandleConnectionAsync(ConnectionContext connection) =>
-        ServeAsync(connection.RemoteEndPoint, connection.ConnectionClosed, async token =>
+    /// <summary>
+    /// Serves one accepted connection given as a duplex pipe until it closes: the entry point for hosts
+    /// whose transport hands over pipes (Kestrel's connection layer; see the node's KestrelPeerListener).
+    /// </summary>
+    public Task HandlePipeAsync(IDuplexPipe transport, System.Net.EndPoint? remote, CancellationToken closed) =>
+        ServeAsync(remote, closed, async token =>
             options.UseTls
-                ? Secured(await TlsLayer.AuthenticateAsync(new DuplexPipeStream(connection.Transport), asServer: true, identity, token))
-                : (connection.Transport.Input, connection.Transport.Output, null, null));
+                ? Secured(await TlsLayer.AuthenticateAsync(new DuplexPipeStream(transport), asServer: true, identity, token))
+                : (transport.Input, transport.Output, null, null));
 
     /// <summary>Serves one accepted socket stream until it closes (see <see cref="PeerListener"/>).</summary>
     public Task HandleStreamAsync(Stream stream, System.Net.EndPoint? remote, CancellationToken aborted) =>
@@ -89,7 +91,7 @@ public sealed partial class PeerServer(PeerIdentity identity, PeerRouter router,
             await channel.Completion;
         }
         catch (Exception e) when (e is HandshakeException or System.Security.Authentication.AuthenticationException or IOException
-                                       or OperationCanceledException or ConnectionResetException or InvalidOperationException)
+                                       or OperationCanceledException or InvalidOperationException)
         {
             Interlocked.Increment(ref _refused);
             LogRefused(_logger, remote?.ToString() ?? "unknown", e.Message);

@@ -1,0 +1,36 @@
+using System.Net;
+using MoEMesh.Node.Hosting;
+using MoEMesh.Protocol;
+using MoEMesh.Protocol.Identity;
+using MoEMesh.Protocol.Rpc;
+using MoEMesh.Protocol.Transport;
+using MoEMesh.Protocol.Wire;
+
+namespace MoEMesh.Node.Tests;
+
+public class KestrelPeerListenerTests
+{
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task KestrelEndpoint_ServesThePeerProtocol(bool useTls)
+    {
+        var options = new PeerProtocolOptions { UseTls = useTls };
+        using var serverIdentity = PeerIdentity.Create();
+        var router = new PeerRouter(TimeProvider.System);
+        router.Map("echo", (request, _) => ValueTask.FromResult(new PeerResponse(StatusCode.Ok, "", default, request.Payload.ToArray())));
+        var server = new PeerServer(serverIdentity, router, options, TimeProvider.System);
+        await using var listener = await KestrelPeerListener.StartAsync(server, new IPEndPoint(IPAddress.Loopback, 0), default);
+        using var clientIdentity = PeerIdentity.Create();
+        await using var pool = new PeerConnectionPool(clientIdentity, options, TimeProvider.System);
+        var transport = new TcpPeerTransport(pool, TimeProvider.System);
+
+        var payload = new byte[(2 << 20) + 3];
+        new Random(2).NextBytes(payload);
+        using var response = await transport.CallAsync(new PeerEndpoint(listener.Address, serverIdentity.PeerId),
+            PeerRequest.Create("echo", null, payload, DateTimeOffset.UtcNow + TimeSpan.FromSeconds(30)), default);
+        Assert.True(response.IsOk, response.ToString());
+        Assert.Equal(payload, response.Payload.ToArray());
+        Assert.Equal(1, server.ConnectionsAccepted);
+    }
+}
