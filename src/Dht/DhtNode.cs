@@ -115,6 +115,15 @@ public sealed partial class DhtNode : IDht, IDhtRpcHandler, ILookupHost, IAsyncD
         }
     }
 
+    /// <summary>Bytes the records held for the network are charged (at most <see cref="DhtOptions.MaxStoredBytes"/>).</summary>
+    public long StoredBytes
+    {
+        get
+        {
+            lock (_gate) return _store.Bytes;
+        }
+    }
+
     /// <summary>A snapshot of the routing table.</summary>
     public IReadOnlyList<DhtContact> Contacts
     {

@@ -6,6 +6,7 @@ using MoEMesh.Benchmarks;
 //        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- moe [--rounds 3] [--calls 20] [--blas-threads 1,2]
 //        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- dht [--nodes 100,1000,5000] [--kill 0,10,30,50] [--rounds 10] [--keys 20] [--seed 1]
 //        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- query [--rounds 3] [--seconds 5] [--linger-ms 2] [--blas-threads 1]
+//        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- abuse [--honest-calls 1000]
 var verb = args.FirstOrDefault();
 int Option(string name, int fallback)
 {
@@ -36,6 +37,8 @@ switch (verb)
     case "query":
         return await QueryBenchmark.RunAsync(Option("--rounds", 3), TimeSpan.FromSeconds(Option("--seconds", 5)),
             Array.IndexOf(args, "--linger-ms") >= 0 ? TimeSpan.FromMilliseconds(Option("--linger-ms", 2)) : null, Option("--blas-threads", 1));
+    case "abuse":
+        return await AbuseBenchmark.RunAsync(Option("--honest-calls", 1000));
     default:
         Console.Error.WriteLine("usage: MoEMesh.Benchmarks tensors [--batch 256] [--dim 1024] [--threads N] [--skip-managed]");
         Console.Error.WriteLine("       MoEMesh.Benchmarks transport [--round-ms 250]");
@@ -43,5 +46,6 @@ switch (verb)
         Console.Error.WriteLine("       MoEMesh.Benchmarks moe [--rounds 3] [--calls 20] [--blas-threads 1,2]");
         Console.Error.WriteLine("       MoEMesh.Benchmarks dht [--nodes 100,1000,5000] [--kill 0,10,30,50] [--rounds 10] [--keys 20] [--seed 1]");
         Console.Error.WriteLine("       MoEMesh.Benchmarks query [--rounds 3] [--seconds 5] [--linger-ms 2] [--blas-threads 1]");
+        Console.Error.WriteLine("       MoEMesh.Benchmarks abuse [--honest-calls 1000]");
         return 2;
 }

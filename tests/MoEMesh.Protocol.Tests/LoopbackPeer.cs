@@ -6,6 +6,7 @@ using MoEMesh.Protocol.Identity;
 using MoEMesh.Protocol.Rpc;
 using MoEMesh.Protocol.Transport;
 using MoEMesh.Protocol.Wire;
+using MoEMesh.Testing;
 
 namespace MoEMesh.Protocol.Tests;
 
@@ -104,6 +105,9 @@ public sealed class LoopbackPeer : IAsyncDisposable
         peer = new LoopbackPeer(listener, address, server, serverIdentity, clientIdentity, new PeerConnectionPool(clientIdentity, options, TimeProvider.System), options);
         return peer;
     }
+
+    /// <summary>A hand-driven connection to this server as the client identity (see <see cref="RawConnection"/>).</summary>
+    public Task<RawConnection> OpenRawAsync(bool handshake = true) => RawConnection.OpenAsync(Address, ClientIdentity, Options.UseTls, handshake);
 
     public PeerRequest Request(string method, byte[]? payload = null, TimeSpan? timeout = null, byte[]? header = null) =>
         new(method, header ?? [], payload ?? [], DateTimeOffset.UtcNow + (timeout ?? TimeSpan.FromSeconds(10)));

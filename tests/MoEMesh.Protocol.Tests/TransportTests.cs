@@ -7,6 +7,7 @@ using MoEMesh.Protocol.Identity;
 using MoEMesh.Protocol.Rpc;
 using MoEMesh.Protocol.Transport;
 using MoEMesh.Protocol.Wire;
+using MoEMesh.Testing;
 
 namespace MoEMesh.Protocol.Tests;
 
@@ -135,7 +136,7 @@ public class TransportTests
     public async Task PeerStartingMessagesItNeverEnds_IsCutOff_AndOthersAreStillServed()
     {
         await using var peer = await LoopbackPeer.StartAsync();
-        await using var raw = await RawConnection.OpenAsync(peer);
+        await using var raw = await peer.OpenRawAsync();
         // 2,000 unfinished messages each announcing 1 MB: the connection's budget and count stop it.
         var flood = Enumerable.Range(1, 2000).SelectMany(i => RawConnection.FirstFrameOnly((ulong)i, "echo", 1_000_000)).ToArray();
         try
@@ -155,7 +156,7 @@ public class TransportTests
     public async Task PeerGoingSilentInsideAMessage_IsCutOffAfterMessageTimeout()
     {
         await using var peer = await LoopbackPeer.StartAsync(configure: o => o.MessageTimeout = TimeSpan.FromMilliseconds(400));
-        await using var raw = await RawConnection.OpenAsync(peer);
+        await using var raw = await peer.OpenRawAsync();
         await raw.SendAsync(RawConnection.FirstFrameOnly(1, "echo", 5000));
         Assert.True(await raw.ClosedByServerAsync());
     }
@@ -168,7 +169,7 @@ public class TransportTests
             o.MaxMessageBytes = 2 << 20;
             o.MaxQueuedBytesPerConnection = 4 << 20;
         });
-        await using var raw = await RawConnection.OpenAsync(peer);
+        await using var raw = await peer.OpenRawAsync();
         var payload = new byte[1 << 20];
         try
         {
@@ -195,10 +196,10 @@ public class TransportTests
     public async Task DialsBeyondTheHandshakeLimitOfAnAddress_AreClosedBeforeTls_AndTheSlotsComeBack()
     {
         await using var peer = await LoopbackPeer.StartAsync(useTls: true, configure: o => o.MaxHandshakesPerAddress = 2);
-        var silent = new[] { await RawConnection.OpenAsync(peer, handshake: false), await RawConnection.OpenAsync(peer, handshake: false) };
+        var silent = new[] { await peer.OpenRawAsync(handshake: false), await peer.OpenRawAsync(handshake: false) };
         await UntilAsync(() => peer.Server.HandshakesInProgress == 2);
 
-        await using (var third = await RawConnection.OpenAsync(peer, handshake: false))
+        await using (var third = await peer.OpenRawAsync(handshake: false))
         {
             Assert.True(await third.ClosedByServerAsync());
             Assert.Equal(1, peer.Server.ConnectionsRefused);
@@ -216,10 +217,10 @@ public class TransportTests
     {
         await using var peer = await LoopbackPeer.StartAsync(configure: o => o.MaxConnectionsPerAddress = 2);
         using (var first = await peer.CallAsync(peer.Request("echo", [1]))) Assert.True(first.IsOk);
-        await using var second = await RawConnection.OpenAsync(peer);
+        await using var second = await peer.OpenRawAsync();
         await UntilAsync(() => peer.Server.OpenConnections == 2 && peer.Server.HandshakesInProgress == 0);
 
-        await using var third = await RawConnection.OpenAsync(peer, handshake: false);
+        await using var third = await peer.OpenRawAsync(handshake: false);
         Assert.True(await third.ClosedByServerAsync());
         Assert.Equal(1, peer.Server.ConnectionsRefused);
         using var again = await peer.CallAsync(peer.Request("echo", [2]));
@@ -268,7 +269,7 @@ public class TransportTests
     public async Task CallerDeadline_BeyondAnyTimer_IsAnswered(long deadlineMicros)
     {
         await using var peer = await LoopbackPeer.StartAsync();
-        await using var raw = await RawConnection.OpenAsync(peer);
+        await using var raw = await peer.OpenRawAsync();
         await raw.SendAsync(RawConnection.RequestFrames(1, new RequestEnvelope { Method = "echo", DeadlineMicros = deadlineMicros }, [7, 8]));
         var answer = await raw.ReadResponseAsync(1);
         Assert.Equal(StatusCode.Ok, answer.Status);
@@ -278,7 +279,7 @@ public class TransportTests
     public async Task CallerDeadline_IsCutToTheNodesMaxRequestTime()
     {
         await using var peer = await LoopbackPeer.StartAsync(configure: o => o.MaxRequestTime = TimeSpan.FromMilliseconds(300));
-        await using var raw = await RawConnection.OpenAsync(peer);
+        await using var raw = await peer.OpenRawAsync();
         await raw.SendAsync(RawConnection.RequestFrames(1, new RequestEnvelope { Method = "wait", DeadlineMicros = long.MaxValue }));
         var answer = await raw.ReadResponseAsync(1);
         Assert.Equal(StatusCode.DeadlineExceeded, answer.Status);

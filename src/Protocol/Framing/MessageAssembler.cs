@@ -8,7 +8,8 @@ namespace MoEMesh.Protocol.Framing;
 /// (u32 length + protobuf, at most 256 KiB) must come whole at the start of the message's first frame;
 /// payload bytes are copied into the message's buffer as they arrive, so no frame ever has to be
 /// buffered whole. Everything an unfinished message holds (its envelope, <see cref="PartialOverhead"/>, and
-/// its payload buffer) counts against a per-connection budget, and at most <c>maxUnfinished</c> messages may
+/// its announced payload, whose buffer is allocated only when its first byte arrives) counts against a
+/// per-connection budget, and at most <c>maxUnfinished</c> messages may
 /// be unfinished at once, so a peer cannot reserve unbounded memory by starting messages it never ends;
 /// exceeding either is a protocol violation. A message whose announced size exceeds the limit, or whose
 /// payload would not fit the budget, is refused (its later bytes are discarded) and reported once it ends.
@@ -58,7 +59,8 @@ internal sealed class MessageAssembler(int maxMessageBytes, long maxBufferedByte
             partial.Refuse($"the connection already buffers {_buffered} bytes of unfinished messages; limit {maxBufferedBytes}", StatusCode.ResourceExhausted);
         else
         {
-            partial.Payload = PooledBuffer.Rent((int)payloadLength);
+            // Reserved now, allocated when its first byte arrives: a message announced and never sent costs no memory.
+            partial.Reserved = true;
             charge += (long)payloadLength;
         }
         partial.Charge = charge;
@@ -96,7 +98,7 @@ internal sealed class MessageAssembler(int maxMessageBytes, long maxBufferedByte
         _buffered -= partial.Charge;
         if (partial.Error is not null)
             return new ReceivedMessage(partial.Kind, partial.RequestId, partial.Envelope, PooledBuffer.Empty, partial.Error) { ErrorStatus = partial.ErrorStatus };
-        var payload = partial.Payload!;
+        var payload = partial.Payload ?? PooledBuffer.Empty;
         if ((ulong)partial.Received != partial.ExpectedPayload)
         {
             payload.Dispose();
@@ -160,7 +162,11 @@ internal sealed class MessageAssembler(int maxMessageBytes, long maxBufferedByte
 
         public ulong ExpectedPayload { get; } = expectedPayload;
 
-        public PooledBuffer? Payload { get; set; }
+        /// <summary>The payload's buffer, once its first byte arrived.</summary>
+        public PooledBuffer? Payload { get; private set; }
+
+        /// <summary>Whether the payload fits the budget and is charged to it (its buffer comes with its first byte).</summary>
+        public bool Reserved { get; set; }
 
         public long Received { get; private set; }
 
@@ -176,8 +182,11 @@ internal sealed class MessageAssembler(int maxMessageBytes, long maxBufferedByte
 
         public void Append(ReadOnlySequence<byte> bytes)
         {
-            if (Error is null && (ulong)(Received + bytes.Length) <= ExpectedPayload)
-                bytes.CopyTo(Payload!.Span.Slice((int)Received));
+            if (Error is null && Reserved && (ulong)(Received + bytes.Length) <= ExpectedPayload)
+            {
+                Payload ??= PooledBuffer.Rent((int)ExpectedPayload);
+                bytes.CopyTo(Payload.Span.Slice((int)Received));
+            }
             // Past the announced length nothing is copied; Complete reports the mismatch.
             Received += bytes.Length;
         }

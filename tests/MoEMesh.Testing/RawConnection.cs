@@ -4,42 +4,47 @@ using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
 using Google.Protobuf;
+using MoEMesh.Protocol.Addressing;
 using MoEMesh.Protocol.Framing;
+using MoEMesh.Protocol.Identity;
 using MoEMesh.Protocol.Transport;
 using MoEMesh.Protocol.Wire;
 
-namespace MoEMesh.Protocol.Tests;
+namespace MoEMesh.Testing;
 
 /// <summary>
-/// A hand-driven connection to a <see cref="LoopbackPeer"/>: handshakes with the client identity, then
-/// writes whatever bytes a test wants (frames a well-behaved peer would never send) and reads responses.
+/// A hand-driven connection to a peer server: TLS (when on) and the handshake with a given identity,
+/// then whatever bytes a test or an attack wants to write (frames a well-behaved peer would never send),
+/// and reads of the answers.
 /// </summary>
-internal sealed class RawConnection : IAsyncDisposable
+public sealed class RawConnection : IAsyncDisposable
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
     private readonly Socket _socket;
-    private readonly NetworkStream _stream;
+    private readonly Stream _stream;
     private readonly PipeReader _input;
     private readonly PipeWriter _output;
+    private readonly Dictionary<ulong, ResponseEnvelope> _received = [];
 
-    private RawConnection(Socket socket)
+    private RawConnection(Socket socket, Stream stream)
     {
         _socket = socket;
-        _stream = new NetworkStream(socket, ownsSocket: false);
+        _stream = stream;
         _input = PipeReader.Create(_stream, new StreamPipeReaderOptions(leaveOpen: true));
         _output = PipeWriter.Create(_stream, new StreamPipeWriterOptions(leaveOpen: true));
     }
 
-    public static async Task<RawConnection> OpenAsync(LoopbackPeer peer, bool handshake = true)
+    /// <summary>Connects to <paramref name="address"/>; with <paramref name="handshake"/> runs TLS (when <paramref name="useTls"/>) and the handshake as <paramref name="identity"/>.</summary>
+    public static async Task<RawConnection> OpenAsync(PeerAddress address, PeerIdentity identity, bool useTls, bool handshake = true)
     {
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        await socket.ConnectAsync(IPAddress.Loopback, peer.Address.Port);
-        var connection = new RawConnection(socket);
-        if (handshake)
-        {
-            using var limit = new CancellationTokenSource(Bound);
-            await PeerHandshake.DialAsync(connection._input, connection._output, peer.ClientIdentity, null, limit.Token);
-        }
+        await socket.ConnectAsync(IPAddress.Parse(address.Host), address.Port);
+        if (!handshake) return new RawConnection(socket, new NetworkStream(socket, ownsSocket: false));
+        using var limit = new CancellationTokenSource(Bound);
+        Stream stream = new NetworkStream(socket, ownsSocket: false);
+        if (useTls) stream = await TlsLayer.AuthenticateAsync(stream, asServer: false, identity, limit.Token);
+        var connection = new RawConnection(socket, stream);
+        await PeerHandshake.DialAsync(connection._input, connection._output, identity, null, limit.Token);
         return connection;
     }
 
@@ -70,24 +75,26 @@ internal sealed class RawConnection : IAsyncDisposable
         await _stream.FlushAsync();
     }
 
-    /// <summary>Reads frames until the single-frame response to <paramref name="id"/> arrives; returns its envelope.</summary>
+    /// <summary>
+    /// Reads frames until the single-frame response to <paramref name="id"/> arrives; returns its envelope.
+    /// Responses to other ids that arrive first are kept for their own reads.
+    /// </summary>
     public async Task<ResponseEnvelope> ReadResponseAsync(ulong id)
     {
         using var limit = new CancellationTokenSource(Bound);
         while (true)
         {
+            if (_received.Remove(id, out var kept)) return kept;
             var read = await _input.ReadAsync(limit.Token);
             var buffer = read.Buffer;
             while (FrameHeader.TryRead(ref buffer, out var header, out var body))
             {
-                if (header.Kind != FrameKind.Response || header.RequestId != id) continue;
+                if (header.Kind != FrameKind.Response) continue;
                 var bytes = body.ToArray();
                 int length = (int)BinaryPrimitives.ReadUInt32LittleEndian(bytes);
-                var envelope = ResponseEnvelope.Parser.ParseFrom(bytes.AsSpan(4, length));
-                _input.AdvanceTo(buffer.Start);
-                return envelope;
+                _received[header.RequestId] = ResponseEnvelope.Parser.ParseFrom(bytes.AsSpan(4, length));
             }
-            if (read.IsCompleted) throw new IOException("the server closed the connection before it answered");
+            if (read.IsCompleted && !_received.ContainsKey(id)) throw new IOException("the server closed the connection before it answered");
             _input.AdvanceTo(buffer.Start, buffer.End);
         }
     }
@@ -105,7 +112,30 @@ internal sealed class RawConnection : IAsyncDisposable
                 if (read.IsCompleted) return true;
             }
         }
-        catch (IOException)
+        catch (Exception e) when (e is IOException or ObjectDisposedException)
+        {
+            return true;
+        }
+    }
+
+    /// <summary>Whether the server has closed the connection, checked without waiting for more than <paramref name="wait"/>.</summary>
+    public async Task<bool> ClosedWithinAsync(TimeSpan wait)
+    {
+        using var limit = new CancellationTokenSource(wait);
+        try
+        {
+            while (true)
+            {
+                var read = await _input.ReadAsync(limit.Token);
+                _input.AdvanceTo(read.Buffer.End);
+                if (read.IsCompleted) return true;
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException)
         {
             return true;
         }
