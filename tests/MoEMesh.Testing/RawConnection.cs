@@ -99,24 +99,8 @@ public sealed class RawConnection : IAsyncDisposable
         }
     }
 
-    /// <summary>True once the server has closed the connection (reads end), within the bound.</summary>
-    public async Task<bool> ClosedByServerAsync()
-    {
-        using var limit = new CancellationTokenSource(Bound);
-        try
-        {
-            while (true)
-            {
-                var read = await _input.ReadAsync(limit.Token);
-                _input.AdvanceTo(read.Buffer.End);
-                if (read.IsCompleted) return true;
-            }
-        }
-        catch (Exception e) when (e is IOException or ObjectDisposedException)
-        {
-            return true;
-        }
-    }
+    /// <summary>True once the server has closed the connection (reads end), within the bound; false if it has not by then.</summary>
+    public Task<bool> ClosedByServerAsync() => ClosedWithinAsync(Bound);
 
     /// <summary>Whether the server has closed the connection, checked without waiting for more than <paramref name="wait"/>.</summary>
     public async Task<bool> ClosedWithinAsync(TimeSpan wait)
