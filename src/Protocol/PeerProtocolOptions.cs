@@ -19,16 +19,16 @@ public sealed class PeerProtocolOptions
     public int MaxConnections { get; set; } = 4096;
 
     /// <summary>
-    /// Connections a server holds from one IP address. Default 256 (a local testnet of a hundred nodes
-    /// dials one node from one address).
+    /// Connections a server holds from one network (an IPv4 /24, an IPv6 /48). Default 256 (a local testnet
+    /// of a hundred nodes dials one node from one address).
     /// </summary>
-    public int MaxConnectionsPerAddress { get; set; } = 256;
+    public int MaxConnectionsPerNetwork { get; set; } = 256;
 
     /// <summary>Connections still in TLS or the peer handshake, in all; more are closed before TLS. Default 128.</summary>
     public int MaxHandshakes { get; set; } = 128;
 
-    /// <summary>Connections still in TLS or the peer handshake from one IP address. Default 32.</summary>
-    public int MaxHandshakesPerAddress { get; set; } = 32;
+    /// <summary>Connections still in TLS or the peer handshake from one network (an IPv4 /24, an IPv6 /48). Default 32.</summary>
+    public int MaxHandshakesPerNetwork { get; set; } = 32;
 
     /// <summary>Messages one connection may have started and not finished; more close it. Default 1024.</summary>
     public int MaxUnfinishedMessagesPerConnection { get; set; } = 1024;
@@ -63,7 +63,10 @@ public sealed class PeerProtocolOptions
     /// <summary>A ping unanswered this long closes the connection. Default 10 s.</summary>
     public TimeSpan KeepAliveTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
-    /// <summary>A pooled connection unused this long is closed. Default 2 min.</summary>
+    /// <summary>
+    /// A pooled connection unused this long is closed; a served connection from which nothing has arrived
+    /// this long (not even a keep-alive ping) and to which nothing waits to be sent is closed. Default 2 min.
+    /// </summary>
     public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(2);
 
     /// <summary>First wait after a failed connect; doubles per failure up to <see cref="ReconnectBackoffMax"/>. Default 1 s.</summary>
@@ -88,8 +91,8 @@ public sealed class PeerProtocolOptions
         if (MaxUnfinishedMessagesPerConnection < 1) throw new ArgumentException("MaxUnfinishedMessagesPerConnection must be at least 1.");
         foreach (var (name, value) in new[]
         {
-            (nameof(MaxConnections), MaxConnections), (nameof(MaxConnectionsPerAddress), MaxConnectionsPerAddress),
-            (nameof(MaxHandshakes), MaxHandshakes), (nameof(MaxHandshakesPerAddress), MaxHandshakesPerAddress),
+            (nameof(MaxConnections), MaxConnections), (nameof(MaxConnectionsPerNetwork), MaxConnectionsPerNetwork),
+            (nameof(MaxHandshakes), MaxHandshakes), (nameof(MaxHandshakesPerNetwork), MaxHandshakesPerNetwork),
         })
         {
             if (value < 1) throw new ArgumentException($"{name} must be at least 1; got {value}.");

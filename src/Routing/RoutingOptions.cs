@@ -13,7 +13,7 @@ public sealed class RoutingOptions
 
     /// <summary>
     /// How much of a forward's ForwardTimeout finding experts (beam search and their hosts in the DHT) may
-    /// use; what is not found by then counts as absent, and its samples fall back. Default 1 s.
+    /// use; what is not found by then counts as absent, and its samples fall back. Less than ForwardTimeout. Default 1 s.
     /// </summary>
     public TimeSpan DiscoveryTimeout { get; set; } = TimeSpan.FromSeconds(1);
 
@@ -79,8 +79,8 @@ public sealed class RoutingOptions
             if (value <= TimeSpan.Zero || value == Timeout.InfiniteTimeSpan || value > TimeSpan.FromDays(1))
                 throw new ArgumentException($"{name} must be positive and finite; got {value}.");
         }
-        if (DiscoveryTimeout > ForwardTimeout)
-            throw new ArgumentException($"DiscoveryTimeout ({DiscoveryTimeout}) must not exceed ForwardTimeout ({ForwardTimeout}): finding experts is part of a forward.");
+        if (DiscoveryTimeout >= ForwardTimeout)
+            throw new ArgumentException($"DiscoveryTimeout ({DiscoveryTimeout}) must be less than ForwardTimeout ({ForwardTimeout}): finding experts is part of a forward, and the calls need some of it.");
         if (GraceAfterKMin < TimeSpan.Zero || GraceAfterKMin > ForwardTimeout)
             throw new ArgumentException($"GraceAfterKMin must be between 0 and ForwardTimeout; got {GraceAfterKMin}.");
         if (KMin < 1) throw new ArgumentException($"KMin must be at least 1; got {KMin}.");

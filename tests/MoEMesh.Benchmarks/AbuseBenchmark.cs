@@ -204,7 +204,7 @@ public static class AbuseBenchmark
             }),
             ("1,000 dials that never handshake", async () =>
             {
-                // Succeeds if more of them are held at once than MaxHandshakesPerAddress (32).
+                // Succeeds if more of them are held at once than MaxHandshakesPerNetwork (32).
                 var dials = new List<RawConnection>();
                 for (int i = 0; i < 1000; i++) dials.Add(await RawConnection.OpenAsync(endpoint.Address, PeerIdentity.Create(), useTls: true, handshake: false));
                 var open = await Task.WhenAll(dials.Select(async d => !await d.ClosedWithinAsync(TimeSpan.FromMilliseconds(500))));
@@ -315,7 +315,7 @@ public static class AbuseBenchmark
         {
             var request = new Wire.StoreRequest { Sender = new Wire.DhtSender { ClientMode = true } };
             request.Records.Add(record);
-            using var response = await Transport.CallAsync(endpoint, PeerRequest.Create(DhtRpcHandler.StoreMethod, request, default, DateTimeOffset.UtcNow + TimeSpan.FromSeconds(5)), default);
+            using var response = await Transport.CallAsync(endpoint, PeerRequest.Create(DhtRpcHandler.StoreMethod, null, request.ToByteArray(), DateTimeOffset.UtcNow + TimeSpan.FromSeconds(5)), default);
             return response.IsOk ? response.ParseHeader(Wire.StoreResponse.Parser).Results[0].Status : null;
         }
 
@@ -324,7 +324,7 @@ public static class AbuseBenchmark
             var request = new Wire.FindRequest { Sender = new Wire.DhtSender { ClientMode = true } };
             request.Queries.Add(new Wire.FindQuery { Target = ByteString.CopyFrom(SHA256.HashData(Encoding.UTF8.GetBytes(key))), Key = key });
             using var response = await Transport.CallAsync(endpoint, PeerRequest.Create(DhtRpcHandler.FindMethod, request, default, DateTimeOffset.UtcNow + TimeSpan.FromSeconds(5)), default);
-            return response.IsOk ? response.ParseHeader(Wire.FindResponse.Parser).Results[0].Records.ToArray() : [];
+            return response.IsOk ? response.ParsePayload(Wire.FindResponse.Parser).Results[0].Records.ToArray() : [];
         }
 
         public async ValueTask DisposeAsync()

@@ -120,4 +120,35 @@ public class LookupKeyStateTests
         }
         Assert.False(state.IsDiscredited(namer));
     }
+
+    [Fact]
+    public void NodeNamingAContactAlreadySlow_IsChargedForIt_AndAnAnswerLaterSettlesEveryNamerOnce()
+    {
+        var first = TestContacts.Random(Random).Id;
+        var late = TestContacts.Random(Random).Id;
+        var state = new LookupKeyState(FindQuery.ForKey("k"), k: 20, seeds: []);
+        var contact = TestContacts.Random(Random);
+        state.Offer(contact, hop: 2, failed: false, namedBy: first);
+        var candidate = state[contact.Id];
+        state.MarkAsked(candidate);
+        state.MarkSlow(candidate);
+        state.Offer(contact, hop: 3, failed: false, namedBy: late);
+
+        // The late namer was charged the slow contact, so the answer takes it back from it too: both end
+        // credited with one answer, and asking again does not count it twice.
+        state.MarkAnswered(candidate);
+        state.AskAgain(candidate);
+        state.MarkAsked(candidate);
+        state.MarkAnswered(candidate);
+        for (int i = 0; i < 2 * LookupKeyState.DiscreditAfter; i++)
+        {
+            var dead = TestContacts.Random(Random);
+            state.Offer(dead, hop: 3, failed: false, namedBy: late);
+            state.MarkAsked(state[dead.Id]);
+            state.MarkFailed(state[dead.Id]);
+            // With one answer counted, the late namer is discredited only once failures pass twice the answers.
+            Assert.Equal(i + 1 > 2 && i + 1 >= LookupKeyState.DiscreditAfter, state.IsDiscredited(late));
+        }
+        Assert.False(state.AwaitsVerdict());
+    }
 }

@@ -65,7 +65,7 @@ public class StorageBudgetTests
         {
             var request = new Protocol.Wire.Dht.StoreRequest();
             request.Records.Add(DhtWire.ToWire(DhtRecord.Unsigned(key, null, new byte[400], expiration)));
-            using var response = await router.DispatchAsync(new PeerRequest(DhtRpcHandler.StoreMethod, Google.Protobuf.MessageExtensions.ToByteArray(request), default,
+            using var response = await router.DispatchAsync(new PeerRequest(DhtRpcHandler.StoreMethod, default, Google.Protobuf.MessageExtensions.ToByteArray(request),
                 DateTimeOffset.UtcNow + TimeSpan.FromSeconds(5)) { Caller = PeerIdentity.FromSeed(800 + peer).PeerId, RemoteAddress = from }, default);
             return (StoreStatus)response.ParseHeader(Protocol.Wire.Dht.StoreResponse.Parser).Results[0].Status;
         }

@@ -42,6 +42,29 @@ public class TransportTests
     }
 
     [Fact]
+    public async Task KeyHoldingMoreThanAnEnvelope_IsStoredAndFoundWhole_OverTcp()
+    {
+        // 1,000 entries of about 700 bytes: a store of 256 of them and a find answer of all of them are
+        // each far beyond the protocol's 256 KiB envelope, so they must travel as payloads.
+        await using var cluster = TcpCluster.Start(4);
+        using var limit = new CancellationTokenSource(Bound);
+        await Task.WhenAll(cluster.Nodes.Skip(1).Select(n => n.Dht.BootstrapAsync([cluster.Nodes[0].Endpoint], limit.Token)));
+        var expiration = DateTimeOffset.UtcNow + TimeSpan.FromMinutes(5);
+        var records = Enumerable.Range(0, 1000).Select(i => DhtRecord.Unsigned("big:key", $"entry-{i:D4}", new byte[560], expiration)).ToArray();
+        Assert.All(await cluster.Nodes[1].Dht.StoreManyAsync(records, limit.Token), r => Assert.True(r.Replicas >= 3, r.ToString()));
+
+        // Asked directly over TCP, so no local copy can stand in for the answer.
+        using var asker = PeerIdentity.FromSeed(650);
+        await using var pool = new PeerConnectionPool(asker, new PeerProtocolOptions { UseTls = true }, TimeProvider.System);
+        var client = new DhtRpcClient(new TcpPeerTransport(pool, TimeProvider.System));
+        var holder = cluster.Nodes[0];
+        var answer = await client.FindAsync(new Rpc.DhtSender(asker.PeerId, null, ClientMode: true), new Ids.DhtContact(holder.Identity.PeerId, holder.Endpoint.Address),
+            [Rpc.FindQuery.ForKey("big:key")], DateTimeOffset.UtcNow + TimeSpan.FromSeconds(20), limit.Token);
+        Assert.True(answer.IsOk, answer.ToString());
+        Assert.Equal(1000, answer.Value![0].Records.Count);
+    }
+
+    [Fact]
     public async Task Handler_MalformedRequests_GetStatusesNamingTheProblem_AndTheNodeKeepsServing()
     {
         using var identity = PeerIdentity.FromSeed(700);
@@ -50,8 +73,8 @@ public class TransportTests
         await using var dht = new DhtNode(identity.PeerId, new Protocol.Addressing.PeerAddress("127.0.0.1", 9), new NoNetwork(), options, TimeProvider.System);
         var router = new PeerRouter(TimeProvider.System).MapDht(dht, options);
 
-        async Task<PeerResponse> Call(string method, byte[] header) =>
-            await router.DispatchAsync(new PeerRequest(method, header, default, DateTimeOffset.UtcNow + TimeSpan.FromSeconds(5)) { Caller = caller.PeerId }, default);
+        async Task<PeerResponse> Call(string method, byte[] header, byte[]? payload = null) =>
+            await router.DispatchAsync(new PeerRequest(method, header, payload, DateTimeOffset.UtcNow + TimeSpan.FromSeconds(5)) { Caller = caller.PeerId }, default);
 
         var garbage = await Call(DhtRpcHandler.FindMethod, [0xff, 0xff, 0xff]);
         Assert.Equal(StatusCode.InvalidArgument, garbage.Status);
@@ -78,7 +101,7 @@ public class TransportTests
         var store = new Wire.StoreRequest { Sender = new Wire.DhtSender { Address = "127.0.0.1:10" } };
         store.Records.Add(DhtWire.ToWire(forged));
         store.Records.Add(DhtWire.ToWire(DhtRecord.Unsigned("fine", null, new byte[] { 2 }, DateTimeOffset.UtcNow + TimeSpan.FromMinutes(1))));
-        var stored = await Call(DhtRpcHandler.StoreMethod, store.ToByteArray());
+        var stored = await Call(DhtRpcHandler.StoreMethod, [], store.ToByteArray());
         Assert.Equal(StatusCode.Ok, stored.Status);
         var outcomes = stored.ParseHeader(Wire.StoreResponse.Parser).Results;
         Assert.Equal(Wire.StoreStatus.Rejected, outcomes[0].Status);

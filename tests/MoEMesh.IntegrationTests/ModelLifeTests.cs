@@ -26,7 +26,7 @@ public sealed class ModelLifeTests : IDisposable
         // On a loaded machine a second expert may answer more than the default 200 ms grace after the first;
         // the test compares answers across processes, so every expert gets the whole deadline.
         File.WriteAllText(Path.Combine(_dir, "routing.json"),
-            """{"MoEMesh": {"Routing": {"ForwardTimeout": "00:00:20", "BackwardTimeout": "00:00:20", "GraceAfterKMin": "00:00:20"}}}""");
+            """{"MoEMesh": {"Routing": {"ForwardTimeout": "00:00:20", "DiscoveryTimeout": "00:00:10", "BackwardTimeout": "00:00:20", "GraceAfterKMin": "00:00:20"}}}""");
         string[] args =
         [
             "--config", "routing.json", "--open-training", "--key-file", $"{name}.key", "--checkpoint-dir", $"ck-{name}", "--model-dir", $"models-{name}", "--no-tls", "--update-period", "2",

@@ -30,7 +30,7 @@ public class ConfigurationTests
     [InlineData("texts", "MoEMesh:Models: MaxQueryTexts must be at least 1; got 0")]
     [InlineData("trainers", "MoEMesh:Serving: TrainingPeers:1: 'alice' is not a PeerId")]
     [InlineData("clip", "MoEMesh:Experts:0:MaxGradNorm: must be positive and finite; got NaN")]
-    [InlineData("protocol", "MoEMesh:Protocol: MaxConnectionsPerAddress must be at least 1; got 0")]
+    [InlineData("protocol", "MoEMesh:Protocol: MaxConnectionsPerNetwork must be at least 1; got 0")]
     public void InvalidSetting_IsNamed(string which, string expected)
     {
         var message = Problem(o =>
@@ -49,7 +49,7 @@ public class ConfigurationTests
                 case "compression": o.Routing.Compression = "zip"; break;
                 case "texts": o.Models.MaxQueryTexts = 0; break;
                 case "trainers": o.Serving.TrainingPeers = [Protocol.Identity.PeerIdentity.FromSeed(1).PeerId.ToString(), "alice"]; break;
-                case "protocol": o.Protocol.MaxConnectionsPerAddress = 0; break;
+                case "protocol": o.Protocol.MaxConnectionsPerNetwork = 0; break;
                 case "clip": o.Experts = [new ExpertHostingOptions { Uid = "ffn.0", MaxGradNorm = float.NaN }]; break;
             }
         });
@@ -63,11 +63,11 @@ public class ConfigurationTests
         await using var app = NodeHost.Build([], new Dictionary<string, string?>
         {
             ["MoEMesh:KeyFile"] = Path.Combine(folder.Path, "node.key"),
-            ["MoEMesh:Protocol:MaxConnectionsPerAddress"] = "3",
+            ["MoEMesh:Protocol:MaxConnectionsPerNetwork"] = "3",
             ["MoEMesh:Protocol:MessageTimeout"] = "00:00:30",
         }, null);
         var options = app.Services.GetRequiredService<NodeOptions>();
-        Assert.Equal(3, options.Protocol.MaxConnectionsPerAddress);
+        Assert.Equal(3, options.Protocol.MaxConnectionsPerNetwork);
         Assert.Equal(TimeSpan.FromSeconds(30), options.Protocol.MessageTimeout);
     }
 

@@ -31,7 +31,7 @@ public sealed class GatingTests : IDisposable
     }
 
     private static RoutingOptions Patient() =>
-        new() { ForwardTimeout = TimeSpan.FromSeconds(20), BackwardTimeout = TimeSpan.FromSeconds(20), GraceAfterKMin = TimeSpan.FromSeconds(20) };
+        new() { ForwardTimeout = TimeSpan.FromSeconds(20), DiscoveryTimeout = TimeSpan.FromSeconds(10), BackwardTimeout = TimeSpan.FromSeconds(20), GraceAfterKMin = TimeSpan.FromSeconds(20) };
 
     [Fact]
     public async Task RemoteHostDown_ItsSamplesFallBackToTheGatingNodesOwnExpert_WhichTrainsInBackward()

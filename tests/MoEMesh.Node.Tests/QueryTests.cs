@@ -31,7 +31,7 @@ public sealed class QueryTests : IDisposable
         // these tests compare answers, so every expert gets the whole deadline.
         askedConfig.Routing = new Routing.RoutingOptions
         {
-            ForwardTimeout = TimeSpan.FromSeconds(20), BackwardTimeout = TimeSpan.FromSeconds(20), GraceAfterKMin = TimeSpan.FromSeconds(20),
+            ForwardTimeout = TimeSpan.FromSeconds(20), DiscoveryTimeout = TimeSpan.FromSeconds(10), BackwardTimeout = TimeSpan.FromSeconds(20), GraceAfterKMin = TimeSpan.FromSeconds(20),
         };
         askedOptions?.Invoke(askedConfig);
         var asked = await TestNode.StartAsync(askedConfig, 44, a);

@@ -47,7 +47,7 @@ public sealed class TrainingTests(Xunit.Abstractions.ITestOutputHelper output) :
         // Under a loaded CI machine a second expert may answer more than the default 200 ms grace after the
         // first; this test is about learning, not about cutting stragglers, so every expert gets the whole deadline.
         var gatingOptions = TestNode.Configure(_folder.Sub("g"));
-        gatingOptions.Routing = new RoutingOptions { ForwardTimeout = TimeSpan.FromSeconds(20), BackwardTimeout = TimeSpan.FromSeconds(20), GraceAfterKMin = TimeSpan.FromSeconds(20) };
+        gatingOptions.Routing = new RoutingOptions { ForwardTimeout = TimeSpan.FromSeconds(20), DiscoveryTimeout = TimeSpan.FromSeconds(10), BackwardTimeout = TimeSpan.FromSeconds(20), GraceAfterKMin = TimeSpan.FromSeconds(20) };
         await using var gating = await TestNode.StartAsync(gatingOptions, 33, hostA);
 
         var layer = new LayerSpec("ffn", [2, 2], "ffn", Dim, K: 2, RouterLosses: new RouterLossWeights());
@@ -93,7 +93,7 @@ public sealed class TrainingTests(Xunit.Abstractions.ITestOutputHelper output) :
     {
         await using var host = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("a"), Expert("ffn.0"), Expert("ffn.1")), 41);
         var gatingOptions = TestNode.Configure(_folder.Sub("g"));
-        gatingOptions.Routing = new RoutingOptions { ForwardTimeout = TimeSpan.FromSeconds(20), BackwardTimeout = TimeSpan.FromSeconds(20), GraceAfterKMin = TimeSpan.FromSeconds(20) };
+        gatingOptions.Routing = new RoutingOptions { ForwardTimeout = TimeSpan.FromSeconds(20), DiscoveryTimeout = TimeSpan.FromSeconds(10), BackwardTimeout = TimeSpan.FromSeconds(20), GraceAfterKMin = TimeSpan.FromSeconds(20) };
         await using var gating = await TestNode.StartAsync(gatingOptions, 42, host);
         var layer = new LayerSpec("ffn", [2], "ffn", Dim, K: 2, RouterLosses: new RouterLossWeights());
         var spec = new ModelSpec(new TrunkSpec(1024, Dim), [layer], new HeadSpec(["0", "1", "2", "3"]), new DataColumns());

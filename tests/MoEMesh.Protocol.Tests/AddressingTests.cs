@@ -97,6 +97,13 @@ public class AddressingTests
         Assert.Contains("host:port", e.Message);
     }
 
+    [Theory]
+    [InlineData("203.0.113.7", "203.0.113.0/24")]
+    [InlineData("::ffff:203.0.113.200", "203.0.113.0/24")]
+    [InlineData("2001:db8:1234:5678::1", "2001:db8:1234::/48")]
+    public void AddressNetwork_GroupsIPv4By24_AndIPv6By48(string address, string network) =>
+        Assert.Equal(network, AddressNetwork.Of(System.Net.IPAddress.Parse(address)));
+
     [Fact]
     public void PeerAddress_HostLongerThanDnsAllows_IsInvalid()
     {

@@ -162,18 +162,20 @@ public class TransportTests
     }
 
     [Fact]
-    public async Task PeerThatNeverReads_IsCutOffOnceItsAnswersQueueUp()
+    public async Task PeerThatNeverReads_IsCutOffOnceItHasTakenNoBytesForMessageTimeout()
     {
+        // Its answers beyond the queue's 4 MiB are refused, so memory stays bounded meanwhile.
         await using var peer = await LoopbackPeer.StartAsync(configure: o =>
         {
             o.MaxMessageBytes = 2 << 20;
             o.MaxQueuedBytesPerConnection = 4 << 20;
+            o.MessageTimeout = TimeSpan.FromSeconds(1);
         });
         await using var raw = await peer.OpenRawAsync();
         var payload = new byte[1 << 20];
         try
         {
-            // Echoes of 1 MiB each, never read: kernel buffers fill, then the server's queue.
+            // Echoes of 1 MiB each, never read: kernel buffers fill, then the server's queue (answers beyond it are refused).
             for (ulong id = 1; id <= 200; id++)
                 await raw.SendAsync(RawConnection.RequestFrames(id, new RequestEnvelope { Method = "echo", DeadlineMicros = 60_000_000 }, payload));
         }
@@ -181,7 +183,8 @@ public class TransportTests
         {
             // closed while we were still writing
         }
-        Assert.True(await raw.ClosedByServerAsync());
+        // Not read from here on (reading would let the server's writer move): the server drops the connection.
+        await UntilAsync(() => peer.Server.OpenConnections == 0);
         using var fine = await peer.CallAsync(peer.Request("echo", [1]));
         Assert.True(fine.IsOk, fine.ToString());
     }
@@ -193,9 +196,9 @@ public class TransportTests
     }
 
     [Fact]
-    public async Task DialsBeyondTheHandshakeLimitOfAnAddress_AreClosedBeforeTls_AndTheSlotsComeBack()
+    public async Task DialsBeyondTheHandshakeLimitOfANetwork_AreClosedBeforeTls_AndTheSlotsComeBack()
     {
-        await using var peer = await LoopbackPeer.StartAsync(useTls: true, configure: o => o.MaxHandshakesPerAddress = 2);
+        await using var peer = await LoopbackPeer.StartAsync(useTls: true, configure: o => o.MaxHandshakesPerNetwork = 2);
         var silent = new[] { await peer.OpenRawAsync(handshake: false), await peer.OpenRawAsync(handshake: false) };
         await UntilAsync(() => peer.Server.HandshakesInProgress == 2);
 
@@ -213,9 +216,18 @@ public class TransportTests
     }
 
     [Fact]
-    public async Task ConnectionsBeyondTheLimitOfAnAddress_AreRefused_AndTheOthersKeepWorking()
+    public async Task ConnectionOnWhichNothingArrives_IsClosedAfterIdleTimeout_SoItHoldsNoSlot()
     {
-        await using var peer = await LoopbackPeer.StartAsync(configure: o => o.MaxConnectionsPerAddress = 2);
+        await using var peer = await LoopbackPeer.StartAsync(configure: o => o.IdleTimeout = TimeSpan.FromMilliseconds(400));
+        await using var idle = await peer.OpenRawAsync();
+        Assert.True(await idle.ClosedByServerAsync());
+        await UntilAsync(() => peer.Server.OpenConnections == 0);
+    }
+
+    [Fact]
+    public async Task ConnectionsBeyondTheLimitOfANetwork_AreRefused_AndTheOthersKeepWorking()
+    {
+        await using var peer = await LoopbackPeer.StartAsync(configure: o => o.MaxConnectionsPerNetwork = 2);
         using (var first = await peer.CallAsync(peer.Request("echo", [1]))) Assert.True(first.IsOk);
         await using var second = await peer.OpenRawAsync();
         await UntilAsync(() => peer.Server.OpenConnections == 2 && peer.Server.HandshakesInProgress == 0);
@@ -230,36 +242,69 @@ public class TransportTests
     [Fact]
     public async Task CallToAPeerThatNeverReads_EndsSoonAfterItsDeadline_NotAtKeepAlive()
     {
-        // A listener that completes the handshake and then never reads another byte.
-        using var server = PeerIdentity.Create();
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var held = new List<Socket>();
-        var accepting = Task.Run(async () =>
+        await using var silent = await NeverReadingPeer.StartAsync();
+        // 32 MiB: more than the socket buffers take, so the writer blocks on it.
+        var request = PeerRequest.Create("echo", null, new byte[32 << 20], DateTimeOffset.UtcNow + TimeSpan.FromMilliseconds(500));
+        using var response = await silent.Transport.CallAsync(silent.Endpoint, request, default).WaitAsync(Bound);
+        Assert.Equal(StatusCode.DeadlineExceeded, response.Status);
+    }
+
+    [Fact]
+    public async Task CallBeyondTheSendQueue_IsRefusedAtOnce_WithoutClosingTheConnection()
+    {
+        await using var silent = await NeverReadingPeer.StartAsync(o => o.MaxQueuedBytesPerConnection = 64 << 20);
+        // Connected first (a small call the peer never answers), so the calls below are queued in order.
+        using (await silent.Transport.CallAsync(silent.Endpoint, PeerRequest.Create("echo", null, new byte[8], DateTimeOffset.UtcNow + TimeSpan.FromMilliseconds(100)), default)) { }
+        // The first 40 MiB call blocks the writer; a second would pass the queue's 64 MiB.
+        var first = silent.Transport.CallAsync(silent.Endpoint, PeerRequest.Create("echo", null, new byte[40 << 20], DateTimeOffset.UtcNow + TimeSpan.FromSeconds(20)), default);
+        using var second = await silent.Transport.CallAsync(silent.Endpoint, PeerRequest.Create("echo", null, new byte[40 << 20], DateTimeOffset.UtcNow + TimeSpan.FromSeconds(20)), default);
+        Assert.Equal(StatusCode.ResourceExhausted, second.Status);
+        Assert.Contains("too much already waits to be sent", second.Message);
+        Assert.False(first.IsCompleted);
+    }
+
+    /// <summary>A listener that completes the handshake and then never reads another byte, and a client for it whose keep-alive could only notice after minutes.</summary>
+    private sealed class NeverReadingPeer : IAsyncDisposable
+    {
+        private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+        private readonly PeerIdentity _server = PeerIdentity.Create();
+        private readonly PeerIdentity _client = PeerIdentity.Create();
+        private readonly List<Socket> _held = [];
+        private PeerConnectionPool _pool = null!;
+        private Task _accepting = Task.CompletedTask;
+
+        public TcpPeerTransport Transport { get; private set; } = null!;
+
+        public PeerEndpoint Endpoint => new(new Protocol.Addressing.PeerAddress("127.0.0.1", ((IPEndPoint)_listener.LocalEndpoint).Port), _server.PeerId);
+
+        public static Task<NeverReadingPeer> StartAsync(Action<PeerProtocolOptions>? configure = null)
         {
-            var socket = await listener.AcceptSocketAsync();
-            lock (held) held.Add(socket);
-            var stream = new NetworkStream(socket, ownsSocket: false);
-            using var limit = new CancellationTokenSource(Bound);
-            await PeerHandshake.AcceptAsync(System.IO.Pipelines.PipeReader.Create(stream), System.IO.Pipelines.PipeWriter.Create(stream), server, limit.Token);
-        });
-        // Keep-alive could only end the call after minutes.
-        var options = new PeerProtocolOptions { UseTls = false, KeepAliveInterval = TimeSpan.FromMinutes(5), KeepAliveTimeout = TimeSpan.FromMinutes(5) };
-        using var client = PeerIdentity.Create();
-        await using var pool = new PeerConnectionPool(client, options, TimeProvider.System);
-        var transport = new TcpPeerTransport(pool, TimeProvider.System);
-        var endpoint = new PeerEndpoint(new Protocol.Addressing.PeerAddress("127.0.0.1", ((IPEndPoint)listener.LocalEndpoint).Port), server.PeerId);
-        try
-        {
-            // 32 MiB: more than the socket buffers take, so the writer blocks on it.
-            var request = PeerRequest.Create("echo", null, new byte[32 << 20], DateTimeOffset.UtcNow + TimeSpan.FromMilliseconds(500));
-            using var response = await transport.CallAsync(endpoint, request, default).WaitAsync(Bound);
-            Assert.Equal(StatusCode.DeadlineExceeded, response.Status);
-            await accepting.WaitAsync(Bound);
+            var peer = new NeverReadingPeer();
+            peer._listener.Start();
+            peer._accepting = Task.Run(async () =>
+            {
+                var socket = await peer._listener.AcceptSocketAsync();
+                lock (peer._held) peer._held.Add(socket);
+                var stream = new NetworkStream(socket, ownsSocket: false);
+                using var limit = new CancellationTokenSource(Bound);
+                await PeerHandshake.AcceptAsync(System.IO.Pipelines.PipeReader.Create(stream), System.IO.Pipelines.PipeWriter.Create(stream), peer._server, limit.Token);
+            });
+            var options = new PeerProtocolOptions { UseTls = false, KeepAliveInterval = TimeSpan.FromMinutes(5), KeepAliveTimeout = TimeSpan.FromMinutes(5) };
+            configure?.Invoke(options);
+            peer._pool = new PeerConnectionPool(peer._client, options, TimeProvider.System);
+            peer.Transport = new TcpPeerTransport(peer._pool, TimeProvider.System);
+            return Task.FromResult(peer);
         }
-        finally
+
+        public async ValueTask DisposeAsync()
         {
-            lock (held) held.ForEach(s => s.Dispose());
+            lock (_held) _held.ForEach(s => s.Dispose());
+            await _pool.DisposeAsync();
+            await _accepting.WaitAsync(Bound);
+            _listener.Stop();
+            _listener.Dispose();
+            _server.Dispose();
+            _client.Dispose();
         }
     }
 

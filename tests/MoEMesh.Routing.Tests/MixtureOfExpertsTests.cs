@@ -59,7 +59,7 @@ public sealed class MixtureOfExpertsTests
         // The system clock here: every expert gets the whole (long) deadline, so a loaded machine cannot cut one.
         var options = new RoutingOptions
         {
-            ForwardTimeout = TimeSpan.FromSeconds(20), BackwardTimeout = TimeSpan.FromSeconds(20), GraceAfterKMin = TimeSpan.FromSeconds(20), Compression = compression,
+            ForwardTimeout = TimeSpan.FromSeconds(20), DiscoveryTimeout = TimeSpan.FromSeconds(10), BackwardTimeout = TimeSpan.FromSeconds(20), GraceAfterKMin = TimeSpan.FromSeconds(20), Compression = compression,
         };
         var fanOut = new ExpertFanOut(new RemoteExpertInvoker(transport), null, new PeerHealth(options, TimeProvider.System), options, TimeProvider.System);
         var gate = new GatingNetwork(Grid, Dim, seed: 99, nullExperts);

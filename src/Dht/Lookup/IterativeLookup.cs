@@ -95,7 +95,7 @@ internal sealed class IterativeLookup(ILookupHost host, LookupMode mode)
                 {
                     // A node asked again for records it left out is asked for that key alone, so they fit.
                     if (batch.Count >= maxKeys || next.AskedAgain > 0) break;
-                    if (other != key && !other.Done && other.InFlight < alpha && other.IsFreshInWindow(target.Id)) batch.Add(other);
+                    if (other != key && !other.Done && other.InFlight < alpha && other.IsFreshInWindow(target.Id) && other[target.Id].AskedAgain == 0) batch.Add(other);
                 }
                 foreach (var member in batch) member.MarkAsked(member[target.Id]);
                 var task = host.FindAsync(target, batch.Select(b => b.Query).ToArray(), deadline, cancellationToken);

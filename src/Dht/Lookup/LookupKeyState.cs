@@ -58,6 +58,8 @@ internal sealed class LookupKeyState
         {
             if (namedBy is not { } also || known.NamedBy.Contains(also)) return;
             known.NamedBy.Add(also);
+            // A namer is judged on how its contact turned out, whenever it names it.
+            Judge([also], Contribution(Counted.None), Contribution(known.Counted));
             if (known.State == CandidateState.Distrusted && !IsDiscredited(also)) Restore(known);
             return;
         }
@@ -96,23 +98,15 @@ internal sealed class LookupKeyState
     public void MarkAnswered(Candidate candidate)
     {
         // A slow candidate was counted as failed when it turned slow; its answer takes that back.
-        if (candidate.State == CandidateState.Slow)
-        {
-            Judge(candidate, answered: 1, failed: -1, slow: -1);
-            _windowDirty = true;
-        }
-        else
-        {
-            Judge(candidate, answered: 1, failed: 0, slow: 0);
-        }
+        if (candidate.State == CandidateState.Slow) _windowDirty = true;
+        Count(candidate, Counted.Answered);
         candidate.State = CandidateState.Answered;
         _maxHop = Math.Max(_maxHop, candidate.Hop);
     }
 
     public void MarkFailed(Candidate candidate)
     {
-        if (candidate.State == CandidateState.Slow) Judge(candidate, answered: 0, failed: 0, slow: -1);
-        else Judge(candidate, answered: 0, failed: 1, slow: 0);
+        Count(candidate, Counted.Failed);
         candidate.State = CandidateState.Failed;
         _windowDirty = true;
     }
@@ -121,7 +115,7 @@ internal sealed class LookupKeyState
     public void MarkSlow(Candidate candidate)
     {
         if (candidate.State != CandidateState.Asked) return;
-        Judge(candidate, answered: 0, failed: 1, slow: 1);
+        Count(candidate, Counted.Slow);
         candidate.State = CandidateState.Slow;
         _windowDirty = true;
     }
@@ -156,16 +150,33 @@ internal sealed class LookupKeyState
     /// <summary>Whether <paramref name="namer"/>'s answers are not believed (now).</summary>
     public bool IsDiscredited(NodeId namer) => _namers.TryGetValue(namer, out var standing) && standing.Discredited;
 
-    /// <summary>Counts how a candidate turned out against every node that named it, and updates their credit.</summary>
-    private void Judge(Candidate candidate, int answered, int failed, int slow)
+    /// <summary>How a candidate's outcome counts for each node that named it: (answered, failed, slow).</summary>
+    private static (int Answered, int Failed, int Slow) Contribution(Counted counted) => counted switch
+    {
+        Counted.Answered => (1, 0, 0),
+        Counted.Failed => (0, 1, 0),
+        Counted.Slow => (0, 1, 1),
+        _ => (0, 0, 0),
+    };
+
+    /// <summary>Moves a candidate's counted outcome to <paramref name="to"/>, for every node that named it (once per candidate, however often it is asked).</summary>
+    private void Count(Candidate candidate, Counted to)
+    {
+        if (candidate.Counted == to) return;
+        Judge(candidate.NamedBy, Contribution(candidate.Counted), Contribution(to));
+        candidate.Counted = to;
+    }
+
+    /// <summary>Replaces one contribution by another for <paramref name="namers"/>, and updates their credit and the candidates they named.</summary>
+    private void Judge(List<NodeId> namers, (int Answered, int Failed, int Slow) from, (int Answered, int Failed, int Slow) to)
     {
         bool changed = false;
-        foreach (var namer in candidate.NamedBy)
+        foreach (var namer in namers)
         {
             if (!_namers.TryGetValue(namer, out var standing)) _namers[namer] = standing = new Standing();
-            standing.Answered += answered;
-            standing.Failed += failed;
-            standing.Slow += slow;
+            standing.Answered += to.Answered - from.Answered;
+            standing.Failed += to.Failed - from.Failed;
+            standing.Slow += to.Slow - from.Slow;
             bool discredited = standing.Failed >= DiscreditAfter && standing.Failed > 2 * standing.Answered;
             changed |= discredited != standing.Discredited;
             standing.Discredited = discredited;
@@ -231,6 +242,17 @@ internal sealed class LookupKeyState
         public bool Discredited;
     }
 
+    /// <summary>What a candidate's outcome counts as, for the nodes that named it.</summary>
+    internal enum Counted
+    {
+        None,
+        Answered,
+        Failed,
+
+        /// <summary>Failed for now; an answer after all turns it into Answered.</summary>
+        Slow,
+    }
+
     internal enum CandidateState
     {
         Fresh,
@@ -261,6 +283,9 @@ internal sealed class LookupKeyState
 
         /// <summary>Times it was asked again for records it left out.</summary>
         public int AskedAgain { get; set; }
+
+        /// <summary>How its outcome is counted for the nodes that named it.</summary>
+        public Counted Counted { get; set; }
 
         public CandidateState State { get; set; }
 

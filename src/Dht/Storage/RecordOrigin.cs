@@ -1,5 +1,5 @@
 using System.Net;
-using System.Net.Sockets;
+using MoEMesh.Protocol.Addressing;
 using MoEMesh.Protocol.Identity;
 
 namespace MoEMesh.Dht.Storage;
@@ -13,16 +13,5 @@ namespace MoEMesh.Dht.Storage;
 public readonly record struct RecordOrigin(PeerId Peer, string Network)
 {
     /// <summary>The origin of a store from <paramref name="peer"/> over a connection from <paramref name="address"/>.</summary>
-    public static RecordOrigin Of(PeerId peer, IPAddress? address) => new(peer, address is null ? $"peer {peer}" : NetworkOf(address));
-
-    /// <summary>The network an address belongs to for fair shares: IPv4 /24, IPv6 /48.</summary>
-    public static string NetworkOf(IPAddress address)
-    {
-        if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();
-        var bytes = address.GetAddressBytes();
-        if (address.AddressFamily == AddressFamily.InterNetwork)
-            return $"{bytes[0]}.{bytes[1]}.{bytes[2]}.0/24";
-        Array.Clear(bytes, 6, bytes.Length - 6);
-        return $"{new IPAddress(bytes)}/48";
-    }
+    public static RecordOrigin Of(PeerId peer, IPAddress? address) => new(peer, address is null ? $"peer {peer}" : AddressNetwork.Of(address));
 }

@@ -19,19 +19,22 @@ public sealed class DhtRpcClient(IPeerTransport transport) : IDhtRpc
 {
     /// <inheritdoc />
     public Task<DhtRpcResult<PeerId>> PingAsync(DhtSender from, PeerEndpoint target, DateTimeOffset deadline, CancellationToken cancellationToken) =>
-        CallAsync(target, DhtRpcHandler.PingMethod, new Wire.PingRequest { Sender = DhtWire.ToWire(from) }, Wire.PingResponse.Parser,
+        CallAsync(target, PeerRequest.Create(DhtRpcHandler.PingMethod, new Wire.PingRequest { Sender = DhtWire.ToWire(from) }, default, deadline),
+            r => r.ParseHeader(Wire.PingResponse.Parser),
             r => PeerId.TryParse(r.PeerId, out var peer)
                 ? DhtRpcResult<PeerId>.Answer(peer)
                 : DhtRpcResult<PeerId>.Failed(CallOutcome.Rejected, $"{target} answered the ping with '{r.PeerId}', which is not a PeerId"),
-            deadline, cancellationToken);
+            cancellationToken);
 
     /// <inheritdoc />
     public Task<DhtRpcResult<IReadOnlyList<StoreOutcome>>> StoreAsync(DhtSender from, DhtContact target, IReadOnlyList<DhtRecord> records, DateTimeOffset deadline, CancellationToken cancellationToken)
     {
         var request = new Wire.StoreRequest { Sender = DhtWire.ToWire(from) };
         request.Records.AddRange(records.Select(DhtWire.ToWire));
-        return CallAsync(target.Endpoint, DhtRpcHandler.StoreMethod, request, Wire.StoreResponse.Parser,
-            r => OnePerItem(target, r.Results, records.Count, DhtWire.FromWire, "store results", "records"), deadline, cancellationToken);
+        // Records can outgrow the envelope's 256 KiB: the store travels as the payload.
+        return CallAsync(target.Endpoint, PeerRequest.Create(DhtRpcHandler.StoreMethod, null, request.ToByteArray(), deadline),
+            r => r.ParseHeader(Wire.StoreResponse.Parser),
+            r => OnePerItem(target, r.Results, records.Count, DhtWire.FromWire, "store results", "records"), cancellationToken);
     }
 
     /// <inheritdoc />
@@ -39,8 +42,9 @@ public sealed class DhtRpcClient(IPeerTransport transport) : IDhtRpc
     {
         var request = new Wire.FindRequest { Sender = DhtWire.ToWire(from) };
         request.Queries.AddRange(queries.Select(DhtWire.ToWire));
-        return CallAsync(target.Endpoint, DhtRpcHandler.FindMethod, request, Wire.FindResponse.Parser,
-            r => OnePerItem(target, r.Results, queries.Count, ToAnswer, "find results", "queries"), deadline, cancellationToken);
+        return CallAsync(target.Endpoint, PeerRequest.Create(DhtRpcHandler.FindMethod, request, default, deadline),
+            r => r.ParsePayload(Wire.FindResponse.Parser),
+            r => OnePerItem(target, r.Results, queries.Count, ToAnswer, "find results", "queries"), cancellationToken);
     }
 
     /// <summary>An answer that must hold one result per item sent; any other count is a rejection.</summary>
@@ -54,11 +58,10 @@ public sealed class DhtRpcClient(IPeerTransport transport) : IDhtRpc
         result.Records.Select(DhtWire.FromWire).ToArray(),
         result.RecordsLeftOut);
 
-    private async Task<DhtRpcResult<T>> CallAsync<TResponse, T>(PeerEndpoint target, string method, IMessage request, MessageParser<TResponse> parser,
-        Func<TResponse, DhtRpcResult<T>> map, DateTimeOffset deadline, CancellationToken cancellationToken)
-        where TResponse : IMessage<TResponse>
+    private async Task<DhtRpcResult<T>> CallAsync<TResponse, T>(PeerEndpoint target, PeerRequest request, Func<PeerResponse, TResponse> parse,
+        Func<TResponse, DhtRpcResult<T>> map, CancellationToken cancellationToken)
     {
-        using var response = await transport.CallAsync(target, PeerRequest.Create(method, request, default, deadline), cancellationToken);
+        using var response = await transport.CallAsync(target, request, cancellationToken);
         if (!response.IsOk)
         {
             var outcome = CallOutcomes.Of(response.Status);
@@ -66,7 +69,7 @@ public sealed class DhtRpcClient(IPeerTransport transport) : IDhtRpc
         }
         try
         {
-            return map(response.ParseHeader(parser));
+            return map(parse(response));
         }
         catch (PeerRpcException e)
         {

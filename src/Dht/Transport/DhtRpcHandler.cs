@@ -1,3 +1,4 @@
+using Google.Protobuf;
 using MoEMesh.Dht.Rpc;
 using MoEMesh.Protocol.Identity;
 using MoEMesh.Protocol.Rpc;
@@ -8,7 +9,8 @@ namespace MoEMesh.Dht.Transport;
 
 /// <summary>
 /// Serves the DHT RPCs on a <see cref="PeerRouter"/>: parses, checks and hands requests to an
-/// <see cref="IDhtRpcHandler"/>. Malformed requests get InvalidArgument naming the field; requests with
+/// <see cref="IDhtRpcHandler"/>. A store's records and a find's answer travel as the payload (they can
+/// outgrow the envelope's 256 KiB); pings, find requests and store results as the header. Malformed requests get InvalidArgument naming the field; requests with
 /// more items than MaxKeysPerRpc get ResourceExhausted. Invalid records inside a well-formed store are
 /// answered per record (Rejected, with the reason), never by failing the call.
 /// </summary>
@@ -34,7 +36,7 @@ public static class DhtRpcHandler
         });
         router.Map(StoreMethod, (request, _) =>
         {
-            var store = request.ParseHeader(Wire.StoreRequest.Parser);
+            var store = request.ParsePayload(Wire.StoreRequest.Parser);
             Limit(request, store.Records.Count, options);
             var outcomes = node.HandleStore(Sender(request, store.Sender), store.Records.Select(DhtWire.FromWire).ToArray());
             var response = new Wire.StoreResponse();
@@ -55,7 +57,8 @@ public static class DhtRpcHandler
                 result.Records.AddRange(answer.Records.Select(DhtWire.ToWire));
                 response.Results.Add(result);
             }
-            return ValueTask.FromResult(PeerResponse.Ok(response));
+            // Records can outgrow the envelope's 256 KiB: the answer travels as the payload.
+            return ValueTask.FromResult(PeerResponse.Ok(payload: response.ToByteArray()));
         });
         return router;
     }

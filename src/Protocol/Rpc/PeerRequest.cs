@@ -51,15 +51,24 @@ public sealed class PeerRequest : IDisposable
 
     /// <summary>Parses the header.</summary>
     /// <exception cref="PeerRpcException">InvalidArgument when the header is not a valid <typeparamref name="T"/>.</exception>
-    public T ParseHeader<T>(MessageParser<T> parser) where T : IMessage<T>
+    public T ParseHeader<T>(MessageParser<T> parser) where T : IMessage<T> => Parse(parser, Header, "header");
+
+    /// <summary>
+    /// Parses the payload as a protobuf message: for methods whose message can outgrow the envelope's
+    /// 256 KiB (a DHT store of many records).
+    /// </summary>
+    /// <exception cref="PeerRpcException">InvalidArgument when the payload is not a valid <typeparamref name="T"/>.</exception>
+    public T ParsePayload<T>(MessageParser<T> parser) where T : IMessage<T> => Parse(parser, Payload, "payload");
+
+    private T Parse<T>(MessageParser<T> parser, ReadOnlyMemory<byte> bytes, string what) where T : IMessage<T>
     {
         try
         {
-            return parser.ParseFrom(Header.Span);
+            return parser.ParseFrom(bytes.Span);
         }
         catch (InvalidProtocolBufferException e)
         {
-            throw new PeerRpcException(Wire.StatusCode.InvalidArgument, $"{Method}: header is not a valid {typeof(T).Name}: {e.Message}");
+            throw new PeerRpcException(Wire.StatusCode.InvalidArgument, $"{Method}: {what} is not a valid {typeof(T).Name}: {e.Message}");
         }
     }
 

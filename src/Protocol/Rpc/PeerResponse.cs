@@ -47,15 +47,21 @@ public sealed class PeerResponse : IDisposable
 
     /// <summary>Parses the header.</summary>
     /// <exception cref="PeerRpcException">The header is not a valid <typeparamref name="T"/>.</exception>
-    public T ParseHeader<T>(MessageParser<T> parser) where T : IMessage<T>
+    public T ParseHeader<T>(MessageParser<T> parser) where T : IMessage<T> => Parse(parser, Header, "header");
+
+    /// <summary>Parses the payload as a protobuf message (for answers that can outgrow the envelope, as a DHT find's).</summary>
+    /// <exception cref="PeerRpcException">Internal when the payload is not a valid <typeparamref name="T"/>.</exception>
+    public T ParsePayload<T>(MessageParser<T> parser) where T : IMessage<T> => Parse(parser, Payload, "payload");
+
+    private static T Parse<T>(MessageParser<T> parser, ReadOnlyMemory<byte> bytes, string what) where T : IMessage<T>
     {
         try
         {
-            return parser.ParseFrom(Header.Span);
+            return parser.ParseFrom(bytes.Span);
         }
         catch (InvalidProtocolBufferException e)
         {
-            throw new PeerRpcException(StatusCode.Internal, $"response header is not a valid {typeof(T).Name}: {e.Message}");
+            throw new PeerRpcException(StatusCode.Internal, $"response {what} is not a valid {typeof(T).Name}: {e.Message}");
         }
     }
 

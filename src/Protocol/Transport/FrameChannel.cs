@@ -10,8 +10,10 @@ namespace MoEMesh.Protocol.Transport;
 /// messages, one loop writes queued messages a frame at a time in turn, so a 64 MiB tensor moves in
 /// 1 MiB frames with small calls slipping in between. Any framing violation sends a GoAway naming it and
 /// closes the connection; other connections are untouched. So does a peer that holds a message unfinished
-/// past MessageTimeout (even by going silent), or lets more than MaxQueuedMessagesPerConnection messages or
-/// MaxQueuedBytesPerConnection bytes queue up for it unread.
+/// past MessageTimeout (even by going silent), that takes no bytes for MessageTimeout while messages wait
+/// for it, or that pings past MaxQueuedMessagesPerConnection without reading; a message beyond the send
+/// queue's limits (messages or bytes) is refused. A connection on which nothing has arrived for IdleTimeout
+/// (not even a keep-alive ping) and nothing waits is closed, so idle connections cannot hold a server's slots.
 /// </summary>
 internal sealed class FrameChannel : IAsyncDisposable
 {
@@ -28,7 +30,7 @@ internal sealed class FrameChannel : IAsyncDisposable
     private readonly PeerProtocolOptions _options;
     private readonly ITimer _stallWatch;
     private ITimer? _closeGrace;
-    private long _queuedBytes, _lastRead;
+    private long _queuedBytes, _lastRead, _lastWrite;
     private int _queuedMessages;
     private static readonly TimeSpan CloseGrace = TimeSpan.FromSeconds(1);
 
@@ -61,9 +63,9 @@ internal sealed class FrameChannel : IAsyncDisposable
         _transport = transport;
         _options = options;
         _assembler = new MessageAssembler(options.MaxMessageBytes, options.MaxBufferedBytesPerConnection, options.MaxUnfinishedMessagesPerConnection, options.MessageTimeout, time);
-        _lastRead = time.GetTimestamp();
+        _lastRead = _lastWrite = time.GetTimestamp();
         // A silent peer sends no frames for the read loop to check, so a timer looks too.
-        var period = options.MessageTimeout / 4;
+        var period = (options.MessageTimeout < options.IdleTimeout ? options.MessageTimeout : options.IdleTimeout) / 4;
         _stallWatch = time.CreateTimer(static c => ((FrameChannel)c!).CloseIfStalled(), this, period, period);
     }
 
@@ -80,19 +82,31 @@ internal sealed class FrameChannel : IAsyncDisposable
         _writing = Task.Run(WriteLoopAsync);
     }
 
-    /// <summary>Queues a message; false once the channel is closing, or when the peer has let too much queue up unread (the channel closes then).</summary>
-    public bool TrySend(OutgoingMessage message)
+    /// <summary>Queues a message; false when it was not (see <see cref="Queue"/>).</summary>
+    public bool TrySend(OutgoingMessage message) => Queue(message) == QueueOutcome.Queued;
+
+    /// <summary>
+    /// Queues a message: Closed once the channel is closing; Refused when MaxQueuedMessagesPerConnection
+    /// messages or MaxQueuedBytesPerConnection bytes already wait to be sent (a control frame over the limit,
+    /// such as the pong of a peer that pings without reading, closes the channel instead).
+    /// </summary>
+    public QueueOutcome Queue(OutgoingMessage message)
     {
         int messages = Interlocked.Increment(ref _queuedMessages);
         long bytes = Interlocked.Add(ref _queuedBytes, message.TotalLength);
         if (messages > _options.MaxQueuedMessagesPerConnection || bytes > _options.MaxQueuedBytesPerConnection)
-            Close($"the peer is not reading: {messages} messages ({bytes} bytes) queued for it; limits {_options.MaxQueuedMessagesPerConnection} and {_options.MaxQueuedBytesPerConnection} bytes");
+        {
+            if (!message.IsMultiFrame)
+                Close($"the peer is not reading: {messages} messages ({bytes} bytes) queued for it; limits {_options.MaxQueuedMessagesPerConnection} and {_options.MaxQueuedBytesPerConnection} bytes");
+            Dequeued(message);
+            return _closeReason is null ? QueueOutcome.Refused : QueueOutcome.Closed;
+        }
         if (_closeReason is not null || !_outgoing.Writer.TryWrite(message))
         {
             Dequeued(message);
-            return false;
+            return QueueOutcome.Closed;
         }
-        return true;
+        return QueueOutcome.Queued;
     }
 
     /// <summary>Queues a control frame (cancel, ping, pong, go-away).</summary>
@@ -203,11 +217,18 @@ internal sealed class FrameChannel : IAsyncDisposable
         }
     }
 
-    /// <summary>Closes the channel when a message has been unfinished and the peer silent for MessageTimeout.</summary>
+    /// <summary>
+    /// Closes the channel when a message has been unfinished and the peer silent for MessageTimeout, or when
+    /// messages wait to be sent and the peer has taken no frame for MessageTimeout (it stopped reading).
+    /// </summary>
     private void CloseIfStalled()
     {
         if (_assembler.Unfinished > 0 && _time.GetElapsedTime(Interlocked.Read(ref _lastRead)) > _options.MessageTimeout)
             Close($"a message stayed unfinished with the peer silent for {_options.MessageTimeout.TotalSeconds:F0} s");
+        else if (Volatile.Read(ref _queuedMessages) > 0 && _time.GetElapsedTime(Interlocked.Read(ref _lastWrite)) > _options.MessageTimeout)
+            Abort($"the peer has taken no bytes for {_options.MessageTimeout.TotalSeconds:F0} s while messages wait for it");
+        else if (Volatile.Read(ref _queuedMessages) == 0 && _assembler.Unfinished == 0 && _time.GetElapsedTime(Interlocked.Read(ref _lastRead)) > _options.IdleTimeout)
+            Close($"nothing arrived for {_options.IdleTimeout.TotalSeconds:F0} s (not even a keep-alive)");
     }
 
     private void Dequeued(OutgoingMessage message)
@@ -273,6 +294,7 @@ internal sealed class FrameChannel : IAsyncDisposable
                         await _output.FlushAsync(_closing.Token);
                         await _directStream!.WriteAsync(deferred, _closing.Token);
                         unflushed = 0;
+                        Interlocked.Exchange(ref _lastWrite, _time.GetTimestamp());
                     }
                     if (message.IsComplete || !_outgoing.Writer.TryWrite(message)) Dequeued(message);
                     writing = null;
@@ -280,9 +302,11 @@ internal sealed class FrameChannel : IAsyncDisposable
                     {
                         await _output.FlushAsync(_closing.Token);
                         unflushed = 0;
+                        Interlocked.Exchange(ref _lastWrite, _time.GetTimestamp());
                     }
                 }
                 await _output.FlushAsync(_closing.Token);
+                Interlocked.Exchange(ref _lastWrite, _time.GetTimestamp());
             }
         }
         catch (Exception e) when (e is OperationCanceledException or IOException or System.Net.Sockets.SocketException or ObjectDisposedException or InvalidOperationException)
@@ -298,4 +322,17 @@ internal sealed class FrameChannel : IAsyncDisposable
     }
 
     private static string Truncate(string reason) => reason.Length <= 512 ? reason : reason[..512];
+}
+
+/// <summary>What became of a message handed to a <see cref="FrameChannel"/>.</summary>
+internal enum QueueOutcome
+{
+    /// <summary>It will be sent.</summary>
+    Queued,
+
+    /// <summary>Too much already waits to be sent; the channel stays open.</summary>
+    Refused,
+
+    /// <summary>The channel is closing.</summary>
+    Closed,
 }

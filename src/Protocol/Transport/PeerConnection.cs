@@ -106,10 +106,13 @@ public sealed class PeerConnection : IFrameSink, IAsyncDisposable
         _pending[id] = answer;
         Touch();
         var message = new OutgoingMessage(FrameKind.Request, id, Envelope(request, remaining), request.Payload);
-        if (!_channel.TrySend(message))
+        var queued = _channel.Queue(message);
+        if (queued != QueueOutcome.Queued)
         {
             _pending.TryRemove(id, out _);
-            return Unavailable(request.Method);
+            return queued == QueueOutcome.Refused
+                ? PeerResponse.Error(StatusCode.ResourceExhausted, $"{request.Method} to {RemotePeer}: too much already waits to be sent on this connection; try again when it has drained.")
+                : Unavailable(request.Method);
         }
         using var deadline = new CancellationTokenSource(remaining, _time);
         using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
@@ -146,8 +149,11 @@ public sealed class PeerConnection : IFrameSink, IAsyncDisposable
         }
     }
 
-    /// <summary>How long past a call's deadline its request may still be being written before the connection is cut.</summary>
-    public static readonly TimeSpan SendGrace = TimeSpan.FromSeconds(1);
+    /// <summary>
+    /// How long past a call's deadline its request may still be being written before the connection is cut:
+    /// the writer stops a withdrawn request after its current frame, and a 1 MiB frame takes 2 s at 0.5 MB/s.
+    /// </summary>
+    public static readonly TimeSpan SendGrace = TimeSpan.FromSeconds(2);
 
     /// <summary>Sends a ping and waits for the pong; false when none comes within <paramref name="timeout"/>.</summary>
     public async Task<bool> PingAsync(TimeSpan timeout, CancellationToken cancellationToken)

@@ -49,7 +49,8 @@ public sealed partial class ExpertFanOut(IExpertInvoker remote, IExpertInvoker? 
         var answers = new Dictionary<AnswerKey, ExpertAnswer>();
         var trace = new List<ExpertCallTrace>();
         var calls = groups.Select(g => (g.Value, (Func<CancellationToken, Task<FinishedCall<ExpertAnswer>>>)(t => CallAsync(request, g.Key, g.Value, deadline, t))));
-        foreach (var outcome in await CollectAsync(calls, kmin, deadline - now, cancellationToken))
+        // Finding the experts may have used the whole deadline: then the calls get none of it (and fall back).
+        foreach (var outcome in await CollectAsync(calls, kmin, deadline > now ? deadline - now : TimeSpan.Zero, cancellationToken))
         {
             trace.Add(outcome.Trace);
             if (outcome.Answer is { } answer) answers[new AnswerKey(outcome.Trace.Uid, false)] = answer;
