@@ -11,6 +11,7 @@ using MoEMesh.Dht.Storage;
 using MoEMesh.Protocol.Addressing;
 using MoEMesh.Protocol.Identity;
 using MoEMesh.Protocol.Rpc;
+using MoEMesh.Settings;
 
 namespace MoEMesh.Dht;
 
@@ -63,7 +64,7 @@ public sealed partial class DhtNode : IDht, IDhtRpcHandler, ILookupHost, IAsyncD
     public DhtNode(PeerId peerId, PeerAddress? address, IDhtRpc rpc, DhtOptions options, TimeProvider time, ILogger<DhtNode>? logger = null, IMeterFactory? meterFactory = null,
         IReadOnlyList<IRecordSchema>? schemas = null)
     {
-        options.Validate();
+        SettingsValidation.ThrowIfInvalid(options);
         if (address is null && !options.ClientMode) throw new ArgumentException("A DHT node that is not in client mode needs the address it listens on.", nameof(address));
         PeerId = peerId;
         Id = NodeId.Of(peerId);

@@ -2,6 +2,7 @@ using MoEMesh.Protocol.Addressing;
 using MoEMesh.Routing.Calling;
 using MoEMesh.Routing.Directory;
 using MoEMesh.Routing.Gating;
+using MoEMesh.Settings;
 using MoEMesh.Tensors;
 using Tensor = MoEMesh.Tensors.Tensor;
 
@@ -27,6 +28,7 @@ namespace MoEMesh.Routing;
 public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, ExpertDirectory directory, ExpertFanOut fanOut, MixtureOfExpertsOptions options,
     IReadOnlyCollection<ExpertUid>? localExperts = null, IncompatibleHosts? incompatible = null)
 {
+    private readonly MixtureOfExpertsOptions _options = SettingsValidation.Valid(options);
     private readonly IReadOnlyCollection<ExpertUid> _local = localExperts ?? [];
     private readonly IncompatibleHosts _incompatible = incompatible ?? new IncompatibleHosts();
 
@@ -37,8 +39,7 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
     /// <exception cref="ExpertCallFailedException">A sample got no answer and no local expert could answer.</exception>
     public async Task<MixtureStep> ForwardAsync(Tensor input, CancellationToken cancellationToken)
     {
-        options.Validate();
-        if (options.Kind is { } kind && kind.Width != gate.InputDim)
+        if (_options.Kind is { } kind && kind.Width != gate.InputDim)
             throw new ArgumentException($"The layer needs experts of width {kind.Width} but its gate takes inputs of width {gate.InputDim}.");
         // One deadline for the whole forward; finding experts may use DiscoveryTimeout of it.
         var deadline = fanOut.Time.GetUtcNow() + fanOut.Options.ForwardTimeout;
@@ -52,7 +53,7 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
             var known = new Dictionary<ExpertUid, IReadOnlyList<ExpertHostInfo>>();
             var perSample = GatingNetwork.PerSample(scores);
             // A uid counts only with a host that can serve it: a prefix entry can name a uid no one hosts.
-            var found = await search.FindAsync(gate.Grid, perSample, options.K, options.BeamWidth, cancellationToken, async (candidates, token) =>
+            var found = await search.FindAsync(gate.Grid, perSample, _options.K, _options.BeamWidth, cancellationToken, async (candidates, token) =>
             {
                 foreach (var (uid, hosts) in await FindHostsAsync(candidates, token)) known[uid] = hosts;
                 return candidates.Where(u => known[u].Count > 0).ToHashSet();
@@ -73,7 +74,7 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
                     // Out of time: those uids count as hostless and their samples fall back.
                 }
             }
-            if (options.RouterLosses is { } weights)
+            if (_options.RouterLosses is { } weights)
                 losses = RouterLosses.Compute(scores, choices.Select(c => (IReadOnlyList<IReadOnlyList<int>>)c.Select(e => e.Uid.Coordinates).ToArray()).ToArray(), weights);
             var utilisation = Utilisation.Of(choices.Select(c => c.Select(e => e.Uid)), found.SelectMany(f => f.Select(e => e.Uid)).Distinct().Count());
             var request = new FanOutRequest
@@ -150,8 +151,8 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
         if (candidates.Count == 0) return new Selection([], []);
         // One ranking; index −1 − j stands for null expert j. Ties keep real experts first.
         var chosen = candidates.Select((c, i) => (Index: i, c.Score)).Concat((nullLogits ?? []).Select((logit, j) => (Index: -1 - j, Score: logit)))
-            .OrderByDescending(x => x.Score).Take(options.K).ToArray();
-        if (options.TopP is { } p)
+            .OrderByDescending(x => x.Score).Take(_options.K).ToArray();
+        if (_options.TopP is { } p)
         {
             var probabilities = Softmax(chosen.Select(c => c.Score).ToArray());
             double mass = 0;
@@ -171,13 +172,13 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
     private async Task<IReadOnlyDictionary<ExpertUid, IReadOnlyList<ExpertHostInfo>>> FindHostsAsync(IReadOnlyCollection<ExpertUid> uids, CancellationToken cancellationToken)
     {
         var hosts = await directory.FindAsync(uids, cancellationToken);
-        return options.Kind is { } kind ? hosts.ToDictionary(h => h.Key, h => _incompatible.Filter(h.Value, kind)) : hosts;
+        return _options.Kind is { } kind ? hosts.ToDictionary(h => h.Key, h => _incompatible.Filter(h.Value, kind)) : hosts;
     }
 
     private async Task<IReadOnlyList<ExpertHostInfo>> RediscoverAsync(ExpertUid uid, CancellationToken cancellationToken)
     {
         var hosts = await directory.RediscoverAsync(uid, cancellationToken);
-        return options.Kind is { } kind ? _incompatible.Filter(hosts, kind) : hosts;
+        return _options.Kind is { } kind ? _incompatible.Filter(hosts, kind) : hosts;
     }
 
     /// <summary>The local expert for a sample: a chosen uid hosted here, else the local expert the gate scores best.</summary>

@@ -1,18 +1,23 @@
+using MoEMesh.Settings;
+
 namespace MoEMesh.Routing;
 
 /// <summary>How a mixture-of-experts layer picks and calls experts.</summary>
 public sealed class MixtureOfExpertsOptions
 {
     /// <summary>Experts per sample at most (top-k). Default 2.</summary>
+    [Count]
     public int K { get; set; } = 2;
 
     /// <summary>
     /// Dynamic top-p: of the K best, take experts in score order until their softmax mass reaches P, so
     /// easy inputs use fewer experts. Null for plain top-k. Default null.
     /// </summary>
+    [Fraction]
     public double? TopP { get; set; }
 
     /// <summary>Prefixes beam search expands per sample per DHT round. Default 4.</summary>
+    [Count]
     public int BeamWidth { get; set; } = 4;
 
     /// <summary>Auxiliary router losses (load balance 0.01, z-loss 0.001, entropy 0); null switches them off.</summary>
@@ -24,12 +29,4 @@ public sealed class MixtureOfExpertsOptions
     /// with no compatible host. Null accepts every host. Default null.
     /// </summary>
     public Directory.ExpertKind? Kind { get; set; }
-
-    /// <summary>Throws naming the setting when a value cannot work.</summary>
-    public void Validate()
-    {
-        if (K < 1) throw new ArgumentException($"K must be at least 1; got {K}.");
-        if (TopP is { } p && !(p > 0 && p <= 1)) throw new ArgumentException($"TopP must be in (0, 1]; got {p}.");
-        if (BeamWidth < 1) throw new ArgumentException($"BeamWidth must be at least 1; got {BeamWidth}.");
-    }
 }

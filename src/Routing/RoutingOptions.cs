@@ -1,20 +1,24 @@
+using System.ComponentModel.DataAnnotations;
+using MoEMesh.Settings;
 using MoEMesh.Protocol.Wire;
 
 namespace MoEMesh.Routing;
 
 /// <summary>How a gating node calls experts. Every time limit is finite.</summary>
-public sealed class RoutingOptions
+public sealed class RoutingOptions : IValidatableObject
 {
     /// <summary>
     /// One absolute deadline for a whole forward: finding experts, calling them, and (with
     /// <see cref="FallbackMargin"/> on top) the local fallback. Default 2 s.
     /// </summary>
+    [Duration]
     public TimeSpan ForwardTimeout { get; set; } = TimeSpan.FromSeconds(2);
 
     /// <summary>
     /// How much of a forward's ForwardTimeout finding experts (beam search and their hosts in the DHT) may
     /// use; what is not found by then counts as absent, and its samples fall back. Less than ForwardTimeout. Default 1 s.
     /// </summary>
+    [Duration]
     public TimeSpan DiscoveryTimeout { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>
@@ -22,24 +26,31 @@ public sealed class RoutingOptions
     /// end by the forward's deadline plus this margin (so a fallback has time even when the calls used all
     /// of it). Default 500 ms.
     /// </summary>
+    [Duration]
     public TimeSpan FallbackMargin { get; set; } = TimeSpan.FromMilliseconds(500);
 
     /// <summary>One absolute deadline for a whole backward fan-out. Default 2 s.</summary>
+    [Duration]
     public TimeSpan BackwardTimeout { get; set; } = TimeSpan.FromSeconds(2);
 
     /// <summary>Answers each sample needs before stragglers are given only the grace period. Default 1.</summary>
+    [Count]
     public int KMin { get; set; } = 1;
 
     /// <summary>Backward answers each sample needs (of the experts that answered forward). Default 1.</summary>
+    [Count]
     public int BackwardKMin { get; set; } = 1;
 
     /// <summary>Once every sample has KMin answers, how long stragglers may still take. Default 200 ms.</summary>
+    [Duration(ZeroAllowed = true)]
     public TimeSpan GraceAfterKMin { get; set; } = TimeSpan.FromMilliseconds(200);
 
     /// <summary>First back-off of a failed peer; doubles per consecutive failure. Default 5 s.</summary>
+    [Duration]
     public TimeSpan PeerBackoff { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>Longest back-off. Default 5 min.</summary>
+    [Duration]
     public TimeSpan PeerBackoffMax { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>
@@ -58,33 +69,26 @@ public sealed class RoutingOptions
 
     /// <summary>Parses a compression name (case-insensitive; float16, bfloat16 and blockwise8bit are accepted too).</summary>
     /// <exception cref="ArgumentException">The name is unknown; the message lists the known ones.</exception>
-    public static Compression ParseCompression(string? name) => name?.Trim().ToLowerInvariant() switch
+    public static Compression ParseCompression(string? name) =>
+        TryParseCompression(name) ?? throw new ArgumentException($"Compression must be one of {string.Join(", ", CompressionNames)}; got '{name}'.");
+
+    private static Compression? TryParseCompression(string? name) => name?.Trim().ToLowerInvariant() switch
     {
         "none" or "float32" or "fp32" => Protocol.Wire.Compression.None,
         "fp16" or "float16" => Protocol.Wire.Compression.Float16,
         "bf16" or "bfloat16" => Protocol.Wire.Compression.Bfloat16,
         "8bit" or "int8" or "blockwise8bit" => Protocol.Wire.Compression.Blockwise8Bit,
-        _ => throw new ArgumentException($"Compression must be one of {string.Join(", ", CompressionNames)}; got '{name}'."),
+        _ => null,
     };
 
-    /// <summary>Throws naming the setting when a value cannot work.</summary>
-    public void Validate()
+    /// <inheritdoc />
+    IEnumerable<ValidationResult> IValidatableObject.Validate(ValidationContext context)
     {
-        foreach (var (name, value) in new[]
-        {
-            (nameof(ForwardTimeout), ForwardTimeout), (nameof(BackwardTimeout), BackwardTimeout), (nameof(PeerBackoff), PeerBackoff), (nameof(PeerBackoffMax), PeerBackoffMax),
-            (nameof(DiscoveryTimeout), DiscoveryTimeout), (nameof(FallbackMargin), FallbackMargin),
-        })
-        {
-            if (value <= TimeSpan.Zero || value == Timeout.InfiniteTimeSpan || value > TimeSpan.FromDays(1))
-                throw new ArgumentException($"{name} must be positive and finite; got {value}.");
-        }
         if (DiscoveryTimeout >= ForwardTimeout)
-            throw new ArgumentException($"DiscoveryTimeout ({DiscoveryTimeout}) must be less than ForwardTimeout ({ForwardTimeout}): finding experts is part of a forward, and the calls need some of it.");
-        if (GraceAfterKMin < TimeSpan.Zero || GraceAfterKMin > ForwardTimeout)
-            throw new ArgumentException($"GraceAfterKMin must be between 0 and ForwardTimeout; got {GraceAfterKMin}.");
-        if (KMin < 1) throw new ArgumentException($"KMin must be at least 1; got {KMin}.");
-        if (BackwardKMin < 1) throw new ArgumentException($"BackwardKMin must be at least 1; got {BackwardKMin}.");
-        _ = WireCompression;
+            yield return new($"must be less than ForwardTimeout ({ForwardTimeout}): finding experts is part of a forward, and the calls need some of it; got {DiscoveryTimeout}", [nameof(DiscoveryTimeout)]);
+        if (GraceAfterKMin > ForwardTimeout)
+            yield return new($"must not exceed ForwardTimeout ({ForwardTimeout}); got {GraceAfterKMin}", [nameof(GraceAfterKMin)]);
+        if (TryParseCompression(Compression) is null)
+            yield return new($"must be one of {string.Join(", ", CompressionNames)}; got '{Compression}'", [nameof(Compression)]);
     }
 }

@@ -5,8 +5,9 @@ namespace MoEMesh.ArchitectureTests;
 /// and what an assembly may reference is everything reachable along arrows from it:
 /// <code>
 /// Node ──► Routing ──► Dht ──► Protocol ──► Tensors
-///   │         └──────────────► Protocol
+///   │         └──────────────► Protocol ──► Settings
 ///   └──► Experts ─────────────────────────► Tensors
+///                  └──────────────────────► Settings
 /// </code>
 /// </summary>
 public static class LayerRules
@@ -17,9 +18,10 @@ public static class LayerRules
         ["MoEMesh.Node"] = ["MoEMesh.Routing", "MoEMesh.Experts"],
         ["MoEMesh.Routing"] = ["MoEMesh.Dht", "MoEMesh.Protocol"],
         ["MoEMesh.Dht"] = ["MoEMesh.Protocol"],
-        ["MoEMesh.Protocol"] = ["MoEMesh.Tensors"],
-        ["MoEMesh.Experts"] = ["MoEMesh.Tensors"],
+        ["MoEMesh.Protocol"] = ["MoEMesh.Tensors", "MoEMesh.Settings"],
+        ["MoEMesh.Experts"] = ["MoEMesh.Tensors", "MoEMesh.Settings"],
         ["MoEMesh.Tensors"] = [],
+        ["MoEMesh.Settings"] = [],
     };
 
     /// <summary>Every MoEMesh assembly <paramref name="assembly"/> may reference.</summary>

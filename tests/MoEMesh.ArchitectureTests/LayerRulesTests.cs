@@ -71,6 +71,7 @@ public class LayerRulesTests
         Assert.NotEmpty(LayerRules.Violations("MoEMesh.Dht", ["MoEMesh.Routing"]));
         Assert.NotEmpty(LayerRules.Violations("MoEMesh.Routing", ["MoEMesh.Experts"]));
         Assert.NotEmpty(LayerRules.Violations("MoEMesh.Protocol", ["MoEMesh.Dht"]));
+        Assert.NotEmpty(LayerRules.Violations("MoEMesh.Settings", ["MoEMesh.Tensors"]));
     }
 
     [Fact]
@@ -78,7 +79,7 @@ public class LayerRulesTests
     {
         Assert.Empty(LayerRules.Violations("MoEMesh.Node", LayerRules.Arrows.Keys));
         Assert.Empty(LayerRules.Violations("MoEMesh.Routing", ["MoEMesh.Dht", "MoEMesh.Protocol", "MoEMesh.Tensors", "System.Runtime"]));
-        Assert.Equal(["MoEMesh.Tensors"], LayerRules.Allowed("MoEMesh.Experts"));
+        Assert.Equal(["MoEMesh.Settings", "MoEMesh.Tensors"], LayerRules.Allowed("MoEMesh.Experts").Order());
     }
 
     [Fact]

@@ -58,6 +58,21 @@ public sealed class ProcessTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task ConfigurationWithSeveralMistakes_StopsTheStart_NamingEachOne_BeforeAnythingIsCreated()
+    {
+        var config = Path.Combine(_dir, "bad.json");
+        await File.WriteAllTextAsync(config, """
+            { "MoEMesh": { "Dht": { "RpcTimeout": "2.00:00:00" }, "Routing": { "KMin": 0 }, "Protocol": { "MaxConnections": 0 } } }
+            """);
+        var run = await CliRun.RunAsync(_dir, Bound, "node", "--config", config, "--listen", "127.0.0.1:0");
+        Assert.True(run.ExitCode == 2, run.ToString());
+        Assert.Contains("MoEMesh:Dht:RpcTimeout: must be positive and at most a day (1.00:00:00); got 2.00:00:00.", run.Error);
+        Assert.Contains("MoEMesh:Routing:KMin: must be at least 1; got 0.", run.Error);
+        Assert.Contains("MoEMesh:Protocol:MaxConnections: must be at least 1; got 0.", run.Error);
+        Assert.False(File.Exists(Path.Combine(_dir, "moemesh.key")), "the key file was created before the configuration was checked");
+    }
+
     private NodeProcess Start(string[] args)
     {
         var node = NodeProcess.Start(_dir, args);

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.DependencyInjection;
 using MoEMesh.Node.Hosting;
 using MoEMesh.Protocol.Addressing;
+using MoEMesh.Settings;
 
 namespace MoEMesh.Node.Tests;
 
@@ -24,13 +25,13 @@ public class ConfigurationTests
     [InlineData("count", "MoEMesh:Experts:0:Count: must be between 1 and the 4 uids of ffn.[0:2].[0:2]; got 5")]
     [InlineData("optimizer", "MoEMesh:Experts:0:Optimizer: must be sgd, adam or adamw; got 'lion'")]
     [InlineData("period", "MoEMesh:UpdatePeriod: must be positive")]
-    [InlineData("batch", "MoEMesh:Batching: Batching MaxBatchRows must be at least 1; got 0")]
+    [InlineData("batch", "MoEMesh:Batching:MaxBatchRows: must be at least 1; got 0")]
     [InlineData("client", "MoEMesh:Experts: a client-mode node cannot host experts")]
-    [InlineData("compression", "MoEMesh:Routing: Compression must be one of none, fp16, bf16, 8bit; got 'zip'")]
-    [InlineData("texts", "MoEMesh:Models: MaxQueryTexts must be at least 1; got 0")]
-    [InlineData("trainers", "MoEMesh:Serving: TrainingPeers:1: 'alice' is not a PeerId")]
+    [InlineData("compression", "MoEMesh:Routing:Compression: must be one of none, fp16, bf16, 8bit; got 'zip'")]
+    [InlineData("texts", "MoEMesh:Models:MaxQueryTexts: must be at least 1; got 0")]
+    [InlineData("trainers", "MoEMesh:Serving:TrainingPeers:1: 'alice' is not a PeerId")]
     [InlineData("clip", "MoEMesh:Experts:0:MaxGradNorm: must be positive and finite; got NaN")]
-    [InlineData("protocol", "MoEMesh:Protocol: MaxConnectionsPerNetwork must be at least 1; got 0")]
+    [InlineData("protocol", "MoEMesh:Protocol:MaxConnectionsPerNetwork: must be at least 1; got 0")]
     public void InvalidSetting_IsNamed(string which, string expected)
     {
         var message = Problem(o =>
@@ -54,6 +55,45 @@ public class ConfigurationTests
             }
         });
         Assert.Contains(expected, message);
+    }
+
+    [Fact]
+    public void EveryLimit_OfTheNodesConfiguration_HasItsKindsRule()
+    {
+        var unruled = new List<string>();
+        var pending = new Stack<(Type Type, string Path)>([(typeof(NodeOptions), NodeOptions.Section)]);
+        while (pending.Count > 0)
+        {
+            var (type, path) = pending.Pop();
+            foreach (var property in type.GetProperties().Where(p => p.CanWrite))
+            {
+                var kind = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
+                if (property.IsDefined(typeof(SectionAttribute), false))
+                    pending.Push((kind.IsGenericType ? kind.GetGenericArguments()[0] : kind, $"{path}:{property.Name}"));
+                else if (kind == typeof(TimeSpan) || kind == typeof(int) || kind == typeof(long) || kind == typeof(float) || kind == typeof(double))
+                {
+                    if (!property.IsDefined(typeof(SettingRuleAttribute), false)) unruled.Add($"{path}:{property.Name}");
+                }
+            }
+        }
+        Assert.Empty(unruled);
+    }
+
+    [Fact]
+    public void EveryProblem_IsNamed_AllAtOnce()
+    {
+        var message = Problem(o =>
+        {
+            o.Dht.RpcTimeout = TimeSpan.FromDays(2);
+            o.Protocol.MessageTimeout = Timeout.InfiniteTimeSpan;
+            o.Routing.DiscoveryTimeout = o.Routing.ForwardTimeout;
+        });
+        Assert.Equal(
+        [
+            "MoEMesh:Routing:DiscoveryTimeout: must be less than ForwardTimeout (00:00:02): finding experts is part of a forward, and the calls need some of it; got 00:00:02.",
+            "MoEMesh:Dht:RpcTimeout: must be positive and at most a day (1.00:00:00); got 2.00:00:00.",
+            "MoEMesh:Protocol:MessageTimeout: must be positive and at most a day (1.00:00:00); got -00:00:00.0010000.",
+        ], message.Split(Environment.NewLine));
     }
 
     [Fact]

@@ -10,6 +10,7 @@ using MoEMesh.Routing.Invocation;
 using MoEMesh.Tensors;
 using MoEMesh.Testing;
 using Tensor = MoEMesh.Tensors.Tensor;
+using MoEMesh.Settings;
 
 namespace MoEMesh.Routing.Tests;
 
@@ -270,7 +271,8 @@ public sealed class MixtureOfExpertsTests
 
     [Fact]
     public void UnknownCompression_IsRefusedNamingTheChoices() =>
-        Assert.Contains("none, fp16, bf16, 8bit", Assert.Throws<ArgumentException>(() => new RoutingOptions { Compression = "zip" }.Validate()).Message);
+        Assert.Contains("RoutingOptions:Compression: must be one of none, fp16, bf16, 8bit; got 'zip'",
+            Assert.Throws<ArgumentException>(() => SettingsValidation.ThrowIfInvalid(new RoutingOptions { Compression = "zip" })).Message);
 
     private static void AssertClose(Tensor expected, Tensor got)
     {

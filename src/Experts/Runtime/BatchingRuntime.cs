@@ -2,6 +2,7 @@ using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using MoEMesh.Tensors;
+using MoEMesh.Settings;
 
 namespace MoEMesh.Experts.Runtime;
 
@@ -23,7 +24,7 @@ public sealed partial class BatchingRuntime
     /// <summary>Creates the runtime; nothing runs until <see cref="RunAsync"/>.</summary>
     public BatchingRuntime(BatchingOptions options, TimeProvider time, ILogger<BatchingRuntime>? logger = null)
     {
-        options.Validate();
+        SettingsValidation.ThrowIfInvalid(options);
         _options = options;
         _time = time;
         _logger = logger ?? (ILogger)NullLogger.Instance;

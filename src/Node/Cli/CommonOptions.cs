@@ -38,9 +38,8 @@ internal static class CommonOptions
     {
         try
         {
-            var options = new Routing.RoutingOptions { Compression = compression };
-            options.Validate();
-            return options;
+            MoEMesh.Routing.RoutingOptions.ParseCompression(compression);
+            return new Routing.RoutingOptions { Compression = compression };
         }
         catch (ArgumentException e)
         {

@@ -75,7 +75,8 @@ internal static class NodeCommand
             }
             catch (NodeConfigurationException e)
             {
-                Console.Error.WriteLine($"Invalid configuration: {e.Message}");
+                // One problem per line, so a file with several mistakes is fixed in one pass.
+                Console.Error.WriteLine($"Invalid configuration:{Environment.NewLine}  {e.Message.ReplaceLineEndings(Environment.NewLine + "  ")}");
                 return 2;
             }
             catch (DhtBootstrapException e)

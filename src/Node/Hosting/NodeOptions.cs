@@ -1,3 +1,4 @@
+using System.ComponentModel.DataAnnotations;
 using MoEMesh.Dht;
 using MoEMesh.Experts.Runtime;
 using MoEMesh.Node.Serving;
@@ -5,6 +6,7 @@ using MoEMesh.Protocol;
 using MoEMesh.Protocol.Addressing;
 using MoEMesh.Protocol.Rpc;
 using MoEMesh.Routing;
+using MoEMesh.Settings;
 
 namespace MoEMesh.Node.Hosting;
 
@@ -13,12 +15,13 @@ namespace MoEMesh.Node.Hosting;
 /// <c>--config FILE</c>, then environment variables (MOEMESH__LISTEN, MOEMESH__EXPERTS__0__PATTERN, …), then
 /// command-line flags, each overriding the one before.
 /// </summary>
-public sealed class NodeOptions
+public sealed class NodeOptions : IValidatableObject
 {
     /// <summary>The configuration section.</summary>
     public const string Section = "MoEMesh";
 
     /// <summary>PEM file holding the node's ECDSA P-256 key; created (mode 0600) on first start. Default moemesh.key.</summary>
+    [Path]
     public string KeyFile { get; set; } = "moemesh.key";
 
     /// <summary>host:port for the peer protocol; port 0 takes a free port. Default 0.0.0.0:7700.</summary>
@@ -40,42 +43,54 @@ public sealed class NodeOptions
     public bool UseTls { get; set; } = true;
 
     /// <summary>Experts to host.</summary>
+    [Section]
     public List<ExpertHostingOptions> Experts { get; set; } = [];
 
     /// <summary>Where each expert's checkpoint lives (one folder per uid). Default checkpoints.</summary>
+    [Path]
     public string CheckpointDirectory { get; set; } = "checkpoints";
 
     /// <summary>
     /// The models this node holds (kept across restarts): each <c>NAME.safetensors</c> model file is announced as
     /// model:NAME and served to peers; models peers publish here are written to it too. Default models.
     /// </summary>
+    [Path]
     public string ModelDirectory { get; set; } = "models";
 
     /// <summary>Limits of holding, fetching and serving models, and of queries.</summary>
+    [Section]
     public Models.ModelServingOptions Models { get; set; } = new();
 
     /// <summary>How often checkpoints are written (also on stop). Default 5 min.</summary>
+    [Duration]
     public TimeSpan CheckpointPeriod { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>How often experts are announced; each announcement lasts twice this. Default 30 s.</summary>
+    [Duration]
     public TimeSpan UpdatePeriod { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>On stop, how long calls in flight may take to finish before the node exits anyway. Default 10 s.</summary>
+    [Duration]
     public TimeSpan DrainTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Deadlines, KMin and peer back-off of gating layers run on this node (see src/Routing/README.md).</summary>
+    [Section]
     public RoutingOptions Routing { get; set; } = new();
 
     /// <summary>Batching limits of the expert runtime.</summary>
+    [Section]
     public BatchingOptions Batching { get; set; } = new();
 
     /// <summary>Rules for expert requests.</summary>
+    [Section]
     public ExpertServingOptions Serving { get; set; } = new();
 
     /// <summary>DHT knobs.</summary>
+    [Section]
     public DhtOptions Dht { get; set; } = new();
 
     /// <summary>The peer protocol's limits and timings (the "MoEMesh:Protocol" section); TLS is <see cref="UseTls"/>.</summary>
+    [Section]
     public PeerProtocolOptions Protocol { get; set; } = new();
 
     /// <summary>The listen address, parsed.</summary>
@@ -97,78 +112,53 @@ public sealed class NodeOptions
         }
     }).ToArray();
 
-    /// <summary>Throws a <see cref="NodeConfigurationException"/> naming the first setting that cannot work.</summary>
+    /// <summary>
+    /// Throws a <see cref="NodeConfigurationException"/> naming every setting that cannot work, each by its
+    /// rule (MoEMesh.Settings) and the rules between settings.
+    /// </summary>
     public void Validate()
     {
-        _ = ListenAddress;
-        _ = InitialPeerEndpoints;
-        for (int i = 0; i < AnnounceAddresses.Count; i++)
-            if (Parse($"{nameof(AnnounceAddresses)}:{i}", AnnounceAddresses[i]).Port == 0) Fail($"{nameof(AnnounceAddresses)}:{i}", "needs a real port, not 0");
-        _ = HttpAddress;
-        if (string.IsNullOrWhiteSpace(KeyFile)) Fail(nameof(KeyFile), "must name a file");
-        if (string.IsNullOrWhiteSpace(CheckpointDirectory)) Fail(nameof(CheckpointDirectory), "must name a folder");
-        Period(nameof(CheckpointPeriod), CheckpointPeriod);
-        Period(nameof(UpdatePeriod), UpdatePeriod);
-        Period(nameof(DrainTimeout), DrainTimeout);
-        if (ClientMode && Experts.Count > 0) Fail(nameof(Experts), "a client-mode node cannot host experts (no one could reach them)");
-        for (int i = 0; i < Experts.Count; i++) ValidateExpert(i, Experts[i]);
-        Wrap(nameof(Batching), Batching.Validate);
-        Wrap(nameof(Dht), Dht.Validate);
-        Wrap(nameof(Routing), Routing.Validate);
-        Wrap(nameof(Models), Models.Validate);
-        Wrap(nameof(Serving), Serving.Validate);
-        Wrap(nameof(Protocol), Protocol.Validate);
-        if (string.IsNullOrWhiteSpace(ModelDirectory)) Fail(nameof(ModelDirectory), "must name a folder");
+        var problems = SettingsValidation.Problems(this, Section);
+        if (problems.Count > 0) throw new NodeConfigurationException(string.Join(Environment.NewLine, problems));
     }
 
-    private static void ValidateExpert(int index, ExpertHostingOptions e)
+    /// <inheritdoc />
+    IEnumerable<ValidationResult> IValidatableObject.Validate(ValidationContext context)
     {
-        string at = $"{nameof(Experts)}:{index}";
-        if ((e.Uid is null) == (e.Pattern is null)) Fail(at, "set exactly one of Uid and Pattern");
-        if (e.Uid is not null && !ExpertUid.TryParse(e.Uid, out _, out var error)) Fail($"{at}:{nameof(e.Uid)}", error);
-        if (e.Pattern is not null)
+        var addresses = new List<(string Name, string Text, bool RealPort)> { (nameof(Listen), Listen, false), (nameof(HttpListen), HttpListen, false) };
+        addresses.AddRange(AnnounceAddresses.Select((a, i) => ($"{nameof(AnnounceAddresses)}:{i}", a, true)));
+        foreach (var (name, text, realPort) in addresses)
         {
-            UidPattern pattern;
+            if (!TryParse(text, out var address)) yield return new($"'{text}' is not host:port (for example 0.0.0.0:7700)", [name]);
+            else if (realPort && address.Port == 0) yield return new("needs a real port, not 0", [name]);
+        }
+        for (int i = 0; i < InitialPeers.Count; i++)
+        {
+            string? problem = null;
             try
             {
-                pattern = UidPattern.Parse(e.Pattern);
+                PeerEndpoint.Parse(InitialPeers[i]);
             }
-            catch (FormatException x)
+            catch (FormatException e)
             {
-                throw new NodeConfigurationException($"{Section}:{at}:{nameof(e.Pattern)}: {x.Message}", x);
+                problem = e.Message.TrimEnd('.');
             }
-            if (e.Count < 1 || e.Count > pattern.Count) Fail($"{at}:{nameof(e.Count)}", $"must be between 1 and the {pattern.Count} uids of {pattern.Text}; got {e.Count}");
+            if (problem is not null) yield return new(problem, [$"{nameof(InitialPeers)}:{i}"]);
         }
-        if (e.HiddenDim < 1) Fail($"{at}:{nameof(e.HiddenDim)}", $"must be at least 1; got {e.HiddenDim}");
-        if (e.InnerDim is < 1) Fail($"{at}:{nameof(e.InnerDim)}", $"must be at least 1; got {e.InnerDim}");
-        if (e.Optimizer is not ("sgd" or "adam" or "adamw")) Fail($"{at}:{nameof(e.Optimizer)}", $"must be sgd, adam or adamw; got '{e.Optimizer}'");
-        if (!(e.LearningRate > 0) || !float.IsFinite(e.LearningRate)) Fail($"{at}:{nameof(e.LearningRate)}", $"must be positive; got {e.LearningRate}");
-        if (!(e.MaxGradNorm > 0) || !float.IsFinite(e.MaxGradNorm)) Fail($"{at}:{nameof(e.MaxGradNorm)}", $"must be positive and finite; got {e.MaxGradNorm}");
+        if (ClientMode && Experts.Count > 0) yield return new("a client-mode node cannot host experts (no one could reach them)", [nameof(Experts)]);
     }
 
     /// <summary>Parses host:port; port 0 (any free port) is allowed for listen addresses.</summary>
-    private static PeerAddress Parse(string name, string text)
-    {
-        if (text.EndsWith(":0", StringComparison.Ordinal) && PeerAddress.TryParse(text[..^2] + ":1", out var any)) return any with { Port = 0 };
-        return PeerAddress.TryParse(text, out var address) ? address : throw new NodeConfigurationException($"{Section}:{name}: '{text}' is not host:port (for example 0.0.0.0:7700).");
-    }
+    private static PeerAddress Parse(string name, string text) =>
+        TryParse(text, out var address) ? address : throw new NodeConfigurationException($"{Section}:{name}: '{text}' is not host:port (for example 0.0.0.0:7700).");
 
-    private static void Period(string name, TimeSpan value)
+    private static bool TryParse(string text, out PeerAddress address)
     {
-        if (value <= TimeSpan.Zero || value > TimeSpan.FromDays(7)) Fail(name, $"must be positive and at most 7 days; got {value}");
-    }
-
-    private static void Wrap(string name, Action validate)
-    {
-        try
+        if (text.EndsWith(":0", StringComparison.Ordinal) && PeerAddress.TryParse(text[..^2] + ":1", out var any))
         {
-            validate();
+            address = any with { Port = 0 };
+            return true;
         }
-        catch (ArgumentException e)
-        {
-            throw new NodeConfigurationException($"{Section}:{name}: {e.Message}", e);
-        }
+        return PeerAddress.TryParse(text, out address);
     }
-
-    private static void Fail(string name, string problem) => throw new NodeConfigurationException($"{Section}:{name}: {problem}.");
 }

@@ -1,9 +1,10 @@
+using System.ComponentModel.DataAnnotations;
 using MoEMesh.Protocol.Identity;
 
 namespace MoEMesh.Node.Serving;
 
 /// <summary>Rules for expert requests arriving from the network (the "MoEMesh:Serving" section).</summary>
-public sealed class ExpertServingOptions
+public sealed class ExpertServingOptions : IValidatableObject
 {
     /// <summary>Refuse inputs and gradients holding NaN or Inf (InvalidArgument). Default true.</summary>
     public bool RejectNonFinite { get; set; } = true;
@@ -21,10 +22,10 @@ public sealed class ExpertServingOptions
     /// <summary>Whether <paramref name="caller"/> may train this node's experts.</summary>
     public bool AllowsTraining(PeerId caller) => OpenTraining || TrainingPeers.Contains(caller.ToString(), StringComparer.Ordinal);
 
-    /// <summary>Throws naming the setting when a value cannot work.</summary>
-    public void Validate()
+    /// <inheritdoc />
+    IEnumerable<ValidationResult> IValidatableObject.Validate(ValidationContext context)
     {
         for (int i = 0; i < TrainingPeers.Count; i++)
-            if (!PeerId.TryParse(TrainingPeers[i], out _)) throw new ArgumentException($"TrainingPeers:{i}: '{TrainingPeers[i]}' is not a PeerId.");
+            if (!PeerId.TryParse(TrainingPeers[i], out _)) yield return new($"'{TrainingPeers[i]}' is not a PeerId", [$"{nameof(TrainingPeers)}:{i}"]);
     }
 }

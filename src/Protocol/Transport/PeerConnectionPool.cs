@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using MoEMesh.Protocol.Addressing;
 using MoEMesh.Protocol.Identity;
 using MoEMesh.Protocol.Rpc;
+using MoEMesh.Settings;
 
 namespace MoEMesh.Protocol.Transport;
 
@@ -26,7 +27,7 @@ public sealed partial class PeerConnectionPool : IAsyncDisposable
     /// <summary>Creates the pool and starts its maintenance loop.</summary>
     public PeerConnectionPool(PeerIdentity identity, PeerProtocolOptions options, TimeProvider time, ILogger<PeerConnectionPool>? logger = null)
     {
-        options.Validate();
+        SettingsValidation.ThrowIfInvalid(options);
         _identity = identity;
         _options = options;
         _time = time;

@@ -4,6 +4,7 @@ using MoEMesh.Dht.Records;
 using MoEMesh.Protocol.Addressing;
 using MoEMesh.Protocol.Identity;
 using MoEMesh.Protocol.Wire.Experts;
+using MoEMesh.Settings;
 
 namespace MoEMesh.Routing.Directory;
 
@@ -18,7 +19,7 @@ namespace MoEMesh.Routing.Directory;
 public sealed class ExpertDirectory(IDht dht, TimeProvider? time = null, ExpertDirectoryOptions? options = null)
 {
     private readonly TimeProvider _time = time ?? TimeProvider.System;
-    private readonly ExpertDirectoryOptions _options = options ?? new ExpertDirectoryOptions();
+    private readonly ExpertDirectoryOptions _options = SettingsValidation.Valid(options ?? new ExpertDirectoryOptions());
     private readonly Dictionary<ExpertPrefix, (ExpertSuccessors Value, DateTimeOffset Until)> _successors = [];
     private readonly Dictionary<ExpertUid, (IReadOnlyList<ExpertHostInfo> Value, DateTimeOffset Until)> _hosts = [];
 

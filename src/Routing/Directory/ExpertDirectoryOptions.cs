@@ -1,3 +1,5 @@
+using MoEMesh.Settings;
+
 namespace MoEMesh.Routing.Directory;
 
 /// <summary>Knobs of the expert directory.</summary>
@@ -7,6 +9,7 @@ public sealed class ExpertDirectoryOptions
     /// How long a prefix found empty is not asked again. Default 5 s: long enough to spare the DHT the
     /// dead branches of one training step's beam searches, short enough that a new expert is found soon.
     /// </summary>
+    [Duration]
     public TimeSpan NegativeCacheTtl { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
@@ -14,5 +17,6 @@ public sealed class ExpertDirectoryOptions
     /// Default 5 s: announcements live 60 s anyway, and a host that died meanwhile costs one failed call
     /// (then peer health backs it off), while asking the DHT for every batch costs several lookups each.
     /// </summary>
+    [Duration]
     public TimeSpan PositiveCacheTtl { get; set; } = TimeSpan.FromSeconds(5);
 }

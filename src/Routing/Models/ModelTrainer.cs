@@ -1,6 +1,7 @@
 using MoEMesh.Routing.Calling;
 using MoEMesh.Tensors;
 using MoEMesh.Tensors.Optimizers;
+using MoEMesh.Settings;
 
 namespace MoEMesh.Routing.Models;
 
@@ -20,7 +21,7 @@ public sealed class ModelTrainer(MoEModel model, TrainingOptions options, TimePr
     /// <exception cref="TrainingFailedException">Too many steps in a row failed; what was trained up to then is kept in the model.</exception>
     public async Task<TrainingResult> TrainAsync(IReadOnlyList<Example> examples, Action<TrainingProgress>? report, CancellationToken stop)
     {
-        options.Validate();
+        SettingsValidation.ThrowIfInvalid(options);
         if (examples.Count == 0) throw new ArgumentException("There is nothing to train on.");
         var index = model.Spec.Head.Labels.Select((l, i) => (l, i)).ToDictionary(x => x.l, x => x.i, StringComparer.Ordinal);
         var labels = examples.Select(e => index.TryGetValue(e.Label, out int i) ? i : throw new ArgumentException($"The label '{e.Label}' is not one of the model's.")).ToArray();
