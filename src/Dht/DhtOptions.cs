@@ -114,9 +114,4 @@ public sealed class DhtOptions : IValidatableObject
         if (NumReplicas > BucketSize)
             yield return new($"must not exceed BucketSize ({BucketSize}); got {NumReplicas}", [nameof(NumReplicas)]);
     }
-
-    private static void Positive(string name, int value)
-    {
-        if (value < 1) throw new ArgumentException($"{name} must be at least 1; got {value}.");
-    }
 }

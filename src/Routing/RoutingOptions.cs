@@ -58,6 +58,7 @@ public sealed class RoutingOptions : IValidatableObject
     /// 8bit (blockwise: per 4096 values a float32 scale and int8 codes, about a quarter of the bytes).
     /// Default none.
     /// </summary>
+    [CompressionName]
     public string Compression { get; set; } = "none";
 
     /// <summary><see cref="Compression"/> as the wire enumeration.</summary>
@@ -72,7 +73,8 @@ public sealed class RoutingOptions : IValidatableObject
     public static Compression ParseCompression(string? name) =>
         TryParseCompression(name) ?? throw new ArgumentException($"Compression must be one of {string.Join(", ", CompressionNames)}; got '{name}'.");
 
-    private static Compression? TryParseCompression(string? name) => name?.Trim().ToLowerInvariant() switch
+    /// <summary>Parses a compression name as <see cref="ParseCompression"/> does; null when it is unknown.</summary>
+    public static Compression? TryParseCompression(string? name) => name?.Trim().ToLowerInvariant() switch
     {
         "none" or "float32" or "fp32" => Protocol.Wire.Compression.None,
         "fp16" or "float16" => Protocol.Wire.Compression.Float16,
@@ -88,7 +90,5 @@ public sealed class RoutingOptions : IValidatableObject
             yield return new($"must be less than ForwardTimeout ({ForwardTimeout}): finding experts is part of a forward, and the calls need some of it; got {DiscoveryTimeout}", [nameof(DiscoveryTimeout)]);
         if (GraceAfterKMin > ForwardTimeout)
             yield return new($"must not exceed ForwardTimeout ({ForwardTimeout}); got {GraceAfterKMin}", [nameof(GraceAfterKMin)]);
-        if (TryParseCompression(Compression) is null)
-            yield return new($"must be one of {string.Join(", ", CompressionNames)}; got '{Compression}'", [nameof(Compression)]);
     }
 }

@@ -7,7 +7,7 @@ public sealed class BytesAttribute : SettingRuleAttribute
     public long Min { get; init; } = 1;
 
     /// <inheritdoc />
-    public override string? Problem(object? value)
+    protected override string? Problem(object value)
     {
         long bytes = Convert.ToInt64(value, System.Globalization.CultureInfo.InvariantCulture);
         return bytes >= Min ? null : $"must be at least {Min} bytes; got {bytes}";

@@ -1,6 +1,6 @@
 namespace MoEMesh.Settings;
 
-/// <summary>A count (of rows, peers, steps, ...): a whole number from <see cref="Min"/> to <see cref="Max"/>; an empty optional count is fine.</summary>
+/// <summary>A count (of rows, peers, steps, ...): a whole number from <see cref="Min"/> to <see cref="Max"/>.</summary>
 public sealed class CountAttribute : SettingRuleAttribute
 {
     /// <summary>The smallest count that works. Default 1.</summary>
@@ -10,9 +10,8 @@ public sealed class CountAttribute : SettingRuleAttribute
     public long Max { get; init; } = long.MaxValue;
 
     /// <inheritdoc />
-    public override string? Problem(object? value)
+    protected override string? Problem(object value)
     {
-        if (value is null) return null;
         long count = Convert.ToInt64(value, System.Globalization.CultureInfo.InvariantCulture);
         if (count >= Min && count <= Max) return null;
         return Max == long.MaxValue ? $"must be at least {Min}; got {count}" : $"must be between {Min} and {Max}; got {count}";

@@ -16,9 +16,9 @@ public sealed class DurationAttribute : SettingRuleAttribute
     public bool ZeroAllowed { get; init; }
 
     /// <inheritdoc />
-    public override string? Problem(object? value)
+    protected override string? Problem(object value)
     {
-        var span = (TimeSpan)value!;
+        var span = (TimeSpan)value;
         bool tooShort = ZeroAllowed ? span < TimeSpan.Zero : span <= TimeSpan.Zero;
         if (!tooShort && span <= Longest) return null;
         return $"must be {(ZeroAllowed ? "between 0 and" : "positive and at most")} a day ({Longest}); got {span}";

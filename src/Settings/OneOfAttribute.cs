@@ -1,6 +1,6 @@
 namespace MoEMesh.Settings;
 
-/// <summary>A choice among fixed names (exact, as a user types them); an empty optional choice is fine.</summary>
+/// <summary>A choice among fixed names (exact, as a user types them).</summary>
 /// <param name="names">The names allowed.</param>
 public sealed class OneOfAttribute(params string[] names) : SettingRuleAttribute
 {
@@ -8,9 +8,9 @@ public sealed class OneOfAttribute(params string[] names) : SettingRuleAttribute
     public IReadOnlyList<string> Names { get; } = names;
 
     /// <inheritdoc />
-    public override string? Problem(object? value)
+    protected override string? Problem(object value)
     {
-        if (value is null || Names.Contains((string)value, StringComparer.Ordinal)) return null;
+        if (Names.Contains((string)value, StringComparer.Ordinal)) return null;
         return $"must be {string.Join(", ", Names.SkipLast(1))} or {Names[^1]}; got '{value}'";
     }
 }

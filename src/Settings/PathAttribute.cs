@@ -4,5 +4,5 @@ namespace MoEMesh.Settings;
 public sealed class PathAttribute : SettingRuleAttribute
 {
     /// <inheritdoc />
-    public override string? Problem(object? value) => string.IsNullOrWhiteSpace(value as string) ? "must name a file or folder" : null;
+    protected override string? Problem(object value) => string.IsNullOrWhiteSpace(value as string) ? "must name a file or folder" : null;
 }

@@ -4,7 +4,7 @@ namespace MoEMesh.Settings;
 public sealed class PositiveAttribute : SettingRuleAttribute
 {
     /// <inheritdoc />
-    public override string? Problem(object? value)
+    protected override string? Problem(object value)
     {
         double number = Convert.ToDouble(value, System.Globalization.CultureInfo.InvariantCulture);
         return number > 0 && double.IsFinite(number) ? null : $"must be positive and finite; got {number}";

@@ -3,16 +3,21 @@ using System.ComponentModel.DataAnnotations;
 namespace MoEMesh.Settings;
 
 /// <summary>
-/// A rule for one kind of setting value (a time limit, a count, a size in bytes, ...). Each kind has one
-/// rule, written once here, so every options class states and checks its limits the same way.
+/// A rule for one kind of setting value (a time limit, a count, a size in bytes, an address, ...). Each
+/// kind has one rule, written once (here, or beside the parser of its kind in the project that owns it),
+/// so every options class states and checks its limits the same way. An empty optional value (null) is
+/// fine; a list is checked entry by entry.
 /// </summary>
 [AttributeUsage(AttributeTargets.Property)]
 public abstract class SettingRuleAttribute : ValidationAttribute
 {
     /// <summary>What is wrong with <paramref name="value"/>, as "must ...; got ...", or null when it is fine.</summary>
-    public abstract string? Problem(object? value);
+    public string? ProblemWith(object? value) => value is null ? null : Problem(value);
+
+    /// <summary>What is wrong with a value that is present, or null when it is fine.</summary>
+    protected abstract string? Problem(object value);
 
     /// <inheritdoc />
     protected sealed override ValidationResult? IsValid(object? value, ValidationContext context) =>
-        Problem(value) is { } problem ? new ValidationResult(problem, context.MemberName is { } member ? [member] : []) : ValidationResult.Success;
+        ProblemWith(value) is { } problem ? new ValidationResult(problem, context?.MemberName is { } member ? [member] : []) : ValidationResult.Success;
 }

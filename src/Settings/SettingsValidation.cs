@@ -5,24 +5,25 @@ using System.Reflection;
 namespace MoEMesh.Settings;
 
 /// <summary>
-/// Checks an options object the one way every options class is checked: each settable property by its rule
-/// (<see cref="SettingRuleAttribute"/>), each <see cref="SectionAttribute"/> property by its own rules,
-/// and then, when every value is fine on its own, the rules between values
-/// (<see cref="IValidatableObject"/>). Problems name the setting by its configuration path.
+/// Checks an options object the one way every options class is checked: each settable property, in the
+/// order it is declared, by its rule (<see cref="SettingRuleAttribute"/>; a list entry by entry), each
+/// <see cref="SectionAttribute"/> property by its own rules, and then, when every value of the object is
+/// fine on its own, the rules between its values (<see cref="IValidatableObject"/>). Problems name the
+/// setting by its configuration path.
 /// </summary>
 public static class SettingsValidation
 {
-    /// <summary>Every problem of <paramref name="options"/>, as "Section:Setting: must ...; got ...".</summary>
+    /// <summary>Every problem of <paramref name="options"/>.</summary>
     /// <param name="options">The options object.</param>
     /// <param name="section">Its configuration path ("MoEMesh", "MoEMesh:Dht").</param>
-    public static IReadOnlyList<string> Problems(object options, string section)
+    public static IReadOnlyList<SettingProblem> Problems(object options, string section)
     {
-        var problems = new List<string>();
+        var problems = new List<SettingProblem>();
         Collect(options, section, problems);
         return problems;
     }
 
-    /// <summary>Throws, listing every problem, when <paramref name="options"/> has any.</summary>
+    /// <summary>Throws, listing every problem one per line, when <paramref name="options"/> has any.</summary>
     /// <param name="options">The options object.</param>
     /// <param name="section">Its configuration path; by default the name of its type.</param>
     /// <exception cref="ArgumentException">A setting cannot work; the message names each such setting.</exception>
@@ -40,44 +41,47 @@ public static class SettingsValidation
         return options;
     }
 
-    private static void Collect(object options, string section, List<string> problems)
+    private static void Collect(object options, string section, List<SettingProblem> problems)
     {
         bool valuesFine = true;
-        var context = new ValidationContext(options);
-        foreach (var property in options.GetType().GetProperties(BindingFlags.Public | BindingFlags.Instance))
+        var settings = options.GetType().GetProperties(BindingFlags.Public | BindingFlags.Instance)
+            .Where(p => p.CanWrite && p.GetIndexParameters().Length == 0)
+            .OrderBy(p => p.MetadataToken);
+        foreach (var property in settings)
         {
-            if (!property.CanWrite || property.GetIndexParameters().Length > 0) continue;
             object? value = property.GetValue(options);
             string path = $"{section}:{property.Name}";
-            context.MemberName = property.Name;
-            foreach (var rule in property.GetCustomAttributes<ValidationAttribute>())
+            foreach (var rule in property.GetCustomAttributes<SettingRuleAttribute>())
             {
-                if (rule.GetValidationResult(value, context) is not { ErrorMessage: { } problem }) continue;
-                problems.Add($"{path}: {problem}.");
-                valuesFine = false;
+                foreach (var (setting, entry) in Entries(path, value))
+                {
+                    if (rule.ProblemWith(entry) is not { } problem) continue;
+                    problems.Add(new(setting, problem));
+                    valuesFine = false;
+                }
             }
-            if (property.IsDefined(typeof(SectionAttribute)) && value is not null) CollectSection(value, path, problems);
+            if (!property.IsDefined(typeof(SectionAttribute))) continue;
+            if (value is null) problems.Add(new(path, "is missing"));
+            foreach (var (setting, entry) in Entries(path, value))
+                if (entry is not null) Collect(entry, setting, problems);
         }
         if (!valuesFine || options is not IValidatableObject related) return;
         foreach (var result in related.Validate(new ValidationContext(options)))
         {
-            string member = result.MemberNames.FirstOrDefault() is { } name ? $"{section}:{name}" : section;
-            problems.Add($"{member}: {result.ErrorMessage}.");
+            string setting = result.MemberNames.FirstOrDefault() is { } name ? $"{section}:{name}" : section;
+            problems.Add(new(setting, result.ErrorMessage ?? "cannot work"));
         }
     }
 
-    private static void CollectSection(object value, string path, List<string> problems)
+    /// <summary>A value as itself, or a list (not a string) as its entries, each with its path.</summary>
+    private static IEnumerable<(string Setting, object? Entry)> Entries(string path, object? value)
     {
-        if (value is not IEnumerable items || value is string)
+        if (value is not IEnumerable entries || value is string)
         {
-            Collect(value, path, problems);
-            return;
+            yield return (path, value);
+            yield break;
         }
         int index = 0;
-        foreach (var item in items)
-        {
-            if (item is not null) Collect(item, $"{path}:{index}", problems);
-            index++;
-        }
+        foreach (var entry in entries) yield return ($"{path}:{index++}", entry);
     }
 }

@@ -201,4 +201,13 @@ public class TransportTests
             Identity.Dispose();
         }
     }
+
+    [Fact]
+    public void BadOptions_StopTheNodeBeingMade_NamingTheSetting()
+    {
+        using var identity = PeerIdentity.FromSeed(702);
+        var e = Assert.Throws<ArgumentException>(() =>
+            new DhtNode(identity.PeerId, null, new NoNetwork(), new DhtOptions { OperationTimeout = TimeSpan.FromSeconds(2) }, TimeProvider.System));
+        Assert.Equal("DhtOptions:OperationTimeout: must exceed RpcTimeout (00:00:03): a store needs a lookup and then a round of stores; got 00:00:02.", e.Message);
+    }
 }

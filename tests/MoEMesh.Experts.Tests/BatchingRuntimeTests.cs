@@ -159,4 +159,9 @@ public sealed class BatchingRuntimeTests : IAsyncDisposable
         var wrongShape = Assert.Throws<ArgumentException>(() => { _ = _runtime.ForwardAsync(backend, Tensor.Zeros(1, 3), CancellationToken.None); });
         Assert.Contains("[batch, 2]", wrongShape.Message);
     }
+
+    [Fact]
+    public void ALingerLongerThanASecond_StopsTheRuntimeBeingMade() =>
+        Assert.Equal("BatchingOptions:MaxWait: must be between 0 and 00:00:01 (every call it holds pays it); got 00:00:05.",
+            Assert.Throws<ArgumentException>(() => new BatchingRuntime(new BatchingOptions { MaxWait = TimeSpan.FromSeconds(5) }, _time)).Message);
 }

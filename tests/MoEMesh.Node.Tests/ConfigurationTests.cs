@@ -58,7 +58,7 @@ public class ConfigurationTests
     }
 
     [Fact]
-    public void EveryLimit_OfTheNodesConfiguration_HasItsKindsRule()
+    public void EveryLimit_OfTheNodesConfiguration_HasItsKindsRule_AndEveryNestedSectionIsChecked()
     {
         var unruled = new List<string>();
         var pending = new Stack<(Type Type, string Path)>([(typeof(NodeOptions), NodeOptions.Section)]);
@@ -68,8 +68,10 @@ public class ConfigurationTests
             foreach (var property in type.GetProperties().Where(p => p.CanWrite))
             {
                 var kind = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
-                if (property.IsDefined(typeof(SectionAttribute), false))
-                    pending.Push((kind.IsGenericType ? kind.GetGenericArguments()[0] : kind, $"{path}:{property.Name}"));
+                var element = kind.IsGenericType && kind.GetGenericTypeDefinition() == typeof(List<>) ? kind.GetGenericArguments()[0] : kind;
+                bool nested = element.IsClass && element.Namespace?.StartsWith("MoEMesh", StringComparison.Ordinal) == true;
+                if (nested != property.IsDefined(typeof(SectionAttribute), false)) unruled.Add($"{path}:{property.Name} ([Section] belongs on nested options only)");
+                if (nested) pending.Push((element, $"{path}:{property.Name}"));
                 else if (kind == typeof(TimeSpan) || kind == typeof(int) || kind == typeof(long) || kind == typeof(float) || kind == typeof(double))
                 {
                     if (!property.IsDefined(typeof(SettingRuleAttribute), false)) unruled.Add($"{path}:{property.Name}");
@@ -77,6 +79,30 @@ public class ConfigurationTests
             }
         }
         Assert.Empty(unruled);
+    }
+
+    [Fact]
+    public void SettingsOfDifferentSections_MustFitTogether()
+    {
+        Assert.Contains("MoEMesh:UpdatePeriod: must be at most half of Dht:MaxTtl (01:00:00)", Problem(o => o.UpdatePeriod = TimeSpan.FromMinutes(45)));
+        Assert.Contains("MoEMesh:Protocol:MaxMessageBytes: must leave room for a whole find answer (Dht:MaxReplyBytes, 4194304", Problem(o => o.Protocol.MaxMessageBytes = 4 << 20));
+    }
+
+    [Fact]
+    public void AnAddressAndAnotherValue_AreBothNamed()
+    {
+        var message = Problem(o =>
+        {
+            o.KeyFile = "";
+            o.Listen = "nowhere";
+            o.AnnounceAddresses = ["10.0.0.1:0"];
+        });
+        Assert.Equal(
+        [
+            "MoEMesh:KeyFile: must name a file or folder.",
+            "MoEMesh:Listen: 'nowhere' is not host:port (for example 0.0.0.0:7700).",
+            "MoEMesh:AnnounceAddresses:0: needs a real port, not 0; got '10.0.0.1:0'.",
+        ], message.Split(Environment.NewLine));
     }
 
     [Fact]

@@ -87,4 +87,19 @@ public class PoolTests
     {
         while (!condition()) await Task.Delay(1, cancellationToken);
     }
+
+    [Fact]
+    public void BadOptions_StopThePoolBeingMade_NamingEverySetting()
+    {
+        using var identity = PeerIdentity.FromSeed(77);
+        var e = Assert.Throws<ArgumentException>(() => new PeerConnectionPool(identity,
+            new PeerProtocolOptions { MaxConnections = 0, MaxMessageBytes = 1 << 20, MaxQueuedBytesPerConnection = 1 << 10, KeepAliveTimeout = TimeSpan.FromDays(2) }, TimeProvider.System));
+        Assert.Equal(
+        [
+            "PeerProtocolOptions:MaxConnections: must be at least 1; got 0.",
+            "PeerProtocolOptions:KeepAliveTimeout: must be positive and at most a day (1.00:00:00); got 2.00:00:00.",
+        ], e.Message.Split(Environment.NewLine));
+        var related = Assert.Throws<ArgumentException>(() => new PeerConnectionPool(identity, new PeerProtocolOptions { MaxMessageBytes = 1 << 20, MaxQueuedBytesPerConnection = 1 << 10 }, TimeProvider.System));
+        Assert.Equal("PeerProtocolOptions:MaxQueuedBytesPerConnection: must hold at least one message (MaxMessageBytes, 1048576); got 1024.", related.Message);
+    }
 }

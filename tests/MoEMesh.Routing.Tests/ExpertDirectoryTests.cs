@@ -129,4 +129,18 @@ public sealed class ExpertDirectoryTests
         var root = ExpertPrefix.Parse("ffn.");
         Assert.Equal([5], (await directory.FindSuccessorsAsync([root], default))[root].Children.Keys);
     }
+
+    [Fact]
+    public async Task ZeroCacheLifetimes_SwitchTheCachesOff_AndNegativeOnesAreRefused()
+    {
+        var time = new ManualTimeProvider();
+        var dht = new MemoryDht(time);
+        var directory = new ExpertDirectory(dht, time, new ExpertDirectoryOptions { NegativeCacheTtl = TimeSpan.Zero, PositiveCacheTtl = TimeSpan.Zero });
+        var uid = ExpertUid.Parse("ffn.1.1");
+        Assert.Empty((await directory.FindAsync([uid], default))[uid]);
+        await DeclareAsync(new ExpertDirectory(dht, time), time, HostA, "10.0.0.1:1", uid);
+        Assert.Single((await directory.FindAsync([uid], default))[uid]); // not cached as absent
+        var e = Assert.Throws<ArgumentException>(() => new ExpertDirectory(dht, time, new ExpertDirectoryOptions { PositiveCacheTtl = TimeSpan.FromSeconds(-1) }));
+        Assert.Equal("ExpertDirectoryOptions:PositiveCacheTtl: must be between 0 and a day (1.00:00:00); got -00:00:01.", e.Message);
+    }
 }

@@ -7,10 +7,10 @@ using MoEMesh.Routing.Calling;
 using MoEMesh.Routing.Directory;
 using MoEMesh.Routing.Gating;
 using MoEMesh.Routing.Invocation;
+using MoEMesh.Settings;
 using MoEMesh.Tensors;
 using MoEMesh.Testing;
 using Tensor = MoEMesh.Tensors.Tensor;
-using MoEMesh.Settings;
 
 namespace MoEMesh.Routing.Tests;
 
@@ -279,5 +279,17 @@ public sealed class MixtureOfExpertsTests
         var want = expected.ToArray();
         var have = got.ToArray();
         for (int i = 0; i < want.Length; i++) Assert.True(Math.Abs(have[i] - want[i]) <= 1e-5, $"element {i}: remote {have[i]}, in-process {want[i]}");
+    }
+
+    [Fact]
+    public void BadOptions_StopTheLayerBeingMade_NamingTheSetting()
+    {
+        var time = new ManualTimeProvider();
+        var directory = new ExpertDirectory(new MemoryDht(time), time);
+        var routing = new RoutingOptions();
+        var fanOut = new ExpertFanOut(new LocalExpertInvoker(new Dictionary<string, IExpert>()), null, new PeerHealth(routing, time), routing, time);
+        var e = Assert.Throws<ArgumentException>(() => new MixtureOfExperts(new GatingNetwork(Grid, Dim, seed: 1), new BeamSearch(directory), directory, fanOut,
+            new MixtureOfExpertsOptions { K = 0, TopP = 1.5 }));
+        Assert.Equal(["MixtureOfExpertsOptions:K: must be at least 1; got 0.", "MixtureOfExpertsOptions:TopP: must be above 0 and at most 1; got 1.5."], e.Message.Split(Environment.NewLine));
     }
 }

@@ -32,6 +32,9 @@ public class SettingsValidationTests
         public List<Inner> Groups { get; set; } = [new(), new()];
 
         public Inner NotASection { get; set; } = new() { Timeout = TimeSpan.Zero };
+
+        [Count]
+        public List<int> Sizes { get; set; } = [1, 2];
     }
 
     [Fact]
@@ -40,7 +43,7 @@ public class SettingsValidationTests
     [Fact]
     public void EveryProblem_IsNamedByItsPath()
     {
-        var options = new Outer { Rows = 0 };
+        var options = new Outer { Rows = 0, Sizes = [1, 0, 3] };
         options.Dht.Timeout = TimeSpan.FromDays(2);
         options.Groups[1].Timeout = TimeSpan.Zero;
         Assert.Equal(
@@ -48,7 +51,8 @@ public class SettingsValidationTests
             "MoEMesh:Rows: must be at least 1; got 0.",
             "MoEMesh:Dht:Timeout: must be positive and at most a day (1.00:00:00); got 2.00:00:00.",
             "MoEMesh:Groups:1:Timeout: must be positive and at most a day (1.00:00:00); got 00:00:00.",
-        ], SettingsValidation.Problems(options, "MoEMesh"));
+            "MoEMesh:Sizes:1: must be at least 1; got 0.",
+        ], SettingsValidation.Problems(options, "MoEMesh").Select(p => p.ToString()));
     }
 
     [Fact]
@@ -56,10 +60,14 @@ public class SettingsValidationTests
     {
         var options = new Outer();
         options.Dht.Part = TimeSpan.FromSeconds(3);
-        Assert.Equal(["MoEMesh:Dht:Part: must be less than Timeout (00:00:02); got 00:00:03."], SettingsValidation.Problems(options, "MoEMesh"));
+        Assert.Equal(["MoEMesh:Dht:Part: must be less than Timeout (00:00:02); got 00:00:03."], SettingsValidation.Problems(options, "MoEMesh").Select(p => p.ToString()));
         options.Dht.Timeout = TimeSpan.Zero;
-        Assert.Equal(["MoEMesh:Dht:Timeout: must be positive and at most a day (1.00:00:00); got 00:00:00."], SettingsValidation.Problems(options, "MoEMesh"));
+        Assert.Equal(["MoEMesh:Dht:Timeout: must be positive and at most a day (1.00:00:00); got 00:00:00."], SettingsValidation.Problems(options, "MoEMesh").Select(p => p.ToString()));
     }
+
+    [Fact]
+    public void AMissingSection_IsNamed() =>
+        Assert.Equal(["MoEMesh:Dht: is missing."], SettingsValidation.Problems(new Outer { Dht = null! }, "MoEMesh").Select(p => p.ToString()));
 
     [Fact]
     public void ThrowIfInvalid_NamesTheTypeWhenGivenNoSection()

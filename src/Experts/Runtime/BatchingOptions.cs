@@ -16,6 +16,6 @@ public sealed class BatchingOptions
     /// forward over four hosts ran at 4,959 samples/s, with 0 at 8,651 (the <c>moe</c> benchmark), and 16
     /// concurrent callers were served no worse (the <c>node</c> benchmark).
     /// </summary>
-    [Duration(ZeroAllowed = true)]
+    [Linger]
     public TimeSpan MaxWait { get; set; } = TimeSpan.Zero;
 }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using MoEMesh.Protocol.Rpc;
+using MoEMesh.Settings;
 
 namespace MoEMesh.Node.Cli;
 
@@ -34,18 +35,12 @@ internal static class CommonOptions
     public static Option<bool> Json() => new("--json") { Description = "Print the result as JSON" };
 
     /// <summary>Routing options with --compression; on a bad name writes why and returns null.</summary>
-    public static Routing.RoutingOptions? Routing(string compression)
+    public static MoEMesh.Routing.RoutingOptions? Routing(string compression)
     {
-        try
-        {
-            MoEMesh.Routing.RoutingOptions.ParseCompression(compression);
-            return new Routing.RoutingOptions { Compression = compression };
-        }
-        catch (ArgumentException e)
-        {
-            Console.Error.WriteLine($"--compression: {e.Message}");
-            return null;
-        }
+        var options = new MoEMesh.Routing.RoutingOptions { Compression = compression };
+        if (SettingsValidation.Problems(options, "").FirstOrDefault() is not { } bad) return options;
+        Console.Error.WriteLine($"--compression: {bad.Problem}.");
+        return null;
     }
 
     /// <summary>Parses --peer; on failure writes why and returns null.</summary>

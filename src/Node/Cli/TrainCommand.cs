@@ -2,6 +2,7 @@ using System.CommandLine;
 using MoEMesh.Protocol.Identity;
 using MoEMesh.Routing.Gating;
 using MoEMesh.Routing.Models;
+using MoEMesh.Settings;
 
 namespace MoEMesh.Node.Cli;
 
@@ -71,10 +72,6 @@ internal static class TrainCommand
                 (result.GetValue(epochs) is not null && result.GetValue(steps) is not null, "--epochs and --steps: give one of them, not both."),
                 (result.GetValue(evalData) is not null && result.GetValue(evalSplit) is not null, "--eval-data and --eval-split: give one of them, not both."),
                 (result.GetValue(evalSplit) is { } split && !(split > 0 && split < 1), $"--eval-split must be between 0 and 1; got {result.GetValue(evalSplit)}."),
-                (result.GetValue(epochs) is < 1 or > 10_000, $"--epochs must be between 1 and 10000; got {result.GetValue(epochs)}."),
-                (result.GetValue(steps) is < 1, $"--steps must be at least 1; got {result.GetValue(steps)}."),
-                (result.GetValue(batchSize) is < 1 or > 4096, $"--batch-size must be between 1 and 4096; got {result.GetValue(batchSize)}."),
-                (!(result.GetValue(lr) > 0) || !float.IsFinite(result.GetValue(lr)), $"--lr must be positive; got {result.GetValue(lr)}."),
                 (result.GetValue(layers) is < 1 or > 16, $"--layers must be between 1 and 16; got {result.GetValue(layers)}."),
                 (result.GetValue(k) is < 1 or > 64, $"--k must be between 1 and 64; got {result.GetValue(k)}."),
                 (result.GetValue(topP) is { } p && !(p > 0 && p <= 1), $"--top-p must be above 0 and at most 1; got {result.GetValue(topP)}."),
@@ -95,6 +92,8 @@ internal static class TrainCommand
                 LearningRate = result.GetValue(lr),
                 Seed = result.GetValue(seed),
             };
+            if (SettingsValidation.Problems(training, "").FirstOrDefault() is { } bad)
+                return Fail($"{TrainingFlags[bad.Setting.TrimStart(':')]}: {bad.Problem}.");
             var losses = new RouterLossWeights(result.GetValue(balance), result.GetValue(zLoss), result.GetValue(entropy));
             var outDir = result.GetValue(output) ?? Path.Combine("runs", name);
             try
@@ -183,6 +182,14 @@ internal static class TrainCommand
             if (!int.TryParse(parts[i], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out sizes[i]) || sizes[i] is < 1 or > 4096) return null;
         return parts.Length is >= 1 and <= 8 ? sizes : null;
     }
+
+    /// <summary>The flag that sets each of <see cref="TrainingOptions"/>' settings.</summary>
+    private static readonly Dictionary<string, string> TrainingFlags = new(StringComparer.Ordinal)
+    {
+        [nameof(TrainingOptions.Epochs)] = "--epochs", [nameof(TrainingOptions.Steps)] = "--steps",
+        [nameof(TrainingOptions.BatchSize)] = "--batch-size", [nameof(TrainingOptions.LearningRate)] = "--lr",
+        [nameof(TrainingOptions.MaxFailedStepsInARow)] = "MaxFailedStepsInARow",
+    };
 
     private static int Fail(string message)
     {

@@ -11,9 +11,11 @@ public sealed class ExpertHostingOptions : IValidatableObject
     public string Type { get; set; } = "ffn";
 
     /// <summary>An exact uid to host (ffn.3.14); or leave empty and set <see cref="Pattern"/>.</summary>
+    [ExpertUid]
     public string? Uid { get; set; }
 
     /// <summary>A uid pattern (ffn.[0:4].[0:4]) from which <see cref="Count"/> free uids are taken.</summary>
+    [UidPattern]
     public string? Pattern { get; set; }
 
     /// <summary>How many uids to take from <see cref="Pattern"/>. Default 1.</summary>
@@ -47,19 +49,7 @@ public sealed class ExpertHostingOptions : IValidatableObject
     IEnumerable<ValidationResult> IValidatableObject.Validate(ValidationContext context)
     {
         if ((Uid is null) == (Pattern is null)) yield return new("set exactly one of Uid and Pattern", []);
-        if (Uid is not null && !ExpertUid.TryParse(Uid, out _, out var error)) yield return new(error.TrimEnd('.'), [nameof(Uid)]);
-        if (Pattern is null) yield break;
-        UidPattern? pattern = null;
-        string? problem = null;
-        try
-        {
-            pattern = UidPattern.Parse(Pattern);
-        }
-        catch (FormatException e)
-        {
-            problem = e.Message.TrimEnd('.');
-        }
-        if (pattern is null) yield return new(problem, [nameof(Pattern)]);
-        else if (Count > pattern.Count) yield return new($"must be between 1 and the {pattern.Count} uids of {pattern.Text}; got {Count}", [nameof(Count)]);
+        else if (Pattern is not null && UidPattern.Parse(Pattern) is { } pattern && Count > pattern.Count)
+            yield return new($"must be between 1 and the {pattern.Count} uids of {pattern.Text}; got {Count}", [nameof(Count)]);
     }
 }

@@ -25,15 +25,19 @@ public sealed class NodeOptions : IValidatableObject
     public string KeyFile { get; set; } = "moemesh.key";
 
     /// <summary>host:port for the peer protocol; port 0 takes a free port. Default 0.0.0.0:7700.</summary>
+    [PeerAddress(Listen = true)]
     public string Listen { get; set; } = "0.0.0.0:7700";
 
     /// <summary>Addresses other peers should use; default: the listen address (127.0.0.1 when it is 0.0.0.0).</summary>
+    [PeerAddress]
     public List<string> AnnounceAddresses { get; set; } = [];
 
     /// <summary>host:port for the HTTP status page and metrics (port 0 for any free port). Default 127.0.0.1:7780.</summary>
+    [PeerAddress(Listen = true)]
     public string HttpListen { get; set; } = "127.0.0.1:7780";
 
     /// <summary>Peers to join through, as host:port or PEERID@host:port. Empty: start a new swarm.</summary>
+    [PeerEndpoint]
     public List<string> InitialPeers { get; set; } = [];
 
     /// <summary>Behind NAT: use the DHT without being added to routing tables; hosts no experts for others.</summary>
@@ -99,18 +103,8 @@ public sealed class NodeOptions : IValidatableObject
     /// <summary>The HTTP address, parsed.</summary>
     public PeerAddress HttpAddress => Parse(nameof(HttpListen), HttpListen);
 
-    /// <summary>The initial peers, parsed.</summary>
-    public IReadOnlyList<PeerEndpoint> InitialPeerEndpoints => InitialPeers.Select((p, i) =>
-    {
-        try
-        {
-            return PeerEndpoint.Parse(p);
-        }
-        catch (FormatException e)
-        {
-            throw new NodeConfigurationException($"{Section}:{nameof(InitialPeers)}:{i}: {e.Message}", e);
-        }
-    }).ToArray();
+    /// <summary>The initial peers, parsed (each is checked by <see cref="Validate"/>).</summary>
+    public IReadOnlyList<PeerEndpoint> InitialPeerEndpoints => InitialPeers.Select(PeerEndpoint.Parse).ToArray();
 
     /// <summary>
     /// Throws a <see cref="NodeConfigurationException"/> naming every setting that cannot work, each by its
@@ -125,40 +119,17 @@ public sealed class NodeOptions : IValidatableObject
     /// <inheritdoc />
     IEnumerable<ValidationResult> IValidatableObject.Validate(ValidationContext context)
     {
-        var addresses = new List<(string Name, string Text, bool RealPort)> { (nameof(Listen), Listen, false), (nameof(HttpListen), HttpListen, false) };
-        addresses.AddRange(AnnounceAddresses.Select((a, i) => ($"{nameof(AnnounceAddresses)}:{i}", a, true)));
-        foreach (var (name, text, realPort) in addresses)
-        {
-            if (!TryParse(text, out var address)) yield return new($"'{text}' is not host:port (for example 0.0.0.0:7700)", [name]);
-            else if (realPort && address.Port == 0) yield return new("needs a real port, not 0", [name]);
-        }
-        for (int i = 0; i < InitialPeers.Count; i++)
-        {
-            string? problem = null;
-            try
-            {
-                PeerEndpoint.Parse(InitialPeers[i]);
-            }
-            catch (FormatException e)
-            {
-                problem = e.Message.TrimEnd('.');
-            }
-            if (problem is not null) yield return new(problem, [$"{nameof(InitialPeers)}:{i}"]);
-        }
         if (ClientMode && Experts.Count > 0) yield return new("a client-mode node cannot host experts (no one could reach them)", [nameof(Experts)]);
+        if (2 * UpdatePeriod > Dht.MaxTtl)
+            yield return new($"must be at most half of Dht:MaxTtl ({Dht.MaxTtl}): announcements last twice it, and peers refuse records that outlive MaxTtl; got {UpdatePeriod}", [nameof(UpdatePeriod)]);
+        if (Dht.MaxReplyBytes + MessageOverheadBytes > Protocol.MaxMessageBytes)
+            yield return new($"must leave room for a whole find answer (Dht:MaxReplyBytes, {Dht.MaxReplyBytes}, and {MessageOverheadBytes} bytes more); got {Protocol.MaxMessageBytes}", [$"{nameof(Protocol)}:{nameof(Protocol.MaxMessageBytes)}"]);
     }
+
+    /// <summary>Room past a find answer's records for its envelope and contacts.</summary>
+    private const int MessageOverheadBytes = 64 * 1024;
 
     /// <summary>Parses host:port; port 0 (any free port) is allowed for listen addresses.</summary>
     private static PeerAddress Parse(string name, string text) =>
-        TryParse(text, out var address) ? address : throw new NodeConfigurationException($"{Section}:{name}: '{text}' is not host:port (for example 0.0.0.0:7700).");
-
-    private static bool TryParse(string text, out PeerAddress address)
-    {
-        if (text.EndsWith(":0", StringComparison.Ordinal) && PeerAddress.TryParse(text[..^2] + ":1", out var any))
-        {
-            address = any with { Port = 0 };
-            return true;
-        }
-        return PeerAddress.TryParse(text, out address);
-    }
+        PeerAddress.TryParseListen(text, out var address) ? address : throw new NodeConfigurationException($"{Section}:{name}: '{text}' is not host:port (for example 0.0.0.0:7700).");
 }

@@ -53,7 +53,7 @@ public sealed class ModelServingOptions : IValidatableObject
     /// batch with those already waiting, instead of two half batches taking turns). A lone client never
     /// waits. Default 2 ms; zero switches it off.
     /// </summary>
-    [Duration(ZeroAllowed = true)]
+    [Linger]
     public TimeSpan QueryBatchLinger { get; set; } = TimeSpan.FromMilliseconds(2);
 
     /// <inheritdoc />

@@ -1,10 +1,9 @@
-using System.ComponentModel.DataAnnotations;
 using MoEMesh.Protocol.Identity;
 
 namespace MoEMesh.Node.Serving;
 
 /// <summary>Rules for expert requests arriving from the network (the "MoEMesh:Serving" section).</summary>
-public sealed class ExpertServingOptions : IValidatableObject
+public sealed class ExpertServingOptions
 {
     /// <summary>Refuse inputs and gradients holding NaN or Inf (InvalidArgument). Default true.</summary>
     public bool RejectNonFinite { get; set; } = true;
@@ -17,15 +16,9 @@ public sealed class ExpertServingOptions : IValidatableObject
     public bool OpenTraining { get; set; }
 
     /// <summary>PeerIds allowed to train this node's experts when <see cref="OpenTraining"/> is off. Default none.</summary>
+    [PeerId]
     public List<string> TrainingPeers { get; set; } = [];
 
     /// <summary>Whether <paramref name="caller"/> may train this node's experts.</summary>
     public bool AllowsTraining(PeerId caller) => OpenTraining || TrainingPeers.Contains(caller.ToString(), StringComparer.Ordinal);
-
-    /// <inheritdoc />
-    IEnumerable<ValidationResult> IValidatableObject.Validate(ValidationContext context)
-    {
-        for (int i = 0; i < TrainingPeers.Count; i++)
-            if (!PeerId.TryParse(TrainingPeers[i], out _)) yield return new($"'{TrainingPeers[i]}' is not a PeerId", [$"{nameof(TrainingPeers)}:{i}"]);
-    }
 }

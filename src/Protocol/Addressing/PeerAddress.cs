@@ -31,6 +31,17 @@ public readonly record struct PeerAddress(string Host, int Port)
         return true;
     }
 
+    /// <summary>Parses <c>host:port</c> to listen on, where port 0 takes any free port; false when malformed.</summary>
+    public static bool TryParseListen(string? text, out PeerAddress address)
+    {
+        if (text is not null && text.EndsWith(":0", StringComparison.Ordinal) && TryParse(text[..^2] + ":1", out var any))
+        {
+            address = any with { Port = 0 };
+            return true;
+        }
+        return TryParse(text, out address);
+    }
+
     /// <summary>
     /// Whether a peer could be reached here: false for the unspecified addresses (0.0.0.0, ::), broadcast
     /// and multicast, which a peer may listen on or be told about but never be dialled at.

@@ -1,0 +1,21 @@
+using MoEMesh.Settings;
+
+namespace MoEMesh.Node.Hosting;
+
+/// <summary>A setting that is a uid pattern (ffn.[0:4].[0:4]).</summary>
+public sealed class UidPatternAttribute : SettingRuleAttribute
+{
+    /// <inheritdoc />
+    protected override string? Problem(object value)
+    {
+        try
+        {
+            UidPattern.Parse((string)value);
+            return null;
+        }
+        catch (FormatException e)
+        {
+            return e.Message.TrimEnd('.');
+        }
+    }
+}
