@@ -4,7 +4,8 @@ namespace MoEMesh.Node.Cli;
 
 /// <summary>
 /// The command line: <c>node</c> runs the daemon; <c>dht get</c>, <c>dht put</c> and <c>status</c> talk to a
-/// running node; <c>train</c>, <c>eval</c>, <c>query</c> and <c>models</c> train, measure, ask and list models.
+/// running node; <c>train</c>, <c>eval</c>, <c>query</c> and <c>models</c> train, measure, ask and list models;
+/// <c>localnet</c> runs a testnet of node processes on this machine.
 /// </summary>
 internal static class MoEMeshCommand
 {
@@ -19,6 +20,7 @@ internal static class MoEMeshCommand
             EvalCommand.Create(),
             QueryCommand.Create(),
             ModelsCommand.Create(),
+            Localnet.LocalnetCommand.Create(),
         };
         // Termination is left to the generic host (it drains and writes checkpoints before exiting);
         // System.CommandLine's own handler would end the process after a fixed timeout.

@@ -1,0 +1,149 @@
+using System.CommandLine;
+using System.Globalization;
+
+namespace MoEMesh.Node.Localnet;
+
+/// <summary>
+/// <c>moemesh localnet up|status|chaos|down</c> (what <c>scripts/localnet</c> runs): a testnet of real
+/// <c>moemesh node</c> processes on loopback, with each node's configuration, key, checkpoints, models
+/// and log under the run directory.
+/// </summary>
+internal static class LocalnetCommand
+{
+    private const string DefaultRunDir = "runs/localnet";
+
+    public static Command Create()
+    {
+        var command = new Command("localnet", "Start, inspect, disturb and stop a testnet of moemesh node processes on this machine");
+        command.Subcommands.Add(Up());
+        command.Subcommands.Add(Status());
+        command.Subcommands.Add(Chaos());
+        command.Subcommands.Add(Down());
+        return command;
+    }
+
+    private static Option<string> RunDir() => new("--run-dir") { Description = $"Where the testnet's files live [{DefaultRunDir}]", DefaultValueFactory = _ => DefaultRunDir };
+
+    private static Option<int> Timeout() => new("--timeout") { Description = "Seconds to wait for the nodes [60]", DefaultValueFactory = _ => 60 };
+
+    private static Command Up()
+    {
+        var nodes = new Option<int>("--nodes") { Description = "Nodes to start; the first is the bootstrap peer [4]", DefaultValueFactory = _ => 4 };
+        var perNode = new Option<int>("--experts-per-node") { Description = "Experts each node hosts [4]", DefaultValueFactory = _ => 4 };
+        var grid = new Option<string>("--grid") { Description = "The expert grid, ROWSxCOLUMNS: uids ffn.R.C [4x4]", DefaultValueFactory = _ => "4x4" };
+        var hiddenDim = new Option<int>("--hidden-dim") { Description = "Expert width d [64]", DefaultValueFactory = _ => 64 };
+        var seed = new Option<int>("--seed") { Description = "Seed of which node hosts which uids [1]", DefaultValueFactory = _ => 1 };
+        var noTls = new Option<bool>("--no-tls") { Description = "Switch TLS off between the nodes" };
+        var runDir = RunDir();
+        var timeout = Timeout();
+        var command = new Command("up", "Start the nodes and wait until every node finds every expert in the DHT") { nodes, perNode, grid, hiddenDim, seed, noTls, runDir, timeout };
+        command.SetAction((result, cancellationToken) => Guarded(async (probe, output) =>
+        {
+            var (rows, columns) = ParseGrid(result.GetValue(grid)!);
+            var layout = new LocalnetLayout(Within("--nodes", result.GetValue(nodes), 1, 64), Within("--experts-per-node", result.GetValue(perNode), 1, 64),
+                rows, columns, Within("--hidden-dim", result.GetValue(hiddenDim), 1, 8192), result.GetValue(seed), !result.GetValue(noTls), Path.GetFullPath(result.GetValue(runDir)!));
+            var state = await LocalnetUp.RunAsync(layout, probe, Seconds(result.GetValue(timeout)), output, cancellationToken);
+            int experts = state.Nodes.SelectMany(n => n.Experts).Distinct().Count();
+            output.WriteLine($"testnet up: {state.Nodes.Count} nodes hosting {experts} experts of the grid ffn {rows}x{columns} (d = {layout.HiddenDim}), TLS {(layout.UseTls ? "on" : "off")}");
+            output.WriteLine($"join it with --peers {state.Nodes[0].PeerId}@{state.Nodes[0].PeerAddress}{(layout.UseTls ? "" : " --no-tls")}; ask any node, e.g. curl {state.Nodes[0].Http}v1/status");
+            output.WriteLine($"files in {layout.RunDir}; `scripts/localnet status` shows the nodes, `scripts/localnet down` stops them");
+            return 0;
+        }));
+        return command;
+    }
+
+    private static Command Status()
+    {
+        var runDir = RunDir();
+        var command = new Command("status", "One line per node: pid, PeerId, ports, experts, load, whether it answers") { runDir };
+        command.SetAction((result, cancellationToken) => Guarded(async (probe, output) =>
+            await LocalnetStatusView.PrintAsync(Load(result.GetValue(runDir)!), probe, output, cancellationToken)));
+        return command;
+    }
+
+    private static Command Chaos()
+    {
+        var kill = new Option<string>("--kill") { Description = "How many nodes to stop: a count (2) or a share of all nodes (25%)", Required = true };
+        var signal = new Option<string>("--signal") { Description = "KILL (a crash) or TERM (a clean stop) [KILL]", DefaultValueFactory = _ => "KILL" };
+        var restartAfter = new Option<string?>("--restart-after") { Description = "Start them again after this long (10s, 500ms, 2m), with the same keys and checkpoints" };
+        var seed = new Option<int?>("--seed") { Description = "Seed of which nodes are stopped [random]" };
+        var runDir = RunDir();
+        var timeout = Timeout();
+        var command = new Command("chaos", "Stop a share of the nodes (never the bootstrap node), and optionally start them again") { kill, signal, restartAfter, seed, runDir, timeout };
+        command.SetAction((result, cancellationToken) => Guarded(async (probe, output) =>
+        {
+            var dir = result.GetValue(runDir)!;
+            var state = Load(dir);
+            int count = ParseShare(result.GetValue(kill)!, state.Nodes.Count);
+            var sig = result.GetValue(signal)!.ToUpperInvariant().Replace("SIG", "", StringComparison.Ordinal);
+            if (sig is not ("KILL" or "TERM")) throw new LocalnetException($"--signal must be KILL or TERM; got '{result.GetValue(signal)}'.");
+            TimeSpan? delay = result.GetValue(restartAfter) is { } text ? ParseDuration("--restart-after", text) : null;
+            await LocalnetChaos.RunAsync(state, Path.GetFullPath(dir), count, sig, delay, result.GetValue(seed) ?? Random.Shared.Next(), probe, Seconds(result.GetValue(timeout)), output, cancellationToken);
+            return 0;
+        }));
+        return command;
+    }
+
+    private static Command Down()
+    {
+        var runDir = RunDir();
+        var command = new Command("down", "Stop exactly the nodes this testnet started (SIGTERM: they drain and write checkpoints)") { runDir };
+        command.SetAction((result, cancellationToken) => Guarded((probe, output) =>
+            LocalnetDown.RunAsync(Path.GetFullPath(result.GetValue(runDir)!), probe.Time, output, cancellationToken)));
+        return command;
+    }
+
+    /// <summary>Runs a subcommand: a <see cref="LocalnetException"/> is one line on stderr and its exit code.</summary>
+    private static async Task<int> Guarded(Func<LocalnetProbe, TextWriter, Task<int>> run)
+    {
+        using var probe = new LocalnetProbe(TimeProvider.System);
+        try
+        {
+            if (!OperatingSystem.IsLinux()) throw new LocalnetException("localnet runs on Linux (it starts node processes with setsid and reads /proc).");
+            return await run(probe, Console.Out);
+        }
+        catch (LocalnetException e)
+        {
+            Console.Error.WriteLine(e.Message);
+            return e.ExitCode;
+        }
+    }
+
+    private static LocalnetState Load(string runDir) =>
+        LocalnetState.Load(Path.GetFullPath(runDir)) ?? throw new LocalnetException($"no testnet was started in {Path.GetFullPath(runDir)}; `scripts/localnet up` starts one.");
+
+    private static int Within(string flag, int value, int min, int max) =>
+        value >= min && value <= max ? value : throw new LocalnetException($"{flag} must be between {min} and {max}; got {value}.");
+
+    private static TimeSpan Seconds(int seconds) => TimeSpan.FromSeconds(Within("--timeout", seconds, 1, 3600));
+
+    private static (int Rows, int Columns) ParseGrid(string text)
+    {
+        var parts = text.Split('x');
+        if (parts.Length == 2 && int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out int rows) && int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out int columns)
+            && rows is >= 1 and <= 256 && columns is >= 1 and <= 256)
+            return (rows, columns);
+        throw new LocalnetException($"--grid must be ROWSxCOLUMNS with each between 1 and 256, such as 4x4; got '{text}'.");
+    }
+
+    /// <summary>"2" or "25%" of <paramref name="total"/> (rounded up), at least 1.</summary>
+    private static int ParseShare(string text, int total)
+    {
+        if (text.EndsWith('%') && double.TryParse(text[..^1], NumberStyles.Float, CultureInfo.InvariantCulture, out double percent) && percent is > 0 and <= 100)
+            return Math.Max(1, (int)Math.Ceiling(percent / 100 * total));
+        if (int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int count) && count >= 1) return count;
+        throw new LocalnetException($"--kill must be a count of nodes (2) or a share of them (25%); got '{text}'.");
+    }
+
+    /// <summary>"10s", "500ms", "2m", or a number of seconds; up to an hour.</summary>
+    private static TimeSpan ParseDuration(string flag, string text)
+    {
+        var (number, unit) = text.EndsWith("ms", StringComparison.Ordinal) ? (text[..^2], 0.001)
+            : text.EndsWith('s') ? (text[..^1], 1.0)
+            : text.EndsWith('m') ? (text[..^1], 60.0)
+            : (text, 1.0);
+        if (double.TryParse(number, NumberStyles.Float, CultureInfo.InvariantCulture, out double value) && value * unit is >= 0 and <= 3600)
+            return TimeSpan.FromSeconds(value * unit);
+        throw new LocalnetException($"{flag} must be a duration such as 10s, 500ms or 2m (at most an hour); got '{text}'.");
+    }
+}

@@ -1,0 +1,26 @@
+namespace MoEMesh.Node.Localnet;
+
+/// <summary><c>localnet down</c>: SIGTERM to exactly the processes <c>up</c> and <c>chaos</c> started (they drain and write checkpoints); idempotent.</summary>
+internal static class LocalnetDown
+{
+    public static async Task<int> RunAsync(string runDir, TimeProvider time, TextWriter output, CancellationToken cancellationToken)
+    {
+        if (LocalnetState.Load(runDir) is not { } state)
+        {
+            output.WriteLine($"no testnet was started in {runDir}; nothing to stop");
+            return 0;
+        }
+        var running = state.Nodes.Where(LocalnetProcesses.IsRunning).ToArray();
+        var stops = running.Select(async n => (Node: n, OnSignal: await LocalnetProcesses.StopAsync(n, "TERM", TimeSpan.FromSeconds(30), time, cancellationToken))).ToArray();
+        foreach (var (node, onSignal) in await Task.WhenAll(stops))
+        {
+            if (!onSignal) output.WriteLine($"{node} (pid {node.Pid}) did not stop within 30 s of SIGTERM and was killed; its log: {node.Log}");
+            state = state.With(node with { Pid = null });
+        }
+        state.Save(runDir);
+        output.WriteLine(running.Length == 0
+            ? $"nothing is running in {runDir}"
+            : $"stopped {running.Length} node{(running.Length == 1 ? "" : "s")} (pids {string.Join(", ", running.Select(n => n.Pid))}); keys, checkpoints and logs stay in {runDir}");
+        return 0;
+    }
+}

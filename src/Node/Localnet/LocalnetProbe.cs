@@ -1,0 +1,71 @@
+using System.Text.Json;
+using MoEMesh.Node.Http;
+
+namespace MoEMesh.Node.Localnet;
+
+/// <summary>Asks testnet nodes over their HTTP API whether they answer and which experts they see.</summary>
+internal sealed class LocalnetProbe(TimeProvider time) : IDisposable
+{
+    private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(2) };
+
+    /// <summary>The clock deadlines are measured on.</summary>
+    public TimeProvider Time => time;
+
+    /// <summary>The node's status, or null when it does not answer.</summary>
+    public async Task<NodeStatus?> StatusAsync(LocalnetNode node, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return NodeStatus.FromJson(await _http.GetByteArrayAsync(new Uri(node.Http, "/v1/status"), cancellationToken));
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or JsonException && !cancellationToken.IsCancellationRequested)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Whether <paramref name="node"/> finds a host of <paramref name="uid"/> in the DHT.</summary>
+    public async Task<bool> SeesAsync(LocalnetNode node, string uid, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var hosts = JsonDocument.Parse(await _http.GetByteArrayAsync(new Uri(node.Http, $"/v1/experts/{uid}"), cancellationToken));
+            return hosts.RootElement.ValueKind == JsonValueKind.Array && hosts.RootElement.GetArrayLength() > 0;
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or JsonException && !cancellationToken.IsCancellationRequested)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Waits until <paramref name="node"/> answers its status (and returns it), its process ends, or
+    /// <paramref name="until"/> passes; the last two throw naming the node, its log and the log's last line.
+    /// </summary>
+    public async Task<NodeStatus> ReadyAsync(LocalnetNode node, DateTimeOffset until, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            if (await StatusAsync(node, cancellationToken) is { } status) return status;
+            if (!LocalnetProcesses.IsRunning(node))
+                throw new LocalnetException($"{node} exited at start: {LastLine(node.Log)} (log: {node.Log})", 3);
+            if (time.GetUtcNow() >= until)
+                throw new LocalnetException($"{node} did not answer on {node.Http} in time (--timeout); its log ends: {LastLine(node.Log)} (log: {node.Log})", 3);
+            await Task.Delay(TimeSpan.FromMilliseconds(200), time, cancellationToken);
+        }
+    }
+
+    private static string LastLine(string log)
+    {
+        try
+        {
+            return File.ReadLines(log).LastOrDefault(l => !string.IsNullOrWhiteSpace(l))?.Trim() ?? "(empty)";
+        }
+        catch (IOException)
+        {
+            return "(no log)";
+        }
+    }
+
+    public void Dispose() => _http.Dispose();
+}

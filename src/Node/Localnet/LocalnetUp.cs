@@ -1,0 +1,74 @@
+namespace MoEMesh.Node.Localnet;
+
+/// <summary>
+/// <c>localnet up</c>: starts the bootstrap node, then the others joining through it, and returns once
+/// every node finds every hosted expert in the DHT. The state is saved after each start, so <c>down</c>
+/// stops whatever was started even when <c>up</c> fails half way.
+/// </summary>
+internal static class LocalnetUp
+{
+    public static async Task<LocalnetState> RunAsync(LocalnetLayout layout, LocalnetProbe probe, TimeSpan limit, TextWriter output, CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(layout.RunDir);
+        if (LocalnetState.Load(layout.RunDir) is { } earlier && earlier.Nodes.Count(LocalnetProcesses.IsRunning) is > 0 and var running)
+            throw new LocalnetException($"a testnet is already up in {layout.RunDir} ({running} nodes running); `scripts/localnet down` stops it first.");
+        var ports = LocalnetProcesses.FreePorts(2 * layout.Nodes);
+        var state = new LocalnetState(layout.UseTls, Enumerable.Range(0, layout.Nodes).Select(i => layout.Node(i, ports[2 * i], ports[2 * i + 1])).ToArray());
+        var until = probe.Time.GetUtcNow() + limit;
+
+        var bootstrap = state.Nodes[0];
+        layout.WriteConfig(bootstrap, null);
+        state = Started(state, bootstrap, layout.RunDir);
+        bootstrap = state.Nodes[0];
+        var first = await probe.ReadyAsync(bootstrap, until, cancellationToken);
+        state = state.With(bootstrap with { PeerId = first.PeerId });
+        state.Save(layout.RunDir);
+        output.WriteLine($"node 0 (bootstrap) is up: {first.PeerId}@{bootstrap.PeerAddress}, HTTP {bootstrap.Http}");
+
+        string joinThrough = $"{first.PeerId}@{bootstrap.PeerAddress}";
+        foreach (var node in state.Nodes.Skip(1))
+        {
+            layout.WriteConfig(node, joinThrough);
+            state = Started(state, node, layout.RunDir);
+        }
+        foreach (var node in state.Nodes.Skip(1))
+        {
+            var status = await probe.ReadyAsync(node, until, cancellationToken);
+            state = state.With(node with { PeerId = status.PeerId });
+        }
+        state.Save(layout.RunDir);
+        output.WriteLine($"{layout.Nodes} nodes answer; waiting until each finds every expert in the DHT");
+        await AllSeeAllAsync(state, probe, until, cancellationToken);
+        return state;
+    }
+
+    /// <summary>Waits until every running node finds every expert the testnet's running nodes host; throws naming what is missing when <paramref name="until"/> passes.</summary>
+    public static async Task AllSeeAllAsync(LocalnetState state, LocalnetProbe probe, DateTimeOffset until, CancellationToken cancellationToken)
+    {
+        var running = state.Nodes.Where(LocalnetProcesses.IsRunning).ToArray();
+        var hostOf = running.SelectMany(n => n.Experts.Select(uid => (uid, n))).GroupBy(x => x.uid).ToDictionary(g => g.Key, g => g.First().n);
+        var missing = running.SelectMany(n => hostOf.Keys.Select(uid => (Node: n, Uid: uid))).ToList();
+        while (true)
+        {
+            var seen = await Task.WhenAll(missing.Select(m => probe.SeesAsync(m.Node, m.Uid, cancellationToken)));
+            missing = missing.Where((_, i) => !seen[i]).ToList();
+            if (missing.Count == 0) return;
+            if (probe.Time.GetUtcNow() >= until)
+            {
+                var named = missing.Take(5).Select(m => $"{m.Node} does not find {m.Uid} (hosted by {hostOf[m.Uid]})");
+                throw new LocalnetException($"not every node finds every expert: {string.Join("; ", named)}{(missing.Count > 5 ? $"; and {missing.Count - 5} more" : "")}. "
+                    + "The nodes are still running (`scripts/localnet status`, logs in the run directory; `scripts/localnet down` stops them).", 3);
+            }
+            await Task.Delay(TimeSpan.FromMilliseconds(500), probe.Time, cancellationToken);
+        }
+    }
+
+    /// <summary>Starts <paramref name="node"/> and records its pid (saved at once).</summary>
+    public static LocalnetState Started(LocalnetState state, LocalnetNode node, string runDir)
+    {
+        Directory.CreateDirectory(Path.Combine(runDir, $"node-{node.Index}"));
+        var next = state.With(node with { Pid = LocalnetProcesses.Start(node, runDir) });
+        next.Save(runDir);
+        return next;
+    }
+}
