@@ -88,6 +88,20 @@ public sealed class LocalnetTests : IAsyncLifetime
         Assert.Contains("checkpoints of 2 experts written", await File.ReadAllTextAsync(Path.Combine(RunDir, "node-0.log")));
     }
 
+    [Fact]
+    public async Task Demo_TrainsQueriesKillsAQuarterQueriesAgain_AndStopsEverything()
+    {
+        string data = Path.Combine(Testing.RepositoryRoot.Path, "data");
+        var demo = await CliRun.RunAsync(_dir, TimeSpan.FromMinutes(6), "localnet", "demo", "--run-dir", RunDir, "--steps", "40",
+            "--data", Path.Combine(data, "train.tsv"), "--eval-data", Path.Combine(data, "test.tsv"));
+        Assert.True(demo.ExitCode == 0, demo.ToString());
+        Assert.Contains("published demo version", demo.Out);
+        Assert.Contains("before: 4 of 4 texts answered", demo.Out);
+        Assert.Contains("after:  4 of 4 texts answered", demo.Out);
+        Assert.Contains("stopped 6 nodes", demo.Out);
+        Assert.All(Pids(), p => Assert.Null(p));
+    }
+
     [Theory]
     [InlineData(new[] { "up", "--grid", "4by4" }, 2, "--grid must be ROWSxCOLUMNS")]
     [InlineData(new[] { "up", "--nodes", "0" }, 2, "--nodes must be between 1 and 64; got 0.")]
@@ -105,7 +119,7 @@ public sealed class LocalnetTests : IAsyncLifetime
     public async Task TheScript_RunsTheVerb()
     {
         var info = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = _dir };
-        foreach (var a in (string[])[Path.Combine(Testing.RepositoryRoot.Path, "scripts", "localnet"), "down", "--run-dir", RunDir]) info.ArgumentList.Add(a);
+        foreach (var a in (string[])[Path.Combine(Testing.RepositoryRoot.Path, "scripts", "localnet", "down"), "--run-dir", RunDir]) info.ArgumentList.Add(a);
         using var script = Process.Start(info)!;
         var output = await script.StandardOutput.ReadToEndAsync();
         await script.WaitForExitAsync();

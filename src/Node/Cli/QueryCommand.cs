@@ -1,10 +1,5 @@
 using System.CommandLine;
-using System.Globalization;
-using System.Text.Json;
-using MoEMesh.Node.Hosting;
 using MoEMesh.Node.Queries;
-using MoEMesh.Protocol.Rpc;
-using MoEMesh.Protocol.Wire;
 
 namespace MoEMesh.Node.Cli;
 
@@ -53,23 +48,13 @@ internal static class QueryCommand
             var answers = new List<QueryAnswer>();
             foreach (var chunk in all.Chunk(TextsPerCall))
             {
-                var body = JsonSerializer.SerializeToUtf8Bytes(new { model = result.GetValue(model), texts = chunk, top = result.GetValue(top) });
-                var deadline = TimeProvider.System.GetUtcNow() + TimeSpan.FromSeconds(result.GetValue(timeout));
-                using var response = await client.Transport.CallAsync(endpoint, PeerRequest.Create(MeshNode.QueryMethod, null, body, deadline), cancellationToken);
-                if (!response.IsOk)
+                var asked = await ModelQueryClient.AskAsync(client, endpoint, result.GetValue(model)!, chunk, result.GetValue(top), TimeSpan.FromSeconds(result.GetValue(timeout)), cancellationToken);
+                if (asked.Answer is not { } answer)
                 {
-                    Console.Error.WriteLine($"{endpoint}: {ErrorOf(response.Message)}");
-                    // A node's own refusals carry a JSON error; a transport failure (the peer is down) does not.
-                    bool fromNode = response.Message.StartsWith('{');
-                    return response.Status switch
-                    {
-                        StatusCode.InvalidArgument => 2,
-                        StatusCode.NotFound => 3,
-                        StatusCode.Unavailable or StatusCode.DeadlineExceeded when !fromNode => 3,
-                        _ => 1,
-                    };
+                    Console.Error.WriteLine($"{endpoint}: {asked.Error}");
+                    return asked.ExitCode;
                 }
-                answers.Add(QueryAnswer.FromJson(response.Payload.Span));
+                answers.Add(answer);
             }
             if (result.GetValue(json))
             {
@@ -79,36 +64,10 @@ internal static class QueryCommand
             }
             var results = answers.SelectMany(a => a.Results).ToArray();
             Console.WriteLine($"{answers[0].Model} version {answers[0].Version}, answered in {answers.Sum(a => a.ElapsedMs):F1} ms");
-            for (int i = 0; i < results.Length; i++) Print(all[i], results[i]);
+            for (int i = 0; i < results.Length; i++) QueryView.Print(Console.Out, all[i], results[i]);
             return 0;
         });
         return command;
-    }
-
-    private static void Print(string text, QueryResult r)
-    {
-        var c = CultureInfo.InvariantCulture;
-        Console.WriteLine();
-        Console.WriteLine($"{(text.Length > 70 ? text[..67] + "..." : text)}");
-        Console.WriteLine($"  -> {r.Label}   ({string.Join(", ", r.Probabilities.Select(p => string.Create(c, $"{p.Label} {p.P:F3}")))})");
-        foreach (var hop in r.Route)
-            Console.WriteLine(string.Create(c, $"     layer {hop.Layer}  {hop.Expert,-12} {Short(hop.Host),-14} weight {hop.Weight:F3}  {hop.LatencyMs,7:F1} ms  {hop.Outcome}"));
-    }
-
-    private static string Short(string host) => host.Length > 12 ? host[..12] + "…" : host;
-
-    /// <summary>The error message of a node's JSON error document, or the text itself.</summary>
-    private static string ErrorOf(string message)
-    {
-        try
-        {
-            using var document = JsonDocument.Parse(message);
-            return document.RootElement.GetProperty("error").GetString() ?? message;
-        }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
-        {
-            return message;
-        }
     }
 
     private static int Fail(string message)

@@ -19,6 +19,7 @@ internal static class LocalnetCommand
         command.Subcommands.Add(Status());
         command.Subcommands.Add(Chaos());
         command.Subcommands.Add(Down());
+        command.Subcommands.Add(Demo());
         return command;
     }
 
@@ -46,7 +47,7 @@ internal static class LocalnetCommand
             int experts = state.Nodes.SelectMany(n => n.Experts).Distinct().Count();
             output.WriteLine($"testnet up: {state.Nodes.Count} nodes hosting {experts} experts of the grid ffn {rows}x{columns} (d = {layout.HiddenDim}), TLS {(layout.UseTls ? "on" : "off")}");
             output.WriteLine($"join it with --peers {state.Nodes[0].PeerId}@{state.Nodes[0].PeerAddress}{(layout.UseTls ? "" : " --no-tls")}; ask any node, e.g. curl {state.Nodes[0].Http}v1/status");
-            output.WriteLine($"files in {layout.RunDir}; `scripts/localnet status` shows the nodes, `scripts/localnet down` stops them");
+            output.WriteLine($"files in {layout.RunDir}; `scripts/localnet/status` shows the nodes, `scripts/localnet/down` stops them");
             return 0;
         }));
         return command;
@@ -93,6 +94,19 @@ internal static class LocalnetCommand
         return command;
     }
 
+    private static Command Demo()
+    {
+        var data = new Option<string>("--data") { Description = "Training data [data/train.tsv]", DefaultValueFactory = _ => "data/train.tsv" };
+        var evalData = new Option<string>("--eval-data") { Description = "Evaluation data [data/test.tsv]", DefaultValueFactory = _ => "data/test.tsv" };
+        var runDir = new Option<string>("--run-dir") { Description = "Where the demo's testnet lives [runs/demo]", DefaultValueFactory = _ => "runs/demo" };
+        var steps = new Option<int?>("--steps") { Description = "Train this many steps instead of 2 epochs (a quick check)" };
+        var command = new Command("demo", "Start 8 nodes, train a model, query it, kill a quarter of the nodes, query again, stop") { data, evalData, runDir, steps };
+        command.SetAction((result, cancellationToken) => Guarded((probe, output) =>
+            LocalnetDemo.RunAsync(Path.GetFullPath(result.GetValue(runDir)!), Path.GetFullPath(result.GetValue(data)!), Path.GetFullPath(result.GetValue(evalData)!),
+                result.GetValue(steps), probe, output, cancellationToken)));
+        return command;
+    }
+
     /// <summary>Runs a subcommand: a <see cref="LocalnetException"/> is one line on stderr and its exit code.</summary>
     private static async Task<int> Guarded(Func<LocalnetProbe, TextWriter, Task<int>> run)
     {
@@ -110,7 +124,7 @@ internal static class LocalnetCommand
     }
 
     private static LocalnetState Load(string runDir) =>
-        LocalnetState.Load(Path.GetFullPath(runDir)) ?? throw new LocalnetException($"no testnet was started in {Path.GetFullPath(runDir)}; `scripts/localnet up` starts one.");
+        LocalnetState.Load(Path.GetFullPath(runDir)) ?? throw new LocalnetException($"no testnet was started in {Path.GetFullPath(runDir)}; `scripts/localnet/up` starts one.");
 
     private static int Within(string flag, int value, int min, int max) =>
         value >= min && value <= max ? value : throw new LocalnetException($"{flag} must be between {min} and {max}; got {value}.");

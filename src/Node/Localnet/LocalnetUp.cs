@@ -11,7 +11,7 @@ internal static class LocalnetUp
     {
         Directory.CreateDirectory(layout.RunDir);
         if (LocalnetState.Load(layout.RunDir) is { } earlier && earlier.Nodes.Count(LocalnetProcesses.IsRunning) is > 0 and var running)
-            throw new LocalnetException($"a testnet is already up in {layout.RunDir} ({running} nodes running); `scripts/localnet down` stops it first.");
+            throw new LocalnetException($"a testnet is already up in {layout.RunDir} ({running} nodes running); `scripts/localnet/down` stops it first.");
         var ports = LocalnetProcesses.FreePorts(2 * layout.Nodes);
         var state = new LocalnetState(layout.UseTls, Enumerable.Range(0, layout.Nodes).Select(i => layout.Node(i, ports[2 * i], ports[2 * i + 1])).ToArray());
         var until = probe.Time.GetUtcNow() + limit;
@@ -57,7 +57,7 @@ internal static class LocalnetUp
             {
                 var named = missing.Take(5).Select(m => $"{m.Node} does not find {m.Uid} (hosted by {hostOf[m.Uid]})");
                 throw new LocalnetException($"not every node finds every expert: {string.Join("; ", named)}{(missing.Count > 5 ? $"; and {missing.Count - 5} more" : "")}. "
-                    + "The nodes are still running (`scripts/localnet status`, logs in the run directory; `scripts/localnet down` stops them).", 3);
+                    + "The nodes are still running (`scripts/localnet/status`, logs in the run directory; `scripts/localnet/down` stops them).", 3);
             }
             await Task.Delay(TimeSpan.FromMilliseconds(500), probe.Time, cancellationToken);
         }
