@@ -152,6 +152,34 @@ public class ConfigurationTests
     }
 
     [Fact]
+    public void UnreadableValues_AreNamed_InWords_AllAtOnce()
+    {
+        var e = Assert.Throws<NodeConfigurationException>(() => NodeHost.Build([], new Dictionary<string, string?>
+        {
+            ["MoEMesh:Experts:0:Pattern"] = "ffn.[0:4]",
+            ["MoEMesh:Experts:0:Count"] = "2.5",
+            ["MoEMesh:UpdatePeriod"] = "soon",
+            ["MoEMesh:UseTls"] = "maybe",
+            ["MoEMesh:Listen:Host"] = "127.0.0.1",
+            ["MoEMesh:Dht:Alpah"] = "3",
+        }, null));
+        Assert.Equal(
+        [
+            "MoEMesh:Dht:Alpah: there is no such setting (src/Node/README.md lists them).",
+            "MoEMesh:Experts:0:Count: '2.5' is not a whole number.",
+            "MoEMesh:Listen: takes one value, not a section.",
+            "MoEMesh:UpdatePeriod: 'soon' is not a duration such as 00:00:30 (hh:mm:ss).",
+            "MoEMesh:UseTls: 'maybe' is not true or false.",
+        ], e.Message.Split(Environment.NewLine).Order(StringComparer.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("Cannot parse argument 'abc' for option '--num-experts' as expected type 'System.Nullable`1[System.Int32]'.", "--num-experts: 'abc' is not a whole number.")]
+    [InlineData("Cannot parse argument 'x' for option '--lr' as expected type 'System.Single'.", "--lr: 'x' is not a number.")]
+    [InlineData("Option '--peer' is required.", "Option '--peer' is required.")]
+    public void FlagErrors_AreInWords(string message, string expected) => Assert.Equal(expected, Cli.MoEMeshCommand.InWords(message));
+
+    [Fact]
     public void MissingConfigFile_IsNamed()
     {
         var e = Assert.Throws<NodeConfigurationException>(() => NodeHost.Build([], new Dictionary<string, string?>(), "/nonexistent/moemesh.json"));

@@ -33,11 +33,24 @@ internal static class MoEMeshCommand
         var parsed = root.Parse(args);
         if (parsed.Errors.Count == 0) return parsed.InvokeAsync(configuration);
         // Bad flags: what is wrong, one line each, and where the flags are listed (exit 2, as for bad values).
-        foreach (var error in parsed.Errors) Console.Error.WriteLine(error.Message);
+        foreach (var error in parsed.Errors) Console.Error.WriteLine(InWords(error.Message));
         var verbs = new List<string>();
         for (var command = parsed.CommandResult; command is not null && command.Command != root; command = command.Parent as System.CommandLine.Parsing.CommandResult)
             verbs.Insert(0, command.Command.Name);
         Console.Error.WriteLine($"`{string.Join(' ', ["moemesh", .. verbs, "--help"])}` lists the flags.");
         return Task.FromResult(2);
+    }
+
+    /// <summary>System.CommandLine's "Cannot parse argument 'x' for option '--n' as expected type 'System.Int32'", without .NET type names.</summary>
+    internal static string InWords(string message)
+    {
+        var match = System.Text.RegularExpressions.Regex.Match(message, @"^Cannot parse argument '(?<value>.*)' for option '(?<option>[^']+)' as expected type '(?<type>[^']+)'\.?$");
+        if (!match.Success) return message;
+        string type = match.Groups["type"].Value;
+        string kind = type.Contains("Int", StringComparison.Ordinal) ? "a whole number"
+            : type.Contains("Double", StringComparison.Ordinal) || type.Contains("Single", StringComparison.Ordinal) ? "a number"
+            : type.Contains("Boolean", StringComparison.Ordinal) ? "true or false"
+            : "of the kind the option takes";
+        return $"{match.Groups["option"].Value}: '{match.Groups["value"].Value}' is not {kind}.";
     }
 }

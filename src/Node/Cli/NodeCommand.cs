@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Globalization;
 using MoEMesh.Dht.Node;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using MoEMesh.Node.Hosting;
 
 namespace MoEMesh.Node.Cli;
@@ -9,8 +11,11 @@ namespace MoEMesh.Node.Cli;
 /// <c>moemesh node</c>: runs the daemon. Flags override configuration (appsettings.json or --config, then
 /// MOEMESH__ environment variables); the expert flags describe one group of experts (Experts:0).
 /// </summary>
-internal static class NodeCommand
+internal static partial class NodeCommand
 {
+    [LoggerMessage(EventId = 599, Level = LogLevel.Debug, Message = "The node stopped on an exception")]
+    private static partial void LogFailed(ILogger logger, Exception exception);
+
     public static Command Create()
     {
         var config = new Option<string?>("--config") { Description = "A JSON configuration file (its settings go under \"MoEMesh\")" };
@@ -21,6 +26,8 @@ internal static class NodeCommand
             Add(new Option<string?>(name) { Description = description }, v => [(key, (string)v!)]);
         void Number(string name, string description, string key) =>
             Add(new Option<double?>(name) { Description = description }, v => [(key, ((double)v!).ToString(CultureInfo.InvariantCulture))]);
+        void Whole(string name, string description, string key) =>
+            Add(new Option<int?>(name) { Description = description }, v => [(key, ((int)v!).ToString(CultureInfo.InvariantCulture))]);
         void Seconds(string name, string description, string key) =>
             Add(new Option<double?>(name) { Description = description }, v => [(key, TimeSpan.FromSeconds((double)v!).ToString("c", CultureInfo.InvariantCulture))]);
         void Flag(string name, string description, string key, string value) =>
@@ -45,8 +52,8 @@ internal static class NodeCommand
         Text("--expert-type", "Expert type: ffn, mlp or identity [ffn]", $"{S}:Experts:0:Type");
         Text("--expert-pattern", "Uid pattern to take free uids from, e.g. ffn.[0:4].[0:4]", $"{S}:Experts:0:Pattern");
         Text("--expert-uid", "Host exactly this uid, e.g. ffn.0.3", $"{S}:Experts:0:Uid");
-        Number("--num-experts", "How many uids to take from the pattern [1]", $"{S}:Experts:0:Count");
-        Number("--hidden-dim", "Expert width d [1024]", $"{S}:Experts:0:HiddenDim");
+        Whole("--num-experts", "How many uids to take from the pattern [1]", $"{S}:Experts:0:Count");
+        Whole("--hidden-dim", "Expert width d [1024]", $"{S}:Experts:0:HiddenDim");
         Text("--optimizer", "sgd, adam or adamw [adam]", $"{S}:Experts:0:Optimizer");
         Number("--learning-rate", "Learning rate [0.001]", $"{S}:Experts:0:LearningRate");
         Text("--checkpoint-dir", "Where expert checkpoints live [checkpoints]", $"{S}:CheckpointDirectory");
@@ -56,7 +63,7 @@ internal static class NodeCommand
         Text("--compression", "How activations travel to experts when this node gates queries: none, fp16, bf16 or 8bit [none]", $"{S}:Routing:Compression");
         Seconds("--checkpoint-period", "Seconds between checkpoints [300]", $"{S}:CheckpointPeriod");
         Seconds("--update-period", "Seconds between announcements [30]", $"{S}:UpdatePeriod");
-        Number("--max-batch-rows", "Most rows per batch [4096]", $"{S}:Batching:MaxBatchRows");
+        Whole("--max-batch-rows", "Most rows per batch [4096]", $"{S}:Batching:MaxBatchRows");
 
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -66,11 +73,14 @@ internal static class NodeCommand
                 if (result.GetResult(option) is null) continue;
                 foreach (var (key, value) in settings(result.GetValue<object?>(option.Name))) flags[key] = value;
             }
+            Microsoft.AspNetCore.Builder.WebApplication? app = null;
+            ILogger? logger = null;
             try
             {
-                await using var app = NodeHost.Build([], flags, result.GetValue(config));
+                app = NodeHost.Build([], flags, result.GetValue(config));
+                logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("MoEMesh.Node");
                 // The generic host handles SIGTERM and SIGINT itself: it drains, checkpoints and exits 0.
-                await app.RunAsync();
+                await NodeHost.RunAsync(app);
                 return 0;
             }
             catch (NodeConfigurationException e)
@@ -83,6 +93,17 @@ internal static class NodeCommand
             {
                 Console.Error.WriteLine(e.Message);
                 return 3;
+            }
+            catch (Exception e) when (logger is not null && e is not OperationCanceledException)
+            {
+                // One line for people; the stack trace for whoever sets Logging:LogLevel:Default to Debug.
+                LogFailed(logger, e);
+                Console.Error.WriteLine($"The node stopped: {e.Message}");
+                return 1;
+            }
+            finally
+            {
+                if (app is not null) await app.DisposeAsync();
             }
         });
         return command;

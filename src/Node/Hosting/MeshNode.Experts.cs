@@ -35,6 +35,15 @@ public sealed partial class MeshNode
         return built.ToDictionary(e => e.Uid.Value, StringComparer.Ordinal);
     }
 
+    /// <summary>Throws naming the setting when an expert group names a type this node cannot build.</summary>
+    private void CheckExpertTypes()
+    {
+        for (int i = 0; i < options.Experts.Count; i++)
+            if (!registry.Types.Contains(options.Experts[i].Type))
+                throw new NodeConfigurationException($"{NodeOptions.Section}:{nameof(NodeOptions.Experts)}:{i}:{nameof(ExpertHostingOptions.Type)}: "
+                    + $"'{options.Experts[i].Type}' is not an expert type this node knows ({string.Join(", ", registry.Types)}) (--expert-type).");
+    }
+
     private HostedExpert Build(ExpertUid uid, ExpertHostingOptions group)
     {
         var spec = new ExpertSpec(group.Type, group.HiddenDim, group.InnerDim, ExpertSpec.SeedOf(uid.Value));

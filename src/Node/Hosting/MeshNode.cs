@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Net;
+using System.Net.Sockets;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using MoEMesh.Dht;
@@ -32,7 +33,7 @@ namespace MoEMesh.Node.Hosting;
 /// models and answers queries.
 /// </summary>
 public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity, ExpertRegistry registry, TimeProvider time,
-    ILoggerFactory loggers, IMeterFactory meters) : IHostedService
+    ILoggerFactory loggers, IMeterFactory meters) : IHostedLifecycleService
 {
     private readonly ILogger _logger = loggers.CreateLogger<MeshNode>();
     private readonly CancellationTokenSource _stopping = new();
@@ -43,6 +44,8 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
     private ExpertRpcHandler? _handler;
     private NodeMetrics? _metrics;
     private Task _background = Task.CompletedTask;
+    private Task _computeLoop = Task.CompletedTask;
+    private PeerRouter? _router;
     private Task? _stopped;
 
     /// <summary>This node's identity.</summary>
@@ -101,56 +104,90 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
     public MixtureOfExpertsFactory MixtureFactory { get; private set; } = null!;
 
     /// <inheritdoc />
-    public async Task StartAsync(CancellationToken cancellationToken)
+    public Task StartingAsync(CancellationToken cancellationToken)
     {
         StartedAt = time.GetUtcNow();
+        CheckExpertTypes();
         var protocol = options.Protocol;
         protocol.UseTls = options.UseTls;
         if (!options.UseTls) LogTlsOff(_logger);
-        var router = new PeerRouter(time, loggers.CreateLogger<PeerRouter>());
-        var server = new PeerServer(identity, router, protocol, time, loggers.CreateLogger<PeerServer>());
+        _router = new PeerRouter(time, loggers.CreateLogger<PeerRouter>());
+        var server = new PeerServer(identity, _router, protocol, time, loggers.CreateLogger<PeerServer>());
         var listen = options.ListenAddress;
-        _listener = PeerListener.Start(server, new IPEndPoint(IPAddress.Parse(listen.Host), listen.Port), loggers.CreateLogger<PeerListener>());
+        try
+        {
+            _listener = PeerListener.Start(server, new IPEndPoint(IPAddress.Parse(listen.Host), listen.Port), loggers.CreateLogger<PeerListener>());
+        }
+        catch (SocketException e) when (e.SocketErrorCode is SocketError.AddressAlreadyInUse or SocketError.AddressNotAvailable or SocketError.AccessDenied)
+        {
+            throw new NodeConfigurationException($"{NodeOptions.Section}:{nameof(NodeOptions.Listen)}: {NodeHost.CannotListen(listen.ToString(), e.SocketErrorCode)} (--listen)", e);
+        }
         ListenAddress = _listener.Address;
         AnnounceAddresses = options.AnnounceAddresses.Count > 0
             ? options.AnnounceAddresses
             : [new PeerAddress(ListenAddress.Host is "0.0.0.0" or "::" ? "127.0.0.1" : ListenAddress.Host, ListenAddress.Port).ToString()];
-        _pool = new PeerConnectionPool(identity, protocol, time, loggers.CreateLogger<PeerConnectionPool>());
-        Transport = new TcpPeerTransport(_pool, time);
+        return Task.CompletedTask;
+    }
 
+    /// <inheritdoc />
+    /// <remarks>
+    /// Builds what needs no peer (DHT node, held models, batching runtime, queries); joining the swarm,
+    /// choosing and building the experts and announcing wait for <see cref="StartedAsync"/>, once both
+    /// ports are bound, so a node that cannot serve never joins or announces.
+    /// </remarks>
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        var router = _router!;
+        _pool = new PeerConnectionPool(identity, options.Protocol, time, loggers.CreateLogger<PeerConnectionPool>());
+        Transport = new TcpPeerTransport(_pool, time);
         options.Dht.ClientMode = options.ClientMode;
         Dht = new DhtNode(identity.PeerId, options.ClientMode ? null : PeerAddress.Parse(AnnounceAddresses[0]), new DhtRpcClient(Transport), options.Dht, time,
             loggers.CreateLogger<DhtNode>(), meters, [new KeySchema()]);
         router.MapDht(Dht, options.Dht);
-        await Dht.BootstrapAsync(options.InitialPeerEndpoints, cancellationToken);
-        Dht.Start();
         Directory = new ExpertDirectory(Dht, time);
         Models = new ModelDirectory(Dht);
         HoldModels(router);
+        _runtime = new BatchingRuntime(options.Batching, time, loggers.CreateLogger<BatchingRuntime>());
+        _computeLoop = _runtime.RunAsync(_stopping.Token);
+        _metrics = new NodeMetrics(meters, this);
+        Health = new PeerHealth(options.Routing, time);
+        router.Map(NodeStatus.Method, (_, _) => ValueTask.FromResult(PeerResponse.Ok(payload: NodeStatus.Of(this).ToJson())));
+        ServeQueries(router);
+        return Task.CompletedTask;
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// Runs once every hosted service started (the HTTP port is bound too): joins the swarm, chooses and
+    /// builds the experts (free uids of a pattern are those the DHT shows no host for), serves and announces them.
+    /// </remarks>
+    public async Task StartedAsync(CancellationToken cancellationToken)
+    {
+        await Dht.BootstrapAsync(options.InitialPeerEndpoints, cancellationToken);
+        Dht.Start();
         LogJoined(_logger, identity.PeerId.ToString(), ListenAddress.ToString(), Dht.RoutingTableSize);
 
         Experts = await CreateExpertsAsync(cancellationToken);
-        _runtime = new BatchingRuntime(options.Batching, time, loggers.CreateLogger<BatchingRuntime>());
-        var computeLoop = _runtime.RunAsync(_stopping.Token);
-        _metrics = new NodeMetrics(meters, this);
-        _handler = new ExpertRpcHandler(Experts, _runtime, options.Batching, options.Serving, time, _metrics, PeerId);
-        LocalExperts = new LocalExpertInvoker(Experts, _runtime, time);
-        Health = new PeerHealth(options.Routing, time);
+        _handler = new ExpertRpcHandler(Experts, _runtime!, options.Batching, options.Serving, time, _metrics!, PeerId);
+        LocalExperts = new LocalExpertInvoker(Experts, _runtime!, time);
         MixtureFactory = new MixtureOfExpertsFactory(Directory, new SelfShortCircuitInvoker(PeerId, LocalExperts, new RemoteExpertInvoker(Transport)), Health, options.Routing, time,
             new IncompatibleHosts(loggers.CreateLogger<IncompatibleHosts>()),
             new LocalExperts(LocalExperts, Experts.Values.Select(e => new LocalExpert(e.Uid, e.Backend.Spec.Type, e.SchemaHash)).ToArray()));
-        _handler.Map(router);
-        router.Map(NodeStatus.Method, (_, _) => ValueTask.FromResult(PeerResponse.Ok(payload: NodeStatus.Of(this).ToJson())));
-        ServeQueries(router);
-
+        _handler.Map(_router!);
         if (Experts.Count > 0 || HeldModels.Count > 0)
         {
             await AnnounceAsync(cancellationToken);
             AnnouncedAfter = time.GetUtcNow() - new DateTimeOffset(Process.GetCurrentProcess().StartTime.ToUniversalTime());
             LogAnnounced(_logger, Experts.Count, AnnouncedAfter.Value.TotalMilliseconds);
         }
-        _background = Task.WhenAll(computeLoop, AnnounceLoopAsync(_stopAnnouncing.Token), CheckpointLoopAsync(_stopping.Token), ModelSyncLoopAsync(_stopAnnouncing.Token));
+        _background = Task.WhenAll(_computeLoop, AnnounceLoopAsync(_stopAnnouncing.Token), CheckpointLoopAsync(_stopping.Token), ModelSyncLoopAsync(_stopAnnouncing.Token));
     }
+
+    /// <inheritdoc />
+    public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <inheritdoc />
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     /// <inheritdoc />
     /// <remarks>Stops once; a second call waits for the first.</remarks>

@@ -1,3 +1,4 @@
+using System.Net.Sockets;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
@@ -31,19 +32,19 @@ public static class NodeHost
         if (configFile is not null)
         {
             if (!File.Exists(configFile)) throw new NodeConfigurationException($"--config: the file {configFile} does not exist.");
-            builder.Configuration.AddJsonFile(Path.GetFullPath(configFile), optional: false);
+            try
+            {
+                builder.Configuration.AddJsonFile(Path.GetFullPath(configFile), optional: false);
+            }
+            catch (InvalidDataException e)
+            {
+                var cause = e.InnerException?.InnerException ?? e.InnerException ?? e;
+                throw new NodeConfigurationException($"--config: {configFile} is not valid JSON: {cause.Message}", e);
+            }
         }
         builder.Configuration.AddEnvironmentVariables();
         builder.Configuration.AddInMemoryCollection(flags);
-        var options = new NodeOptions();
-        try
-        {
-            builder.Configuration.GetSection(NodeOptions.Section).Bind(options, b => b.ErrorOnUnknownConfiguration = true);
-        }
-        catch (InvalidOperationException e)
-        {
-            throw new NodeConfigurationException($"The configuration cannot be read: {e.Message}", e);
-        }
+        var options = ConfigurationReader.Read(builder.Configuration);
         return Compose(builder, options, identity: null);
     }
 
@@ -63,6 +64,8 @@ public static class NodeHost
         options.Validate();
         // Kestrel and routing log four lines per HTTP request at Information: a flood under query load.
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        // The host logs a failed start with its stack trace; the node command says what failed in one line instead.
+        builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(identity ?? LoadIdentity(options));
@@ -80,6 +83,42 @@ public static class NodeHost
         MapEndpoints(app);
         return app;
     }
+
+    /// <summary>
+    /// Runs <paramref name="app"/> until it is stopped (SIGTERM, Ctrl+C); an HTTP address that cannot be
+    /// listened on throws a <see cref="NodeConfigurationException"/> naming the setting.
+    /// </summary>
+    public static async Task RunAsync(WebApplication app)
+    {
+        // RunAsync disposes the host when it ends, services included: read what the message needs first.
+        var options = app.Services.GetRequiredService<NodeOptions>();
+        try
+        {
+            await app.RunAsync();
+        }
+        catch (Exception e) when (HttpBindError(e) is { } error)
+        {
+            throw new NodeConfigurationException($"{NodeOptions.Section}:{nameof(NodeOptions.HttpListen)}: {CannotListen(options.HttpListen, error)} (--http)", e);
+        }
+    }
+
+    /// <summary>The socket error of Kestrel failing to bind the HTTP address (the peer listener's are handled where it binds), or null.</summary>
+    private static SocketError? HttpBindError(Exception e) => e switch
+    {
+        IOException { InnerException: Microsoft.AspNetCore.Connections.AddressInUseException } => SocketError.AddressAlreadyInUse,
+        IOException { InnerException: SocketException inner } => inner.SocketErrorCode,
+        SocketException { SocketErrorCode: SocketError.AddressNotAvailable or SocketError.AddressAlreadyInUse or SocketError.AccessDenied } socket => socket.SocketErrorCode,
+        _ => null,
+    };
+
+    /// <summary>Why <paramref name="address"/> cannot be listened on, and what to do, for a socket error.</summary>
+    public static string CannotListen(string address, SocketError error) => error switch
+    {
+        SocketError.AddressAlreadyInUse => $"{address} is already in use (another node or program listens there); choose another port",
+        SocketError.AddressNotAvailable => $"{address} is not an address of this machine; listen on 0.0.0.0 or on one of its own addresses",
+        SocketError.AccessDenied => $"{address} needs privileges this process lacks (ports below 1024 need root); choose a port above 1024",
+        _ => $"{address} cannot be listened on ({error})",
+    };
 
     private static PeerIdentity LoadIdentity(NodeOptions options)
     {
