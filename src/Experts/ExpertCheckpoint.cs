@@ -89,16 +89,22 @@ public static class ExpertCheckpoint
 
     /// <summary>
     /// Restores <paramref name="backend"/> from <paramref name="directory"/>; returns false when there is
-    /// no checkpoint there yet.
+    /// no checkpoint there yet. What a save cut short by a crash left behind (temporary files, a weights
+    /// file the manifest does not name) is removed first.
     /// </summary>
     /// <exception cref="InvalidDataException">The checkpoint is corrupt or belongs to another expert or optimizer; the message says which.</exception>
     public static bool TryRestore(ExpertBackend backend, string directory)
     {
         var manifestPath = Path.Combine(directory, ManifestName);
-        if (!File.Exists(manifestPath)) return false;
+        if (!File.Exists(manifestPath))
+        {
+            RemoveLeftovers(directory, keep: null);
+            return false;
+        }
         var manifest = ReadManifest(manifestPath);
+        RemoveLeftovers(directory, keep: manifest.WeightsFile);
         if (manifest.Spec != backend.Spec)
-            throw new InvalidDataException($"{manifestPath} holds expert {manifest.Expert} built as {manifest.Spec}; this node builds {backend.Name} as {backend.Spec}.");
+            throw new InvalidDataException($"{manifestPath} holds {manifest.Expert} saved with {string.Join(" and ", Differences(manifest.Spec, backend.Spec))}.");
         if (manifest.Optimizer != backend.Optimizer.Name)
             throw new InvalidDataException($"{manifestPath} was saved with optimizer {manifest.Optimizer}; {backend.Name} is configured with {backend.Optimizer.Name}.");
         var weightsPath = Path.Combine(directory, manifest.WeightsFile);
@@ -119,6 +125,23 @@ public static class ExpertCheckpoint
             .ToDictionary(t => t.Key[OptimizerPrefix.Length..], t => t.Value, StringComparer.Ordinal);
         backend.Optimizer.Restore(manifest.UpdateCount, state);
         return true;
+    }
+
+    /// <summary>Deletes temporary files and every weights file but <paramref name="keep"/> in <paramref name="directory"/>.</summary>
+    private static void RemoveLeftovers(string directory, string? keep)
+    {
+        if (!Directory.Exists(directory)) return;
+        foreach (var file in Directory.EnumerateFiles(directory, ".*.tmp").Concat(Directory.EnumerateFiles(directory, "weights.*.safetensors")))
+            if (Path.GetFileName(file) != keep) File.Delete(file);
+    }
+
+    /// <summary>How <paramref name="saved"/> differs from <paramref name="configured"/>, field by field ("hidden width 8, not 16").</summary>
+    private static IEnumerable<string> Differences(ExpertSpec saved, ExpertSpec configured)
+    {
+        if (saved.Type != configured.Type) yield return $"type {saved.Type}, not {configured.Type}";
+        if (saved.HiddenDim != configured.HiddenDim) yield return $"hidden width {saved.HiddenDim}, not {configured.HiddenDim}";
+        if (saved.EffectiveInnerDim != configured.EffectiveInnerDim) yield return $"inner width {saved.EffectiveInnerDim}, not {configured.EffectiveInnerDim}";
+        if (saved.Seed != configured.Seed) yield return $"seed {saved.Seed}, not {configured.Seed}";
     }
 
     private static CheckpointManifest ReadManifest(string path)

@@ -134,8 +134,38 @@ public sealed class ExpertCheckpointTests : IDisposable
     {
         ExpertCheckpoint.Save(ExpertBackendTests.Create(seed: 1), _directory);
         var otherSeed = Assert.Throws<InvalidDataException>(() => ExpertCheckpoint.TryRestore(ExpertBackendTests.Create(seed: 2), _directory));
-        Assert.Contains("built as", otherSeed.Message);
+        Assert.EndsWith($"saved with seed {ExpertBackendTests.Create(seed: 1).Spec.Seed}, not {ExpertBackendTests.Create(seed: 2).Spec.Seed}.", otherSeed.Message);
         var otherOptimizer = Assert.Throws<InvalidDataException>(() => ExpertCheckpoint.TryRestore(ExpertBackendTests.Create(optimizer: "sgd"), _directory));
         Assert.Contains("optimizer adam", otherOptimizer.Message);
+    }
+
+    [Fact]
+    public void Restore_NamesEachDifferingField()
+    {
+        ExpertCheckpoint.Save(new ExpertBackend("ffn.0", new ExpertSpec("ffn", 8), ExpertRegistry.CreateDefault().Create(new ExpertSpec("ffn", 8)), new OptimizerOptions()), _directory);
+        var wider = new ExpertSpec("ffn", 16);
+        var e = Assert.Throws<InvalidDataException>(() => ExpertCheckpoint.TryRestore(new ExpertBackend("ffn.0", wider, ExpertRegistry.CreateDefault().Create(wider), new OptimizerOptions()), _directory));
+        Assert.EndsWith("holds ffn.0 saved with hidden width 8, not 16 and inner width 32, not 64.", e.Message);
+    }
+
+    [Fact]
+    public void Restore_RemovesWhatACrashedSaveLeft_AndKeepsTheCheckpoint()
+    {
+        var backend = ExpertBackendTests.Create();
+        ExpertCheckpoint.Save(backend, _directory);
+        var kept = Path.GetFileName(Directory.GetFiles(_directory, "weights.*").Single());
+        File.WriteAllBytes(Path.Combine(_directory, "weights.0000000099.safetensors"), [1, 2, 3]); // a save cut short before its manifest
+        File.WriteAllBytes(Path.Combine(_directory, ".checkpoint.json.0123.tmp"), [1]);
+        Assert.True(ExpertCheckpoint.TryRestore(ExpertBackendTests.Create(), _directory));
+        Assert.Equal([ExpertCheckpoint.ManifestName, kept], Directory.GetFiles(_directory).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void Restore_WithoutAManifest_RemovesLeftoversOfAFirstSave()
+    {
+        Directory.CreateDirectory(_directory);
+        File.WriteAllBytes(Path.Combine(_directory, "weights.0000000001.safetensors"), [1, 2, 3]);
+        Assert.False(ExpertCheckpoint.TryRestore(ExpertBackendTests.Create(), _directory));
+        Assert.Empty(Directory.GetFiles(_directory));
     }
 }

@@ -76,6 +76,24 @@ public sealed class StartFailureTests : IDisposable
         Assert.Contains("\"routingTableSize\": 0", await http.GetStringAsync(new Uri(seed.Http, "/v1/status")));
     }
 
+    [Fact]
+    public async Task ACheckpointThatCannotBeWrittenAtStop_EndsTheNodeWithExit1_NamingTheExpert()
+    {
+        using var node = NodeProcess.Start(_dir, "--key-file", "stop.key", "--checkpoint-dir", "ck-stop", "--model-dir", "m-stop", "--no-tls",
+            "--expert-uid", "ffn.3.3", "--hidden-dim", "8");
+        var announced = await Task.WhenAny(node.Announced, Task.Delay(Bound));
+        Assert.True(announced == node.Announced, $"the node did not announce:\n{node.Output}");
+        var folder = Path.Combine(_dir, "ck-stop", "ffn.3.3");
+        if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        await File.WriteAllTextAsync(folder, "a file where the expert's folder goes");
+        node.Terminate();
+        Assert.True(await node.WaitForExitAsync(Bound), node.Output);
+        Assert.True(node.ExitCode == 1, $"exit {node.ExitCode}:\n{node.Output}");
+        Assert.Contains("The checkpoints of ffn.3.3 could not be written: their training since the last checkpoint is lost", node.Output);
+        Assert.DoesNotContain("checkpoints of 1 experts written", node.Output);
+        Assert.DoesNotContain("   at ", node.Output);
+    }
+
     private static async Task<bool> AnswersAsync(HttpClient http, NodeProcess node)
     {
         try

@@ -79,9 +79,12 @@ internal static partial class NodeCommand
             {
                 app = NodeHost.Build([], flags, result.GetValue(config));
                 logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("MoEMesh.Node");
+                var node = app.Services.GetRequiredService<MeshNode>();
                 // The generic host handles SIGTERM and SIGINT itself: it drains, checkpoints and exits 0.
                 await NodeHost.RunAsync(app);
-                return 0;
+                if (node.UnsavedExperts.Count == 0) return 0;
+                Console.Error.WriteLine($"The checkpoints of {string.Join(", ", node.UnsavedExperts)} could not be written: their training since the last checkpoint is lost (the log says why).");
+                return 1;
             }
             catch (NodeConfigurationException e)
             {

@@ -48,7 +48,15 @@ public sealed partial class MeshNode
     {
         var spec = new ExpertSpec(group.Type, group.HiddenDim, group.InnerDim, ExpertSpec.SeedOf(uid.Value));
         var backend = new ExpertBackend(uid.Value, spec, registry.Create(spec), new OptimizerOptions { Name = group.Optimizer, LearningRate = group.LearningRate, MaxGradNorm = group.MaxGradNorm });
-        if (ExpertCheckpoint.TryRestore(backend, CheckpointFolder(uid))) LogRestored(_logger, uid.Value, backend.UpdateCount);
+        try
+        {
+            if (ExpertCheckpoint.TryRestore(backend, CheckpointFolder(uid))) LogRestored(_logger, uid.Value, backend.UpdateCount);
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            throw new NodeConfigurationException($"{NodeOptions.Section}:{nameof(NodeOptions.Experts)}:{options.Experts.IndexOf(group)}: the checkpoint of {uid} cannot be restored: "
+                + $"{e.Message.TrimEnd('.')}. Configure the expert as it was saved, or move {CheckpointFolder(uid)} away to start it afresh.", e);
+        }
         return new HostedExpert(uid, backend);
     }
 
@@ -82,10 +90,12 @@ public sealed partial class MeshNode
 
     /// <summary>
     /// Writes every expert's checkpoint: from the checkpoint loop while experts train (the save holds the
-    /// expert's weights lock, so it never sees a step half-applied), and once more on stop.
+    /// expert's weights lock, so it never sees a step half-applied), and once more on stop. Returns the
+    /// uids whose checkpoint could not be written (each logged).
     /// </summary>
-    private void SaveCheckpoints()
+    private IReadOnlyList<string> SaveCheckpoints()
     {
+        var failed = new List<string>();
         foreach (var expert in Experts.Values)
         {
             try
@@ -94,8 +104,27 @@ public sealed partial class MeshNode
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                LogCheckpointFailed(_logger, e, expert.Uid.Value);
+                LogCheckpointFailed(_logger, expert.Uid.Value, e.Message);
+                LogCheckpointFailedTrace(_logger, e);
+                failed.Add(expert.Uid.Value);
             }
+        }
+        return failed;
+    }
+
+    /// <summary>Throws naming the setting when a folder the node writes to cannot be written (checked at start, not at the first save).</summary>
+    private void CheckWritable(string folder, string setting, string flag)
+    {
+        try
+        {
+            System.IO.Directory.CreateDirectory(folder);
+            var probe = Path.Combine(folder, $".write-check.{Environment.ProcessId}.tmp");
+            File.WriteAllBytes(probe, []);
+            File.Delete(probe);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new NodeConfigurationException($"{NodeOptions.Section}:{setting}: {folder} cannot be written ({e.Message.TrimEnd('.')}); choose a folder this user can write ({flag}).", e);
         }
     }
 
@@ -104,6 +133,9 @@ public sealed partial class MeshNode
     [LoggerMessage(EventId = 510, Level = LogLevel.Information, Message = "Restored expert {ExpertUid} at update {Updates}")]
     private static partial void LogRestored(ILogger logger, string expertUid, long updates);
 
-    [LoggerMessage(EventId = 511, Level = LogLevel.Error, Message = "Could not write the checkpoint of {ExpertUid}")]
-    private static partial void LogCheckpointFailed(ILogger logger, Exception exception, string expertUid);
+    [LoggerMessage(EventId = 511, Level = LogLevel.Error, Message = "Could not write the checkpoint of {ExpertUid}: {Reason}")]
+    private static partial void LogCheckpointFailed(ILogger logger, string expertUid, string reason);
+
+    [LoggerMessage(EventId = 512, Level = LogLevel.Debug, Message = "The checkpoint write that failed")]
+    private static partial void LogCheckpointFailedTrace(ILogger logger, Exception exception);
 }

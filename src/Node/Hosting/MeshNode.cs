@@ -108,6 +108,8 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
     {
         StartedAt = time.GetUtcNow();
         CheckExpertTypes();
+        if (options.Experts.Count > 0) CheckWritable(options.CheckpointDirectory, nameof(NodeOptions.CheckpointDirectory), "--checkpoint-dir");
+        CheckWritable(options.ModelDirectory, nameof(NodeOptions.ModelDirectory), "--model-dir");
         var protocol = options.Protocol;
         protocol.UseTls = options.UseTls;
         if (!options.UseTls) LogTlsOff(_logger);
@@ -210,12 +212,16 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
         }
         _stopping.Cancel();
         await _background;
-        SaveCheckpoints();
+        UnsavedExperts = SaveCheckpoints();
         if (Dht is not null) await Dht.DisposeAsync();
         if (_listener is not null) await _listener.DisposeAsync();
         if (_pool is not null) await _pool.DisposeAsync();
-        LogStopped(_logger, Experts.Count);
+        if (UnsavedExperts.Count == 0) LogStopped(_logger, Experts.Count);
+        else LogStoppedUnsaved(_logger, string.Join(", ", UnsavedExperts), Experts.Count - UnsavedExperts.Count);
     }
+
+    /// <summary>The experts whose checkpoint could not be written when the node stopped (their training since the last checkpoint is lost).</summary>
+    public IReadOnlyList<string> UnsavedExperts { get; private set; } = [];
 
     /// <summary>Runs <paramref name="work"/> every <paramref name="period"/> until <paramref name="stopping"/> is cancelled.</summary>
     private async Task EveryAsync(TimeSpan period, Func<CancellationToken, Task> work, CancellationToken stopping)
@@ -247,4 +253,7 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
 
     [LoggerMessage(EventId = 503, Level = LogLevel.Information, Message = "Stopped; checkpoints of {Count} experts written")]
     private static partial void LogStopped(ILogger logger, int count);
+
+    [LoggerMessage(EventId = 504, Level = LogLevel.Error, Message = "Stopped; the checkpoints of {Unsaved} could NOT be written (see above), {Saved} others were")]
+    private static partial void LogStoppedUnsaved(ILogger logger, string unsaved, int saved);
 }
