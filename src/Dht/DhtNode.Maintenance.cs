@@ -47,7 +47,7 @@ public sealed partial class DhtNode
         foreach (var (peer, result) in pings)
         {
             if (!result.IsOk) problems[peer] = $"{result.Outcome}: {result.Error}";
-            else if (result.Value == PeerId) problems[peer] = "that address is this node itself";
+            else if (result.Value == PeerId) problems[peer] = "the peer there has this node's own PeerId: it is this node, or another node runs with the same key file (give each node its own --key-file)";
             else if (peer.PeerId is { } expected && expected != result.Value) problems[peer] = $"it answered as {result.Value}, not the expected {expected}";
             else
             {

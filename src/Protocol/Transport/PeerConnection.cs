@@ -81,7 +81,9 @@ public sealed class PeerConnection : IFrameSink, IAsyncDisposable
         {
             if (stream is not null) await stream.DisposeAsync();
             else socket.Dispose();
-            string why = e is OperationCanceledException ? "timed out" : e.Message;
+            string why = e is OperationCanceledException ? "timed out" : e.Message.TrimEnd('.');
+            // Once connected, a failed handshake is mostly a wrong port or a TLS mismatch: say which.
+            if (stream is not null && await HandshakeDiagnosis.HintAsync(endpoint.Address, options.UseTls, e, time, cancellationToken) is { } hint) why = $"{why}; {hint}";
             throw new PeerUnavailableException($"Cannot reach peer {endpoint}: {why}", e);
         }
         catch

@@ -4,8 +4,8 @@ using MoEMesh.Protocol.Identity;
 
 namespace MoEMesh.Node.Tests;
 
-/// <summary>Checkpoints that cannot be restored or written stop the start with the setting named, or make the stop say what was not saved.</summary>
-public class CheckpointFailureTests
+/// <summary>Starts that cannot work say why: checkpoints that cannot be restored or written, a key file two nodes share; and a stop says which checkpoints it could not write.</summary>
+public class StartAndStopFailureTests
 {
     private static async Task<NodeConfigurationException> StartFailsAsync(NodeOptions options)
     {
@@ -48,5 +48,15 @@ public class CheckpointFailureTests
         await node.DisposeAsync();
         Assert.Equal(["ffn.1"], node.Node.UnsavedExperts);
         Assert.True(File.Exists(Path.Combine(checkpoints, "ffn.0", "checkpoint.json")));
+    }
+
+    [Fact]
+    public async Task TwoNodesSharingAKey_TheSecondSaysSo()
+    {
+        using var folder = new TempFolder();
+        await using var first = await TestNode.StartAsync(TestNode.Configure(folder.Sub("a")), 43);
+        var options = TestNode.Configure(folder.Sub("b"));
+        var e = await Assert.ThrowsAsync<Dht.Node.DhtBootstrapException>(() => TestNode.StartAsync(options, 43, first));
+        Assert.Contains("the peer there has this node's own PeerId: it is this node, or another node runs with the same key file (give each node its own --key-file)", e.Message);
     }
 }
