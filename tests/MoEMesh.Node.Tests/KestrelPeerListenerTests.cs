@@ -33,4 +33,22 @@ public class KestrelPeerListenerTests
         Assert.Equal(payload, response.Payload.ToArray());
         Assert.Equal(1, server.ConnectionsAccepted);
     }
+
+    [Fact]
+    public async Task KestrelEndpoint_TellsAPeerThatBreaksTheFramingWhy_BeforeClosing()
+    {
+        var options = new PeerProtocolOptions { UseTls = false };
+        using var serverIdentity = PeerIdentity.Create();
+        var server = new PeerServer(serverIdentity, new PeerRouter(TimeProvider.System), options, TimeProvider.System);
+        await using var listener = await KestrelPeerListener.StartAsync(server, new IPEndPoint(IPAddress.Loopback, 0), default);
+        var oversizedPing = new byte[Protocol.Framing.FrameHeader.Size + 100];
+        new Protocol.Framing.FrameHeader(Protocol.Framing.FrameKind.Ping, Protocol.Framing.FrameFlags.None, 1, 100).Write(oversizedPing);
+        for (int i = 0; i < 10; i++)
+        {
+            using var identity = PeerIdentity.Create();
+            await using var raw = await Testing.RawConnection.OpenAsync(listener.Address, identity, useTls: false);
+            await raw.SendAsync(oversizedPing);
+            Assert.Contains("ping body of 100 bytes exceeds 64", await raw.ReadGoAwayAsync() ?? "(closed with no GoAway)");
+        }
+    }
 }

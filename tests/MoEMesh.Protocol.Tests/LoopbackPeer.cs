@@ -167,7 +167,7 @@ internal sealed class PipeListener : IAsyncDisposable
     private async Task ServeAsync(PeerServer server, Socket socket)
     {
         await using var stream = new NetworkStream(socket, ownsSocket: true);
-        var pipe = new Pipe(PipeReader.Create(stream), PipeWriter.Create(stream));
+        var pipe = new Pipe(PipeReader.Create(stream, new StreamPipeReaderOptions(leaveOpen: true)), PipeWriter.Create(stream, new StreamPipeWriterOptions(leaveOpen: true)));
         await server.HandlePipeAsync(pipe, socket.RemoteEndPoint, _stopping.Token);
     }
 

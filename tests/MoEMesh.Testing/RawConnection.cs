@@ -99,6 +99,28 @@ public sealed class RawConnection : IAsyncDisposable
         }
     }
 
+    /// <summary>Reads until the server closes the connection; returns the reason of the GoAway it sent first, or null when it sent none.</summary>
+    public async Task<string?> ReadGoAwayAsync()
+    {
+        using var limit = new CancellationTokenSource(Bound);
+        try
+        {
+            while (true)
+            {
+                var read = await _input.ReadAsync(limit.Token);
+                var buffer = read.Buffer;
+                while (FrameHeader.TryRead(ref buffer, out var header, out var body))
+                    if (header.Kind == FrameKind.GoAway) return System.Text.Encoding.UTF8.GetString(body.ToArray());
+                if (read.IsCompleted) return null;
+                _input.AdvanceTo(buffer.Start, buffer.End);
+            }
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>True once the server has closed the connection (reads end), within the bound; false if it has not by then.</summary>
     public Task<bool> ClosedByServerAsync() => ClosedWithinAsync(Bound);
 
