@@ -90,7 +90,7 @@ public sealed class StartFailureTests : IDisposable
         Assert.True(await node.WaitForExitAsync(Bound), node.Output);
         Assert.True(node.ExitCode == 1, $"exit {node.ExitCode}:\n{node.Output}");
         Assert.Contains("The checkpoints of ffn.3.3 could not be written: their training since the last checkpoint is lost", node.Output);
-        Assert.DoesNotContain("checkpoints of 1 experts written", node.Output);
+        Assert.DoesNotContain("Stopped; checkpoints of", node.Output);
         Assert.DoesNotContain("   at ", node.Output);
     }
 

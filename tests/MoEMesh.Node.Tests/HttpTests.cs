@@ -53,4 +53,30 @@ public sealed class HttpTests : IDisposable
         var status = NodeStatus.FromJson(response.Payload.Span);
         Assert.Equal("ffn.6.0", Assert.Single(status.Experts).Uid);
     }
+
+    [Fact]
+    public async Task GetEndpoints_TakeHead_AndEveryErrorHasAJsonBody()
+    {
+        await using var node = await TestNode.StartAsync(TestNode.Configure(_folder.Path, TestNode.Ffn("ffn.7.0")), 13);
+        using var http = new HttpClient { BaseAddress = node.Http, Timeout = TimeSpan.FromSeconds(30) };
+        foreach (var path in (string[])["/v1/status", "/v1/experts/ffn.7.0", "/v1/models", "/metrics"])
+        {
+            using var head = await http.SendAsync(new HttpRequestMessage(HttpMethod.Head, path));
+            Assert.True(head.IsSuccessStatusCode, $"HEAD {path}: {head.StatusCode}");
+            Assert.Empty(await head.Content.ReadAsByteArrayAsync());
+        }
+
+        using var missing = await http.GetAsync("/v1/nowhere");
+        Assert.Equal(System.Net.HttpStatusCode.NotFound, missing.StatusCode);
+        using (var error = JsonDocument.Parse(await missing.Content.ReadAsStringAsync()))
+            Assert.StartsWith("no endpoint /v1/nowhere; the endpoints are GET /v1/status", error.RootElement.GetProperty("error").GetString());
+        using var wrongMethod = await http.GetAsync("/v1/query");
+        Assert.Equal(System.Net.HttpStatusCode.MethodNotAllowed, wrongMethod.StatusCode);
+        using (var error = JsonDocument.Parse(await wrongMethod.Content.ReadAsStringAsync()))
+            Assert.StartsWith("GET is not taken by /v1/query", error.RootElement.GetProperty("error").GetString());
+
+        var status = await http.GetStringAsync("/v1/status");
+        Assert.Contains("->", status);
+        Assert.DoesNotContain("\\u003E", status);
+    }
 }

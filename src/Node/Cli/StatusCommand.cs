@@ -52,7 +52,7 @@ internal static class StatusCommand
         Console.WriteLine($"peer id        {s.PeerId}");
         Console.WriteLine($"listening on   {s.ListenAddress}; announced as {string.Join(", ", s.AnnounceAddresses)}{(s.ClientMode ? " (client mode)" : "")}");
         Console.WriteLine($"DHT            {s.RoutingTableSize} contacts, {s.DhtRecords} records held");
-        Console.WriteLine($"uptime         {Durations.Human(TimeSpan.FromSeconds(s.UptimeSeconds))}{(s.AnnouncedAfterMs is { } ms ? $"; experts announced {Durations.Human(TimeSpan.FromMilliseconds(ms))} after start" : "")}");
+        Console.WriteLine($"uptime         {Words.Duration(TimeSpan.FromSeconds(s.UptimeSeconds))}{(s.AnnouncedAfterMs is { } ms ? $"; experts announced {Words.Duration(TimeSpan.FromMilliseconds(ms))} after start" : "")}");
         Console.WriteLine($"experts        {s.Experts.Count}");
         foreach (var e in s.Experts)
             Console.WriteLine($"  {e.Uid,-16} {e.Type,-8} {e.Schema,-24} updates {e.Updates,6}  queue {e.QueueDepth,3}  p50 {e.LatencyP50Ms,8:F2} ms  p95 {e.LatencyP95Ms,8:F2} ms");

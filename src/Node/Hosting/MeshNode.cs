@@ -180,7 +180,7 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
         {
             await AnnounceAsync(cancellationToken);
             AnnouncedAfter = time.GetUtcNow() - new DateTimeOffset(Process.GetCurrentProcess().StartTime.ToUniversalTime());
-            LogAnnounced(_logger, Experts.Count, AnnouncedAfter.Value.TotalMilliseconds);
+            LogAnnounced(_logger, Words.Count(Experts.Count, "expert"), AnnouncedAfter.Value.TotalMilliseconds);
         }
         _background = Task.WhenAll(_computeLoop, AnnounceLoopAsync(_stopAnnouncing.Token), CheckpointLoopAsync(_stopping.Token), ModelSyncLoopAsync(_stopAnnouncing.Token));
     }
@@ -216,8 +216,8 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
         if (Dht is not null) await Dht.DisposeAsync();
         if (_listener is not null) await _listener.DisposeAsync();
         if (_pool is not null) await _pool.DisposeAsync();
-        if (UnsavedExperts.Count == 0) LogStopped(_logger, Experts.Count);
-        else LogStoppedUnsaved(_logger, string.Join(", ", UnsavedExperts), Experts.Count - UnsavedExperts.Count);
+        if (UnsavedExperts.Count == 0) LogStopped(_logger, Words.Count(Experts.Count, "expert"));
+        else LogStoppedUnsaved(_logger, string.Join(", ", UnsavedExperts), Words.Count(Experts.Count - UnsavedExperts.Count, "expert"));
     }
 
     /// <summary>The experts whose checkpoint could not be written when the node stopped (their training since the last checkpoint is lost).</summary>
@@ -245,15 +245,15 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
     [LoggerMessage(EventId = 500, Level = LogLevel.Information, Message = "Node {PeerId} listening on {Address}; DHT routing table holds {Contacts} contacts")]
     private static partial void LogJoined(ILogger logger, string peerId, string address, int contacts);
 
-    [LoggerMessage(EventId = 501, Level = LogLevel.Information, Message = "Announced {Count} experts {ElapsedMs:F0} ms after process start")]
-    private static partial void LogAnnounced(ILogger logger, int count, double elapsedMs);
+    [LoggerMessage(EventId = 501, Level = LogLevel.Information, Message = "Announced {Experts} {ElapsedMs:F0} ms after process start")]
+    private static partial void LogAnnounced(ILogger logger, string experts, double elapsedMs);
 
     [LoggerMessage(EventId = 502, Level = LogLevel.Warning, Message = "{InFlight} expert calls were still running after the {DrainSeconds} s drain timeout; stopping anyway")]
     private static partial void LogDrainTimedOut(ILogger logger, int inFlight, double drainSeconds);
 
-    [LoggerMessage(EventId = 503, Level = LogLevel.Information, Message = "Stopped; checkpoints of {Count} experts written")]
-    private static partial void LogStopped(ILogger logger, int count);
+    [LoggerMessage(EventId = 503, Level = LogLevel.Information, Message = "Stopped; checkpoints of {Experts} written")]
+    private static partial void LogStopped(ILogger logger, string experts);
 
-    [LoggerMessage(EventId = 504, Level = LogLevel.Error, Message = "Stopped; the checkpoints of {Unsaved} could NOT be written (see above), {Saved} others were")]
-    private static partial void LogStoppedUnsaved(ILogger logger, string unsaved, int saved);
+    [LoggerMessage(EventId = 504, Level = LogLevel.Error, Message = "Stopped; the checkpoints of {Unsaved} could NOT be written (see above); those of {Saved} were")]
+    private static partial void LogStoppedUnsaved(ILogger logger, string unsaved, string saved);
 }

@@ -134,10 +134,11 @@ public static class NodeHost
 
     private static void MapEndpoints(WebApplication app)
     {
+        app.UseJsonErrors();
         app.MapQueries();
-        app.MapGet("/v1/status", (MeshNode node) => Results.Bytes(NodeStatus.Of(node).ToJson(), "application/json"));
-        app.MapGet("/metrics", (PrometheusExporter exporter) => Results.Text(exporter.Render(), "text/plain; version=0.0.4; charset=utf-8"));
-        app.MapGet("/v1/experts/{uid}", async (string uid, MeshNode node, CancellationToken cancellationToken) =>
+        app.MapMethods("/v1/status", HttpErrors.Read, (MeshNode node) => Results.Bytes(NodeStatus.Of(node).ToJson(), "application/json"));
+        app.MapMethods("/metrics", HttpErrors.Read, (PrometheusExporter exporter) => Results.Text(exporter.Render(), "text/plain; version=0.0.4; charset=utf-8"));
+        app.MapMethods("/v1/experts/{uid}", HttpErrors.Read, async (string uid, MeshNode node, CancellationToken cancellationToken) =>
         {
             if (!ExpertUid.TryParse(uid, out var parsed, out var error)) return Results.BadRequest(new { error });
             var hosts = (await node.Directory.FindAsync([parsed], cancellationToken))[parsed];

@@ -20,7 +20,12 @@ public sealed record NodeStatus(
     /// <summary>The peer method that answers with this document.</summary>
     public const string Method = "node.status";
 
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
+    // Read by people and scripts, never embedded in HTML: schemas keep their "->" rather than "\u003E".
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        WriteIndented = true,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
 
     /// <summary>The status of a running node.</summary>
     public static NodeStatus Of(MeshNode node) => new(

@@ -26,7 +26,7 @@ internal static class QueryEndpoints
             http.Response.ContentLength = json.Length;
             await http.Response.Body.WriteAsync(json, http.RequestAborted);
         });
-        app.MapGet("/v1/models", async (MeshNode node, CancellationToken cancellationToken) =>
+        app.MapMethods("/v1/models", HttpErrors.Read, async (MeshNode node, CancellationToken cancellationToken) =>
         {
             var known = await node.Models.ListAsync(cancellationToken);
             var held = node.HeldModels.ToDictionary(m => m.Name, StringComparer.Ordinal);

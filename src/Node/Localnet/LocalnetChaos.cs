@@ -22,7 +22,7 @@ internal static class LocalnetChaos
             state.Save(runDir);
         }
         if (restartAfter is not { } delay) return state;
-        output.WriteLine($"restarting them in {Cli.Durations.Human(delay)}");
+        output.WriteLine($"restarting them in {Words.Duration(delay)}");
         await Task.Delay(delay, probe.Time, cancellationToken);
         var until = probe.Time.GetUtcNow() + limit;
         foreach (var node in victims) state = LocalnetUp.Started(state, node, runDir);

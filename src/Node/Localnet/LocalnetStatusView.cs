@@ -15,7 +15,7 @@ internal static class LocalnetStatusView
             string peerId = (status?.PeerId ?? node.PeerId) is { } id ? id[..Math.Min(12, id.Length)] + "…" : "-";
             output.WriteLine($"{node.Index,-5} {(LocalnetProcesses.IsRunning(node) ? node.Pid.ToString() : "-"),-8} {peerId,-14} {node.PeerPort,9} {node.HttpPort,9} "
                 + $"{status?.Experts.Count.ToString() ?? "-",7} {status?.Experts.Sum(e => e.QueueDepth).ToString() ?? "-",5} "
-                + $"{(status is { Experts.Count: > 0 } ? status.Experts.Max(e => e.LatencyP50Ms).ToString("F2") : "-"),7} {(status is null ? "-" : Cli.Durations.Human(TimeSpan.FromSeconds(status.UptimeSeconds))),8}  {condition}");
+                + $"{(status is { Experts.Count: > 0 } ? status.Experts.Max(e => e.LatencyP50Ms).ToString("F2") : "-"),7} {(status is null ? "-" : Words.Duration(TimeSpan.FromSeconds(status.UptimeSeconds))),8}  {condition}");
         }
         output.WriteLine($"{up} of {state.Nodes.Count} nodes up");
         return 0;
