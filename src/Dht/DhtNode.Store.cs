@@ -150,7 +150,7 @@ public sealed partial class DhtNode
         public DhtStoreResult ToResult(int wanted)
         {
             if (Replicas >= wanted) return new DhtStoreResult(Record, Replicas, null);
-            string why = Problems.Count > 0 ? string.Join("; ", Problems) : $"only {CandidatesKnown} nodes are known near the key";
+            string why = Problems.Count > 0 ? string.Join("; ", Problems) : (CandidatesKnown == 1 ? "only 1 node is known near the key" : $"only {CandidatesKnown} nodes are known near the key");
             return new DhtStoreResult(Record, Replicas, $"stored on {Replicas} of the {wanted} nodes wanted: {why}");
         }
     }

@@ -189,6 +189,11 @@ public sealed class ModelLifeTests : IDisposable
             (["query", "--peer", peer, "--no-tls", "--model", "m", "--timeout", "-1", "hello"], 2, "--timeout must be above 0"),
             (["train", "--peer", peer, "--no-tls", "--model", "m", "--data", good, "--epoch", "2"], 2, "Unrecognized command or argument '--epoch'"),
             (["train", "--peer", peer, "--no-tls", "--model", "m", "--data", good, "--k", "0"], 2, "--k must be between 1 and 64"),
+            (["train", "--peer", peer, "--no-tls", "--model", "m", "--data", good, "--epochs", "x"], 2, "--epochs: 'x' is not a whole number."),
+            (["dht", "put", "k", "v", "--peer", peer, "--no-tls", "--ttl", "-5"], 2, "--ttl must be above 0 and at most 3600 seconds (nodes keep a value at most an hour); got -5."),
+            (["dht", "put", "k", "v", "--peer", peer, "--no-tls", "--ttl", "7200"], 2, "--ttl must be above 0 and at most 3600 seconds"),
+            (["dht", "put", "k", "v", "--peer", peer, "--no-tls", "--timeout", "0"], 2, "--timeout must be above 0"),
+            (["dht", "put", "k", "v", "--peer", peer, "--no-tls"], 0, "stored on 1 of the 5 nodes wanted: only 1 node is known near the key"),
         ];
         foreach (var (args, exit, said) in cases)
         {
@@ -196,6 +201,7 @@ public sealed class ModelLifeTests : IDisposable
             Assert.True(run.ExitCode == exit && (run.Error + run.Out).Contains(said, StringComparison.Ordinal),
                 $"moemesh {string.Join(' ', args)}: expected exit {exit} saying \"{said}\"; got {run}");
             Assert.DoesNotContain("   at ", run.Error);
+            Assert.True(run.Out.Trim().Split('\n').Length <= 1 || exit != 0 || args[0] != "dht", $"dht put printed more than one line: {run}");
         }
     }
 }

@@ -54,7 +54,12 @@ internal static class DhtCommands
         var noTls = CommonOptions.NoTls();
         var timeout = CommonOptions.Timeout();
         var subkey = new Option<string?>("--subkey") { Description = "Store under this subkey of the key" };
-        var ttl = new Option<double>("--ttl") { Description = "Seconds until the value expires", DefaultValueFactory = _ => 60 };
+        var ttl = new Option<double>("--ttl") { Description = $"Seconds until the value expires, at most {MaxTtlSeconds} (nodes keep a value at most an hour)", DefaultValueFactory = _ => 60 };
+        ttl.Validators.Add(r =>
+        {
+            double seconds = r.GetValueOrDefault<double>();
+            if (!(seconds > 0) || seconds > MaxTtlSeconds) r.AddError($"--ttl must be above 0 and at most {MaxTtlSeconds} seconds (nodes keep a value at most an hour); got {seconds}.");
+        });
         var keyFile = new Option<string?>("--key-file") { Description = "Sign with this node key (needed when the key or subkey names its PeerId)" };
         var command = new Command("put", "Store a value on the nearest nodes of its key") { key, value, peer, noTls, timeout, subkey, ttl, keyFile };
         command.SetAction(async (result, cancellationToken) =>
@@ -77,12 +82,15 @@ internal static class DhtCommands
             var stored = await WithDhtAsync(result.GetValue(peer)!, !result.GetValue(noTls), result.GetValue(timeout), signer, cancellationToken,
                 node => node.StoreAsync(record, cancellationToken));
             if (!stored.Ok) return 1;
-            Console.WriteLine(stored.Result!.Succeeded ? $"stored on {stored.Result.Replicas} nodes" : $"not stored: {stored.Result.Problem}");
-            if (stored.Result.Problem is { } problem && stored.Result.Succeeded) Console.WriteLine(problem);
+            // One line: where it went, and why not to as many nodes as wanted when that is so.
+            Console.WriteLine(stored.Result!.Succeeded ? stored.Result.Problem ?? $"stored on {Words.Count(stored.Result.Replicas, "node")}" : $"not stored: {stored.Result.Problem}");
             return stored.Result.Succeeded ? 0 : 1;
         });
         return command;
     }
+
+    /// <summary>The longest a value lives: the DHT's default MaxTtl (an hour); nodes refuse values that would outlive it.</summary>
+    private static readonly double MaxTtlSeconds = new Dht.DhtOptions().MaxTtl.TotalSeconds;
 
     /// <summary>Joins through <paramref name="peerText"/> as a client-mode node, runs <paramref name="work"/>, leaves.</summary>
     private static async Task<(bool Ok, T? Result)> WithDhtAsync<T>(string peerText, bool useTls, double timeoutSeconds, PeerIdentity? identity,
