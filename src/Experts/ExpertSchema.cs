@@ -35,5 +35,6 @@ public sealed record ExpertSchema(TensorShape InputShape, TensorShape OutputShap
     {
         if (shape.Rank != sample.Rank + 1 || shape.WithoutRows() != sample)
             throw new ArgumentException($"{what}: expected shape [batch, {string.Join(", ", sample.ToArray())}], got {shape}.");
+        if (shape.Rows == 0) throw new ArgumentException($"{what}: the batch has no rows (shape {shape}); send at least one.");
     }
 }

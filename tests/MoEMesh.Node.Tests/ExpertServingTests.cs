@@ -53,6 +53,17 @@ public sealed class ExpertServingTests : IDisposable
     }
 
     [Fact]
+    public async Task AnEmptyBatch_IsRefusedWithOurOwnMessage()
+    {
+        await using var host = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("a"), TestNode.Ffn("ffn.2.0")), 5);
+        var invoker = new RemoteExpertInvoker(host.Node.Transport);
+        using var empty = Tensor.Zeros(0, 8);
+        var result = await invoker.ForwardAsync(new ExpertTarget(ExpertUid.Parse("ffn.2.0"), host.Endpoint), empty, Compression.None, Deadline, default);
+        Assert.False(result.IsOk);
+        Assert.Contains("input of expert ffn.2.0: the batch has no rows (shape [0, 8]); send at least one.", result.ToString());
+    }
+
+    [Fact]
     public async Task Backward_StepsTheHostsOptimizer_AndChangesLaterOutputs()
     {
         await using var host = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("a"), TestNode.Ffn("ffn.1.0")), 3);
