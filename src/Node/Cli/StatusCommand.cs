@@ -51,7 +51,7 @@ internal static class StatusCommand
     {
         Console.WriteLine($"peer id        {s.PeerId}");
         Console.WriteLine($"listening on   {s.ListenAddress}; announced as {string.Join(", ", s.AnnounceAddresses)}{(s.ClientMode ? " (client mode)" : "")}");
-        Console.WriteLine($"DHT            {s.RoutingTableSize} contacts, {s.DhtRecords} records held");
+        Console.WriteLine($"DHT            {Words.Count(s.RoutingTableSize, "contact")}, {Words.Count(s.DhtRecords, "record")} held");
         Console.WriteLine($"uptime         {Words.Duration(TimeSpan.FromSeconds(s.UptimeSeconds))}{(s.AnnouncedAfterMs is { } ms ? $"; experts announced {Words.Duration(TimeSpan.FromMilliseconds(ms))} after start" : "")}");
         Console.WriteLine($"experts        {s.Experts.Count}");
         foreach (var e in s.Experts)
