@@ -17,6 +17,20 @@ public abstract class SettingRuleAttribute : ValidationAttribute
     /// <summary>What is wrong with a value that is present, or null when it is fine.</summary>
     protected abstract string? Problem(object value);
 
+    /// <summary>The message of the <see cref="FormatException"/> <paramref name="parse"/> throws, or null when it parses: for kinds whose parser says what is wrong.</summary>
+    protected static string? ParseProblem(Action parse)
+    {
+        try
+        {
+            parse();
+            return null;
+        }
+        catch (FormatException e)
+        {
+            return e.Message.TrimEnd('.');
+        }
+    }
+
     /// <inheritdoc />
     protected sealed override ValidationResult? IsValid(object? value, ValidationContext context) =>
         ProblemWith(value) is { } problem ? new ValidationResult(problem, context?.MemberName is { } member ? [member] : []) : ValidationResult.Success;

@@ -6,16 +6,5 @@ namespace MoEMesh.Node.Hosting;
 public sealed class UidPatternAttribute : SettingRuleAttribute
 {
     /// <inheritdoc />
-    protected override string? Problem(object value)
-    {
-        try
-        {
-            UidPattern.Parse((string)value);
-            return null;
-        }
-        catch (FormatException e)
-        {
-            return e.Message.TrimEnd('.');
-        }
-    }
+    protected override string? Problem(object value) => ParseProblem(() => UidPattern.Parse((string)value));
 }

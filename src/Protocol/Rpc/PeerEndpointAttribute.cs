@@ -6,16 +6,5 @@ namespace MoEMesh.Protocol.Rpc;
 public sealed class PeerEndpointAttribute : SettingRuleAttribute
 {
     /// <inheritdoc />
-    protected override string? Problem(object value)
-    {
-        try
-        {
-            PeerEndpoint.Parse((string)value);
-            return null;
-        }
-        catch (FormatException e)
-        {
-            return e.Message.TrimEnd('.');
-        }
-    }
+    protected override string? Problem(object value) => ParseProblem(() => PeerEndpoint.Parse((string)value));
 }
