@@ -34,7 +34,8 @@ public sealed partial class DhtNode
             await Task.Delay(wait, Time, cancellationToken);
         }
         throw new DhtBootstrapException(
-            $"Could not join the DHT: none of the {_initialPeers.Count} initial peers answered after {Options.BootstrapAttempts} attempts. "
+            $"Could not join the DHT: {(_initialPeers.Count == 1 ? "the initial peer did not answer" : $"none of the {_initialPeers.Count} initial peers answered")} "
+            + $"after {(Options.BootstrapAttempts == 1 ? "1 attempt" : $"{Options.BootstrapAttempts} attempts")}. "
             + string.Join("; ", _initialPeers.Select(p => $"{p}: {problems.GetValueOrDefault(p, "no answer")}")));
     }
 

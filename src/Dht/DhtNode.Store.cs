@@ -85,7 +85,9 @@ public sealed partial class DhtNode
                 var (plan, p) = chunk[i];
                 bool ok = result.IsOk && result.Value!.Count == chunk.Length;
                 var outcome = ok ? result.Value![i] : new StoreOutcome(StoreStatus.Rejected, $"{result.Outcome}: {result.Error}");
-                if (!ok || p.Take(node.PeerId.ToString(), outcome)) refused.Add(plan);
+                // A failed call is recorded as a problem too, so the result says why the replica is missing.
+                bool full = p.Take(node.PeerId.ToString(), outcome);
+                if (!ok || full) refused.Add(plan);
             }
         }
         foreach (var plan in plans)

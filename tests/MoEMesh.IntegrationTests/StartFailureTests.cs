@@ -27,14 +27,14 @@ public sealed class StartFailureTests : IDisposable
 
     public static TheoryData<string, int, string> Cases() => new()
     {
-        { "listen-taken", 2, "MoEMesh:Listen: 127.0.0.1:{taken} is already in use (another node or program listens there); choose another port (--listen)" },
-        { "http-taken", 2, "MoEMesh:HttpListen: 127.0.0.1:{taken} is already in use (another node or program listens there); choose another port (--http)" },
-        { "not-here", 2, "MoEMesh:Listen: 10.255.255.1:7000 is not an address of this machine" },
-        { "type", 2, "MoEMesh:Experts:0:Type: 'nope' is not an expert type this node knows (ffn, identity, mlp) (--expert-type)." },
+        { "listen-taken", 2, "Invalid configuration: --listen: 127.0.0.1:{taken} is already in use (another node or program listens there); choose another port." },
+        { "http-taken", 2, "Invalid configuration: --http: 127.0.0.1:{taken} is already in use (another node or program listens there); choose another port." },
+        { "not-here", 2, "Invalid configuration: --listen: 10.255.255.1:7000 is not an address of this machine" },
+        { "type", 2, "Invalid configuration: --expert-type: 'nope' is not an expert type this node knows (ffn, identity, mlp)." },
         { "json", 2, "--config: broken.json is not valid JSON:" },
         { "fraction", 2, "--num-experts: '2.5' is not a whole number." },
         { "unknown", 2, "MoEMesh:Listn: there is no such setting" },
-        { "no-peer", 3, "Could not join the DHT: none of the 1 initial peers answered" },
+        { "no-peer", 3, "Could not join the DHT: the initial peer did not answer after 4 attempts." },
     };
 
     [Theory]

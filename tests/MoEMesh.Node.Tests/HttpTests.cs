@@ -25,6 +25,7 @@ public sealed class HttpTests : IDisposable
         using var http = new HttpClient { BaseAddress = node.Http, Timeout = TimeSpan.FromSeconds(30) };
 
         var status = NodeStatus.FromJson(await http.GetByteArrayAsync("/v1/status"));
+        Assert.True(status.Ready); // started: joined, experts built and announced
         Assert.Equal(node.Node.PeerId.ToString(), status.PeerId);
         Assert.Equal(["ffn.5.0", "ffn.5.1"], status.Experts.Select(e => e.Uid));
         Assert.Equal(node.Node.ListenAddress.ToString(), status.ListenAddress);

@@ -33,7 +33,7 @@ internal static class DhtCommands
         {
             var value = await WithDhtAsync(result.GetValue(peer)!, !result.GetValue(noTls), result.GetValue(timeout), null, cancellationToken,
                 node => node.GetAsync(result.GetValue(key)!, result.GetValue(latest), cancellationToken));
-            if (!value.Ok) return 1;
+            if (!value.Ok) return value.Exit;
             if (value.Result is null)
             {
                 Console.Error.WriteLine($"no value under {result.GetValue(key)}");
@@ -81,7 +81,7 @@ internal static class DhtCommands
                 : DhtRecord.Signed(result.GetValue(key)!, result.GetValue(subkey), bytes, expiration, signer);
             var stored = await WithDhtAsync(result.GetValue(peer)!, !result.GetValue(noTls), result.GetValue(timeout), signer, cancellationToken,
                 node => node.StoreAsync(record, cancellationToken));
-            if (!stored.Ok) return 1;
+            if (!stored.Ok) return stored.Exit;
             // One line: where it went, and why not to as many nodes as wanted when that is so.
             Console.WriteLine(stored.Result!.Succeeded ? stored.Result.Problem ?? $"stored on {Words.Count(stored.Result.Replicas, "node")}" : $"not stored: {stored.Result.Problem}");
             return stored.Result.Succeeded ? 0 : 1;
@@ -93,12 +93,13 @@ internal static class DhtCommands
     private static readonly double MaxTtlSeconds = new Dht.DhtOptions().MaxTtl.TotalSeconds;
 
     /// <summary>Joins through <paramref name="peerText"/> as a client-mode node, runs <paramref name="work"/>, leaves.</summary>
-    private static async Task<(bool Ok, T? Result)> WithDhtAsync<T>(string peerText, bool useTls, double timeoutSeconds, PeerIdentity? identity,
+    /// <remarks>When joining fails (the reason is written), <c>Exit</c> is the verb's exit code: 2 a bad --peer, 3 no peer answered.</remarks>
+    private static async Task<(bool Ok, T? Result, int Exit)> WithDhtAsync<T>(string peerText, bool useTls, double timeoutSeconds, PeerIdentity? identity,
         CancellationToken cancellationToken, Func<DhtNode, Task<T>> work)
     {
-        var (client, _) = await SwarmClient.JoinAsync(peerText, useTls, timeoutSeconds, null, identity, cancellationToken);
-        if (client is null) return (false, default);
-        await using (client) return (true, await work(client.Dht));
+        var (client, exit) = await SwarmClient.JoinAsync(peerText, useTls, timeoutSeconds, null, identity, cancellationToken);
+        if (client is null) return (false, default, exit);
+        await using (client) return (true, await work(client.Dht), 0);
     }
 
     /// <summary>UTF-8 text when the bytes are printable text, else base64.</summary>

@@ -33,11 +33,14 @@ internal static class MoEMeshCommand
         var parsed = root.Parse(args);
         if (parsed.Errors.Count == 0) return parsed.InvokeAsync(configuration);
         // Bad flags: what is wrong, one line each, and where the flags are listed (exit 2, as for bad values).
-        foreach (var error in parsed.Errors) Console.Error.WriteLine(InWords(error.Message));
+        var errors = parsed.Errors.Select(e => e.Message).ToList();
+        // A mistyped verb also trips "Required command was not provided": the unrecognized word says it better.
+        if (errors.Count > 1) errors.Remove("Required command was not provided.");
+        foreach (var error in errors) Console.Error.WriteLine(InWords(error));
         var verbs = new List<string>();
         for (var command = parsed.CommandResult; command is not null && command.Command != root; command = command.Parent as System.CommandLine.Parsing.CommandResult)
             verbs.Insert(0, command.Command.Name);
-        Console.Error.WriteLine($"`{string.Join(' ', ["moemesh", .. verbs, "--help"])}` lists the flags.");
+        Console.Error.WriteLine($"`{string.Join(' ', ["moemesh", .. verbs, "--help"])}` lists the {(verbs.Count == 0 ? "verbs" : "flags")}.");
         return Task.FromResult(2);
     }
 

@@ -13,6 +13,14 @@ namespace MoEMesh.Node.Cli;
 /// </summary>
 internal static partial class NodeCommand
 {
+    /// <summary>"MoEMesh:Listen: ..." as "--listen: ..." when the flag set that setting.</summary>
+    private static string ByFlag(string problem, IReadOnlyDictionary<string, string> flagOf)
+    {
+        int colon = problem.IndexOf(": ", StringComparison.Ordinal);
+        if (colon < 0 || !flagOf.TryGetValue(problem[..colon], out var flag)) return problem;
+        return flag + problem[colon..].Replace($" ({flag})", "", StringComparison.Ordinal);
+    }
+
     [LoggerMessage(EventId = 599, Level = LogLevel.Debug, Message = "The node stopped on an exception")]
     private static partial void LogFailed(ILogger logger, Exception exception);
 
@@ -68,10 +76,15 @@ internal static partial class NodeCommand
         command.SetAction(async (result, cancellationToken) =>
         {
             var flags = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+            var flagOf = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
             foreach (var (option, settings) in map)
             {
                 if (result.GetResult(option) is null) continue;
-                foreach (var (key, value) in settings(result.GetValue<object?>(option.Name))) flags[key] = value;
+                foreach (var (key, value) in settings(result.GetValue<object?>(option.Name)))
+                {
+                    flags[key] = value;
+                    flagOf[key] = option.Name;
+                }
             }
             Microsoft.AspNetCore.Builder.WebApplication? app = null;
             ILogger? logger = null;
@@ -88,8 +101,11 @@ internal static partial class NodeCommand
             }
             catch (NodeConfigurationException e)
             {
-                // One problem per line, so a file with several mistakes is fixed in one pass.
-                Console.Error.WriteLine($"Invalid configuration:{Environment.NewLine}  {e.Message.ReplaceLineEndings(Environment.NewLine + "  ")}");
+                // One problem per line, so a file with several mistakes is fixed in one pass; named by the flag when a flag set it.
+                var problems = e.Message.Split(Environment.NewLine).Select(p => ByFlag(p, flagOf)).ToArray();
+                Console.Error.WriteLine(problems.Length == 1
+                    ? $"Invalid configuration: {problems[0]}"
+                    : $"Invalid configuration:{Environment.NewLine}  {string.Join(Environment.NewLine + "  ", problems)}");
                 return 2;
             }
             catch (DhtBootstrapException e)

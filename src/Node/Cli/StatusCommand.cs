@@ -24,7 +24,8 @@ internal static class StatusCommand
             if (!response.IsOk)
             {
                 Console.Error.WriteLine($"status of {endpoint}: {response}");
-                return 1;
+                // The peer did not answer (unreachable, not a peer port, timed out): 3, as for every verb.
+                return response.Status is Protocol.Wire.StatusCode.Unavailable or Protocol.Wire.StatusCode.DeadlineExceeded ? 3 : 1;
             }
             if (result.GetValue(json))
             {

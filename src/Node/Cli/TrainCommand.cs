@@ -139,7 +139,7 @@ internal static class TrainCommand
                 // The trainer calls experts as its publisher key, so hosts can allow exactly it to train their experts.
                 var (swarm, exit) = await SwarmClient.JoinAsync(result.GetValue(peer)!, !result.GetValue(noTls), result.GetValue(timeout), routing, publisher, cancellationToken);
                 if (swarm is null) return exit;
-                Console.WriteLine($"training as {publisher.PeerId}: the experts' hosts train them only for peers they allow (--training-peers {publisher.PeerId}, or --open-training)");
+                Console.WriteLine($"training as {publisher.PeerId} (hosts that do not run --open-training take training only from the PeerIds in their --training-peers)");
                 await using (swarm)
                 {
                     var (kind, problem) = await GridProbe.ProbeAsync(swarm, expertGrid, result.GetValue(expertType), result.GetValue(hiddenDim), cancellationToken);

@@ -122,7 +122,7 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
         }
         catch (SocketException e) when (e.SocketErrorCode is SocketError.AddressAlreadyInUse or SocketError.AddressNotAvailable or SocketError.AccessDenied)
         {
-            throw new NodeConfigurationException($"{NodeOptions.Section}:{nameof(NodeOptions.Listen)}: {NodeHost.CannotListen(listen.ToString(), e.SocketErrorCode)} (--listen)", e);
+            throw new NodeConfigurationException($"{NodeOptions.Section}:{nameof(NodeOptions.Listen)}: {NodeHost.CannotListen(listen.ToString(), e.SocketErrorCode)} (--listen).", e);
         }
         ListenAddress = _listener.Address;
         AnnounceAddresses = options.AnnounceAddresses.Count > 0
@@ -183,7 +183,11 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
             LogAnnounced(_logger, Words.Count(Experts.Count, "expert"), AnnouncedAfter.Value.TotalMilliseconds);
         }
         _background = Task.WhenAll(_computeLoop, AnnounceLoopAsync(_stopAnnouncing.Token), CheckpointLoopAsync(_stopping.Token), ModelSyncLoopAsync(_stopAnnouncing.Token));
+        Ready = true;
     }
+
+    /// <summary>Whether the node has joined the swarm and built and announced its experts (its status says so; scripts wait for it).</summary>
+    public bool Ready { get; private set; }
 
     /// <inheritdoc />
     public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;

@@ -98,7 +98,7 @@ public static class NodeHost
         }
         catch (Exception e) when (HttpBindError(e) is { } error)
         {
-            throw new NodeConfigurationException($"{NodeOptions.Section}:{nameof(NodeOptions.HttpListen)}: {CannotListen(options.HttpListen, error)} (--http)", e);
+            throw new NodeConfigurationException($"{NodeOptions.Section}:{nameof(NodeOptions.HttpListen)}: {CannotListen(options.HttpListen, error)} (--http).", e);
         }
     }
 

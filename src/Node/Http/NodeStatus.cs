@@ -4,8 +4,13 @@ using MoEMesh.Node.Hosting;
 
 namespace MoEMesh.Node.Http;
 
-/// <summary>What GET /v1/status and the peer method <c>node.status</c> answer, as JSON.</summary>
+/// <summary>
+/// What GET /v1/status and the peer method <c>node.status</c> answer, as JSON. The HTTP port answers while
+/// the node still joins the swarm and builds its experts; <see cref="Ready"/> turns true once it has joined
+/// and announced them.
+/// </summary>
 public sealed record NodeStatus(
+    bool Ready,
     string PeerId,
     string Version,
     string ListenAddress,
@@ -29,6 +34,7 @@ public sealed record NodeStatus(
 
     /// <summary>The status of a running node.</summary>
     public static NodeStatus Of(MeshNode node) => new(
+        node.Ready,
         node.PeerId.ToString(),
         typeof(NodeStatus).Assembly.GetName().Version?.ToString() ?? "0",
         node.ListenAddress.ToString(),

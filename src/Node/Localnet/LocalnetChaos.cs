@@ -11,6 +11,7 @@ internal static class LocalnetChaos
         LocalnetProbe probe, TimeSpan limit, TextWriter output, CancellationToken cancellationToken)
     {
         var candidates = state.Nodes.Skip(1).Where(LocalnetProcesses.IsRunning).ToArray();
+        if (!state.Nodes.Any(LocalnetProcesses.IsRunning)) throw new LocalnetException($"no testnet is running in {runDir}; `scripts/localnet/up` starts one.");
         if (candidates.Length == 0) throw new LocalnetException($"no node but the bootstrap node is running in {runDir}; nothing to stop.");
         new Random(seed).Shuffle(candidates);
         var victims = candidates.Take(Math.Min(count, candidates.Length)).OrderBy(n => n.Index).ToArray();

@@ -39,14 +39,14 @@ internal sealed class LocalnetProbe(TimeProvider time) : IDisposable
     }
 
     /// <summary>
-    /// Waits until <paramref name="node"/> answers its status (and returns it), its process ends, or
+    /// Waits until <paramref name="node"/> answers its status as ready (joined, experts announced; and returns it), its process ends, or
     /// <paramref name="until"/> passes; the last two throw naming the node, its log and the log's last line.
     /// </summary>
     public async Task<NodeStatus> ReadyAsync(LocalnetNode node, DateTimeOffset until, CancellationToken cancellationToken)
     {
         while (true)
         {
-            if (await StatusAsync(node, cancellationToken) is { } status) return status;
+            if (await StatusAsync(node, cancellationToken) is { Ready: true } status) return status;
             if (!LocalnetProcesses.IsRunning(node))
                 throw new LocalnetException($"{node} exited at start: {LastLine(node.Log)} (log: {node.Log})", 3);
             if (time.GetUtcNow() >= until)
