@@ -76,10 +76,12 @@ public static class AbuseBenchmark
             Console.WriteLine();
             bool allOk = results.All(r => r.M.HonestOk == 1.0), fast = results.All(r => r.M.P99 <= 2 * baseline.P99);
             bool lean = results.All(r => r.M.PeakRss <= 2 * baseline.PeakRss), held = results.All(r => !r.M.Outcome.Succeeded);
-            Console.WriteLine($"Goal: honest calls answered 100 % under every attack: {(allOk ? "met" : "not met")}");
-            Console.WriteLine($"Goal: honest p99 at most 2x the baseline: {(fast ? "met" : "not met")} (worst {results.Max(r => r.M.P99 / baseline.P99):F2}x)");
-            Console.WriteLine($"Goal: peak RSS under 2x idle: {(lean ? "met" : "not met")} (worst {results.Max(r => (double)r.M.PeakRss / baseline.PeakRss):F2}x)");
-            Console.WriteLine($"Goal: no attack succeeds: {(held ? "met" : "not met: " + string.Join(", ", results.Where(r => r.M.Outcome.Succeeded).Select(r => r.Name)))}");
+            var slowest = results.MaxBy(r => r.M.P99);
+            var fattest = results.MaxBy(r => r.M.PeakRss);
+            Goals.Report("abuse", "honest calls answered under the worst attack", $"{results.Min(r => r.M.HonestOk):P1}", $"quiet, {baseline.HonestOk:P1}", results.Min(r => r.M.HonestOk) / baseline.HonestOk, "100 %", allOk);
+            Goals.Report("abuse", $"honest p99 under the worst attack ({slowest.Name})", Goals.Of(slowest.M.P99, "ms", "F2"), $"quiet, {Goals.Of(baseline.P99, "ms", "F2")}", slowest.M.P99 / baseline.P99, "<= 2.0", fast);
+            Goals.Report("abuse", $"peak RSS under the worst attack ({fattest.Name})", Goals.Of(fattest.M.PeakRss / 1e6, "MB"), $"idle, {Goals.Of(baseline.PeakRss / 1e6, "MB")}", (double)fattest.M.PeakRss / baseline.PeakRss, "< 2.0", lean);
+            Goals.Report("abuse", "attacks that got what they wanted", $"{results.Count(r => r.M.Outcome.Succeeded)} of {results.Count}", "none", null, "0", held);
             foreach (var (name, m) in results.Where(r => r.M.Outcome.Note.Length > 0)) Console.WriteLine($"  {name}: {m.Outcome.Note}");
             return 0;
         }

@@ -39,11 +39,11 @@ public static class DhtBenchmark
             }
         Console.WriteLine();
         Console.WriteLine($"join s: simulated seconds until every node has joined, one starting every {JoinSpacing.TotalMilliseconds:F0} ms. get ms: simulated time per GET.");
-        Goals(results);
+        ReportGoals(results);
         return 0;
     }
 
-    private static void Goals(List<(Scenario Scenario, Outcome Outcome)> results)
+    private static void ReportGoals(List<(Scenario Scenario, Outcome Outcome)> results)
     {
         var at1000 = results.Where(r => r.Scenario.Nodes == 1000).ToArray();
         if (at1000.Length == 0) return;
@@ -51,11 +51,11 @@ public static class DhtBenchmark
         var ten = at1000.FirstOrDefault(r => Math.Abs(r.Scenario.KillShare - 0.1) < 1e-9);
         var thirty = at1000.FirstOrDefault(r => Math.Abs(r.Scenario.KillShare - 0.3) < 1e-9);
         if (clean.Outcome is not null)
-            Console.WriteLine($"Goal at N = 1,000: median lookup <= 4 rounds: {clean.Outcome.Rounds.Median} ({(clean.Outcome.Rounds.Median <= 4 ? "met" : "not met")})");
+            Goals.Report("dht", "1,000 simulated nodes: median lookup rounds", $"{clean.Outcome.Rounds.Median}", "-", null, "<= 4", clean.Outcome.Rounds.Median <= 4);
         if (ten.Outcome is not null)
-            Console.WriteLine($"Goal at N = 1,000, 10 % killed: get success >= 99 %: {ten.Outcome.GetSuccess:P1} ({(ten.Outcome.GetSuccess >= 0.99 ? "met" : "not met")})");
+            Goals.Report("dht", "1,000 simulated nodes, 10 % killed: GET success", $"{ten.Outcome.GetSuccess:P1}", "every value stored", ten.Outcome.GetSuccess, ">= 99 %", ten.Outcome.GetSuccess >= 0.99);
         if (thirty.Outcome is not null)
-            Console.WriteLine($"Goal at N = 1,000, 30 % killed: get success >= 95 %: {thirty.Outcome.GetSuccess:P1} ({(thirty.Outcome.GetSuccess >= 0.95 ? "met" : "not met")})");
+            Goals.Report("dht", "1,000 simulated nodes, 30 % killed: GET success", $"{thirty.Outcome.GetSuccess:P1}", "every value stored", thirty.Outcome.GetSuccess, ">= 95 %", thirty.Outcome.GetSuccess >= 0.95);
     }
 
     /// <summary>Runs one scenario in virtual time.</summary>

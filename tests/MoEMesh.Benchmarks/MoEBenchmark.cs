@@ -122,9 +122,13 @@ public static class MoEBenchmark
             Console.WriteLine($"  one host in four 50 ms late: forward batch p50 {p50:F1} ms, p99 {p99:F1} ms (ForwardTimeout {routing.ForwardTimeout.TotalMilliseconds:F0} ms; OpenBLAS threads {Gemm.Default.Threads})");
             Console.WriteLine();
             foreach (var (threads, forwardRatio, trainRatio) in ratios)
-                Console.WriteLine($"Goal: remote at least 0.7 of in-process throughput ({threads} OpenBLAS threads): forward {forwardRatio:F2}, forward+backward {trainRatio:F2} ({(Math.Min(forwardRatio, trainRatio) >= 0.7 ? "met" : "not met")})");
+            {
+                Goals.Report("moe", $"MoE layer over 4 nodes, forward ({threads} OpenBLAS threads)", $"{forwardRatio:F2} of in process", "the same layer in one process", forwardRatio, ">= 0.70", forwardRatio >= 0.7);
+                Goals.Report("moe", $"MoE layer over 4 nodes, forward+backward ({threads} OpenBLAS threads)", $"{trainRatio:F2} of in process", "the same layer in one process", trainRatio, ">= 0.70", trainRatio >= 0.7);
+            }
             Console.WriteLine($"Best remote against best in-process, whatever the thread count: forward {best[0] / best[1]:F2}, forward+backward {best[2] / best[3]:F2}");
-            Console.WriteLine($"Goal: p99 within ForwardTimeout with a slow host: {p99:F1} ms ({(p99 <= routing.ForwardTimeout.TotalMilliseconds ? "met" : "not met")})");
+            Goals.Report("moe", "forward p99 with one host in four 50 ms late", Goals.Of(p99, "ms", "F1"), $"ForwardTimeout, {Goals.Of(routing.ForwardTimeout.TotalMilliseconds, "ms")}",
+                p99 / routing.ForwardTimeout.TotalMilliseconds, "<= 1.0", p99 <= routing.ForwardTimeout.TotalMilliseconds);
             return 0;
         }
         finally

@@ -75,8 +75,8 @@ public static class NodeBenchmark
             Console.WriteLine($"  batch 64, one call: remote p50 {remoteMs:F2} ms, in-process p50 {localMs:F2} ms");
             Console.WriteLine();
             double batching = throughput[0] / throughput[1], overhead = remoteMs / localMs;
-            Console.WriteLine($"Goal: 16 x 8 at least 0.7 of 1 x 128: {batching:F2} ({(batching >= 0.7 ? "met" : "not met")})");
-            Console.WriteLine($"Goal: remote batch 64 at most 1.3 x in-process: {overhead:F2} ({(overhead <= 1.3 ? "met" : "not met")})");
+            Goals.Report("node", "16 callers sending batches of 8 to one expert", Goals.Of(throughput[0], "samples/s"), $"1 caller sending batches of 128, {Goals.Of(throughput[1], "samples/s")}", batching, ">= 0.70", batching >= 0.7);
+            Goals.Report("node", "one remote call of batch 64, p50", Goals.Of(remoteMs, "ms", "F2"), $"in process, {Goals.Of(localMs, "ms", "F2")}", overhead, "<= 1.3", overhead <= 1.3);
             return 0;
         }
         finally

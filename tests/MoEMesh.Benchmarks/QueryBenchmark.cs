@@ -112,7 +112,7 @@ public static class QueryBenchmark
             Console.WriteLine();
             Console.WriteLine($"  32 HTTP clients: {(double)httpTexts / httpBatches:F1} texts per batch the gating node ran");
             double ratio = median[0] / median[1];
-            Console.WriteLine($"Goal: 32 concurrent HTTP clients at least 0.6 of in-process throughput at batch 32: {ratio:F2} ({(ratio >= 0.6 ? "met" : "not met")})");
+            Goals.Report("query", "32 HTTP clients, one text per POST /v1/query", Goals.Of(median[0], "texts/s"), $"the model in process at batch 32, {Goals.Of(median[1], "texts/s")}", ratio, ">= 0.60", ratio >= 0.6);
             Console.WriteLine($"Query service without HTTP, 32 callers, against in-process batch 32: {median[2] / median[1]:F2}");
             Console.WriteLine($"One HTTP client against in-process batch 1: {median[3] / median[4]:F2}");
             return 0;

@@ -91,7 +91,8 @@ public static class TensorsBenchmark
             Console.WriteLine();
             Console.WriteLine("forward+backward is one stateless Backward call: it recomputes the forward, then runs backward (6 GEMMs).");
             double ratio = gemmTrainingSeconds / trainingSeconds;
-            Console.WriteLine($"ffn forward+backward / OpenBLAS sgemm at the same shapes: {ratio:F2} (goal >= 0.80: {(ratio >= 0.8 ? "met" : "not met")})");
+            Goals.Report("tensors", $"ffn expert forward+backward, batch {batch}, d {dimension}", Goals.Of(Measure.Gflops(trainingFlops, trainingSeconds), "GFLOP/s", "F1"),
+                $"bare OpenBLAS sgemm at the same shapes, {Goals.Of(Measure.Gflops(trainingFlops, gemmTrainingSeconds), "GFLOP/s", "F1")}", ratio, ">= 0.80", ratio >= 0.8);
             return 0;
         }
         finally

@@ -63,18 +63,21 @@ public static class TransportBenchmark
                     Console.WriteLine($"{(tls ? "on" : "off"),-4} {Size(size),8} {callers,6} | {mesh.CallsPerSecond,15:F0} {mesh.CallsPerSecond * size / 1e6,8:F1} {mesh.Percentile(0.5),8:F3} {mesh.Percentile(0.99),8:F3} | "
                         + $"{baseline.CallsPerSecond,12:F0} {baseline.CallsPerSecond * size / 1e6,8:F1} {baseline.Percentile(0.5),8:F3} {baseline.Percentile(0.99),8:F3} | {throughputRatio,10:F2} {p50Ratio,9:F2}");
                     if (size == 1 << 20 && callers == 1) summary[tls] = (mesh.CallsPerSecond * size / 1e6, mesh.Percentile(0.5));
-                    if (size == 1 << 20 && callers == 1 && !tls) Goal = (throughputRatio, p50Ratio);
+                    if (size == 1 << 20 && callers == 1 && !tls)
+                        Goal = (mesh.CallsPerSecond * size / 1e6, baseline.CallsPerSecond * size / 1e6, mesh.Percentile(0.5), baseline.Percentile(0.5));
                 }
             }
         }
         await CompareListenersAsync(roundLength);
         Console.WriteLine();
         Console.WriteLine($"TLS cost at 1 MiB, 1 caller: throughput {summary[true].Throughput:F0} MB/s with TLS vs {summary[false].Throughput:F0} without ({summary[true].Throughput / summary[false].Throughput:F2}x); p50 {summary[true].P50:F3} ms vs {summary[false].P50:F3} ms");
-        Console.WriteLine($"Goal at 1 MiB, TLS off, 1 caller: throughput >= 0.70 of raw TCP: {Goal.Throughput:F2} ({(Goal.Throughput >= 0.7 ? "met" : "not met")}); p50 <= 1.5x raw TCP: {Goal.P50:F2} ({(Goal.P50 <= 1.5 ? "met" : "not met")})");
+        double throughput = Goal.MeshMBps / Goal.RawMBps, p50 = Goal.MeshP50 / Goal.RawP50;
+        Goals.Report("transport", "1 MiB round trips, TLS off, 1 caller: throughput", Goals.Of(Goal.MeshMBps, "MB/s"), $"raw TCP echo, {Goals.Of(Goal.RawMBps, "MB/s")}", throughput, ">= 0.70", throughput >= 0.7);
+        Goals.Report("transport", "1 MiB round trips, TLS off, 1 caller: p50", Goals.Of(Goal.MeshP50, "ms", "F3"), $"raw TCP echo, {Goals.Of(Goal.RawP50, "ms", "F3")}", p50, "<= 1.5", p50 <= 1.5);
         return 0;
     }
 
-    private static (double Throughput, double P50) Goal;
+    private static (double MeshMBps, double RawMBps, double MeshP50, double RawP50) Goal;
 
     /// <summary>Answers "echo" with the request's own payload buffer (ownership taken, no copy), as the raw echo does.</summary>
     private static PeerRouter EchoRouter() => new PeerRouter(TimeProvider.System).Map("echo", (request, _) =>
