@@ -81,7 +81,7 @@ public static class MoEBenchmark
                 for (int n = 0; n < callsPerRound; n++) await c.Run();
             // OpenBLAS's thread count is process-wide: every node of this process (four hosts' compute loops and
             // the gating node) shares it, where real hosts would each have their own machine.
-            var ratios = new List<(int Threads, double Forward, double Train)>();
+            var rates = new List<(int Threads, double[] SamplesPerSecond)>();
             var best = new double[4];
             foreach (int threads in blasThreads)
             {
@@ -97,7 +97,7 @@ public static class MoEBenchmark
                 Console.WriteLine();
                 Console.WriteLine($"OpenBLAS threads {threads}:");
                 for (int i = 0; i < cases.Length; i++) Console.WriteLine($"  {cases[i].Name,-30} {rounds * callsPerRound * Batch / seconds[i],9:F0} samples/s");
-                ratios.Add((threads, seconds[1] / seconds[0], seconds[3] / seconds[2]));
+                rates.Add((threads, seconds.Select(t => rounds * callsPerRound * Batch / t).ToArray()));
                 for (int i = 0; i < cases.Length; i++) best[i] = Math.Max(best[i], rounds * callsPerRound * Batch / seconds[i]);
             }
 
@@ -121,10 +121,12 @@ public static class MoEBenchmark
             Console.WriteLine();
             Console.WriteLine($"  one host in four 50 ms late: forward batch p50 {p50:F1} ms, p99 {p99:F1} ms (ForwardTimeout {routing.ForwardTimeout.TotalMilliseconds:F0} ms; OpenBLAS threads {Gemm.Default.Threads})");
             Console.WriteLine();
-            foreach (var (threads, forwardRatio, trainRatio) in ratios)
+            foreach (var (threads, rate) in rates)
             {
-                Goals.Report("moe", $"MoE layer over 4 nodes, forward ({threads} OpenBLAS threads)", $"{forwardRatio:F2} of in process", "the same layer in one process", forwardRatio, ">= 0.70", forwardRatio >= 0.7);
-                Goals.Report("moe", $"MoE layer over 4 nodes, forward+backward ({threads} OpenBLAS threads)", $"{trainRatio:F2} of in process", "the same layer in one process", trainRatio, ">= 0.70", trainRatio >= 0.7);
+                Goals.Report("moe", $"MoE layer over 4 nodes, forward ({threads} OpenBLAS threads)", Goals.Of(rate[0], "samples/s"), $"the same layer in one process, {Goals.Of(rate[1], "samples/s")}",
+                    rate[0] / rate[1], ">= 0.70", rate[0] / rate[1] >= 0.7);
+                Goals.Report("moe", $"MoE layer over 4 nodes, forward+backward ({threads} OpenBLAS threads)", Goals.Of(rate[2], "samples/s"), $"the same layer in one process, {Goals.Of(rate[3], "samples/s")}",
+                    rate[2] / rate[3], ">= 0.70", rate[2] / rate[3] >= 0.7);
             }
             Console.WriteLine($"Best remote against best in-process, whatever the thread count: forward {best[0] / best[1]:F2}, forward+backward {best[2] / best[3]:F2}");
             Goals.Report("moe", "forward p99 with one host in four 50 ms late", Goals.Of(p99, "ms", "F1"), $"ForwardTimeout, {Goals.Of(routing.ForwardTimeout.TotalMilliseconds, "ms")}",
