@@ -116,6 +116,18 @@ public sealed class LocalnetTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TheBenchScript_NamesTheBenchmarks_WhenGivenAnUnknownOne()
+    {
+        var info = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = _dir };
+        foreach (var a in (string[])[Path.Combine(Testing.RepositoryRoot.Path, "scripts", "bench"), "tensors", "nope"]) info.ArgumentList.Add(a);
+        using var script = Process.Start(info)!;
+        var error = await script.StandardError.ReadToEndAsync();
+        await script.WaitForExitAsync();
+        Assert.Equal(2, script.ExitCode);
+        Assert.Equal("no benchmark 'nope'; the benchmarks are: tensors transport node moe dht query abuse", error.Trim());
+    }
+
+    [Fact]
     public async Task TheScript_RunsTheVerb()
     {
         var info = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = _dir };
