@@ -11,5 +11,10 @@ localnet() {
     local log
     log="$(dotnet build "$repo/src/Node" -c Release --nologo -v quiet 2>&1)" || { echo "$log" >&2; echo "the build failed" >&2; exit 1; }
   fi
+  # The testnet lives under the repository's runs/ (ignored by git) wherever the script is run from.
+  case " $* " in
+    *" --run-dir "* | *" --run-dir="* | *" --help "* | *" -h "*) ;;
+    *) [ "$1" = demo ] || set -- "$@" --run-dir "$repo/runs/localnet" ;;
+  esac
   exec "$bin" localnet "$@"
 }

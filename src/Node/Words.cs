@@ -8,7 +8,7 @@ internal static class Words
     public static string Duration(TimeSpan span)
     {
         if (span < TimeSpan.Zero) return "-" + Duration(-span);
-        if (span < TimeSpan.FromSeconds(1)) return $"{span.TotalMilliseconds.ToString("F0", CultureInfo.InvariantCulture)} ms";
+        if (span < TimeSpan.FromSeconds(1)) return $"{Math.Floor(span.TotalMilliseconds).ToString("F0", CultureInfo.InvariantCulture)} ms";
         if (span < TimeSpan.FromMinutes(1)) return $"{(int)span.TotalSeconds} s";
         if (span < TimeSpan.FromHours(1)) return Pair((int)span.TotalMinutes, "min", span.Seconds, "s");
         if (span < TimeSpan.FromDays(1)) return Pair((int)span.TotalHours, "h", span.Minutes, "min");

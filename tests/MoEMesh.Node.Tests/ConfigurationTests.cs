@@ -162,11 +162,13 @@ public class ConfigurationTests
             ["MoEMesh:UseTls"] = "maybe",
             ["MoEMesh:Listen:Host"] = "127.0.0.1",
             ["MoEMesh:Dht:Alpah"] = "3",
+            ["MoEMesh:InitialPeers"] = "127.0.0.1:7700",
         }, null));
         Assert.Equal(
         [
             "MoEMesh:Dht:Alpah: there is no such setting (src/Node/README.md lists them).",
             "MoEMesh:Experts:0:Count: '2.5' is not a whole number.",
+            "MoEMesh:InitialPeers: takes a list ([\"...\"] in JSON, MoEMesh:InitialPeers:0, MoEMesh:InitialPeers:1, ... elsewhere), not one value.",
             "MoEMesh:Listen: takes one value, not a section.",
             "MoEMesh:UpdatePeriod: 'soon' is not a duration such as 00:00:30 (hh:mm:ss).",
             "MoEMesh:UseTls: 'maybe' is not true or false.",

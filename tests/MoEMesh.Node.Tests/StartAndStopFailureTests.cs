@@ -7,11 +7,13 @@ namespace MoEMesh.Node.Tests;
 /// <summary>Starts that cannot work say why: checkpoints that cannot be restored or written, a key file two nodes share; and a stop says which checkpoints it could not write.</summary>
 public class StartAndStopFailureTests
 {
-    private static async Task<NodeConfigurationException> StartFailsAsync(NodeOptions options)
-    {
-        await using var app = NodeHost.Build(options, PeerIdentity.FromSeed(41), l => l.ClearProviders());
-        return await Assert.ThrowsAsync<NodeConfigurationException>(() => app.StartAsync());
-    }
+    /// <summary>The problem that stops the node, found while it is built or while it starts.</summary>
+    private static async Task<NodeConfigurationException> StartFailsAsync(NodeOptions options) =>
+        await Assert.ThrowsAsync<NodeConfigurationException>(async () =>
+        {
+            await using var app = NodeHost.Build(options, PeerIdentity.FromSeed(41), l => l.ClearProviders());
+            await app.StartAsync();
+        });
 
     [Fact]
     public async Task ACheckpointOfAnotherWidth_StopsTheStart_NamingTheField()

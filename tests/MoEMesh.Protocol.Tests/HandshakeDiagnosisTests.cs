@@ -12,13 +12,25 @@ public class HandshakeDiagnosisTests
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
 
-    private static async Task<string> DialFailureAsync(PeerAddress address, bool useTls)
+    private static async Task<string> DialFailureAsync(PeerAddress address, bool useTls, PeerId? expected = null)
     {
         using var client = PeerIdentity.Create();
         using var limit = new CancellationTokenSource(Bound);
+        var options = new PeerProtocolOptions { UseTls = useTls, HandshakeTimeout = Bound };
         var e = await Assert.ThrowsAsync<PeerUnavailableException>(() =>
-            PeerConnection.ConnectAsync(new PeerEndpoint(address), client, new PeerProtocolOptions { UseTls = useTls }, TimeProvider.System, limit.Token));
+            PeerConnection.ConnectAsync(new PeerEndpoint(address, expected), client, options, TimeProvider.System, limit.Token));
         return e.Message;
+    }
+
+    [Fact]
+    public async Task APeerThatRefuses_GetsNoGuessAboutPortsOrTls()
+    {
+        await using var peer = await LoopbackPeer.StartAsync(useTls: true);
+        using var someoneElse = PeerIdentity.Create();
+        var message = await DialFailureAsync(peer.Address, useTls: true, someoneElse.PeerId);
+        Assert.Contains($"expected peer {someoneElse.PeerId}", message);
+        Assert.DoesNotContain("--no-tls", message);
+        Assert.DoesNotContain("HTTP", message);
     }
 
     [Theory]

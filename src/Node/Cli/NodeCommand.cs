@@ -113,10 +113,10 @@ internal static partial class NodeCommand
                 Console.Error.WriteLine(e.Message);
                 return 3;
             }
-            catch (Exception e) when (logger is not null && e is not OperationCanceledException)
+            catch (Exception e) when (e is not OperationCanceledException)
             {
                 // One line for people; the stack trace for whoever sets Logging:LogLevel:Default to Debug.
-                LogFailed(logger, e);
+                if (logger is not null) LogFailed(logger, e);
                 Console.Error.WriteLine($"The node stopped: {e.Message}");
                 return 1;
             }

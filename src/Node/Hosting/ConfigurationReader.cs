@@ -37,13 +37,20 @@ internal static class ConfigurationReader
         {
             string at = $"{path}:{child.Key}";
             var property = type.GetProperty(child.Key, BindingFlags.Public | BindingFlags.Instance | BindingFlags.IgnoreCase);
-            if (property is not { CanWrite: true })
+            if (property?.SetMethod is not { IsPublic: true })
             {
                 yield return $"{at}: there is no such setting (src/Node/README.md lists them).";
                 continue;
             }
             var kind = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
-            var entries = kind.IsGenericType && kind.GetGenericTypeDefinition() == typeof(List<>)
+            bool list = kind.IsGenericType && kind.GetGenericTypeDefinition() == typeof(List<>);
+            // An empty JSON array reads as an empty value; one value in place of a list does not bind.
+            if (list && !string.IsNullOrEmpty(child.Value))
+            {
+                yield return $"{at}: takes a list ([\"...\"] in JSON, {at}:0, {at}:1, ... elsewhere), not one value.";
+                continue;
+            }
+            var entries = list
                 ? child.GetChildren().Select(c => (Section: c, Type: kind.GetGenericArguments()[0], At: $"{at}:{c.Key}"))
                 : [(child, kind, at)];
             foreach (var (entry, entryType, entryAt) in entries)

@@ -35,15 +35,6 @@ public sealed partial class MeshNode
         return built.ToDictionary(e => e.Uid.Value, StringComparer.Ordinal);
     }
 
-    /// <summary>Throws naming the setting when an expert group names a type this node cannot build.</summary>
-    private void CheckExpertTypes()
-    {
-        for (int i = 0; i < options.Experts.Count; i++)
-            if (!registry.Types.Contains(options.Experts[i].Type))
-                throw new NodeConfigurationException($"{NodeOptions.Section}:{nameof(NodeOptions.Experts)}:{i}:{nameof(ExpertHostingOptions.Type)}: "
-                    + $"'{options.Experts[i].Type}' is not an expert type this node knows ({string.Join(", ", registry.Types)}) (--expert-type).");
-    }
-
     private HostedExpert Build(ExpertUid uid, ExpertHostingOptions group)
     {
         var spec = new ExpertSpec(group.Type, group.HiddenDim, group.InnerDim, ExpertSpec.SeedOf(uid.Value));
@@ -110,22 +101,6 @@ public sealed partial class MeshNode
             }
         }
         return failed;
-    }
-
-    /// <summary>Throws naming the setting when a folder the node writes to cannot be written (checked at start, not at the first save).</summary>
-    private void CheckWritable(string folder, string setting, string flag)
-    {
-        try
-        {
-            System.IO.Directory.CreateDirectory(folder);
-            var probe = Path.Combine(folder, $".write-check.{Environment.ProcessId}.tmp");
-            File.WriteAllBytes(probe, []);
-            File.Delete(probe);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new NodeConfigurationException($"{NodeOptions.Section}:{setting}: {folder} cannot be written ({e.Message.TrimEnd('.')}); choose a folder this user can write ({flag}).", e);
-        }
     }
 
     private string CheckpointFolder(ExpertUid uid) => Path.Combine(options.CheckpointDirectory, uid.Value);

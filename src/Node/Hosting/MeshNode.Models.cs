@@ -39,6 +39,9 @@ public sealed partial class MeshNode
         new ModelUploads(_store, options.Models, time, _ => AnnounceAsync(_stopAnnouncing.Token)).Map(router);
     }
 
+    /// <summary>What a query gets before the node has joined and built its experts.</summary>
+    internal const string StillStarting = "the node is still starting (joining the swarm, building its experts); ask again in a moment.";
+
     private void ServeQueries(PeerRouter router)
     {
         _catalog = new ModelCatalog(_store, _fetcher, options.Models, time, file => new MoEModel(file.Spec, file.Weights, CreateMixtureOfExperts), loggers.CreateLogger<ModelCatalog>());
@@ -48,6 +51,7 @@ public sealed partial class MeshNode
             if (request.Payload.Length > options.Models.MaxQueryBytes)
                 return PeerResponse.Error(StatusCode.InvalidArgument,
                     System.Text.Encoding.UTF8.GetString(new QueryError($"the query is larger than {options.Models.MaxQueryBytes} bytes (MaxQueryBytes).").ToJson()));
+            if (!Ready) return PeerResponse.Error(StatusCode.Unavailable, System.Text.Encoding.UTF8.GetString(new QueryError(StillStarting).ToJson()));
             var (status, json) = await Queries.AnswerAsync(request.Payload, cancellationToken);
             return status == 200 ? PeerResponse.Ok(payload: json) : PeerResponse.Error(PeerStatusOf(status), System.Text.Encoding.UTF8.GetString(json));
         });

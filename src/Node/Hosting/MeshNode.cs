@@ -33,7 +33,7 @@ namespace MoEMesh.Node.Hosting;
 /// models and answers queries.
 /// </summary>
 public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity, ExpertRegistry registry, TimeProvider time,
-    ILoggerFactory loggers, IMeterFactory meters) : IHostedLifecycleService
+    ILoggerFactory loggers, IMeterFactory meters) : IHostedLifecycleService, IAsyncDisposable
 {
     private readonly ILogger _logger = loggers.CreateLogger<MeshNode>();
     private readonly CancellationTokenSource _stopping = new();
@@ -107,9 +107,6 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
     public Task StartingAsync(CancellationToken cancellationToken)
     {
         StartedAt = time.GetUtcNow();
-        CheckExpertTypes();
-        if (options.Experts.Count > 0) CheckWritable(options.CheckpointDirectory, nameof(NodeOptions.CheckpointDirectory), "--checkpoint-dir");
-        CheckWritable(options.ModelDirectory, nameof(NodeOptions.ModelDirectory), "--model-dir");
         var protocol = options.Protocol;
         protocol.UseTls = options.UseTls;
         if (!options.UseTls) LogTlsOff(_logger);
@@ -151,6 +148,7 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
         HoldModels(router);
         _runtime = new BatchingRuntime(options.Batching, time, loggers.CreateLogger<BatchingRuntime>());
         _computeLoop = _runtime.RunAsync(_stopping.Token);
+        _background = _computeLoop; // what a stop waits for if the start fails before StartedAsync ends
         _metrics = new NodeMetrics(meters, this);
         Health = new PeerHealth(options.Routing, time);
         router.Map(NodeStatus.Method, (_, _) => ValueTask.FromResult(PeerResponse.Ok(payload: NodeStatus.Of(this).ToJson())));
@@ -193,6 +191,10 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
     public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     /// <inheritdoc />
+    /// <remarks>Stops the node if the host did not (a start that failed leaves its listener, pool and loops to this).</remarks>
+    public ValueTask DisposeAsync() => new(StopAsync(CancellationToken.None));
+
+    /// <inheritdoc />
     public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     /// <inheritdoc />
@@ -220,6 +222,7 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
         if (Dht is not null) await Dht.DisposeAsync();
         if (_listener is not null) await _listener.DisposeAsync();
         if (_pool is not null) await _pool.DisposeAsync();
+        if (!Ready) return; // a start that failed: nothing was served, nothing to report
         if (UnsavedExperts.Count == 0) LogStopped(_logger, Words.Count(Experts.Count, "expert"));
         else LogStoppedUnsaved(_logger, string.Join(", ", UnsavedExperts), Words.Count(Experts.Count - UnsavedExperts.Count, "expert"));
     }
@@ -258,6 +261,6 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
     [LoggerMessage(EventId = 503, Level = LogLevel.Information, Message = "Stopped; checkpoints of {Experts} written")]
     private static partial void LogStopped(ILogger logger, string experts);
 
-    [LoggerMessage(EventId = 504, Level = LogLevel.Error, Message = "Stopped; the checkpoints of {Unsaved} could NOT be written (see above); those of {Saved} were")]
+    [LoggerMessage(EventId = 508, Level = LogLevel.Error, Message = "Stopped; the checkpoints of {Unsaved} could NOT be written (see above); those of {Saved} were")]
     private static partial void LogStoppedUnsaved(ILogger logger, string unsaved, string saved);
 }

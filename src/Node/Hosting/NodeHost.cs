@@ -28,7 +28,15 @@ public static class NodeHost
     /// </summary>
     public static WebApplication Build(string[] args, IReadOnlyDictionary<string, string?> flags, string? configFile)
     {
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+        WebApplicationBuilder builder;
+        try
+        {
+            builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+        }
+        catch (InvalidDataException e)
+        {
+            throw new NodeConfigurationException($"appsettings.json in {Environment.CurrentDirectory} is not valid JSON: {(e.InnerException?.InnerException ?? e.InnerException ?? e).Message}", e);
+        }
         if (configFile is not null)
         {
             if (!File.Exists(configFile)) throw new NodeConfigurationException($"--config: the file {configFile} does not exist.");
@@ -40,6 +48,10 @@ public static class NodeHost
             {
                 var cause = e.InnerException?.InnerException ?? e.InnerException ?? e;
                 throw new NodeConfigurationException($"--config: {configFile} is not valid JSON: {cause.Message}", e);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new NodeConfigurationException($"--config: {configFile} cannot be read: {e.Message}", e);
             }
         }
         builder.Configuration.AddEnvironmentVariables();
@@ -62,6 +74,8 @@ public static class NodeHost
     private static WebApplication Compose(WebApplicationBuilder builder, NodeOptions options, PeerIdentity? identity, ExpertRegistry? registry = null)
     {
         options.Validate();
+        registry ??= ExpertRegistry.CreateDefault();
+        StartChecks.Run(options, registry);
         // Kestrel and routing log four lines per HTTP request at Information: a flood under query load.
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         // The host logs a failed start with its stack trace; the node command says what failed in one line instead.
@@ -69,7 +83,7 @@ public static class NodeHost
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(identity ?? LoadIdentity(options));
-        builder.Services.AddSingleton(registry ?? ExpertRegistry.CreateDefault());
+        builder.Services.AddSingleton(registry);
         builder.Services.AddSingleton<PrometheusExporter>();
         builder.Services.AddSingleton<MeshNode>();
         builder.Services.AddHostedService(s => s.GetRequiredService<MeshNode>());
@@ -106,7 +120,7 @@ public static class NodeHost
     private static SocketError? HttpBindError(Exception e) => e switch
     {
         IOException { InnerException: Microsoft.AspNetCore.Connections.AddressInUseException } => SocketError.AddressAlreadyInUse,
-        IOException { InnerException: SocketException inner } => inner.SocketErrorCode,
+        IOException { InnerException: SocketException { SocketErrorCode: SocketError.AddressNotAvailable or SocketError.AddressAlreadyInUse or SocketError.AccessDenied } inner } => inner.SocketErrorCode,
         SocketException { SocketErrorCode: SocketError.AddressNotAvailable or SocketError.AddressAlreadyInUse or SocketError.AccessDenied } socket => socket.SocketErrorCode,
         _ => null,
     };

@@ -16,16 +16,26 @@ internal static class HttpErrors
     /// <summary>The methods each GET endpoint takes (HEAD too, as HTTP expects).</summary>
     public static readonly string[] Read = ["GET", "HEAD"];
 
-    public static void UseJsonErrors(this WebApplication app) => app.UseStatusCodePages(async context =>
+    public static void UseJsonErrors(this WebApplication app)
     {
-        var http = context.HttpContext;
-        string message = http.Response.StatusCode switch
+        // A handler that throws answers 500 with a JSON error too (the exception goes to the log).
+        app.UseExceptionHandler(new ExceptionHandlerOptions
+        {
+            ExceptionHandler = http => Write(http, StatusCodes.Status500InternalServerError, "the node failed to answer; its log says why"),
+        });
+        app.UseStatusCodePages(context => Write(context.HttpContext, context.HttpContext.Response.StatusCode, null));
+    }
+
+    private static async Task Write(HttpContext http, int status, string? message)
+    {
+        message ??= status switch
         {
             StatusCodes.Status404NotFound => $"no endpoint {http.Request.Path}; the endpoints are {Endpoints}",
             StatusCodes.Status405MethodNotAllowed => $"{http.Request.Method} is not taken by {http.Request.Path}; the endpoints are {Endpoints}",
-            _ => $"HTTP {http.Response.StatusCode}",
+            _ => $"HTTP {status}",
         };
+        http.Response.StatusCode = status;
         http.Response.ContentType = "application/json";
         await http.Response.WriteAsync(JsonSerializer.Serialize(new { error = message }, Queries.QueryAnswer.Json));
-    });
+    }
 }

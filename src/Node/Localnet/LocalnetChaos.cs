@@ -11,14 +11,14 @@ internal static class LocalnetChaos
         LocalnetProbe probe, TimeSpan limit, TextWriter output, CancellationToken cancellationToken)
     {
         var candidates = state.Nodes.Skip(1).Where(LocalnetProcesses.IsRunning).ToArray();
-        if (!state.Nodes.Any(LocalnetProcesses.IsRunning)) throw new LocalnetException($"no testnet is running in {runDir}; `scripts/localnet/up` starts one.");
+        if (!state.Nodes.Any(LocalnetProcesses.IsRunning)) throw new LocalnetException($"no testnet is running in {runDir}; `scripts/localnet/up --run-dir {runDir}` starts one.");
         if (candidates.Length == 0) throw new LocalnetException($"no node but the bootstrap node is running in {runDir}; nothing to stop.");
         new Random(seed).Shuffle(candidates);
         var victims = candidates.Take(Math.Min(count, candidates.Length)).OrderBy(n => n.Index).ToArray();
         foreach (var node in victims)
         {
-            bool onSignal = await LocalnetProcesses.StopAsync(node, signal, TimeSpan.FromSeconds(30), probe.Time, cancellationToken);
-            output.WriteLine($"stopped {node} (pid {node.Pid}, experts {string.Join(", ", node.Experts)}) with SIG{signal}{(onSignal ? "" : ", then SIGKILL after 30 s")}");
+            bool onSignal = await LocalnetProcesses.StopAsync(node, signal, LocalnetProcesses.StopLimit, probe.Time, cancellationToken);
+            output.WriteLine($"stopped {node} (pid {node.Pid}, experts {string.Join(", ", node.Experts)}) with SIG{signal}{(onSignal || signal == "KILL" ? "" : $", then SIGKILL after {LocalnetProcesses.StopLimit.TotalSeconds:F0} s")}");
             state = state.With(node with { Pid = null });
             state.Save(runDir);
         }
@@ -26,14 +26,14 @@ internal static class LocalnetChaos
         output.WriteLine($"restarting them in {Words.Duration(delay)}");
         await Task.Delay(delay, probe.Time, cancellationToken);
         var until = probe.Time.GetUtcNow() + limit;
-        foreach (var node in victims) state = LocalnetUp.Started(state, node, runDir);
+        foreach (var node in victims) state = LocalnetUp.Started(state, node, runDir, probe.Time);
         foreach (var node in victims)
         {
             var restarted = state.Nodes[node.Index];
             await probe.ReadyAsync(restarted, until, cancellationToken);
             output.WriteLine($"restarted {node} (pid {restarted.Pid}) with its key and checkpoints");
         }
-        await LocalnetUp.AllSeeAllAsync(state, probe, until, cancellationToken);
+        await LocalnetUp.AllSeeAllAsync(state, runDir, probe, until, cancellationToken);
         output.WriteLine("every running node finds every expert again");
         return state;
     }

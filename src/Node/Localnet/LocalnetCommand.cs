@@ -38,7 +38,7 @@ internal static class LocalnetCommand
         var runDir = RunDir();
         var timeout = Timeout();
         var command = new Command("up", "Start the nodes and wait until every node finds every expert in the DHT") { nodes, perNode, grid, hiddenDim, seed, noTls, runDir, timeout };
-        command.SetAction((result, cancellationToken) => Guarded(async (probe, output) =>
+        command.SetAction((result, cancellationToken) => Guarded(cancellationToken, async (probe, output, cancellationToken) =>
         {
             var (rows, columns) = ParseGrid(result.GetValue(grid)!);
             var layout = new LocalnetLayout(Within("--nodes", result.GetValue(nodes), 1, 64), Within("--experts-per-node", result.GetValue(perNode), 1, 64),
@@ -57,7 +57,7 @@ internal static class LocalnetCommand
     {
         var runDir = RunDir();
         var command = new Command("status", "One line per node: pid, PeerId, ports, experts, load, whether it answers") { runDir };
-        command.SetAction((result, cancellationToken) => Guarded(async (probe, output) =>
+        command.SetAction((result, cancellationToken) => Guarded(cancellationToken, async (probe, output, cancellationToken) =>
             await LocalnetStatusView.PrintAsync(Load(result.GetValue(runDir)!), probe, output, cancellationToken)));
         return command;
     }
@@ -71,7 +71,7 @@ internal static class LocalnetCommand
         var runDir = RunDir();
         var timeout = Timeout();
         var command = new Command("chaos", "Stop a share of the nodes (never the bootstrap node), and optionally start them again") { kill, signal, restartAfter, seed, runDir, timeout };
-        command.SetAction((result, cancellationToken) => Guarded(async (probe, output) =>
+        command.SetAction((result, cancellationToken) => Guarded(cancellationToken, async (probe, output, cancellationToken) =>
         {
             var dir = result.GetValue(runDir)!;
             var state = Load(dir);
@@ -89,7 +89,7 @@ internal static class LocalnetCommand
     {
         var runDir = RunDir();
         var command = new Command("down", "Stop exactly the nodes this testnet started (SIGTERM: they drain and write checkpoints)") { runDir };
-        command.SetAction((result, cancellationToken) => Guarded((probe, output) =>
+        command.SetAction((result, cancellationToken) => Guarded(cancellationToken, (probe, output, cancellationToken) =>
             LocalnetDown.RunAsync(Path.GetFullPath(result.GetValue(runDir)!), probe.Time, output, cancellationToken)));
         return command;
     }
@@ -100,26 +100,44 @@ internal static class LocalnetCommand
         var evalData = new Option<string>("--eval-data") { Description = "Evaluation data [data/test.tsv]", DefaultValueFactory = _ => "data/test.tsv" };
         var runDir = new Option<string>("--run-dir") { Description = "Where the demo's testnet lives [runs/demo]", DefaultValueFactory = _ => "runs/demo" };
         var steps = new Option<int?>("--steps") { Description = "Train this many steps instead of 2 epochs (a quick check)" };
-        var command = new Command("demo", "Start 8 nodes, train a model, query it, kill a quarter of the nodes, query again, stop") { data, evalData, runDir, steps };
-        command.SetAction((result, cancellationToken) => Guarded((probe, output) =>
+        var timeout = new Option<int>("--timeout") { Description = "Seconds to wait for the nodes, and for each query [120]", DefaultValueFactory = _ => 120 };
+        var command = new Command("demo", "Start 8 nodes, train a model, query it, kill a quarter of the nodes, query again, stop") { data, evalData, runDir, steps, timeout };
+        command.SetAction((result, cancellationToken) => Guarded(cancellationToken, (probe, output, cancellationToken) =>
             LocalnetDemo.RunAsync(Path.GetFullPath(result.GetValue(runDir)!), Path.GetFullPath(result.GetValue(data)!), Path.GetFullPath(result.GetValue(evalData)!),
-                result.GetValue(steps), probe, output, cancellationToken)));
+                result.GetValue(steps), Seconds(result.GetValue(timeout)), probe, output, cancellationToken)));
         return command;
     }
 
-    /// <summary>Runs a subcommand: a <see cref="LocalnetException"/> is one line on stderr and its exit code.</summary>
-    private static async Task<int> Guarded(Func<LocalnetProbe, TextWriter, Task<int>> run)
+    /// <summary>
+    /// Runs a subcommand: a <see cref="LocalnetException"/> is one line on stderr and its exit code; SIGINT and
+    /// SIGTERM cancel it (so the demo still stops the nodes it started) instead of ending the process.
+    /// </summary>
+    private static async Task<int> Guarded(CancellationToken stopped, Func<LocalnetProbe, TextWriter, CancellationToken, Task<int>> run)
     {
         using var probe = new LocalnetProbe(TimeProvider.System);
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(stopped);
+        using var interrupt = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, Cancel);
+        using var terminate = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, Cancel);
         try
         {
             if (!OperatingSystem.IsLinux()) throw new LocalnetException("localnet runs on Linux (it starts node processes with setsid and reads /proc).");
-            return await run(probe, Console.Out);
+            return await run(probe, Console.Out, cancel.Token);
         }
         catch (LocalnetException e)
         {
             Console.Error.WriteLine(e.Message);
             return e.ExitCode;
+        }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+        {
+            Console.Error.WriteLine("stopped on a signal; nodes already started keep running (`scripts/localnet/status`, `scripts/localnet/down`)");
+            return 130;
+        }
+
+        void Cancel(System.Runtime.InteropServices.PosixSignalContext context)
+        {
+            context.Cancel = true;
+            cancel.Cancel();
         }
     }
 

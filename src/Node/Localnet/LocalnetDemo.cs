@@ -22,15 +22,15 @@ internal static class LocalnetDemo
         "a feeling of deep sadness after a loss",
     ];
 
-    public static async Task<int> RunAsync(string runDir, string trainData, string testData, int? steps, LocalnetProbe probe, TextWriter output, CancellationToken cancellationToken)
+    public static async Task<int> RunAsync(string runDir, string trainData, string testData, int? steps, TimeSpan limit, LocalnetProbe probe, TextWriter output, CancellationToken cancellationToken)
     {
         foreach (var file in (string[])[trainData, testData])
             if (!File.Exists(file)) throw new LocalnetException($"{file} does not exist; run the demo from the repository (scripts/localnet/demo) or give --data and --eval-data.");
         var layout = new LocalnetLayout(Nodes: 8, ExpertsPerNode: 4, GridRows: 4, GridColumns: 4, HiddenDim: 64, Seed: 1, UseTls: true, runDir);
         Step(output, "1/5", "start a testnet of 8 nodes: 16 experts of the grid ffn 4x4, each hosted on two nodes");
-        var state = await LocalnetUp.RunAsync(layout, probe, TimeSpan.FromMinutes(2), output, cancellationToken);
         try
         {
+            var state = await LocalnetUp.RunAsync(layout, probe, limit, output, cancellationToken);
             var bootstrap = state.Nodes[0];
             Step(output, "2/5", "train a model on the shipped data against the swarm's experts, and publish it");
             int trained = await MoEMeshCommand.RunAsync(["train", "--peer", $"{bootstrap.PeerId}@{bootstrap.PeerAddress}", "--data", trainData, "--eval-data", testData,
@@ -39,11 +39,11 @@ internal static class LocalnetDemo
             if (trained != 0) return trained;
 
             Step(output, "3/5", "ask four different nodes; each runs the model's gate and calls the experts across the swarm");
-            var before = await AskAsync(state.Nodes.Skip(1).Take(Texts.Length).ToArray(), output, cancellationToken);
+            var before = await AskAsync(state.Nodes.Skip(1).Take(Texts.Length).ToArray(), limit, output, cancellationToken);
 
             Step(output, "4/5", "kill a quarter of the nodes (SIGKILL), then ask the nodes still up the same texts");
-            state = await LocalnetChaos.RunAsync(state, runDir, count: 2, "KILL", restartAfter: null, seed: 1, probe, TimeSpan.FromMinutes(1), output, cancellationToken);
-            var after = await AskAsync(state.Nodes.Skip(1).Where(n => n.Pid is not null).Take(Texts.Length).ToArray(), output, cancellationToken);
+            state = await LocalnetChaos.RunAsync(state, runDir, count: 2, "KILL", restartAfter: null, seed: 1, probe, limit, output, cancellationToken);
+            var after = await AskAsync(state.Nodes.Skip(1).Where(n => n.Pid is not null).Take(Texts.Length).ToArray(), limit, output, cancellationToken);
 
             Step(output, "5/5", "what happened");
             Summarize(before, after, state, output);
@@ -62,14 +62,14 @@ internal static class LocalnetDemo
     }
 
     /// <summary>Asks text i of node i; prints each answer and returns each text's route (null when it was not answered).</summary>
-    private static async Task<List<IReadOnlyList<QueryHop>?>> AskAsync(IReadOnlyList<LocalnetNode> nodes, TextWriter output, CancellationToken cancellationToken)
+    private static async Task<List<IReadOnlyList<QueryHop>?>> AskAsync(IReadOnlyList<LocalnetNode> nodes, TimeSpan limit, TextWriter output, CancellationToken cancellationToken)
     {
         var routes = new List<IReadOnlyList<QueryHop>?>();
         await using var client = new PeerClient(useTls: true);
         for (int i = 0; i < Texts.Length; i++)
         {
             var node = nodes[i % nodes.Count];
-            var asked = await ModelQueryClient.AskAsync(client, new PeerEndpoint(Protocol.Addressing.PeerAddress.Parse(node.PeerAddress)), Model, [Texts[i]], 3, TimeSpan.FromSeconds(15), cancellationToken);
+            var asked = await ModelQueryClient.AskAsync(client, new PeerEndpoint(Protocol.Addressing.PeerAddress.Parse(node.PeerAddress)), Model, [Texts[i]], 3, limit, cancellationToken);
             output.WriteLine();
             output.Write($"asked {node}:");
             if (asked.Answer is not { } answer)

@@ -11,11 +11,22 @@ internal static class LocalnetDown
             return 0;
         }
         var running = state.Nodes.Where(LocalnetProcesses.IsRunning).ToArray();
-        var stops = running.Select(async n => (Node: n, OnSignal: await LocalnetProcesses.StopAsync(n, "TERM", TimeSpan.FromSeconds(30), time, cancellationToken))).ToArray();
-        foreach (var (node, onSignal) in await Task.WhenAll(stops))
+        var stops = running.Select(async n =>
         {
-            if (!onSignal) output.WriteLine($"{node} (pid {node.Pid}) did not stop within 30 s of SIGTERM and was killed; its log: {node.Log}");
-            state = state.With(node with { Pid = null });
+            try
+            {
+                return (Node: n, Problem: await LocalnetProcesses.StopAsync(n, "TERM", LocalnetProcesses.StopLimit, time, cancellationToken)
+                    ? null : $"did not stop within {LocalnetProcesses.StopLimit.TotalSeconds:F0} s of SIGTERM and was killed; its log: {n.Log}");
+            }
+            catch (LocalnetException e)
+            {
+                return (Node: n, Problem: (string?)e.Message);
+            }
+        }).ToArray();
+        foreach (var (node, problem) in await Task.WhenAll(stops))
+        {
+            if (problem is not null) output.WriteLine($"{node} (pid {node.Pid}): {problem}");
+            if (!LocalnetProcesses.IsRunning(node)) state = state.With(node with { Pid = null });
         }
         state.Save(runDir);
         output.WriteLine(running.Length == 0

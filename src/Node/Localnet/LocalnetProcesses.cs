@@ -14,17 +14,37 @@ internal static class LocalnetProcesses
 {
     private const int SigKill = 9, SigTerm = 15;
 
+    /// <summary>
+    /// How long a stopped node may take before it is killed: a node drains calls for DrainTimeout (10 s),
+    /// then writes every checkpoint, and its host allows that plus 30 s.
+    /// </summary>
+    public static readonly TimeSpan StopLimit = TimeSpan.FromSeconds(60);
+
     /// <summary>Starts <paramref name="node"/> with its configuration file, appending its output to its log; returns the pid.</summary>
-    public static int Start(LocalnetNode node, string runDir)
+    public static int Start(LocalnetNode node, string runDir, TimeProvider time)
     {
         // setsid execs in place (this child is no group leader), and sh execs the node: the pid is the node's.
         var info = new ProcessStartInfo("setsid") { UseShellExecute = false, WorkingDirectory = runDir };
         foreach (var arg in (string[])["sh", "-c", "exec \"$@\" >> \"$MOEMESH_LOCALNET_LOG\" 2>&1 < /dev/null", "sh", .. Moemesh(), "node", "--config", node.Config])
             info.ArgumentList.Add(arg);
+        // The node's configuration file is the whole of its settings: MOEMESH__ variables of the caller would override it.
+        foreach (var inherited in info.Environment.Keys.Where(k => k.StartsWith("MOEMESH__", StringComparison.OrdinalIgnoreCase)).ToArray()) info.Environment.Remove(inherited);
         info.Environment["MOEMESH_LOCALNET_LOG"] = node.Log;
         info.Environment["DOTNET_NOLOGO"] = "1";
-        using var process = Process.Start(info) ?? throw new LocalnetException("setsid could not be started; it comes with util-linux.", 3);
-        return process.Id;
+        try
+        {
+            using var process = Process.Start(info)!;
+            // Until setsid and sh have exec'd, the child's command line is still this process's: wait for the
+            // node's own, so that "not running" later means it ended (bounded; a node that ends at once is told by its log).
+            var started = node with { Pid = process.Id };
+            var until = time.GetUtcNow() + TimeSpan.FromSeconds(5);
+            while (!IsRunning(started) && !process.HasExited && time.GetUtcNow() < until) Thread.Sleep(10);
+            return process.Id;
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new LocalnetException($"setsid cannot be started ({e.Message}); it comes with util-linux.", 3);
+        }
     }
 
     /// <summary>Whether <paramref name="node"/>'s recorded process is running (and is that node, not a reused pid).</summary>

@@ -11,14 +11,14 @@ internal static class LocalnetUp
     {
         Directory.CreateDirectory(layout.RunDir);
         if (LocalnetState.Load(layout.RunDir) is { } earlier && earlier.Nodes.Count(LocalnetProcesses.IsRunning) is > 0 and var running)
-            throw new LocalnetException($"a testnet is already up in {layout.RunDir} ({running} nodes running); `scripts/localnet/down` stops it first.");
+            throw new LocalnetException($"a testnet is already up in {layout.RunDir} ({running} nodes running); `scripts/localnet/down --run-dir {layout.RunDir}` stops it first.");
         var ports = LocalnetProcesses.FreePorts(2 * layout.Nodes);
         var state = new LocalnetState(layout.UseTls, Enumerable.Range(0, layout.Nodes).Select(i => layout.Node(i, ports[2 * i], ports[2 * i + 1])).ToArray());
         var until = probe.Time.GetUtcNow() + limit;
 
         var bootstrap = state.Nodes[0];
         layout.WriteConfig(bootstrap, null);
-        state = Started(state, bootstrap, layout.RunDir);
+        state = Started(state, bootstrap, layout.RunDir, probe.Time);
         bootstrap = state.Nodes[0];
         var first = await probe.ReadyAsync(bootstrap, until, cancellationToken);
         state = state.With(bootstrap with { PeerId = first.PeerId });
@@ -29,7 +29,7 @@ internal static class LocalnetUp
         foreach (var node in state.Nodes.Skip(1))
         {
             layout.WriteConfig(node, joinThrough);
-            state = Started(state, node, layout.RunDir);
+            state = Started(state, node, layout.RunDir, probe.Time);
         }
         foreach (var node in state.Nodes.Skip(1))
         {
@@ -38,36 +38,49 @@ internal static class LocalnetUp
         }
         state.Save(layout.RunDir);
         output.WriteLine($"{layout.Nodes} nodes answer; waiting until each finds every expert in the DHT");
-        await AllSeeAllAsync(state, probe, until, cancellationToken);
+        await AllSeeAllAsync(state, layout.RunDir, probe, until, cancellationToken);
         return state;
     }
 
     /// <summary>Waits until every running node finds every expert the testnet's running nodes host; throws naming what is missing when <paramref name="until"/> passes.</summary>
-    public static async Task AllSeeAllAsync(LocalnetState state, LocalnetProbe probe, DateTimeOffset until, CancellationToken cancellationToken)
+    public static async Task AllSeeAllAsync(LocalnetState state, string runDir, LocalnetProbe probe, DateTimeOffset until, CancellationToken cancellationToken)
     {
         var running = state.Nodes.Where(LocalnetProcesses.IsRunning).ToArray();
         var hostOf = running.SelectMany(n => n.Experts.Select(uid => (uid, n))).GroupBy(x => x.uid).ToDictionary(g => g.Key, g => g.First().n);
         var missing = running.SelectMany(n => hostOf.Keys.Select(uid => (Node: n, Uid: uid))).ToList();
         while (true)
         {
-            var seen = await Task.WhenAll(missing.Select(m => probe.SeesAsync(m.Node, m.Uid, cancellationToken)));
+            // A few lookups at a time: hundreds at once on two cores time out and are asked again.
+            using var slots = new SemaphoreSlim(8);
+            var seen = await Task.WhenAll(missing.Select(async m =>
+            {
+                await slots.WaitAsync(cancellationToken);
+                try
+                {
+                    return await probe.SeesAsync(m.Node, m.Uid, cancellationToken);
+                }
+                finally
+                {
+                    slots.Release();
+                }
+            }));
             missing = missing.Where((_, i) => !seen[i]).ToList();
             if (missing.Count == 0) return;
             if (probe.Time.GetUtcNow() >= until)
             {
                 var named = missing.Take(5).Select(m => $"{m.Node} does not find {m.Uid} (hosted by {hostOf[m.Uid]})");
                 throw new LocalnetException($"not every node finds every expert: {string.Join("; ", named)}{(missing.Count > 5 ? $"; and {missing.Count - 5} more" : "")}. "
-                    + "The nodes are still running (`scripts/localnet/status`, logs in the run directory; `scripts/localnet/down` stops them).", 3);
+                    + $"The nodes are still running (`scripts/localnet/status --run-dir {runDir}`, logs there; `scripts/localnet/down --run-dir {runDir}` stops them).", 3);
             }
             await Task.Delay(TimeSpan.FromMilliseconds(500), probe.Time, cancellationToken);
         }
     }
 
     /// <summary>Starts <paramref name="node"/> and records its pid (saved at once).</summary>
-    public static LocalnetState Started(LocalnetState state, LocalnetNode node, string runDir)
+    public static LocalnetState Started(LocalnetState state, LocalnetNode node, string runDir, TimeProvider time)
     {
         Directory.CreateDirectory(Path.Combine(runDir, $"node-{node.Index}"));
-        var next = state.With(node with { Pid = LocalnetProcesses.Start(node, runDir) });
+        var next = state.With(node with { Pid = LocalnetProcesses.Start(node, runDir, time) });
         next.Save(runDir);
         return next;
     }

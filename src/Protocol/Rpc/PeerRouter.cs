@@ -16,7 +16,8 @@ public delegate ValueTask<PeerResponse> PeerMethodHandler(PeerRequest request, C
 /// </summary>
 public sealed partial class PeerRouter(TimeProvider time, ILogger<PeerRouter>? logger = null)
 {
-    private readonly Dictionary<string, PeerMethodHandler> _methods = new(StringComparer.Ordinal);
+    // Concurrent: a node maps some methods (its experts') while it already serves others.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, PeerMethodHandler> _methods = new(StringComparer.Ordinal);
     private readonly ILogger _logger = logger ?? (ILogger)NullLogger.Instance;
 
     /// <summary>Methods served, sorted.</summary>

@@ -12,12 +12,13 @@ namespace MoEMesh.Protocol.Transport;
 /// </summary>
 internal static class HandshakeDiagnosis
 {
-    private static readonly TimeSpan ProbeLimit = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan ProbeLimit = TimeSpan.FromSeconds(3);
 
     /// <summary>A hint to add to the failure's message, or null when none applies.</summary>
     public static async Task<string?> HintAsync(PeerAddress address, bool useTls, Exception failure, TimeProvider time, CancellationToken cancellationToken)
     {
-        if (failure is not (HandshakeException or AuthenticationException or IOException)) return null;
+        // Only when what answered did not speak the handshake: a peer that refused (version, PeerId, proof) said why itself.
+        if (failure is not (HandshakeException { NotAPeer: true } or AuthenticationException or IOException)) return null;
         if (await AnswersHttpAsync(address, time, cancellationToken))
             return "it answers HTTP: that is a node's HTTP port, not its peer port (use the address the node listens on, its --listen)";
         return useTls

@@ -119,19 +119,19 @@ internal static class PeerHandshake
             catch (ProtocolViolationException e)
             {
                 input.AdvanceTo(buffer.Start, buffer.End);
-                throw new HandshakeException($"not a MoEMesh peer ({e.Message})");
+                throw new HandshakeException($"not a MoEMesh peer ({e.Message})", notAPeer: true);
             }
             if (complete)
             {
                 try
                 {
-                    if (header.Kind != FrameKind.Handshake) throw new HandshakeException($"expected a handshake frame, got {header.Kind}");
+                    if (header.Kind != FrameKind.Handshake) throw new HandshakeException($"expected a handshake frame, got {header.Kind}", notAPeer: true);
                     if (header.BodyLength > MaxHandshakeBytes) throw new HandshakeException($"handshake frame of {header.BodyLength} bytes exceeds {MaxHandshakeBytes}");
                     return Handshake.Parser.ParseFrom(body);
                 }
                 catch (InvalidProtocolBufferException e)
                 {
-                    throw new HandshakeException($"handshake frame is not valid protobuf: {e.Message}");
+                    throw new HandshakeException($"handshake frame is not valid protobuf: {e.Message}", notAPeer: true);
                 }
                 finally
                 {
@@ -139,10 +139,17 @@ internal static class PeerHandshake
                 }
             }
             input.AdvanceTo(buffer.Start, buffer.End);
-            if (result.IsCompleted) throw new HandshakeException("the peer closed the connection during the handshake");
+            if (result.IsCompleted) throw new HandshakeException("the peer closed the connection during the handshake", notAPeer: true);
         }
     }
 }
 
 /// <summary>The connection handshake failed; the message says why.</summary>
-public sealed class HandshakeException(string message) : Exception($"Handshake failed: {message}.");
+public sealed class HandshakeException(string message, bool notAPeer = false) : Exception($"Handshake failed: {message}.")
+{
+    /// <summary>
+    /// What answered did not speak the handshake at all (it closed, or sent no handshake frame): a wrong port
+    /// or a TLS mismatch, rather than a peer that refused.
+    /// </summary>
+    public bool NotAPeer { get; } = notAPeer;
+}
