@@ -130,7 +130,7 @@ internal static class LocalnetCommand
         }
         catch (OperationCanceledException) when (cancel.IsCancellationRequested)
         {
-            Console.Error.WriteLine("stopped on a signal; nodes already started keep running (`scripts/localnet/status`, `scripts/localnet/down`)");
+            Console.Error.WriteLine("stopped on a signal; `scripts/localnet/status` shows what still runs");
             return 130;
         }
 
