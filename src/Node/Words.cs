@@ -15,6 +15,21 @@ internal static class Words
         return Pair((int)span.TotalDays, "d", span.Hours, "h");
     }
 
+    /// <summary>What a value of <paramref name="type"/> is, for "'x' is not ...": "a whole number", "a number", "true or false", ...</summary>
+    public static string Kind(Type type)
+    {
+        type = Nullable.GetUnderlyingType(type) ?? type;
+        if (type.IsEnum) return $"one of {string.Join(", ", Enum.GetNames(type))}";
+        if (type == typeof(TimeSpan)) return "a duration such as 00:00:30 (hh:mm:ss)";
+        return Type.GetTypeCode(type) switch
+        {
+            TypeCode.Int16 or TypeCode.Int32 or TypeCode.Int64 or TypeCode.UInt16 or TypeCode.UInt32 or TypeCode.UInt64 or TypeCode.Byte => "a whole number",
+            TypeCode.Single or TypeCode.Double or TypeCode.Decimal => "a number",
+            TypeCode.Boolean => "true or false",
+            _ => $"a {type.Name}",
+        };
+    }
+
     /// <summary>"1 expert", "0 experts", "4 experts" (nouns that take an s).</summary>
     public static string Count(long count, string noun) => count == 1 ? $"1 {noun}" : $"{count.ToString(CultureInfo.InvariantCulture)} {noun}s";
 

@@ -17,4 +17,12 @@ public class WordsTests
     [InlineData(1, "1 expert")]
     [InlineData(4, "4 experts")]
     public void Counts_AgreeWithTheirNoun(long count, string expected) => Assert.Equal(expected, Words.Count(count, "expert"));
+
+    [Theory]
+    [InlineData(typeof(int?), "a whole number")]
+    [InlineData(typeof(float), "a number")]
+    [InlineData(typeof(bool), "true or false")]
+    [InlineData(typeof(TimeSpan), "a duration such as 00:00:30 (hh:mm:ss)")]
+    [InlineData(typeof(DayOfWeek), "one of Sunday, Monday, Tuesday, Wednesday, Thursday, Friday, Saturday")]
+    public void Kinds_AreNamedInWords(Type type, string expected) => Assert.Equal(expected, Words.Kind(type));
 }

@@ -49,11 +49,7 @@ internal static class MoEMeshCommand
     {
         var match = System.Text.RegularExpressions.Regex.Match(message, @"^Cannot parse argument '(?<value>.*)' for option '(?<option>[^']+)' as expected type '(?<type>[^']+)'\.?$");
         if (!match.Success) return message;
-        string type = match.Groups["type"].Value;
-        string kind = type.Contains("Int", StringComparison.Ordinal) ? "a whole number"
-            : type.Contains("Double", StringComparison.Ordinal) || type.Contains("Single", StringComparison.Ordinal) ? "a number"
-            : type.Contains("Boolean", StringComparison.Ordinal) ? "true or false"
-            : "of the kind the option takes";
+        string kind = Type.GetType(match.Groups["type"].Value) is { } type ? Words.Kind(type) : "of the kind the option takes";
         return $"{match.Groups["option"].Value}: '{match.Groups["value"].Value}' is not {kind}.";
     }
 }

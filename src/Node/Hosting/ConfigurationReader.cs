@@ -71,16 +71,7 @@ internal static class ConfigurationReader
         }
         catch (Exception e) when (e is FormatException or ArgumentException or NotSupportedException || e.InnerException is FormatException or OverflowException)
         {
-            return [$"{at}: '{entry.Value}' is not {KindOf(type)}."];
+            return [$"{at}: '{entry.Value}' is not {Words.Kind(type)}."];
         }
     }
-
-    private static string KindOf(Type type) => Type.GetTypeCode(type) switch
-    {
-        TypeCode.Int32 or TypeCode.Int64 or TypeCode.UInt64 => "a whole number",
-        TypeCode.Single or TypeCode.Double => "a number",
-        TypeCode.Boolean => "true or false",
-        _ when type == typeof(TimeSpan) => "a duration such as 00:00:30 (hh:mm:ss)",
-        _ => $"a {type.Name}",
-    };
 }
