@@ -46,7 +46,9 @@ public sealed class ModelLifeTests : IDisposable
             Assert.False(node.HasExited, $"the node exited:\n{node.Output}");
             try
             {
-                if ((await http.GetAsync(new Uri(node.Http, "/v1/status"), limit.Token)).IsSuccessStatusCode) return;
+                // The HTTP port answers while the node still joins and builds its experts: wait until it says it is ready.
+                using var status = JsonDocument.Parse(await http.GetStringAsync(new Uri(node.Http, "/v1/status"), limit.Token));
+                if (status.RootElement.GetProperty("ready").GetBoolean()) return;
             }
             catch (HttpRequestException)
             {

@@ -100,14 +100,14 @@ public sealed class StartFailureTests : IDisposable
     {
         try
         {
-            await http.GetStringAsync(new Uri(node.Http, "/v1/status"));
-            return true;
+            if ((await http.GetStringAsync(new Uri(node.Http, "/v1/status"))).Contains("\"ready\": true", StringComparison.Ordinal)) return true;
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
         {
-            await Task.Delay(200);
-            return false;
+            // not up yet
         }
+        await Task.Delay(200);
+        return false;
     }
 
     private string WriteConfig(string json)
