@@ -14,7 +14,7 @@ namespace MoEMesh.Dht.Tests;
 /// <summary>The DHT over the real peer protocol: sockets, TLS, handshake, protobuf.</summary>
 public class TransportTests
 {
-    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(120);
 
     [Fact]
     public async Task SixteenNodesOverTcpWithTls_StoreAndFindEachOthersValues()
@@ -182,12 +182,14 @@ public class TransportTests
 
         public static TcpNode Start(int index)
         {
-            var protocol = new PeerProtocolOptions { UseTls = true };
+            // Limits for a busy machine: these nodes talk over real TLS sockets while other test assemblies
+            // load both cores, and a call past the default 3 s would drop a peer from the lookup.
+            var protocol = new PeerProtocolOptions { UseTls = true, ConnectTimeout = TimeSpan.FromSeconds(20), HandshakeTimeout = TimeSpan.FromSeconds(20) };
             var node = new TcpNode { Index = index, Identity = PeerIdentity.FromSeed(600 + index) };
             var router = new PeerRouter(TimeProvider.System);
             node._listener = PeerListener.Start(new PeerServer(node.Identity, router, protocol, TimeProvider.System), new IPEndPoint(IPAddress.Loopback, 0));
             node._pool = new PeerConnectionPool(node.Identity, protocol, TimeProvider.System);
-            var options = new DhtOptions();
+            var options = new DhtOptions { RpcTimeout = TimeSpan.FromSeconds(20), SlowRpcThreshold = TimeSpan.FromSeconds(5), OperationTimeout = TimeSpan.FromSeconds(60) };
             node.Dht = new DhtNode(node.Identity.PeerId, node._listener.Address, new DhtRpcClient(new TcpPeerTransport(node._pool, TimeProvider.System)), options, TimeProvider.System);
             router.MapDht(node.Dht, options);
             return node;
