@@ -76,8 +76,7 @@ public static class ExpertCheckpoint
                 _backend.Optimizer.Name, UpdateCount, weightsName, Sha256Of(weightsPath));
             AtomicFile.Write(Path.Combine(directory, ManifestName),
                 stream => JsonSerializer.Serialize(stream, manifest, ManifestJson.Default.CheckpointManifest));
-            foreach (var stale in Directory.EnumerateFiles(directory, "weights.*.safetensors"))
-                if (Path.GetFileName(stale) != weightsName) File.Delete(stale);
+            RemoveLeftovers(directory, keep: weightsName); // saves of one expert run one at a time: no other temporary file is in use
         }
 
         /// <inheritdoc />

@@ -39,8 +39,13 @@ public sealed partial class MeshNode
         new ModelUploads(_store, options.Models, time, _ => AnnounceAsync(_stopAnnouncing.Token)).Map(router);
     }
 
-    /// <summary>What a query gets before the node has joined and built its experts.</summary>
-    internal const string StillStarting = "the node is still starting (joining the swarm, building its experts); ask again in a moment.";
+    /// <summary>
+    /// Answers a query document (POST /v1/query and model.query alike): 503 while the node has not yet joined
+    /// and built its experts, else the query service's answer.
+    /// </summary>
+    public Task<(int Status, byte[] Json)> AnswerQueryAsync(ReadOnlyMemory<byte> body, CancellationToken cancellationToken) => Ready
+        ? Queries.AnswerAsync(body, cancellationToken)
+        : Task.FromResult((503, new QueryError("the node is still starting (joining the swarm, building its experts); ask again in a moment.").ToJson()));
 
     private void ServeQueries(PeerRouter router)
     {
@@ -51,8 +56,7 @@ public sealed partial class MeshNode
             if (request.Payload.Length > options.Models.MaxQueryBytes)
                 return PeerResponse.Error(StatusCode.InvalidArgument,
                     System.Text.Encoding.UTF8.GetString(new QueryError($"the query is larger than {options.Models.MaxQueryBytes} bytes (MaxQueryBytes).").ToJson()));
-            if (!Ready) return PeerResponse.Error(StatusCode.Unavailable, System.Text.Encoding.UTF8.GetString(new QueryError(StillStarting).ToJson()));
-            var (status, json) = await Queries.AnswerAsync(request.Payload, cancellationToken);
+            var (status, json) = await AnswerQueryAsync(request.Payload, cancellationToken);
             return status == 200 ? PeerResponse.Ok(payload: json) : PeerResponse.Error(PeerStatusOf(status), System.Text.Encoding.UTF8.GetString(json));
         });
     }

@@ -18,10 +18,9 @@ internal static class QueryEndpoints
         app.MapPost("/v1/query", async (HttpContext http, MeshNode node) =>
         {
             var body = await ReadBodyAsync(http.Request, node.Options.Models.MaxQueryBytes, http.RequestAborted);
-            var (status, json) = !node.Ready ? (503, new QueryError(MeshNode.StillStarting).ToJson())
-                : body is null
+            var (status, json) = body is null
                 ? (413, new QueryError($"the body is larger than {node.Options.Models.MaxQueryBytes} bytes (MaxQueryBytes).").ToJson())
-                : await node.Queries.AnswerAsync(body.Value, http.RequestAborted);
+                : await node.AnswerQueryAsync(body.Value, http.RequestAborted);
             http.Response.StatusCode = status;
             http.Response.ContentType = "application/json";
             http.Response.ContentLength = json.Length;

@@ -12,29 +12,27 @@ internal sealed class LocalnetProbe(TimeProvider time) : IDisposable
     public TimeProvider Time => time;
 
     /// <summary>The node's status, or null when it does not answer.</summary>
-    public async Task<NodeStatus?> StatusAsync(LocalnetNode node, CancellationToken cancellationToken)
-    {
-        try
-        {
-            return NodeStatus.FromJson(await _http.GetByteArrayAsync(new Uri(node.Http, "/v1/status"), cancellationToken));
-        }
-        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or JsonException && !cancellationToken.IsCancellationRequested)
-        {
-            return null;
-        }
-    }
+    public Task<NodeStatus?> StatusAsync(LocalnetNode node, CancellationToken cancellationToken) =>
+        GetAsync(node, "/v1/status", json => (NodeStatus?)NodeStatus.FromJson(json), cancellationToken);
 
     /// <summary>Whether <paramref name="node"/> finds a host of <paramref name="uid"/> in the DHT.</summary>
-    public async Task<bool> SeesAsync(LocalnetNode node, string uid, CancellationToken cancellationToken)
+    public Task<bool> SeesAsync(LocalnetNode node, string uid, CancellationToken cancellationToken) =>
+        GetAsync(node, $"/v1/experts/{uid}", json =>
+        {
+            using var hosts = JsonDocument.Parse(json);
+            return hosts.RootElement.ValueKind == JsonValueKind.Array && hosts.RootElement.GetArrayLength() > 0;
+        }, cancellationToken);
+
+    /// <summary>What <paramref name="read"/> makes of the node's answer at <paramref name="path"/>; the default when it does not answer or the answer does not parse.</summary>
+    private async Task<T> GetAsync<T>(LocalnetNode node, string path, Func<byte[], T> read, CancellationToken cancellationToken)
     {
         try
         {
-            using var hosts = JsonDocument.Parse(await _http.GetByteArrayAsync(new Uri(node.Http, $"/v1/experts/{uid}"), cancellationToken));
-            return hosts.RootElement.ValueKind == JsonValueKind.Array && hosts.RootElement.GetArrayLength() > 0;
+            return read(await _http.GetByteArrayAsync(new Uri(node.Http, path), cancellationToken));
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException or JsonException && !cancellationToken.IsCancellationRequested)
         {
-            return false;
+            return default!;
         }
     }
 
@@ -50,7 +48,7 @@ internal sealed class LocalnetProbe(TimeProvider time) : IDisposable
             if (!LocalnetProcesses.IsRunning(node))
                 throw new LocalnetException($"{node} exited at start: {LastLine(node.Log)} (log: {node.Log})", 3);
             if (time.GetUtcNow() >= until)
-                throw new LocalnetException($"{node} did not answer on {node.Http} in time (--timeout); its log ends: {LastLine(node.Log)} (log: {node.Log})", 3);
+                throw new LocalnetException($"{node} did not become ready on {node.Http} in time (--timeout); its log ends: {LastLine(node.Log)} (log: {node.Log})", 3);
             await Task.Delay(TimeSpan.FromMilliseconds(200), time, cancellationToken);
         }
     }
