@@ -1,12 +1,14 @@
 # Sourced by the scripts beside it: runs `moemesh localnet VERB ARGS`, building moemesh first (and
-# installing OpenBLAS when this machine lacks it) for `up` and `demo`, or when it was never built.
+# installing OpenBLAS, and iptables for --wan, when this machine lacks them) for `up` and `demo`, or when
+# it was never built.
 localnet() {
   local repo bin
   repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
   bin="$repo/src/Node/bin/Release/net10.0/moemesh"
   if [ "$1" = up ] || [ "$1" = demo ] || [ ! -x "$bin" ]; then
-    . "$repo/scripts/lib/openblas.sh"
+    . "$repo/scripts/lib/packages.sh"
     ensure_openblas
+    case " $* " in *" --wan "*) ensure_iptables ;; esac
     echo "building moemesh" >&2
     local log
     log="$(dotnet build "$repo/src/Node" -c Release --nologo -v quiet 2>&1)" || { echo "$log" >&2; echo "the build failed" >&2; exit 1; }

@@ -166,7 +166,7 @@ public class ConfigurationTests
         }, null));
         Assert.Equal(
         [
-            "MoEMesh:Dht:Alpah: there is no such setting (src/Node/README.md lists them).",
+            "MoEMesh:Dht:Alpah: there is no such setting (the README's Configuration lists them).",
             "MoEMesh:Experts:0:Count: '2.5' is not a whole number.",
             "MoEMesh:InitialPeers: takes a list ([\"...\"] in JSON, MoEMesh:InitialPeers:0, MoEMesh:InitialPeers:1, ... elsewhere), not one value.",
             "MoEMesh:Listen: takes one value, not a section.",

@@ -39,7 +39,7 @@ internal static class ConfigurationReader
             var property = type.GetProperty(child.Key, BindingFlags.Public | BindingFlags.Instance | BindingFlags.IgnoreCase);
             if (property?.SetMethod is not { IsPublic: true })
             {
-                yield return $"{at}: there is no such setting (src/Node/README.md lists them).";
+                yield return $"{at}: there is no such setting (the README's Configuration lists them).";
                 continue;
             }
             var kind = Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;

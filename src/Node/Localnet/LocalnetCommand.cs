@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using MoEMesh.Node.Localnet.Wan;
 
 namespace MoEMesh.Node.Localnet;
 
@@ -20,6 +21,7 @@ internal static class LocalnetCommand
         command.Subcommands.Add(Chaos());
         command.Subcommands.Add(Down());
         command.Subcommands.Add(Demo());
+        command.Subcommands.Add(Link());
         return command;
     }
 
@@ -37,12 +39,15 @@ internal static class LocalnetCommand
         var noTls = new Option<bool>("--no-tls") { Description = "Switch TLS off between the nodes" };
         var runDir = RunDir();
         var timeout = Timeout();
+        var wan = new WanOptions();
         var command = new Command("up", "Start the nodes and wait until every node finds every expert in the DHT") { nodes, perNode, grid, hiddenDim, seed, noTls, runDir, timeout };
+        wan.AddTo(command);
         command.SetAction((result, cancellationToken) => Guarded(cancellationToken, async (probe, output, cancellationToken) =>
         {
             var (rows, columns) = ParseGrid(result.GetValue(grid)!);
             var layout = new LocalnetLayout(Within("--nodes", result.GetValue(nodes), 1, 64), Within("--experts-per-node", result.GetValue(perNode), 1, 64),
-                rows, columns, Within("--hidden-dim", result.GetValue(hiddenDim), 1, 8192), result.GetValue(seed), !result.GetValue(noTls), Path.GetFullPath(result.GetValue(runDir)!));
+                rows, columns, Within("--hidden-dim", result.GetValue(hiddenDim), 1, 8192), result.GetValue(seed), !result.GetValue(noTls), Path.GetFullPath(result.GetValue(runDir)!),
+                wan.Links(result));
             var state = await LocalnetUp.RunAsync(layout, probe, Seconds(result.GetValue(timeout)), output, cancellationToken);
             int experts = state.Nodes.SelectMany(n => n.Experts).Distinct().Count();
             output.WriteLine($"testnet up: {state.Nodes.Count} nodes hosting {experts} experts of the grid ffn {rows}x{columns} (d = {layout.HiddenDim}), TLS {(layout.UseTls ? "on" : "off")}");
@@ -106,6 +111,51 @@ internal static class LocalnetCommand
             LocalnetDemo.RunAsync(Path.GetFullPath(result.GetValue(runDir)!), Path.GetFullPath(result.GetValue(data)!), Path.GetFullPath(result.GetValue(evalData)!),
                 result.GetValue(steps), Seconds(result.GetValue(timeout)), probe, output, cancellationToken)));
         return command;
+    }
+
+    /// <summary><c>localnet link</c>, which <c>up --wan</c> starts in each node's namespace: that node's link, until SIGTERM.</summary>
+    private static Command Link()
+    {
+        var name = new Option<string>("--name") { Description = "What the link is called in its log", Required = true };
+        var seed = new Option<int>("--seed") { Description = "Seed of the jitter and loss [0]" };
+        var wan = new WanOptions();
+        var command = new Command("link", "Shape the packets this network namespace sends (what `up --wan` runs in each node's namespace)") { name, seed, wan.Delay, wan.Jitter, wan.Loss };
+        command.Hidden = true;
+        command.SetAction((result, cancellationToken) => Guarded(cancellationToken, (probe, output, cancellationToken) =>
+            LinkEmulator.RunAsync(result.GetValue(name)!, wan.Shape(result), result.GetValue(seed), probe.Time, output, cancellationToken)));
+        return command;
+    }
+
+    /// <summary><c>--wan</c> and the shape of its links.</summary>
+    private sealed class WanOptions
+    {
+        public Option<bool> Wan { get; } = new("--wan") { Description = "Run each node in a network namespace of its own, its packets delayed and lost as on a wide-area link (root; Linux)" };
+        public Option<string?> Delay { get; } = new("--delay") { Description = $"With --wan: one-way delay of each node's link [{LinkShape.Default.Delay.TotalMilliseconds:F0}ms]" };
+        public Option<string?> Jitter { get; } = new("--jitter") { Description = $"With --wan: the delay varies evenly by up to this either side [{LinkShape.Default.Jitter.TotalMilliseconds:F0}ms]" };
+        public Option<string?> Loss { get; } = new("--loss") { Description = $"With --wan: the share of packets lost [{LinkShape.Default.Loss * 100:0.#}%]" };
+
+        public void AddTo(Command command)
+        {
+            foreach (var option in (Option[])[Wan, Delay, Jitter, Loss]) command.Options.Add(option);
+        }
+
+        /// <summary>The links' shape with --wan; null without it (and a link flag without --wan is an error).</summary>
+        public LinkShape? Links(ParseResult result)
+        {
+            if (result.GetValue(Wan)) return Shape(result);
+            var stray = ((Option[])[Delay, Jitter, Loss]).FirstOrDefault(o => result.GetResult(o) is { Implicit: false });
+            return stray is null ? null : throw new LocalnetException($"{stray.Name} shapes the links of a --wan testnet; add --wan.");
+        }
+
+        /// <summary>The shape the flags give, defaults for those not given.</summary>
+        public LinkShape Shape(ParseResult result)
+        {
+            var shape = new LinkShape(
+                result.GetValue(Delay) is { } delay ? ParseDuration("--delay", delay) : LinkShape.Default.Delay,
+                result.GetValue(Jitter) is { } jitter ? ParseDuration("--jitter", jitter) : LinkShape.Default.Jitter,
+                result.GetValue(Loss) is { } loss ? LinkShape.ParseLoss(loss) ?? throw new LocalnetException($"--loss must be a share of packets such as 1% or 0.5%; got '{loss}'.") : LinkShape.Default.Loss);
+            return shape.Problem is { } problem ? throw new LocalnetException(problem) : shape;
+        }
     }
 
     /// <summary>

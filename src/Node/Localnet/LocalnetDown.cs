@@ -32,6 +32,23 @@ internal static class LocalnetDown
         output.WriteLine(running.Length == 0
             ? $"nothing is running in {runDir}"
             : $"stopped {running.Length} node{(running.Length == 1 ? "" : "s")} (pids {string.Join(", ", running.Select(n => n.Pid))}); keys, checkpoints and logs stay in {runDir}");
+        if (state.Wan is { } network) await RemoveNetworkAsync(state, network, runDir, time, output, cancellationToken);
         return 0;
+    }
+
+    /// <summary>Stops the links of a <c>--wan</c> testnet and removes its namespaces (once no node runs in them).</summary>
+    private static async Task RemoveNetworkAsync(LocalnetState state, Wan.WanNetwork network, string runDir, TimeProvider time, TextWriter output, CancellationToken cancellationToken)
+    {
+        if (state.Nodes.Any(LocalnetProcesses.IsRunning))
+        {
+            output.WriteLine($"network {network.Subnet} stays: nodes still run in it");
+            return;
+        }
+        foreach (var node in state.Nodes.Where(LocalnetProcesses.IsLinkRunning)) await LocalnetProcesses.StopLinkAsync(node, time, cancellationToken);
+        bool existed = network.Exists();
+        network.Remove(state.Nodes.Count);
+        state = state with { Nodes = state.Nodes.Select(n => n with { LinkPid = null }).ToArray() };
+        state.Save(runDir);
+        if (existed) output.WriteLine($"removed network {network.Subnet} and its {state.Nodes.Count + 1} namespaces");
     }
 }

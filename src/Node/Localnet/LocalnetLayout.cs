@@ -8,7 +8,16 @@ namespace MoEMesh.Node.Localnet;
 /// in turn, so nodes beyond the grid's size host replicas), and each node's files under the run directory
 /// (node-K.json, node-K.key, node-K/checkpoints, node-K/models, node-K.log).
 /// </summary>
-internal sealed record LocalnetLayout(int Nodes, int ExpertsPerNode, int GridRows, int GridColumns, int HiddenDim, int Seed, bool UseTls, string RunDir)
+/// <param name="Nodes">How many nodes; the first is the bootstrap peer.</param>
+/// <param name="ExpertsPerNode">Uids each node hosts.</param>
+/// <param name="GridRows">Rows of the expert grid (uids ffn.R.C).</param>
+/// <param name="GridColumns">Columns of the expert grid.</param>
+/// <param name="HiddenDim">Expert width d.</param>
+/// <param name="Seed">Seed of the order the grid's uids are dealt out in.</param>
+/// <param name="UseTls">Whether the nodes speak TLS to each other.</param>
+/// <param name="RunDir">Where the testnet's files live.</param>
+/// <param name="Links">With <c>--wan</c>, what each node's link does to its packets; null for a testnet on loopback.</param>
+internal sealed record LocalnetLayout(int Nodes, int ExpertsPerNode, int GridRows, int GridColumns, int HiddenDim, int Seed, bool UseTls, string RunDir, Wan.LinkShape? Links = null)
 {
     /// <summary>The uids node <paramref name="index"/> hosts.</summary>
     public IReadOnlyList<string> ExpertsOf(int index)
@@ -18,8 +27,19 @@ internal sealed record LocalnetLayout(int Nodes, int ExpertsPerNode, int GridRow
         return Enumerable.Range(index * ExpertsPerNode, ExpertsPerNode).Select(i => uids[i % uids.Length]).Distinct().ToArray();
     }
 
-    /// <summary>Node <paramref name="index"/> on the given ports, before it has started.</summary>
-    public LocalnetNode Node(int index, int peerPort, int httpPort) =>
+    /// <summary>
+    /// The nodes before they start: on 127.0.0.1 with free ports, or each on its own address in
+    /// <paramref name="network"/> with a node's default ports (7700, 7780).
+    /// </summary>
+    public IReadOnlyList<LocalnetNode> NodesOn(Wan.WanNetwork? network)
+    {
+        if (network is not null)
+            return Enumerable.Range(0, Nodes).Select(i => Node(i, 7700, 7780) with { Host = network.AddressOf(i), Namespace = network.NamespaceOf(i) }).ToArray();
+        var ports = LocalnetProcesses.FreePorts(2 * Nodes);
+        return Enumerable.Range(0, Nodes).Select(i => Node(i, ports[2 * i], ports[2 * i + 1])).ToArray();
+    }
+
+    private LocalnetNode Node(int index, int peerPort, int httpPort) =>
         new(index, null, null, peerPort, httpPort, Path.Combine(RunDir, $"node-{index}.json"), Path.Combine(RunDir, $"node-{index}.log"), ExpertsOf(index));
 
     /// <summary>Writes <paramref name="node"/>'s configuration file; it joins through <paramref name="bootstrap"/> (PEERID@host:port) when given.</summary>
@@ -30,7 +50,7 @@ internal sealed record LocalnetLayout(int Nodes, int ExpertsPerNode, int GridRow
         {
             ["KeyFile"] = Path.Combine(RunDir, $"node-{node.Index}.key"),
             ["Listen"] = node.PeerAddress,
-            ["HttpListen"] = $"127.0.0.1:{node.HttpPort}",
+            ["HttpListen"] = $"{node.Host}:{node.HttpPort}",
             ["UseTls"] = UseTls,
             ["CheckpointDirectory"] = Path.Combine(home, "checkpoints"),
             ["ModelDirectory"] = Path.Combine(home, "models"),

@@ -53,7 +53,8 @@ internal sealed class LocalnetProbe(TimeProvider time) : IDisposable
         }
     }
 
-    private static string LastLine(string log)
+    /// <summary>The last line of <paramref name="log"/> that is not blank.</summary>
+    public static string LastLine(string log)
     {
         try
         {

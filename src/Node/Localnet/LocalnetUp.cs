@@ -10,11 +10,18 @@ internal static class LocalnetUp
     public static async Task<LocalnetState> RunAsync(LocalnetLayout layout, LocalnetProbe probe, TimeSpan limit, TextWriter output, CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(layout.RunDir);
-        if (LocalnetState.Load(layout.RunDir) is { } earlier && earlier.Nodes.Count(LocalnetProcesses.IsRunning) is > 0 and var running)
-            throw new LocalnetException($"a testnet is already up in {layout.RunDir} ({running} nodes running); `scripts/localnet/down --run-dir {layout.RunDir}` stops it first.");
-        var ports = LocalnetProcesses.FreePorts(2 * layout.Nodes);
-        var state = new LocalnetState(layout.UseTls, Enumerable.Range(0, layout.Nodes).Select(i => layout.Node(i, ports[2 * i], ports[2 * i + 1])).ToArray());
+        if (LocalnetState.Load(layout.RunDir) is { } earlier && (earlier.Nodes.Count(LocalnetProcesses.IsRunning) > 0 || earlier.Wan?.Exists() == true))
+            throw new LocalnetException($"a testnet is already up in {layout.RunDir} ({earlier.Nodes.Count(LocalnetProcesses.IsRunning)} nodes running"
+                + $"{(earlier.Wan?.Exists() == true ? $", network {earlier.Wan.Subnet}" : "")}); `scripts/localnet/down --run-dir {layout.RunDir}` stops it first.");
+        var network = layout.Links is { } links ? Wan.WanNetwork.Create(layout.Nodes, links) : null;
+        var state = new LocalnetState(layout.UseTls, layout.NodesOn(network), network);
+        state.Save(layout.RunDir);
         var until = probe.Time.GetUtcNow() + limit;
+        if (network is not null)
+        {
+            state = await LinksStartedAsync(state, layout.RunDir, until, probe.Time, cancellationToken);
+            output.WriteLine($"network {network.Subnet} in namespaces {network.NamespaceOf(0)} to {network.NamespaceOf(layout.Nodes - 1)}; every link {network.Links}");
+        }
 
         var bootstrap = state.Nodes[0];
         layout.WriteConfig(bootstrap, null);
@@ -74,6 +81,30 @@ internal static class LocalnetUp
             }
             await Task.Delay(TimeSpan.FromMilliseconds(500), probe.Time, cancellationToken);
         }
+    }
+
+    /// <summary>
+    /// Starts each node's link in its namespace, records their pids (saved at once), and waits until each
+    /// has bound its queue (its log's first line names its shape): until then the node's packets would be dropped.
+    /// </summary>
+    private static async Task<LocalnetState> LinksStartedAsync(LocalnetState state, string runDir, DateTimeOffset until, TimeProvider time, CancellationToken cancellationToken)
+    {
+        foreach (var node in state.Nodes)
+        {
+            File.Delete(node.LinkLog); // its first line tells that it started
+            state = state.With(node with { LinkPid = LocalnetProcesses.StartLink(node, state.Wan!.Links, runDir, time) });
+            state.Save(runDir);
+        }
+        foreach (var node in state.Nodes)
+        {
+            while (!File.Exists(node.LinkLog) || new FileInfo(node.LinkLog).Length == 0)
+            {
+                if (!LocalnetProcesses.IsLinkRunning(node) || time.GetUtcNow() >= until)
+                    throw new LocalnetException($"the link of {node} did not start: {LocalnetProbe.LastLine(node.LinkLog)} (log: {node.LinkLog})", 3);
+                await Task.Delay(TimeSpan.FromMilliseconds(50), time, cancellationToken);
+            }
+        }
+        return state;
     }
 
     /// <summary>Starts <paramref name="node"/> and records its pid (saved at once).</summary>
