@@ -18,7 +18,7 @@ namespace MoEMesh.Routing;
 /// the local fallback by the deadline plus FallbackMargin. Backward: the
 /// fan-out sends each answering expert its gradient (it steps its own optimizer on its host), and the
 /// gate gets dL/dlogit = w (a − Σ w a) for the experts that answered, with a = ⟨dL/dy, y_expert⟩, plus the
-/// gradients of the auxiliary router losses (load balance, z-loss, entropy) computed at forward time.
+/// gradients of the auxiliary router losses (load balance, z-loss, marginal and per-sample entropy) computed at forward time.
 /// </summary>
 /// <remarks>
 /// Beam search takes only uids with an announced host. With <see cref="MixtureOfExpertsOptions.Kind"/> set,
@@ -76,7 +76,7 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
             }
             if (_options.RouterLosses is { } weights)
                 losses = RouterLosses.Compute(scores, choices.Select(c => (IReadOnlyList<IReadOnlyList<int>>)c.Select(e => e.Uid.Coordinates).ToArray()).ToArray(), weights);
-            var utilisation = Utilisation.Of(choices.Select(c => c.Select(e => e.Uid)), found.SelectMany(f => f.Select(e => e.Uid)).Distinct().Count());
+            var utilisation = Utilisation.Of(choices.Select(c => c.Select(e => e.Uid)), gate.Grid.Count);
             var request = new FanOutRequest
             {
                 Input = input,

@@ -20,7 +20,7 @@ public sealed class MixtureOfExpertsOptions
     [Count]
     public int BeamWidth { get; set; } = 4;
 
-    /// <summary>Auxiliary router losses (load balance 0.01, z-loss 0.001, entropy 0); null switches them off.</summary>
+    /// <summary>Auxiliary router losses (load balance 0.01, z-loss 0.001, both entropies 0); null switches them off.</summary>
     public Gating.RouterLossWeights? RouterLosses { get; set; } = new();
 
     /// <summary>

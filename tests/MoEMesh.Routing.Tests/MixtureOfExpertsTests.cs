@@ -176,11 +176,14 @@ public sealed class MixtureOfExpertsTests
     [Fact]
     public async Task RouterLosses_AndUtilisation_AreReportedPerBatch()
     {
-        var world = await BuildAsync(k: 2, losses: new RouterLossWeights(0.01f, 0.001f, 0.1f));
+        var world = await BuildAsync(k: 2, losses: new RouterLossWeights(0.01f, 0.001f, 0.1f, 0.1f));
         using var input = GradientCheck.Random(new TensorShape(8, Dim), 17);
         using var step = await world.Layer.ForwardAsync(input, default);
         Assert.NotNull(step.RouterLosses);
-        Assert.True(step.RouterLosses.LoadBalance > 0f && step.RouterLosses.ZLoss > 0f && step.RouterLosses.Entropy < 0f);
+        Assert.True(step.RouterLosses.LoadBalance > 0f && step.RouterLosses.ZLoss > 0f && step.RouterLosses.MarginalEntropy < 0f && step.RouterLosses.SampleEntropy > 0f);
+        // Utilisation is over the whole grid, not over the experts the searches returned.
+        Assert.Equal(9, step.Utilisation.GridExperts);
+        Assert.Equal(step.Choices.Sum(c => c.Count), step.Utilisation.Load.Values.Sum());
         Assert.InRange(step.Utilisation.ExpertsUsed, 1, 9);
         Assert.True(step.Utilisation.AssignmentEntropy > 0);
         using var gradient = Tensor.Zeros(8, Dim);

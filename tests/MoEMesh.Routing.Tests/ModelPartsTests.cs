@@ -6,7 +6,7 @@ using MoEMesh.Routing.Models;
 
 namespace MoEMesh.Routing.Tests;
 
-/// <summary>Text features, signed publications and the macro-F1 of the evaluator.</summary>
+/// <summary>Text features, signed publications, and the macro-F1 and specialisation of the evaluator.</summary>
 public sealed class ModelPartsTests
 {
     [Fact]
@@ -58,6 +58,21 @@ public sealed class ModelPartsTests
         // a: tp 1, fp 1 → 2/3; b: fn 1 → 0; c: tp 1, fn 1 (the missing prediction is wrong) → 2/3.
         double f1 = ModelEvaluator.MacroF1(["a", "b", "c", "c"], ["a", "a", "c", null]);
         Assert.Equal((2.0 / 3 + 0 + 2.0 / 3) / 3, f1, 1e-12);
+    }
+
+    [Fact]
+    public void Specialisation_IsOne_WhenTheExpertTellsTheDomain_AndZero_WhenItTellsNothing()
+    {
+        (string, string)[] telling = [("mail", "ffn.0"), ("mail", "ffn.0"), ("news", "ffn.1"), ("wiki", "ffn.2"), ("wiki", "ffn.3")];
+        Assert.Equal(1.0, ModelEvaluator.Specialisation(telling)!.Value, 9);
+        (string, string)[] blind = [("mail", "ffn.0"), ("news", "ffn.0"), ("mail", "ffn.1"), ("news", "ffn.1")];
+        Assert.Equal(0.0, ModelEvaluator.Specialisation(blind)!.Value, 9);
+        // Partly told: one expert only ever gets mail, the other mail and news evenly: H(D | X) = ½ · log 2.
+        (string, string)[] partly = [("mail", "ffn.0"), ("mail", "ffn.0"), ("mail", "ffn.1"), ("news", "ffn.1")];
+        double hD = -(0.75 * Math.Log(0.75) + 0.25 * Math.Log(0.25)), hDgivenX = 0.5 * Math.Log(2);
+        Assert.Equal((hD - hDgivenX) / hD, ModelEvaluator.Specialisation(partly)!.Value, 9);
+        Assert.Null(ModelEvaluator.Specialisation([("mail", "ffn.0"), ("mail", "ffn.1")]));
+        Assert.Null(ModelEvaluator.Specialisation([]));
     }
 }
 

@@ -13,13 +13,14 @@ public sealed class RouterLossTests
     private static Tensor[] Scores() => [GradientCheck.Random(new TensorShape(3, 3), 1), GradientCheck.Random(new TensorShape(3, 3), 2)];
 
     [Theory]
-    [InlineData(0.01f, 0f, 0f)]
-    [InlineData(0f, 0.001f, 0f)]
-    [InlineData(0f, 0f, 0.1f)]
-    [InlineData(0.01f, 0.001f, 0.1f)]
-    public void ScoreGradients_PassAFiniteDifferenceCheck(float alpha, float beta, float lambda)
+    [InlineData(0.01f, 0f, 0f, 0f)]
+    [InlineData(0f, 0.001f, 0f, 0f)]
+    [InlineData(0f, 0f, 0.1f, 0f)]
+    [InlineData(0f, 0f, 0f, 0.1f)]
+    [InlineData(0.01f, 0.001f, 0.1f, 0.1f)]
+    public void ScoreGradients_PassAFiniteDifferenceCheck(float alpha, float beta, float lambda, float mu)
     {
-        var weights = new RouterLossWeights(alpha, beta, lambda);
+        var weights = new RouterLossWeights(alpha, beta, lambda, mu);
         var scores = Scores();
         using var result = RouterLosses.Compute(scores, Dispatched, weights);
         for (int d = 0; d < scores.Length; d++)
@@ -38,7 +39,7 @@ public sealed class RouterLossTests
     public void ZLoss_IsExactOverEveryGridSlot()
     {
         var scores = Scores();
-        using var result = RouterLosses.Compute(scores, Dispatched, new RouterLossWeights(0f, 1f, 0f));
+        using var result = RouterLosses.Compute(scores, Dispatched, new RouterLossWeights(0f, 1f, 0f, 0f));
         // Brute force: log Σ over all 9 experts of exp(score0[c0] + score1[c1]), squared, mean over samples.
         double expected = 0;
         for (int s = 0; s < 3; s++)
@@ -57,19 +58,58 @@ public sealed class RouterLossTests
     {
         using var flat = Tensor.Zeros(4, 4);
         int[][][] spread = [[[0]], [[1]], [[2]], [[3]]];
-        using var result = RouterLosses.Compute([flat], spread, new RouterLossWeights(0.01f, 0f, 0f));
+        using var result = RouterLosses.Compute([flat], spread, new RouterLossWeights(0.01f, 0f, 0f, 0f));
         Assert.Equal(0.01f, result.LoadBalance, 6);
     }
 
     [Fact]
-    public void Utilisation_CountsExpertsUsed_AndTheAssignmentEntropy()
+    public void SampleEntropy_IsTheMeanEntropyOfEachSamplesRoutingOverTheWholeGrid_PerDimension()
     {
-        var a = ExpertUid.Parse("ffn.0");
-        var b = ExpertUid.Parse("ffn.1");
-        var even = Utilisation.Of([[a], [b]], expertsKnown: 4);
-        Assert.Equal(2, even.ExpertsUsed);
-        Assert.Equal(0.5, even.ShareUsed);
-        Assert.Equal(Math.Log(2), even.AssignmentEntropy, 9);
-        Assert.Equal(0, Utilisation.Of([[a], [a]], 4).AssignmentEntropy);
+        var scores = Scores();
+        using var result = RouterLosses.Compute(scores, Dispatched, new RouterLossWeights(0f, 0f, 0f, 1f));
+        // Brute force: each sample's softmax over all 9 experts (score0[c0] + score1[c1]), its entropy, the mean over samples, over 2 dimensions.
+        double expected = 0;
+        for (int s = 0; s < 3; s++)
+        {
+            var logits = (from a in Enumerable.Range(0, 3) from b in Enumerable.Range(0, 3) select (double)scores[0].Row(s)[a] + scores[1].Row(s)[b]).ToArray();
+            double max = logits.Max(), sum = logits.Sum(l => Math.Exp(l - max));
+            expected += logits.Select(l => Math.Exp(l - max) / sum).Sum(p => -p * Math.Log(p)) / 3 / 2;
+        }
+        Assert.Equal(expected, result.SampleEntropy, 4);
+        foreach (var s in scores) s.Dispose();
+    }
+
+    [Fact]
+    public void TheTwoEntropies_PullOppositeWays()
+    {
+        // Every sample sure of the same coordinate: each sample's routing is confident, the batch's is not spread.
+        using var peaked = Tensor.Zeros(4, 4);
+        for (int s = 0; s < 4; s++) peaked.Row(s)[0] = 8f;
+        using var flat = Tensor.Zeros(4, 4);
+        int[][][] first = [[[0]], [[0]], [[0]], [[0]]];
+        using var onPeaked = RouterLosses.Compute([peaked], first, new RouterLossWeights(0f, 0f, 1f, 1f));
+        using var onFlat = RouterLosses.Compute([flat], first, new RouterLossWeights(0f, 0f, 1f, 1f));
+        Assert.True(onPeaked.SampleEntropy < onFlat.SampleEntropy, "per-sample entropy is lowest for confident routing");
+        Assert.True(onFlat.MarginalEntropy < onPeaked.MarginalEntropy, "the marginal term (−H) is lowest for spread routing");
+        Assert.Equal(-Math.Log(4), onFlat.MarginalEntropy, 5);
+        Assert.Equal(Math.Log(4), onFlat.SampleEntropy, 5);
+    }
+
+    [Fact]
+    public void Utilisation_IsOverTheWholeGrid()
+    {
+        var uids = Enumerable.Range(0, 4).Select(i => ExpertUid.Parse($"ffn.{i}")).ToArray();
+        // Two of four experts, evenly: half the grid used, and H = log 2 of log 4.
+        var half = Utilisation.Of([[uids[0]], [uids[1]]], gridExperts: 4);
+        Assert.Equal(2, half.ExpertsUsed);
+        Assert.Equal(0.5, half.ShareUsed);
+        Assert.Equal(Math.Log(2), half.AssignmentEntropy, 9);
+        Assert.Equal(0.5, half.Evenness, 9);
+        Assert.Equal(new Dictionary<string, int> { ["ffn.0"] = 1, ["ffn.1"] = 1 }, half.Load);
+        // Collapse onto one expert reads 0, however many samples; every expert evenly reads 1.
+        var collapsed = Utilisation.Of([[uids[0]], [uids[0]], [uids[0]]], 4);
+        Assert.Equal(0, collapsed.Evenness);
+        Assert.Equal(0.25, collapsed.ShareUsed);
+        Assert.Equal(1, Utilisation.Of(uids.Select(u => new[] { u }), 4).Evenness, 9);
     }
 }

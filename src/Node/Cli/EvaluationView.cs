@@ -26,11 +26,18 @@ internal static class EvaluationView
         Row("texts", $"{r.Samples}{(r.Failed > 0 ? $" ({r.Failed} got no answer)" : "")}");
         Row("accuracy", $"{r.Accuracy:P2}");
         Row("macro-F1", $"{r.MacroF1:F4}");
-        foreach (var (domain, score) in r.Domains) Row($"accuracy, {domain}", $"{score.Accuracy:P2} of {score.Samples}");
+        foreach (var (domain, score) in r.Domains) Row($"{domain}: accuracy, macro-F1", $"{score.Accuracy:P2}, {score.MacroF1:F4} of {score.Samples}");
         for (int l = 0; l < r.Layers.Count; l++)
         {
-            Row($"layer {l}: utilisation H(load)/log(E)", $"{r.Layers[l].Utilisation:F3}");
-            Row($"layer {l}: experts per text", $"{r.Layers[l].ExpertsPerSample:F2}");
+            var layer = r.Layers[l];
+            Row($"layer {l}: utilisation H(load)/log(E)", $"{layer.Utilisation:F3}");
+            Row($"layer {l}: experts per text", $"{layer.ExpertsPerSample:F2}");
+            if (layer.Specialisation is { } specialisation) Row($"layer {l}: specialisation I(domain;expert)/H(domain)", $"{specialisation:F3}");
+            if (layer.TopLoad.Count > 0)
+            {
+                var busiest = layer.TopLoad.MaxBy(e => e.Value);
+                Row($"layer {l}: experts ranked first, busiest", $"{layer.TopLoad.Count}, {busiest.Key} for {busiest.Value}");
+            }
         }
         Row("experts per text", $"{r.ExpertsPerSample:F2}");
         Row("fallback rate", $"{r.FallbackRate:P2}");

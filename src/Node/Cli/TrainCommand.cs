@@ -38,7 +38,8 @@ internal static class TrainCommand
         var steps = new Option<int?>("--steps") { Description = "Steps to take instead of --epochs" };
         var batchSize = new Option<int>("--batch-size") { Description = "Texts per step", DefaultValueFactory = _ => 32 };
         var lr = new Option<float>("--lr") { Description = "Learning rate of trunk, gates and head (Adam)", DefaultValueFactory = _ => 0.01f };
-        var entropy = new Option<float>("--entropy-weight") { Description = "MoECollab routing-entropy weight", DefaultValueFactory = _ => 0f };
+        var marginalEntropy = new Option<float>("--marginal-entropy-weight") { Description = "Weight of the batch's routing entropy, maximised: spreads the load over the experts", DefaultValueFactory = _ => 0f };
+        var sampleEntropy = new Option<float>("--sample-entropy-weight") { Description = "Weight of each text's routing entropy, minimised: confident routing", DefaultValueFactory = _ => 0f };
         var balance = new Option<float>("--balance-weight") { Description = "Load-balancing loss weight", DefaultValueFactory = _ => 0.01f };
         var zLoss = new Option<float>("--z-loss-weight") { Description = "Router z-loss weight", DefaultValueFactory = _ => 0.001f };
         var seed = new Option<ulong>("--seed") { Description = "Seed of weights, split and batch order", DefaultValueFactory = _ => 1UL };
@@ -49,7 +50,7 @@ internal static class TrainCommand
         var command = new Command("train", "Train a model on a data file against the swarm's experts, then save and publish it")
         {
             peer, noTls, timeout, compression, model, evalData, evalSplit, grid, gridName, expertType, layers, k, topP, nullExperts, hiddenDim, buckets,
-            epochs, steps, batchSize, lr, entropy, balance, zLoss, seed, output, replicas, noPublish, keyFile,
+            epochs, steps, batchSize, lr, marginalEntropy, sampleEntropy, balance, zLoss, seed, output, replicas, noPublish, keyFile,
         };
         data.AddTo(command);
         command.SetAction(async (result, cancellationToken) =>
@@ -67,6 +68,7 @@ internal static class TrainCommand
             {
                 return Fail($"--grid-name: {e.Message}");
             }
+            var losses = new RouterLossWeights(result.GetValue(balance), result.GetValue(zLoss), result.GetValue(marginalEntropy), result.GetValue(sampleEntropy));
             var checks = new (bool Bad, string Problem)[]
             {
                 (result.GetValue(epochs) is not null && result.GetValue(steps) is not null, "--epochs and --steps: give one of them, not both."),
@@ -78,8 +80,7 @@ internal static class TrainCommand
                 (result.GetValue(nullExperts) is < 0 or > 64, $"--null-experts must be between 0 and 64; got {result.GetValue(nullExperts)}."),
                 (result.GetValue(hiddenDim) is < 1 or > 8192, $"--hidden-dim must be between 1 and 8192; got {result.GetValue(hiddenDim)}."),
                 (result.GetValue(buckets) is < 1 or > 1 << 24, $"--buckets must be between 1 and {1 << 24}; got {result.GetValue(buckets)}."),
-                (!new[] { result.GetValue(entropy), result.GetValue(balance), result.GetValue(zLoss) }.All(w => float.IsFinite(w) && w >= 0),
-                    "--entropy-weight, --balance-weight and --z-loss-weight must be finite and not negative."),
+                (!losses.AreValid, "--balance-weight, --z-loss-weight, --marginal-entropy-weight and --sample-entropy-weight must be finite and not negative."),
                 (result.GetValue(replicas) < 1, $"--replicas must be at least 1; got {result.GetValue(replicas)}."),
             };
             if (checks.FirstOrDefault(c => c.Bad) is { Problem: not null } failed) return Fail(failed.Problem);
@@ -94,7 +95,6 @@ internal static class TrainCommand
             };
             if (SettingsValidation.Problems(training, "").FirstOrDefault() is { } bad)
                 return Fail($"{TrainingFlags[bad.Setting.TrimStart(':')]}: {bad.Problem}.");
-            var losses = new RouterLossWeights(result.GetValue(balance), result.GetValue(zLoss), result.GetValue(entropy));
             var outDir = result.GetValue(output) ?? Path.Combine("runs", name);
             try
             {

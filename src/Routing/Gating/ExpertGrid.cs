@@ -26,6 +26,9 @@ public sealed record ExpertGrid
     /// <summary>Size of each dimension.</summary>
     public IReadOnlyList<int> Sizes { get; }
 
+    /// <summary>How many experts the grid holds: the product of its sizes.</summary>
+    public long Count => Sizes.Aggregate(1L, (count, size) => count * size);
+
     /// <summary>The prefix of every uid of the grid ("ffn.").</summary>
     public ExpertPrefix Root { get; }
 

@@ -3,11 +3,12 @@ using MoEMesh.Routing.Calling;
 namespace MoEMesh.Routing.Models;
 
 /// <summary>
-/// Measures a model on labelled texts through the swarm: accuracy, macro-F1, accuracy per domain, and for
-/// each layer the expert utilisation U = H(load) / log(E) (load_i the share of texts whose top-ranked
-/// expert is i, E the experts of the grid, so 1 is perfectly even and 0 all on one expert) and the experts
-/// a text used; the share of texts that fell back to a local expert; multiply-accumulates per text; and,
-/// given a byte counter, bytes on the wire per text.
+/// Measures a model on labelled texts through the swarm: accuracy, macro-F1, accuracy and macro-F1 per
+/// domain, and for each layer the expert utilisation U = H(load) / log(E) (load_i the share of texts whose
+/// top-ranked expert is i, E the experts of the grid, so 1 is perfectly even and 0 all on one expert), the
+/// experts a text used, the specialisation I(domain; top-1 expert) / H(domain), and the texts each expert
+/// got; the share of texts that fell back to a local expert; multiply-accumulates per text; and, given a
+/// byte counter, bytes on the wire per text.
 /// </summary>
 public sealed class ModelEvaluator(MoEModel model)
 {
@@ -39,18 +40,22 @@ public sealed class ModelEvaluator(MoEModel model)
 
         var answered = predictions.OfType<SamplePrediction>().ToArray();
         bool Correct(int i) => predictions[i] is { } p && labels[p.Label] == examples[i].Label;
-        var domains = examples.Select((e, i) => (e.Domain, Correct: Correct(i))).Where(x => x.Domain is not null).GroupBy(x => x.Domain!, StringComparer.Ordinal)
+        string? Predicted(int i) => predictions[i] is { } p ? labels[p.Label] : null;
+        var domains = Enumerable.Range(0, examples.Count).Where(i => examples[i].Domain is not null).GroupBy(i => examples[i].Domain!, StringComparer.Ordinal)
             .OrderBy(g => g.Key, StringComparer.Ordinal)
-            .ToDictionary(g => g.Key, g => new DomainScore(g.Count(), (double)g.Count(x => x.Correct) / g.Count()));
+            .ToDictionary(g => g.Key, g => new DomainScore(g.Count(), (double)g.Count(Correct) / g.Count(),
+                MacroF1(g.Select(i => examples[i].Label).ToArray(), g.Select(Predicted).ToArray())));
         var layers = model.Spec.Layers.Select((layer, l) =>
         {
-            int experts = layer.Sizes.Aggregate(1, (a, b) => a * b);
-            var top = answered.Select(p => p.TopExperts[l]).OfType<string>().GroupBy(u => u).Select(g => (double)g.Count()).ToArray();
-            double total = top.Sum();
-            double entropy = top.Sum(c => -(c / total) * Math.Log(c / total));
-            double utilisation = experts == 1 ? 1 : total == 0 ? 0 : entropy / Math.Log(experts);
+            long experts = layer.Grid.Count;
+            var top = Count(answered.Select(p => p.TopExperts[l]).OfType<string>());
+            double utilisation = experts == 1 ? 1 : Gating.Utilisation.EntropyOf(top.Values) / Math.Log(experts);
             double used = answered.Length == 0 ? 0 : answered.Average(p => p.Route.Count(h => h.Layer == l && h.Outcome is "ok" or "fallback"));
-            return new LayerScore(utilisation, used);
+            var sent = Count(answered.SelectMany(p => p.Route.Where(h => h.Layer == l && h.Outcome is "ok" or "timeout" or "failed").Select(h => h.Expert)));
+            var withDomain = Enumerable.Range(0, examples.Count)
+                .Where(i => examples[i].Domain is not null && predictions[i]?.TopExperts[l] is not null)
+                .Select(i => (Domain: examples[i].Domain!, Expert: predictions[i]!.TopExperts[l]!)).ToArray();
+            return new LayerScore(utilisation, used, Specialisation(withDomain), top, sent);
         }).ToArray();
         return new EvaluationReport(
             examples.Count,
@@ -83,6 +88,24 @@ public sealed class ModelEvaluator(MoEModel model)
         }
         return macs;
     }
+
+    /// <summary>
+    /// I(domain; top-1 expert) / H(domain) over the texts that have both: 1 when the expert a text is routed
+    /// to first tells its domain, 0 when it tells nothing (null when there is one domain or none).
+    /// </summary>
+    public static double? Specialisation(IReadOnlyList<(string Domain, string Expert)> pairs)
+    {
+        var domainCounts = Count(pairs.Select(p => p.Domain));
+        double domainEntropy = Gating.Utilisation.EntropyOf(domainCounts.Values);
+        if (domainCounts.Count < 2 || domainEntropy == 0) return null;
+        // I(D; X) = H(D) − H(D | X), with H(D | X) = Σ_x P(x) H(D | X = x).
+        double conditional = pairs.GroupBy(p => p.Expert, StringComparer.Ordinal)
+            .Sum(g => (double)g.Count() / pairs.Count * Gating.Utilisation.EntropyOf(Count(g.Select(p => p.Domain)).Values));
+        return (domainEntropy - conditional) / domainEntropy;
+    }
+
+    private static IReadOnlyDictionary<string, int> Count(IEnumerable<string> values) =>
+        values.GroupBy(v => v, StringComparer.Ordinal).OrderBy(g => g.Key, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
 
     /// <summary>Mean F1 over the labels that occur in the gold labels or the predictions (as scikit-learn's macro average); a missing prediction is wrong.</summary>
     public static double MacroF1(IReadOnlyList<string> gold, IReadOnlyList<string?> predicted)
@@ -120,8 +143,16 @@ public sealed class ModelEvaluator(MoEModel model)
 public sealed record EvaluationReport(int Samples, int Failed, double Accuracy, double MacroF1, IReadOnlyDictionary<string, DomainScore> Domains, IReadOnlyList<LayerScore> Layers,
     double ExpertsPerSample, double FallbackRate, double MacsPerSample, double? BytesPerSample);
 
-/// <summary>Accuracy on one domain.</summary>
-public sealed record DomainScore(int Samples, double Accuracy);
+/// <summary>How the model did on one domain.</summary>
+/// <param name="Samples">Texts of the domain.</param>
+/// <param name="Accuracy">Share of them predicted right.</param>
+/// <param name="MacroF1">Mean F1 over the labels of the domain's texts and their predictions.</param>
+public sealed record DomainScore(int Samples, double Accuracy, double MacroF1);
 
-/// <summary>One layer's routing: utilisation U = H(load) / log(E), and experts a text used.</summary>
-public sealed record LayerScore(double Utilisation, double ExpertsPerSample);
+/// <summary>One layer's routing.</summary>
+/// <param name="Utilisation">U = H(load) / log(E), load the texts each expert was ranked first for, E the experts of the grid.</param>
+/// <param name="ExpertsPerSample">Experts that answered for a text (remote or a local stand-in).</param>
+/// <param name="Specialisation">I(domain; top-1 expert) / H(domain); null without two domains.</param>
+/// <param name="TopLoad">Texts each expert was ranked first for, by uid.</param>
+/// <param name="Load">Texts the gate sent to each expert (answered or not), by uid.</param>
+public sealed record LayerScore(double Utilisation, double ExpertsPerSample, double? Specialisation, IReadOnlyDictionary<string, int> TopLoad, IReadOnlyDictionary<string, int> Load);

@@ -92,7 +92,7 @@ public sealed record LayerSpec([property: JsonPropertyName("grid")] string GridN
         if (TopP is { } p && !(p > 0 && p <= 1)) throw new ArgumentException($"{at}: top-p must be in (0, 1]; got {p}.");
         if (NullExperts is < 0 or > 64) throw new ArgumentException($"{at}: null experts must be between 0 and 64; got {NullExperts}.");
         if (BeamWidth is < 1 or > 64) throw new ArgumentException($"{at}: beam width must be between 1 and 64; got {BeamWidth}.");
-        if (RouterLosses is { } w && !new[] { w.LoadBalance, w.ZLoss, w.Entropy }.All(v => float.IsFinite(v) && v >= 0))
+        if (RouterLosses is { AreValid: false } w)
             throw new ArgumentException($"{at}: router loss weights must be finite and not negative; got {w}.");
     }
 

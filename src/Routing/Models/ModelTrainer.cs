@@ -61,7 +61,8 @@ public sealed class ModelTrainer(MoEModel model, TrainingOptions options, TimePr
             if (recent.Count > Window) recent.Dequeue();
             var elapsed = time.GetElapsedTime(started);
             report?.Invoke(new TrainingProgress(step + 1, total, (double)(step + 1) / perEpoch, result, recent.Average(r => r.Loss),
-                (double)recent.Sum(r => r.Correct) / recent.Sum(r => r.Samples), result.ExpertsPerSample.Average(), failed, samples / Math.Max(elapsed.TotalSeconds, 1e-9), elapsed));
+                (double)recent.Sum(r => r.Correct) / recent.Sum(r => r.Samples), result.ExpertsPerSample.Average(), recent.Average(r => r.Utilisation.Average(u => u.Evenness)),
+                failed, samples / Math.Max(elapsed.TotalSeconds, 1e-9), elapsed));
         }
         return Result(step, step < total);
 
@@ -78,10 +79,11 @@ public sealed class ModelTrainer(MoEModel model, TrainingOptions options, TimePr
 /// <param name="Loss">Mean loss over the last 50 steps.</param>
 /// <param name="Accuracy">Training accuracy over the last 50 steps (before each step's update).</param>
 /// <param name="ExpertsPerSample">Mean over layers of the experts each text of the last step used.</param>
+/// <param name="Utilisation">Over the last 50 steps, the mean of each layer's <see cref="Gating.Utilisation.Evenness"/>: H(load) / log(E) of a step's assignments over the whole grid.</param>
 /// <param name="FailedSteps">Steps skipped so far because no expert answered.</param>
 /// <param name="SamplesPerSecond">Texts trained per second since the start.</param>
 /// <param name="Elapsed">Since the start.</param>
-public sealed record TrainingProgress(long Step, long TotalSteps, double Epoch, TrainingStep Last, double Loss, double Accuracy, double ExpertsPerSample, int FailedSteps,
+public sealed record TrainingProgress(long Step, long TotalSteps, double Epoch, TrainingStep Last, double Loss, double Accuracy, double ExpertsPerSample, double Utilisation, int FailedSteps,
     double SamplesPerSecond, TimeSpan Elapsed);
 
 /// <summary>How training ended.</summary>
