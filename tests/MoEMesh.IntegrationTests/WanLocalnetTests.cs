@@ -40,6 +40,7 @@ public sealed class WanLocalnetTests : IAsyncLifetime
         Assert.True(up.ExitCode == 0, up.ToString());
         Assert.Contains("every link 200 ms ± 0 ms, 0 % loss", up.Out);
         Assert.Contains("testnet up: 2 nodes", up.Out);
+        Assert.Contains("join it from this machine with --listen 10.77.", up.Out);
 
         using var state = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(RunDir, "localnet.json")));
         var nodes = state.RootElement.GetProperty("nodes").EnumerateArray().ToArray();
@@ -67,6 +68,8 @@ public sealed class WanLocalnetTests : IAsyncLifetime
         Assert.Contains("removed network 10.77.", down.Out);
         Assert.All(namespaces, ns => Assert.False(File.Exists($"/run/netns/{ns}"), ns));
         Assert.All(linkPids, pid => Assert.False(Running(pid), $"link {pid}"));
+        using (var after = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(RunDir, "localnet.json"))))
+            Assert.Equal(JsonValueKind.Null, after.RootElement.GetProperty("wan").ValueKind); // forgotten: its subnet may go to another testnet
         var again = await Localnet("down");
         Assert.True(again.ExitCode == 0, again.ToString());
         Assert.DoesNotContain("removed network", again.Out);
@@ -79,6 +82,7 @@ public sealed class WanLocalnetTests : IAsyncLifetime
     [InlineData(new[] { "up", "--wan", "--loss", "some" }, "--loss must be a share of packets such as 1% or 0.5%; got 'some'.")]
     [InlineData(new[] { "up", "--wan", "--delay", "50ms", "--jitter", "80ms" }, "--jitter must be between 0 and the delay (50 ms); got 80 ms.")]
     [InlineData(new[] { "up", "--wan", "--delay", "soon" }, "--delay must be a duration such as 10s, 500ms or 2m")]
+    [InlineData(new[] { "up", "--wan", "--delay", "2s" }, "--delay must be between 0 and 500ms; got 2 s.")]
     public async Task BadLinkFlags_AreOneLine_AndExit2(string[] args, string message)
     {
         var run = await Localnet(args);

@@ -5,9 +5,9 @@ namespace MoEMesh.Node.Tests;
 /// <summary>The schedule a <c>--wan</c> link lets packets go by, and the shape it is given.</summary>
 public sealed class LinkScheduleTests
 {
-    private static readonly DateTimeOffset Start = new(2026, 12, 1, 0, 0, 0, TimeSpan.Zero);
+    private static readonly TimeSpan Start = TimeSpan.FromHours(3);
 
-    private static (DateTimeOffset Queued, DateTimeOffset? Released)[] Run(LinkShape shape, int packets, TimeSpan gap, int seed = 7)
+    private static (TimeSpan Queued, TimeSpan? Released)[] Run(LinkShape shape, int packets, TimeSpan gap, int seed = 7)
     {
         var schedule = new LinkSchedule(shape, new Random(seed));
         return Enumerable.Range(0, packets).Select(i => Start + gap * i).Select(now => (now, schedule.Release(now))).ToArray();
@@ -34,7 +34,6 @@ public sealed class LinkScheduleTests
         // Packets close together: a later one never leaves before an earlier one.
         var dense = Run(shape, 10_000, TimeSpan.FromMilliseconds(0.1)).Select(p => p.Released!.Value).ToArray();
         Assert.Equal(dense.Order(), dense);
-        Assert.All(dense.Zip(Run(shape, 10_000, TimeSpan.FromMilliseconds(0.1))), p => Assert.True(p.First >= p.Second.Queued + shape.Delay - shape.Jitter));
     }
 
     [Theory]
@@ -49,8 +48,8 @@ public sealed class LinkScheduleTests
     }
 
     [Theory]
-    [InlineData(-1, 0, 0, "--delay must be between 0 and 10s")]
-    [InlineData(20_000, 0, 0, "--delay must be between 0 and 10s; got 20 s.")]
+    [InlineData(-1, 0, 0, "--delay must be between 0 and 500ms")]
+    [InlineData(600, 0, 0, "--delay must be between 0 and 500ms; got 600 ms.")]
     [InlineData(50, 60, 0, "--jitter must be between 0 and the delay (50 ms); got 60 ms.")]
     [InlineData(50, 10, 1, "--loss must be a share from 0% to below 100%; got 100%.")]
     [InlineData(50, 10, -0.01, "--loss must be a share from 0% to below 100%; got -1%.")]

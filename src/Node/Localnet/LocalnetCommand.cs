@@ -51,7 +51,10 @@ internal static class LocalnetCommand
             var state = await LocalnetUp.RunAsync(layout, probe, Seconds(result.GetValue(timeout)), output, cancellationToken);
             int experts = state.Nodes.SelectMany(n => n.Experts).Distinct().Count();
             output.WriteLine($"testnet up: {state.Nodes.Count} nodes hosting {experts} experts of the grid ffn {rows}x{columns} (d = {layout.HiddenDim}), TLS {(layout.UseTls ? "on" : "off")}");
-            output.WriteLine($"join it with --peers {state.Nodes[0].PeerId}@{state.Nodes[0].PeerAddress}{(layout.UseTls ? "" : " --no-tls")}; ask any node, e.g. curl {state.Nodes[0].Http}v1/status");
+            string join = $"--peers {state.Nodes[0].PeerId}@{state.Nodes[0].PeerAddress}{(layout.UseTls ? "" : " --no-tls")}";
+            output.WriteLine(state.Wan is { } network
+                ? $"join it from this machine with --listen {network.HostAddress}:7700 {join} (the nodes reach this machine at {network.HostAddress}); ask any node, e.g. curl {state.Nodes[0].Http}v1/status"
+                : $"join it with {join}; ask any node, e.g. curl {state.Nodes[0].Http}v1/status");
             output.WriteLine($"files in {layout.RunDir}; `scripts/localnet/status` shows the nodes, `scripts/localnet/down` stops them");
             return 0;
         }));
@@ -147,15 +150,18 @@ internal static class LocalnetCommand
             return stray is null ? null : throw new LocalnetException($"{stray.Name} shapes the links of a --wan testnet; add --wan.");
         }
 
-        /// <summary>The shape the flags give, defaults for those not given.</summary>
+        /// <summary>The shape the flags give, defaults for those not given (the jitter's within the delay).</summary>
         public LinkShape Shape(ParseResult result)
         {
+            var oneWay = result.GetValue(Delay) is { } delay ? ParseDuration("--delay", delay) : LinkShape.Default.Delay;
             var shape = new LinkShape(
-                result.GetValue(Delay) is { } delay ? ParseDuration("--delay", delay) : LinkShape.Default.Delay,
-                result.GetValue(Jitter) is { } jitter ? ParseDuration("--jitter", jitter) : LinkShape.Default.Jitter,
+                oneWay,
+                result.GetValue(Jitter) is { } jitter ? ParseDuration("--jitter", jitter) : Min(LinkShape.Default.Jitter, oneWay),
                 result.GetValue(Loss) is { } loss ? LinkShape.ParseLoss(loss) ?? throw new LocalnetException($"--loss must be a share of packets such as 1% or 0.5%; got '{loss}'.") : LinkShape.Default.Loss);
             return shape.Problem is { } problem ? throw new LocalnetException(problem) : shape;
         }
+
+        private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
     }
 
     /// <summary>

@@ -45,10 +45,9 @@ internal static class LocalnetDown
             return;
         }
         foreach (var node in state.Nodes.Where(LocalnetProcesses.IsLinkRunning)) await LocalnetProcesses.StopLinkAsync(node, time, cancellationToken);
-        bool existed = network.Exists();
-        network.Remove(state.Nodes.Count);
-        state = state with { Nodes = state.Nodes.Select(n => n with { LinkPid = null }).ToArray() };
-        state.Save(runDir);
+        bool existed = network.Remove(state.Nodes.Count);
+        // Forgotten once removed: the subnet may go to another testnet, which a later `down` here must not touch.
+        (state with { Wan = null, Nodes = state.Nodes.Select(n => n with { LinkPid = null }).ToArray() }).Save(runDir);
         if (existed) output.WriteLine($"removed network {network.Subnet} and its {state.Nodes.Count + 1} namespaces");
     }
 }

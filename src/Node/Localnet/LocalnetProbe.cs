@@ -53,6 +53,19 @@ internal sealed class LocalnetProbe(TimeProvider time) : IDisposable
         }
     }
 
+    /// <summary>The first line of <paramref name="log"/>, or null when it has none yet.</summary>
+    public static string? FirstLine(string log)
+    {
+        try
+        {
+            return File.Exists(log) ? File.ReadLines(log).FirstOrDefault() : null;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>The last line of <paramref name="log"/> that is not blank.</summary>
     public static string LastLine(string log)
     {

@@ -55,7 +55,7 @@ internal static class LocalnetProcesses
     {
         // setsid execs in place (this child is no group leader), as do `ip netns exec` and sh: the pid is the command's.
         var info = new ProcessStartInfo("setsid") { UseShellExecute = false, WorkingDirectory = runDir };
-        string[] inNamespace = netns is null ? [] : ["ip", "netns", "exec", netns];
+        string[] inNamespace = netns is null ? [] : [Wan.WanNetwork.Resolve("ip"), "netns", "exec", netns];
         foreach (var arg in (string[])[.. inNamespace, "sh", "-c", "exec \"$@\" >> \"$MOEMESH_LOCALNET_LOG\" 2>&1 < /dev/null", "sh", .. command])
             info.ArgumentList.Add(arg);
         // The node's configuration file is the whole of its settings: MOEMESH__ variables of the caller would override it.

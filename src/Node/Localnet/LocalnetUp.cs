@@ -10,15 +10,22 @@ internal static class LocalnetUp
     public static async Task<LocalnetState> RunAsync(LocalnetLayout layout, LocalnetProbe probe, TimeSpan limit, TextWriter output, CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(layout.RunDir);
-        if (LocalnetState.Load(layout.RunDir) is { } earlier && (earlier.Nodes.Count(LocalnetProcesses.IsRunning) > 0 || earlier.Wan?.Exists() == true))
-            throw new LocalnetException($"a testnet is already up in {layout.RunDir} ({earlier.Nodes.Count(LocalnetProcesses.IsRunning)} nodes running"
-                + $"{(earlier.Wan?.Exists() == true ? $", network {earlier.Wan.Subnet}" : "")}); `scripts/localnet/down --run-dir {layout.RunDir}` stops it first.");
-        var network = layout.Links is { } links ? Wan.WanNetwork.Create(layout.Nodes, links) : null;
+        if (LocalnetState.Load(layout.RunDir) is { } earlier)
+        {
+            int running = earlier.Nodes.Count(LocalnetProcesses.IsRunning);
+            bool networked = earlier.Wan?.Exists() == true;
+            if (running > 0 || networked)
+                throw new LocalnetException($"a testnet is already up in {layout.RunDir} ({running} nodes running{(networked ? $", network {earlier.Wan!.Subnet}" : "")}); "
+                    + $"`scripts/localnet/down --run-dir {layout.RunDir}` stops it first.");
+        }
+        var network = layout.Links is { } links ? Wan.WanNetwork.Claim(links) : null;
+        // Saved at once, so that `down` removes a claimed network even when what follows fails.
         var state = new LocalnetState(layout.UseTls, layout.NodesOn(network), network);
         state.Save(layout.RunDir);
         var until = probe.Time.GetUtcNow() + limit;
         if (network is not null)
         {
+            BuildOrRemove(network, state, layout.RunDir);
             state = await LinksStartedAsync(state, layout.RunDir, until, probe.Time, cancellationToken);
             output.WriteLine($"network {network.Subnet} in namespaces {network.NamespaceOf(0)} to {network.NamespaceOf(layout.Nodes - 1)}; every link {network.Links}");
         }
@@ -83,6 +90,28 @@ internal static class LocalnetUp
         }
     }
 
+    /// <summary>Builds <paramref name="network"/>; when that fails, removes what was made (and the record of it) before saying why.</summary>
+    private static void BuildOrRemove(Wan.WanNetwork network, LocalnetState state, string runDir)
+    {
+        try
+        {
+            network.Build(state.Nodes.Count);
+        }
+        catch (LocalnetException)
+        {
+            try
+            {
+                network.Remove(state.Nodes.Count);
+                (state with { Wan = null }).Save(runDir);
+            }
+            catch (LocalnetException)
+            {
+                // What could not be removed stays recorded, for `down`; the first failure is the one to tell.
+            }
+            throw;
+        }
+    }
+
     /// <summary>
     /// Starts each node's link in its namespace, records their pids (saved at once), and waits until each
     /// has bound its queue (its log's first line names its shape): until then the node's packets would be dropped.
@@ -97,10 +126,11 @@ internal static class LocalnetUp
         }
         foreach (var node in state.Nodes)
         {
-            while (!File.Exists(node.LinkLog) || new FileInfo(node.LinkLog).Length == 0)
+            while (!(LocalnetProbe.FirstLine(node.LinkLog) ?? "").StartsWith($"link of {node.Namespace}:", StringComparison.Ordinal) || !LocalnetProcesses.IsLinkRunning(node))
             {
                 if (!LocalnetProcesses.IsLinkRunning(node) || time.GetUtcNow() >= until)
-                    throw new LocalnetException($"the link of {node} did not start: {LocalnetProbe.LastLine(node.LinkLog)} (log: {node.LinkLog})", 3);
+                    throw new LocalnetException($"the link of {node} did not start: {LocalnetProbe.LastLine(node.LinkLog)} (log: {node.LinkLog}); "
+                        + $"`scripts/localnet/down --run-dir {runDir}` removes the network.", 3);
                 await Task.Delay(TimeSpan.FromMilliseconds(50), time, cancellationToken);
             }
         }

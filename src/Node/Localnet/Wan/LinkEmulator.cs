@@ -16,20 +16,23 @@ internal static class LinkEmulator
     public static async Task<int> RunAsync(string name, LinkShape shape, int seed, TimeProvider time, TextWriter output, CancellationToken cancellationToken)
     {
         using var queue = NetfilterQueue.Open(0, MaxWaiting);
+        long started = time.GetTimestamp();
         var schedule = new LinkSchedule(shape, new Random(seed));
-        var due = Channel.CreateUnbounded<(uint Id, DateTimeOffset At)>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        var due = Channel.CreateUnbounded<(uint Id, TimeSpan At)>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         long passed = 0, lost = 0;
         output.WriteLine($"link of {name}: {shape}");
-        var releases = ReleaseAsync(queue, due.Reader, time, cancellationToken);
+        // A failed release ends the receiving too: no packet could pass any more, so the link ends, saying why.
+        using var releaseFailed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var releases = ReleaseAsync(queue, due.Reader, started, time, cancellationToken)
+            .ContinueWith(t => { if (t.IsFaulted) releaseFailed.Cancel(); return t; }, TaskScheduler.Default).Unwrap();
         var ids = new List<uint>();
         try
         {
             while (true)
             {
                 ids.Clear();
-                await queue.ReceiveAsync(ids, cancellationToken);
-                if (releases.IsCompleted) await releases; // it ends only on a failure: no packet could pass, so the link ends with it
-                var now = time.GetUtcNow();
+                await queue.ReceiveAsync(ids, releaseFailed.Token);
+                var now = time.GetElapsedTime(started);
                 foreach (uint id in ids)
                 {
                     if (schedule.Release(now) is { } at)
@@ -45,9 +48,10 @@ internal static class LinkEmulator
                 }
             }
         }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (releaseFailed.IsCancellationRequested)
         {
             due.Writer.Complete();
+            if (!cancellationToken.IsCancellationRequested) await releases; // throws what failed
             await releases.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             output.WriteLine($"link of {name} stopped: {passed + lost} packets, {lost} lost");
             return 0;
@@ -55,11 +59,11 @@ internal static class LinkEmulator
     }
 
     /// <summary>Lets each packet go at its time; they come in the order they leave.</summary>
-    private static async Task ReleaseAsync(NetfilterQueue queue, ChannelReader<(uint Id, DateTimeOffset At)> due, TimeProvider time, CancellationToken cancellationToken)
+    private static async Task ReleaseAsync(NetfilterQueue queue, ChannelReader<(uint Id, TimeSpan At)> due, long started, TimeProvider time, CancellationToken cancellationToken)
     {
         await foreach (var (id, at) in due.ReadAllAsync(cancellationToken))
         {
-            var wait = at - time.GetUtcNow();
+            var wait = at - time.GetElapsedTime(started);
             if (wait > TimeSpan.Zero) await Task.Delay(wait, time, cancellationToken);
             queue.Verdict(id, accept: true);
         }

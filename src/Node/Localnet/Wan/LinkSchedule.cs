@@ -7,10 +7,13 @@ namespace MoEMesh.Node.Localnet.Wan;
 /// </summary>
 internal sealed class LinkSchedule(LinkShape shape, Random random)
 {
-    private DateTimeOffset _previous = DateTimeOffset.MinValue;
+    private TimeSpan _previous = TimeSpan.MinValue;
 
-    /// <summary>When a packet queued at <paramref name="now"/> leaves, or null when the link loses it.</summary>
-    public DateTimeOffset? Release(DateTimeOffset now)
+    /// <summary>
+    /// When a packet queued at <paramref name="now"/> leaves, or null when the link loses it; both are times
+    /// on a monotonic clock (since the link started), which a step of the wall clock does not move.
+    /// </summary>
+    public TimeSpan? Release(TimeSpan now)
     {
         if (shape.Loss > 0 && random.NextDouble() < shape.Loss) return null;
         var at = now + shape.Delay + shape.Jitter * (2 * random.NextDouble() - 1);

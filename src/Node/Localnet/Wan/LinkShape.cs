@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json.Serialization;
 
 namespace MoEMesh.Node.Localnet.Wan;
 
@@ -13,12 +14,16 @@ internal sealed record LinkShape(TimeSpan Delay, TimeSpan Jitter, double Loss)
     /// <summary>50 ms ± 10 ms, 1 % loss: a link across a continent.</summary>
     public static readonly LinkShape Default = new(TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(10), 0.01);
 
-    /// <summary>The longest delay a link takes.</summary>
-    public static readonly TimeSpan MaxDelay = TimeSpan.FromSeconds(10);
+    /// <summary>
+    /// The longest delay a link takes: half a second each way is beyond any terrestrial or satellite link,
+    /// and longer ones outlast the node's own time limits (a 1 s discovery, 2 s forward, 3 s connect).
+    /// </summary>
+    public static readonly TimeSpan MaxDelay = TimeSpan.FromMilliseconds(500);
 
     /// <summary>The problem with this shape, or null when it can be used.</summary>
+    [JsonIgnore]
     public string? Problem =>
-        Delay < TimeSpan.Zero || Delay > MaxDelay ? $"--delay must be between 0 and {MaxDelay.TotalSeconds:F0}s; got {Words.Duration(Delay)}."
+        Delay < TimeSpan.Zero || Delay > MaxDelay ? $"--delay must be between 0 and {MaxDelay.TotalMilliseconds:F0}ms; got {Words.Duration(Delay)}."
         : Jitter < TimeSpan.Zero || Jitter > Delay ? $"--jitter must be between 0 and the delay ({Words.Duration(Delay)}); got {Words.Duration(Jitter)}."
         : Loss is < 0 or >= 1 || double.IsNaN(Loss) ? $"--loss must be a share from 0% to below 100%; got {Loss * 100:0.###}%."
         : null;
