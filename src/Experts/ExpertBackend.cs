@@ -66,6 +66,13 @@ public sealed class ExpertBackend
         lock (WeightsLock) return BackwardAndStep(input, outputGradient);
     }
 
+    /// <summary>The input gradient for a batch, without a step: the weights stay as they are (a frozen expert).</summary>
+    public Tensor InputGradient(Tensor input, Tensor outputGradient)
+    {
+        // The parameter gradients it leaves behind are zeroed by the next backward before it uses them.
+        lock (WeightsLock) return Expert.Backward(input, outputGradient);
+    }
+
     private Tensor BackwardAndStep(Tensor input, Tensor outputGradient)
     {
         foreach (var p in Expert.Parameters) p.ZeroGradient();

@@ -102,7 +102,7 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
     /// <summary>Runs the layer backward: returns dL/d(input) and accumulates the gate's gradients.</summary>
     public async Task<Tensor> BackwardAsync(MixtureStep step, Tensor outputGradient, CancellationToken cancellationToken)
     {
-        using var back = await fanOut.BackwardAsync(step.Experts, outputGradient, cancellationToken);
+        using var back = await fanOut.BackwardAsync(step.Experts, outputGradient, _options.FreezeExperts, cancellationToken);
         step.BackwardTrace = back.Trace;
         var scoreGradients = gate.Grid.Sizes.Select(size => Tensor.Zeros(step.Input.Rows, size)).ToArray();
         using var nullGradient = gate.NullExperts > 0 ? Tensor.Zeros(step.Input.Rows, gate.NullExperts) : null;

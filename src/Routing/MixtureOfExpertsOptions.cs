@@ -29,4 +29,11 @@ public sealed class MixtureOfExpertsOptions
     /// with no compatible host. Null accepts every host. Default null.
     /// </summary>
     public Directory.ExpertKind? Kind { get; set; }
+
+    /// <summary>
+    /// Whether the experts stay as they are while the layer trains: backward asks them for the input
+    /// gradient only (any peer may), so the gate, and what lies before the layer, learn to use the experts
+    /// as their contributors trained them. Default false: each expert steps on its host.
+    /// </summary>
+    public bool FreezeExperts { get; set; }
 }

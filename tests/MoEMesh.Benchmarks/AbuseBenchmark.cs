@@ -140,7 +140,7 @@ public static class AbuseBenchmark
                 int taken = 0;
                 for (int i = 0; i < 300; i++)
                 {
-                    var result = await attacker.Invoker.BackwardAsync(expert, input, gradient, Compression.None, DateTimeOffset.UtcNow + TimeSpan.FromSeconds(5), default);
+                    var result = await attacker.Invoker.BackwardAsync(expert, input, gradient, frozen: false, Compression.None, DateTimeOffset.UtcNow + TimeSpan.FromSeconds(5), default);
                     if (result.IsOk) taken++;
                     result.Value?.Dispose();
                 }

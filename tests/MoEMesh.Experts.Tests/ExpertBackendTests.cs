@@ -23,6 +23,24 @@ public class ExpertBackendTests
     }
 
     [Fact]
+    public void InputGradient_IsBackwardsWithoutTheStep()
+    {
+        var frozen = Create();
+        var trained = Create();
+        var before = frozen.Expert.Parameters.Select(p => p.Value.ToArray()).ToArray();
+        using var input = GradientCheck.Random([4, 8], 2);
+        using var gradient = GradientCheck.Random([4, 8], 3);
+        using var fromFrozen = frozen.InputGradient(input, gradient);
+        using var again = frozen.InputGradient(input, gradient);
+        using var fromTrained = trained.Backward(input, gradient);
+        // The same input gradient a training backward returns (computed before its step), and no step.
+        Assert.Equal(fromTrained.ToArray(), fromFrozen.ToArray());
+        Assert.Equal(fromFrozen.ToArray(), again.ToArray());
+        Assert.Equal(0, frozen.UpdateCount);
+        Assert.Equal(before, frozen.Expert.Parameters.Select(p => p.Value.ToArray()).ToArray());
+    }
+
+    [Fact]
     public void Backward_NaNGradient_SkipsTheUpdate_AndSaysSo()
     {
         var backend = Create();

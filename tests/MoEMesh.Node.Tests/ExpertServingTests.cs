@@ -74,7 +74,7 @@ public sealed class ExpertServingTests : IDisposable
         using var gradient = Input(4, 6);
         using var before = (await invoker.ForwardAsync(target, input, Compression.None, Deadline, limit.Token)).Value!;
 
-        var backward = await invoker.BackwardAsync(target, input, gradient, Compression.None, Deadline, limit.Token);
+        var backward = await invoker.BackwardAsync(target, input, gradient, frozen: false, Compression.None, Deadline, limit.Token);
         Assert.True(backward.IsOk, backward.ToString());
         using var inputGradient = backward.Value!;
         Assert.Equal(input.Shape, inputGradient.Shape);
@@ -97,7 +97,7 @@ public sealed class ExpertServingTests : IDisposable
         {
             var invoker = new RemoteExpertInvoker(first.Node.Transport);
             var at = new ExpertTarget(target, first.Endpoint);
-            (await invoker.BackwardAsync(at, input, gradient, Compression.None, Deadline, limit.Token)).Value!.Dispose();
+            (await invoker.BackwardAsync(at, input, gradient, frozen: false, Compression.None, Deadline, limit.Token)).Value!.Dispose();
             using var output = (await invoker.ForwardAsync(at, input, Compression.None, Deadline, limit.Token)).Value!;
             trained = output.ToArray();
         }
@@ -169,11 +169,34 @@ public sealed class ExpertServingTests : IDisposable
         using var gradient = Input(4, 6);
         using var before = (await invoker.ForwardAsync(target, input, Compression.None, Deadline, limit.Token)).Value!;
 
-        var backward = await invoker.BackwardAsync(target, input, gradient, Compression.None, Deadline, limit.Token);
+        var backward = await invoker.BackwardAsync(target, input, gradient, frozen: false, Compression.None, Deadline, limit.Token);
         Assert.Equal(CallOutcome.Rejected, backward.Outcome);
         Assert.Contains("PermissionDenied", backward.Error);
         Assert.Contains(stranger.Node.PeerId.ToString(), backward.Error);
         Assert.Contains("--training-peers", backward.Error);
+
+        Assert.Equal(0, (await invoker.InfoAsync(target, Deadline, limit.Token)).Value!.Version);
+        using var after = (await invoker.ForwardAsync(target, input, Compression.None, Deadline, limit.Token)).Value!;
+        Assert.Equal(before.ToArray(), after.ToArray());
+    }
+
+    [Fact]
+    public async Task FrozenBackward_FromAnyPeer_GivesTheInputGradient_AndLeavesTheWeights()
+    {
+        await using var host = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("a"), TestNode.Ffn("ffn.5.2")), 20);
+        await using var stranger = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("b")), 21);
+        using var limit = new CancellationTokenSource(Bound);
+        var invoker = new RemoteExpertInvoker(stranger.Node.Transport);
+        var target = new ExpertTarget(ExpertUid.Parse("ffn.5.2"), host.Endpoint);
+        using var input = Input(4, 5);
+        using var gradient = Input(4, 6);
+        using var before = (await invoker.ForwardAsync(target, input, Compression.None, Deadline, limit.Token)).Value!;
+
+        var frozen = await invoker.BackwardAsync(target, input, gradient, frozen: true, Compression.None, Deadline, limit.Token);
+        Assert.True(frozen.IsOk, frozen.ToString());
+        Assert.Equal(input.Shape, frozen.Value!.Shape);
+        Assert.Contains(frozen.Value.ToArray(), v => v != 0f);
+        frozen.Value.Dispose();
 
         Assert.Equal(0, (await invoker.InfoAsync(target, Deadline, limit.Token)).Value!.Version);
         using var after = (await invoker.ForwardAsync(target, input, Compression.None, Deadline, limit.Token)).Value!;
@@ -195,7 +218,7 @@ public sealed class ExpertServingTests : IDisposable
         using var input = Input(4, 5);
         using var gradient = Input(4, 6);
 
-        var backward = await invoker.BackwardAsync(target, input, gradient, Compression.None, Deadline, limit.Token);
+        var backward = await invoker.BackwardAsync(target, input, gradient, frozen: false, Compression.None, Deadline, limit.Token);
         Assert.True(backward.IsOk, backward.ToString());
         backward.Value!.Dispose();
         Assert.Equal(1, (await invoker.InfoAsync(target, Deadline, limit.Token)).Value!.Version);

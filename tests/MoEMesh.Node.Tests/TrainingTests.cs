@@ -113,4 +113,51 @@ public sealed class TrainingTests(Xunit.Abstractions.ITestOutputHelper output) :
             Assert.Equal(0, info.Value!.Version);
         }
     }
+
+    [Fact]
+    public async Task FrozenExperts_StayAsTheyAre_WhileTrunkGatesAndHeadLearn_EvenFromAHostThatAllowsNoTraining()
+    {
+        // The host allows no trainer: a frozen backward moves no weight, so it is served anyway.
+        await using var host = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("a"), Expert("ffn.0"), Expert("ffn.1")), 51);
+        var gatingOptions = TestNode.Configure(_folder.Sub("g"));
+        gatingOptions.Routing = new RoutingOptions { ForwardTimeout = TimeSpan.FromSeconds(20), DiscoveryTimeout = TimeSpan.FromSeconds(10), BackwardTimeout = TimeSpan.FromSeconds(20), GraceAfterKMin = TimeSpan.FromSeconds(20) };
+        await using var gating = await TestNode.StartAsync(gatingOptions, 52, host);
+        var layer = new LayerSpec("ffn", [2], "ffn", Dim, K: 2, RouterLosses: new RouterLossWeights());
+        var spec = new ModelSpec(new TrunkSpec(1024, Dim), [layer], new HeadSpec(["0", "1", "2", "3"]), new DataColumns());
+        var model = new MoEModel(spec, ModelWeights.Initialize(spec, seed: 2), (gate, options) =>
+        {
+            options.FreezeExperts = true;
+            return gating.Node.CreateMixtureOfExperts(gate, options);
+        });
+        var invoker = new RemoteExpertInvoker(gating.Node.Transport);
+        var probe = Enumerable.Repeat(0.5f, 2 * Dim).ToArray();
+        async Task<float[]> ExpertOutputAsync(string uid)
+        {
+            using var input = Tensors.Tensor.FromSpan(probe, new Tensors.TensorShape(2, Dim));
+            var forward = await invoker.ForwardAsync(new ExpertTarget(ExpertUid.Parse(uid), host.Endpoint), input, Protocol.Wire.Compression.None, DateTimeOffset.UtcNow + TimeSpan.FromSeconds(20), default);
+            using var output = forward.Value!;
+            return output.ToArray();
+        }
+        var before = new[] { await ExpertOutputAsync("ffn.0"), await ExpertOutputAsync("ffn.1") };
+        var optimizer = new Adam(model.Parameters, new LearningRateSchedule(0.01f));
+        var random = new Random(5);
+
+        var losses = new List<float>();
+        for (int step = 0; step < 100; step++)
+        {
+            var (texts, labels) = Batch(random, 32);
+            var result = await model.TrainAsync(texts, labels, optimizer, default);
+            Assert.Equal(0, result.BackwardFailures);
+            losses.Add(result.Loss);
+        }
+
+        double first = losses.Take(10).Average(), last = losses.TakeLast(10).Average();
+        Assert.True(last < 0.5 * first, $"loss went from {first:F3} to {last:F3}");
+        foreach (var (uid, i) in new[] { ("ffn.0", 0), ("ffn.1", 1) })
+        {
+            var info = await invoker.InfoAsync(new ExpertTarget(ExpertUid.Parse(uid), host.Endpoint), DateTimeOffset.UtcNow + TimeSpan.FromSeconds(20), default);
+            Assert.Equal(0, info.Value!.Version);
+            Assert.Equal(before[i], await ExpertOutputAsync(uid));
+        }
+    }
 }

@@ -43,7 +43,7 @@ public sealed class BackwardTests
         using var forward = await fanOut.ForwardAsync(request, default);
         using var gradient = Tensor.FromArray([1f, 1f, 2f, 0f], new TensorShape(2, 2));
 
-        using var backward = await fanOut.BackwardAsync(forward, gradient, default);
+        using var backward = await fanOut.BackwardAsync(forward, gradient, frozen: false, default);
 
         // Sample 0: (0.5·1 + 0.5·10)·g = 5.5·g; sample 1: (0.25·1 + 0.75·10)·g = 7.75·g.
         Assert.Equal([5.5f, 5.5f, 15.5f, 0f], backward.InputGradient.ToArray());
@@ -62,7 +62,7 @@ public sealed class BackwardTests
         using var forward = await fanOut.ForwardAsync(request, default);
         using var gradient = Tensor.FromArray([1f, 1f, 1f, 1f], new TensorShape(2, 2));
 
-        var running = fanOut.BackwardAsync(forward, gradient, default);
+        var running = fanOut.BackwardAsync(forward, gradient, frozen: false, default);
         await time.WaitForTimersAsync(3, new CancellationTokenSource(TimeSpan.FromSeconds(10)).Token);
         time.Advance(TimeSpan.FromMilliseconds(200));
         using var backward = await running.WaitAsync(TimeSpan.FromSeconds(10));
@@ -79,7 +79,7 @@ public sealed class BackwardTests
         var (_, _, fanOut, request) = Rig(new(BackwardFail: CallOutcome.Unreachable), new(BackwardFail: CallOutcome.Rejected), input);
         using var forward = await fanOut.ForwardAsync(request, default);
         using var gradient = Tensor.FromArray([1f, 1f, 1f, 1f], new TensorShape(2, 2));
-        using var backward = await fanOut.BackwardAsync(forward, gradient, default);
+        using var backward = await fanOut.BackwardAsync(forward, gradient, frozen: false, default);
         Assert.Equal([true, true], backward.Incomplete);
         Assert.All(backward.InputGradient.ToArray(), v => Assert.Equal(0f, v));
     }

@@ -87,8 +87,8 @@ public sealed class DeadlineTests
             return await inner.ForwardAsync(target, input, compression, deadline, cancellationToken);
         }
 
-        public Task<ExpertCallResult<Tensor>> BackwardAsync(ExpertTarget target, Tensor input, Tensor outputGradient, Compression compression, DateTimeOffset deadline, CancellationToken cancellationToken) =>
-            inner.BackwardAsync(target, input, outputGradient, compression, deadline, cancellationToken);
+        public Task<ExpertCallResult<Tensor>> BackwardAsync(ExpertTarget target, Tensor input, Tensor outputGradient, bool frozen, Compression compression, DateTimeOffset deadline, CancellationToken cancellationToken) =>
+            inner.BackwardAsync(target, input, outputGradient, frozen, compression, deadline, cancellationToken);
 
         public Task<ExpertCallResult<ExpertInfo>> InfoAsync(ExpertTarget target, DateTimeOffset deadline, CancellationToken cancellationToken) =>
             inner.InfoAsync(target, deadline, cancellationToken);

@@ -32,6 +32,9 @@ internal sealed class FakeExperts(TimeProvider time) : IExpertInvoker
 
     public List<(string Host, string Uid, int Rows)> BackwardCalls { get; } = [];
 
+    /// <summary>Backward calls that asked for the input gradient only (a frozen expert).</summary>
+    public int FrozenBackwardCalls { get; private set; }
+
     public async Task<ExpertCallResult<Tensor>> ForwardAsync(ExpertTarget target, Tensor input, Compression compression, DateTimeOffset deadline, CancellationToken cancellationToken)
     {
         var key = (target.Host.Address.Host, target.Uid.Value);
@@ -43,10 +46,14 @@ internal sealed class FakeExperts(TimeProvider time) : IExpertInvoker
     }
 
     /// <summary>y = Scale · x, so dL/dx = Scale · dL/dy.</summary>
-    public async Task<ExpertCallResult<Tensor>> BackwardAsync(ExpertTarget target, Tensor input, Tensor outputGradient, Compression compression, DateTimeOffset deadline, CancellationToken cancellationToken)
+    public async Task<ExpertCallResult<Tensor>> BackwardAsync(ExpertTarget target, Tensor input, Tensor outputGradient, bool frozen, Compression compression, DateTimeOffset deadline, CancellationToken cancellationToken)
     {
         var key = (target.Host.Address.Host, target.Uid.Value);
-        lock (Calls) BackwardCalls.Add((key.Host, key.Value, input.Rows));
+        lock (Calls)
+        {
+            BackwardCalls.Add((key.Host, key.Value, input.Rows));
+            if (frozen) FrozenBackwardCalls++;
+        }
         var behaviour = _behaviours.GetValueOrDefault(key) ?? new FakeBehaviour();
         if (await WaitAsync(key, behaviour.BackwardDelay, deadline, cancellationToken) is { } late) return late;
         if (behaviour.BackwardFail != CallOutcome.Ok) return ExpertCallResult<Tensor>.Failed(behaviour.BackwardFail, $"{key} fails backward");

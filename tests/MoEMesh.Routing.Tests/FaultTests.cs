@@ -116,7 +116,7 @@ public sealed class FaultTests
         using var forward = await rig.DriveAsync(rig.FanOut.ForwardAsync(rig.Request(input), default), TimeSpan.FromMilliseconds(10));
         rig.Network.SetFaults(rig.Gating, rig.HostA.Address, new LinkFaults(Delay: TimeSpan.FromMilliseconds(100)));
         using var gradient = GradientCheck.Random(new TensorShape(3, Dim), 3);
-        var running = rig.FanOut.BackwardAsync(forward, gradient, default);
+        var running = rig.FanOut.BackwardAsync(forward, gradient, frozen: false, default);
         await rig.Time.WaitForTimersAsync(2, new CancellationTokenSource(TimeSpan.FromSeconds(10)).Token);
         rig.Network.Kill(rig.HostA.Address);
         using var backward = await rig.DriveAsync(running, TimeSpan.FromMilliseconds(50));

@@ -15,7 +15,7 @@ internal sealed class LocalExpertInvoker(IReadOnlyDictionary<string, IExpert> ex
             ? ExpertCallResult<Tensor>.Answer(e.Forward(input))
             : ExpertCallResult<Tensor>.Failed(CallOutcome.Rejected, $"{target.Uid} is not hosted locally"));
 
-    public Task<ExpertCallResult<Tensor>> BackwardAsync(ExpertTarget target, Tensor input, Tensor outputGradient, Compression compression, DateTimeOffset deadline, CancellationToken cancellationToken) =>
+    public Task<ExpertCallResult<Tensor>> BackwardAsync(ExpertTarget target, Tensor input, Tensor outputGradient, bool frozen, Compression compression, DateTimeOffset deadline, CancellationToken cancellationToken) =>
         Task.FromResult(ExpertCallResult<Tensor>.Answer(experts[target.Uid.Value].Backward(input, outputGradient)));
 
     public Task<ExpertCallResult<ExpertInfo>> InfoAsync(ExpertTarget target, DateTimeOffset deadline, CancellationToken cancellationToken) =>

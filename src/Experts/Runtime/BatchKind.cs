@@ -8,4 +8,7 @@ public enum BatchKind
 
     /// <summary>Backward pass with an optimizer step.</summary>
     Backward,
+
+    /// <summary>Backward pass for the input gradient only: the weights stay as they are (a frozen expert).</summary>
+    InputGradient,
 }

@@ -47,6 +47,14 @@ public sealed partial class BatchingRuntime
         return Submit(backend, BatchKind.Backward, input, outputGradient, cancellationToken);
     }
 
+    /// <summary>Queues a backward pass for the input gradient only: no optimizer step, the weights stay as they are.</summary>
+    /// <exception cref="ArgumentException">A tensor does not match the expert's schema or exceeds MaxBatchRows.</exception>
+    public Task<Tensor> InputGradientAsync(ExpertBackend backend, Tensor input, Tensor outputGradient, CancellationToken cancellationToken)
+    {
+        backend.Schema.RequireOutputGradient(outputGradient, input.Rows, backend.Name);
+        return Submit(backend, BatchKind.InputGradient, input, outputGradient, cancellationToken);
+    }
+
     /// <summary>
     /// The compute loop; returns when <paramref name="stoppingToken"/> is cancelled, failing requests
     /// still queued with <see cref="OperationCanceledException"/>.
@@ -138,7 +146,7 @@ public sealed partial class BatchingRuntime
             else
             {
                 gradient = Concatenate(batch.Items, i => i.OutputGradient!, rows);
-                result = batch.Backend.Backward(input, gradient);
+                result = batch.Kind == BatchKind.Backward ? batch.Backend.Backward(input, gradient) : batch.Backend.InputGradient(input, gradient);
             }
             if (Split(batch.Items, result)) result = null;
             BatchesRun++;

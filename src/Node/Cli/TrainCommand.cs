@@ -46,11 +46,15 @@ internal static class TrainCommand
         var output = new Option<string?>("--out") { Description = "Where the model file, curves.csv and eval.json go [runs/NAME]" };
         var replicas = new Option<int>("--replicas") { Description = "Nodes to hold the published model (all the swarm has if fewer)", DefaultValueFactory = _ => 3 };
         var noPublish = new Option<bool>("--no-publish") { Description = "Save the model file only" };
+        var freezeExperts = new Option<bool>("--freeze-experts")
+        {
+            Description = "Keep the swarm's experts as their contributors trained them: train trunk, gates and head only (the experts give input gradients and take no step; any host allows that)",
+        };
         var keyFile = new Option<string?>("--key-file") { Description = "The publisher key that signs the model (created if missing) [~/.moemesh/publisher.key]" };
         var command = new Command("train", "Train a model on a data file against the swarm's experts, then save and publish it")
         {
             peer, noTls, timeout, compression, model, evalData, evalSplit, grid, gridName, expertType, layers, k, topP, nullExperts, hiddenDim, buckets,
-            epochs, steps, batchSize, lr, marginalEntropy, sampleEntropy, balance, zLoss, seed, output, replicas, noPublish, keyFile,
+            epochs, steps, batchSize, lr, marginalEntropy, sampleEntropy, balance, zLoss, seed, output, replicas, noPublish, freezeExperts, keyFile,
         };
         data.AddTo(command);
         command.SetAction(async (result, cancellationToken) =>
@@ -139,7 +143,9 @@ internal static class TrainCommand
                 // The trainer calls experts as its publisher key, so hosts can allow exactly it to train their experts.
                 var (swarm, exit) = await SwarmClient.JoinAsync(result.GetValue(peer)!, !result.GetValue(noTls), result.GetValue(timeout), routing, publisher, cancellationToken);
                 if (swarm is null) return exit;
-                Console.WriteLine($"training as {publisher.PeerId} (hosts that do not run --open-training take training only from the PeerIds in their --training-peers)");
+                Console.WriteLine(result.GetValue(freezeExperts)
+                    ? $"training as {publisher.PeerId}, the experts frozen: trunk, gates and head learn, the experts stay as they are"
+                    : $"training as {publisher.PeerId} (hosts that do not run --open-training take training only from the PeerIds in their --training-peers)");
                 await using (swarm)
                 {
                     var (kind, problem) = await GridProbe.ProbeAsync(swarm, expertGrid, result.GetValue(expertType), result.GetValue(hiddenDim), cancellationToken);
@@ -161,8 +167,8 @@ internal static class TrainCommand
                         return Fail(e.Message);
                     }
                     Console.WriteLine($"experts: {kind} on the grid {expertGrid.Name} {string.Join('x', sizes)}; {spec.Layers.Count} layer(s), k = {layer.K}; trunk {spec.Trunk.Buckets} x {width}");
-                    return await new TrainingRun(swarm, spec, name, outDir, training, trainSet, evalSet, publisher, result.GetValue(noPublish) ? 0 : result.GetValue(replicas))
-                        .RunAsync(cancellationToken);
+                    return await new TrainingRun(swarm, spec, name, outDir, training, trainSet, evalSet, publisher, result.GetValue(noPublish) ? 0 : result.GetValue(replicas),
+                        result.GetValue(freezeExperts)).RunAsync(cancellationToken);
                 }
             }
         });

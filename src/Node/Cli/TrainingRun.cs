@@ -13,12 +13,16 @@ namespace MoEMesh.Node.Cli;
 /// trained but does not publish it.
 /// </summary>
 internal sealed class TrainingRun(SwarmClient swarm, ModelSpec spec, string name, string outDir, TrainingOptions options,
-    IReadOnlyList<Example> trainSet, IReadOnlyList<Example> evalSet, PeerIdentity publisher, int replicas)
+    IReadOnlyList<Example> trainSet, IReadOnlyList<Example> evalSet, PeerIdentity publisher, int replicas, bool freezeExperts)
 {
     public async Task<int> RunAsync(CancellationToken cancellationToken)
     {
         var weights = ModelWeights.Initialize(spec, options.Seed);
-        var model = new MoEModel(spec, weights, swarm.MixtureFactory.Create);
+        var model = new MoEModel(spec, weights, (gate, layer) =>
+        {
+            layer.FreezeExperts = freezeExperts;
+            return swarm.MixtureFactory.Create(gate, layer);
+        });
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         PosixSignalRegistration Register(PosixSignal signal) => PosixSignalRegistration.Create(signal, context =>
         {
@@ -34,7 +38,9 @@ internal sealed class TrainingRun(SwarmClient swarm, ModelSpec spec, string name
         Console.WriteLine($"trained {trained.Steps} steps ({trained.Epochs:F2} epochs) in {trained.Elapsed.TotalSeconds:F1} s{(trained.Stopped ? ", stopped early" : "")}"
             + $"{(trained.FailedSteps > 0 ? $", {trained.FailedSteps} steps skipped because no expert answered" : "")}; final loss {trained.FinalLoss:F4}");
         if (trained.BackwardFailures > 0)
-            Console.Error.WriteLine($"{trained.BackwardFailures} backward calls did not reach an expert's training, so those experts did not learn from them; the first: {trained.BackwardProblem}");
+            Console.Error.WriteLine(freezeExperts
+                ? $"{trained.BackwardFailures} backward calls to frozen experts got no input gradient, so their texts did not train what lies before the layer; the first: {trained.BackwardProblem}"
+                : $"{trained.BackwardFailures} backward calls did not reach an expert's training, so those experts did not learn from them; the first: {trained.BackwardProblem}");
         var path = Path.Combine(outDir, name + ModelFile.Extension);
         long version = TimeProvider.System.GetUtcNow().ToUnixTimeMilliseconds();
         Save(path, version, Summary(trained, null));

@@ -62,7 +62,8 @@ internal sealed class ExpertRpcHandler(IReadOnlyDictionary<string, HostedExpert>
     {
         var call = request.ParseHeader(BackwardRequest.Parser);
         var expert = Admit(call.Uid);
-        if (request.Caller != self && !options.AllowsTraining(request.Caller))
+        // A frozen backward moves no weight: like forward, it is open to every peer.
+        if (!call.Frozen && request.Caller != self && !options.AllowsTraining(request.Caller))
             throw new PeerRpcException(StatusCode.PermissionDenied,
                 $"expert {expert.Uid} takes training (expert.backward) only from the peers its host allows, and {request.Caller} is not one of them; its host can allow it (Serving:TrainingPeers, --training-peers) or open training to all (--open-training).");
         int rows = RequireShape(expert, call.Input, "input", (schema, shape) => schema.RequireInputShape(shape, expert.Uid.Value));
@@ -71,7 +72,9 @@ internal sealed class ExpertRpcHandler(IReadOnlyDictionary<string, HostedExpert>
         var gradient = Checked(() => Decode(expert, call.OutputGradient, request.Payload, "output gradient"), input);
         return await ServeAsync(expert, RemoteExpertInvoker.BackwardMethod, async () =>
         {
-            using var inputGradient = await RunAsync(() => runtime.BackwardAsync(expert.Backend, input, gradient, cancellationToken), input, gradient);
+            using var inputGradient = await RunAsync(() => call.Frozen
+                ? runtime.InputGradientAsync(expert.Backend, input, gradient, cancellationToken)
+                : runtime.BackwardAsync(expert.Backend, input, gradient, cancellationToken), input, gradient);
             return Encode(inputGradient, call.Input.Compression, h => new BackwardResponse { InputGradient = h, Version = expert.Backend.UpdateCount });
         });
     }

@@ -24,14 +24,16 @@ internal sealed class LocalExpertInvoker(IReadOnlyDictionary<string, HostedExper
             return new Prepared(token => runtime.ForwardAsync(expert.Backend, copy, token), [copy]);
         });
 
-    public Task<ExpertCallResult<Tensor>> BackwardAsync(ExpertTarget target, Tensor input, Tensor outputGradient, Compression compression, DateTimeOffset deadline,
+    public Task<ExpertCallResult<Tensor>> BackwardAsync(ExpertTarget target, Tensor input, Tensor outputGradient, bool frozen, Compression compression, DateTimeOffset deadline,
         CancellationToken cancellationToken) =>
         CallAsync(target, deadline, cancellationToken, expert =>
         {
             expert.Backend.Schema.RequireInput(input, target.Uid.Value);
             expert.Backend.Schema.RequireOutputGradient(outputGradient, input.Rows, target.Uid.Value);
             Tensor inputCopy = input.Clone(), gradientCopy = outputGradient.Clone();
-            return new Prepared(token => runtime.BackwardAsync(expert.Backend, inputCopy, gradientCopy, token), [inputCopy, gradientCopy]);
+            return new Prepared(token => frozen
+                ? runtime.InputGradientAsync(expert.Backend, inputCopy, gradientCopy, token)
+                : runtime.BackwardAsync(expert.Backend, inputCopy, gradientCopy, token), [inputCopy, gradientCopy]);
         });
 
     public Task<ExpertCallResult<ExpertInfo>> InfoAsync(ExpertTarget target, DateTimeOffset deadline, CancellationToken cancellationToken) =>

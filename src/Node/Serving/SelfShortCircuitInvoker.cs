@@ -15,9 +15,9 @@ internal sealed class SelfShortCircuitInvoker(PeerId self, IExpertInvoker local,
     public Task<ExpertCallResult<Tensor>> ForwardAsync(ExpertTarget target, Tensor input, Compression compression, DateTimeOffset deadline, CancellationToken cancellationToken) =>
         Pick(target).ForwardAsync(target, input, compression, deadline, cancellationToken);
 
-    public Task<ExpertCallResult<Tensor>> BackwardAsync(ExpertTarget target, Tensor input, Tensor outputGradient, Compression compression, DateTimeOffset deadline,
+    public Task<ExpertCallResult<Tensor>> BackwardAsync(ExpertTarget target, Tensor input, Tensor outputGradient, bool frozen, Compression compression, DateTimeOffset deadline,
         CancellationToken cancellationToken) =>
-        Pick(target).BackwardAsync(target, input, outputGradient, compression, deadline, cancellationToken);
+        Pick(target).BackwardAsync(target, input, outputGradient, frozen, compression, deadline, cancellationToken);
 
     public Task<ExpertCallResult<ExpertInfo>> InfoAsync(ExpertTarget target, DateTimeOffset deadline, CancellationToken cancellationToken) =>
         Pick(target).InfoAsync(target, deadline, cancellationToken);

@@ -14,8 +14,8 @@ namespace MoEMesh.Routing.Calling;
 /// </summary>
 public sealed partial class ExpertFanOut
 {
-    /// <summary>Runs the backward fan-out for a forward result and dL/d(output).</summary>
-    public async Task<BackwardResult> BackwardAsync(FanOutResult forward, Tensor outputGradient, CancellationToken cancellationToken)
+    /// <summary>Runs the backward fan-out for a forward result and dL/d(output); <paramref name="frozen"/> experts give their input gradient without stepping.</summary>
+    public async Task<BackwardResult> BackwardAsync(FanOutResult forward, Tensor outputGradient, bool frozen, CancellationToken cancellationToken)
     {
         int samples = forward.Used.Count;
         if (outputGradient.Shape != forward.Output.Shape)
@@ -31,7 +31,7 @@ public sealed partial class ExpertFanOut
                 int s = a.Value.Samples[i];
                 TensorPrimitives.Multiply(outputGradient.Row(s), weights[s].GetValueOrDefault(a.Key), grad.Row(i));
             }
-            return (a.Value.Samples, (Func<CancellationToken, Task<FinishedCall<GradientAnswer>>>)(t => BackwardOneAsync(a.Key, a.Value, grad, deadline, t)));
+            return (a.Value.Samples, (Func<CancellationToken, Task<FinishedCall<GradientAnswer>>>)(t => BackwardOneAsync(a.Key, a.Value, grad, frozen, deadline, t)));
         }).ToList();
         var outcomes = await CollectAsync(calls, kmin, options.BackwardTimeout, cancellationToken);
 
@@ -64,7 +64,7 @@ public sealed partial class ExpertFanOut
         return new BackwardResult(inputGradient, alignment, incomplete, outcomes.Select(o => o.Trace).ToArray());
     }
 
-    private async Task<FinishedCall<GradientAnswer>> BackwardOneAsync(AnswerKey key, ExpertAnswer answer, Tensor gradient, DateTimeOffset deadline, CancellationToken stragglers)
+    private async Task<FinishedCall<GradientAnswer>> BackwardOneAsync(AnswerKey key, ExpertAnswer answer, Tensor gradient, bool frozen, DateTimeOffset deadline, CancellationToken stragglers)
     {
         await Task.Yield();
         var invoker = key.Local ? local! : remote;
@@ -72,7 +72,7 @@ public sealed partial class ExpertFanOut
         ExpertCallResult<Tensor> result;
         try
         {
-            result = await invoker.BackwardAsync(answer.Target, answer.Input, gradient, Compression, deadline, stragglers);
+            result = await invoker.BackwardAsync(answer.Target, answer.Input, gradient, frozen, Compression, deadline, stragglers);
         }
         catch (OperationCanceledException) when (stragglers.IsCancellationRequested)
         {

@@ -23,8 +23,8 @@ public interface IExpertInvoker
     /// <summary>The expert's output for a batch; the caller owns the returned tensor.</summary>
     Task<ExpertCallResult<Tensor>> ForwardAsync(ExpertTarget target, Tensor input, Compression compression, DateTimeOffset deadline, CancellationToken cancellationToken);
 
-    /// <summary>The input gradient for a batch; the host also steps the expert's optimizer.</summary>
-    Task<ExpertCallResult<Tensor>> BackwardAsync(ExpertTarget target, Tensor input, Tensor outputGradient, Compression compression, DateTimeOffset deadline, CancellationToken cancellationToken);
+    /// <summary>The input gradient for a batch; the host also steps the expert's optimizer unless <paramref name="frozen"/>.</summary>
+    Task<ExpertCallResult<Tensor>> BackwardAsync(ExpertTarget target, Tensor input, Tensor outputGradient, bool frozen, Compression compression, DateTimeOffset deadline, CancellationToken cancellationToken);
 
     /// <summary>The expert's schema, version and load.</summary>
     Task<ExpertCallResult<ExpertInfo>> InfoAsync(ExpertTarget target, DateTimeOffset deadline, CancellationToken cancellationToken);

@@ -31,12 +31,12 @@ public sealed class RemoteExpertInvoker(IPeerTransport transport) : IExpertInvok
     }
 
     /// <inheritdoc />
-    public async Task<ExpertCallResult<Tensor>> BackwardAsync(ExpertTarget target, Tensor input, Tensor outputGradient, Compression compression, DateTimeOffset deadline, CancellationToken cancellationToken)
+    public async Task<ExpertCallResult<Tensor>> BackwardAsync(ExpertTarget target, Tensor input, Tensor outputGradient, bool frozen, Compression compression, DateTimeOffset deadline, CancellationToken cancellationToken)
     {
         var (headers, payload) = TensorCodec.Encode([(input, compression), (outputGradient, compression)]);
         using (payload)
         {
-            var request = new BackwardRequest { Uid = target.Uid.Value, Input = headers[0], OutputGradient = headers[1] };
+            var request = new BackwardRequest { Uid = target.Uid.Value, Input = headers[0], OutputGradient = headers[1], Frozen = frozen };
             return await CallAsync(target, BackwardMethod, request, payload, deadline, BackwardResponse.Parser, r => r.InputGradient, cancellationToken);
         }
     }
