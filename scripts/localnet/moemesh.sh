@@ -5,11 +5,18 @@ localnet() {
   local repo bin
   repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
   bin="$repo/src/Node/bin/Release/net10.0/moemesh"
-  if [ "$1" = up ] || [ "$1" = demo ] || [ ! -x "$bin" ]; then
+  local build=no
+  case " $* " in
+    *" --help "* | *" -h "*) ;;
+    *) if [ "$1" = up ] || [ "$1" = demo ]; then build=yes; fi ;;
+  esac
+  [ -x "$bin" ] || build=yes
+  if [ "$build" = yes ]; then
     . "$repo/scripts/lib/packages.sh"
     ensure_openblas
     case " $* " in *" --wan "*) ensure_iptables ;; esac
-    echo "building moemesh" >&2
+    # On stdout: stderr is for what went wrong, in one line.
+    echo "building moemesh"
     local log
     log="$(dotnet build "$repo/src/Node" -c Release --nologo -v quiet 2>&1)" || { echo "$log" >&2; echo "the build failed" >&2; exit 1; }
   fi
