@@ -86,6 +86,7 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
                 Rediscover = RediscoverAsync,
                 NullShare = nullScores is null ? null : selections.Select(x => x.Nulls.Sum(n => n.Weight)).ToArray(),
                 Fallback = _local.Count == 0 ? null : s => Fallback(choices[s], perSample[s]),
+                AllowUnanswered = _options.AllowUnanswered,
             };
             var fan = await fanOut.ForwardAsync(request, cancellationToken);
             return new MixtureStep(input, fan, scores, nullScores, choices, selections.Select(x => x.Nulls).ToArray(), losses, utilisation);

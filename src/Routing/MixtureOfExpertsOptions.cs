@@ -36,4 +36,10 @@ public sealed class MixtureOfExpertsOptions
     /// as their contributors trained them. Default false: each expert steps on its host.
     /// </summary>
     public bool FreezeExperts { get; set; }
+
+    /// <summary>
+    /// Whether a sample no expert answered for (and no local one could stand in for) gets zeros instead of
+    /// failing the forward: set when a shared expert beside the layer answers for every sample. Default false.
+    /// </summary>
+    public bool AllowUnanswered { get; set; }
 }

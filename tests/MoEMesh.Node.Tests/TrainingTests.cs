@@ -160,4 +160,36 @@ public sealed class TrainingTests(Xunit.Abstractions.ITestOutputHelper output) :
             Assert.Equal(before[i], await ExpertOutputAsync(uid));
         }
     }
+
+    [Fact]
+    public async Task SharedExpert_AnswersEveryText_WhenEveryRemoteExpertIsDown()
+    {
+        var trainer = PeerIdentity.FromSeed(63).PeerId.ToString();
+        var hostOptions = TestNode.Configure(_folder.Sub("a"), Expert("ffn.0"), Expert("ffn.1"));
+        hostOptions.Serving.TrainingPeers.Add(trainer);
+        var host = await TestNode.StartAsync(hostOptions, 61);
+        var gatingOptions = TestNode.Configure(_folder.Sub("g"));
+        gatingOptions.Routing = new RoutingOptions { ForwardTimeout = TimeSpan.FromSeconds(20), DiscoveryTimeout = TimeSpan.FromSeconds(10), BackwardTimeout = TimeSpan.FromSeconds(20), GraceAfterKMin = TimeSpan.FromSeconds(20) };
+        await using var gating = await TestNode.StartAsync(gatingOptions, 63, host);
+        ModelSpec Spec(int shared) => new(new TrunkSpec(1024, Dim), [new LayerSpec("ffn", [2], "ffn", Dim, K: 2, RouterLosses: new RouterLossWeights(), SharedExpertInner: shared)],
+            new HeadSpec(["0", "1", "2", "3"]), new DataColumns());
+        var withShared = new MoEModel(Spec(4 * Dim), ModelWeights.Initialize(Spec(4 * Dim), seed: 2), gating.Node.CreateMixtureOfExperts);
+        var without = new MoEModel(Spec(0), ModelWeights.Initialize(Spec(0), seed: 2), gating.Node.CreateMixtureOfExperts);
+        var optimizer = new Adam(withShared.Parameters, new LearningRateSchedule(0.01f));
+        var random = new Random(6);
+        for (int step = 0; step < 60; step++)
+        {
+            var (batch, batchLabels) = Batch(random, 32);
+            await withShared.TrainAsync(batch, batchLabels, optimizer, default);
+        }
+
+        await host.DisposeAsync(); // every remote expert is gone
+        var (texts, labels) = Batch(new Random(7), 64);
+        var answers = await withShared.PredictAsync(texts, default);
+        Assert.All(answers, a => Assert.DoesNotContain(a.Route, h => h.Outcome is "ok" or "fallback"));
+        // The shared expert, trained beside the routed ones, still tells the classes apart.
+        double accuracy = answers.Select((a, i) => a.Label == labels[i]).Average(right => right ? 1.0 : 0.0);
+        Assert.True(accuracy > 0.5, $"accuracy {accuracy:P0} with every remote expert down");
+        await Assert.ThrowsAsync<Routing.Calling.ExpertCallFailedException>(() => without.PredictAsync(texts, default));
+    }
 }

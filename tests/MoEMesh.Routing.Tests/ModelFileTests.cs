@@ -12,9 +12,10 @@ public sealed class ModelFileTests : IDisposable
 
     public void Dispose() => System.IO.Directory.Delete(_folder, recursive: true);
 
-    private static ModelSpec Spec(int layers = 2, int nullExperts = 1) => new(
+    private static ModelSpec Spec(int layers = 2, int nullExperts = 1, int sharedInner = 12) => new(
         new TrunkSpec(128, 6),
-        Enumerable.Range(0, layers).Select(i => new LayerSpec("ffn", [3, 2], "ffn", 6, K: 2, TopP: i == 0 ? null : 0.9, NullExperts: nullExperts, RouterLosses: new RouterLossWeights(0.02f, 0.001f, 0.1f))).ToArray(),
+        Enumerable.Range(0, layers).Select(i => new LayerSpec("ffn", [3, 2], "ffn", 6, K: 2, TopP: i == 0 ? null : 0.9, NullExperts: nullExperts,
+            RouterLosses: new RouterLossWeights(0.02f, 0.001f, 0.1f, 0.05f), SharedExpertInner: i == 1 ? sharedInner : 0)).ToArray(),
         new HeadSpec(["noun.animal", "news", "verb.motion"]),
         new DataColumns("body", "class", "domain"),
         new TrainingSummary(120, 2.5, 900, 0.42, 100, 0.61, 0.55, 12.3, false));
@@ -45,7 +46,20 @@ public sealed class ModelFileTests : IDisposable
         }
         Assert.Equal(weights.Parameters.Select(p => p.Name), loaded.Weights.Parameters.Select(p => p.Name));
         Assert.Contains("layers.1.gate.null.weight", loaded.Weights.Parameters.Select(p => p.Name));
+        Assert.Contains("layers.1.shared.w2.weight", loaded.Weights.Parameters.Select(p => p.Name));
+        Assert.Null(loaded.Weights.SharedExperts[0]);
+        Assert.NotNull(loaded.Weights.SharedExperts[1]);
         foreach (var (a, b) in weights.Parameters.Zip(loaded.Weights.Parameters)) Assert.Equal(a.Value.ToArray(), b.Value.ToArray());
+    }
+
+    [Fact]
+    public void SharedExperts_AreDrawnLast_SoEveryOtherWeightIsAsWithoutThem()
+    {
+        var with = ModelWeights.Initialize(Spec(), seed: 9);
+        var without = ModelWeights.Initialize(Spec(sharedInner: 0), seed: 9);
+        var others = with.Parameters.Where(p => !p.Name.Contains(".shared.", StringComparison.Ordinal)).ToArray();
+        Assert.Equal(without.Parameters.Select(p => p.Name), others.Select(p => p.Name));
+        foreach (var (a, b) in others.Zip(without.Parameters)) Assert.Equal(a.Value.ToArray(), b.Value.ToArray());
     }
 
     [Fact]

@@ -32,6 +32,10 @@ internal static class TrainCommand
         var k = new Option<int>("--k") { Description = "Experts per text and layer", DefaultValueFactory = _ => 2 };
         var topP = new Option<double?>("--top-p") { Description = "Dynamic top-p: use experts until their gate mass reaches P (off)" };
         var nullExperts = new Option<int>("--null-experts") { Description = "AdaMoE null experts per layer", DefaultValueFactory = _ => 0 };
+        var sharedExpert = new Option<bool>("--shared-expert")
+        {
+            Description = "Give each layer a shared expert (an ffn of inner width 4d) that every text passes through beside the routed ones; it lives in the model, so texts still get a trained answer when remote experts fail",
+        };
         var hiddenDim = new Option<int?>("--hidden-dim") { Description = "Width d (default: the width of the swarm's experts)" };
         var buckets = new Option<int?>("--buckets") { Description = "Rows of the trunk's hashed embedding [65536, fewer when d is wide so the table stays within 64 MB]" };
         var epochs = new Option<int?>("--epochs") { Description = "Passes over the data [3]" };
@@ -53,7 +57,7 @@ internal static class TrainCommand
         var keyFile = new Option<string?>("--key-file") { Description = "The publisher key that signs the model (created if missing) [~/.moemesh/publisher.key]" };
         var command = new Command("train", "Train a model on a data file against the swarm's experts, then save and publish it")
         {
-            peer, noTls, timeout, compression, model, evalData, evalSplit, grid, gridName, expertType, layers, k, topP, nullExperts, hiddenDim, buckets,
+            peer, noTls, timeout, compression, model, evalData, evalSplit, grid, gridName, expertType, layers, k, topP, nullExperts, sharedExpert, hiddenDim, buckets,
             epochs, steps, batchSize, lr, marginalEntropy, sampleEntropy, balance, zLoss, seed, output, replicas, noPublish, freezeExperts, keyFile,
         };
         data.AddTo(command);
@@ -155,7 +159,8 @@ internal static class TrainCommand
                         return 3;
                     }
                     int width = kind.Width;
-                    var layer = new LayerSpec(expertGrid.Name, sizes, kind.Type, width, result.GetValue(k), result.GetValue(topP), result.GetValue(nullExperts), RouterLosses: losses);
+                    var layer = new LayerSpec(expertGrid.Name, sizes, kind.Type, width, result.GetValue(k), result.GetValue(topP), result.GetValue(nullExperts), RouterLosses: losses,
+                        SharedExpertInner: result.GetValue(sharedExpert) ? 4 * width : 0);
                     var spec = new ModelSpec(new TrunkSpec(result.GetValue(buckets) ?? DefaultBuckets(width), width), Enumerable.Repeat(layer, result.GetValue(layers)).ToArray(),
                         new HeadSpec(labels), columns);
                     try
@@ -166,7 +171,8 @@ internal static class TrainCommand
                     {
                         return Fail(e.Message);
                     }
-                    Console.WriteLine($"experts: {kind} on the grid {expertGrid.Name} {string.Join('x', sizes)}; {spec.Layers.Count} layer(s), k = {layer.K}; trunk {spec.Trunk.Buckets} x {width}");
+                    Console.WriteLine($"experts: {kind} on the grid {expertGrid.Name} {string.Join('x', sizes)}; {spec.Layers.Count} layer(s), k = {layer.K}"
+                        + $"{(layer.SharedExpertInner > 0 ? $", a shared expert of inner width {layer.SharedExpertInner}" : "")}; trunk {spec.Trunk.Buckets} x {width}");
                     return await new TrainingRun(swarm, spec, name, outDir, training, trainSet, evalSet, publisher, result.GetValue(noPublish) ? 0 : result.GetValue(replicas),
                         result.GetValue(freezeExperts)).RunAsync(cancellationToken);
                 }

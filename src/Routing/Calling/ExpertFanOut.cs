@@ -242,8 +242,8 @@ public sealed partial class ExpertFanOut(IExpertInvoker remote, IExpertInvoker? 
                 contributions.Add(new UsedExpert(fallback, true, missing <= 0f ? 1f : missing));
             }
             float nulls = NullShareOf(request, s);
-            // Only a sample that chose nothing but null experts is whole without an answer.
-            if (contributions.Count == 0 && (request.Choices[s].Count > 0 || nulls == 0f)) unresolved.Add(s);
+            // Only a sample that chose nothing but null experts is whole without an answer (or any sample, beside a shared expert).
+            if (contributions.Count == 0 && (request.Choices[s].Count > 0 || nulls == 0f) && !request.AllowUnanswered) unresolved.Add(s);
             float total = contributions.Sum(c => c.Weight) + nulls;
             nullShare[s] = total > 0f ? nulls / total : 0f;
             used[s] = contributions.Select(c => c with { Weight = total > 0f ? c.Weight / total : 1f / contributions.Count }).ToArray();

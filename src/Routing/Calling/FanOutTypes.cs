@@ -46,6 +46,12 @@ public sealed class FanOutRequest
     /// known ones may come from a cache older than a host's restart. Null to use <see cref="Hosts"/> only.
     /// </summary>
     public Func<ExpertUid, CancellationToken, Task<IReadOnlyList<ExpertHostInfo>>>? Rediscover { get; init; }
+
+    /// <summary>
+    /// Whether a sample no expert answered for gets zeros instead of failing the call: the layer has a
+    /// shared expert beside it that answers for every sample. Default false.
+    /// </summary>
+    public bool AllowUnanswered { get; init; }
 }
 
 /// <summary>One expert call of a fan-out, for the trace.</summary>

@@ -9,10 +9,10 @@ namespace MoEMesh.Routing.Models;
 
 /// <summary>
 /// A model whose middle lives in the swarm: a trunk (text → hashed words and bigrams → mean of their
-/// embedding rows, width d), one or more mixture-of-experts layers as residual blocks (h ← h + MoE(h)),
-/// and a linear head to class logits. The gating node holds the trunk, the gates and the head
-/// (<see cref="ModelWeights"/>) and trains them; every expert trains on its own host from the gradients the
-/// backward pass sends it.
+/// embedding rows, width d), one or more mixture-of-experts layers as residual blocks (h ← h + MoE(h), or
+/// h ← h + MoE(h) + Shared(h) where the layer has a shared expert), and a linear head to class logits. The
+/// gating node holds the trunk, the gates, the shared experts and the head (<see cref="ModelWeights"/>) and
+/// trains them; every routed expert trains on its own host from the gradients the backward pass sends it.
 /// </summary>
 public sealed class MoEModel
 {
@@ -40,7 +40,7 @@ public sealed class MoEModel
     public async Task<IReadOnlyList<SamplePrediction>> PredictAsync(IReadOnlyList<string> texts, CancellationToken cancellationToken)
     {
         var features = TextFeatures.Hash(texts, Spec.Trunk);
-        var (hidden, steps) = await ForwardAsync(features, cancellationToken);
+        var (hidden, steps) = await ForwardAsync(features, null, cancellationToken);
         try
         {
             using var logits = Weights.Head.Forward(hidden[^1]);
@@ -74,19 +74,21 @@ public sealed class MoEModel
     {
         var features = TextFeatures.Hash(texts, Spec.Trunk);
         foreach (var p in Parameters) p.ZeroGradient();
-        var (hidden, steps) = await ForwardAsync(features, cancellationToken);
+        using var tape = new ActivationTape();
+        var (hidden, steps) = await ForwardAsync(features, tape, cancellationToken);
         try
         {
-            using var tape = new ActivationTape();
             using var logits = Weights.Head.Forward(hidden[^1], tape);
             int correct = Enumerable.Range(0, labels.Length).Count(s => ArgMax(logits.Row(s)) == labels[s]);
             using var loss = SoftmaxCrossEntropy.Compute(logits, labels);
             using var gradient = Weights.Head.Backward(loss.Gradient, tape);
-            // Residual blocks: dL/dh_i = dL/dh_{i+1} + dMoE_i/dh_i applied to it.
+            // Residual blocks: dL/dh_i = dL/dh_{i+1} + dMoE_i/dh_i (+ dShared_i/dh_i) applied to it; the tape pops in reverse.
             for (int i = steps.Count - 1; i >= 0; i--)
             {
+                using var throughShared = Weights.SharedExperts[i]?.Backward(gradient, tape);
                 using var throughLayer = await _layers[i].BackwardAsync(steps[i], gradient, cancellationToken);
                 Functions.Add(gradient.Span, throughLayer.Span, gradient.Span);
+                if (throughShared is not null) Functions.Add(gradient.Span, throughShared.Span, gradient.Span);
             }
             Weights.Trunk.Backward(features, gradient);
             optimizer.Step();
@@ -100,19 +102,27 @@ public sealed class MoEModel
         }
     }
 
-    /// <summary>Trunk and MoE layers: every hidden state (h_0 … h_L; each layer's input stays alive for its backward) and each layer's step.</summary>
-    private async Task<(List<Tensor> Hidden, List<MixtureStep> Steps)> ForwardAsync(SparseFeatures features, CancellationToken cancellationToken)
+    /// <summary>
+    /// Trunk and MoE layers: every hidden state (h_0 … h_L; each layer's input stays alive for its backward)
+    /// and each layer's step; the shared experts save what their backward needs on <paramref name="tape"/> when given.
+    /// </summary>
+    private async Task<(List<Tensor> Hidden, List<MixtureStep> Steps)> ForwardAsync(SparseFeatures features, ActivationTape? tape, CancellationToken cancellationToken)
     {
         var hidden = new List<Tensor> { Weights.Trunk.Forward(features) };
         var steps = new List<MixtureStep>();
         try
         {
-            foreach (var layer in _layers)
+            for (int i = 0; i < _layers.Count; i++)
             {
-                var step = await layer.ForwardAsync(hidden[^1], cancellationToken);
+                var step = await _layers[i].ForwardAsync(hidden[^1], cancellationToken);
                 steps.Add(step);
                 var next = hidden[^1].Clone();
                 Functions.Add(next.Span, step.Output.Span, next.Span);
+                if (Weights.SharedExperts[i] is { } shared)
+                {
+                    using var answer = shared.Forward(hidden[^1], tape);
+                    Functions.Add(next.Span, answer.Span, next.Span);
+                }
                 hidden.Add(next);
             }
             return (hidden, steps);

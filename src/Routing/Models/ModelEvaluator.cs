@@ -72,8 +72,9 @@ public sealed class ModelEvaluator(MoEModel model)
 
     /// <summary>
     /// Multiply-accumulates for one text: the trunk adds one width-d row per feature, each gate scores
-    /// Σ sizes (+ null experts) coordinates from d inputs, each expert used costs two d × 4d matrix
-    /// products (ffn and mlp, at the default inner width 4d; identity costs nothing), the head d × classes.
+    /// Σ sizes (+ null experts) coordinates from d inputs, a shared expert costs two d × inner products,
+    /// each routed expert used two d × 4d (ffn and mlp, at the default inner width 4d; identity costs
+    /// nothing), the head d × classes.
     /// </summary>
     private double MultiplyAccumulates(SamplePrediction prediction)
     {
@@ -82,7 +83,7 @@ public sealed class ModelEvaluator(MoEModel model)
         for (int l = 0; l < model.Spec.Layers.Count; l++)
         {
             var layer = model.Spec.Layers[l];
-            macs += d * (layer.Sizes.Sum() + layer.NullExperts);
+            macs += d * (layer.Sizes.Sum() + layer.NullExperts) + 2.0 * d * layer.SharedExpertInner;
             double perExpert = layer.ExpertType == "identity" ? 0 : 8.0 * d * d;
             macs += perExpert * prediction.Route.Count(h => h.Layer == l && h.Outcome is "ok" or "fallback");
         }

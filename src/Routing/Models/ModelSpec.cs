@@ -32,13 +32,14 @@ public sealed record ModelSpec(TrunkSpec Trunk, IReadOnlyList<LayerSpec> Layers,
 
     /// <summary>
     /// The parameters the gating node holds: the trunk's table, each gate's Linear per grid dimension (and
-    /// its null experts'), and the head; what <see cref="ModelWeights"/> allocates, computed without allocating.
+    /// its null experts'), each shared expert's two Linears, and the head; what <see cref="ModelWeights"/> allocates, computed without allocating.
     /// </summary>
     public long ParameterCount()
     {
         long d = Trunk.Width;
         long count = checked(Trunk.Buckets * d + Head.Labels.Count * (d + 1));
-        foreach (var layer in Layers) count = checked(count + (layer.Sizes.Sum(s => (long)s) + layer.NullExperts) * (d + 1));
+        foreach (var layer in Layers)
+            count = checked(count + (layer.Sizes.Sum(s => (long)s) + layer.NullExperts) * (d + 1) + layer.SharedExpertInner * (2 * d + 1) + (layer.SharedExpertInner > 0 ? d : 0));
         return count;
     }
 }
@@ -72,8 +73,13 @@ public sealed record TrunkSpec(int Buckets, int Width, string Features = TextFea
 /// <param name="NullExperts">AdaMoE null experts.</param>
 /// <param name="BeamWidth">Prefixes beam search expands per sample per round.</param>
 /// <param name="RouterLosses">Router loss weights while training; null for none.</param>
+/// <param name="SharedExpertInner">
+/// Inner width of the layer's shared expert (DeepSeekMoE), 0 for none: an ffn every sample passes through
+/// beside the routed experts, held with the gate by every node that runs the model, so a text still gets a
+/// trained answer when every remote expert fails.
+/// </param>
 public sealed record LayerSpec([property: JsonPropertyName("grid")] string GridName, IReadOnlyList<int> Sizes, string ExpertType, int ExpertWidth, int K = 2, double? TopP = null,
-    int NullExperts = 0, int BeamWidth = 4, RouterLossWeights? RouterLosses = null)
+    int NullExperts = 0, int BeamWidth = 4, RouterLossWeights? RouterLosses = null, int SharedExpertInner = 0)
 {
     /// <summary>The expert grid.</summary>
     [JsonIgnore]
@@ -92,6 +98,7 @@ public sealed record LayerSpec([property: JsonPropertyName("grid")] string GridN
         if (TopP is { } p && !(p > 0 && p <= 1)) throw new ArgumentException($"{at}: top-p must be in (0, 1]; got {p}.");
         if (NullExperts is < 0 or > 64) throw new ArgumentException($"{at}: null experts must be between 0 and 64; got {NullExperts}.");
         if (BeamWidth is < 1 or > 64) throw new ArgumentException($"{at}: beam width must be between 1 and 64; got {BeamWidth}.");
+        if (SharedExpertInner is < 0 or > 65_536) throw new ArgumentException($"{at}: the shared expert's inner width must be between 0 (none) and 65536; got {SharedExpertInner}.");
         if (RouterLosses is { AreValid: false } w)
             throw new ArgumentException($"{at}: router loss weights must be finite and not negative; got {w}.");
     }
@@ -104,6 +111,7 @@ public sealed record LayerSpec([property: JsonPropertyName("grid")] string GridN
         BeamWidth = BeamWidth,
         RouterLosses = RouterLosses,
         Kind = new ExpertKind(ExpertType, ExpertWidth),
+        AllowUnanswered = SharedExpertInner > 0,
     };
 }
 

@@ -7,8 +7,9 @@ namespace MoEMesh.Routing.Models;
 
 /// <summary>
 /// The parameters a gating node holds for a model, by hierarchical names: the trunk's embedding table
-/// (<c>trunk.weight</c>), each layer's gate (<c>layers.1.gate.0.weight</c>, <c>layers.1.gate.null.weight</c>, …)
-/// and the head (<c>head.weight</c>, <c>head.bias</c>). The experts' weights live on their hosts.
+/// (<c>trunk.weight</c>), each layer's gate (<c>layers.1.gate.0.weight</c>, <c>layers.1.gate.null.weight</c>, …),
+/// each layer's shared expert when it has one (<c>layers.1.shared.w1.weight</c>, …) and the head
+/// (<c>head.weight</c>, <c>head.bias</c>). The routed experts' weights live on their hosts.
 /// </summary>
 public sealed class ModelWeights
 {
@@ -21,8 +22,13 @@ public sealed class ModelWeights
         Gates = spec.Layers.Select((layer, i) =>
             new GatingNetwork(layer.Grid, width, random.NextUInt64(), layer.NullExperts, $"layers.{i}.gate")).ToArray();
         Head = new Linear(width, spec.Head.Labels.Count, random, "head");
-        Parameters = [.. Trunk.Parameters, .. Gates.SelectMany(g => g.Parameters), .. Head.Parameters];
+        // Made last, so a model without shared experts draws the same weights as before they existed.
+        SharedExperts = spec.Layers.Select((layer, i) => layer.SharedExpertInner == 0 ? null : SharedExpert(width, layer.SharedExpertInner, random, i)).ToArray();
+        Parameters = [.. Trunk.Parameters, .. Gates.SelectMany(g => g.Parameters), .. SharedExperts.SelectMany(e => e?.Parameters ?? []), .. Head.Parameters];
     }
+
+    /// <summary>Per layer, its shared expert (w1, GELU, w2), or null.</summary>
+    public IReadOnlyList<Sequential?> SharedExperts { get; }
 
     /// <summary>Text features to width d.</summary>
     public EmbeddingBag Trunk { get; }
@@ -58,6 +64,14 @@ public sealed class ModelWeights
                 yield return ($"layers.{i}.gate.{part}.bias", new TensorShape(size));
             }
         }
+        for (int i = 0; i < spec.Layers.Count; i++)
+        {
+            if (spec.Layers[i].SharedExpertInner is not (> 0 and var inner)) continue;
+            yield return ($"layers.{i}.shared.w1.weight", new TensorShape(inner, d));
+            yield return ($"layers.{i}.shared.w1.bias", new TensorShape(inner));
+            yield return ($"layers.{i}.shared.w2.weight", new TensorShape(d, inner));
+            yield return ($"layers.{i}.shared.w2.bias", new TensorShape(d));
+        }
         yield return ("head.weight", new TensorShape(spec.Head.Labels.Count, d));
         yield return ("head.bias", new TensorShape(spec.Head.Labels.Count));
     }
@@ -81,6 +95,9 @@ public sealed class ModelWeights
         foreach (var p in weights.Parameters) tensors[p.Name].Span.CopyTo(p.Value.Span);
         return weights;
     }
+
+    private static Sequential SharedExpert(int width, int inner, SeededRandom random, int layer) =>
+        new(new Linear(width, inner, random, $"layers.{layer}.shared.w1"), new Gelu(), new Linear(inner, width, random, $"layers.{layer}.shared.w2"));
 
     /// <summary>The tensors to save, by name.</summary>
     public IEnumerable<SafeTensorEntry> Entries() => Parameters.Select(p => new SafeTensorEntry(p.Name, p.Value));
