@@ -11,7 +11,8 @@ internal sealed record CheckpointManifest(
     string Optimizer,
     long UpdateCount,
     string WeightsFile,
-    string WeightsSha256);
+    string WeightsSha256,
+    ExpertOrigin? Origin = null);
 
 /// <summary>Source-generated JSON for the manifest (no reflection at run time).</summary>
 [JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]

@@ -39,6 +39,9 @@ public sealed class ExpertBackend
     /// <summary>The optimizer.</summary>
     public Optimizer Optimizer { get; }
 
+    /// <summary>The domain and contributor of a contributed expert (kept in its checkpoints and announced); null when unknown.</summary>
+    public ExpertOrigin? Origin { get; set; }
+
     /// <summary>Per-sample shapes.</summary>
     public ExpertSchema Schema => Expert.Schema;
 

@@ -73,7 +73,7 @@ public static class ExpertCheckpoint
                 ["update_count"] = UpdateCount.ToString(System.Globalization.CultureInfo.InvariantCulture),
             });
             var manifest = new CheckpointManifest(FormatVersion, _backend.Name, _backend.Spec, _backend.Schema.ToString(),
-                _backend.Optimizer.Name, UpdateCount, weightsName, Sha256Of(weightsPath));
+                _backend.Optimizer.Name, UpdateCount, weightsName, Sha256Of(weightsPath), _backend.Origin);
             AtomicFile.Write(Path.Combine(directory, ManifestName),
                 stream => JsonSerializer.Serialize(stream, manifest, ManifestJson.Default.CheckpointManifest));
             RemoveLeftovers(directory, keep: weightsName); // saves of one expert run one at a time: no other temporary file is in use
@@ -123,6 +123,7 @@ public static class ExpertCheckpoint
         var state = content.Tensors.Where(t => t.Key.StartsWith(OptimizerPrefix, StringComparison.Ordinal))
             .ToDictionary(t => t.Key[OptimizerPrefix.Length..], t => t.Value, StringComparer.Ordinal);
         backend.Optimizer.Restore(manifest.UpdateCount, state);
+        backend.Origin ??= manifest.Origin;
         return true;
     }
 

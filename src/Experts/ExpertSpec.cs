@@ -1,5 +1,22 @@
 namespace MoEMesh.Experts;
 
+/// <summary>Where a contributed expert comes from: the domain it was trained on and who trained it.</summary>
+/// <param name="Domain">The domain of its training data ("wordnet", "mail"), or null.</param>
+/// <param name="Contributor">Who trained it: a name they chose, or their PeerId; or null.</param>
+public sealed record ExpertOrigin(string? Domain, string? Contributor)
+{
+    /// <summary>The most characters of each field (it travels in every announcement).</summary>
+    public const int MaxLength = 64;
+
+    /// <summary>The problem with these fields, or null when they can be announced.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public string? Problem =>
+        new[] { ("domain", Domain), ("contributor", Contributor) }
+            .Where(f => f.Item2 is { } v && (v.Length > MaxLength || v.Any(char.IsControl)))
+            .Select(f => $"the {f.Item1} must be at most {MaxLength} characters with no control characters; got '{f.Item2}'")
+            .FirstOrDefault();
+}
+
 /// <summary>How to build an expert: its registered type and sizes.</summary>
 /// <param name="Type">Registered type name ("ffn", "mlp", "identity").</param>
 /// <param name="HiddenDim">Width of the expert's input and output (d).</param>

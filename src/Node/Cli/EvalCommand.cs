@@ -47,26 +47,8 @@ internal static class EvalCommand
             if (swarm is null) return exit;
             await using (swarm)
             {
-                var folder = Directory.CreateTempSubdirectory("moemesh-eval-").FullName;
-                FetchedModel fetched;
-                try
-                {
-                    fetched = await swarm.Fetcher.FetchAsync(name, folder, Models.ModelServingOptions.DefaultMaxModelBytes, null, cancellationToken);
-                }
-                catch (ModelNotFoundException e)
-                {
-                    Console.Error.WriteLine($"{e.Message} (as {swarm.Entry} sees the DHT; `moemesh models --peer {swarm.Entry.Address}` lists the models there are)");
-                    return 3;
-                }
-                catch (ModelFetchFailedException e)
-                {
-                    Console.Error.WriteLine(e.Message);
-                    return 1;
-                }
-                finally
-                {
-                    Directory.Delete(folder, recursive: true);
-                }
+                var (fetched, failed) = await swarm.FetchModelAsync(name, cancellationToken);
+                if (fetched is null) return failed;
                 var spec = fetched.Model.Spec;
                 var log = result.GetValue(json) ? Console.Error : Console.Out;
                 log.WriteLine($"{name} version {fetched.Model.Version} from {fetched.Source.Host}: {spec.Layers.Count} layer(s) on {spec.Layers[0].GridName}, {spec.Head.Labels.Count} labels");

@@ -17,6 +17,7 @@ internal static class MoEMeshCommand
             DhtCommands.Create(),
             StatusCommand.Create(),
             TrainCommand.Create(),
+            ExpertCommand.Create(),
             EvalCommand.Create(),
             QueryCommand.Create(),
             ModelsCommand.Create(),

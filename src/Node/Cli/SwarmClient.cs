@@ -54,6 +54,33 @@ internal sealed class SwarmClient : IAsyncDisposable
     public ModelFetcher Fetcher => new(Models, new BlobClient(Transport, TimeProvider.System), TimeSpan.FromSeconds(60));
 
     /// <summary>
+    /// The newest checked copy of model <paramref name="name"/> (see <see cref="ModelFetcher"/>); on failure
+    /// writes why to stderr and returns null with the exit code (3: no peer holds it, 1: no copy checked out).
+    /// </summary>
+    public async Task<(FetchedModel? Model, int ExitCode)> FetchModelAsync(string name, CancellationToken cancellationToken)
+    {
+        var folder = System.IO.Directory.CreateTempSubdirectory("moemesh-fetch-").FullName;
+        try
+        {
+            return (await Fetcher.FetchAsync(name, folder, Node.Models.ModelServingOptions.DefaultMaxModelBytes, null, cancellationToken), 0);
+        }
+        catch (ModelNotFoundException e)
+        {
+            Console.Error.WriteLine($"{e.Message} (as {Entry} sees the DHT; `moemesh models --peer {Entry.Address}` lists the models there are)");
+            return (null, 3);
+        }
+        catch (ModelFetchFailedException e)
+        {
+            Console.Error.WriteLine(e.Message);
+            return (null, 1);
+        }
+        finally
+        {
+            System.IO.Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    /// <summary>
     /// Joins through <paramref name="peerText"/>; on failure writes why to stderr and returns null with the
     /// exit code to use (2: the address does not parse, 3: the peer did not answer).
     /// </summary>

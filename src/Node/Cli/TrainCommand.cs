@@ -184,7 +184,8 @@ internal static class TrainCommand
     /// <summary>65,536 rows, or fewer so that the table holds at most 16 M floats (64 MB).</summary>
     private static int DefaultBuckets(int width) => Math.Max(1024, Math.Min(65_536, (16 << 20) / width));
 
-    private static string DefaultKeyFile() => Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".moemesh", "publisher.key");
+    /// <summary>Where a publisher's (and a contributor's) key lives unless a flag says otherwise.</summary>
+    internal static string DefaultKeyFile() => Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".moemesh", "publisher.key");
 
     private static int[]? ParseGrid(string text)
     {
@@ -196,7 +197,7 @@ internal static class TrainCommand
     }
 
     /// <summary>The flag that sets each of <see cref="TrainingOptions"/>' settings.</summary>
-    private static readonly Dictionary<string, string> TrainingFlags = new(StringComparer.Ordinal)
+    internal static readonly Dictionary<string, string> TrainingFlags = new(StringComparer.Ordinal)
     {
         [nameof(TrainingOptions.Epochs)] = "--epochs", [nameof(TrainingOptions.Steps)] = "--steps",
         [nameof(TrainingOptions.BatchSize)] = "--batch-size", [nameof(TrainingOptions.LearningRate)] = "--lr",

@@ -163,6 +163,8 @@ public static class NodeHost
                 h.Type,
                 h.SchemaHash,
                 h.Version,
+                h.Domain,
+                h.Contributor,
                 queueDepth = h.Load.QueueDepth,
                 latencyP50Ms = h.Load.LatencyP50Ms,
                 expiresAt = h.Expiration,

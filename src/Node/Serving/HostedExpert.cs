@@ -47,7 +47,11 @@ internal sealed class HostedExpert(ExpertUid uid, ExpertBackend backend)
     /// <summary>The DHT record announcing this expert at <paramref name="addresses"/>.</summary>
     public ExpertRecord Record(IEnumerable<string> addresses)
     {
-        var record = new ExpertRecord { Type = Backend.Spec.Type, SchemaHash = SchemaHash, Load = Load.Snapshot(), Version = Backend.UpdateCount };
+        var record = new ExpertRecord
+        {
+            Type = Backend.Spec.Type, SchemaHash = SchemaHash, Load = Load.Snapshot(), Version = Backend.UpdateCount,
+            Domain = Backend.Origin?.Domain ?? "", Contributor = Backend.Origin?.Contributor ?? "",
+        };
         record.Addresses.AddRange(addresses);
         return record;
     }

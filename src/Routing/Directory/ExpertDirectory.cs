@@ -100,9 +100,13 @@ public sealed class ExpertDirectory(IDht dht, TimeProvider? time = null, ExpertD
     public async Task<IReadOnlyDictionary<ExpertUid, IReadOnlyList<ExpertHostInfo>>> FindAsync(IReadOnlyCollection<ExpertUid> uids, CancellationToken cancellationToken) =>
         await CachedLookupAsync(uids, _hosts, KeyOf, Hosts, hosts => hosts.Count > 0 ? _options.PositiveCacheTtl : null, cancellationToken);
 
+    /// <summary>A host's label as it announced it; null when empty, or too long or holding control characters to show (untrusted text).</summary>
+    private static string? Label(string text) => text.Length is 0 or > 64 || text.Any(char.IsControl) ? null : text;
+
     private static IReadOnlyList<ExpertHostInfo> Hosts(ExpertUid uid, DhtValue? value) =>
         HostEntries.Parse(value, ExpertRecord.Parser, r => r.Addresses)
-            .Select(e => new ExpertHostInfo(uid, e.Host, e.Addresses, e.Record.Type, e.Record.SchemaHash, e.Record.Load ?? new ExpertLoad(), e.Record.Version, e.Expiration))
+            .Select(e => new ExpertHostInfo(uid, e.Host, e.Addresses, e.Record.Type, e.Record.SchemaHash, e.Record.Load ?? new ExpertLoad(), e.Record.Version, e.Expiration,
+                Label(e.Record.Domain), Label(e.Record.Contributor)))
             .ToArray();
 
     /// <summary>
