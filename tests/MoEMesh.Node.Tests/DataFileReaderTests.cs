@@ -107,15 +107,4 @@ public sealed class DataFileReaderTests : IDisposable
         Assert.Contains("--format", Assert.Throws<DataFileException>(() => DataFileReader.FormatOf("data.txt", null)).Message);
         Assert.Contains("'xml' is not a data format", Assert.Throws<DataFileException>(() => DataFileReader.FormatOf("data.txt", "xml")).Message);
     }
-
-    [Fact]
-    public void ShippedData_ReadsWhole_WithBothDomainsAndSixtyLabels()
-    {
-        var train = DataFileReader.Read(Path.Combine(Testing.RepositoryRoot.Path, "data", "train.tsv"), DataFormat.Tsv, new DataColumns(DomainColumn: "domain"));
-        Assert.Empty(train.Skipped);
-        Assert.Equal(15058, train.Examples.Count);
-        Assert.Equal(["brown", "wordnet"], train.Examples.Select(e => e.Domain).Distinct().Order());
-        Assert.Equal(60, train.Examples.Select(e => e.Label).Distinct().Count());
-        Assert.Contains(train.Examples, e => e.Text.Contains('"'));
-    }
 }
