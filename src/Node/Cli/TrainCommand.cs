@@ -50,6 +50,10 @@ internal static class TrainCommand
         var output = new Option<string?>("--out") { Description = "Where the model file, curves.csv and eval.json go [runs/NAME]" };
         var replicas = new Option<int>("--replicas") { Description = "Nodes to hold the published model (all the swarm has if fewer)", DefaultValueFactory = _ => 3 };
         var noPublish = new Option<bool>("--no-publish") { Description = "Save the model file only" };
+        var dense = new Option<int?>("--dense")
+        {
+            Description = "Train a dense baseline instead: each layer an ffn of this inner width, no gate and no routed experts (--hidden-dim sets d, 64 by default)",
+        };
         var freezeExperts = new Option<bool>("--freeze-experts")
         {
             Description = "Keep the swarm's experts as their contributors trained them: train trunk, gates and head only (the experts give input gradients and take no step; any host allows that)",
@@ -58,7 +62,7 @@ internal static class TrainCommand
         var command = new Command("train", "Train a model on a data file against the swarm's experts, then save and publish it")
         {
             peer, noTls, timeout, compression, model, evalData, evalSplit, grid, gridName, expertType, layers, k, topP, nullExperts, sharedExpert, hiddenDim, buckets,
-            epochs, steps, batchSize, lr, marginalEntropy, sampleEntropy, balance, zLoss, seed, output, replicas, noPublish, freezeExperts, keyFile,
+            epochs, steps, batchSize, lr, marginalEntropy, sampleEntropy, balance, zLoss, seed, output, replicas, noPublish, freezeExperts, dense, keyFile,
         };
         data.AddTo(command);
         command.SetAction(async (result, cancellationToken) =>
@@ -90,6 +94,9 @@ internal static class TrainCommand
                 (result.GetValue(buckets) is < 1 or > 1 << 24, $"--buckets must be between 1 and {1 << 24}; got {result.GetValue(buckets)}."),
                 (!losses.AreValid, "--balance-weight, --z-loss-weight, --marginal-entropy-weight and --sample-entropy-weight must be finite and not negative."),
                 (result.GetValue(replicas) < 1, $"--replicas must be at least 1; got {result.GetValue(replicas)}."),
+                (result.GetValue(dense) is < 1 or > 65_536, $"--dense must be an inner width between 1 and 65536; got {result.GetValue(dense)}."),
+                (result.GetValue(dense) is not null && (result.GetValue(topP) is not null || result.GetValue(nullExperts) > 0 || result.GetValue(sharedExpert) || result.GetValue(freezeExperts)),
+                    "--dense trains a model without routed experts: --top-p, --null-experts, --shared-expert and --freeze-experts do not apply."),
             };
             if (checks.FirstOrDefault(c => c.Bad) is { Problem: not null } failed) return Fail(failed.Problem);
             if (CommonOptions.Routing(result.GetValue(compression)!) is not { } routing) return 2;
@@ -152,15 +159,25 @@ internal static class TrainCommand
                     : $"training as {publisher.PeerId} (hosts that do not run --open-training take training only from the PeerIds in their --training-peers)");
                 await using (swarm)
                 {
-                    var (kind, problem) = await GridProbe.ProbeAsync(swarm, expertGrid, result.GetValue(expertType), result.GetValue(hiddenDim), cancellationToken);
-                    if (kind is null)
+                    LayerSpec layer;
+                    if (result.GetValue(dense) is { } inner)
                     {
-                        Console.Error.WriteLine(problem);
-                        return 3;
+                        // A dense baseline: no gate and no routed experts, nothing to probe the swarm for.
+                        int denseWidth = result.GetValue(hiddenDim) ?? 64;
+                        layer = new LayerSpec(expertGrid.Name, [1], "dense", denseWidth, K: 0, SharedExpertInner: inner);
                     }
-                    int width = kind.Width;
-                    var layer = new LayerSpec(expertGrid.Name, sizes, kind.Type, width, result.GetValue(k), result.GetValue(topP), result.GetValue(nullExperts), RouterLosses: losses,
-                        SharedExpertInner: result.GetValue(sharedExpert) ? 4 * width : 0);
+                    else
+                    {
+                        var (kind, problem) = await GridProbe.ProbeAsync(swarm, expertGrid, result.GetValue(expertType), result.GetValue(hiddenDim), cancellationToken);
+                        if (kind is null)
+                        {
+                            Console.Error.WriteLine(problem);
+                            return 3;
+                        }
+                        layer = new LayerSpec(expertGrid.Name, sizes, kind.Type, kind.Width, result.GetValue(k), result.GetValue(topP), result.GetValue(nullExperts), RouterLosses: losses,
+                            SharedExpertInner: result.GetValue(sharedExpert) ? 4 * kind.Width : 0);
+                    }
+                    int width = layer.ExpertWidth;
                     var spec = new ModelSpec(new TrunkSpec(result.GetValue(buckets) ?? DefaultBuckets(width), width), Enumerable.Repeat(layer, result.GetValue(layers)).ToArray(),
                         new HeadSpec(labels), columns);
                     try
@@ -171,8 +188,10 @@ internal static class TrainCommand
                     {
                         return Fail(e.Message);
                     }
-                    Console.WriteLine($"experts: {kind} on the grid {expertGrid.Name} {string.Join('x', sizes)}; {spec.Layers.Count} layer(s), k = {layer.K}"
-                        + $"{(layer.SharedExpertInner > 0 ? $", a shared expert of inner width {layer.SharedExpertInner}" : "")}; trunk {spec.Trunk.Buckets} x {width}");
+                    Console.WriteLine(layer.IsDense
+                        ? $"dense: {spec.Layers.Count} layer(s) of an ffn of inner width {layer.SharedExpertInner}, no routed experts; trunk {spec.Trunk.Buckets} x {width}"
+                        : $"experts: {layer.ExpertType} of width {width} on the grid {expertGrid.Name} {string.Join('x', sizes)}; {spec.Layers.Count} layer(s), k = {layer.K}"
+                          + $"{(layer.SharedExpertInner > 0 ? $", a shared expert of inner width {layer.SharedExpertInner}" : "")}; trunk {spec.Trunk.Buckets} x {width}");
                     return await new TrainingRun(swarm, spec, name, outDir, training, trainSet, evalSet, publisher, result.GetValue(noPublish) ? 0 : result.GetValue(replicas),
                         result.GetValue(freezeExperts)).RunAsync(cancellationToken);
                 }

@@ -45,7 +45,7 @@ internal sealed class TrainingView : IDisposable
         _curves.WriteLine(string.Join(',', new object[]
         {
             p.Step, Round(p.Epoch), Round(last.Loss), Round((double)last.Correct / last.Samples), Round(last.RouterLoss), Round(p.ExpertsPerSample),
-            Round(last.Utilisation.Average(u => u.Evenness)), last.FellBack, p.FailedSteps, Round(p.SamplesPerSecond), Round(p.Elapsed.TotalSeconds),
+            Round(last.Utilisation.Select(u => u.Evenness).DefaultIfEmpty(double.NaN).Average()), last.FellBack, p.FailedSteps, Round(p.SamplesPerSecond), Round(p.Elapsed.TotalSeconds),
         }.Select(v => Convert.ToString(v, CultureInfo.InvariantCulture))));
         var line = Describe(p);
         if (task is not null)
@@ -64,7 +64,7 @@ internal sealed class TrainingView : IDisposable
 
     /// <summary>epoch, step, loss, accuracy, experts per text, utilisation, fallbacks, samples/s.</summary>
     public static string Describe(TrainingProgress p) => string.Create(CultureInfo.InvariantCulture,
-        $"epoch {p.Epoch:F2}  step {p.Step}/{p.TotalSteps}  loss {p.Loss:F3}  acc {p.Accuracy:P1}  experts/text {p.ExpertsPerSample:F2}  utilisation {p.Utilisation:F2}  fallbacks {p.Last.FellBack}  failed steps {p.FailedSteps}  {p.SamplesPerSecond:F0} texts/s");
+        $"epoch {p.Epoch:F2}  step {p.Step}/{p.TotalSteps}  loss {p.Loss:F3}  acc {p.Accuracy:P1}  experts/text {p.ExpertsPerSample:F2}  utilisation {(double.IsNaN(p.Utilisation) ? "-" : p.Utilisation.ToString("F2", CultureInfo.InvariantCulture))}  fallbacks {p.Last.FellBack}  failed steps {p.FailedSteps}  {p.SamplesPerSecond:F0} texts/s");
 
     public void Dispose() => _curves.Dispose();
 

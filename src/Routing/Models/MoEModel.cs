@@ -16,14 +16,14 @@ namespace MoEMesh.Routing.Models;
 /// </summary>
 public sealed class MoEModel
 {
-    private readonly IReadOnlyList<MixtureOfExperts> _layers;
+    private readonly IReadOnlyList<MixtureOfExperts?> _layers;
 
     /// <summary>The model of <paramref name="spec"/> with <paramref name="weights"/>; <paramref name="createLayer"/> wires each gate to the swarm.</summary>
     public MoEModel(ModelSpec spec, ModelWeights weights, Func<GatingNetwork, MixtureOfExpertsOptions, MixtureOfExperts> createLayer)
     {
         Spec = spec;
         Weights = weights;
-        _layers = spec.Layers.Select((layer, i) => createLayer(weights.Gates[i], layer.Options())).ToArray();
+        _layers = spec.Layers.Select((layer, i) => layer.IsDense ? null : createLayer(weights.Gates[i]!, layer.Options())).ToArray();
     }
 
     /// <summary>What the model is.</summary>
@@ -52,8 +52,8 @@ public sealed class MoEModel
                 predictions[s] = new SamplePrediction(
                     ArgMax(probabilities),
                     probabilities,
-                    steps.SelectMany((step, layer) => RouteHop.Of(step, layer, s)).ToArray(),
-                    steps.Select(step => step.Choices[s].Count > 0 ? step.Choices[s][0].Uid.Value : null).ToArray(),
+                    steps.SelectMany((step, layer) => step is null ? [] : RouteHop.Of(step, layer, s)).ToArray(),
+                    steps.Select(step => step is { } routed && routed.Choices[s].Count > 0 ? routed.Choices[s][0].Uid.Value : null).ToArray(),
                     features.Offsets[s + 1] - features.Offsets[s]);
             }
             return predictions;
@@ -86,15 +86,16 @@ public sealed class MoEModel
             for (int i = steps.Count - 1; i >= 0; i--)
             {
                 using var throughShared = Weights.SharedExperts[i]?.Backward(gradient, tape);
-                using var throughLayer = await _layers[i].BackwardAsync(steps[i], gradient, cancellationToken);
-                Functions.Add(gradient.Span, throughLayer.Span, gradient.Span);
+                using var throughLayer = steps[i] is { } step ? await _layers[i]!.BackwardAsync(step, gradient, cancellationToken) : null;
+                if (throughLayer is not null) Functions.Add(gradient.Span, throughLayer.Span, gradient.Span);
                 if (throughShared is not null) Functions.Add(gradient.Span, throughShared.Span, gradient.Span);
             }
             Weights.Trunk.Backward(features, gradient);
             optimizer.Step();
-            var failedBackward = steps.SelectMany(s => s.BackwardTrace).Where(t => !t.Local && t.Outcome != Protocol.Rpc.CallOutcome.Ok).ToArray();
-            return new TrainingStep(loss.Value, labels.Length, correct, steps.Sum(s => s.RouterLosses?.Total ?? 0f), steps.Select(s => s.Experts.ExpertsPerSample.Average()).ToArray(),
-                steps.Sum(s => s.Experts.FellBack.Count(f => f)), steps.Select(s => s.Utilisation).ToArray(), failedBackward.Length, failedBackward.FirstOrDefault()?.ToString());
+            var routed = steps.OfType<MixtureStep>().ToArray();
+            var failedBackward = routed.SelectMany(s => s.BackwardTrace).Where(t => !t.Local && t.Outcome != Protocol.Rpc.CallOutcome.Ok).ToArray();
+            return new TrainingStep(loss.Value, labels.Length, correct, routed.Sum(s => s.RouterLosses?.Total ?? 0f), routed.Select(s => s.Experts.ExpertsPerSample.Average()).ToArray(),
+                routed.Sum(s => s.Experts.FellBack.Count(f => f)), routed.Select(s => s.Utilisation).ToArray(), failedBackward.Length, failedBackward.FirstOrDefault()?.ToString());
         }
         finally
         {
@@ -106,18 +107,18 @@ public sealed class MoEModel
     /// Trunk and MoE layers: every hidden state (h_0 … h_L; each layer's input stays alive for its backward)
     /// and each layer's step; the shared experts save what their backward needs on <paramref name="tape"/> when given.
     /// </summary>
-    private async Task<(List<Tensor> Hidden, List<MixtureStep> Steps)> ForwardAsync(SparseFeatures features, ActivationTape? tape, CancellationToken cancellationToken)
+    private async Task<(List<Tensor> Hidden, List<MixtureStep?> Steps)> ForwardAsync(SparseFeatures features, ActivationTape? tape, CancellationToken cancellationToken)
     {
         var hidden = new List<Tensor> { Weights.Trunk.Forward(features) };
-        var steps = new List<MixtureStep>();
+        var steps = new List<MixtureStep?>();
         try
         {
             for (int i = 0; i < _layers.Count; i++)
             {
-                var step = await _layers[i].ForwardAsync(hidden[^1], cancellationToken);
+                var step = _layers[i] is { } layer ? await layer.ForwardAsync(hidden[^1], cancellationToken) : null;
                 steps.Add(step);
                 var next = hidden[^1].Clone();
-                Functions.Add(next.Span, step.Output.Span, next.Span);
+                if (step is not null) Functions.Add(next.Span, step.Output.Span, next.Span);
                 if (Weights.SharedExperts[i] is { } shared)
                 {
                     using var answer = shared.Forward(hidden[^1], tape);
@@ -142,9 +143,9 @@ public sealed class MoEModel
         return best;
     }
 
-    private static void Release(List<Tensor> hidden, List<MixtureStep> steps)
+    private static void Release(List<Tensor> hidden, List<MixtureStep?> steps)
     {
-        foreach (var s in steps) s.Dispose();
+        foreach (var s in steps) s?.Dispose();
         foreach (var t in hidden) t.Dispose();
     }
 }

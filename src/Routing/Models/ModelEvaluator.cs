@@ -47,6 +47,7 @@ public sealed class ModelEvaluator(MoEModel model)
                 MacroF1(g.Select(i => examples[i].Label).ToArray(), g.Select(Predicted).ToArray())));
         var layers = model.Spec.Layers.Select((layer, l) =>
         {
+            if (layer.IsDense) return new LayerScore(double.NaN, 0, null, new Dictionary<string, int>(), new Dictionary<string, int>());
             long experts = layer.Grid.Count;
             var top = Count(answered.Select(p => p.TopExperts[l]).OfType<string>());
             double utilisation = experts == 1 ? 1 : Gating.Utilisation.EntropyOf(top.Values) / Math.Log(experts);
@@ -64,7 +65,7 @@ public sealed class ModelEvaluator(MoEModel model)
             MacroF1(examples.Select(e => e.Label).ToArray(), predictions.Select(p => p is null ? null : labels[p.Label]).ToArray()),
             domains,
             layers,
-            layers.Length == 0 ? 0 : layers.Average(l => l.ExpertsPerSample),
+            layers.Where((_, l) => !model.Spec.Layers[l].IsDense).Select(l => l.ExpertsPerSample).DefaultIfEmpty(0).Average(),
             answered.Length == 0 ? 0 : (double)answered.Count(p => p.Route.Any(h => h.Outcome == "fallback")) / answered.Length,
             answered.Length == 0 ? 0 : answered.Average(MultiplyAccumulates),
             bytesOnWire is null || examples.Count == 0 ? null : (double)bytes / examples.Count);
@@ -83,7 +84,7 @@ public sealed class ModelEvaluator(MoEModel model)
         for (int l = 0; l < model.Spec.Layers.Count; l++)
         {
             var layer = model.Spec.Layers[l];
-            macs += d * (layer.Sizes.Sum() + layer.NullExperts) + 2.0 * d * layer.SharedExpertInner;
+            macs += (layer.IsDense ? 0 : d * (layer.Sizes.Sum() + layer.NullExperts)) + 2.0 * d * layer.SharedExpertInner;
             double perExpert = layer.ExpertType == "identity" ? 0 : 8.0 * d * d;
             macs += perExpert * prediction.Route.Count(h => h.Layer == l && h.Outcome is "ok" or "fallback");
         }

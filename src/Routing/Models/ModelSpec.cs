@@ -39,7 +39,8 @@ public sealed record ModelSpec(TrunkSpec Trunk, IReadOnlyList<LayerSpec> Layers,
         long d = Trunk.Width;
         long count = checked(Trunk.Buckets * d + Head.Labels.Count * (d + 1));
         foreach (var layer in Layers)
-            count = checked(count + (layer.Sizes.Sum(s => (long)s) + layer.NullExperts) * (d + 1) + layer.SharedExpertInner * (2 * d + 1) + (layer.SharedExpertInner > 0 ? d : 0));
+            count = checked(count + (layer.IsDense ? 0 : (layer.Sizes.Sum(s => (long)s) + layer.NullExperts) * (d + 1))
+                + layer.SharedExpertInner * (2 * d + 1) + (layer.SharedExpertInner > 0 ? d : 0));
         return count;
     }
 }
@@ -68,7 +69,7 @@ public sealed record TrunkSpec(int Buckets, int Width, string Features = TextFea
 /// <param name="Sizes">The grid's size per dimension ([4, 4] for ffn.0.0 … ffn.3.3).</param>
 /// <param name="ExpertType">The expert type the layer was trained with; hosts of another type are skipped.</param>
 /// <param name="ExpertWidth">The experts' input and output width: the trunk's (the layers are residual).</param>
-/// <param name="K">Experts per sample at most.</param>
+/// <param name="K">Experts per sample at most; 0 makes a dense layer: no gate and no routed experts, its shared expert is the whole layer (a baseline).</param>
 /// <param name="TopP">Dynamic top-p, or null for plain top-k.</param>
 /// <param name="NullExperts">AdaMoE null experts.</param>
 /// <param name="BeamWidth">Prefixes beam search expands per sample per round.</param>
@@ -85,6 +86,10 @@ public sealed record LayerSpec([property: JsonPropertyName("grid")] string GridN
     [JsonIgnore]
     public ExpertGrid Grid => new(GridName, [.. Sizes]);
 
+    /// <summary>A dense layer (k = 0): h ← h + Shared(h), no gate, no routed experts.</summary>
+    [JsonIgnore]
+    public bool IsDense => K == 0;
+
     /// <summary>Throws naming the layer and the value that cannot work.</summary>
     public void Validate(int index, int width)
     {
@@ -94,7 +99,9 @@ public sealed record LayerSpec([property: JsonPropertyName("grid")] string GridN
         if (Sizes is null || Sizes.Count is < 1 or > 8 || Sizes.Any(s => s is < 1 or > 4096))
             throw new ArgumentException($"{at}: the grid needs 1 to 8 dimensions of size 1 to 4096; got [{string.Join(", ", Sizes ?? [])}].");
         if (string.IsNullOrWhiteSpace(ExpertType)) throw new ArgumentException($"{at}: the expert type is empty.");
-        if (K is < 1 or > 64) throw new ArgumentException($"{at}: k must be between 1 and 64; got {K}.");
+        if (K is < 0 or > 64) throw new ArgumentException($"{at}: k must be between 0 (a dense layer) and 64; got {K}.");
+        if (IsDense && (SharedExpertInner == 0 || TopP is not null || NullExperts > 0))
+            throw new ArgumentException($"{at}: a dense layer (k = 0) is its shared expert alone: it needs a shared expert's inner width and no top-p or null experts.");
         if (TopP is { } p && !(p > 0 && p <= 1)) throw new ArgumentException($"{at}: top-p must be in (0, 1]; got {p}.");
         if (NullExperts is < 0 or > 64) throw new ArgumentException($"{at}: null experts must be between 0 and 64; got {NullExperts}.");
         if (BeamWidth is < 1 or > 64) throw new ArgumentException($"{at}: beam width must be between 1 and 64; got {BeamWidth}.");

@@ -61,7 +61,8 @@ public sealed class ModelTrainer(MoEModel model, TrainingOptions options, TimePr
             if (recent.Count > Window) recent.Dequeue();
             var elapsed = time.GetElapsedTime(started);
             report?.Invoke(new TrainingProgress(step + 1, total, (double)(step + 1) / perEpoch, result, recent.Average(r => r.Loss),
-                (double)recent.Sum(r => r.Correct) / recent.Sum(r => r.Samples), result.ExpertsPerSample.Average(), recent.Average(r => r.Utilisation.Average(u => u.Evenness)),
+                (double)recent.Sum(r => r.Correct) / recent.Sum(r => r.Samples), result.ExpertsPerSample.DefaultIfEmpty(0).Average(),
+                recent.Average(r => r.Utilisation.Select(u => u.Evenness).DefaultIfEmpty(double.NaN).Average()),
                 failed, samples / Math.Max(elapsed.TotalSeconds, 1e-9), elapsed));
         }
         return Result(step, step < total);

@@ -20,11 +20,11 @@ public sealed class ModelWeights
         int width = spec.Trunk.Width;
         Trunk = new EmbeddingBag(spec.Trunk.Buckets, width, random, BagMode.Mean, "trunk");
         Gates = spec.Layers.Select((layer, i) =>
-            new GatingNetwork(layer.Grid, width, random.NextUInt64(), layer.NullExperts, $"layers.{i}.gate")).ToArray();
+            layer.IsDense ? null : new GatingNetwork(layer.Grid, width, random.NextUInt64(), layer.NullExperts, $"layers.{i}.gate")).ToArray();
         Head = new Linear(width, spec.Head.Labels.Count, random, "head");
         // Made last, so a model without shared experts draws the same weights as before they existed.
         SharedExperts = spec.Layers.Select((layer, i) => layer.SharedExpertInner == 0 ? null : SharedExpert(width, layer.SharedExpertInner, random, i)).ToArray();
-        Parameters = [.. Trunk.Parameters, .. Gates.SelectMany(g => g.Parameters), .. SharedExperts.SelectMany(e => e?.Parameters ?? []), .. Head.Parameters];
+        Parameters = [.. Trunk.Parameters, .. Gates.SelectMany(g => g?.Parameters ?? []), .. SharedExperts.SelectMany(e => e?.Parameters ?? []), .. Head.Parameters];
     }
 
     /// <summary>Per layer, its shared expert (w1, GELU, w2), or null.</summary>
@@ -33,8 +33,8 @@ public sealed class ModelWeights
     /// <summary>Text features to width d.</summary>
     public EmbeddingBag Trunk { get; }
 
-    /// <summary>One gate per layer.</summary>
-    public IReadOnlyList<GatingNetwork> Gates { get; }
+    /// <summary>Per layer, its gate; null for a dense layer.</summary>
+    public IReadOnlyList<GatingNetwork?> Gates { get; }
 
     /// <summary>Width d to class logits.</summary>
     public Linear Head { get; }
@@ -57,6 +57,7 @@ public sealed class ModelWeights
         for (int i = 0; i < spec.Layers.Count; i++)
         {
             var layer = spec.Layers[i];
+            if (layer.IsDense) continue;
             var parts = layer.Sizes.Select((size, dim) => (Name: dim.ToString(System.Globalization.CultureInfo.InvariantCulture), Size: size));
             foreach (var (part, size) in layer.NullExperts > 0 ? parts.Append(("null", layer.NullExperts)) : parts)
             {
