@@ -8,7 +8,7 @@ localnet() {
   local build=no
   case " $* " in
     *" --help "* | *" -h "*) ;;
-    *) if [ "$1" = up ] || [ "$1" = demo ]; then build=yes; fi ;;
+    *) if [ "$1" = up ] || [ "$1" = demo ] || [ "$1" = study ]; then build=yes; fi ;;
   esac
   [ -x "$bin" ] || build=yes
   if [ "$build" = yes ]; then
@@ -23,7 +23,7 @@ localnet() {
   # The testnet lives under the repository's runs/ (ignored by git) wherever the script is run from.
   case " $* " in
     *" --run-dir "* | *" --run-dir="* | *" --help "* | *" -h "*) ;;
-    *) [ "$1" = demo ] || set -- "$@" --run-dir "$repo/runs/localnet" ;;
+    *) [ "$1" = demo ] || [ "$1" = study ] || set -- "$@" --run-dir "$repo/runs/localnet" ;;
   esac
   exec "$bin" localnet "$@"
 }

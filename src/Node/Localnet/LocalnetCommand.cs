@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using MoEMesh.Node.Localnet.Wan;
+using MoEMesh.Node.Study;
 
 namespace MoEMesh.Node.Localnet;
 
@@ -22,6 +23,7 @@ internal static class LocalnetCommand
         command.Subcommands.Add(Down());
         command.Subcommands.Add(Demo());
         command.Subcommands.Add(Link());
+        command.Subcommands.Add(Study());
         return command;
     }
 
@@ -113,6 +115,26 @@ internal static class LocalnetCommand
         command.SetAction((result, cancellationToken) => Guarded(cancellationToken, (probe, output, cancellationToken) =>
             LocalnetDemo.RunAsync(Path.GetFullPath(result.GetValue(runDir)!), Path.GetFullPath(result.GetValue(data)!), Path.GetFullPath(result.GetValue(evalData)!),
                 result.GetValue(steps), Seconds(result.GetValue(timeout)), probe, output, cancellationToken)));
+        return command;
+    }
+
+    /// <summary><c>localnet study</c>, which <c>scripts/study</c> runs: the MoECollab study on a testnet, and docs/results.md.</summary>
+    private static Command Study()
+    {
+        var tiny = new Option<bool>("--tiny") { Description = "Check that the study runs end to end: 3 nodes, the committed sample (data/), 30 steps, 1 seed" };
+        var seeds = new Option<int?>("--seeds") { Description = "Seeds per configuration [3; 1 with --tiny]" };
+        var dataDir = new Option<string?>("--data-dir") { Description = "Where train.tsv and test.tsv are [data/full; data with --tiny]" };
+        var output = new Option<string>("--out") { Description = "The report [docs/results.md]", DefaultValueFactory = _ => "docs/results.md" };
+        var runDir = new Option<string>("--run-dir") { Description = "Where the study's testnet and models live [runs/study]", DefaultValueFactory = _ => "runs/study" };
+        var timeout = Timeout();
+        var command = new Command("study", "Train and measure the study's models on a testnet, and write the report") { tiny, seeds, dataDir, output, runDir, timeout };
+        command.SetAction((result, cancellationToken) => Guarded(cancellationToken, (probe, text, cancellationToken) =>
+        {
+            bool isTiny = result.GetValue(tiny);
+            var plan = new StudyPlan(isTiny, Within("--seeds", result.GetValue(seeds) ?? (isTiny ? 1 : 3), 1, 20),
+                Path.GetFullPath(result.GetValue(dataDir) ?? (isTiny ? "data" : Path.Combine("data", "full"))));
+            return StudyRunner.RunAsync(plan, Path.GetFullPath(result.GetValue(runDir)!), Path.GetFullPath(result.GetValue(output)!), probe, Seconds(result.GetValue(timeout)), text, cancellationToken);
+        }));
         return command;
     }
 

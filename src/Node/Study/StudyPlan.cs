@@ -1,0 +1,58 @@
+using System.Globalization;
+
+namespace MoEMesh.Node.Study;
+
+/// <summary>
+/// What the study trains: on a testnet of <see cref="Nodes"/> nodes hosting the grid's experts (each on two
+/// nodes), one model per configuration and seed, all on the same data. Experiment 1 sets MoE against a
+/// dense model of equal multiply-accumulates per text and one of equal parameters; experiment 2 switches
+/// the router losses one at a time; experiment 4 sets dynamic top-p against fixed top-2.
+/// </summary>
+/// <param name="Tiny">A check that the study runs end to end (CI): a 3-node testnet, the committed sample, a few steps.</param>
+/// <param name="Seeds">Seeds per configuration.</param>
+/// <param name="DataDir">Where train.tsv and test.tsv are.</param>
+internal sealed record StudyPlan(bool Tiny, int Seeds, string DataDir)
+{
+    /// <summary>Nodes of the testnet.</summary>
+    public int Nodes => Tiny ? 3 : 8;
+
+    /// <summary>Rows and columns of the expert grid.</summary>
+    public int GridSide => Tiny ? 2 : 4;
+
+    /// <summary>Expert width d.</summary>
+    public int Width => Tiny ? 16 : 64;
+
+    /// <summary>Experts of the grid (E).</summary>
+    public int Experts => GridSide * GridSide;
+
+    /// <summary>The experts' inner width (ffn: 4d).</summary>
+    public int ExpertInner => 4 * Width;
+
+    /// <summary>Experts each node hosts: every expert on two nodes (one on three when the count is odd).</summary>
+    public int ExpertsPerNode => Math.Max(1, (2 * Experts + Nodes - 1) / Nodes);
+
+    /// <summary>How long each model trains.</summary>
+    public string[] Length => Tiny ? ["--steps", "30"] : ["--epochs", "2"];
+
+    /// <summary>Every configuration, in the order they run.</summary>
+    public IReadOnlyList<StudyConfig> Configs =>
+    [
+        new("1", "moe", "MoE, top-2", []),
+        // Two experts per text cost 2 · (2 · d · 4d); a dense ffn of inner 8d costs the same.
+        new("1", "dense-flops", $"dense, inner {2 * ExpertInner} (equal MACs per text)", ["--dense", (2 * ExpertInner).ToString(CultureInfo.InvariantCulture)]),
+        // The grid's experts hold E · (2 · d · 4d) weights; a dense ffn of inner E · 4d holds as many.
+        new("1", "dense-params", $"dense, inner {Experts * ExpertInner} (equal parameters)", ["--dense", (Experts * ExpertInner).ToString(CultureInfo.InvariantCulture)]),
+        new("2", "losses-off", "no router loss", ["--balance-weight", "0", "--z-loss-weight", "0"]),
+        new("2", "sample-entropy", "per-sample entropy 0.1 (minimised)", ["--balance-weight", "0", "--z-loss-weight", "0", "--sample-entropy-weight", "0.1"]),
+        new("2", "marginal-entropy", "batch-marginal entropy 0.1 (maximised)", ["--balance-weight", "0", "--z-loss-weight", "0", "--marginal-entropy-weight", "0.1"]),
+        new("2", "balance", "load balance 0.1", ["--balance-weight", "0.1", "--z-loss-weight", "0"]),
+        new("4", "top-p", "dynamic top-p 0.5 (at most 2)", ["--top-p", "0.5"]),
+    ];
+}
+
+/// <summary>One configuration of the study.</summary>
+/// <param name="Experiment">Which experiment it belongs to ("1", "2", "4").</param>
+/// <param name="Name">Short name, also the model's and its folder's.</param>
+/// <param name="Description">What it is, for the report.</param>
+/// <param name="Flags">The <c>moemesh train</c> flags that make it, beyond the common ones.</param>
+internal sealed record StudyConfig(string Experiment, string Name, string Description, string[] Flags);

@@ -1,0 +1,86 @@
+using System.Globalization;
+using System.Text;
+
+namespace MoEMesh.Node.Study;
+
+/// <summary>The study's results as Markdown: one table per experiment (mean ± sd over seeds), the commands behind them, and whether MoECollab's directions held.</summary>
+internal static class StudyReport
+{
+    public static string Render(StudyPlan plan, string commonCommand, IReadOnlyList<StudyResult> results, DateTimeOffset finished)
+    {
+        var c = CultureInfo.InvariantCulture;
+        var md = new StringBuilder();
+        var of = results.GroupBy(r => r.Config).ToDictionary(g => g.Key, g => g.ToArray());
+        string Cell(string config, Func<StudyResult, double?> value, string format, double scale = 1)
+        {
+            var values = of[config].Select(value).OfType<double>().Select(v => v * scale).ToArray();
+            if (values.Length == 0) return "-";
+            double mean = values.Average();
+            double sd = values.Length < 2 ? 0 : Math.Sqrt(values.Sum(v => (v - mean) * (v - mean)) / (values.Length - 1));
+            return values.Length < 2 ? mean.ToString(format, c) : $"{mean.ToString(format, c)} ± {sd.ToString(format, c)}";
+        }
+        double Mean(string config, Func<StudyResult, double?> value) => of[config].Select(value).OfType<double>().DefaultIfEmpty(double.NaN).Average();
+        string Flags(StudyConfig config) => config.Flags.Length == 0 ? "(none)" : $"`{string.Join(' ', config.Flags)}`";
+
+        md.AppendLine("# Results: the MoECollab study on MoEMesh");
+        md.AppendLine();
+        md.AppendLine(string.Create(c, $"Written by `scripts/study{(plan.Tiny ? " --tiny" : "")} --seeds {plan.Seeds}` on {finished:yyyy-MM-dd HH:mm} UTC, on a machine of {Environment.ProcessorCount} cores. ")
+            + string.Create(c, $"A testnet of {plan.Nodes} `moemesh node` processes on loopback hosts the grid ffn {plan.GridSide}x{plan.GridSide} ({plan.Experts} experts of width d = {plan.Width}, inner {plan.ExpertInner}, "
+            + $"each on two nodes); every model trains against it as a gating client and is measured on the test file. Figures are the mean ± sample standard deviation over "
+            + $"{plan.Seeds} seed{(plan.Seeds == 1 ? "" : "s")} (the seed sets the initial weights and the batch order; the data files are fixed)."));
+        md.AppendLine();
+        md.AppendLine("Every model:");
+        md.AppendLine();
+        md.AppendLine($"```\n{commonCommand}\n```");
+        md.AppendLine();
+        md.AppendLine("with the flags in its row. MACs per text are multiply-accumulates (trunk rows, gates, experts or dense layer, head) as `eval` counts them; bytes on the wire are everything the trainer's evaluation sent and received.");
+
+        void Table(string experiment, string title, string[] headers, Func<StudyConfig, string[]> cells)
+        {
+            md.AppendLine();
+            md.AppendLine($"## {experiment}. {title}");
+            md.AppendLine();
+            md.AppendLine($"| {string.Join(" | ", headers)} |");
+            md.AppendLine($"|{string.Concat(headers.Select((_, i) => i < 2 ? "---|" : "---:|"))}");
+            foreach (var config in plan.Configs.Where(x => x.Experiment == experiment || (experiment != "1" && x.Name == "moe")))
+                md.AppendLine($"| {string.Join(" | ", cells(config))} |");
+        }
+
+        Table("1", "MoE against dense models of equal MACs and of equal parameters", ["model", "flags", "accuracy %", "macro-F1", "MACs per text", "bytes per text"],
+            x => [x.Description, Flags(x), Cell(x.Name, r => r.Accuracy, "F2", 100), Cell(x.Name, r => r.MacroF1, "F4"), Cell(x.Name, r => r.MacsPerText, "N0"), Cell(x.Name, r => r.BytesPerText, "N0")]);
+        double moe = Mean("moe", r => r.Accuracy) * 100, flops = Mean("dense-flops", r => r.Accuracy) * 100, parameters = Mean("dense-params", r => r.Accuracy) * 100;
+        double macsShare = Mean("moe", r => r.MacsPerText) / Mean("dense-params", r => r.MacsPerText);
+        bool held = moe - Math.Max(flops, parameters) >= 3 && macsShare <= 0.66;
+        md.AppendLine();
+        md.AppendLine(string.Create(c, $"MoE minus the equal-MACs dense model: {moe - flops:+0.00;-0.00} points; minus the equal-parameters one: {moe - parameters:+0.00;-0.00} points, ")
+            + string.Create(c, $"at {macsShare:P0} of its MACs per text. ") + "MoECollab's direction (MoE ahead by 3 points or more at no more than 66 % of the larger dense model's MACs): "
+            + (held ? "**holds** here." : "**does not hold** here."));
+
+        Table("2", "Router losses and expert utilisation", ["router losses", "flags", "utilisation H(load)/log(E)", "accuracy %", "specialisation"],
+            x => [x.Description, Flags(x), Cell(x.Name, r => r.Utilisation, "F3"), Cell(x.Name, r => r.Accuracy, "F2", 100), Cell(x.Name, r => r.Specialisation, "F3")]);
+        double off = Mean("losses-off", r => r.Utilisation);
+        md.AppendLine();
+        md.AppendLine("Utilisation relative to no router loss: " + string.Join("; ", plan.Configs.Where(x => x.Experiment == "2" && x.Name != "losses-off").Append(plan.Configs[0])
+            .Select(x => string.Create(c, $"{x.Description} {(Mean(x.Name, r => r.Utilisation) / off - 1) * 100:+0;-0} %")))
+            + ". MoECollab's direction (entropy regularisation raises utilisation by 14 % relative or more): "
+            + (Mean("marginal-entropy", r => r.Utilisation) / off - 1 >= 0.14 ? "**holds** for the batch-marginal entropy here." : "**does not hold** for the batch-marginal entropy here.")
+            + " The `moe` row is the default: load balance 0.01 and z-loss 0.001.");
+
+        Table("4", "Dynamic top-p against fixed top-2", ["routing", "flags", "experts per text", "accuracy %", "MACs per text"],
+            x => [x.Description, Flags(x), Cell(x.Name, r => r.ExpertsPerText, "F2"), Cell(x.Name, r => r.Accuracy, "F2", 100), Cell(x.Name, r => r.MacsPerText, "N0")]);
+
+        var domains = results.SelectMany(r => r.DomainF1.Keys).Distinct().Order(StringComparer.Ordinal).ToArray();
+        if (domains.Length > 0)
+        {
+            md.AppendLine();
+            md.AppendLine("## Macro-F1 per domain");
+            md.AppendLine();
+            md.AppendLine($"| model | {string.Join(" | ", domains)} |");
+            md.AppendLine($"|---|{string.Concat(domains.Select(_ => "---:|"))}");
+            foreach (var x in plan.Configs) md.AppendLine($"| {x.Name} | {string.Join(" | ", domains.Select(d => Cell(x.Name, r => r.DomainF1.TryGetValue(d, out double f) ? f : null, "F4")))} |");
+        }
+        md.AppendLine();
+        md.AppendLine("Not measured by this script yet: experiment 3 (contributor-trained domain experts, frozen and fine-tuned, against experts trained jointly) and experiment 5 (experts down at 30 % and 50 % of hosts, with and without the shared expert and replicas).");
+        return md.ToString();
+    }
+}

@@ -1,0 +1,55 @@
+using System.Globalization;
+using MoEMesh.Node.Cli;
+using MoEMesh.Node.Localnet;
+
+namespace MoEMesh.Node.Study;
+
+/// <summary>
+/// Runs the study: starts its testnet, trains and measures every configuration for every seed (each a
+/// <c>moemesh train</c> run in this process, its eval.json kept under the run directory), writes the
+/// report, and stops the testnet whatever happened.
+/// </summary>
+internal static class StudyRunner
+{
+    public static async Task<int> RunAsync(StudyPlan plan, string runDir, string reportPath, LocalnetProbe probe, TimeSpan limit, TextWriter output, CancellationToken cancellationToken)
+    {
+        string train = Path.Combine(plan.DataDir, "train.tsv"), test = Path.Combine(plan.DataDir, "test.tsv");
+        foreach (var file in (string[])[train, test])
+            if (!File.Exists(file))
+                throw new LocalnetException($"{file} does not exist; `scripts/data/fetch` writes data/full/, or give --data-dir (the committed sample is data/).");
+        var layout = new LocalnetLayout(plan.Nodes, plan.ExpertsPerNode, plan.GridSide, plan.GridSide, plan.Width, Seed: 1, UseTls: true, runDir);
+        try
+        {
+            var state = await LocalnetUp.RunAsync(layout, probe, limit, output, cancellationToken);
+            string peer = $"{state.Nodes[0].PeerId}@{state.Nodes[0].PeerAddress}";
+            string[] common = ["train", "--peer", peer, "--data", train, "--eval-data", test, "--grid", $"{plan.GridSide}x{plan.GridSide}", "--hidden-dim",
+                plan.Width.ToString(CultureInfo.InvariantCulture), .. plan.Length, "--no-publish", "--key-file", Path.Combine(runDir, "publisher.key")];
+            var results = new List<StudyResult>();
+            for (ulong seed = 1; seed <= (ulong)plan.Seeds; seed++)
+            {
+                foreach (var config in plan.Configs)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    var outDir = Path.Combine(runDir, "models", $"{config.Name}-s{seed}");
+                    output.WriteLine();
+                    output.WriteLine($"== experiment {config.Experiment}: {config.Description}, seed {seed}");
+                    int exit = await MoEMeshCommand.RunAsync([.. common, "--model", config.Name, "--seed", seed.ToString(CultureInfo.InvariantCulture), "--out", outDir, .. config.Flags]);
+                    if (exit != 0) throw new LocalnetException($"training {config.Name} (seed {seed}) ended with exit {exit}; its output is above.", 1);
+                    results.Add(StudyResult.Read(config.Name, seed, Path.Combine(outDir, "eval.json")));
+                }
+            }
+            string shown = $"moemesh {string.Join(' ', common.Select(a => a == peer ? "PEER" : a == train ? Relative(train) : a == test ? Relative(test) : a.StartsWith(runDir, StringComparison.Ordinal) ? "RUN/" + Path.GetRelativePath(runDir, a) : a))} --model NAME --seed S --out RUN/models/NAME-sS";
+            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(reportPath))!);
+            File.WriteAllText(reportPath, StudyReport.Render(plan, shown, results, probe.Time.GetUtcNow()));
+            output.WriteLine();
+            output.WriteLine($"wrote {reportPath}: {results.Count} models, {plan.Configs.Count} configurations x {plan.Seeds} seed{(plan.Seeds == 1 ? "" : "s")}");
+            return 0;
+        }
+        finally
+        {
+            await LocalnetDown.RunAsync(runDir, probe.Time, output, CancellationToken.None);
+        }
+    }
+
+    private static string Relative(string path) => Path.GetRelativePath(Directory.GetCurrentDirectory(), path);
+}
