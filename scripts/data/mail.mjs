@@ -5,8 +5,10 @@
 // message with none, is left out. Text: the subject without its [list] tag, then the plain-text body
 // (text/plain parts, or text/html with its tags removed; quoted-printable and base64 decoded), cut at a
 // mailing-list footer, without lines that name a list or say how to leave it, without any URL or
-// e-mail address, and at most MAX_WORDS words. Messages with the same normalised text are kept once,
-// before the split (by message, stratified by label, seeded), so no text is in both train and test.
+// e-mail address, without quoted lines of the message replied to ("> ...", "On ... wrote:"), and at most
+// MAX_WORDS words. Messages with the same normalised text are kept once, and the split (stratified by
+// label, seeded) is by thread: every message of a normalised subject lands in the same file, so a thread's
+// subject and quotes are never in both train and test.
 // The rows hold real people's words: they are written only under data/full/, which git ignores.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -57,7 +59,9 @@ function text(headers, body) {
     const chosen = plain.length ? plain : parts.map((p) => text(p.headers, p.body)).filter((t) => t.kind === 'html');
     return { kind: chosen[0]?.kind ?? 'none', value: chosen.map((t) => t.value).join(' ') };
   }
-  const decoded = decode(body, headers.get('content-transfer-encoding'));
+  const bytes = decode(body, headers.get('content-transfer-encoding'));
+  // Read as latin1 (every byte a character); a part that says it is UTF-8 is read again as UTF-8.
+  const decoded = /charset="?utf-?8/i.test(type) ? Buffer.from(bytes, 'latin1').toString('utf8') : bytes;
   if (/^text\/html/i.test(type)) return { kind: 'html', value: stripHtml(decoded) };
   if (/^text\//i.test(type) || !headers.has('content-type')) return { kind: 'plain', value: decoded };
   return { kind: 'none', value: '' };
@@ -72,7 +76,7 @@ function scrub(s) {
   const lines = [];
   for (const line of s.split(/\r?\n/)) {
     if (/^\s*(?:_{20,}|-{20,})\s*$/.test(line)) break;
-    if (LEAKS.test(line)) continue;
+    if (LEAKS.test(line) || /^\s*(?:>|\|)/.test(line) || /^\s*On .{0,120}\bwrote:\s*$/.test(line) || /wrote:\s*$/.test(line)) continue;
     lines.push(line.replace(URL, ' ').replace(ADDRESS, ' '));
   }
   return clean(lines.join(' ')).split(' ').slice(0, MAX_WORDS).join(' ');
@@ -95,7 +99,8 @@ export function mailSamples(dir) {
       if (!label) continue;
       const subject = (headers.get('subject') ?? '').replace(/^(?:\s*(?:re|fwd?|aw):\s*|\s*\[[^\]]*\]\s*)+/gi, '');
       const value = scrub(`${subject}\n${text(headers, body).value}`);
-      if (value.split(' ').length >= 5) messages.push({ text: value, label, domain: 'mail', group });
+      const thread = subject.toLowerCase().replace(/[^a-z0-9]+/g, ' ').trim() || `${group}/${file}`;
+      if (value.split(' ').length >= 5) messages.push({ text: value, label, domain: 'mail', thread });
     }
   }
   // Once per normalised text (forwarded copies, lists cross-posted, the same spam sent twice).
@@ -106,13 +111,17 @@ export function mailSamples(dir) {
     seen.add(key);
     return true;
   });
-  const train = [], test = [];
+  const train = [], test = [], assigned = new Map();
   const byLabel = [...groupBy(unique, (m) => m.label)].filter(([, ms]) => ms.length >= MIN_PER_LABEL).sort(([a], [b]) => (a < b ? -1 : 1));
   for (const [label, ofLabel] of byLabel) {
-    const parts = split(ofLabel, `mail-split:${label}`);
-    train.push(...parts.train);
-    test.push(...parts.test);
+    // Whole threads go one way (a thread crossing lists goes where its first label's split sends it).
+    const threads = [...groupBy(ofLabel, (m) => m.thread)].sort(([a], [b]) => (a < b ? -1 : 1));
+    const parts = split(threads, `mail-split:${label}`);
+    for (const [thread, ms] of parts.train) if (!assigned.has(thread)) assigned.set(thread, 'train');
+    for (const [thread, ms] of parts.test) if (!assigned.has(thread)) assigned.set(thread, 'test');
+    for (const [thread, ms] of threads) (assigned.get(thread) === 'test' ? test : train).push(...ms);
   }
-  const row = ({ text: t, label, domain }) => ({ text: t, label, domain });
+  // Any control character left (a stray NUL or escape in old mail) goes, so the TSV holds text only.
+  const row = ({ text: t, label, domain }) => ({ text: clean(t.replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ')), label, domain });
   return { train: train.map(row), test: test.map(row), messages: messages.length, unique: unique.length, labels: byLabel.map(([l]) => l) };
 }
