@@ -102,7 +102,7 @@ public static class ExpertCheckpoint
         }
         var manifest = ReadManifest(manifestPath);
         RemoveLeftovers(directory, keep: manifest.WeightsFile);
-        if (manifest.Spec != backend.Spec)
+        if (manifest.Spec.Canonical() != backend.Spec.Canonical())
             throw new InvalidDataException($"{manifestPath} holds {manifest.Expert} saved with {string.Join(" and ", Differences(manifest.Spec, backend.Spec))}.");
         if (manifest.Optimizer != backend.Optimizer.Name)
             throw new InvalidDataException($"{manifestPath} was saved with optimizer {manifest.Optimizer}; {backend.Name} is configured with {backend.Optimizer.Name}.");
@@ -123,7 +123,8 @@ public static class ExpertCheckpoint
         var state = content.Tensors.Where(t => t.Key.StartsWith(OptimizerPrefix, StringComparison.Ordinal))
             .ToDictionary(t => t.Key[OptimizerPrefix.Length..], t => t.Value, StringComparer.Ordinal);
         backend.Optimizer.Restore(manifest.UpdateCount, state);
-        backend.Origin ??= manifest.Origin;
+        // A label edited by hand into the manifest is announced only when it can be shown as it is.
+        backend.Origin ??= manifest.Origin?.Showable();
         return true;
     }
 

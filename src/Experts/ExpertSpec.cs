@@ -5,16 +5,12 @@ namespace MoEMesh.Experts;
 /// <param name="Contributor">Who trained it: a name they chose, or their PeerId; or null.</param>
 public sealed record ExpertOrigin(string? Domain, string? Contributor)
 {
-    /// <summary>The most characters of each field (it travels in every announcement).</summary>
-    public const int MaxLength = 64;
-
-    /// <summary>The problem with these fields, or null when they can be announced.</summary>
-    [System.Text.Json.Serialization.JsonIgnore]
-    public string? Problem =>
-        new[] { ("domain", Domain), ("contributor", Contributor) }
-            .Where(f => f.Item2 is { } v && (v.Length > MaxLength || v.Any(char.IsControl)))
-            .Select(f => $"the {f.Item1} must be at most {MaxLength} characters with no control characters; got '{f.Item2}'")
-            .FirstOrDefault();
+    /// <summary>This origin with every field that cannot be announced as it is (see <see cref="Settings.DisplayLabel"/>) left out; null when none is left.</summary>
+    public ExpertOrigin? Showable()
+    {
+        var kept = new ExpertOrigin(Settings.DisplayLabel.IsShowable(Domain) ? Domain : null, Settings.DisplayLabel.IsShowable(Contributor) ? Contributor : null);
+        return kept.Domain is null && kept.Contributor is null ? null : kept;
+    }
 }
 
 /// <summary>How to build an expert: its registered type and sizes.</summary>
@@ -26,6 +22,9 @@ public sealed record ExpertSpec(string Type, int HiddenDim, int? InnerDim = null
 {
     /// <summary>The inner width actually used.</summary>
     public int EffectiveInnerDim => InnerDim ?? 4 * HiddenDim;
+
+    /// <summary>The same expert with an inner width of 4d written as the default (null), so two specs that build the same expert compare equal.</summary>
+    public ExpertSpec Canonical() => InnerDim == 4 * HiddenDim ? this with { InnerDim = null } : this;
 
     /// <summary>
     /// The seed of an expert's initial weights from its uid (the first 8 bytes of the SHA-256 of its UTF-8

@@ -19,6 +19,8 @@ public sealed class SampleDataTests
     {
         var train = Read("train.tsv");
         var test = Read("test.tsv");
+        Assert.Equal(["brown", "wordnet"], train.Concat(test).Select(e => e.Domain).Distinct().Order());
+        Assert.Equal((15_058, 3_766), (train.Count, test.Count));
         Assert.Equal((10_258, 4_800), (train.Count(e => e.Domain == "wordnet"), train.Count(e => e.Domain == "brown")));
         Assert.Equal((2_566, 1_200), (test.Count(e => e.Domain == "wordnet"), test.Count(e => e.Domain == "brown")));
         Assert.Equal(45, train.Where(e => e.Domain == "wordnet").Select(e => e.Label).Distinct().Count());

@@ -191,5 +191,8 @@ public sealed class TrainingTests(Xunit.Abstractions.ITestOutputHelper output) :
         double accuracy = answers.Select((a, i) => a.Label == labels[i]).Average(right => right ? 1.0 : 0.0);
         Assert.True(accuracy > 0.5, $"accuracy {accuracy:P0} with every remote expert down");
         await Assert.ThrowsAsync<Routing.Calling.ExpertCallFailedException>(() => without.PredictAsync(texts, default));
+        // Training is another matter: a step no routed expert answered would train the shared expert alone, so it is skipped.
+        var failed = await Assert.ThrowsAsync<Routing.Calling.ExpertCallFailedException>(() => withShared.TrainAsync(texts, labels, optimizer, default));
+        Assert.Contains("No routed expert answered", failed.Message);
     }
 }

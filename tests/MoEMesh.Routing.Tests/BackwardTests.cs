@@ -35,15 +35,20 @@ public sealed class BackwardTests
         return (time, remote, fanOut, request);
     }
 
-    [Fact]
-    public async Task InputGradient_IsTheWeightedSumOfEachExpertsInputGradient_AndAlignmentIsGradDotOutput()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task InputGradient_IsTheWeightedSumOfEachExpertsInputGradient_AndAlignmentIsGradDotOutput(bool frozen)
     {
         using var input = Tensor.FromArray([1f, 2f, 3f, 4f], new TensorShape(2, 2));
         var (_, remote, fanOut, request) = Rig(new(Scale: 1f), new(Scale: 10f), input);
         using var forward = await fanOut.ForwardAsync(request, default);
         using var gradient = Tensor.FromArray([1f, 1f, 2f, 0f], new TensorShape(2, 2));
 
-        using var backward = await fanOut.BackwardAsync(forward, gradient, frozen: false, default);
+        using var backward = await fanOut.BackwardAsync(forward, gradient, frozen, default);
+
+        // Frozen or not, the same gradient comes back; frozen, every call asked for it alone.
+        Assert.Equal(frozen ? 2 : 0, remote.FrozenBackwardCalls);
 
         // Sample 0: (0.5·1 + 0.5·10)·g = 5.5·g; sample 1: (0.25·1 + 0.75·10)·g = 7.75·g.
         Assert.Equal([5.5f, 5.5f, 15.5f, 0f], backward.InputGradient.ToArray());

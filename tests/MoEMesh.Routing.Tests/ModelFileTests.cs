@@ -53,6 +53,23 @@ public sealed class ModelFileTests : IDisposable
     }
 
     [Fact]
+    public void ADenseModel_HasNoGate_AndLoadsBackWhole()
+    {
+        var spec = new ModelSpec(new TrunkSpec(128, 6), [new LayerSpec("ffn", [1], "dense", 6, K: 0, SharedExpertInner: 24)], new HeadSpec(["a", "b", "c"]), new DataColumns());
+        var weights = ModelWeights.Initialize(spec, seed: 3);
+        Assert.Null(weights.Gates[0]);
+        Assert.DoesNotContain(weights.Parameters, p => p.Name.Contains(".gate.", StringComparison.Ordinal));
+        Assert.Equal(ModelWeights.Layout(spec), weights.Parameters.Select(p => (p.Name, p.Value.Shape)));
+        Assert.Equal(spec.ParameterCount(), weights.Parameters.Sum(p => (long)p.Value.Length));
+        var loaded = ModelFile.Load(Save(spec, weights, "dense"));
+        Assert.True(loaded.Spec.Layers[0].IsDense);
+        foreach (var (a, b) in weights.Parameters.Zip(loaded.Weights.Parameters)) Assert.Equal(a.Value.ToArray(), b.Value.ToArray());
+        // A dense layer is its shared expert alone: no top-p, null experts or missing shared expert.
+        Assert.Contains("a dense layer (k = 0) is its shared expert alone", Assert.Throws<ArgumentException>(() =>
+            new ModelSpec(spec.Trunk, [spec.Layers[0] with { SharedExpertInner = 0 }], spec.Head, spec.Data).Validate()).Message);
+    }
+
+    [Fact]
     public void SharedExperts_AreDrawnLast_SoEveryOtherWeightIsAsWithoutThem()
     {
         var with = ModelWeights.Initialize(Spec(), seed: 9);

@@ -30,8 +30,8 @@ internal static class EvaluationView
         for (int l = 0; l < r.Layers.Count; l++)
         {
             var layer = r.Layers[l];
-            if (double.IsNaN(layer.Utilisation)) continue; // a dense layer routes nothing
-            Row($"layer {l}: utilisation H(load)/log(E)", $"{layer.Utilisation:F3}");
+            if (layer.Utilisation is not { } utilisation) continue; // a dense layer routes nothing
+            Row($"layer {l}: utilisation H(load)/log(E)", $"{utilisation:F3}");
             Row($"layer {l}: experts per text", $"{layer.ExpertsPerSample:F2}");
             if (layer.Specialisation is { } specialisation) Row($"layer {l}: specialisation I(domain;expert)/H(domain)", $"{specialisation:F3}");
             if (layer.TopLoad.Count > 0)

@@ -32,7 +32,7 @@ internal static class ExpertCommand
         var domain = new Option<string>("--domain") { Description = "Your domain: the rows of the data whose domain column holds it (all rows when the file has no domain column)", Required = true };
         var contributor = new Option<string?>("--contributor") { Description = "Who trained it, as peers will see it [the PeerId of --key-file]" };
         var keyFile = new Option<string?>("--key-file") { Description = "Your key, whose PeerId names you when --contributor is not given [~/.moemesh/publisher.key]" };
-        var type = new Option<string>("--type") { Description = "Expert type: ffn or mlp [ffn]", DefaultValueFactory = _ => "ffn" };
+        var type = new Option<string?>("--type") { Description = "Expert type: ffn or mlp [ffn; the model's with --model]" };
         var hiddenDim = new Option<int?>("--hidden-dim") { Description = "Expert width d [64; the model's width with --model]" };
         var innerDim = new Option<int?>("--inner-dim") { Description = "Inner width [4d]" };
         var optimizer = new Option<string>("--optimizer") { Description = "The expert's optimizer, as the node that serves it will be configured: sgd, adam or adamw [adam]", DefaultValueFactory = _ => "adam" };
@@ -57,13 +57,13 @@ internal static class ExpertCommand
         command.SetAction(async (result, cancellationToken) =>
         {
             if (!ExpertUid.TryParse(result.GetValue(uid)!, out var expertUid, out var uidError)) return Fail($"--uid: {uidError}");
-            var origin = new ExpertOrigin(result.GetValue(domain), result.GetValue(contributor));
+            var origin = new ExpertOrigin(result.GetValue(domain), string.IsNullOrWhiteSpace(result.GetValue(contributor)) ? null : result.GetValue(contributor));
             var training = new TrainingOptions { Epochs = result.GetValue(epochs) ?? 3, Steps = result.GetValue(steps), BatchSize = result.GetValue(batchSize), LearningRate = result.GetValue(lr), Seed = result.GetValue(seed) };
             var checks = new (bool Bad, string Problem)[]
             {
-                (string.IsNullOrWhiteSpace(origin.Domain), "--domain must name your domain."),
-                (origin.Problem is not null, $"--domain / --contributor: {origin.Problem}."),
-                (result.GetValue(type) is not ("ffn" or "mlp"), $"--type must be ffn or mlp (the types that learn); got '{result.GetValue(type)}'."),
+                (!DisplayLabel.IsShowable(origin.Domain), $"--domain must be {DisplayLabel.Rule}: it is announced with the expert."),
+                (origin.Contributor is not null && !DisplayLabel.IsShowable(origin.Contributor), $"--contributor must be {DisplayLabel.Rule}: it is announced with the expert."),
+                (result.GetValue(type) is not (null or "ffn" or "mlp"), $"--type must be ffn or mlp (the types that learn); got '{result.GetValue(type)}'."),
                 (result.GetValue(optimizer) is not ("sgd" or "adam" or "adamw"), $"--optimizer must be sgd, adam or adamw; got '{result.GetValue(optimizer)}'."),
                 (!(result.GetValue(expertLr) > 0) || !float.IsFinite(result.GetValue(expertLr)), $"--learning-rate must be above 0; got {result.GetValue(expertLr)}."),
                 (result.GetValue(hiddenDim) is < 1 or > 8192, $"--hidden-dim must be between 1 and 8192; got {result.GetValue(hiddenDim)}."),
@@ -90,6 +90,7 @@ internal static class ExpertCommand
             // The trunk: the published model's, kept as it is, or one of this run's own.
             TrunkSpec trunkSpec;
             EmbeddingBag trunk;
+            string expertType = result.GetValue(type) ?? "ffn";
             if (result.GetValue(model) is { } modelName)
             {
                 if (CommonOptions.Routing("none") is not { } routing) return 2;
@@ -103,6 +104,14 @@ internal static class ExpertCommand
                     trunk = fetched.Model.Weights.Trunk;
                     if (result.GetValue(hiddenDim) is { } d && d != trunkSpec.Width)
                         return Fail($"--hidden-dim {d}: {modelName}'s experts have width {trunkSpec.Width}; leave --hidden-dim out to take it.");
+                    // The expert must be one the model's first layer can route to, of the kind it calls.
+                    var first = fetched.Model.Spec.Layers[0];
+                    if (first.IsDense) return Fail($"--model: {modelName} is a dense model; it routes to no experts.");
+                    if (!first.Grid.Contains(expertUid))
+                        return Fail($"--uid {expertUid} is not on {modelName}'s grid {first.GridName} {string.Join('x', first.Sizes)}; give one of its uids, such as {first.GridName}.{string.Join('.', first.Sizes.Select(_ => 0))}.");
+                    if (result.GetValue(type) is { } given && given != first.ExpertType)
+                        return Fail($"--type {given}: {modelName}'s first layer calls experts of type {first.ExpertType}; leave --type out to take it.");
+                    expertType = first.ExpertType;
                     Console.WriteLine($"against {modelName} version {fetched.Model.Version}'s trunk ({trunkSpec.Buckets} x {trunkSpec.Width}), kept as it is");
                 }
             }
@@ -112,7 +121,7 @@ internal static class ExpertCommand
                 trunk = new EmbeddingBag(trunkSpec.Buckets, trunkSpec.Width, new SeededRandom(result.GetValue(seed)), BagMode.Mean, "trunk");
             }
 
-            var spec = new ExpertSpec(result.GetValue(type)!, trunkSpec.Width, result.GetValue(innerDim), ExpertSpec.SeedOf(expertUid.Value));
+            var spec = new ExpertSpec(expertType, trunkSpec.Width, result.GetValue(innerDim), ExpertSpec.SeedOf(expertUid.Value)).Canonical();
             var backend = new ExpertBackend(expertUid.Value, spec, ExpertRegistry.CreateDefault().Create(spec),
                 new OptimizerOptions { Name = result.GetValue(optimizer)!, LearningRate = result.GetValue(expertLr) });
             var folder = Path.Combine(result.GetValue(checkpointDir)!, expertUid.Value);
@@ -159,7 +168,8 @@ internal static class ExpertCommand
             }
             Console.WriteLine($"wrote {folder} (update {backend.UpdateCount}{(stopped ? ", stopped early" : "")}); serve it with: "
                 + $"moemesh node --checkpoint-dir {result.GetValue(checkpointDir)} --expert-uid {expertUid} --expert-type {spec.Type} --hidden-dim {spec.HiddenDim}"
-                + $"{(spec.InnerDim is { } inner ? $" (InnerDim {inner})" : "")}{(spec.Type == "ffn" && result.GetValue(optimizer) == "adam" ? "" : $" --optimizer {result.GetValue(optimizer)}")}");
+                + $"{(result.GetValue(optimizer) == "adam" ? "" : $" --optimizer {result.GetValue(optimizer)}")}"
+                + $"{(spec.InnerDim is { } inner ? $", with \"InnerDim\": {inner} in its Experts group (--config)" : "")}");
             return 0;
         });
         return command;

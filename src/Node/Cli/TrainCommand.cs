@@ -42,7 +42,7 @@ internal static class TrainCommand
         var steps = new Option<int?>("--steps") { Description = "Steps to take instead of --epochs" };
         var batchSize = new Option<int>("--batch-size") { Description = "Texts per step", DefaultValueFactory = _ => 32 };
         var lr = new Option<float>("--lr") { Description = "Learning rate of trunk, gates and head (Adam)", DefaultValueFactory = _ => 0.01f };
-        var marginalEntropy = new Option<float>("--marginal-entropy-weight") { Description = "Weight of the batch's routing entropy, maximised: spreads the load over the experts", DefaultValueFactory = _ => 0f };
+        var marginalEntropy = new Option<float>("--marginal-entropy-weight") { Description = "Weight of the batch's routing entropy per grid dimension, maximised: spreads the load over the grid's rows and columns", DefaultValueFactory = _ => 0f };
         var sampleEntropy = new Option<float>("--sample-entropy-weight") { Description = "Weight of each text's routing entropy, minimised: confident routing", DefaultValueFactory = _ => 0f };
         var balance = new Option<float>("--balance-weight") { Description = "Load-balancing loss weight", DefaultValueFactory = _ => 0.01f };
         var zLoss = new Option<float>("--z-loss-weight") { Description = "Router z-loss weight", DefaultValueFactory = _ => 0.001f };

@@ -13,7 +13,8 @@ namespace MoEMesh.Node.Serving;
 /// <summary>
 /// Serves <c>expert.info</c>, <c>expert.forward</c> and <c>expert.backward</c> through the batching
 /// runtime. Forward is open to every peer; backward (which trains the expert) only to the node itself and
-/// the peers <see cref="ExpertServingOptions"/> allows, others get PermissionDenied. Bad input is answered
+/// the peers <see cref="ExpertServingOptions"/> allows, others get PermissionDenied; a frozen backward (the
+/// input gradient only, no step) is open to every peer like forward. Bad input is answered
 /// with a status naming what was wrong and the node keeps serving: an unknown uid is NotFound, a wrong
 /// shape or dtype InvalidArgument with expected and got, NaN or Inf InvalidArgument (switchable), more rows
 /// than the batch limit ResourceExhausted, and a node that is stopping Unavailable. Shapes, dtypes and

@@ -100,8 +100,8 @@ public sealed class ExpertDirectory(IDht dht, TimeProvider? time = null, ExpertD
     public async Task<IReadOnlyDictionary<ExpertUid, IReadOnlyList<ExpertHostInfo>>> FindAsync(IReadOnlyCollection<ExpertUid> uids, CancellationToken cancellationToken) =>
         await CachedLookupAsync(uids, _hosts, KeyOf, Hosts, hosts => hosts.Count > 0 ? _options.PositiveCacheTtl : null, cancellationToken);
 
-    /// <summary>A host's label as it announced it; null when empty, or too long or holding control characters to show (untrusted text).</summary>
-    private static string? Label(string text) => text.Length is 0 or > 64 || text.Any(char.IsControl) ? null : text;
+    /// <summary>A host's label as it claims it (untrusted); null when empty or not <see cref="Settings.DisplayLabel.IsShowable"/>.</summary>
+    private static string? Label(string text) => Settings.DisplayLabel.IsShowable(text) ? text : null;
 
     private static IReadOnlyList<ExpertHostInfo> Hosts(ExpertUid uid, DhtValue? value) =>
         HostEntries.Parse(value, ExpertRecord.Parser, r => r.Addresses)

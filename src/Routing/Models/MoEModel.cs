@@ -78,6 +78,10 @@ public sealed class MoEModel
         var (hidden, steps) = await ForwardAsync(features, tape, cancellationToken);
         try
         {
+            // Beside a shared expert a layer whose experts all failed still answers; a step so taken would train a dense model under an MoE's name.
+            // (A batch whose every text chose only AdaMoE null experts is whole without an answer.)
+            if (steps.OfType<MixtureStep>().FirstOrDefault(s => s.Experts.Used.All(u => u.Count == 0) && !s.Nulls.All(n => n.Count > 0)) is { } silent)
+                throw new Calling.ExpertCallFailedException("No routed expert answered for any text of the batch; the step is skipped rather than trained on the shared expert alone.", silent.Experts.Trace);
             using var logits = Weights.Head.Forward(hidden[^1], tape);
             int correct = Enumerable.Range(0, labels.Length).Count(s => ArgMax(logits.Row(s)) == labels[s]);
             using var loss = SoftmaxCrossEntropy.Compute(logits, labels);
@@ -118,13 +122,13 @@ public sealed class MoEModel
                 var step = _layers[i] is { } layer ? await layer.ForwardAsync(hidden[^1], cancellationToken) : null;
                 steps.Add(step);
                 var next = hidden[^1].Clone();
+                hidden.Add(next); // released with the others, whatever happens below
                 if (step is not null) Functions.Add(next.Span, step.Output.Span, next.Span);
                 if (Weights.SharedExperts[i] is { } shared)
                 {
-                    using var answer = shared.Forward(hidden[^1], tape);
+                    using var answer = shared.Forward(hidden[^2], tape);
                     Functions.Add(next.Span, answer.Span, next.Span);
                 }
-                hidden.Add(next);
             }
             return (hidden, steps);
         }

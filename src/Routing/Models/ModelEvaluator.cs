@@ -47,10 +47,10 @@ public sealed class ModelEvaluator(MoEModel model)
                 MacroF1(g.Select(i => examples[i].Label).ToArray(), g.Select(Predicted).ToArray())));
         var layers = model.Spec.Layers.Select((layer, l) =>
         {
-            if (layer.IsDense) return new LayerScore(double.NaN, 0, null, new Dictionary<string, int>(), new Dictionary<string, int>());
+            if (layer.IsDense) return new LayerScore(null, 0, null, new Dictionary<string, int>(), new Dictionary<string, int>());
             long experts = layer.Grid.Count;
             var top = Count(answered.Select(p => p.TopExperts[l]).OfType<string>());
-            double utilisation = experts == 1 ? 1 : Gating.Utilisation.EntropyOf(top.Values) / Math.Log(experts);
+            double utilisation = new Gating.Utilisation(top, experts).Evenness;
             double used = answered.Length == 0 ? 0 : answered.Average(p => p.Route.Count(h => h.Layer == l && h.Outcome is "ok" or "fallback"));
             var sent = Count(answered.SelectMany(p => p.Route.Where(h => h.Layer == l && h.Outcome is "ok" or "timeout" or "failed").Select(h => h.Expert)));
             var withDomain = Enumerable.Range(0, examples.Count)
@@ -152,9 +152,9 @@ public sealed record EvaluationReport(int Samples, int Failed, double Accuracy, 
 public sealed record DomainScore(int Samples, double Accuracy, double MacroF1);
 
 /// <summary>One layer's routing.</summary>
-/// <param name="Utilisation">U = H(load) / log(E), load the texts each expert was ranked first for, E the experts of the grid.</param>
+/// <param name="Utilisation">U = H(load) / log(E), load the texts each expert was ranked first for, E the experts of the grid; null for a dense layer.</param>
 /// <param name="ExpertsPerSample">Experts that answered for a text (remote or a local stand-in).</param>
 /// <param name="Specialisation">I(domain; top-1 expert) / H(domain); null without two domains.</param>
 /// <param name="TopLoad">Texts each expert was ranked first for, by uid.</param>
 /// <param name="Load">Texts the gate sent to each expert (answered or not), by uid.</param>
-public sealed record LayerScore(double Utilisation, double ExpertsPerSample, double? Specialisation, IReadOnlyDictionary<string, int> TopLoad, IReadOnlyDictionary<string, int> Load);
+public sealed record LayerScore(double? Utilisation, double ExpertsPerSample, double? Specialisation, IReadOnlyDictionary<string, int> TopLoad, IReadOnlyDictionary<string, int> Load);
