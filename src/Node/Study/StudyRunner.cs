@@ -18,6 +18,7 @@ internal static class StudyRunner
             if (!File.Exists(file))
                 throw new LocalnetException($"{file} does not exist; `scripts/data/fetch` writes data/full/, or give --data-dir (the committed sample is data/).");
         var layout = new LocalnetLayout(plan.Nodes, plan.ExpertsPerNode, plan.GridSide, plan.GridSide, plan.Width, Seed: 1, UseTls: true, runDir);
+        StartAfresh(runDir);
         try
         {
             var state = await LocalnetUp.RunAsync(layout, probe, limit, output, cancellationToken);
@@ -49,6 +50,21 @@ internal static class StudyRunner
         {
             await LocalnetDown.RunAsync(runDir, probe.Time, output, CancellationToken.None);
         }
+    }
+
+    /// <summary>
+    /// Every study starts from fresh experts: what an earlier study left in <paramref name="runDir"/> (its
+    /// nodes' files, checkpoints and models) goes, unless its testnet still runs.
+    /// </summary>
+    private static void StartAfresh(string runDir)
+    {
+        if (LocalnetState.Load(runDir) is { } earlier && earlier.Nodes.Any(LocalnetProcesses.IsRunning))
+            throw new LocalnetException($"a testnet still runs in {runDir}; `scripts/localnet/down --run-dir {runDir}` stops it first.");
+        if (!Directory.Exists(runDir)) return;
+        foreach (var dir in Directory.EnumerateDirectories(runDir, "node-*").Append(Path.Combine(runDir, "models")).Where(Directory.Exists))
+            Directory.Delete(dir, recursive: true);
+        foreach (var file in Directory.EnumerateFiles(runDir, "node-*").Append(Path.Combine(runDir, LocalnetState.FileName)).Where(File.Exists))
+            File.Delete(file);
     }
 
     private static string Relative(string path) => Path.GetRelativePath(Directory.GetCurrentDirectory(), path);
