@@ -32,7 +32,7 @@ internal sealed record StudyPlan(bool Tiny, int Seeds, string DataDir)
     public int ExpertsPerNode => Math.Max(1, (2 * Experts + Nodes - 1) / Nodes);
 
     /// <summary>How long each model trains.</summary>
-    public string[] Length => Tiny ? ["--steps", "30"] : ["--epochs", "2"];
+    public string[] Length => Tiny ? ["--steps", "30"] : ["--epochs", "1"];
 
     /// <summary>Every configuration, in the order they run.</summary>
     public IReadOnlyList<StudyConfig> Configs =>

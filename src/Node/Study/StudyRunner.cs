@@ -35,8 +35,17 @@ internal static class StudyRunner
                     output.WriteLine();
                     output.WriteLine($"== experiment {config.Experiment}: {config.Description}, seed {seed}");
                     int exit = await MoEMeshCommand.RunAsync([.. common, "--model", config.Name, "--seed", seed.ToString(CultureInfo.InvariantCulture), "--out", outDir, .. config.Flags]);
+                    // A signal stops the training in this process first (it saves what it trained): the study ends with it.
+                    cancellationToken.ThrowIfCancellationRequested();
                     if (exit != 0) throw new LocalnetException($"training {config.Name} (seed {seed}) ended with exit {exit}; its output is above.", 1);
-                    results.Add(StudyResult.Read(config.Name, seed, Path.Combine(outDir, "eval.json")));
+                    try
+                    {
+                        results.Add(StudyResult.Read(config.Name, seed, Path.Combine(outDir, "eval.json")));
+                    }
+                    catch (InvalidDataException e)
+                    {
+                        throw new LocalnetException($"{config.Name} (seed {seed}) has no evaluation to report: {e.Message}", 1);
+                    }
                 }
             }
             string shown = $"moemesh {string.Join(' ', common.Select(a => a == peer ? "PEER" : a == train ? Relative(train) : a == test ? Relative(test) : a.StartsWith(runDir, StringComparison.Ordinal) ? "RUN/" + Path.GetRelativePath(runDir, a) : a))} --model NAME --seed S --out RUN/models/NAME-sS";
