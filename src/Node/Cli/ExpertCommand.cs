@@ -180,21 +180,19 @@ internal static class ExpertCommand
     {
         int perEpoch = options.StepsPerEpoch(examples.Count);
         long total = options.TotalSteps(examples.Count);
-        var order = Enumerable.Range(0, examples.Count).ToArray();
-        var random = new SeededRandom(options.Seed);
         var recent = new Queue<DomainStep>();
         long every = Math.Max(1, total / 50);
-        for (long step = 0; step < total; step++)
+        long step = 0;
+        foreach (var batch in options.Batches(examples.Count))
         {
             if (cancellationToken.IsCancellationRequested) return true;
-            int slot = (int)(step % perEpoch);
-            if (slot == 0) random.Shuffle(order.AsSpan());
-            var result = trainer.Step(order.Skip(slot * options.BatchSize).Take(options.BatchSize).Select(i => examples[i]).ToArray());
+            var result = trainer.Step(batch.Select(i => examples[i]).ToArray());
             recent.Enqueue(result);
             if (recent.Count > 50) recent.Dequeue();
             if (step == 0 || (step + 1) % every == 0 || step + 1 == total)
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"epoch {(double)(step + 1) / perEpoch:F2}  step {step + 1}/{total}  loss {recent.Average(r => r.Loss):F3}  acc {(double)recent.Sum(r => r.Correct) / recent.Sum(r => r.Samples):P1}{(result.Applied ? "" : "  (a non-finite gradient: not applied)")}"));
+            step++;
         }
         return false;
     }

@@ -45,7 +45,7 @@ internal sealed class TrainingView : IDisposable
         _curves.WriteLine(string.Join(',', new object[]
         {
             p.Step, Round(p.Epoch), Round(last.Loss), Round((double)last.Correct / last.Samples), Round(last.RouterLoss), Round(p.ExpertsPerSample),
-            Round(last.Utilisation.Select(u => u.Evenness).DefaultIfEmpty(double.NaN).Average()), last.FellBack, p.FailedSteps, Round(p.SamplesPerSecond), Round(p.Elapsed.TotalSeconds),
+            Round(last.Evenness), last.FellBack, p.FailedSteps, Round(p.SamplesPerSecond), Round(p.Elapsed.TotalSeconds),
         }.Select(v => Convert.ToString(v, CultureInfo.InvariantCulture))));
         var line = Describe(p);
         if (task is not null)

@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using MoEMesh.Experts;
 using MoEMesh.Routing.Models;
 using MoEMesh.Tensors;
@@ -62,7 +63,7 @@ internal sealed class DomainExpertTrainer
         using var expertOut = _expert.Forward(trunkOut);
         using var tape = new ActivationTape();
         using var logits = _head.Forward(expertOut, tape);
-        int correct = Enumerable.Range(0, labels.Length).Count(s => ArgMax(logits.Row(s)) == labels[s]);
+        int correct = Enumerable.Range(0, labels.Length).Count(s => TensorPrimitives.IndexOfMax<float>(logits.Row(s)) == labels[s]);
         using var loss = SoftmaxCrossEntropy.Compute(logits, labels);
         using var throughHead = _head.Backward(loss.Gradient, tape);
         bool applied = true;
@@ -91,17 +92,9 @@ internal sealed class DomainExpertTrainer
             using var expertOut = _expert.Forward(trunkOut);
             using var logits = _head.Forward(expertOut);
             for (int s = 0; s < batch.Length; s++)
-                if (_labelIndex.TryGetValue(batch[s].Label, out int label) && ArgMax(logits.Row(s)) == label) correct++;
+                if (_labelIndex.TryGetValue(batch[s].Label, out int label) && TensorPrimitives.IndexOfMax<float>(logits.Row(s)) == label) correct++;
         }
         return (double)correct / examples.Count;
-    }
-
-    private static int ArgMax(ReadOnlySpan<float> values)
-    {
-        int best = 0;
-        for (int i = 1; i < values.Length; i++)
-            if (values[i] > values[best]) best = i;
-        return best;
     }
 }
 

@@ -126,14 +126,17 @@ internal static class LocalnetCommand
         var dataDir = new Option<string?>("--data-dir") { Description = "Where train.tsv and test.tsv are [data/full; data with --tiny]" };
         var output = new Option<string>("--out") { Description = "The report [docs/results.md]", DefaultValueFactory = _ => "docs/results.md" };
         var runDir = new Option<string>("--run-dir") { Description = "Where the study's testnet and models live [runs/study]", DefaultValueFactory = _ => "runs/study" };
+        var reportOnly = new Option<bool>("--report-only") { Description = "Write the report again from the models an earlier study left in --run-dir, training nothing" };
         var timeout = Timeout();
-        var command = new Command("study", "Train and measure the study's models on a testnet, and write the report") { tiny, seeds, dataDir, output, runDir, timeout };
+        var command = new Command("study", "Train and measure the study's models on a testnet, and write the report") { tiny, seeds, dataDir, output, runDir, reportOnly, timeout };
         command.SetAction((result, cancellationToken) => Guarded(cancellationToken, (probe, text, cancellationToken) =>
         {
             bool isTiny = result.GetValue(tiny);
             var plan = new StudyPlan(isTiny, Within("--seeds", result.GetValue(seeds) ?? (isTiny ? 1 : 3), 1, 20),
                 Path.GetFullPath(result.GetValue(dataDir) ?? (isTiny ? "data" : Path.Combine("data", "full"))));
-            return StudyRunner.RunAsync(plan, Path.GetFullPath(result.GetValue(runDir)!), Path.GetFullPath(result.GetValue(output)!), probe, Seconds(result.GetValue(timeout)), text, cancellationToken);
+            return result.GetValue(reportOnly)
+                ? Task.FromResult(StudyRunner.Report(plan, Path.GetFullPath(result.GetValue(runDir)!), Path.GetFullPath(result.GetValue(output)!), probe.Time, text))
+                : StudyRunner.RunAsync(plan, Path.GetFullPath(result.GetValue(runDir)!), Path.GetFullPath(result.GetValue(output)!), probe, Seconds(result.GetValue(timeout)), text, cancellationToken);
         }));
         return command;
     }

@@ -24,7 +24,7 @@ internal static class StudyReport
 
         md.AppendLine("# Results: the MoECollab study on MoEMesh");
         md.AppendLine();
-        md.AppendLine(string.Create(c, $"Written by `scripts/study{(plan.Tiny ? " --tiny" : "")} --seeds {plan.Seeds}` on {finished:yyyy-MM-dd HH:mm} UTC, on a machine of {Environment.ProcessorCount} cores. ")
+        md.AppendLine(string.Create(c, $"Written by `scripts/study{(plan.Tiny ? " --tiny" : "")} --seeds {plan.Seeds}` on {finished:yyyy-MM-dd HH:mm} UTC, on a machine of {Environment.ProcessorCount} cores (the models train in about 18 minutes there; `--report-only` writes this page again from them). ")
             + string.Create(c, $"A testnet of {plan.Nodes} `moemesh node` processes on loopback hosts the grid ffn {plan.GridSide}x{plan.GridSide} ({plan.Experts} experts of width d = {plan.Width}, inner {plan.ExpertInner}, "
             + $"each on two nodes); every model trains against it as a gating client and is measured on the test file. Figures are the mean ± sample standard deviation over "
             + $"{plan.Seeds} seed{(plan.Seeds == 1 ? "" : "s")} (the seed sets the initial weights and the batch order; the data files are fixed)."));
@@ -56,8 +56,8 @@ internal static class StudyReport
             + string.Create(c, $"at {macsShare:P0} of its MACs per text. ") + "MoECollab's direction (MoE ahead by 3 points or more at no more than 66 % of the larger dense model's MACs): "
             + (held ? "**holds** here." : "**does not hold** here."));
 
-        Table("2", "Router losses and expert utilisation", ["router losses", "flags", "utilisation H(load)/log(E)", "accuracy %", "specialisation"],
-            x => [x.Description, Flags(x), Cell(x.Name, r => r.Utilisation, "F3"), Cell(x.Name, r => r.Accuracy, "F2", 100), Cell(x.Name, r => r.Specialisation, "F3")]);
+        Table("2", "Router losses and expert utilisation", ["router losses", "flags", "utilisation H(load)/log(E)", "experts ranked first", "accuracy %", "specialisation"],
+            x => [x.Description, Flags(x), Cell(x.Name, r => r.Utilisation, "F3"), Cell(x.Name, r => r.ExpertsRankedFirst, "F1"), Cell(x.Name, r => r.Accuracy, "F2", 100), Cell(x.Name, r => r.Specialisation, "F3")]);
         double off = Mean("losses-off", r => r.Utilisation);
         md.AppendLine();
         md.AppendLine("Utilisation relative to no router loss: " + string.Join("; ", plan.Configs.Where(x => x.Experiment == "2" && x.Name != "losses-off").Append(plan.Configs[0])
@@ -79,6 +79,16 @@ internal static class StudyReport
             md.AppendLine($"|---|{string.Concat(domains.Select(_ => "---:|"))}");
             foreach (var x in plan.Configs) md.AppendLine($"| {x.Name} | {string.Join(" | ", domains.Select(d => Cell(x.Name, r => r.DomainF1.TryGetValue(d, out double f) ? f : null, "F4")))} |");
         }
+        md.AppendLine();
+        md.AppendLine("## What these figures do and do not say");
+        md.AppendLine();
+        md.AppendLine("- The dense models are not the experts' architecture run densely. A dense layer is `w2 · GELU(w1 · h)` trained by the trainer's Adam "
+            + "(learning rate 0.01); an ffn expert is `LayerNorm(h + w2 · GELU(w1 · h))` trained on its host by its own Adam (0.001, gradients clipped to norm 1). "
+            + "Part of the gap in experiment 1 may come from that, not from routing.");
+        md.AppendLine("- Each model sees the training data once (one epoch): the models are not trained to convergence, and a longer run may order them differently.");
+        md.AppendLine("- Utilisation here is H(load)/log(E) of the experts ranked first over the test texts; the marginal entropy and load balance act per grid dimension, "
+            + "so they spread the load over the grid's rows and columns, which raises but does not guarantee the use of every expert.");
+        md.AppendLine("- Specialisation, I(domain; top-1 expert)/H(domain), reads high when few texts reach each expert: read it beside how many experts were ranked first for some text.");
         md.AppendLine();
         md.AppendLine("Not measured by this script yet: experiment 3 (contributor-trained domain experts, frozen and fine-tuned, against experts trained jointly) and experiment 5 (experts down at 30 % and 50 % of hosts, with and without the shared expert and replicas).");
         return md.ToString();

@@ -3,7 +3,7 @@ using System.Text.Json;
 namespace MoEMesh.Node.Study;
 
 /// <summary>What one trained model measured on the test data, read from the eval.json <c>train</c> writes.</summary>
-internal sealed record StudyResult(string Config, ulong Seed, double Accuracy, double MacroF1, double? Utilisation, double? Specialisation, double ExpertsPerText,
+internal sealed record StudyResult(string Config, ulong Seed, double Accuracy, double MacroF1, double? Utilisation, double? Specialisation, int ExpertsRankedFirst, double ExpertsPerText,
     double MacsPerText, double? BytesPerText, double FallbackRate, IReadOnlyDictionary<string, double> DomainF1)
 {
     /// <summary>The result in <paramref name="evalJson"/>.</summary>
@@ -21,6 +21,7 @@ internal sealed record StudyResult(string Config, ulong Seed, double Accuracy, d
                 root.GetProperty("macro_f1").GetDouble(),
                 layer.ValueKind == JsonValueKind.Object ? Number(layer.GetProperty("utilisation")) : null,
                 layer.ValueKind == JsonValueKind.Object ? Number(layer.GetProperty("specialisation")) : null,
+                layer.ValueKind == JsonValueKind.Object ? layer.GetProperty("top_load").EnumerateObject().Count() : 0,
                 root.GetProperty("experts_per_sample").GetDouble(),
                 root.GetProperty("macs_per_sample").GetDouble(),
                 Number(root.GetProperty("bytes_per_sample")),

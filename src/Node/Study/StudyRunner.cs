@@ -11,6 +11,17 @@ namespace MoEMesh.Node.Study;
 /// </summary>
 internal static class StudyRunner
 {
+    /// <summary>Writes the report again from the evaluations an earlier study left in <paramref name="runDir"/>, training nothing.</summary>
+    public static int Report(StudyPlan plan, string runDir, string reportPath, TimeProvider time, TextWriter output)
+    {
+        var results = new List<StudyResult>();
+        for (ulong seed = 1; seed <= (ulong)plan.Seeds; seed++)
+            foreach (var config in plan.Configs)
+                results.Add(Read(config, seed, runDir));
+        Write(plan, runDir, results, reportPath, time, output);
+        return 0;
+    }
+
     public static async Task<int> RunAsync(StudyPlan plan, string runDir, string reportPath, LocalnetProbe probe, TimeSpan limit, TextWriter output, CancellationToken cancellationToken)
     {
         string train = Path.Combine(plan.DataDir, "train.tsv"), test = Path.Combine(plan.DataDir, "test.tsv");
@@ -23,36 +34,24 @@ internal static class StudyRunner
         {
             var state = await LocalnetUp.RunAsync(layout, probe, limit, output, cancellationToken);
             string peer = $"{state.Nodes[0].PeerId}@{state.Nodes[0].PeerAddress}";
-            string[] common = ["train", "--peer", peer, "--data", train, "--eval-data", test, "--grid", $"{plan.GridSide}x{plan.GridSide}", "--hidden-dim",
-                plan.Width.ToString(CultureInfo.InvariantCulture), .. plan.Length, "--no-publish", "--key-file", Path.Combine(runDir, "publisher.key")];
+            var common = CommonCommand(plan, peer, runDir);
             var results = new List<StudyResult>();
             for (ulong seed = 1; seed <= (ulong)plan.Seeds; seed++)
             {
                 foreach (var config in plan.Configs)
                 {
                     cancellationToken.ThrowIfCancellationRequested();
-                    var outDir = Path.Combine(runDir, "models", $"{config.Name}-s{seed}");
+                    var outDir = ModelDir(runDir, config, seed);
                     output.WriteLine();
                     output.WriteLine($"== experiment {config.Experiment}: {config.Description}, seed {seed}");
                     int exit = await MoEMeshCommand.RunAsync([.. common, "--model", config.Name, "--seed", seed.ToString(CultureInfo.InvariantCulture), "--out", outDir, .. config.Flags]);
                     // A signal stops the training in this process first (it saves what it trained): the study ends with it.
                     cancellationToken.ThrowIfCancellationRequested();
                     if (exit != 0) throw new LocalnetException($"training {config.Name} (seed {seed}) ended with exit {exit}; its output is above.", 1);
-                    try
-                    {
-                        results.Add(StudyResult.Read(config.Name, seed, Path.Combine(outDir, "eval.json")));
-                    }
-                    catch (InvalidDataException e)
-                    {
-                        throw new LocalnetException($"{config.Name} (seed {seed}) has no evaluation to report: {e.Message}", 1);
-                    }
+                    results.Add(Read(config, seed, runDir));
                 }
             }
-            string shown = $"moemesh {string.Join(' ', common.Select(a => a == peer ? "PEER" : a == train ? Relative(train) : a == test ? Relative(test) : a.StartsWith(runDir, StringComparison.Ordinal) ? "RUN/" + Path.GetRelativePath(runDir, a) : a))} --model NAME --seed S --out RUN/models/NAME-sS";
-            Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(reportPath))!);
-            File.WriteAllText(reportPath, StudyReport.Render(plan, shown, results, probe.Time.GetUtcNow()));
-            output.WriteLine();
-            output.WriteLine($"wrote {reportPath}: {results.Count} models, {plan.Configs.Count} configurations x {plan.Seeds} seed{(plan.Seeds == 1 ? "" : "s")}");
+            Write(plan, runDir, results, reportPath, probe.Time, output);
             return 0;
         }
         finally
@@ -76,5 +75,34 @@ internal static class StudyRunner
             File.Delete(file);
     }
 
-    private static string Relative(string path) => Path.GetRelativePath(Directory.GetCurrentDirectory(), path);
+    /// <summary>The <c>moemesh train</c> arguments every model shares.</summary>
+    private static string[] CommonCommand(StudyPlan plan, string peer, string runDir) =>
+        ["train", "--peer", peer, "--data", Path.Combine(plan.DataDir, "train.tsv"), "--eval-data", Path.Combine(plan.DataDir, "test.tsv"), "--grid", $"{plan.GridSide}x{plan.GridSide}",
+            "--hidden-dim", plan.Width.ToString(CultureInfo.InvariantCulture), .. plan.Length, "--no-publish", "--key-file", Path.Combine(runDir, "publisher.key")];
+
+    private static string ModelDir(string runDir, StudyConfig config, ulong seed) => Path.Combine(runDir, "models", $"{config.Name}-s{seed}");
+
+    private static StudyResult Read(StudyConfig config, ulong seed, string runDir)
+    {
+        try
+        {
+            return StudyResult.Read(config.Name, seed, Path.Combine(ModelDir(runDir, config, seed), "eval.json"));
+        }
+        catch (InvalidDataException e)
+        {
+            throw new LocalnetException($"{config.Name} (seed {seed}) has no evaluation to report: {e.Message}", 1);
+        }
+    }
+
+    /// <summary>Writes the report, showing the common command with the data as relative paths and the run directory as RUN.</summary>
+    private static void Write(StudyPlan plan, string runDir, IReadOnlyList<StudyResult> results, string reportPath, TimeProvider time, TextWriter output)
+    {
+        string Shown(string a) => a.StartsWith(plan.DataDir, StringComparison.Ordinal) ? Path.GetRelativePath(Directory.GetCurrentDirectory(), a)
+            : a.StartsWith(runDir, StringComparison.Ordinal) ? "RUN/" + Path.GetRelativePath(runDir, a) : a;
+        string shown = $"moemesh {string.Join(' ', CommonCommand(plan, "PEER", runDir).Select(Shown))} --model NAME --seed S --out RUN/models/NAME-sS";
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(reportPath))!);
+        File.WriteAllText(reportPath, StudyReport.Render(plan, shown, results, time.GetUtcNow()));
+        output.WriteLine();
+        output.WriteLine($"wrote {reportPath}: {results.Count} models, {plan.Configs.Count} configurations x {plan.Seeds} seed{(plan.Seeds == 1 ? "" : "s")}");
+    }
 }

@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using MoEMesh.Routing.Gating;
 using MoEMesh.Tensors;
 using MoEMesh.Tensors.Layers;
@@ -50,7 +51,7 @@ public sealed class MoEModel
                 var probabilities = new float[logits.RowLength];
                 Functions.SoftmaxRows(logits.Row(s), logits.RowLength, probabilities);
                 predictions[s] = new SamplePrediction(
-                    ArgMax(probabilities),
+                    TensorPrimitives.IndexOfMax<float>(probabilities),
                     probabilities,
                     steps.SelectMany((step, layer) => step is null ? [] : RouteHop.Of(step, layer, s)).ToArray(),
                     steps.Select(step => step is { } routed && routed.Choices[s].Count > 0 ? routed.Choices[s][0].Uid.Value : null).ToArray(),
@@ -83,7 +84,7 @@ public sealed class MoEModel
             if (steps.OfType<MixtureStep>().FirstOrDefault(s => s.Experts.Used.All(u => u.Count == 0) && !s.Nulls.All(n => n.Count > 0)) is { } silent)
                 throw new Calling.ExpertCallFailedException("No routed expert answered for any text of the batch; the step is skipped rather than trained on the shared expert alone.", silent.Experts.Trace);
             using var logits = Weights.Head.Forward(hidden[^1], tape);
-            int correct = Enumerable.Range(0, labels.Length).Count(s => ArgMax(logits.Row(s)) == labels[s]);
+            int correct = Enumerable.Range(0, labels.Length).Count(s => TensorPrimitives.IndexOfMax<float>(logits.Row(s)) == labels[s]);
             using var loss = SoftmaxCrossEntropy.Compute(logits, labels);
             using var gradient = Weights.Head.Backward(loss.Gradient, tape);
             // Residual blocks: dL/dh_i = dL/dh_{i+1} + dMoE_i/dh_i (+ dShared_i/dh_i) applied to it; the tape pops in reverse.
@@ -139,14 +140,6 @@ public sealed class MoEModel
         }
     }
 
-    private static int ArgMax(ReadOnlySpan<float> values)
-    {
-        int best = 0;
-        for (int i = 1; i < values.Length; i++)
-            if (values[i] > values[best]) best = i;
-        return best;
-    }
-
     private static void Release(List<Tensor> hidden, List<MixtureStep?> steps)
     {
         foreach (var s in steps) s?.Dispose();
@@ -165,7 +158,11 @@ public sealed class MoEModel
 /// <param name="BackwardFailures">Backward calls to remote experts that did not train them (refused, late, unreachable).</param>
 /// <param name="BackwardProblem">The first of those, for the user (null when none failed).</param>
 public sealed record TrainingStep(float Loss, int Samples, int Correct, float RouterLoss, IReadOnlyList<double> ExpertsPerSample, int FellBack, IReadOnlyList<Utilisation> Utilisation,
-    int BackwardFailures = 0, string? BackwardProblem = null);
+    int BackwardFailures = 0, string? BackwardProblem = null)
+{
+    /// <summary>The mean over the routed layers of <see cref="Gating.Utilisation.Evenness"/>; NaN when the model routes nothing (dense).</summary>
+    public double Evenness => Utilisation.Select(u => u.Evenness).DefaultIfEmpty(double.NaN).Average();
+}
 
 /// <summary>The model's answer for one text.</summary>
 /// <param name="Label">Index of the most probable class.</param>

@@ -28,18 +28,15 @@ public sealed class ModelTrainer(MoEModel model, TrainingOptions options, TimePr
         int perEpoch = options.StepsPerEpoch(examples.Count);
         long total = options.TotalSteps(examples.Count);
         var optimizer = new Adam(model.Parameters, new LearningRateSchedule(options.LearningRate));
-        var random = new SeededRandom(options.Seed);
-        var order = Enumerable.Range(0, examples.Count).ToArray();
         var recent = new Queue<TrainingStep>();
         long started = time.GetTimestamp();
         int failed = 0, failedInARow = 0, samples = 0, backwardFailures = 0;
         string? backwardProblem = null;
         long step = 0;
-        for (; step < total && !stop.IsCancellationRequested; step++)
+        using var batches = options.Batches(examples.Count).GetEnumerator();
+        for (; step < total && !stop.IsCancellationRequested && batches.MoveNext(); step++)
         {
-            int slot = (int)(step % perEpoch);
-            if (slot == 0) random.Shuffle(order);
-            var batch = order.Skip(slot * options.BatchSize).Take(options.BatchSize).ToArray();
+            var batch = batches.Current;
             TrainingStep result;
             try
             {
@@ -62,7 +59,7 @@ public sealed class ModelTrainer(MoEModel model, TrainingOptions options, TimePr
             var elapsed = time.GetElapsedTime(started);
             report?.Invoke(new TrainingProgress(step + 1, total, (double)(step + 1) / perEpoch, result, recent.Average(r => r.Loss),
                 (double)recent.Sum(r => r.Correct) / recent.Sum(r => r.Samples), result.ExpertsPerSample.DefaultIfEmpty(0).Average(),
-                recent.Average(r => r.Utilisation.Select(u => u.Evenness).DefaultIfEmpty(double.NaN).Average()),
+                recent.Average(r => r.Evenness),
                 failed, samples / Math.Max(elapsed.TotalSeconds, 1e-9), elapsed));
         }
         return Result(step, step < total);

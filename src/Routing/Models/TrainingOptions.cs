@@ -33,4 +33,22 @@ public sealed class TrainingOptions
 
     /// <summary>Steps a run over <paramref name="examples"/> texts takes: <see cref="Steps"/>, else whole epochs.</summary>
     public long TotalSteps(int examples) => Steps ?? (long)Epochs * StepsPerEpoch(examples);
+
+    /// <summary>
+    /// The batches of a run over <paramref name="examples"/> texts, step by step: indices into them, in an
+    /// order shuffled afresh (seeded by <see cref="Seed"/>) at the start of every epoch.
+    /// </summary>
+    public IEnumerable<int[]> Batches(int examples)
+    {
+        int perEpoch = StepsPerEpoch(examples);
+        long total = TotalSteps(examples);
+        var random = new Tensors.SeededRandom(Seed);
+        var order = Enumerable.Range(0, examples).ToArray();
+        for (long step = 0; step < total; step++)
+        {
+            int slot = (int)(step % perEpoch);
+            if (slot == 0) random.Shuffle(order.AsSpan());
+            yield return order.Skip(slot * BatchSize).Take(BatchSize).ToArray();
+        }
+    }
 }
