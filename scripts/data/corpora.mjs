@@ -6,7 +6,7 @@
 // The split is by synset and by document (all windows of a document land in one split), stratified
 // by label, about 80/20. Every random choice comes from a mulberry32 stream seeded from SEED and a
 // fixed purpose string, so re-running gives byte-identical files. No dependencies.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const SEED = 20251201;
@@ -150,4 +150,14 @@ export function write(file, rows) {
   const field = (v) => (v.includes('"') ? `"${v.replaceAll('"', '""')}"` : v);
   const lines = ['text\tlabel\tdomain', ...rows.map((r) => `${field(r.text)}\t${r.label}\t${r.domain}`)];
   writeFileSync(file, lines.join('\n') + '\n', 'utf8');
+}
+
+// Writes train.tsv and test.tsv to outDir, after checking that no test text is also a training text.
+export function writeSplit(outDir, train, test) {
+  const inTrain = new Set(train.map((r) => r.text));
+  const leaked = test.filter((r) => inTrain.has(r.text));
+  if (leaked.length) throw new Error(`${leaked.length} test texts also appear in train, e.g. ${leaked[0].text}`);
+  mkdirSync(outDir, { recursive: true });
+  write(join(outDir, 'train.tsv'), train);
+  write(join(outDir, 'test.tsv'), test);
 }

