@@ -14,16 +14,18 @@ public sealed class StudyTests : IDisposable
             "--data-dir", Path.Combine(Testing.RepositoryRoot.Path, "data"), "--out", "results.md", "--run-dir", "run");
         Assert.True(run.ExitCode == 0, run.ToString());
         Assert.Contains("wrote ", run.Out);
-        Assert.Contains("stopped 3 nodes", run.Out);
         var report = File.ReadAllText(Path.Combine(_dir, "results.md"));
-        foreach (var heading in (string[])["## 1. MoE against dense models", "## 2. Router losses", "## 4. Dynamic top-p", "## Macro-F1 per domain"])
+        foreach (var heading in (string[])["## 1. MoE against dense models", "## 2. Router losses", "## 4. Dynamic top-p", "## 5. Nodes down", "## Macro-F1 per domain"])
             Assert.Contains(heading, report);
         // A row per configuration of each experiment, each with a figure in every measured column.
         var rows = report.Split('\n').Where(l => l.StartsWith("| ", StringComparison.Ordinal) && !l.StartsWith("| model", StringComparison.Ordinal)
             && !l.StartsWith("| router", StringComparison.Ordinal) && !l.StartsWith("| routing", StringComparison.Ordinal)).ToArray();
-        Assert.Equal(3 + 5 + 2 + 8, rows.Length);
+        Assert.Equal(3 + 5 + 2 + 6 + 9, rows.Length);
         Assert.All(rows.Take(10), r => Assert.DoesNotContain("| - |", r));
         Assert.Contains("MoECollab's direction", report);
-        Assert.Equal(8, Directory.GetDirectories(Path.Combine(_dir, "run", "models")).Length);
+        Assert.Equal(9, Directory.GetDirectories(Path.Combine(_dir, "run", "models")).Length);
+        // Experiment 5 killed 1 and then 2 of the 3 nodes: only the first was left for `down` to stop.
+        Assert.Contains("| MoE, top-2, with a shared expert | 2 of 3 |", report);
+        Assert.Contains("stopped 1 node", run.Out);
     }
 }

@@ -6,7 +6,8 @@ namespace MoEMesh.Node.Study;
 /// What the study trains: on a testnet of <see cref="Nodes"/> nodes hosting the grid's experts (each on two
 /// nodes), one model per configuration and seed, all on the same data. Experiment 1 sets MoE against a
 /// dense model of equal multiply-accumulates per text and one of equal parameters; experiment 2 switches
-/// the router losses one at a time; experiment 4 sets dynamic top-p against fixed top-2.
+/// the router losses one at a time; experiment 4 sets dynamic top-p against fixed top-2; experiment 5
+/// measures MoE with and without a shared expert again with 30 % and then 50 % of the nodes killed.
 /// </summary>
 /// <param name="Tiny">A check that the study runs end to end (CI): a 3-node testnet, the committed sample, a few steps.</param>
 /// <param name="Seeds">Seeds per configuration.</param>
@@ -47,7 +48,14 @@ internal sealed record StudyPlan(bool Tiny, int Seeds, string DataDir)
         new("2", "marginal-entropy", "batch-marginal entropy 0.1 (maximised)", ["--balance-weight", "0", "--z-loss-weight", "0", "--marginal-entropy-weight", "0.1"]),
         new("2", "balance", "load balance 0.1", ["--balance-weight", "0.1", "--z-loss-weight", "0"]),
         new("4", "top-p", "dynamic top-p 0.5 (at most 2)", ["--top-p", "0.5"]),
+        new("5", "shared", "MoE, top-2, with a shared expert", ["--shared-expert"]),
     ];
+
+    /// <summary>Experiment 5: the shares of nodes down (never the first, through which the trainer joins) at which the MoE models are measured again.</summary>
+    public IReadOnlyList<double> DownShares => [0.3, 0.5];
+
+    /// <summary>The models experiment 5 measures with nodes down: plain MoE, and MoE with a shared expert.</summary>
+    public IReadOnlyList<string> DownModels => ["moe", "shared"];
 }
 
 /// <summary>One configuration of the study.</summary>

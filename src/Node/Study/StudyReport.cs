@@ -69,6 +69,23 @@ internal static class StudyReport
         Table("4", "Dynamic top-p against fixed top-2", ["routing", "flags", "experts per text", "accuracy %", "MACs per text"],
             x => [x.Description, Flags(x), Cell(x.Name, r => r.ExpertsPerText, "F2"), Cell(x.Name, r => r.Accuracy, "F2", 100), Cell(x.Name, r => r.MacsPerText, "N0")]);
 
+        md.AppendLine();
+        md.AppendLine("## 5. Nodes down: MoE with and without a shared expert");
+        md.AppendLine();
+        md.AppendLine($"The models of experiments 1 and 5, measured again after {string.Join(" and then ", plan.DownShares.Select(s => string.Create(c, $"{(int)Math.Ceiling(s * plan.Nodes)} of the {plan.Nodes} nodes")))} "
+            + "were killed (SIGKILL, never the node the evaluation joins through). Every expert has two hosts, so an expert is lost only when both are down; "
+            + "the evaluating client hosts no experts, so a text none of whose chosen experts answers gets no answer (counted wrong) unless a shared expert answers for it.");
+        md.AppendLine();
+        md.AppendLine("| model | nodes down | accuracy % | texts without an answer % | experts per text |");
+        md.AppendLine("|---|---:|---:|---:|---:|");
+        foreach (var model in plan.DownModels)
+        {
+            var config = plan.Configs.Single(x => x.Name == model);
+            foreach (var (share, name) in plan.DownShares.Select(s => (s, Study.StudyRunner.DownName(model, s))).Prepend((0.0, model)))
+                if (of.ContainsKey(name))
+                    md.AppendLine($"| {config.Description} | {(int)Math.Ceiling(share * plan.Nodes)} of {plan.Nodes} | {Cell(name, r => r.Accuracy, "F2", 100)} | {Cell(name, r => r.Unanswered, "F2", 100)} | {Cell(name, r => r.ExpertsPerText, "F2")} |");
+        }
+
         var domains = results.SelectMany(r => r.DomainF1.Keys).Distinct().Order(StringComparer.Ordinal).ToArray();
         if (domains.Length > 0)
         {
@@ -77,7 +94,8 @@ internal static class StudyReport
             md.AppendLine();
             md.AppendLine($"| model | {string.Join(" | ", domains)} |");
             md.AppendLine($"|---|{string.Concat(domains.Select(_ => "---:|"))}");
-            foreach (var x in plan.Configs) md.AppendLine($"| {x.Name} | {string.Join(" | ", domains.Select(d => Cell(x.Name, r => r.DomainF1.TryGetValue(d, out double f) ? f : null, "F4")))} |");
+            foreach (var x in plan.Configs.Where(x => of.ContainsKey(x.Name)))
+                md.AppendLine($"| {x.Name} | {string.Join(" | ", domains.Select(d => Cell(x.Name, r => r.DomainF1.TryGetValue(d, out double f) ? f : null, "F4")))} |");
         }
         md.AppendLine();
         md.AppendLine("## What these figures do and do not say");
@@ -90,7 +108,7 @@ internal static class StudyReport
             + "so they spread the load over the grid's rows and columns, which raises but does not guarantee the use of every expert.");
         md.AppendLine("- Specialisation, I(domain; top-1 expert)/H(domain), reads high when few texts reach each expert: read it beside how many experts were ranked first for some text.");
         md.AppendLine();
-        md.AppendLine("Not measured by this script yet: experiment 3 (contributor-trained domain experts, frozen and fine-tuned, against experts trained jointly) and experiment 5 (experts down at 30 % and 50 % of hosts, with and without the shared expert and replicas).");
+        md.AppendLine("Not measured by this script yet: experiment 3 (contributor-trained domain experts, frozen and fine-tuned, against experts trained jointly), and experiment 5 without replicas (a testnet where each expert has one host).");
         return md.ToString();
     }
 }

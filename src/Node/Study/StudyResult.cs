@@ -4,7 +4,7 @@ namespace MoEMesh.Node.Study;
 
 /// <summary>What one trained model measured on the test data, read from the eval.json <c>train</c> writes.</summary>
 internal sealed record StudyResult(string Config, ulong Seed, double Accuracy, double MacroF1, double? Utilisation, double? Specialisation, int ExpertsRankedFirst, double ExpertsPerText,
-    double MacsPerText, double? BytesPerText, double FallbackRate, IReadOnlyDictionary<string, double> DomainF1)
+    double MacsPerText, double? BytesPerText, double FallbackRate, IReadOnlyDictionary<string, double> DomainF1, double Unanswered)
 {
     /// <summary>The result in <paramref name="evalJson"/>.</summary>
     /// <exception cref="InvalidDataException">The file is not an evaluation report.</exception>
@@ -26,7 +26,8 @@ internal sealed record StudyResult(string Config, ulong Seed, double Accuracy, d
                 root.GetProperty("macs_per_sample").GetDouble(),
                 Number(root.GetProperty("bytes_per_sample")),
                 root.GetProperty("fallback_rate").GetDouble(),
-                root.GetProperty("domains").EnumerateObject().ToDictionary(d => d.Name, d => d.Value.GetProperty("macro_f1").GetDouble(), StringComparer.Ordinal));
+                root.GetProperty("domains").EnumerateObject().ToDictionary(d => d.Name, d => d.Value.GetProperty("macro_f1").GetDouble(), StringComparer.Ordinal),
+                (double)root.GetProperty("failed").GetInt32() / Math.Max(1, root.GetProperty("samples").GetInt32()));
         }
         catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or IOException)
         {

@@ -1,6 +1,8 @@
 using System.Globalization;
 using MoEMesh.Node.Cli;
+using MoEMesh.Node.Data;
 using MoEMesh.Node.Localnet;
+using MoEMesh.Routing.Models;
 
 namespace MoEMesh.Node.Study;
 
@@ -16,8 +18,11 @@ internal static class StudyRunner
     {
         var results = new List<StudyResult>();
         for (ulong seed = 1; seed <= (ulong)plan.Seeds; seed++)
-            foreach (var config in plan.Configs)
-                results.Add(Read(config, seed, runDir));
+        {
+            foreach (var config in plan.Configs) results.Add(Read(config, seed, runDir));
+            foreach (var share in plan.DownShares)
+                foreach (var model in plan.DownModels) results.Add(ReadDown(model, share, seed, runDir));
+        }
         Write(plan, runDir, results, reportPath, time, output);
         return 0;
     }
@@ -51,6 +56,24 @@ internal static class StudyRunner
                     results.Add(Read(config, seed, runDir));
                 }
             }
+
+            // Experiment 5: the same MoE models, with and without a shared expert, measured again with nodes killed.
+            int killed = 0;
+            foreach (var share in plan.DownShares)
+            {
+                int target = (int)Math.Ceiling(share * plan.Nodes);
+                output.WriteLine();
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"== experiment 5: {share:P0} of the nodes down"));
+                state = await LocalnetChaos.RunAsync(state, runDir, target - killed, "KILL", restartAfter: null, seed: 1, probe, limit, output, cancellationToken);
+                killed = target;
+                for (ulong seed = 1; seed <= (ulong)plan.Seeds; seed++)
+                    foreach (var model in plan.DownModels)
+                    {
+                        var config = plan.Configs.Single(c => c.Name == model);
+                        await EvaluateAsync(peer, Path.Combine(ModelDir(runDir, config, seed), model + ModelFile.Extension), test, DownReport(runDir, model, share, seed), output, cancellationToken);
+                        results.Add(ReadDown(model, share, seed, runDir));
+                    }
+            }
             Write(plan, runDir, results, reportPath, probe.Time, output);
             return 0;
         }
@@ -69,11 +92,45 @@ internal static class StudyRunner
         if (LocalnetState.Load(runDir) is { } earlier && earlier.Nodes.Any(LocalnetProcesses.IsRunning))
             throw new LocalnetException($"a testnet still runs in {runDir}; `scripts/localnet/down --run-dir {runDir}` stops it first.");
         if (!Directory.Exists(runDir)) return;
-        foreach (var dir in Directory.EnumerateDirectories(runDir, "node-*").Append(Path.Combine(runDir, "models")).Where(Directory.Exists))
+        foreach (var dir in Directory.EnumerateDirectories(runDir, "node-*").Append(Path.Combine(runDir, "models")).Append(Path.Combine(runDir, "down")).Where(Directory.Exists))
             Directory.Delete(dir, recursive: true);
         foreach (var file in Directory.EnumerateFiles(runDir, "node-*").Append(Path.Combine(runDir, LocalnetState.FileName)).Where(File.Exists))
             File.Delete(file);
     }
+
+    /// <summary>Measures the model in <paramref name="modelFile"/> on <paramref name="data"/> through the swarm as a gating client, as <c>moemesh eval</c> does, writing its report to <paramref name="reportFile"/>.</summary>
+    private static async Task EvaluateAsync(string peer, string modelFile, string data, string reportFile, TextWriter output, CancellationToken cancellationToken)
+    {
+        var (swarm, exit) = await SwarmClient.JoinAsync(peer, useTls: true, timeoutSeconds: 30, routing: new Routing.RoutingOptions(), identity: null, cancellationToken);
+        if (swarm is null) throw new LocalnetException($"the testnet's first node does not answer (exit {exit}).", exit);
+        await using (swarm)
+        {
+            var model = ModelFile.Load(modelFile);
+            var examples = DataFileReader.Read(data, DataFormat.Tsv, model.Spec.Data, domainIfPresent: true).Examples;
+            var report = await new ModelEvaluator(new MoEModel(model.Spec, model.Weights, swarm.MixtureFactory.Create)).EvaluateAsync(examples, 64, () => swarm.Transport.Bytes, cancellationToken);
+            Directory.CreateDirectory(Path.GetDirectoryName(reportFile)!);
+            File.WriteAllText(reportFile, EvaluationView.ToJson(report));
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{Path.GetFileName(reportFile)}: accuracy {report.Accuracy:P2}, {report.Failed} of {report.Samples} texts without an answer"));
+        }
+    }
+
+    private static string DownReport(string runDir, string model, double share, ulong seed) =>
+        Path.Combine(runDir, "down", string.Create(CultureInfo.InvariantCulture, $"{model}-s{seed}-{share * 100:F0}.json"));
+
+    private static StudyResult ReadDown(string model, double share, ulong seed, string runDir)
+    {
+        try
+        {
+            return StudyResult.Read(DownName(model, share), seed, DownReport(runDir, model, share, seed));
+        }
+        catch (InvalidDataException e)
+        {
+            throw new LocalnetException($"{model} with {share:P0} of the nodes down (seed {seed}) has no evaluation to report: {e.Message}", 1);
+        }
+    }
+
+    /// <summary>How experiment 5's results are named: "moe@30".</summary>
+    public static string DownName(string model, double share) => string.Create(CultureInfo.InvariantCulture, $"{model}@{share * 100:F0}");
 
     /// <summary>The <c>moemesh train</c> arguments every model shares.</summary>
     private static string[] CommonCommand(StudyPlan plan, string peer, string runDir) =>
