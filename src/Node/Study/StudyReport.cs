@@ -6,7 +6,7 @@ namespace MoEMesh.Node.Study;
 /// <summary>The study's results as Markdown: one table per experiment (mean ± sd over seeds), the commands behind them, and whether MoECollab's directions held.</summary>
 internal static class StudyReport
 {
-    public static string Render(StudyPlan plan, string commonCommand, IReadOnlyList<StudyResult> results, DateTimeOffset finished)
+    public static string Render(StudyPlan plan, string commonCommand, IReadOnlyList<StudyResult> results, DateTimeOffset finished, TimeSpan? took)
     {
         var c = CultureInfo.InvariantCulture;
         var md = new StringBuilder();
@@ -24,7 +24,7 @@ internal static class StudyReport
 
         md.AppendLine("# Results: the MoECollab study on MoEMesh");
         md.AppendLine();
-        md.AppendLine(string.Create(c, $"Written by `scripts/study{(plan.Tiny ? " --tiny" : "")} --seeds {plan.Seeds}` on {finished:yyyy-MM-dd HH:mm} UTC, on a machine of {Environment.ProcessorCount} cores (the models train in about 18 minutes there; `--report-only` writes this page again from them). ")
+        md.AppendLine(string.Create(c, $"Written by `scripts/study{(plan.Tiny ? " --tiny" : "")} --seeds {plan.Seeds}` on {finished:yyyy-MM-dd HH:mm} UTC, on a machine of {Environment.ProcessorCount} cores{(took is { } t ? $", in {Words.Duration(t)}" : "")} (`--report-only` writes this page again from the models it left). ")
             + string.Create(c, $"A testnet of {plan.Nodes} `moemesh node` processes on loopback hosts the grid ffn {plan.GridSide}x{plan.GridSide} ({plan.Experts} experts of width d = {plan.Width}, inner {plan.ExpertInner}, "
             + $"each on two nodes); every model trains against it as a gating client and is measured on the test file. Figures are the mean ± sample standard deviation over "
             + $"{plan.Seeds} seed{(plan.Seeds == 1 ? "" : "s")} (the seed sets the initial weights and the batch order; the data files are fixed)."));

@@ -23,7 +23,7 @@ internal static class StudyRunner
             foreach (var share in plan.DownShares)
                 foreach (var model in plan.DownModels) results.Add(ReadDown(model, share, seed, runDir));
         }
-        Write(plan, runDir, results, reportPath, time, output);
+        Write(plan, runDir, results, reportPath, time, null, output);
         return 0;
     }
 
@@ -35,6 +35,7 @@ internal static class StudyRunner
                 throw new LocalnetException($"{file} does not exist; `scripts/data/fetch` writes data/full/, or give --data-dir (the committed sample is data/).");
         var layout = new LocalnetLayout(plan.Nodes, plan.ExpertsPerNode, plan.GridSide, plan.GridSide, plan.Width, Seed: 1, UseTls: true, runDir);
         StartAfresh(runDir);
+        long started = probe.Time.GetTimestamp();
         try
         {
             var state = await LocalnetUp.RunAsync(layout, probe, limit, output, cancellationToken);
@@ -74,7 +75,7 @@ internal static class StudyRunner
                         results.Add(ReadDown(model, share, seed, runDir));
                     }
             }
-            Write(plan, runDir, results, reportPath, probe.Time, output);
+            Write(plan, runDir, results, reportPath, probe.Time, probe.Time.GetElapsedTime(started), output);
             return 0;
         }
         finally
@@ -152,13 +153,13 @@ internal static class StudyRunner
     }
 
     /// <summary>Writes the report, showing the common command with the data as relative paths and the run directory as RUN.</summary>
-    private static void Write(StudyPlan plan, string runDir, IReadOnlyList<StudyResult> results, string reportPath, TimeProvider time, TextWriter output)
+    private static void Write(StudyPlan plan, string runDir, IReadOnlyList<StudyResult> results, string reportPath, TimeProvider time, TimeSpan? took, TextWriter output)
     {
         string Shown(string a) => a.StartsWith(plan.DataDir, StringComparison.Ordinal) ? Path.GetRelativePath(Directory.GetCurrentDirectory(), a)
             : a.StartsWith(runDir, StringComparison.Ordinal) ? "RUN/" + Path.GetRelativePath(runDir, a) : a;
         string shown = $"moemesh {string.Join(' ', CommonCommand(plan, "PEER", runDir).Select(Shown))} --model NAME --seed S --out RUN/models/NAME-sS";
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(reportPath))!);
-        File.WriteAllText(reportPath, StudyReport.Render(plan, shown, results, time.GetUtcNow()));
+        File.WriteAllText(reportPath, StudyReport.Render(plan, shown, results, time.GetUtcNow(), took));
         output.WriteLine();
         output.WriteLine($"wrote {reportPath}: {results.Count} models, {plan.Configs.Count} configurations x {plan.Seeds} seed{(plan.Seeds == 1 ? "" : "s")}");
     }
