@@ -68,6 +68,47 @@ public sealed class ExpertTrainTests : IDisposable
         Assert.Contains("holds ffn.0.1 trained on domain 'wordnet'; give another --uid or --checkpoint-dir for domain 'brown'.", other.Error);
     }
 
+    [Fact]
+    public async Task AgainstAPublishedModel_TheExpertLearnsOnItsTrunk_AndMustBeOnItsGrid()
+    {
+        using var node = NodeProcess.Start(_dir, "--expert-pattern", "ffn.[0:2].[0:2]", "--num-experts", "4", "--hidden-dim", "16", "--open-training",
+            "--key-file", "node.key", "--checkpoint-dir", "node-ck", "--model-dir", "models", "--no-tls");
+        var peer = $"127.0.0.1:{node.PeerPort}";
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+        var until = DateTime.UtcNow + Bound;
+        while (true)
+        {
+            Assert.False(node.HasExited, node.Output);
+            Assert.True(DateTime.UtcNow < until, $"the node did not become ready:\n{node.Output}");
+            try
+            {
+                using var status = JsonDocument.Parse(await http.GetStringAsync(new Uri(node.Http, "/v1/status")));
+                if (status.RootElement.GetProperty("ready").GetBoolean()) break;
+            }
+            catch (HttpRequestException)
+            {
+            }
+            await Task.Delay(100);
+        }
+        var publish = await Cli("train", "--peer", peer, "--no-tls", "--data", TrainData, "--model", "base", "--grid", "2x2", "--steps", "20", "--buckets", "4096",
+            "--replicas", "1", "--key-file", "publisher.key", "--out", "base");
+        Assert.True(publish.ExitCode == 0, publish.ToString());
+
+        var train = await Cli("expert", "train", "--uid", "ffn.1.0", "--domain", "brown", "--data", TrainData, "--contributor", "bob", "--steps", "20",
+            "--model", "base", "--peer", peer, "--no-tls", "--checkpoint-dir", "ck");
+        Assert.True(train.ExitCode == 0, train.ToString());
+        Assert.Contains("against base version ", train.Out);
+        Assert.Contains("(4096 x 16), kept as it is", train.Out);
+        Assert.Contains("wrote ck/ffn.1.0 (update 20)", train.Out);
+
+        var offGrid = await Cli("expert", "train", "--uid", "ffn.5.5", "--domain", "brown", "--data", TrainData, "--steps", "5", "--model", "base", "--peer", peer, "--no-tls", "--checkpoint-dir", "ck");
+        Assert.Equal(2, offGrid.ExitCode);
+        Assert.Contains("--uid ffn.5.5 is not on base's grid ffn 2x2; give one of its uids, such as ffn.0.0.", offGrid.Error);
+        var wrongWidth = await Cli("expert", "train", "--uid", "ffn.1.1", "--domain", "brown", "--data", TrainData, "--steps", "5", "--hidden-dim", "32", "--model", "base", "--peer", peer, "--no-tls", "--checkpoint-dir", "ck");
+        Assert.Equal(2, wrongWidth.ExitCode);
+        Assert.Contains("--hidden-dim 32: base's experts have width 16; leave --hidden-dim out to take it.", wrongWidth.Error);
+    }
+
     [Theory]
     [InlineData(new[] { "--uid", "ffn.0.1", "--domain", "mail" }, "has no row of domain 'mail'; its domains are brown, wordnet.")]
     [InlineData(new[] { "--uid", "ffn..1", "--domain", "wordnet" }, "--uid: ")]

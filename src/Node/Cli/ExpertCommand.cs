@@ -107,6 +107,7 @@ internal static class ExpertCommand
                     // The expert must be one the model's first layer can route to, of the kind it calls.
                     var first = fetched.Model.Spec.Layers[0];
                     if (first.IsDense) return Fail($"--model: {modelName} is a dense model; it routes to no experts.");
+                    if (first.ExpertType is not ("ffn" or "mlp")) return Fail($"--model: {modelName} routes to {first.ExpertType} experts, which do not learn; expert train trains ffn and mlp experts.");
                     if (!first.Grid.Contains(expertUid))
                         return Fail($"--uid {expertUid} is not on {modelName}'s grid {first.GridName} {string.Join('x', first.Sizes)}; give one of its uids, such as {first.GridName}.{string.Join('.', first.Sizes.Select(_ => 0))}.");
                     if (result.GetValue(type) is { } given && given != first.ExpertType)

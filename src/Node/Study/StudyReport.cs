@@ -104,6 +104,10 @@ internal static class StudyReport
             + "(learning rate 0.01); an ffn expert is `LayerNorm(h + w2 · GELU(w1 · h))` trained on its host by its own Adam (0.001, gradients clipped to norm 1). "
             + "Part of the gap in experiment 1 may come from that, not from routing.");
         md.AppendLine("- Each model sees the training data once (one epoch): the models are not trained to convergence, and a longer run may order them differently.");
+        md.AppendLine("- The same seeds do not give the same figures twice: which expert answers within its deadline, and which a grace period cuts, depends on the machine's timing, "
+            + "and so does what each expert learns. Compare rows within one run.");
+        md.AppendLine("- In experiment 5 the killed hosts' DHT records live on until they expire (twice the 30 s announcement period), so a gate keeps choosing experts whose "
+            + "hosts are all dead for up to a minute; the models measured first after a kill meet that, those measured later do not.");
         md.AppendLine("- Utilisation here is H(load)/log(E) of the experts ranked first over the test texts; the marginal entropy and load balance act per grid dimension, "
             + "so they spread the load over the grid's rows and columns, which raises but does not guarantee the use of every expert.");
         md.AppendLine("- Specialisation, I(domain; top-1 expert)/H(domain), reads high when few texts reach each expert: read it beside how many experts were ranked first for some text.");
