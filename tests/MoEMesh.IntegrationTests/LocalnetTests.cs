@@ -4,23 +4,8 @@ using System.Text.Json;
 namespace MoEMesh.IntegrationTests;
 
 /// <summary><c>moemesh localnet</c> (what scripts/localnet runs) with three real node processes.</summary>
-public sealed class LocalnetTests : IAsyncLifetime
+public sealed class LocalnetTests() : LocalnetFolder("moemesh-localnet-")
 {
-    private static readonly TimeSpan Bound = TimeSpan.FromMinutes(5);
-    private readonly string _dir = Directory.CreateTempSubdirectory("moemesh-localnet-").FullName;
-
-    private string RunDir => Path.Combine(_dir, "run");
-
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public async Task DisposeAsync()
-    {
-        await CliRun.RunAsync(_dir, Bound, "localnet", "down", "--run-dir", RunDir); // whatever a failed test left running
-        Directory.Delete(_dir, recursive: true);
-    }
-
-    private Task<CliRun> Localnet(params string[] args) => CliRun.RunAsync(_dir, Bound, ["localnet", .. args, "--run-dir", RunDir]);
-
     /// <summary>The recorded pid of each node, null for a stopped one.</summary>
     private int?[] Pids()
     {
@@ -96,7 +81,7 @@ public sealed class LocalnetTests : IAsyncLifetime
     public async Task Demo_TrainsQueriesKillsAQuarterQueriesAgain_AndStopsEverything()
     {
         string data = Path.Combine(Testing.RepositoryRoot.Path, "data");
-        var demo = await CliRun.RunAsync(_dir, TimeSpan.FromMinutes(6), "localnet", "demo", "--run-dir", RunDir, "--steps", "40", "--timeout", "300",
+        var demo = await CliRun.RunAsync(Dir, TimeSpan.FromMinutes(6), "localnet", "demo", "--run-dir", RunDir, "--steps", "40", "--timeout", "300",
             "--data", Path.Combine(data, "train.tsv"), "--eval-data", Path.Combine(data, "test.tsv"));
         Assert.True(demo.ExitCode == 0, demo.ToString());
         Assert.Contains("published demo version", demo.Out);
@@ -122,7 +107,7 @@ public sealed class LocalnetTests : IAsyncLifetime
     [Fact]
     public async Task TheBenchScript_NamesTheBenchmarks_WhenGivenAnUnknownOne()
     {
-        var info = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = _dir };
+        var info = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = Dir };
         foreach (var a in (string[])[Path.Combine(Testing.RepositoryRoot.Path, "scripts", "bench"), "tensors", "nope"]) info.ArgumentList.Add(a);
         using var script = Process.Start(info)!;
         var error = await script.StandardError.ReadToEndAsync();
@@ -134,7 +119,7 @@ public sealed class LocalnetTests : IAsyncLifetime
     [Fact]
     public async Task TheScript_RunsTheVerb()
     {
-        var info = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = _dir };
+        var info = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = Dir };
         foreach (var a in (string[])[Path.Combine(Testing.RepositoryRoot.Path, "scripts", "localnet", "down"), "--run-dir", RunDir]) info.ArgumentList.Add(a);
         using var script = Process.Start(info)!;
         var output = await script.StandardOutput.ReadToEndAsync();

@@ -8,23 +8,8 @@ namespace MoEMesh.IntegrationTests;
 /// <c>moemesh localnet up --wan</c>: nodes in network namespaces of their own, each link delaying what its
 /// node sends. Where namespaces cannot be made (no root), the same command says so in one line.
 /// </summary>
-public sealed class WanLocalnetTests : IAsyncLifetime
+public sealed class WanLocalnetTests() : LocalnetFolder("moemesh-wan-")
 {
-    private static readonly TimeSpan Bound = TimeSpan.FromMinutes(5);
-    private readonly string _dir = Directory.CreateTempSubdirectory("moemesh-wan-").FullName;
-
-    private string RunDir => Path.Combine(_dir, "run");
-
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public async Task DisposeAsync()
-    {
-        await CliRun.RunAsync(_dir, Bound, "localnet", "down", "--run-dir", RunDir); // whatever a failed test left running
-        Directory.Delete(_dir, recursive: true);
-    }
-
-    private Task<CliRun> Localnet(params string[] args) => CliRun.RunAsync(_dir, Bound, ["localnet", .. args, "--run-dir", RunDir]);
-
     [Fact]
     public async Task UpWan_PutsEachNodeBehindItsOwnDelayedLink_AndDownRemovesItAll()
     {
