@@ -47,11 +47,12 @@ internal static class ExpertCommand
         var checkpointDir = new Option<string>("--checkpoint-dir") { Description = "Where the node that will serve it keeps checkpoints [checkpoints]", DefaultValueFactory = _ => "checkpoints" };
         var model = new Option<string?>("--model") { Description = "Train against this published model's trunk (kept as it is), so the expert fits the model's first layer; needs --peer" };
         var peer = new Option<string?>("--peer") { Description = "A node's peer address, to fetch --model from" };
+        var trunkFrom = new Option<string?>("--trunk-from") { Description = "Train against the trunk in this model file (kept as it is), as --model does for a published one" };
         var noTls = CommonOptions.NoTls();
         var timeout = CommonOptions.Timeout();
         var command = new Command("train", "Train one expert on your own domain's data, and write its checkpoint for a node to serve")
         {
-            uid, domain, contributor, keyFile, type, hiddenDim, innerDim, optimizer, expertLr, lr, epochs, steps, batchSize, evalSplit, buckets, seed, checkpointDir, model, peer, noTls, timeout,
+            uid, domain, contributor, keyFile, type, hiddenDim, innerDim, optimizer, expertLr, lr, epochs, steps, batchSize, evalSplit, buckets, seed, checkpointDir, model, peer, trunkFrom, noTls, timeout,
         };
         data.AddTo(command);
         command.SetAction(async (result, cancellationToken) =>
@@ -72,6 +73,7 @@ internal static class ExpertCommand
                 (!(result.GetValue(evalSplit) is >= 0 and < 1), $"--eval-split must be at least 0 and below 1; got {result.GetValue(evalSplit)}."),
                 (result.GetValue(buckets) is < 1 or > 1 << 24, $"--buckets must be between 1 and {1 << 24}; got {result.GetValue(buckets)}."),
                 (result.GetValue(model) is not null && result.GetValue(peer) is null, "--model needs --peer: the node to fetch the model through."),
+                (result.GetValue(model) is not null && result.GetValue(trunkFrom) is not null, "--model and --trunk-from: give one of them, not both."),
             };
             if (checks.FirstOrDefault(c => c.Bad) is { Problem: not null } failed) return Fail(failed.Problem);
             if (SettingsValidation.Problems(training, "").FirstOrDefault() is { } bad) return Fail($"{TrainCommand.TrainingFlags[bad.Setting.TrimStart(':')]}: {bad.Problem}.");
@@ -91,6 +93,8 @@ internal static class ExpertCommand
             TrunkSpec trunkSpec;
             EmbeddingBag trunk;
             string expertType = result.GetValue(type) ?? "ffn";
+            LoadedModelFile? published = null;
+            string? source = result.GetValue(model) ?? result.GetValue(trunkFrom);
             if (result.GetValue(model) is { } modelName)
             {
                 if (CommonOptions.Routing("none") is not { } routing) return 2;
@@ -100,21 +104,39 @@ internal static class ExpertCommand
                 {
                     var (fetched, fetchFailed) = await swarm.FetchModelAsync(modelName, cancellationToken);
                     if (fetched is null) return fetchFailed;
-                    trunkSpec = fetched.Model.Spec.Trunk;
-                    trunk = fetched.Model.Weights.Trunk;
-                    if (result.GetValue(hiddenDim) is { } d && d != trunkSpec.Width)
-                        return Fail($"--hidden-dim {d}: {modelName}'s experts have width {trunkSpec.Width}; leave --hidden-dim out to take it.");
-                    // The expert must be one the model's first layer can route to, of the kind it calls.
-                    var first = fetched.Model.Spec.Layers[0];
-                    if (first.IsDense) return Fail($"--model: {modelName} is a dense model; it routes to no experts.");
-                    if (first.ExpertType is not ("ffn" or "mlp")) return Fail($"--model: {modelName} routes to {first.ExpertType} experts, which do not learn; expert train trains ffn and mlp experts.");
-                    if (!first.Grid.Contains(expertUid))
-                        return Fail($"--uid {expertUid} is not on {modelName}'s grid {first.GridName} {string.Join('x', first.Sizes)}; give one of its uids, such as {first.GridName}.{string.Join('.', first.Sizes.Select(_ => 0))}.");
-                    if (result.GetValue(type) is { } given && given != first.ExpertType)
-                        return Fail($"--type {given}: {modelName}'s first layer calls experts of type {first.ExpertType}; leave --type out to take it.");
-                    expertType = first.ExpertType;
-                    Console.WriteLine($"against {modelName} version {fetched.Model.Version}'s trunk ({trunkSpec.Buckets} x {trunkSpec.Width}), kept as it is");
+                    published = fetched.Model;
                 }
+            }
+            else if (result.GetValue(trunkFrom) is { } trunkFile)
+            {
+                try
+                {
+                    published = ModelFile.Load(trunkFile);
+                }
+                catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException or ArgumentException)
+                {
+                    return Fail($"--trunk-from: {trunkFile}: {e.Message}");
+                }
+            }
+            if (published is not null)
+            {
+                trunkSpec = published.Spec.Trunk;
+                trunk = published.Weights.Trunk;
+                if (result.GetValue(hiddenDim) is { } d && d != trunkSpec.Width)
+                    return Fail($"--hidden-dim {d}: {source}'s trunk has width {trunkSpec.Width}; leave --hidden-dim out to take it.");
+                // The expert must be one the model's first layer can route to, of the kind it calls (a dense model routes to none: only its trunk is taken).
+                var first = published.Spec.Layers[0];
+                if (result.GetValue(model) is not null && first.IsDense) return Fail($"--model: {source} is a dense model; it routes to no experts (--trunk-from FILE takes only its trunk).");
+                if (!first.IsDense)
+                {
+                    if (first.ExpertType is not ("ffn" or "mlp")) return Fail($"{source} routes to {first.ExpertType} experts, which do not learn; expert train trains ffn and mlp experts.");
+                    if (!first.Grid.Contains(expertUid))
+                        return Fail($"--uid {expertUid} is not on {source}'s grid {first.GridName} {string.Join('x', first.Sizes)}; give one of its uids, such as {first.GridName}.{string.Join('.', first.Sizes.Select(_ => 0))}.");
+                    if (result.GetValue(type) is { } given && given != first.ExpertType)
+                        return Fail($"--type {given}: {source}'s first layer calls experts of type {first.ExpertType}; leave --type out to take it.");
+                    expertType = first.ExpertType;
+                }
+                Console.WriteLine($"against {published.Name} version {published.Version}'s trunk ({trunkSpec.Buckets} x {trunkSpec.Width}), kept as it is");
             }
             else
             {
@@ -153,11 +175,12 @@ internal static class ExpertCommand
             }
             backend.Origin = origin;
 
-            var trainer = new DomainExpertTrainer(backend, trunkSpec, trunk, trainTrunk: result.GetValue(model) is null, labels, training.LearningRate, result.GetValue(seed));
+            var trainer = new DomainExpertTrainer(backend, trunkSpec, trunk, trainTrunk: published is null, labels, training.LearningRate, result.GetValue(seed));
             Console.WriteLine($"training {expertUid} ({spec.Type}, d = {spec.HiddenDim}) on {trainSet.Count} texts of domain {origin.Domain} ({labels.Length} labels), holding out {heldOut.Count}; contributor {origin.Contributor}");
             var stopped = Loop(trainer, trainSet, training, cancellationToken);
-            if (heldOut.Count > 0)
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"held-out accuracy {trainer.Accuracy(heldOut):P1} on {heldOut.Count} texts of {origin.Domain} (chance {1.0 / labels.Length:P1}), through a temporary head"));
+            if (heldOut.Count > 0 && trainer.Score(heldOut) is var score)
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"held-out accuracy {score.Accuracy:P1} on {heldOut.Count} texts of {origin.Domain} (chance {1.0 / labels.Length:P1}), loss {score.Loss:F3}, through a temporary head"));
             try
             {
                 ExpertCheckpoint.Save(backend, folder);

@@ -58,11 +58,16 @@ internal static class TrainCommand
         {
             Description = "Keep the swarm's experts as their contributors trained them: train trunk, gates and head only (the experts give input gradients and take no step; any host allows that)",
         };
+        var trunkFrom = new Option<string?>("--trunk-from")
+        {
+            Description = "Start the trunk from this model file's (same width, buckets taken from it): a shared trunk on which contributors trained their experts (expert train --trunk-from)",
+        };
+        var freezeTrunk = new Option<bool>("--freeze-trunk") { Description = "Keep the trunk from --trunk-from as it is: the representation contributed experts were trained on stays put" };
         var keyFile = new Option<string?>("--key-file") { Description = "The publisher key that signs the model (created if missing) [~/.moemesh/publisher.key]" };
         var command = new Command("train", "Train a model on a data file against the swarm's experts, then save and publish it")
         {
             peer, noTls, timeout, compression, model, evalData, evalSplit, grid, gridName, expertType, layers, k, topP, nullExperts, sharedExpert, hiddenDim, buckets,
-            epochs, steps, batchSize, lr, marginalEntropy, sampleEntropy, balance, zLoss, seed, output, replicas, noPublish, freezeExperts, dense, keyFile,
+            epochs, steps, batchSize, lr, marginalEntropy, sampleEntropy, balance, zLoss, seed, output, replicas, noPublish, freezeExperts, dense, trunkFrom, freezeTrunk, keyFile,
         };
         data.AddTo(command);
         command.SetAction(async (result, cancellationToken) =>
@@ -97,8 +102,25 @@ internal static class TrainCommand
                 (result.GetValue(dense) is < 1 or > 65_536, $"--dense must be an inner width between 1 and 65536; got {result.GetValue(dense)}."),
                 (result.GetValue(dense) is not null && (result.GetValue(topP) is not null || result.GetValue(nullExperts) > 0 || result.GetValue(sharedExpert) || result.GetValue(freezeExperts)),
                     "--dense trains a model without routed experts: --top-p, --null-experts, --shared-expert and --freeze-experts do not apply."),
+                (result.GetValue(freezeTrunk) && result.GetValue(trunkFrom) is null, "--freeze-trunk keeps a trunk taken from another model: give --trunk-from FILE with it."),
             };
             if (checks.FirstOrDefault(c => c.Bad) is { Problem: not null } failed) return Fail(failed.Problem);
+            LoadedModelFile? trunkSource = null;
+            if (result.GetValue(trunkFrom) is { } trunkFile)
+            {
+                try
+                {
+                    trunkSource = ModelFile.Load(trunkFile);
+                }
+                catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException or ArgumentException)
+                {
+                    return Fail($"--trunk-from: {trunkFile}: {e.Message}");
+                }
+                if (result.GetValue(hiddenDim) is { } d && d != trunkSource.Spec.Trunk.Width)
+                    return Fail($"--hidden-dim {d}: the trunk in {trunkFile} has width {trunkSource.Spec.Trunk.Width}; leave --hidden-dim out to take it.");
+                if (result.GetValue(buckets) is { } b && b != trunkSource.Spec.Trunk.Buckets)
+                    return Fail($"--buckets {b}: the trunk in {trunkFile} has {trunkSource.Spec.Trunk.Buckets} buckets; leave --buckets out to take it.");
+            }
             if (CommonOptions.Routing(result.GetValue(compression)!) is not { } routing) return 2;
             var training = new TrainingOptions
             {
@@ -163,12 +185,12 @@ internal static class TrainCommand
                     if (result.GetValue(dense) is { } inner)
                     {
                         // A dense baseline: no gate and no routed experts, nothing to probe the swarm for.
-                        int denseWidth = result.GetValue(hiddenDim) ?? 64;
+                        int denseWidth = result.GetValue(hiddenDim) ?? trunkSource?.Spec.Trunk.Width ?? 64;
                         layer = new LayerSpec(expertGrid.Name, [1], "dense", denseWidth, K: 0, SharedExpertInner: inner);
                     }
                     else
                     {
-                        var (kind, problem) = await GridProbe.ProbeAsync(swarm, expertGrid, result.GetValue(expertType), result.GetValue(hiddenDim), cancellationToken);
+                        var (kind, problem) = await GridProbe.ProbeAsync(swarm, expertGrid, result.GetValue(expertType), result.GetValue(hiddenDim) ?? trunkSource?.Spec.Trunk.Width, cancellationToken);
                         if (kind is null)
                         {
                             Console.Error.WriteLine(problem);
@@ -178,7 +200,7 @@ internal static class TrainCommand
                             SharedExpertInner: result.GetValue(sharedExpert) ? 4 * kind.Width : 0);
                     }
                     int width = layer.ExpertWidth;
-                    var spec = new ModelSpec(new TrunkSpec(result.GetValue(buckets) ?? DefaultBuckets(width), width), Enumerable.Repeat(layer, result.GetValue(layers)).ToArray(),
+                    var spec = new ModelSpec(new TrunkSpec(result.GetValue(buckets) ?? trunkSource?.Spec.Trunk.Buckets ?? DefaultBuckets(width), width), Enumerable.Repeat(layer, result.GetValue(layers)).ToArray(),
                         new HeadSpec(labels), columns);
                     try
                     {
@@ -192,8 +214,21 @@ internal static class TrainCommand
                         ? $"dense: {spec.Layers.Count} layer(s) of an ffn of inner width {layer.SharedExpertInner}, no routed experts; trunk {spec.Trunk.Buckets} x {width}"
                         : $"experts: {layer.ExpertType} of width {width} on the grid {expertGrid.Name} {string.Join('x', sizes)}; {spec.Layers.Count} layer(s), k = {layer.K}"
                           + $"{(layer.SharedExpertInner > 0 ? $", a shared expert of inner width {layer.SharedExpertInner}" : "")}; trunk {spec.Trunk.Buckets} x {width}");
-                    return await new TrainingRun(swarm, spec, name, outDir, training, trainSet, evalSet, publisher, result.GetValue(noPublish) ? 0 : result.GetValue(replicas),
-                        result.GetValue(freezeExperts)).RunAsync(cancellationToken);
+                    var weights = ModelWeights.Initialize(spec, training.Seed);
+                    if (trunkSource is not null)
+                    {
+                        try
+                        {
+                            weights.TakeTrunk(trunkSource.Spec.Trunk, trunkSource.Weights.Trunk, spec.Trunk);
+                        }
+                        catch (ArgumentException e)
+                        {
+                            return Fail($"--trunk-from {result.GetValue(trunkFrom)}: {e.Message}");
+                        }
+                        Console.WriteLine($"trunk from {trunkSource.Name} version {trunkSource.Version}{(result.GetValue(freezeTrunk) ? ", kept as it is" : "")}");
+                    }
+                    return await new TrainingRun(swarm, spec, weights, name, outDir, training, trainSet, evalSet, publisher, result.GetValue(noPublish) ? 0 : result.GetValue(replicas),
+                        new Frozen(result.GetValue(freezeExperts), result.GetValue(freezeTrunk))).RunAsync(cancellationToken);
                 }
             }
         });

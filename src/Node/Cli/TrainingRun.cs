@@ -12,17 +12,16 @@ namespace MoEMesh.Node.Cli;
 /// ends the process as usual. A run whose training failed (the swarm stopped answering) saves what it
 /// trained but does not publish it.
 /// </summary>
-internal sealed class TrainingRun(SwarmClient swarm, ModelSpec spec, string name, string outDir, TrainingOptions options,
-    IReadOnlyList<Example> trainSet, IReadOnlyList<Example> evalSet, PeerIdentity publisher, int replicas, bool freezeExperts)
+internal sealed class TrainingRun(SwarmClient swarm, ModelSpec spec, ModelWeights weights, string name, string outDir, TrainingOptions options,
+    IReadOnlyList<Example> trainSet, IReadOnlyList<Example> evalSet, PeerIdentity publisher, int replicas, Frozen frozen)
 {
     public async Task<int> RunAsync(CancellationToken cancellationToken)
     {
-        var weights = ModelWeights.Initialize(spec, options.Seed);
         var model = new MoEModel(spec, weights, (gate, layer) =>
         {
-            layer.FreezeExperts = freezeExperts;
+            layer.FreezeExperts = frozen.Experts;
             return swarm.MixtureFactory.Create(gate, layer);
-        });
+        }) { FreezeTrunk = frozen.Trunk };
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         PosixSignalRegistration Register(PosixSignal signal) => PosixSignalRegistration.Create(signal, context =>
         {
@@ -38,7 +37,7 @@ internal sealed class TrainingRun(SwarmClient swarm, ModelSpec spec, string name
         Console.WriteLine($"trained {trained.Steps} steps ({trained.Epochs:F2} epochs) in {trained.Elapsed.TotalSeconds:F1} s{(trained.Stopped ? ", stopped early" : "")}"
             + $"{(trained.FailedSteps > 0 ? $", {trained.FailedSteps} steps skipped because no expert answered" : "")}; final loss {trained.FinalLoss:F4}");
         if (trained.BackwardFailures > 0)
-            Console.Error.WriteLine(freezeExperts
+            Console.Error.WriteLine(frozen.Experts
                 ? $"{trained.BackwardFailures} backward calls to frozen experts got no input gradient, so their texts did not train what lies before the layer; the first: {trained.BackwardProblem}"
                 : $"{trained.BackwardFailures} backward calls did not reach an expert's training, so those experts did not learn from them; the first: {trained.BackwardProblem}");
         var path = Path.Combine(outDir, name + ModelFile.Extension);
@@ -98,3 +97,8 @@ internal sealed class TrainingRun(SwarmClient swarm, ModelSpec spec, string name
     private TrainingSummary Summary(TrainingResult trained, EvaluationReport? report) => new(trained.Steps, Math.Round(trained.Epochs, 4), trainSet.Count, trained.FinalLoss,
         report?.Samples ?? 0, report?.Accuracy ?? double.NaN, report?.MacroF1 ?? double.NaN, Math.Round(trained.Elapsed.TotalSeconds, 3), trained.Stopped);
 }
+
+/// <summary>What a training run keeps as it is.</summary>
+/// <param name="Experts">The swarm's experts (they give input gradients and take no step).</param>
+/// <param name="Trunk">The trunk (one taken from another model).</param>
+internal sealed record Frozen(bool Experts, bool Trunk);

@@ -33,8 +33,14 @@ public sealed class MoEModel
     /// <summary>Trunk, gates and head.</summary>
     public ModelWeights Weights { get; }
 
-    /// <summary>What the gating node trains: trunk, gates, head.</summary>
-    public IReadOnlyList<Parameter> Parameters => Weights.Parameters;
+    /// <summary>
+    /// Keep the trunk as it is (a trunk taken from another model, on whose representation contributed experts
+    /// were trained): training steps the gates, shared experts and head only.
+    /// </summary>
+    public bool FreezeTrunk { get; init; }
+
+    /// <summary>What the gating node trains: trunk (unless <see cref="FreezeTrunk"/>), gates, shared experts, head.</summary>
+    public IReadOnlyList<Parameter> Parameters => FreezeTrunk ? Weights.Parameters.Where(p => !Weights.Trunk.Parameters.Contains(p)).ToArray() : Weights.Parameters;
 
     /// <summary>Predictions for a batch of texts, each with its class probabilities and its route through every layer.</summary>
     /// <exception cref="Calling.ExpertCallFailedException">Some text got no expert answer and no local expert could answer for it.</exception>
@@ -95,7 +101,7 @@ public sealed class MoEModel
                 if (throughLayer is not null) Functions.Add(gradient.Span, throughLayer.Span, gradient.Span);
                 if (throughShared is not null) Functions.Add(gradient.Span, throughShared.Span, gradient.Span);
             }
-            Weights.Trunk.Backward(features, gradient);
+            if (!FreezeTrunk) Weights.Trunk.Backward(features, gradient);
             optimizer.Step();
             var routed = steps.OfType<MixtureStep>().ToArray();
             var failedBackward = routed.SelectMany(s => s.BackwardTrace).Where(t => !t.Local && t.Outcome != Protocol.Rpc.CallOutcome.Ok).ToArray();

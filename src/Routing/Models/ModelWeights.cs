@@ -47,6 +47,18 @@ public sealed class ModelWeights
     public static ModelWeights Initialize(ModelSpec spec, ulong seed) => new(spec, seed);
 
     /// <summary>
+    /// Starts from the trunk of another model (<paramref name="source"/>, read with <paramref name="sourceSpec"/>): the
+    /// same features, hash and table shape, so texts land where that model put them.
+    /// </summary>
+    /// <exception cref="ArgumentException">The trunks differ in shape or features; the message says how.</exception>
+    public void TakeTrunk(TrunkSpec sourceSpec, EmbeddingBag source, TrunkSpec spec)
+    {
+        if (sourceSpec != spec)
+            throw new ArgumentException($"its trunk is {sourceSpec.Buckets} x {sourceSpec.Width} ({sourceSpec.Features}, {sourceSpec.Hash}); this model's is {spec.Buckets} x {spec.Width} ({spec.Features}, {spec.Hash}).");
+        source.Table.Value.Span.CopyTo(Trunk.Table.Value.Span);
+    }
+
+    /// <summary>
     /// The names and shapes of the parameters of <paramref name="spec"/>, in the order the weights hold them,
     /// without allocating them (a file is checked against it before anything the size of the model is made).
     /// </summary>
