@@ -195,4 +195,32 @@ public sealed class TrainingTests(Xunit.Abstractions.ITestOutputHelper output) :
         var failed = await Assert.ThrowsAsync<Routing.Calling.ExpertCallFailedException>(() => withShared.TrainAsync(texts, labels, optimizer, default));
         Assert.Contains("No routed expert answered", failed.Message);
     }
+
+    [Fact]
+    public async Task Evaluation_CountsAsUnanswered_OnlyTheTextsWhoseExpertIsDown_NotTheirWholeBatch()
+    {
+        await using var hostA = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("a"), Expert("ffn.0")), 71);
+        var hostB = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("b"), Expert("ffn.1")), 72, hostA);
+        var gatingOptions = TestNode.Configure(_folder.Sub("g"));
+        gatingOptions.Routing = new RoutingOptions { ForwardTimeout = TimeSpan.FromSeconds(20), DiscoveryTimeout = TimeSpan.FromSeconds(10), GraceAfterKMin = TimeSpan.FromSeconds(20) };
+        await using var gating = await TestNode.StartAsync(gatingOptions, 73, hostA);
+        var spec = new ModelSpec(new TrunkSpec(1024, Dim), [new LayerSpec("ffn", [2], "ffn", Dim, K: 1)], new HeadSpec(["0", "1", "2", "3"]), new DataColumns());
+        var model = new MoEModel(spec, ModelWeights.Initialize(spec, seed: 2), gating.Node.CreateMixtureOfExperts);
+        // A gate that splits the texts by the sign of w · h: ffn.1 scores what ffn.0 does, negated.
+        var gate = model.Parameters.Single(p => p.Name == "layers.0.gate.0.weight").Value.Span;
+        for (int i = 0; i < Dim; i++) gate[Dim + i] = -gate[i];
+        model.Parameters.Single(p => p.Name == "layers.0.gate.0.bias").Value.Span.Clear();
+        var (texts, labels) = Batch(new Random(8), 64);
+        var examples = texts.Select((t, i) => new Example(t, labels[i].ToString(System.Globalization.CultureInfo.InvariantCulture))).ToArray();
+        // Some texts go to ffn.1 once hostB's announcement has spread.
+        int toB = 0;
+        for (var until = DateTime.UtcNow + TimeSpan.FromSeconds(60); toB == 0 && DateTime.UtcNow < until;)
+            toB = (await model.PredictAsync(texts, default)).Count(r => r.TopExperts[0] == "ffn.1");
+        Assert.InRange(toB, 1, texts.Length - 1);
+
+        await hostB.DisposeAsync(); // its record lives on: the gate still picks ffn.1 for those texts
+        var report = await new ModelEvaluator(model).EvaluateAsync(examples, batchSize: 64, null, default);
+        Assert.Equal(texts.Length, report.Samples);
+        Assert.Equal(toB, report.Failed);
+    }
 }

@@ -92,7 +92,7 @@ internal sealed class DomainExpertTrainer
     /// How trunk, expert and head do on <paramref name="examples"/>: the share labelled right (a label the head
     /// lacks counts as wrong) and the mean cross-entropy over the texts whose label the head has.
     /// </summary>
-    public DomainScore Score(IReadOnlyList<Example> examples, int batchSize = 256)
+    public HeldOutScore Score(IReadOnlyList<Example> examples, int batchSize = 256)
     {
         int correct = 0, known = 0;
         double loss = 0;
@@ -109,14 +109,14 @@ internal sealed class DomainExpertTrainer
             loss += (double)batchLoss.Value * batch.Length;
             known += batch.Length;
         }
-        return new DomainScore(examples.Count == 0 ? double.NaN : (double)correct / examples.Count, known == 0 ? double.NaN : loss / known);
+        return new HeldOutScore(examples.Count == 0 ? double.NaN : (double)correct / examples.Count, known == 0 ? double.NaN : loss / known);
     }
 }
 
 /// <summary>How an expert with its head does on held-out texts.</summary>
 /// <param name="Accuracy">Share labelled right.</param>
 /// <param name="Loss">Mean cross-entropy over the texts whose label the head has.</param>
-internal sealed record DomainScore(double Accuracy, double Loss);
+internal sealed record HeldOutScore(double Accuracy, double Loss);
 
 /// <summary>What one step measured.</summary>
 /// <param name="Loss">Cross-entropy of the batch.</param>

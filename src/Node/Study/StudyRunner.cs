@@ -7,9 +7,9 @@ using MoEMesh.Routing.Models;
 namespace MoEMesh.Node.Study;
 
 /// <summary>
-/// Runs the study: starts its testnet, trains and measures every configuration for every seed (each a
-/// <c>moemesh train</c> run in this process, its eval.json kept under the run directory), writes the
-/// report, and stops the testnet whatever happened.
+/// Runs the study: trains and measures every configuration for every seed, each against a testnet started
+/// for it (each a <c>moemesh train</c> run in this process, its eval.json kept under the run directory),
+/// writes the report, and stops the testnets whatever happened.
 /// </summary>
 internal static class StudyRunner
 {
@@ -33,47 +33,45 @@ internal static class StudyRunner
         foreach (var file in (string[])[train, test])
             if (!File.Exists(file))
                 throw new LocalnetException($"{file} does not exist; `scripts/data/fetch` writes data/full/, or give --data-dir (the committed sample is data/).");
-        var layout = new LocalnetLayout(plan.Nodes, plan.ExpertsPerNode, plan.GridSide, plan.GridSide, plan.Width, Seed: 1, UseTls: true, runDir);
         StartAfresh(runDir);
         long started = probe.Time.GetTimestamp();
         try
         {
-            var state = await LocalnetUp.RunAsync(layout, probe, limit, output, cancellationToken);
-            string peer = $"{state.Nodes[0].PeerId}@{state.Nodes[0].PeerAddress}";
-            var common = CommonCommand(plan, peer, runDir);
             var results = new List<StudyResult>();
             for (ulong seed = 1; seed <= (ulong)plan.Seeds; seed++)
             {
                 foreach (var config in plan.Configs)
                 {
                     cancellationToken.ThrowIfCancellationRequested();
-                    var outDir = ModelDir(runDir, config, seed);
+                    string contributed = Path.Combine(runDir, "contributed", $"s{seed}");
+                    if (config.Contributed && !Directory.Exists(contributed))
+                        await StudyContributors.TrainAsync(plan, train, BaseFile(runDir, seed), seed, contributed, output, cancellationToken);
+
+                    // Every model meets the experts as they were made (fresh, or as the contributors left them), on a testnet of its own.
+                    var layout = new LocalnetLayout(plan.Nodes, plan.ExpertsPerNode(config.Hosts), plan.GridSide, plan.GridSide, plan.Width, Seed: 1, UseTls: true, runDir);
+                    ClearNodes(runDir);
+                    if (config.Contributed) StudyContributors.Place(layout, contributed);
                     output.WriteLine();
                     output.WriteLine($"== experiment {config.Experiment}: {config.Description}, seed {seed}");
-                    int exit = await MoEMeshCommand.RunAsync([.. common, "--model", config.Name, "--seed", seed.ToString(CultureInfo.InvariantCulture), "--out", outDir, .. config.Flags]);
-                    // A signal stops the training in this process first (it saves what it trained): the study ends with it.
-                    cancellationToken.ThrowIfCancellationRequested();
-                    if (exit != 0) throw new LocalnetException($"training {config.Name} (seed {seed}) ended with exit {exit}; its output is above.", 1);
-                    results.Add(Read(config, seed, runDir));
-                }
-            }
-
-            // Experiment 5: the same MoE models, with and without a shared expert, measured again with nodes killed.
-            int killed = 0;
-            foreach (var share in plan.DownShares)
-            {
-                int target = (int)Math.Ceiling(share * plan.Nodes);
-                output.WriteLine();
-                output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"== experiment 5: {share:P0} of the nodes down"));
-                state = await LocalnetChaos.RunAsync(state, runDir, target - killed, "KILL", restartAfter: null, seed: 1, probe, limit, output, cancellationToken);
-                killed = target;
-                for (ulong seed = 1; seed <= (ulong)plan.Seeds; seed++)
-                    foreach (var model in plan.DownModels)
+                    var state = await LocalnetUp.RunAsync(layout, probe, limit, output, cancellationToken);
+                    try
                     {
-                        var config = plan.Configs.Single(c => c.Name == model);
-                        await EvaluateAsync(peer, Path.Combine(ModelDir(runDir, config, seed), model + ModelFile.Extension), test, DownReport(runDir, model, share, seed), output, cancellationToken);
-                        results.Add(ReadDown(model, share, seed, runDir));
+                        string peer = $"{state.Nodes[0].PeerId}@{state.Nodes[0].PeerAddress}";
+                        var flags = config.Flags.Select(f => f == StudyPlan.BaseModel ? BaseFile(runDir, seed) : f);
+                        int exit = await MoEMeshCommand.RunAsync([.. CommonCommand(plan, peer, runDir), "--model", config.Name, "--seed", seed.ToString(CultureInfo.InvariantCulture),
+                            "--out", ModelDir(runDir, config.Name, seed), .. flags]);
+                        // A signal stops the training in this process first (it saves what it trained): the study ends with it.
+                        cancellationToken.ThrowIfCancellationRequested();
+                        if (exit != 0) throw new LocalnetException($"training {config.Name} (seed {seed}) ended with exit {exit}; its output is above.", 1);
+                        results.Add(Read(config, seed, runDir));
+                        if (plan.DownModels.Contains(config.Name))
+                            await MeasureDownAsync(plan, state, config.Name, seed, runDir, test, probe, limit, results, output, cancellationToken);
                     }
+                    finally
+                    {
+                        await LocalnetDown.RunAsync(runDir, probe.Time, output, CancellationToken.None);
+                    }
+                }
             }
             Write(plan, runDir, results, reportPath, probe.Time, probe.Time.GetElapsedTime(started), output);
             return 0;
@@ -85,19 +83,50 @@ internal static class StudyRunner
     }
 
     /// <summary>
+    /// Experiment 5: kills nodes of the model's testnet (never the first, through which the client joins) up to
+    /// each share in turn, measuring the model right after each kill.
+    /// </summary>
+    private static async Task MeasureDownAsync(StudyPlan plan, LocalnetState state, string model, ulong seed, string runDir, string test, LocalnetProbe probe, TimeSpan limit,
+        List<StudyResult> results, TextWriter output, CancellationToken cancellationToken)
+    {
+        string peer = $"{state.Nodes[0].PeerId}@{state.Nodes[0].PeerAddress}";
+        int killed = 0;
+        foreach (var share in plan.DownShares)
+        {
+            int target = (int)Math.Ceiling(share * plan.Nodes);
+            output.WriteLine();
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"== experiment 5: {model}, seed {seed}, {share:P0} of the nodes down"));
+            state = await LocalnetChaos.RunAsync(state, runDir, target - killed, "KILL", restartAfter: null, seed: 1, probe, limit, output, cancellationToken);
+            killed = target;
+            await EvaluateAsync(peer, Path.Combine(ModelDir(runDir, model, seed), model + ModelFile.Extension), test, DownReport(runDir, model, share, seed), output, cancellationToken);
+            results.Add(ReadDown(model, share, seed, runDir));
+        }
+    }
+
+    /// <summary>
     /// Every study starts from fresh experts: what an earlier study left in <paramref name="runDir"/> (its
-    /// nodes' files, checkpoints and models) goes, unless its testnet still runs.
+    /// nodes' files, the contributors' experts, models) goes, unless its testnet still runs.
     /// </summary>
     private static void StartAfresh(string runDir)
     {
         if (LocalnetState.Load(runDir) is { } earlier && earlier.Nodes.Any(LocalnetProcesses.IsRunning))
             throw new LocalnetException($"a testnet still runs in {runDir}; `scripts/localnet/down --run-dir {runDir}` stops it first.");
+        ClearNodes(runDir);
+        foreach (var dir in (string[])["models", "down", "contributed"])
+            if (Directory.Exists(Path.Combine(runDir, dir))) Directory.Delete(Path.Combine(runDir, dir), recursive: true);
+    }
+
+    /// <summary>Removes the nodes' files (keys, configuration, checkpoints, logs) and the testnet's state, so the next testnet starts from fresh experts.</summary>
+    private static void ClearNodes(string runDir)
+    {
         if (!Directory.Exists(runDir)) return;
-        foreach (var dir in Directory.EnumerateDirectories(runDir, "node-*").Append(Path.Combine(runDir, "models")).Append(Path.Combine(runDir, "down")).Where(Directory.Exists))
-            Directory.Delete(dir, recursive: true);
+        foreach (var dir in Directory.EnumerateDirectories(runDir, "node-*")) Directory.Delete(dir, recursive: true);
         foreach (var file in Directory.EnumerateFiles(runDir, "node-*").Append(Path.Combine(runDir, LocalnetState.FileName)).Where(File.Exists))
             File.Delete(file);
     }
+
+    /// <summary>The base model of experiment 3 for <paramref name="seed"/>: that seed's equal-MACs dense model.</summary>
+    private static string BaseFile(string runDir, ulong seed) => Path.Combine(ModelDir(runDir, StudyPlan.BaseConfig, seed), StudyPlan.BaseConfig + ModelFile.Extension);
 
     /// <summary>Measures the model in <paramref name="modelFile"/> on <paramref name="data"/> through the swarm as a gating client, as <c>moemesh eval</c> does, writing its report to <paramref name="reportFile"/>.</summary>
     private static async Task EvaluateAsync(string peer, string modelFile, string data, string reportFile, TextWriter output, CancellationToken cancellationToken)
@@ -138,13 +167,13 @@ internal static class StudyRunner
         ["train", "--peer", peer, "--data", Path.Combine(plan.DataDir, "train.tsv"), "--eval-data", Path.Combine(plan.DataDir, "test.tsv"), "--grid", $"{plan.GridSide}x{plan.GridSide}",
             "--hidden-dim", plan.Width.ToString(CultureInfo.InvariantCulture), .. plan.Length, "--no-publish", "--key-file", Path.Combine(runDir, "publisher.key")];
 
-    private static string ModelDir(string runDir, StudyConfig config, ulong seed) => Path.Combine(runDir, "models", $"{config.Name}-s{seed}");
+    private static string ModelDir(string runDir, string config, ulong seed) => Path.Combine(runDir, "models", $"{config}-s{seed}");
 
     private static StudyResult Read(StudyConfig config, ulong seed, string runDir)
     {
         try
         {
-            return StudyResult.Read(config.Name, seed, Path.Combine(ModelDir(runDir, config, seed), "eval.json"));
+            return StudyResult.Read(config.Name, seed, Path.Combine(ModelDir(runDir, config.Name, seed), "eval.json"));
         }
         catch (InvalidDataException e)
         {

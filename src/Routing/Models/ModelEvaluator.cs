@@ -31,9 +31,15 @@ public sealed class ModelEvaluator(MoEModel model)
                 var predicted = await model.PredictAsync(batch, cancellationToken);
                 for (int i = 0; i < predicted.Count; i++) predictions[start + i] = predicted[i];
             }
+            catch (ExpertCallFailedException) when (batch.Length > 1)
+            {
+                // Some text of the batch got no answer at all: each is asked alone, so only those count as failed (and wrong).
+                for (int i = 0; i < batch.Length; i++)
+                    predictions[start + i] = await PredictAloneAsync(batch[i], cancellationToken);
+            }
             catch (ExpertCallFailedException)
             {
-                // These texts got no answer at all: they count as failed and wrong.
+                // The text got no answer at all: it counts as failed and wrong.
             }
         }
         long bytes = (bytesOnWire?.Invoke() ?? 0) - bytesBefore;
@@ -128,6 +134,18 @@ public sealed class ModelEvaluator(MoEModel model)
             sum += tp == 0 ? 0 : 2.0 * tp / (2 * tp + fp + fn);
         }
         return sum / classes.Length;
+    }
+
+    private async Task<SamplePrediction?> PredictAloneAsync(string text, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return (await model.PredictAsync([text], cancellationToken))[0];
+        }
+        catch (ExpertCallFailedException)
+        {
+            return null;
+        }
     }
 }
 
