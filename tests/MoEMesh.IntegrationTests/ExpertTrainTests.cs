@@ -101,12 +101,26 @@ public sealed class ExpertTrainTests : IDisposable
         Assert.Contains("(4096 x 16), kept as it is", train.Out);
         Assert.Contains("wrote ck/ffn.1.0 (update 20)", train.Out);
 
+        // The same trunk from the model's file; then the gate learns on that trunk, kept as it is, the experts frozen (the model fetched by name).
+        var fromFile = await Cli("expert", "train", "--uid", "ffn.0.0", "--domain", "wordnet", "--data", TrainData, "--steps", "5", "--trunk-from", Path.Combine("base", "base.safetensors"), "--checkpoint-dir", "ck");
+        Assert.True(fromFile.ExitCode == 0, fromFile.ToString());
+        Assert.Contains("(4096 x 16), kept as it is", fromFile.Out);
+        var gate = await Cli("train", "--peer", peer, "--no-tls", "--data", TrainData, "--model", "collab", "--grid", "2x2", "--steps", "10", "--trunk-from", "base", "--freeze-trunk",
+            "--freeze-experts", "--no-publish", "--key-file", "publisher.key", "--out", "collab");
+        Assert.True(gate.ExitCode == 0, gate.ToString());
+        Assert.Contains("trunk from base version ", gate.Out);
+        Assert.Contains(", kept as it is", gate.Out);
+        var narrower = await Cli("train", "--peer", peer, "--no-tls", "--data", TrainData, "--model", "collab", "--grid", "2x2", "--steps", "10", "--trunk-from", "base", "--hidden-dim", "32",
+            "--no-publish", "--key-file", "publisher.key", "--out", "collab");
+        Assert.Equal(2, narrower.ExitCode);
+        Assert.Contains("--hidden-dim 32: the trunk of base has width 16; leave --hidden-dim out to take it.", narrower.Error);
+
         var offGrid = await Cli("expert", "train", "--uid", "ffn.5.5", "--domain", "brown", "--data", TrainData, "--steps", "5", "--model", "base", "--peer", peer, "--no-tls", "--checkpoint-dir", "ck");
         Assert.Equal(2, offGrid.ExitCode);
         Assert.Contains("--uid ffn.5.5 is not on base's grid ffn 2x2; give one of its uids, such as ffn.0.0.", offGrid.Error);
         var wrongWidth = await Cli("expert", "train", "--uid", "ffn.1.1", "--domain", "brown", "--data", TrainData, "--steps", "5", "--hidden-dim", "32", "--model", "base", "--peer", peer, "--no-tls", "--checkpoint-dir", "ck");
         Assert.Equal(2, wrongWidth.ExitCode);
-        Assert.Contains("--hidden-dim 32: base's experts have width 16; leave --hidden-dim out to take it.", wrongWidth.Error);
+        Assert.Contains("--hidden-dim 32: base's trunk has width 16; leave --hidden-dim out to take it.", wrongWidth.Error);
     }
 
     [Theory]

@@ -162,6 +162,39 @@ public sealed class TrainingTests(Xunit.Abstractions.ITestOutputHelper output) :
     }
 
     [Fact]
+    public async Task ATrunkTakenFromAnotherModel_StaysAsItIs_WhenFrozen_WhileGatesAndHeadLearn()
+    {
+        var trainer = PeerIdentity.FromSeed(83).PeerId.ToString();
+        var hostOptions = TestNode.Configure(_folder.Sub("a"), Expert("ffn.0"), Expert("ffn.1"));
+        hostOptions.Serving.TrainingPeers.Add(trainer);
+        await using var host = await TestNode.StartAsync(hostOptions, 81);
+        var gatingOptions = TestNode.Configure(_folder.Sub("g"));
+        gatingOptions.Routing = new RoutingOptions { ForwardTimeout = TimeSpan.FromSeconds(20), DiscoveryTimeout = TimeSpan.FromSeconds(10), BackwardTimeout = TimeSpan.FromSeconds(20), GraceAfterKMin = TimeSpan.FromSeconds(20) };
+        await using var gating = await TestNode.StartAsync(gatingOptions, 83, host);
+        var spec = new ModelSpec(new TrunkSpec(1024, Dim), [new LayerSpec("ffn", [2], "ffn", Dim, K: 2, RouterLosses: new RouterLossWeights())], new HeadSpec(["0", "1", "2", "3"]), new DataColumns());
+        var published = ModelWeights.Initialize(spec, seed: 7);
+        var weights = ModelWeights.Initialize(spec, seed: 2);
+        weights.TakeTrunk(spec.Trunk, published.Trunk, spec.Trunk);
+        Assert.Throws<ArgumentException>(() => weights.TakeTrunk(spec.Trunk with { Buckets = 512 }, ModelWeights.Initialize(spec with { Trunk = spec.Trunk with { Buckets = 512 } }, 7).Trunk, spec.Trunk));
+        var model = new MoEModel(spec, weights, gating.Node.CreateMixtureOfExperts) { FreezeTrunk = true };
+        Assert.DoesNotContain(weights.Trunk.Table, model.Parameters);
+        var head = weights.Head.Weight.Value.ToArray();
+        var optimizer = new Adam(model.Parameters, new LearningRateSchedule(0.01f));
+        var random = new Random(9);
+        var losses = new List<float>();
+        for (int step = 0; step < 60; step++)
+        {
+            var (texts, labels) = Batch(random, 32);
+            losses.Add((await model.TrainAsync(texts, labels, optimizer, default)).Loss);
+        }
+
+        Assert.Equal(published.Trunk.Table.Value.ToArray(), weights.Trunk.Table.Value.ToArray());
+        Assert.NotEqual(head, weights.Head.Weight.Value.ToArray());
+        double first = losses.Take(10).Average(), last = losses.TakeLast(10).Average();
+        Assert.True(last < first, $"loss went from {first:F3} to {last:F3}");
+    }
+
+    [Fact]
     public async Task SharedExpert_AnswersEveryText_WhenEveryRemoteExpertIsDown()
     {
         var trainer = PeerIdentity.FromSeed(63).PeerId.ToString();

@@ -60,7 +60,7 @@ internal static class TrainCommand
         };
         var trunkFrom = new Option<string?>("--trunk-from")
         {
-            Description = "Start the trunk from this model file's (same width, buckets taken from it): a shared trunk on which contributors trained their experts (expert train --trunk-from)",
+            Description = "Start the trunk from this model's, a model file or a published model's name (its width and buckets are taken): the trunk contributors trained their experts on",
         };
         var freezeTrunk = new Option<bool>("--freeze-trunk") { Description = "Keep the trunk from --trunk-from as it is: the representation contributed experts were trained on stays put" };
         var keyFile = new Option<string?>("--key-file") { Description = "The publisher key that signs the model (created if missing) [~/.moemesh/publisher.key]" };
@@ -102,24 +102,28 @@ internal static class TrainCommand
                 (result.GetValue(dense) is < 1 or > 65_536, $"--dense must be an inner width between 1 and 65536; got {result.GetValue(dense)}."),
                 (result.GetValue(dense) is not null && (result.GetValue(topP) is not null || result.GetValue(nullExperts) > 0 || result.GetValue(sharedExpert) || result.GetValue(freezeExperts)),
                     "--dense trains a model without routed experts: --top-p, --null-experts, --shared-expert and --freeze-experts do not apply."),
-                (result.GetValue(freezeTrunk) && result.GetValue(trunkFrom) is null, "--freeze-trunk keeps a trunk taken from another model: give --trunk-from FILE with it."),
+                (result.GetValue(freezeTrunk) && result.GetValue(trunkFrom) is null, "--freeze-trunk keeps a trunk taken from another model: give --trunk-from with it."),
             };
             if (checks.FirstOrDefault(c => c.Bad) is { Problem: not null } failed) return Fail(failed.Problem);
+            // --trunk-from names a model file (read now) or a published model (fetched once the swarm is joined).
             LoadedModelFile? trunkSource = null;
-            if (result.GetValue(trunkFrom) is { } trunkFile)
+            string? trunkName = result.GetValue(trunkFrom);
+            bool trunkIsFile = trunkName is not null && (File.Exists(trunkName) || trunkName.EndsWith(ModelFile.Extension, StringComparison.Ordinal) || !ModelFile.IsValidName(trunkName, out _));
+            string? TrunkMismatch(LoadedModelFile source) =>
+                result.GetValue(hiddenDim) is { } d && d != source.Spec.Trunk.Width ? $"--hidden-dim {d}: the trunk of {trunkName} has width {source.Spec.Trunk.Width}; leave --hidden-dim out to take it."
+                : result.GetValue(buckets) is { } b && b != source.Spec.Trunk.Buckets ? $"--buckets {b}: the trunk of {trunkName} has {source.Spec.Trunk.Buckets} buckets; leave --buckets out to take it."
+                : null;
+            if (trunkIsFile)
             {
                 try
                 {
-                    trunkSource = ModelFile.Load(trunkFile);
+                    trunkSource = ModelFile.Load(trunkName!);
                 }
                 catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException or ArgumentException)
                 {
-                    return Fail($"--trunk-from: {trunkFile}: {e.Message}");
+                    return Fail($"--trunk-from: {trunkName}: {e.Message}");
                 }
-                if (result.GetValue(hiddenDim) is { } d && d != trunkSource.Spec.Trunk.Width)
-                    return Fail($"--hidden-dim {d}: the trunk in {trunkFile} has width {trunkSource.Spec.Trunk.Width}; leave --hidden-dim out to take it.");
-                if (result.GetValue(buckets) is { } b && b != trunkSource.Spec.Trunk.Buckets)
-                    return Fail($"--buckets {b}: the trunk in {trunkFile} has {trunkSource.Spec.Trunk.Buckets} buckets; leave --buckets out to take it.");
+                if (TrunkMismatch(trunkSource) is { } mismatch) return Fail(mismatch);
             }
             if (CommonOptions.Routing(result.GetValue(compression)!) is not { } routing) return 2;
             var training = new TrainingOptions
@@ -181,6 +185,13 @@ internal static class TrainCommand
                     : $"training as {publisher.PeerId} (hosts that do not run --open-training take training only from the PeerIds in their --training-peers)");
                 await using (swarm)
                 {
+                    if (trunkName is not null && !trunkIsFile)
+                    {
+                        var (fetched, fetchFailed) = await swarm.FetchModelAsync(trunkName, cancellationToken);
+                        if (fetched is null) return fetchFailed;
+                        trunkSource = fetched.Model;
+                        if (TrunkMismatch(trunkSource) is { } mismatch) return Fail(mismatch);
+                    }
                     LayerSpec layer;
                     if (result.GetValue(dense) is { } inner)
                     {

@@ -118,17 +118,17 @@ internal static class LocalnetCommand
         return command;
     }
 
-    /// <summary><c>localnet study</c>, which <c>scripts/study</c> runs: the MoECollab study on a testnet, and docs/results.md.</summary>
+    /// <summary><c>localnet study</c>, which <c>scripts/study</c> runs: the MoECollab study on testnets, and docs/results.md.</summary>
     private static Command Study()
     {
         var tiny = new Option<bool>("--tiny") { Description = "Check that the study runs end to end: 3 nodes, the committed sample (data/), 30 steps, 1 seed" };
         var seeds = new Option<int?>("--seeds") { Description = "Seeds per configuration [3; 1 with --tiny]" };
         var dataDir = new Option<string?>("--data-dir") { Description = "Where train.tsv and test.tsv are [data/full; data with --tiny]" };
         var output = new Option<string>("--out") { Description = "The report [docs/results.md]", DefaultValueFactory = _ => "docs/results.md" };
-        var runDir = new Option<string>("--run-dir") { Description = "Where the study's testnet and models live [runs/study]", DefaultValueFactory = _ => "runs/study" };
+        var runDir = new Option<string>("--run-dir") { Description = "Where the study's testnets, contributed experts and models live [runs/study]", DefaultValueFactory = _ => "runs/study" };
         var reportOnly = new Option<bool>("--report-only") { Description = "Write the report again from the models an earlier study left in --run-dir, training nothing" };
         var timeout = Timeout();
-        var command = new Command("study", "Train and measure the study's models on a testnet, and write the report") { tiny, seeds, dataDir, output, runDir, reportOnly, timeout };
+        var command = new Command("study", "Train and measure the study's models, each against a testnet of its own, and write the report") { tiny, seeds, dataDir, output, runDir, reportOnly, timeout };
         command.SetAction((result, cancellationToken) => Guarded(cancellationToken, (probe, text, cancellationToken) =>
         {
             bool isTiny = result.GetValue(tiny);

@@ -11,10 +11,10 @@ using Tensor = MoEMesh.Tensors.Tensor;
 namespace MoEMesh.Node.Serving;
 
 /// <summary>
-/// Serves <c>expert.info</c>, <c>expert.forward</c> and <c>expert.backward</c> through the batching
-/// runtime. Forward is open to every peer; backward (which trains the expert) only to the node itself and
-/// the peers <see cref="ExpertServingOptions"/> allows, others get PermissionDenied; a frozen backward (the
-/// input gradient only, no step) is open to every peer like forward. Bad input is answered
+/// Serves <c>expert.info</c>, <c>expert.forward</c>, <c>expert.backward</c> and <c>expert.input_gradient</c>
+/// through the batching runtime. Forward is open to every peer; backward (which trains the expert) only to
+/// the node itself and the peers <see cref="ExpertServingOptions"/> allows, others get PermissionDenied;
+/// input_gradient (a frozen backward: the input gradient only, no step) is open to every peer like forward. Bad input is answered
 /// with a status naming what was wrong and the node keeps serving: an unknown uid is NotFound, a wrong
 /// shape or dtype InvalidArgument with expected and got, NaN or Inf InvalidArgument (switchable), more rows
 /// than the batch limit ResourceExhausted, and a node that is stopping Unavailable. Shapes, dtypes and
@@ -33,7 +33,7 @@ internal sealed class ExpertRpcHandler(IReadOnlyDictionary<string, HostedExpert>
     /// <summary>Refuses new calls from now on (those in flight finish).</summary>
     public void Drain() => _draining = true;
 
-    /// <summary>Maps the three methods.</summary>
+    /// <summary>Maps the four methods.</summary>
     public PeerRouter Map(PeerRouter router)
     {
         router.Map(RemoteExpertInvoker.InfoMethod, (request, _) =>
@@ -42,7 +42,8 @@ internal sealed class ExpertRpcHandler(IReadOnlyDictionary<string, HostedExpert>
             return ValueTask.FromResult(PeerResponse.Ok(expert.Info()));
         });
         router.Map(RemoteExpertInvoker.ForwardMethod, ForwardAsync);
-        router.Map(RemoteExpertInvoker.BackwardMethod, BackwardAsync);
+        router.Map(RemoteExpertInvoker.BackwardMethod, (request, cancellationToken) => BackwardAsync(request, frozen: false, cancellationToken));
+        router.Map(RemoteExpertInvoker.InputGradientMethod, (request, cancellationToken) => BackwardAsync(request, frozen: true, cancellationToken));
         return router;
     }
 
@@ -59,21 +60,21 @@ internal sealed class ExpertRpcHandler(IReadOnlyDictionary<string, HostedExpert>
         });
     }
 
-    private async ValueTask<PeerResponse> BackwardAsync(PeerRequest request, CancellationToken cancellationToken)
+    private async ValueTask<PeerResponse> BackwardAsync(PeerRequest request, bool frozen, CancellationToken cancellationToken)
     {
         var call = request.ParseHeader(BackwardRequest.Parser);
         var expert = Admit(call.Uid);
-        // A frozen backward moves no weight: like forward, it is open to every peer.
-        if (!call.Frozen && request.Caller != self && !options.AllowsTraining(request.Caller))
+        // A frozen backward (expert.input_gradient) moves no weight: like forward, it is open to every peer.
+        if (!frozen && request.Caller != self && !options.AllowsTraining(request.Caller))
             throw new PeerRpcException(StatusCode.PermissionDenied,
                 $"expert {expert.Uid} takes training (expert.backward) only from the peers its host allows, and {request.Caller} is not one of them; its host can allow it (Serving:TrainingPeers, --training-peers) or open training to all (--open-training).");
         int rows = RequireShape(expert, call.Input, "input", (schema, shape) => schema.RequireInputShape(shape, expert.Uid.Value));
         RequireShape(expert, call.OutputGradient, "output gradient", (schema, shape) => schema.RequireOutputGradientShape(shape, rows, expert.Uid.Value));
         var input = Decode(expert, call.Input, request.Payload, "input");
         var gradient = Checked(() => Decode(expert, call.OutputGradient, request.Payload, "output gradient"), input);
-        return await ServeAsync(expert, RemoteExpertInvoker.BackwardMethod, async () =>
+        return await ServeAsync(expert, frozen ? RemoteExpertInvoker.InputGradientMethod : RemoteExpertInvoker.BackwardMethod, async () =>
         {
-            using var inputGradient = await RunAsync(() => call.Frozen
+            using var inputGradient = await RunAsync(() => frozen
                 ? runtime.InputGradientAsync(expert.Backend, input, gradient, cancellationToken)
                 : runtime.BackwardAsync(expert.Backend, input, gradient, cancellationToken), input, gradient);
             return Encode(inputGradient, call.Input.Compression, h => new BackwardResponse { InputGradient = h, Version = expert.Backend.UpdateCount });

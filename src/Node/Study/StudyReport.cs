@@ -129,6 +129,10 @@ internal static class StudyReport
             + "and so does what each expert learns. Compare rows within one run.");
         md.AppendLine("- In experiment 5 the killed hosts' DHT records live on until they expire (twice the 30 s announcement period), so a gate keeps choosing experts whose "
             + "hosts are all dead for up to a minute. Each model is measured right after the kill, so every one meets that alike; a client measured later would meet fewer dead experts.");
+        md.AppendLine("- The testnet deals each node a run of the grid's uids in one seeded order, so with two hosts per expert the nodes pair up: both hosts of an expert are "
+            + "one such pair, and killing a pair removes all of its experts at once. A model that leans on one of those experts (with the default router losses some models "
+            + "rank one expert first for most texts) loses far more than one that does not, which is why the ± of experiment 5 is wide; the texts then go to the experts left, "
+            + "so they are answered, and often wrongly.");
         md.AppendLine("- Utilisation here is H(load)/log(E) of the experts ranked first over the test texts; the marginal entropy and load balance act per grid dimension, "
             + "so they spread the load over the grid's rows and columns, which raises but does not guarantee the use of every expert.");
         md.AppendLine("- Specialisation, I(domain; top-1 expert)/H(domain), reads high when few texts reach each expert: read it beside how many experts were ranked first for some text.");

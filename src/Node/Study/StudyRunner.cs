@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.Json;
 using MoEMesh.Node.Cli;
 using MoEMesh.Node.Data;
 using MoEMesh.Node.Localnet;
@@ -182,13 +183,30 @@ internal static class StudyRunner
     }
 
     /// <summary>Writes the report, showing the common command with the data as relative paths and the run directory as RUN.</summary>
+    private static (DateTimeOffset Finished, TimeSpan? Took)? ReadRan(string file)
+    {
+        try
+        {
+            using var json = JsonDocument.Parse(File.ReadAllBytes(file));
+            return (json.RootElement.GetProperty("finished").GetDateTimeOffset(), TimeSpan.FromSeconds(json.RootElement.GetProperty("seconds").GetInt64()));
+        }
+        catch (Exception e) when (e is IOException or JsonException or KeyNotFoundException or FormatException or InvalidOperationException)
+        {
+            return null;
+        }
+    }
+
     private static void Write(StudyPlan plan, string runDir, IReadOnlyList<StudyResult> results, string reportPath, TimeProvider time, TimeSpan? took, TextWriter output)
     {
         string Shown(string a) => a.StartsWith(plan.DataDir, StringComparison.Ordinal) ? Path.GetRelativePath(Directory.GetCurrentDirectory(), a)
             : a.StartsWith(runDir, StringComparison.Ordinal) ? "RUN/" + Path.GetRelativePath(runDir, a) : a;
         string shown = $"moemesh {string.Join(' ', CommonCommand(plan, "PEER", runDir).Select(Shown))} --model NAME --seed S --out RUN/models/NAME-sS";
+        // When and how long the study ran, kept beside its models so --report-only writes the page as the run did.
+        var ran = Path.Combine(runDir, "study-ran.json");
+        var (finished, duration) = took is { } t ? (time.GetUtcNow(), t) : ReadRan(ran) ?? (time.GetUtcNow(), (TimeSpan?)null);
+        if (took is not null) File.WriteAllText(ran, JsonSerializer.Serialize(new { finished, seconds = (long)took.Value.TotalSeconds }));
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(reportPath))!);
-        File.WriteAllText(reportPath, StudyReport.Render(plan, shown, results, time.GetUtcNow(), took));
+        File.WriteAllText(reportPath, StudyReport.Render(plan, shown, results, finished, duration));
         output.WriteLine();
         output.WriteLine($"wrote {reportPath}: {results.Count} models, {plan.Configs.Count} configurations x {plan.Seeds} seed{(plan.Seeds == 1 ? "" : "s")}");
     }

@@ -16,8 +16,8 @@ namespace MoEMesh.Routing.Invocation;
 /// </summary>
 public sealed class RemoteExpertInvoker(IPeerTransport transport) : IExpertInvoker
 {
-    /// <summary>Method names.</summary>
-    public const string ForwardMethod = "expert.forward", BackwardMethod = "expert.backward", InfoMethod = "expert.info";
+    /// <summary>Method names: <see cref="InputGradientMethod"/> is a frozen backward (no step), a method of its own so a host that does not know it refuses it rather than training.</summary>
+    public const string ForwardMethod = "expert.forward", BackwardMethod = "expert.backward", InputGradientMethod = "expert.input_gradient", InfoMethod = "expert.info";
 
     /// <inheritdoc />
     public async Task<ExpertCallResult<Tensor>> ForwardAsync(ExpertTarget target, Tensor input, Compression compression, DateTimeOffset deadline, CancellationToken cancellationToken)
@@ -36,8 +36,8 @@ public sealed class RemoteExpertInvoker(IPeerTransport transport) : IExpertInvok
         var (headers, payload) = TensorCodec.Encode([(input, compression), (outputGradient, compression)]);
         using (payload)
         {
-            var request = new BackwardRequest { Uid = target.Uid.Value, Input = headers[0], OutputGradient = headers[1], Frozen = frozen };
-            return await CallAsync(target, BackwardMethod, request, payload, deadline, BackwardResponse.Parser, r => r.InputGradient, cancellationToken);
+            var request = new BackwardRequest { Uid = target.Uid.Value, Input = headers[0], OutputGradient = headers[1] };
+            return await CallAsync(target, frozen ? InputGradientMethod : BackwardMethod, request, payload, deadline, BackwardResponse.Parser, r => r.InputGradient, cancellationToken);
         }
     }
 
