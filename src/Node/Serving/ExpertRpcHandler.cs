@@ -14,10 +14,11 @@ namespace MoEMesh.Node.Serving;
 /// Serves <c>expert.info</c>, <c>expert.forward</c>, <c>expert.backward</c> and <c>expert.input_gradient</c>
 /// through the batching runtime. Forward is open to every peer; backward (which trains the expert) only to
 /// the node itself and the peers <see cref="ExpertServingOptions"/> allows, others get PermissionDenied;
-/// input_gradient (a frozen backward: the input gradient only, no step) is open to every peer like forward. Bad input is answered
-/// with a status naming what was wrong and the node keeps serving: an unknown uid is NotFound, a wrong
-/// shape or dtype InvalidArgument with expected and got, NaN or Inf InvalidArgument (switchable), more rows
-/// than the batch limit ResourceExhausted, and a node that is stopping Unavailable. Shapes, dtypes and
+/// input_gradient (a frozen backward: the input gradient only, no step) is open to every peer like
+/// forward. Bad input is answered with a status naming what was wrong and the node keeps serving: an
+/// unknown uid is NotFound, a wrong shape or dtype InvalidArgument with expected and got, NaN or Inf
+/// InvalidArgument (switchable), more rows than the batch limit ResourceExhausted, and a node that is
+/// stopping Unavailable. Shapes, dtypes and
 /// rows are checked on the tensor headers, before anything is decoded. The request's deadline cancels
 /// queued work; expired work never runs.
 /// </summary>
