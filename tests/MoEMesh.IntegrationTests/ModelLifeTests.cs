@@ -98,6 +98,9 @@ public sealed class ModelLifeTests : IDisposable
         Assert.Contains("trained 20 steps", train.Out);
         Assert.InRange(answered, 1, 20);
         Assert.Equal(1 + answered, File.ReadAllLines(Path.Combine(_dir, "run", "curves.csv")).Length);
+        // ... drawn in curves.png, a PNG image.
+        Assert.Contains("curves: run/curves.csv, drawn in run/curves.png", train.Out);
+        Assert.Equal("\x89PNG", System.Text.Encoding.Latin1.GetString(File.ReadAllBytes(Path.Combine(_dir, "run", "curves.png"))[..4]));
         using (var eval = JsonDocument.Parse(File.ReadAllText(Path.Combine(_dir, "run", "eval.json"))))
             Assert.InRange(eval.RootElement.GetProperty("accuracy").GetDouble(), 0, 1);
 

@@ -7,7 +7,7 @@ namespace MoEMesh.Node.Cli;
 /// <summary>
 /// One run of <c>moemesh train</c> once its flags, data and swarm check out: train, save the model file at
 /// once (so what was trained is never lost), evaluate, save it again with its evaluation and write
-/// curves.csv and eval.json, then publish to <c>replicas</c> nodes (none: save only). The first SIGINT or
+/// curves.csv (drawn in curves.png) and eval.json, then publish to <c>replicas</c> nodes (none: save only). The first SIGINT or
 /// SIGTERM stops training at the next step boundary and skips what is left of the evaluation; a second one
 /// ends the process as usual. A run whose training failed (the swarm stopped answering) saves what it
 /// trained but does not publish it.
@@ -34,6 +34,7 @@ internal sealed class TrainingRun(SwarmClient swarm, ModelSpec spec, ModelWeight
         using var terminate = Register(PosixSignal.SIGTERM);
 
         var (trained, failed) = await TrainAsync(model, stop.Token);
+        DrawCurves();
         Console.WriteLine($"trained {trained.Steps} steps ({trained.Epochs:F2} epochs) in {trained.Elapsed.TotalSeconds:F1} s{(trained.Stopped ? ", stopped early" : "")}"
             + $"{(trained.FailedSteps > 0 ? $", {trained.FailedSteps} steps skipped because no expert answered" : "")}; final loss {trained.FinalLoss:F4}");
         if (trained.BackwardFailures > 0)
@@ -77,6 +78,21 @@ internal sealed class TrainingRun(SwarmClient swarm, ModelSpec spec, ModelWeight
         return 0;
 
         void Save(string file, long v, TrainingSummary summary) => ModelFile.Save(file, name, v, spec with { Training = summary }, weights);
+    }
+
+    /// <summary>Draws curves.csv as curves.png; a picture that cannot be drawn costs a warning, never the run.</summary>
+    private void DrawCurves()
+    {
+        string curves = Path.Combine(outDir, "curves.csv"), picture = Path.Combine(outDir, "curves.png");
+        try
+        {
+            TrainingPlot.Save(curves, picture, $"{name}: training");
+            Console.WriteLine($"curves: {curves}, drawn in {picture}");
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException or TypeInitializationException or DllNotFoundException)
+        {
+            Console.Error.WriteLine($"curves: {curves} (no picture: {e.Message})");
+        }
     }
 
     /// <summary>Trains with the progress view; a run the swarm gave up on ends failed, with what it trained.</summary>
