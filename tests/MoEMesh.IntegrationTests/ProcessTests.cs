@@ -59,6 +59,32 @@ public sealed class ProcessTests : IDisposable
     }
 
     [Fact]
+    public async Task WithLogFormatJson_EveryLogLineIsAJsonObject_WithLevelCategoryAndMessage()
+    {
+        var node = NodeProcess.Start(_dir, "--no-tls", "--key-file", "j.key", "--checkpoint-dir", "j-ck", "--model-dir", "j-models", "--expert-uid", "ffn.0.0", "--hidden-dim", "8", "--log-format", "json");
+        _nodes.Add(node);
+        var announced = await node.Announced.WaitAsync(Bound);
+        node.Terminate();
+        Assert.True(await node.WaitForExitAsync(Bound), node.Output);
+        Assert.Equal(0, node.ExitCode);
+        var lines = node.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Contains(announced, lines);
+        foreach (var line in lines)
+        {
+            using var entry = JsonDocument.Parse(line);
+            Assert.True(entry.RootElement.TryGetProperty("Timestamp", out _), line);
+            Assert.True(entry.RootElement.TryGetProperty("LogLevel", out _), line);
+            Assert.True(entry.RootElement.TryGetProperty("Category", out _), line);
+            Assert.True(entry.RootElement.TryGetProperty("Message", out _), line);
+        }
+        Assert.Contains(lines, l => l.Contains("\"Category\":\"MoEMesh.Node.Hosting.MeshNode\"", StringComparison.Ordinal));
+
+        var bad = await CliRun.RunAsync(_dir, Bound, "node", "--log-format", "xml");
+        Assert.Equal(2, bad.ExitCode);
+        Assert.Contains("Argument 'xml' not recognized", bad.Error);
+    }
+
+    [Fact]
     public async Task ConfigurationWithSeveralMistakes_StopsTheStart_NamingEachOne_BeforeAnythingIsCreated()
     {
         var config = Path.Combine(_dir, "bad.json");

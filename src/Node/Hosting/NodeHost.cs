@@ -80,6 +80,10 @@ public static class NodeHost
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         // The host logs a failed start with its stack trace; the node command says what failed in one line instead.
         builder.Logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", LogLevel.Critical);
+        // Logging:Console:FormatterName (--log-format) json: a JSON object per line. The slim builder's console logger fixes the simple
+        // format, so the setting is applied here rather than left to configuration binding.
+        if (string.Equals(builder.Configuration["Logging:Console:FormatterName"], "json", StringComparison.OrdinalIgnoreCase))
+            builder.Logging.AddJsonConsole(json => (json.TimestampFormat, json.UseUtcTimestamp) = ("yyyy-MM-ddTHH:mm:ss.fffZ", true));
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton(identity ?? LoadIdentity(options));
