@@ -26,7 +26,7 @@ namespace MoEMesh.Routing;
 /// and never called; <paramref name="localExperts"/> must then be local experts of that kind.
 /// </remarks>
 public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, ExpertDirectory directory, ExpertFanOut fanOut, MixtureOfExpertsOptions options,
-    IReadOnlyCollection<ExpertUid>? localExperts = null, IncompatibleHosts? incompatible = null)
+    IReadOnlyCollection<ExpertUid>? localExperts = null, IncompatibleHosts? incompatible = null, RoutingMetrics? metrics = null)
 {
     private readonly MixtureOfExpertsOptions _options = SettingsValidation.Valid(options);
     private readonly IReadOnlyCollection<ExpertUid> _local = localExperts ?? [];
@@ -52,12 +52,14 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
             // Hosts found while the search checks which uids are usable are kept for the fan-out.
             var known = new Dictionary<ExpertUid, IReadOnlyList<ExpertHostInfo>>();
             var perSample = GatingNetwork.PerSample(scores);
+            long searchStarted = fanOut.Time.GetTimestamp();
             // A uid counts only with a host that can serve it: a prefix entry can name a uid no one hosts.
             var found = await search.FindAsync(gate.Grid, perSample, _options.K, _options.BeamWidth, cancellationToken, async (candidates, token) =>
             {
                 foreach (var (uid, hosts) in await FindHostsAsync(candidates, token)) known[uid] = hosts;
                 return candidates.Where(u => known[u].Count > 0).ToHashSet();
             }, discoveryOver.Token);
+            metrics?.BeamSearch(fanOut.Time.GetElapsedTime(searchStarted));
             var selections = found.Select((candidates, s) => Select(candidates, nullScores?.Row(s).ToArray())).ToArray();
             var choices = selections.Select(x => x.Experts).ToArray();
             var uids = choices.SelectMany(c => c.Select(e => e.Uid)).Distinct().ToArray();
@@ -89,10 +91,12 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
                 AllowUnanswered = _options.AllowUnanswered,
             };
             var fan = await fanOut.ForwardAsync(request, cancellationToken);
+            metrics?.Forward(fan);
             return new MixtureStep(input, fan, scores, nullScores, choices, selections.Select(x => x.Nulls).ToArray(), losses, utilisation);
         }
-        catch
+        catch (Exception e)
         {
+            if (e is ExpertCallFailedException failed) metrics?.Unanswered(failed.Trace, failed.Unanswered);
             foreach (var t in scores) t.Dispose();
             nullScores?.Dispose();
             losses?.Dispose();
@@ -105,6 +109,7 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
     {
         using var back = await fanOut.BackwardAsync(step.Experts, outputGradient, _options.FreezeExperts, cancellationToken);
         step.BackwardTrace = back.Trace;
+        metrics?.Backward(back.Trace);
         var scoreGradients = gate.Grid.Sizes.Select(size => Tensor.Zeros(step.Input.Rows, size)).ToArray();
         using var nullGradient = gate.NullExperts > 0 ? Tensor.Zeros(step.Input.Rows, gate.NullExperts) : null;
         try

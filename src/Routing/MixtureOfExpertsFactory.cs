@@ -13,7 +13,7 @@ namespace MoEMesh.Routing;
 /// without local experts.
 /// </summary>
 public sealed class MixtureOfExpertsFactory(ExpertDirectory directory, IExpertInvoker remote, PeerHealth health, RoutingOptions options, TimeProvider time,
-    IncompatibleHosts incompatible, LocalExperts? local = null)
+    IncompatibleHosts incompatible, LocalExperts? local = null, RoutingMetrics? metrics = null)
 {
     /// <summary>Hosts skipped as incompatible by the layers made here.</summary>
     public IncompatibleHosts Incompatible => incompatible;
@@ -26,7 +26,7 @@ public sealed class MixtureOfExpertsFactory(ExpertDirectory directory, IExpertIn
     {
         var fanOut = new ExpertFanOut(remote, local?.Invoker, health, options, time);
         var fallback = local is null ? [] : local.Experts.Where(e => layer.Kind is not { } kind || kind.Accepts(e.Type, e.SchemaHash)).Select(e => e.Uid).ToArray();
-        return new MixtureOfExperts(gate, new BeamSearch(directory), directory, fanOut, layer, fallback, incompatible);
+        return new MixtureOfExperts(gate, new BeamSearch(directory), directory, fanOut, layer, fallback, incompatible, metrics);
     }
 }
 

@@ -34,6 +34,67 @@ public sealed class GatingTests : IDisposable
         new() { ForwardTimeout = TimeSpan.FromSeconds(20), DiscoveryTimeout = TimeSpan.FromSeconds(10), BackwardTimeout = TimeSpan.FromSeconds(20), GraceAfterKMin = TimeSpan.FromSeconds(20) };
 
     [Fact]
+    public async Task TheLayersCalls_ShowInMetrics_ByOutcomeAndHost_InValidExpositionFormat()
+    {
+        var remoteOptions = TestNode.Configure(_folder.Sub("b"), TestNode.Ffn("metered.1.0"), TestNode.Ffn("metered.1.1"));
+        remoteOptions.Serving.OpenTraining = true;
+        var remote = await TestNode.StartAsync(remoteOptions, 97);
+        var gatingOptions = TestNode.Configure(_folder.Sub("g"), TestNode.Ffn("metered.0.0"));
+        gatingOptions.Routing = Patient();
+        await using var gating = await TestNode.StartAsync(gatingOptions, 98, remote);
+        var layer = gating.Node.CreateMixtureOfExperts(new GatingNetwork(new ExpertGrid("metered", 2, 2), Dim, seed: 5), new MixtureOfExpertsOptions { K = 2, RouterLosses = null });
+        using var http = new HttpClient { BaseAddress = gating.Http };
+        using var input = Input(16, 1);
+        string remoteHost;
+        int remoteCalls;
+        using (var step = await layer.ForwardAsync(input, default))
+        {
+            var remoteTrace = step.Experts.Trace.Where(t => !t.Local && t.Uid.Value.StartsWith("metered.1.", StringComparison.Ordinal)).ToArray();
+            Assert.NotEmpty(remoteTrace);
+            remoteHost = remoteTrace[0].Host;
+            remoteCalls = remoteTrace.Length;
+            using var gradient = Input(16, 2);
+            using var _ = await layer.BackwardAsync(step, gradient, default);
+        }
+
+        var metrics = Exposition(await http.GetStringAsync("/metrics"));
+        // The remote host is this test's alone (the exporter sees every node in the process), so its figures are exact.
+        Assert.Equal(remoteCalls, metrics[$"moemesh_routing_expert_call_duration_count{{direction=\"forward\",host=\"{remoteHost}\"}}"]);
+        Assert.Equal(remoteCalls, metrics[$"moemesh_routing_expert_call_duration_count{{direction=\"backward\",host=\"{remoteHost}\"}}"]);
+        Assert.True(metrics["moemesh_routing_expert_calls{direction=\"forward\",hedged=\"false\",outcome=\"ok\"}"] >= remoteCalls);
+        Assert.True(metrics["moemesh_routing_expert_calls{direction=\"backward\",hedged=\"false\",outcome=\"ok\"}"] >= remoteCalls);
+        Assert.True(metrics["moemesh_routing_beam_search_duration_count"] >= 1);
+        Assert.True(metrics["moemesh_routing_experts_per_sample_count"] >= 16);
+
+        // The remote host goes: its texts fall back to this node's expert, and the counters say so.
+        await remote.DisposeAsync();
+        double fallbacks = metrics.GetValueOrDefault("moemesh_routing_expert_calls{direction=\"forward\",hedged=\"false\",outcome=\"fallback\"}");
+        using (var step = await layer.ForwardAsync(input, default))
+            Assert.Contains(true, step.Experts.FellBack);
+        var after = Exposition(await http.GetStringAsync("/metrics"));
+        Assert.True(after["moemesh_routing_expert_calls{direction=\"forward\",hedged=\"false\",outcome=\"fallback\"}"] > fallbacks);
+        Assert.True(after["moemesh_routing_expert_calls{direction=\"forward\",hedged=\"false\",outcome=\"unreachable\"}"] >= 1);
+    }
+
+    /// <summary>The series of a Prometheus text exposition, each line checked against the format.</summary>
+    private static Dictionary<string, double> Exposition(string text)
+    {
+        var series = new Dictionary<string, double>(StringComparer.Ordinal);
+        var comment = new System.Text.RegularExpressions.Regex(@"^# (HELP [a-zA-Z_:][a-zA-Z0-9_:]* .*|TYPE [a-zA-Z_:][a-zA-Z0-9_:]* (counter|gauge|summary|histogram|untyped))$");
+        var sample = new System.Text.RegularExpressions.Regex(@"^([a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*=""(\\.|[^""\\])*""(,[a-zA-Z_][a-zA-Z0-9_]*=""(\\.|[^""\\])*"")*\})?) (\S+)$");
+        foreach (var line in text.Split('\n').Where(l => l.Length > 0))
+        {
+            if (comment.IsMatch(line)) continue;
+            var match = sample.Match(line);
+            Assert.True(match.Success, $"not exposition format: {line}");
+            Assert.True(double.TryParse(match.Groups[6].Value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double value)
+                || match.Groups[6].Value is "NaN" or "+Inf" or "-Inf", $"not a number: {line}");
+            series[match.Groups[1].Value] = value;
+        }
+        return series;
+    }
+
+    [Fact]
     public async Task RemoteHostDown_ItsSamplesFallBackToTheGatingNodesOwnExpert_WhichTrainsInBackward()
     {
         var remoteOptions = TestNode.Configure(_folder.Sub("b"), TestNode.Ffn("gated.1.0"), TestNode.Ffn("gated.1.1"));

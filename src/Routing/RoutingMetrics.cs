@@ -1,0 +1,80 @@
+using System.Diagnostics.Metrics;
+using MoEMesh.Protocol.Rpc;
+using MoEMesh.Routing.Calling;
+
+namespace MoEMesh.Routing;
+
+/// <summary>
+/// The gating side's instruments (meter "MoEMesh.Routing"): every expert call a mixture-of-experts layer
+/// made, by direction and outcome (ok, timeout, cut, unreachable, rejected, fallback), hedged or not, and its
+/// time per host; how long beam search took; how many experts answered for each text; texts left without
+/// an answer.
+/// </summary>
+public sealed class RoutingMetrics : IDisposable
+{
+    /// <summary>Name of the meter.</summary>
+    public const string MeterName = "MoEMesh.Routing";
+
+    private readonly Meter _meter;
+    private readonly bool _ownsMeter;
+    private readonly Counter<long> _calls;
+    private readonly Histogram<double> _callTime;
+    private readonly Histogram<double> _beamSearch;
+    private readonly Histogram<int> _expertsPerSample;
+    private readonly Counter<long> _unanswered;
+
+    /// <param name="factory">The host's meter factory; null makes a meter of its own (disposed with this).</param>
+    public RoutingMetrics(IMeterFactory? factory = null)
+    {
+        _ownsMeter = factory is null;
+        _meter = factory?.Create(MeterName) ?? new Meter(MeterName);
+        _calls = _meter.CreateCounter<long>("moemesh.routing.expert_calls", "{call}",
+            "Expert calls by direction (forward, backward) and outcome (ok, timeout, cut after the grace period, unreachable, rejected, fallback: a local expert standing in)");
+        _callTime = _meter.CreateHistogram<double>("moemesh.routing.expert_call.duration", "ms", "Time from sending an expert call to its end, by direction and host");
+        _beamSearch = _meter.CreateHistogram<double>("moemesh.routing.beam_search.duration", "ms", "Time beam search took to find a batch's experts, their hosts included");
+        _expertsPerSample = _meter.CreateHistogram<int>("moemesh.routing.experts_per_sample", "{expert}", "Experts that answered for a text in a layer");
+        _unanswered = _meter.CreateCounter<long>("moemesh.routing.unanswered_samples", "{text}", "Texts no expert answered for (and no local expert stood in for)");
+    }
+
+    /// <summary>Beam search for one batch took <paramref name="elapsed"/>.</summary>
+    public void BeamSearch(TimeSpan elapsed) => _beamSearch.Record(elapsed.TotalMilliseconds);
+
+    /// <summary>A layer's forward ended: its calls, and the experts each text got.</summary>
+    public void Forward(FanOutResult result)
+    {
+        Calls("forward", result.Trace);
+        foreach (int experts in result.ExpertsPerSample) _expertsPerSample.Record(experts);
+    }
+
+    /// <summary>A layer's forward left texts without an answer: its calls, and the texts.</summary>
+    public void Unanswered(IReadOnlyList<ExpertCallTrace> trace, int texts)
+    {
+        Calls("forward", trace);
+        _unanswered.Add(texts);
+    }
+
+    /// <summary>A layer's backward ended with these calls.</summary>
+    public void Backward(IReadOnlyList<ExpertCallTrace> trace) => Calls("backward", trace);
+
+    private void Calls(string direction, IReadOnlyList<ExpertCallTrace> trace)
+    {
+        foreach (var call in trace)
+        {
+            _calls.Add(1, new("direction", direction), new("outcome", Outcome(call)), new("hedged", call.Hedged ? "true" : "false"));
+            if (!call.Local) _callTime.Record(call.Elapsed.TotalMilliseconds, new("direction", direction), new("host", call.Host));
+        }
+    }
+
+    private static string Outcome(ExpertCallTrace call) => call switch
+    {
+        { Local: true } => "fallback",
+        { Outcome: CallOutcome.Timeout, Error: { } error } when error.StartsWith("cut:", StringComparison.Ordinal) => "cut",
+        _ => call.Outcome.ToString().ToLowerInvariant(),
+    };
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        if (_ownsMeter) _meter.Dispose();
+    }
+}
