@@ -26,7 +26,7 @@ namespace MoEMesh.Routing;
 /// and never called; <paramref name="localExperts"/> must then be local experts of that kind.
 /// </remarks>
 public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, ExpertDirectory directory, ExpertFanOut fanOut, MixtureOfExpertsOptions options,
-    IReadOnlyCollection<ExpertUid>? localExperts = null, IncompatibleHosts? incompatible = null, RoutingMetrics? metrics = null)
+    IReadOnlyCollection<ExpertUid>? localExperts = null, IncompatibleHosts? incompatible = null, RoutingTelemetry? metrics = null)
 {
     private readonly MixtureOfExpertsOptions _options = SettingsValidation.Valid(options);
     private readonly IReadOnlyCollection<ExpertUid> _local = localExperts ?? [];

@@ -13,7 +13,7 @@ namespace MoEMesh.Routing;
 /// without local experts.
 /// </summary>
 public sealed class MixtureOfExpertsFactory(ExpertDirectory directory, IExpertInvoker remote, PeerHealth health, RoutingOptions options, TimeProvider time,
-    IncompatibleHosts incompatible, LocalExperts? local = null, RoutingMetrics? metrics = null)
+    IncompatibleHosts incompatible, LocalExperts? local = null, RoutingTelemetry? metrics = null)
 {
     /// <summary>Hosts skipped as incompatible by the layers made here.</summary>
     public IncompatibleHosts Incompatible => incompatible;

@@ -172,7 +172,7 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
         LocalExperts = new LocalExpertInvoker(Experts, _runtime!, time);
         MixtureFactory = new MixtureOfExpertsFactory(Directory, new SelfShortCircuitInvoker(PeerId, LocalExperts, new RemoteExpertInvoker(Transport)), Health, options.Routing, time,
             new IncompatibleHosts(loggers.CreateLogger<IncompatibleHosts>()),
-            new LocalExperts(LocalExperts, Experts.Values.Select(e => new LocalExpert(e.Uid, e.Backend.Spec.Type, e.SchemaHash)).ToArray()), new RoutingMetrics(meters));
+            new LocalExperts(LocalExperts, Experts.Values.Select(e => new LocalExpert(e.Uid, e.Backend.Spec.Type, e.SchemaHash)).ToArray()), new RoutingTelemetry(meters, loggers.CreateLogger<RoutingTelemetry>()));
         _handler.Map(_router!);
         if (Experts.Count > 0 || HeldModels.Count > 0)
         {

@@ -1,16 +1,19 @@
 using System.Diagnostics.Metrics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using MoEMesh.Protocol.Rpc;
 using MoEMesh.Routing.Calling;
 
 namespace MoEMesh.Routing;
 
 /// <summary>
-/// The gating side's instruments (meter "MoEMesh.Routing"): every expert call a mixture-of-experts layer
-/// made, by direction and outcome (ok, timeout, cut, unreachable, rejected, fallback), hedged or not, and its
-/// time per host; how long beam search took; how many experts answered for each text; texts left without
-/// an answer.
+/// What the gating side tells about its layers. Instruments (meter "MoEMesh.Routing"): every expert call a
+/// mixture-of-experts layer made, by direction and outcome (ok, timeout, cut, unreachable, rejected,
+/// fallback), hedged or not, and its time per host; how long beam search took; how many experts answered
+/// for each text; texts left without an answer. Log: each call that did not end ok at Debug (with its
+/// error), texts that fell back to a local expert at Information, texts left without an answer at Warning.
 /// </summary>
-public sealed class RoutingMetrics : IDisposable
+public sealed partial class RoutingTelemetry : IDisposable
 {
     /// <summary>Name of the meter.</summary>
     public const string MeterName = "MoEMesh.Routing";
@@ -22,10 +25,13 @@ public sealed class RoutingMetrics : IDisposable
     private readonly Histogram<double> _beamSearch;
     private readonly Histogram<int> _expertsPerSample;
     private readonly Counter<long> _unanswered;
+    private readonly ILogger _logger;
 
     /// <param name="factory">The host's meter factory; null makes a meter of its own (disposed with this).</param>
-    public RoutingMetrics(IMeterFactory? factory = null)
+    /// <param name="logger">Where the calls that went wrong are told; none when null.</param>
+    public RoutingTelemetry(IMeterFactory? factory = null, ILogger? logger = null)
     {
+        _logger = logger ?? NullLogger.Instance;
         _ownsMeter = factory is null;
         _meter = factory?.Create(MeterName) ?? new Meter(MeterName);
         _calls = _meter.CreateCounter<long>("moemesh.routing.expert_calls", "{call}",
@@ -44,6 +50,8 @@ public sealed class RoutingMetrics : IDisposable
     {
         Calls("forward", result.Trace);
         foreach (int experts in result.ExpertsPerSample) _expertsPerSample.Record(experts);
+        int fellBack = result.FellBack.Count(f => f);
+        if (fellBack > 0) LogFellBack(_logger, fellBack, result.FellBack.Count);
     }
 
     /// <summary>A layer's forward left texts without an answer: its calls, and the texts.</summary>
@@ -51,6 +59,7 @@ public sealed class RoutingMetrics : IDisposable
     {
         Calls("forward", trace);
         _unanswered.Add(texts);
+        LogUnanswered(_logger, texts, string.Join("; ", trace.Where(t => t.Outcome != CallOutcome.Ok)));
     }
 
     /// <summary>A layer's backward ended with these calls.</summary>
@@ -61,6 +70,7 @@ public sealed class RoutingMetrics : IDisposable
         foreach (var call in trace)
         {
             _calls.Add(1, new("direction", direction), new("outcome", Outcome(call)), new("hedged", call.Hedged ? "true" : "false"));
+            if (call.Outcome != CallOutcome.Ok) LogCall(_logger, direction, call.ToString());
             if (!call.Local) _callTime.Record(call.Elapsed.TotalMilliseconds, new("direction", direction), new("host", call.Host));
         }
     }
@@ -71,6 +81,15 @@ public sealed class RoutingMetrics : IDisposable
         { Outcome: CallOutcome.Timeout, Error: { } error } when error.StartsWith("cut:", StringComparison.Ordinal) => "cut",
         _ => call.Outcome.ToString().ToLowerInvariant(),
     };
+
+    [LoggerMessage(EventId = 610, Level = LogLevel.Debug, Message = "Expert {Direction} call did not end ok: {Call}")]
+    private static partial void LogCall(ILogger logger, string direction, string call);
+
+    [LoggerMessage(EventId = 611, Level = LogLevel.Information, Message = "{FellBack} of {Texts} texts fell back to a local expert: the experts chosen for them did not answer")]
+    private static partial void LogFellBack(ILogger logger, int fellBack, int texts);
+
+    [LoggerMessage(EventId = 612, Level = LogLevel.Warning, Message = "{Texts} texts got no expert answer and no local expert could stand in; the calls that failed: {Calls}")]
+    private static partial void LogUnanswered(ILogger logger, int texts, string calls);
 
     /// <inheritdoc />
     public void Dispose()
