@@ -15,7 +15,8 @@ public class KestrelPeerListenerTests
     [InlineData(true)]
     public async Task KestrelEndpoint_ServesThePeerProtocol(bool useTls)
     {
-        var options = new PeerProtocolOptions { UseTls = useTls };
+        // A loaded machine (the whole suite running beside this) may take seconds to accept and to finish a TLS handshake: this test is about serving, not speed.
+        var options = new PeerProtocolOptions { UseTls = useTls, ConnectTimeout = TimeSpan.FromSeconds(30), HandshakeTimeout = TimeSpan.FromSeconds(30) };
         using var serverIdentity = PeerIdentity.Create();
         var router = new PeerRouter(TimeProvider.System);
         router.Map("echo", (request, _) => ValueTask.FromResult(new PeerResponse(StatusCode.Ok, "", default, request.Payload.ToArray())));
