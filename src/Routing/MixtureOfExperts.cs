@@ -96,7 +96,7 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
         }
         catch (Exception e)
         {
-            if (e is ExpertCallFailedException failed) metrics?.Unanswered(failed.Trace, failed.Unanswered);
+            if (e is ExpertCallFailedException failed) metrics?.Unanswered(failed.Trace, failed.UnansweredSamples.Count);
             foreach (var t in scores) t.Dispose();
             nullScores?.Dispose();
             losses?.Dispose();

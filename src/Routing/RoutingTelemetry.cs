@@ -11,7 +11,8 @@ namespace MoEMesh.Routing;
 /// mixture-of-experts layer made, by direction and outcome (ok, timeout, cut, unreachable, rejected,
 /// fallback), hedged or not, and its time per host; how long beam search took; how many experts answered
 /// for each text; texts left without an answer. Log: each call that did not end ok at Debug (with its
-/// error), texts that fell back to a local expert at Information, texts left without an answer at Warning.
+/// error) and texts that fell back to a local expert, both at Debug (a node serving queries with a host down
+/// would log them for every batch), texts left without an answer at Information.
 /// </summary>
 public sealed partial class RoutingTelemetry : IDisposable
 {
@@ -71,7 +72,8 @@ public sealed partial class RoutingTelemetry : IDisposable
         {
             _calls.Add(1, new("direction", direction), new("outcome", Outcome(call)), new("hedged", call.Hedged ? "true" : "false"));
             if (call.Outcome != CallOutcome.Ok) LogCall(_logger, direction, call.ToString());
-            if (!call.Local) _callTime.Record(call.Elapsed.TotalMilliseconds, new("direction", direction), new("host", call.Host));
+            // A uid with no live host was never called ("none"): no time to record.
+            if (!call.Local && call.Host != "none") _callTime.Record(call.Elapsed.TotalMilliseconds, new("direction", direction), new("host", call.Host));
         }
     }
 
@@ -85,10 +87,10 @@ public sealed partial class RoutingTelemetry : IDisposable
     [LoggerMessage(EventId = 610, Level = LogLevel.Debug, Message = "Expert {Direction} call did not end ok: {Call}")]
     private static partial void LogCall(ILogger logger, string direction, string call);
 
-    [LoggerMessage(EventId = 611, Level = LogLevel.Information, Message = "{FellBack} of {Texts} texts fell back to a local expert: the experts chosen for them did not answer")]
+    [LoggerMessage(EventId = 611, Level = LogLevel.Debug, Message = "{FellBack} of {Texts} texts fell back to a local expert: the experts chosen for them did not answer")]
     private static partial void LogFellBack(ILogger logger, int fellBack, int texts);
 
-    [LoggerMessage(EventId = 612, Level = LogLevel.Warning, Message = "{Texts} texts got no expert answer and no local expert could stand in; the calls that failed: {Calls}")]
+    [LoggerMessage(EventId = 612, Level = LogLevel.Information, Message = "{Texts} texts got no expert answer and no local expert could stand in; the calls that failed: {Calls}")]
     private static partial void LogUnanswered(ILogger logger, int texts, string calls);
 
     /// <inheritdoc />

@@ -204,6 +204,29 @@ public sealed class ExpertServingTests : IDisposable
     }
 
     [Fact]
+    public async Task FrozenFlagOnExpertBackward_TheEarlierWay_StillMovesNoWeight_EvenWhereTrainingIsOpen()
+    {
+        var options = TestNode.Configure(_folder.Sub("a"), TestNode.Ffn("ffn.5.3"));
+        options.Serving.OpenTraining = true;
+        await using var host = await TestNode.StartAsync(options, 22);
+        await using var older = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("b")), 23);
+        using var limit = new CancellationTokenSource(Bound);
+        using var input = Input(4, 5);
+        using var gradient = Input(4, 6);
+        var (headers, payload) = TensorCodec.Encode([(input, Compression.None), (gradient, Compression.None)]);
+        using (payload)
+        {
+#pragma warning disable CS0612 // the deprecated flag is what a trainer from before expert.input_gradient sends
+            var request = new BackwardRequest { Uid = "ffn.5.3", Input = headers[0], OutputGradient = headers[1], Frozen = true };
+#pragma warning restore CS0612
+            using var response = await older.Node.Transport.CallAsync(host.Endpoint, PeerRequest.Create(RemoteExpertInvoker.BackwardMethod, request, payload.Memory, Deadline), limit.Token);
+            Assert.True(response.IsOk, response.ToString());
+        }
+        var invoker = new RemoteExpertInvoker(older.Node.Transport);
+        Assert.Equal(0, (await invoker.InfoAsync(new ExpertTarget(ExpertUid.Parse("ffn.5.3"), host.Endpoint), Deadline, limit.Token)).Value!.Version);
+    }
+
+    [Fact]
     public async Task Backward_FromAPeerInTrainingPeers_Trains()
     {
         var trainer = PeerIdentity.FromSeed(11).PeerId;

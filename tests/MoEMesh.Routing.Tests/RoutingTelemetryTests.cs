@@ -51,7 +51,7 @@ public sealed class RoutingTelemetryTests
         Assert.All(times, t => Assert.Equal("telemetry-host", t.Tags["host"]));
         Assert.Equal([3.0], measured.Where(m => m.Instrument == "moemesh.routing.unanswered_samples").Select(m => m.Value));
 
-        Assert.Contains(logger.Lines, l => l.Level == LogLevel.Warning && l.Message.StartsWith("3 texts got no expert answer", StringComparison.Ordinal) && l.Message.Contains("cut: "));
+        Assert.Contains(logger.Lines, l => l.Level == LogLevel.Information && l.Message.StartsWith("3 texts got no expert answer", StringComparison.Ordinal) && l.Message.Contains("cut: "));
         var debug = logger.Lines.Where(l => l.Level == LogLevel.Debug).Select(l => l.Message).ToArray();
         Assert.Equal(2, debug.Length);
         Assert.StartsWith("Expert forward call did not end ok: telemetry.0.1 at telemetry-host (hedged): Timeout", debug[0]);

@@ -124,6 +124,8 @@ internal static class ExpertCommand
                 trunk = published.Weights.Trunk;
                 if (result.GetValue(hiddenDim) is { } d && d != trunkSpec.Width)
                     return Fail($"--hidden-dim {d}: {source}'s trunk has width {trunkSpec.Width}; leave --hidden-dim out to take it.");
+                if (result.GetResult(buckets) is { Implicit: false } && result.GetValue(buckets) != trunkSpec.Buckets)
+                    return Fail($"--buckets {result.GetValue(buckets)}: {source}'s trunk has {trunkSpec.Buckets} buckets; leave --buckets out to take it.");
                 // The expert must be one the model's first layer can route to, of the kind it calls (a dense model routes to none: only its trunk is taken).
                 var first = published.Spec.Layers[0];
                 if (result.GetValue(model) is not null && first.IsDense) return Fail($"--model: {source} is a dense model; it routes to no experts (--trunk-from FILE takes only its trunk).");

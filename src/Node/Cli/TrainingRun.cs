@@ -34,7 +34,6 @@ internal sealed class TrainingRun(SwarmClient swarm, ModelSpec spec, ModelWeight
         using var terminate = Register(PosixSignal.SIGTERM);
 
         var (trained, failed) = await TrainAsync(model, stop.Token);
-        DrawCurves();
         Console.WriteLine($"trained {trained.Steps} steps ({trained.Epochs:F2} epochs) in {trained.Elapsed.TotalSeconds:F1} s{(trained.Stopped ? ", stopped early" : "")}"
             + $"{(trained.FailedSteps > 0 ? $", {trained.FailedSteps} steps skipped because no expert answered" : "")}; final loss {trained.FinalLoss:F4}");
         if (trained.BackwardFailures > 0)
@@ -44,6 +43,7 @@ internal sealed class TrainingRun(SwarmClient swarm, ModelSpec spec, ModelWeight
         var path = Path.Combine(outDir, name + ModelFile.Extension);
         long version = TimeProvider.System.GetUtcNow().ToUnixTimeMilliseconds();
         Save(path, version, Summary(trained, null));
+        DrawCurves();
 
         EvaluationReport? report = null;
         if (evalSet.Count > 0 && !stop.IsCancellationRequested)
@@ -89,8 +89,9 @@ internal sealed class TrainingRun(SwarmClient swarm, ModelSpec spec, ModelWeight
             TrainingPlot.Save(curves, picture, $"{name}: training");
             Console.WriteLine($"curves: {curves}, drawn in {picture}");
         }
-        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException or TypeInitializationException or DllNotFoundException)
+        catch (Exception e) when (e is not OperationCanceledException)
         {
+            // Whatever the plotting library or its native renderer throws, the run and its model go on.
             Console.Error.WriteLine($"curves: {curves} (no picture: {e.Message})");
         }
     }

@@ -65,6 +65,10 @@ internal sealed class ExpertRpcHandler(IReadOnlyDictionary<string, HostedExpert>
     {
         var call = request.ParseHeader(BackwardRequest.Parser);
         var expert = Admit(call.Uid);
+        // A trainer from before expert.input_gradient asks for a frozen backward with the (deprecated) flag: still no step for it.
+#pragma warning disable CS0612 // the deprecated field is read on purpose
+        frozen |= call.Frozen;
+#pragma warning restore CS0612
         // A frozen backward (expert.input_gradient) moves no weight: like forward, it is open to every peer.
         if (!frozen && request.Caller != self && !options.AllowsTraining(request.Caller))
             throw new PeerRpcException(StatusCode.PermissionDenied,

@@ -20,6 +20,8 @@ internal static class StudyContributors
     /// <exception cref="LocalnetException">There are more domains than rows.</exception>
     public static string[] DomainsOfRows(IReadOnlyDictionary<string, int> textsPerDomain, int rows)
     {
+        if (textsPerDomain.Count == 0)
+            throw new LocalnetException("experiment 3 gives each domain a row of the grid; the training data has no domain column (or no row names a domain).", 1);
         if (textsPerDomain.Count > rows)
             throw new LocalnetException($"experiment 3 gives each domain a row of the grid; the data has {textsPerDomain.Count} domains and the grid {rows} rows.", 1);
         var owned = textsPerDomain.Keys.Order(StringComparer.Ordinal).ToDictionary(d => d, _ => 1, StringComparer.Ordinal);
@@ -30,6 +32,11 @@ internal static class StudyContributors
         }
         return owned.OrderByDescending(o => textsPerDomain[o.Key]).ThenBy(o => o.Key, StringComparer.Ordinal).SelectMany(o => Enumerable.Repeat(o.Key, o.Value)).ToArray();
     }
+
+    /// <summary>Training texts per domain of <paramref name="trainFile"/>.</summary>
+    public static Dictionary<string, int> TextsPerDomain(StudyPlan plan, string trainFile) =>
+        DataFileReader.Read(trainFile, DataFormat.Tsv, plan.Columns, domainIfPresent: true).Examples.Where(e => e.Domain is not null)
+            .GroupBy(e => e.Domain!).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
 
     /// <summary>Trains every expert of the grid as its row's contributors would, into <paramref name="checkpointDir"/>/UID.</summary>
     public static async Task TrainAsync(StudyPlan plan, string trainFile, string baseModel, ulong seed, string checkpointDir, TextWriter output, CancellationToken cancellationToken)

@@ -14,6 +14,9 @@ namespace MoEMesh.Node.Study;
 /// </summary>
 internal static class StudyRunner
 {
+    /// <summary>When the last full run finished and how long it took, beside its models (for --report-only).</summary>
+    private const string RanFile = "study-ran.json";
+
     /// <summary>Writes the report again from the evaluations an earlier study left in <paramref name="runDir"/>, training nothing.</summary>
     public static int Report(StudyPlan plan, string runDir, string reportPath, TimeProvider time, TextWriter output)
     {
@@ -34,6 +37,8 @@ internal static class StudyRunner
         foreach (var file in (string[])[train, test])
             if (!File.Exists(file))
                 throw new LocalnetException($"{file} does not exist; `scripts/data/fetch` writes data/full/, or give --data-dir (the committed sample is data/).");
+        // Experiment 3 gives each domain grid rows: data it cannot split so fails now, not after an hour of training.
+        StudyContributors.DomainsOfRows(StudyContributors.TextsPerDomain(plan, train), plan.GridSide);
         StartAfresh(runDir);
         long started = probe.Time.GetTimestamp();
         try
@@ -115,6 +120,7 @@ internal static class StudyRunner
         ClearNodes(runDir);
         foreach (var dir in (string[])["models", "down", "contributed"])
             if (Directory.Exists(Path.Combine(runDir, dir))) Directory.Delete(Path.Combine(runDir, dir), recursive: true);
+        if (File.Exists(Path.Combine(runDir, RanFile))) File.Delete(Path.Combine(runDir, RanFile));
     }
 
     /// <summary>Removes the nodes' files (keys, configuration, checkpoints, logs) and the testnet's state, so the next testnet starts from fresh experts.</summary>
@@ -202,7 +208,7 @@ internal static class StudyRunner
             : a.StartsWith(runDir, StringComparison.Ordinal) ? "RUN/" + Path.GetRelativePath(runDir, a) : a;
         string shown = $"moemesh {string.Join(' ', CommonCommand(plan, "PEER", runDir).Select(Shown))} --model NAME --seed S --out RUN/models/NAME-sS";
         // When and how long the study ran, kept beside its models so --report-only writes the page as the run did.
-        var ran = Path.Combine(runDir, "study-ran.json");
+        var ran = Path.Combine(runDir, RanFile);
         var (finished, duration) = took is { } t ? (time.GetUtcNow(), t) : ReadRan(ran) ?? (time.GetUtcNow(), (TimeSpan?)null);
         if (took is not null) File.WriteAllText(ran, JsonSerializer.Serialize(new { finished, seconds = (long)took.Value.TotalSeconds }));
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(reportPath))!);

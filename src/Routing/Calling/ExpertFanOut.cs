@@ -253,7 +253,7 @@ public sealed partial class ExpertFanOut(IExpertInvoker remote, IExpertInvoker? 
             foreach (var a in answers.Values) a.Dispose();
             throw new ExpertCallFailedException(
                 $"{unresolved.Count} of {samples} samples got no expert answer and no local expert could answer for them. Calls: "
-                + (trace.Count == 0 ? "none" : string.Join("; ", trace)), trace, unresolved.Count);
+                + (trace.Count == 0 ? "none" : string.Join("; ", trace)), trace, unresolved);
         }
         var output = Tensor.Zeros(any?.Output.Shape.WithRows(samples) ?? request.Input.Shape);
         for (int s = 0; s < samples; s++)

@@ -71,11 +71,11 @@ public sealed record ExpertCallTrace(ExpertUid Uid, string Host, CallOutcome Out
 }
 
 /// <summary>Some samples got no answer and have no local fallback; the message lists every call.</summary>
-public sealed class ExpertCallFailedException(string message, IReadOnlyList<ExpertCallTrace> trace, int unanswered = 0) : Exception(message)
+public sealed class ExpertCallFailedException(string message, IReadOnlyList<ExpertCallTrace> trace, IReadOnlyList<int>? unansweredSamples = null) : Exception(message)
 {
     /// <summary>Every call of the fan-out.</summary>
     public IReadOnlyList<ExpertCallTrace> Trace { get; } = trace;
 
-    /// <summary>Samples that got no answer (0 when the batch failed as a whole).</summary>
-    public int Unanswered { get; } = unanswered;
+    /// <summary>The batch's rows that got no answer (empty when the batch failed as a whole).</summary>
+    public IReadOnlyList<int> UnansweredSamples { get; } = unansweredSamples ?? [];
 }

@@ -31,11 +31,20 @@ public sealed class ModelEvaluator(MoEModel model)
                 var predicted = await model.PredictAsync(batch, cancellationToken);
                 for (int i = 0; i < predicted.Count; i++) predictions[start + i] = predicted[i];
             }
-            catch (ExpertCallFailedException) when (batch.Length > 1)
+            catch (ExpertCallFailedException e) when (batch.Length > 1)
             {
-                // Some text of the batch got no answer at all: each is asked alone, so only those count as failed (and wrong).
-                for (int i = 0; i < batch.Length; i++)
-                    predictions[start + i] = await PredictAloneAsync(batch[i], cancellationToken);
+                // Some texts of the batch got no answer at all: only they count as failed (and wrong); the rest is asked again.
+                var rest = Enumerable.Range(0, batch.Length).Except(e.UnansweredSamples).ToArray();
+                try
+                {
+                    var predicted = await model.PredictAsync(rest.Select(i => batch[i]).ToArray(), cancellationToken);
+                    for (int i = 0; i < rest.Length; i++) predictions[start + rest[i]] = predicted[i];
+                }
+                catch (ExpertCallFailedException)
+                {
+                    // Other experts failed this time (or the batch failed as a whole): each text is asked alone.
+                    foreach (int i in rest) predictions[start + i] = await PredictAloneAsync(batch[i], cancellationToken);
+                }
             }
             catch (ExpertCallFailedException)
             {
