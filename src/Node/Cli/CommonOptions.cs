@@ -1,5 +1,6 @@
 using System.CommandLine;
 using MoEMesh.Protocol.Rpc;
+using MoEMesh.Routing.Models;
 using MoEMesh.Settings;
 
 namespace MoEMesh.Node.Cli;
@@ -44,6 +45,20 @@ internal static class CommonOptions
     }
 
     /// <summary>Parses --peer; on failure writes why and returns null.</summary>
+    /// <summary>The model file <c>--trunk-from</c> names, or null after saying in one line why it cannot be read.</summary>
+    public static LoadedModelFile? TrunkFrom(string path)
+    {
+        try
+        {
+            return ModelFile.Load(path);
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException or ArgumentException)
+        {
+            Console.Error.WriteLine($"--trunk-from: {path}: {e.Message}");
+            return null;
+        }
+    }
+
     public static PeerEndpoint? ParsePeer(string text)
     {
         try

@@ -109,14 +109,8 @@ internal static class ExpertCommand
             }
             else if (result.GetValue(trunkFrom) is { } trunkFile)
             {
-                try
-                {
-                    published = ModelFile.Load(trunkFile);
-                }
-                catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException or ArgumentException)
-                {
-                    return Fail($"--trunk-from: {trunkFile}: {e.Message}");
-                }
+                if (CommonOptions.TrunkFrom(trunkFile) is not { } loaded) return 2;
+                published = loaded;
             }
             if (published is not null)
             {

@@ -115,14 +115,8 @@ internal static class TrainCommand
                 : null;
             if (trunkIsFile)
             {
-                try
-                {
-                    trunkSource = ModelFile.Load(trunkName!);
-                }
-                catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException or ArgumentException)
-                {
-                    return Fail($"--trunk-from: {trunkName}: {e.Message}");
-                }
+                if (CommonOptions.TrunkFrom(trunkName!) is not { } loaded) return 2;
+                trunkSource = loaded;
                 if (TrunkMismatch(trunkSource) is { } mismatch) return Fail(mismatch);
             }
             if (CommonOptions.Routing(result.GetValue(compression)!) is not { } routing) return 2;

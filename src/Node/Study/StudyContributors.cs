@@ -35,14 +35,17 @@ internal static class StudyContributors
 
     /// <summary>Training texts per domain of <paramref name="trainFile"/>.</summary>
     public static Dictionary<string, int> TextsPerDomain(StudyPlan plan, string trainFile) =>
+        ByDomain(plan, trainFile).ToDictionary(d => d.Key, d => d.Value.Length, StringComparer.Ordinal);
+
+    /// <summary>The rows of <paramref name="trainFile"/> that name a domain, by domain.</summary>
+    private static Dictionary<string, Example[]> ByDomain(StudyPlan plan, string trainFile) =>
         DataFileReader.Read(trainFile, DataFormat.Tsv, plan.Columns, domainIfPresent: true).Examples.Where(e => e.Domain is not null)
-            .GroupBy(e => e.Domain!).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
+            .GroupBy(e => e.Domain!).ToDictionary(g => g.Key, g => g.ToArray(), StringComparer.Ordinal);
 
     /// <summary>Trains every expert of the grid as its row's contributors would, into <paramref name="checkpointDir"/>/UID.</summary>
     public static async Task TrainAsync(StudyPlan plan, string trainFile, string baseModel, ulong seed, string checkpointDir, TextWriter output, CancellationToken cancellationToken)
     {
-        var rows = DataFileReader.Read(trainFile, DataFormat.Tsv, plan.Columns, domainIfPresent: true).Examples;
-        var byDomain = rows.Where(e => e.Domain is not null).GroupBy(e => e.Domain!).ToDictionary(g => g.Key, g => g.ToArray(), StringComparer.Ordinal);
+        var byDomain = ByDomain(plan, trainFile);
         var owners = DomainsOfRows(byDomain.ToDictionary(d => d.Key, d => d.Value.Length), plan.GridSide);
         var shards = Path.Combine(checkpointDir, "data");
         Directory.CreateDirectory(shards);
