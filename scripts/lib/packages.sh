@@ -25,3 +25,8 @@ ensure_iptables() {
   [ "$(id -u)" -eq 0 ] || return 0
   ensure_package iptables iptables sh -c "command -v iptables > /dev/null"
 }
+
+# Chromium: the status page test loads the page in Debian's chromium, headless.
+ensure_chromium() {
+  ensure_package chromium Chromium sh -c "test -x /usr/bin/chromium"
+}

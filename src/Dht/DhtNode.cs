@@ -134,6 +134,17 @@ public sealed partial class DhtNode : IDht, IDhtRpcHandler, ILookupHost, IAsyncD
         }
     }
 
+    /// <summary>The routing table bucket by bucket and the peers banned now (the status page's DHT health).</summary>
+    public DhtHealth Health()
+    {
+        lock (_gate)
+        {
+            return new DhtHealth(
+                _table.Buckets.Select((b, depth) => new DhtBucket(depth, b.Contacts.ToArray(), b.Replacements.Count)).ToArray(),
+                _bans.Banned(Time.GetUtcNow()).ToArray());
+        }
+    }
+
     /// <summary>Starts the maintenance loop (purge, refresh, rejoin). Call once, after bootstrap.</summary>
     public void Start()
     {
@@ -239,7 +250,7 @@ public sealed partial class DhtNode : IDht, IDhtRpcHandler, ILookupHost, IAsyncD
         TimeSpan ban;
         lock (_gate)
         {
-            ban = _bans.Fail(contact.Id, Time.GetUtcNow());
+            ban = _bans.Fail(contact.Id, Time.GetUtcNow(), contact.PeerId);
             _table.Remove(contact.Id);
         }
         _metrics.RpcFailed();

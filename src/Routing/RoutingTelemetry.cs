@@ -10,7 +10,8 @@ namespace MoEMesh.Routing;
 /// What the gating side tells about its layers. Instruments (meter "MoEMesh.Routing"): every expert call a
 /// mixture-of-experts layer made, by direction and outcome (ok, timeout, cut, unreachable, rejected,
 /// fallback), hedged or not, and its time per host; how long beam search took; how many experts answered
-/// for each text; texts left without an answer. Log: each call that did not end ok at Debug (with its
+/// for each text; texts left without an answer; training steps by outcome, their loss and the evenness of
+/// their experts' utilisation. Log: each call that did not end ok at Debug (with its
 /// error) and texts that fell back to a local expert, both at Debug (a node serving queries with a host down
 /// would log them for every batch), texts left without an answer at Information.
 /// </summary>
@@ -26,6 +27,9 @@ public sealed partial class RoutingTelemetry : IDisposable
     private readonly Histogram<double> _beamSearch;
     private readonly Histogram<int> _expertsPerSample;
     private readonly Counter<long> _unanswered;
+    private readonly Counter<long> _trainingSteps;
+    private readonly Histogram<double> _trainingLoss;
+    private readonly Histogram<double> _trainingUtilisation;
     private readonly ILogger _logger;
 
     /// <param name="factory">The host's meter factory; null makes a meter of its own (disposed with this).</param>
@@ -41,6 +45,19 @@ public sealed partial class RoutingTelemetry : IDisposable
         _beamSearch = _meter.CreateHistogram<double>("moemesh.routing.beam_search.duration", "ms", "Time beam search took to find a batch's experts, their hosts included");
         _expertsPerSample = _meter.CreateHistogram<int>("moemesh.routing.experts_per_sample", "{expert}", "Experts that answered for a text in a layer");
         _unanswered = _meter.CreateCounter<long>("moemesh.routing.unanswered_samples", "{text}", "Texts no expert answered for (and no local expert stood in for)");
+        _trainingSteps = _meter.CreateCounter<long>("moemesh.routing.training.steps", "{step}", "Training steps by outcome (ok; failed: no expert answered, the step was skipped)");
+        _trainingLoss = _meter.CreateHistogram<double>("moemesh.routing.training.loss", null, "Cross-entropy loss of each training step (the summary's sum over count is the mean)");
+        _trainingUtilisation = _meter.CreateHistogram<double>("moemesh.routing.training.utilisation", null,
+            "Evenness of each training step's expert assignments, H(load) / log(E) averaged over the routed layers: 1 is every expert used alike");
+    }
+
+    /// <summary>A training step was taken (its loss and utilisation), or failed (null: no expert answered).</summary>
+    public void TrainingStep(Models.TrainingStep? step)
+    {
+        _trainingSteps.Add(1, new KeyValuePair<string, object?>("outcome", step is null ? "failed" : "ok"));
+        if (step is null) return;
+        _trainingLoss.Record(step.Loss);
+        if (!double.IsNaN(step.Evenness)) _trainingUtilisation.Record(step.Evenness);
     }
 
     /// <summary>Beam search for one batch took <paramref name="elapsed"/>.</summary>

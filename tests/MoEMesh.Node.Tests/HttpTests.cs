@@ -32,7 +32,7 @@ public sealed class HttpTests : IDisposable
         Assert.NotNull(status.AnnouncedAfterMs);
 
         using var hosts = JsonDocument.Parse(await http.GetStringAsync("/v1/experts/ffn.5.1"));
-        Assert.Equal(node.Node.PeerId.ToString(), hosts.RootElement[0].GetProperty("peerId").GetString());
+        Assert.Equal(node.Node.PeerId.ToString(), hosts.RootElement[0].GetProperty("peer_id").GetString());
         var bad = await http.GetAsync("/v1/experts/not-a-uid");
         Assert.Equal(System.Net.HttpStatusCode.BadRequest, bad.StatusCode);
         Assert.Contains("not an expert uid", await bad.Content.ReadAsStringAsync());
@@ -42,6 +42,15 @@ public sealed class HttpTests : IDisposable
         Assert.Contains("moemesh_node_expert_call_duration_count{expert=\"ffn.5.0\",method=\"expert.forward\",outcome=\"ok\"} 1", metrics);
         Assert.Contains("moemesh_dht_lookup_rounds_count{operation=\"store\"}", metrics);
         Assert.Contains("moemesh_node_expert_queue_depth{expert=\"ffn.5.1\"} 0", metrics);
+        // The node's own meters only: the forward of 2 rows is its one batch (nodes of other tests share the process).
+        Assert.Contains("moemesh_experts_batch_rows_count{kind=\"forward\"} 1\n", metrics);
+        Assert.Contains("moemesh_experts_batch_rows_sum{kind=\"forward\"} 2\n", metrics);
+        // The peer protocol's bytes are the process's: the call above moved some each way, on each side.
+        foreach (var labels in (string[])["direction=\"received\",side=\"server\"", "direction=\"sent\",side=\"client\""])
+        {
+            var line = metrics.Split('\n').Single(l => l.StartsWith($"moemesh_peer_bytes{{{labels}}} ", StringComparison.Ordinal));
+            Assert.True(double.Parse(line.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture) > 0, line);
+        }
     }
 
     [Fact]
@@ -70,7 +79,7 @@ public sealed class HttpTests : IDisposable
         using var missing = await http.GetAsync("/v1/nowhere");
         Assert.Equal(System.Net.HttpStatusCode.NotFound, missing.StatusCode);
         using (var error = JsonDocument.Parse(await missing.Content.ReadAsStringAsync()))
-            Assert.StartsWith("no endpoint /v1/nowhere; the endpoints are GET /v1/status", error.RootElement.GetProperty("error").GetString());
+            Assert.StartsWith("no endpoint /v1/nowhere; the endpoints are GET / (the status page), GET /v1/status", error.RootElement.GetProperty("error").GetString());
         using var wrongMethod = await http.GetAsync("/v1/query");
         Assert.Equal(System.Net.HttpStatusCode.MethodNotAllowed, wrongMethod.StatusCode);
         using (var error = JsonDocument.Parse(await wrongMethod.Content.ReadAsStringAsync()))

@@ -35,6 +35,40 @@ public sealed class ExpertDirectoryTests
     }
 
     [Fact]
+    public async Task List_WalksTheGridLevelByLevel_AndFindsEveryLiveUidInGridOrder()
+    {
+        var time = new ManualTimeProvider();
+        var dht = new MemoryDht(time);
+        var directory = new ExpertDirectory(dht, time);
+        await DeclareAsync(directory, time, HostA, "10.0.0.1:1", ExpertUid.Parse("ffn.0.1"), ExpertUid.Parse("ffn.10.0"), ExpertUid.Parse("ffn.2.3"));
+        await DeclareAsync(directory, time, HostB, "10.0.0.2:1", ExpertUid.Parse("ffn.0.1"), ExpertUid.Parse("ffn.2.0"), ExpertUid.Parse("att.0.0"));
+        int before = dht.KeysLookedUp;
+
+        var (uids, truncated) = await directory.ListAsync(ExpertPrefix.Parse("ffn."), 100, default);
+
+        Assert.Equal(["ffn.0.1", "ffn.2.0", "ffn.2.3", "ffn.10.0"], uids.Select(u => u.Value));
+        Assert.False(truncated);
+        // The root, then its three rows: four prefix keys, nothing of the other grid.
+        Assert.Equal(before + 4, dht.KeysLookedUp);
+    }
+
+    [Fact]
+    public async Task List_StopsAtTheLimit_AndSaysMoreWereLeftOut()
+    {
+        var time = new ManualTimeProvider();
+        var directory = new ExpertDirectory(new MemoryDht(time), time);
+        await DeclareAsync(directory, time, HostA, "10.0.0.1:1", Enumerable.Range(0, 3).SelectMany(r => Enumerable.Range(0, 3).Select(c => ExpertUid.Parse($"ffn.{r}.{c}"))).ToArray());
+
+        var (few, cut) = await directory.ListAsync(ExpertPrefix.Parse("ffn."), 4, default);
+        Assert.True(cut);
+        Assert.Equal(4, few.Count);
+        var (all, whole) = await directory.ListAsync(ExpertPrefix.Parse("ffn."), 9, default);
+        Assert.False(whole);
+        Assert.Equal(9, all.Count);
+        Assert.Empty((await directory.ListAsync(ExpertPrefix.Parse("none."), 9, default)).Uids);
+    }
+
+    [Fact]
     public async Task ReplicasOfOneUid_AreAllFound()
     {
         var time = new ManualTimeProvider();

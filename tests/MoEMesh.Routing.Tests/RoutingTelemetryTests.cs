@@ -57,4 +57,32 @@ public sealed class RoutingTelemetryTests
         Assert.StartsWith("Expert forward call did not end ok: telemetry.0.1 at telemetry-host (hedged): Timeout", debug[0]);
         Assert.StartsWith("Expert backward call did not end ok: telemetry.0.1 at telemetry-host: Unreachable (connection refused)", debug[1]);
     }
+
+    [Fact]
+    public void TrainingSteps_AreCountedByOutcome_WithTheirLossAndUtilisation()
+    {
+        using var telemetry = new RoutingTelemetry();
+        var measured = new List<(string Instrument, double Value, string? Outcome)>();
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            // Trainers in this test project run without telemetry, so every training measurement is this test's.
+            if (instrument.Meter.Name == RoutingTelemetry.MeterName && instrument.Name.Contains(".training.", StringComparison.Ordinal)) l.EnableMeasurementEvents(instrument);
+        };
+        listener.SetMeasurementEventCallback<long>((i, v, t, _) => measured.Add((i.Name, v, (string?)t.ToArray().Single(x => x.Key == "outcome").Value)));
+        listener.SetMeasurementEventCallback<double>((i, v, _, _) => measured.Add((i.Name, v, null)));
+        listener.Start();
+        // Two experts of four, one text each: the load's entropy is log 2, its evenness log 2 / log 4.
+        var utilisation = new Gating.Utilisation(new Dictionary<string, int> { ["t.0"] = 1, ["t.1"] = 1 }, 4);
+
+        telemetry.TrainingStep(new Models.TrainingStep(1.5f, 2, 1, 0, [1.0], 0, [utilisation]));
+        telemetry.TrainingStep(null);
+        telemetry.TrainingStep(new Models.TrainingStep(0.5f, 2, 2, 0, [], 0, []));
+
+        Assert.Equal([("ok", 1.0), ("failed", 1.0), ("ok", 1.0)], measured.Where(m => m.Instrument == "moemesh.routing.training.steps").Select(m => (m.Outcome!, m.Value)));
+        Assert.Equal([1.5, 0.5], measured.Where(m => m.Instrument == "moemesh.routing.training.loss").Select(m => m.Value));
+        // A dense step routes nothing: no utilisation to record.
+        var evenness = Assert.Single(measured, m => m.Instrument == "moemesh.routing.training.utilisation").Value;
+        Assert.Equal(0.5, evenness, 1e-9);
+    }
 }

@@ -8,20 +8,24 @@ namespace MoEMesh.Dht.Node;
 /// </summary>
 internal sealed class PeerBans(DhtOptions options)
 {
-    private readonly Dictionary<NodeId, (int Failures, DateTimeOffset Until)> _bans = [];
+    private readonly Dictionary<NodeId, (int Failures, DateTimeOffset Until, Protocol.Identity.PeerId? Peer)> _bans = [];
 
     public int Count => _bans.Count;
 
     public bool IsBanned(NodeId id, DateTimeOffset now) => _bans.TryGetValue(id, out var ban) && ban.Until > now;
 
-    /// <summary>Records a failure; returns how long the peer is now banned.</summary>
-    public TimeSpan Fail(NodeId id, DateTimeOffset now)
+    /// <summary>Records a failure of the peer <paramref name="id"/> (whose PeerId is <paramref name="peer"/> when known); returns how long it is now banned.</summary>
+    public TimeSpan Fail(NodeId id, DateTimeOffset now, Protocol.Identity.PeerId? peer = null)
     {
         int failures = _bans.TryGetValue(id, out var ban) ? ban.Failures + 1 : 1;
         var length = Duration(failures, options);
-        _bans[id] = (failures, now + length);
+        _bans[id] = (failures, now + length, peer ?? ban.Peer);
         return length;
     }
+
+    /// <summary>The peers banned at <paramref name="now"/>.</summary>
+    public IEnumerable<DhtBannedPeer> Banned(DateTimeOffset now) =>
+        _bans.Where(b => b.Value.Until > now).Select(b => new DhtBannedPeer(b.Key, b.Value.Peer, b.Value.Failures, b.Value.Until));
 
     public void Clear(NodeId id) => _bans.Remove(id);
 

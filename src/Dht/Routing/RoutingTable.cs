@@ -32,6 +32,9 @@ internal sealed class RoutingTable
     /// <summary>Number of buckets.</summary>
     public int BucketCount => _buckets.Count;
 
+    /// <summary>The buckets by common prefix length with our id (the last one holds our own id).</summary>
+    public IReadOnlyList<KBucket> Buckets => _buckets;
+
     /// <summary>Every contact.</summary>
     public IEnumerable<DhtContact> Contacts => _buckets.SelectMany(b => b.Contacts);
 

@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using MoEMesh.Tensors;
@@ -20,15 +21,25 @@ public sealed partial class BatchingRuntime
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly BatchScheduler _scheduler;
+    private readonly Histogram<int>? _batchRows;
+
+    /// <summary>Name of the meter.</summary>
+    public const string MeterName = "MoEMesh.Experts";
 
     /// <summary>Creates the runtime; nothing runs until <see cref="RunAsync"/>.</summary>
-    public BatchingRuntime(BatchingOptions options, TimeProvider time, ILogger<BatchingRuntime>? logger = null)
+    /// <param name="options">Batch limits.</param>
+    /// <param name="time">The clock.</param>
+    /// <param name="logger">Logs batches (Trace) and failed batches.</param>
+    /// <param name="meters">Where the rows of each batch run are measured (meter <see cref="MeterName"/>); not measured when null.</param>
+    public BatchingRuntime(BatchingOptions options, TimeProvider time, ILogger<BatchingRuntime>? logger = null, IMeterFactory? meters = null)
     {
         SettingsValidation.ThrowIfInvalid(options);
         _options = options;
         _time = time;
         _logger = logger ?? (ILogger)NullLogger.Instance;
         _scheduler = new BatchScheduler(options, time);
+        _batchRows = meters?.Create(MeterName).CreateHistogram<int>("moemesh.experts.batch.rows", "{row}",
+            "Rows of each batch an expert ran, by kind (forward, backward, input_gradient): the requests queued together");
     }
 
     /// <summary>Batches run so far.</summary>
@@ -150,6 +161,7 @@ public sealed partial class BatchingRuntime
             }
             if (Split(batch.Items, result)) result = null;
             BatchesRun++;
+            _batchRows?.Record(rows, new KeyValuePair<string, object?>("kind", KindName(batch.Kind)));
             LogBatch(_logger, batch.Backend.Name, batch.Kind, batch.Items.Count, rows, _time.GetElapsedTime(started));
         }
         catch (Exception e)
@@ -170,6 +182,13 @@ public sealed partial class BatchingRuntime
     }
 
     /// <summary>Stacks the requests' tensors into one batch; a single request's tensor is used as it is.</summary>
+    private static string KindName(BatchKind kind) => kind switch
+    {
+        BatchKind.Forward => "forward",
+        BatchKind.Backward => "backward",
+        _ => "input_gradient",
+    };
+
     private static Tensor Concatenate(IReadOnlyList<WorkItem> items, Func<WorkItem, Tensor> select, int rows)
     {
         if (items.Count == 1) return select(items[0]);

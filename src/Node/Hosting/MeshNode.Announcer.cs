@@ -13,8 +13,9 @@ public sealed partial class MeshNode
 {
     private async Task AnnounceAsync(CancellationToken cancellationToken)
     {
-        var expiration = time.GetUtcNow() + 2 * options.UpdatePeriod;
-        var experts = Experts.Values.Select(e => (e.Uid, e.Record(AnnounceAddresses))).ToArray();
+        var now = time.GetUtcNow();
+        var expiration = now + 2 * options.UpdatePeriod;
+        var experts = Experts.Values.Select(e => (e.Uid, e.Record(AnnounceAddresses, now))).ToArray();
         var models = _store.Refresh().Select(m => (m.Name, m.Record(AnnounceAddresses))).ToArray();
         var results = await Task.WhenAll(
             experts.Length > 0 ? Directory.DeclareAsync(identity, experts, expiration, cancellationToken) : Task.FromResult<IReadOnlyList<Dht.DhtStoreResult>>([]),

@@ -48,7 +48,7 @@ public sealed partial class MeshNode
             throw new NodeConfigurationException($"{NodeOptions.Section}:{nameof(NodeOptions.Experts)}:{options.Experts.IndexOf(group)}: the checkpoint of {uid} cannot be restored: "
                 + $"{e.Message.TrimEnd('.')}. Configure the expert as it was saved, or move {CheckpointFolder(uid)} away to start it afresh.", e);
         }
-        return new HostedExpert(uid, backend);
+        return new HostedExpert(uid, backend, time);
     }
 
     private async Task<IReadOnlyList<ExpertUid>> TakeFreeUidsAsync(UidPattern pattern, int count, IEnumerable<string> taken, Random random, CancellationToken cancellationToken)

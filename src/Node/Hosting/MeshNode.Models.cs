@@ -27,6 +27,9 @@ public sealed partial class MeshNode
     /// <summary>The models this node holds.</summary>
     internal IReadOnlyList<HeldModel> HeldModels => _store.Current;
 
+    /// <summary>The last queries answered here, with their routes (GET /v1/routes).</summary>
+    internal RecentQueries RecentQueries { get; } = new(options.Models.RecentQueries);
+
     /// <summary>The models loaded to answer queries.</summary>
     internal IReadOnlyList<ServedModel> LoadedModels => _catalog?.Loaded ?? [];
 
@@ -50,7 +53,7 @@ public sealed partial class MeshNode
     private void ServeQueries(PeerRouter router)
     {
         _catalog = new ModelCatalog(_store, _fetcher, options.Models, time, file => new MoEModel(file.Spec, file.Weights, CreateMixtureOfExperts), loggers.CreateLogger<ModelCatalog>());
-        Queries = new QueryService(_catalog, options.Models, PeerId, time, loggers.CreateLogger<QueryService>(), _metrics!.Query);
+        Queries = new QueryService(_catalog, options.Models, PeerId, time, loggers.CreateLogger<QueryService>(), _metrics!.Query, RecentQueries);
         router.Map(QueryMethod, async (request, cancellationToken) =>
         {
             if (request.Payload.Length > options.Models.MaxQueryBytes)

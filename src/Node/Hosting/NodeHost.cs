@@ -153,26 +153,10 @@ public static class NodeHost
     private static void MapEndpoints(WebApplication app)
     {
         app.UseJsonErrors();
+        app.MapStatusPage();
         app.MapQueries();
+        app.MapSwarm();
         app.MapMethods("/v1/status", HttpErrors.Read, (MeshNode node) => Results.Bytes(NodeStatus.Of(node).ToJson(), "application/json"));
         app.MapMethods("/metrics", HttpErrors.Read, (PrometheusExporter exporter) => Results.Text(exporter.Render(), "text/plain; version=0.0.4; charset=utf-8"));
-        app.MapMethods("/v1/experts/{uid}", HttpErrors.Read, async (string uid, MeshNode node, CancellationToken cancellationToken) =>
-        {
-            if (!ExpertUid.TryParse(uid, out var parsed, out var error)) return Results.BadRequest(new { error });
-            var hosts = (await node.Directory.FindAsync([parsed], cancellationToken))[parsed];
-            return Results.Json(hosts.Select(h => new
-            {
-                peerId = h.Host.ToString(),
-                addresses = h.Addresses.Select(a => a.ToString()),
-                h.Type,
-                h.SchemaHash,
-                h.Version,
-                h.Domain,
-                h.Contributor,
-                queueDepth = h.Load.QueueDepth,
-                latencyP50Ms = h.Load.LatencyP50Ms,
-                expiresAt = h.Expiration,
-            }));
-        });
     }
 }

@@ -11,7 +11,7 @@ namespace MoEMesh.Node.Http;
 internal static class HttpErrors
 {
     /// <summary>The endpoints, as an unknown path's answer lists them.</summary>
-    public const string Endpoints = "GET /v1/status, GET /v1/experts/{uid}, GET /v1/models, POST /v1/query, GET /metrics";
+    public const string Endpoints = "GET / (the status page), GET /v1/status, GET /v1/experts, GET /v1/experts/{uid}, GET /v1/peers, GET /v1/models, GET /v1/routes, POST /v1/query, GET /metrics";
 
     /// <summary>The methods each GET endpoint takes (HEAD too, as HTTP expects).</summary>
     public static readonly string[] Read = ["GET", "HEAD"];

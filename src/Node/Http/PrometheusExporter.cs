@@ -6,7 +6,9 @@ namespace MoEMesh.Node.Http;
 
 /// <summary>
 /// Serves the node's System.Diagnostics.Metrics instruments (meters named MoEMesh.*) in Prometheus text
-/// format: counters as totals, histograms as summaries (count and sum), gauges read when scraped.
+/// format: counters as totals, histograms as summaries (count and sum), gauges read when scraped. The node's
+/// meters come from its host's meter factory, so nodes sharing a process (tests, embedders) each export their
+/// own; meters of no factory (the peer protocol's byte counts) are the process's and shown by every node.
 /// Names become Prometheus names by replacing dots with underscores: moemesh.dht.lookup.rounds is
 /// moemesh_dht_lookup_rounds.
 /// </summary>
@@ -15,12 +17,13 @@ public sealed class PrometheusExporter : IDisposable
     private readonly MeterListener _listener = new();
     private readonly Dictionary<(Instrument Instrument, string Labels), (double Sum, long Count, double Last)> _series = [];
 
-    /// <summary>Starts listening to every MoEMesh meter.</summary>
-    public PrometheusExporter()
+    /// <summary>Starts listening to every MoEMesh meter of <paramref name="meters"/>, and to those of no factory.</summary>
+    public PrometheusExporter(IMeterFactory meters)
     {
         _listener.InstrumentPublished = (instrument, listener) =>
         {
-            if (instrument.Meter.Name.StartsWith("MoEMesh.", StringComparison.Ordinal)) listener.EnableMeasurementEvents(instrument);
+            var meter = instrument.Meter;
+            if (meter.Name.StartsWith("MoEMesh.", StringComparison.Ordinal) && (meter.Scope is null || ReferenceEquals(meter.Scope, meters))) listener.EnableMeasurementEvents(instrument);
         };
         _listener.SetMeasurementEventCallback<int>((i, v, tags, _) => Record(i, v, tags));
         _listener.SetMeasurementEventCallback<long>((i, v, tags, _) => Record(i, v, tags));

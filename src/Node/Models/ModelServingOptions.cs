@@ -56,6 +56,14 @@ public sealed class ModelServingOptions : IValidatableObject
     [Linger]
     public TimeSpan QueryBatchLinger { get; set; } = TimeSpan.FromMilliseconds(2);
 
+    /// <summary>
+    /// Queries this node answered that GET /v1/routes and the status page show, with their routes and the
+    /// first 120 characters of each text. Default 32; zero keeps none (for a node whose clients' texts
+    /// should not be shown on its HTTP port).
+    /// </summary>
+    [Count(Min = 0, Max = 10_000)]
+    public int RecentQueries { get; set; } = 32;
+
     /// <inheritdoc />
     IEnumerable<ValidationResult> IValidatableObject.Validate(ValidationContext context)
     {

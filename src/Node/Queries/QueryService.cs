@@ -18,7 +18,7 @@ namespace MoEMesh.Node.Queries;
 /// to the caller).
 /// </summary>
 internal sealed partial class QueryService(ModelCatalog catalog, ModelServingOptions options, PeerId self, TimeProvider time, ILogger logger,
-    Action<string, int, TimeSpan>? measured = null)
+    Action<string, int, TimeSpan>? measured = null, RecentQueries? recent = null)
 {
     /// <summary>The answer to a query body: an HTTP status and the JSON document.</summary>
     public async Task<(int Status, byte[] Json)> AnswerAsync(ReadOnlyMemory<byte> body, CancellationToken cancellationToken)
@@ -27,11 +27,13 @@ internal sealed partial class QueryService(ModelCatalog catalog, ModelServingOpt
         // Metrics are labelled with a model only once it was found: names a client makes up add no series.
         string model = "unknown";
         int status = 200;
+        ModelQuery? query = null;
+        QueryAnswer? answer = null;
+        string? error = null;
         try
         {
-            var query = ModelQuery.Parse(body, options);
+            query = ModelQuery.Parse(body, options);
             var deadline = time.GetUtcNow() + query.Timeout;
-            QueryAnswer answer;
             try
             {
                 answer = await AnswerAsync(query, deadline, started, found => model = found, cancellationToken).WaitAsync(query.Timeout, time, cancellationToken);
@@ -44,13 +46,16 @@ internal sealed partial class QueryService(ModelCatalog catalog, ModelServingOpt
         }
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
-            var (code, message) = Failure(e);
-            status = code;
-            return (code, new QueryError(message).ToJson());
+            (status, error) = Failure(e);
+            return (status, new QueryError(error).ToJson());
         }
         finally
         {
-            measured?.Invoke(model, status, time.GetElapsedTime(started));
+            var elapsed = time.GetElapsedTime(started);
+            measured?.Invoke(model, status, elapsed);
+            // A query that was answered or failed, not one whose client left or that did not parse.
+            if (query is not null && (answer is not null || error is not null))
+                recent?.Add(time.GetUtcNow(), query.Model, query.Texts, status, elapsed.TotalMilliseconds, answer, error);
         }
     }
 

@@ -54,7 +54,7 @@ internal sealed class ExpertRpcHandler(IReadOnlyDictionary<string, HostedExpert>
         var expert = Admit(call.Uid);
         int rows = RequireShape(expert, call.Input, "input", (schema, shape) => schema.RequireInputShape(shape, expert.Uid.Value));
         var input = Decode(expert, call.Input, request.Payload, "input");
-        return await ServeAsync(expert, RemoteExpertInvoker.ForwardMethod, async () =>
+        return await ServeAsync(expert, RemoteExpertInvoker.ForwardMethod, rows, async () =>
         {
             using var output = await RunAsync(() => runtime.ForwardAsync(expert.Backend, input, cancellationToken), input);
             return Encode(output, call.Input.Compression, h => new ForwardResponse { Output = h, Version = expert.Backend.UpdateCount });
@@ -77,7 +77,7 @@ internal sealed class ExpertRpcHandler(IReadOnlyDictionary<string, HostedExpert>
         RequireShape(expert, call.OutputGradient, "output gradient", (schema, shape) => schema.RequireOutputGradientShape(shape, rows, expert.Uid.Value));
         var input = Decode(expert, call.Input, request.Payload, "input");
         var gradient = Checked(() => Decode(expert, call.OutputGradient, request.Payload, "output gradient"), input);
-        return await ServeAsync(expert, frozen ? RemoteExpertInvoker.InputGradientMethod : RemoteExpertInvoker.BackwardMethod, async () =>
+        return await ServeAsync(expert, frozen ? RemoteExpertInvoker.InputGradientMethod : RemoteExpertInvoker.BackwardMethod, rows, async () =>
         {
             using var inputGradient = await RunAsync(() => frozen
                 ? runtime.InputGradientAsync(expert.Backend, input, gradient, cancellationToken)
@@ -120,7 +120,7 @@ internal sealed class ExpertRpcHandler(IReadOnlyDictionary<string, HostedExpert>
         }
     }
 
-    private async Task<PeerResponse> ServeAsync(HostedExpert expert, string method, Func<Task<PeerResponse>> work)
+    private async Task<PeerResponse> ServeAsync(HostedExpert expert, string method, int rows, Func<Task<PeerResponse>> work)
     {
         long started = time.GetTimestamp();
         bool ok = false;
@@ -135,7 +135,7 @@ internal sealed class ExpertRpcHandler(IReadOnlyDictionary<string, HostedExpert>
         finally
         {
             var elapsed = time.GetElapsedTime(started);
-            expert.Load.Finished(elapsed);
+            expert.Load.Finished(elapsed, ok ? rows : 0);
             metrics?.ExpertCall(expert.Uid.Value, method, ok, elapsed);
             Interlocked.Decrement(ref _inFlight);
         }

@@ -8,13 +8,13 @@ using TensorsDType = MoEMesh.Tensors.Serialization.DType;
 namespace MoEMesh.Node.Serving;
 
 /// <summary>An expert this node serves: its uid, its backend (weights and optimizer) and its load.</summary>
-internal sealed class HostedExpert(ExpertUid uid, ExpertBackend backend)
+internal sealed class HostedExpert(ExpertUid uid, ExpertBackend backend, TimeProvider time)
 {
     public ExpertUid Uid { get; } = uid;
 
     public ExpertBackend Backend { get; } = backend;
 
-    public ExpertLoadTracker Load { get; } = new();
+    public ExpertLoadTracker Load { get; } = new(time);
 
     /// <summary>The schema as it travels: dtype on the wire.</summary>
     public DType WireDType => Backend.Schema.DType switch
@@ -44,13 +44,13 @@ internal sealed class HostedExpert(ExpertUid uid, ExpertBackend backend)
         return info;
     }
 
-    /// <summary>The DHT record announcing this expert at <paramref name="addresses"/>.</summary>
-    public ExpertRecord Record(IEnumerable<string> addresses)
+    /// <summary>The DHT record announcing this expert at <paramref name="addresses"/>, signed at <paramref name="announcedAt"/>.</summary>
+    public ExpertRecord Record(IEnumerable<string> addresses, DateTimeOffset announcedAt)
     {
         var record = new ExpertRecord
         {
             Type = Backend.Spec.Type, SchemaHash = SchemaHash, Load = Load.Snapshot(), Version = Backend.UpdateCount,
-            Domain = Backend.Origin?.Domain ?? "", Contributor = Backend.Origin?.Contributor ?? "",
+            Domain = Backend.Origin?.Domain ?? "", Contributor = Backend.Origin?.Contributor ?? "", AnnouncedAtUnixMs = announcedAt.ToUnixTimeMilliseconds(),
         };
         record.Addresses.AddRange(addresses);
         return record;

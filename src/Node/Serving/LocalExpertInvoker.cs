@@ -21,7 +21,7 @@ internal sealed class LocalExpertInvoker(IReadOnlyDictionary<string, HostedExper
         {
             expert.Backend.Schema.RequireInput(input, target.Uid.Value);
             var copy = input.Clone();
-            return new Prepared(token => runtime.ForwardAsync(expert.Backend, copy, token), [copy]);
+            return new Prepared(token => runtime.ForwardAsync(expert.Backend, copy, token), [copy], input.Rows);
         });
 
     public Task<ExpertCallResult<Tensor>> BackwardAsync(ExpertTarget target, Tensor input, Tensor outputGradient, bool frozen, Compression compression, DateTimeOffset deadline,
@@ -33,7 +33,7 @@ internal sealed class LocalExpertInvoker(IReadOnlyDictionary<string, HostedExper
             Tensor inputCopy = input.Clone(), gradientCopy = outputGradient.Clone();
             return new Prepared(token => frozen
                 ? runtime.InputGradientAsync(expert.Backend, inputCopy, gradientCopy, token)
-                : runtime.BackwardAsync(expert.Backend, inputCopy, gradientCopy, token), [inputCopy, gradientCopy]);
+                : runtime.BackwardAsync(expert.Backend, inputCopy, gradientCopy, token), [inputCopy, gradientCopy], input.Rows);
         });
 
     public Task<ExpertCallResult<ExpertInfo>> InfoAsync(ExpertTarget target, DateTimeOffset deadline, CancellationToken cancellationToken) =>
@@ -60,11 +60,13 @@ internal sealed class LocalExpertInvoker(IReadOnlyDictionary<string, HostedExper
         using var timeout = new CancellationTokenSource(remaining, time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
         long started = time.GetTimestamp();
+        int served = 0;
         expert.Load.Started();
         try
         {
             var output = await work.Run(linked.Token);
             work.Release();
+            served = work.Rows;
             return ExpertCallResult<Tensor>.Answer(output);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested && timeout.IsCancellationRequested)
@@ -78,15 +80,15 @@ internal sealed class LocalExpertInvoker(IReadOnlyDictionary<string, HostedExper
         }
         finally
         {
-            expert.Load.Finished(time.GetElapsedTime(started));
+            expert.Load.Finished(time.GetElapsedTime(started), served);
         }
     }
 
     /// <summary>
-    /// A checked call and the copies it hands the runtime. The copies are released once the runtime is
+    /// A checked call, the copies it hands the runtime, and its rows. The copies are released once the runtime is
     /// done with them; after a cancellation they are left to the garbage collector.
     /// </summary>
-    private sealed record Prepared(Func<CancellationToken, Task<Tensor>> Run, Tensor[] Copies)
+    private sealed record Prepared(Func<CancellationToken, Task<Tensor>> Run, Tensor[] Copies, int Rows)
     {
         public void Release()
         {

@@ -21,6 +21,7 @@ internal sealed class FrameChannel : IAsyncDisposable
     private readonly PipeWriter _output;
     private readonly IFrameSink _sink;
     private readonly FrameKind[] _accepted;
+    private readonly bool _server;
     private readonly MessageAssembler _assembler;
     private readonly Channel<OutgoingMessage> _outgoing = Channel.CreateUnbounded<OutgoingMessage>(new UnboundedChannelOptions { SingleReader = true });
     private readonly CancellationTokenSource _closing = new();
@@ -60,6 +61,8 @@ internal sealed class FrameChannel : IAsyncDisposable
         _output = output;
         _sink = sink;
         _accepted = accepted;
+        // A server's channel takes requests; a client's, responses.
+        _server = accepted.Contains(FrameKind.Request);
         _transport = transport;
         _options = options;
         _assembler = new MessageAssembler(options.MaxMessageBytes, options.MaxBufferedBytesPerConnection, options.MaxUnfinishedMessagesPerConnection, options.MessageTimeout, time);
@@ -179,6 +182,8 @@ internal sealed class FrameChannel : IAsyncDisposable
                 }
                 finally
                 {
+                    // Counted before the pipe may recycle the segments it read.
+                    TransportMetrics.Add(result.Buffer.Length - buffer.Length, sent: false, _server);
                     _input.AdvanceTo(buffer.Start, buffer.End);
                 }
                 if (events.GoAwayReason is { } goAway)
@@ -288,7 +293,9 @@ internal sealed class FrameChannel : IAsyncDisposable
                         writing = null;
                         continue;
                     }
-                    unflushed += message.WriteNextFrame(_output, _directStream is null ? int.MaxValue : DirectWriteFrom, out var deferred);
+                    int framed = message.WriteNextFrame(_output, _directStream is null ? int.MaxValue : DirectWriteFrom, out var deferred);
+                    unflushed += framed;
+                    TransportMetrics.Add(framed + deferred.Length, sent: true, _server);
                     if (!deferred.IsEmpty)
                     {
                         await _output.FlushAsync(_closing.Token);

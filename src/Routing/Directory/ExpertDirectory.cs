@@ -56,6 +56,43 @@ public sealed class ExpertDirectory(IDht dht, TimeProvider? time = null, ExpertD
     public async Task<IReadOnlyDictionary<ExpertPrefix, ExpertSuccessors>> FindSuccessorsAsync(IReadOnlyCollection<ExpertPrefix> prefixes, CancellationToken cancellationToken) =>
         await CachedLookupAsync(prefixes, _successors, KeyOf, Successors, s => s.IsEmpty ? _options.NegativeCacheTtl : _options.PositiveCacheTtl, cancellationToken);
 
+    /// <summary>
+    /// Every live uid under <paramref name="root"/> (a grid's <c>ffn.</c>, or deeper), found by walking the
+    /// prefix entries one level at a time, each level one multi-key lookup; at most <paramref name="limit"/>
+    /// uids, in grid order, and whether more were left out. A coordinate holds one uid in the prefix
+    /// entries, so a grid whose uids end at different depths under one coordinate shows one of them.
+    /// </summary>
+    public async Task<(IReadOnlyList<ExpertUid> Uids, bool Truncated)> ListAsync(ExpertPrefix root, int limit, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);
+        var uids = new List<ExpertUid>();
+        var level = new List<ExpertPrefix> { root };
+        bool more = false;
+        while (level.Count > 0)
+        {
+            var successors = await FindSuccessorsAsync(level, cancellationToken);
+            var next = new List<ExpertPrefix>();
+            foreach (var prefix in level)
+                foreach (var (coordinate, uid) in successors[prefix].Children.OrderBy(c => c.Key))
+                {
+                    if (prefix.Uid(coordinate) == uid) uids.Add(uid);
+                    else next.Add(prefix.Child(coordinate));
+                }
+            // Each prefix below leads to a uid at least: no more of them are worth a lookup than uids may still be listed.
+            if (uids.Count + next.Count > limit) (more, next) = (true, next[..Math.Max(0, limit - uids.Count)]);
+            level = next;
+        }
+        uids.Sort((a, b) => CompareCoordinates(a.Coordinates, b.Coordinates));
+        return uids.Count > limit ? (uids[..limit], true) : (uids, more);
+    }
+
+    private static int CompareCoordinates(IReadOnlyList<int> a, IReadOnlyList<int> b)
+    {
+        for (int i = 0; i < Math.Min(a.Count, b.Count); i++)
+            if (a[i] != b[i]) return a[i].CompareTo(b[i]);
+        return a.Count.CompareTo(b.Count);
+    }
+
     private static IEnumerable<DhtRecord> PrefixEntries(PeerIdentity host, ExpertUid uid, DateTimeOffset expiration)
     {
         var value = System.Text.Encoding.UTF8.GetBytes(uid.Value);
@@ -103,10 +140,14 @@ public sealed class ExpertDirectory(IDht dht, TimeProvider? time = null, ExpertD
     /// <summary>A host's label as it claims it (untrusted); null when empty or not <see cref="Settings.DisplayLabel.IsShowable"/>.</summary>
     private static string? Label(string text) => Settings.DisplayLabel.IsShowable(text) ? text : null;
 
+    /// <summary>A host's announcement time as it claims it (untrusted); null when unset or not a time.</summary>
+    private static DateTimeOffset? AnnouncedAt(long unixMs) =>
+        unixMs > 0 && unixMs < DateTimeOffset.MaxValue.ToUnixTimeMilliseconds() ? DateTimeOffset.FromUnixTimeMilliseconds(unixMs) : null;
+
     private static IReadOnlyList<ExpertHostInfo> Hosts(ExpertUid uid, DhtValue? value) =>
         HostEntries.Parse(value, ExpertRecord.Parser, r => r.Addresses)
             .Select(e => new ExpertHostInfo(uid, e.Host, e.Addresses, e.Record.Type, e.Record.SchemaHash, e.Record.Load ?? new ExpertLoad(), e.Record.Version, e.Expiration,
-                Label(e.Record.Domain), Label(e.Record.Contributor)))
+                Label(e.Record.Domain), Label(e.Record.Contributor), AnnouncedAt(e.Record.AnnouncedAtUnixMs)))
             .ToArray();
 
     /// <summary>

@@ -12,7 +12,7 @@ namespace MoEMesh.Routing.Models;
 /// many in a row end training. Stopping (the token) takes effect at the next step boundary, so what was
 /// trained is whole and can be saved.
 /// </summary>
-public sealed class ModelTrainer(MoEModel model, TrainingOptions options, TimeProvider time)
+public sealed class ModelTrainer(MoEModel model, TrainingOptions options, TimeProvider time, RoutingTelemetry? telemetry = null)
 {
     private const int Window = 50;
 
@@ -45,11 +45,13 @@ public sealed class ModelTrainer(MoEModel model, TrainingOptions options, TimePr
             }
             catch (ExpertCallFailedException e)
             {
+                telemetry?.TrainingStep(null);
                 failed++;
                 if (++failedInARow >= options.MaxFailedStepsInARow)
                     throw new TrainingFailedException($"{failedInARow} steps in a row got no expert answer; the last: {e.Message}", Result(step + 1, true));
                 continue;
             }
+            telemetry?.TrainingStep(result);
             failedInARow = 0;
             samples += batch.Length;
             backwardFailures += result.BackwardFailures;
