@@ -139,7 +139,7 @@ public sealed class ModelLifeTests : IDisposable
     }
 
     [Fact]
-    public async Task Training_StoppedBySigterm_SavesAndPublishesWhatItTrained()
+    public async Task Training_ServesItsMetrics_AndStoppedBySigterm_SavesAndPublishesWhatItTrained()
     {
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
         var a = Start("a", experts: true, null);
@@ -147,7 +147,7 @@ public sealed class ModelLifeTests : IDisposable
         var data = Sample(200);
         // Far more steps than the test waits for; it stops the trainer after its first progress line.
         using var trainer = NodeProcess.StartVerb(_dir, "train", "--peer", $"127.0.0.1:{a.PeerPort}", "--no-tls", "--data", data, "--model", "stopped",
-            "--steps", "1000000", "--grid", "2x2", "--replicas", "1", "--key-file", "publisher.key", "--out", "run");
+            "--steps", "1000000", "--grid", "2x2", "--replicas", "1", "--key-file", "publisher.key", "--out", "run", "--metrics", "127.0.0.1:0");
         var until = DateTime.UtcNow + Bound;
         // The first progress line: "step 1/1000000", or a later step when a busy machine made the first ones miss their deadline (skipped, not reported).
         while (!trainer.Output.Contains("/1000000  loss", StringComparison.Ordinal))
@@ -156,6 +156,15 @@ public sealed class ModelLifeTests : IDisposable
             Assert.True(DateTime.UtcNow < until, $"no step within {Bound}:\n{trainer.Output}");
             await Task.Delay(100);
         }
+        // While it trains, its metrics: the steps taken (at least the one reported) and the expert calls they made.
+        var metricsAt = System.Text.RegularExpressions.Regex.Match(trainer.Output, @"metrics: (http://\S+/metrics)");
+        Assert.True(metricsAt.Success, trainer.Output);
+        var metrics = await http.GetStringAsync(metricsAt.Groups[1].Value);
+        double Value(string series) => double.Parse(metrics.Split('\n').Single(l => l.StartsWith(series + " ", StringComparison.Ordinal)).Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(Value("moemesh_routing_training_steps{outcome=\"ok\"}") >= 1, metrics);
+        Assert.True(Value("moemesh_routing_training_loss_count") >= 1, metrics);
+        Assert.True(Value("moemesh_routing_expert_calls{direction=\"backward\",hedged=\"false\",outcome=\"ok\"}") >= 1, metrics);
+        Assert.True(Value("moemesh_peer_bytes{direction=\"sent\",side=\"client\"}") > 0, metrics);
         trainer.Terminate();
         Assert.True(await trainer.WaitForExitAsync(Bound), $"the trainer did not stop:\n{trainer.Output}");
         Assert.True(trainer.ExitCode == 0, $"exit {trainer.ExitCode}:\n{trainer.Output}");
@@ -191,6 +200,8 @@ public sealed class ModelLifeTests : IDisposable
             (["train", "--peer", peer, "--no-tls", "--model", "m", "--data", good, "--epochs", "2", "--steps", "5"], 2, "give one of them"),
             (["train", "--peer", peer, "--no-tls", "--model", "m", "--data", good, "--compression", "zip"], 2, "--compression: must be one of none, fp16, bf16, 8bit"),
             (["train", "--peer", peer, "--no-tls", "--model", "m", "--data", good, "--batch-size", "0"], 2, "--batch-size: must be between 1 and 4096; got 0."),
+            (["train", "--peer", peer, "--no-tls", "--model", "m", "--data", good, "--metrics", "9464"], 2, "--metrics: '9464' is not HOST:PORT to listen on"),
+            (["train", "--peer", peer, "--no-tls", "--model", "m", "--data", good, "--metrics", $"127.0.0.1:{a.HttpPort}"], 2, $"--metrics: 127.0.0.1:{a.HttpPort} is already in use"),
             (["train", "--peer", peer, "--no-tls", "--model", "m", "--data", good, "--grid-name", "absent"], 3, "hosts no expert of the grid absent.[0:4].[0:4]"),
             (["train", "--peer", peer, "--no-tls", "--model", "m", "--data", good, "--grid", "2x2", "--hidden-dim", "32"], 3, "--hidden-dim 32 matches none"),
             (["train", "--peer", "127.0.0.1:1", "--no-tls", "--model", "m", "--data", good], 3, "Could not join the DHT"),

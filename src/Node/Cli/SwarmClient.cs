@@ -21,7 +21,7 @@ internal sealed class SwarmClient : IAsyncDisposable
 {
     private readonly PeerClient _client;
 
-    private SwarmClient(PeerClient client, PeerEndpoint entry, DhtNode dht, RoutingOptions routing)
+    private SwarmClient(PeerClient client, PeerEndpoint entry, DhtNode dht, RoutingOptions routing, RoutingTelemetry? telemetry)
     {
         _client = client;
         Entry = entry;
@@ -30,7 +30,7 @@ internal sealed class SwarmClient : IAsyncDisposable
         Directory = new ExpertDirectory(dht);
         Models = new ModelDirectory(dht);
         MixtureFactory = new MixtureOfExpertsFactory(Directory, new RemoteExpertInvoker(Transport), new PeerHealth(routing, TimeProvider.System), routing, TimeProvider.System,
-            new IncompatibleHosts());
+            new IncompatibleHosts(), metrics: telemetry);
     }
 
     /// <summary>The peer joined through.</summary>
@@ -82,10 +82,11 @@ internal sealed class SwarmClient : IAsyncDisposable
 
     /// <summary>
     /// Joins through <paramref name="peerText"/>; on failure writes why to stderr and returns null with the
-    /// exit code to use (2: the address does not parse, 3: the peer did not answer).
+    /// exit code to use (2: the address does not parse, 3: the peer did not answer). The layers it gates
+    /// measure their calls in <paramref name="telemetry"/> when given.
     /// </summary>
     public static async Task<(SwarmClient? Client, int ExitCode)> JoinAsync(string peerText, bool useTls, double timeoutSeconds, RoutingOptions? routing,
-        PeerIdentity? identity, CancellationToken cancellationToken)
+        PeerIdentity? identity, CancellationToken cancellationToken, RoutingTelemetry? telemetry = null)
     {
         if (CommonOptions.ParsePeer(peerText) is not { } entry) return (null, 2);
         var client = new PeerClient(useTls, identity);
@@ -102,7 +103,7 @@ internal sealed class SwarmClient : IAsyncDisposable
             await client.DisposeAsync();
             return (null, 3);
         }
-        return (new SwarmClient(client, entry, node, routing ?? new RoutingOptions()), 0);
+        return (new SwarmClient(client, entry, node, routing ?? new RoutingOptions(), telemetry), 0);
     }
 
     public async ValueTask DisposeAsync()

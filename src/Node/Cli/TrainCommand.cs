@@ -1,4 +1,5 @@
 using System.CommandLine;
+using MoEMesh.Protocol.Addressing;
 using MoEMesh.Protocol.Identity;
 using MoEMesh.Routing.Gating;
 using MoEMesh.Routing.Models;
@@ -64,10 +65,14 @@ internal static class TrainCommand
         };
         var freezeTrunk = new Option<bool>("--freeze-trunk") { Description = "Keep the trunk from --trunk-from as it is: the representation contributed experts were trained on stays put" };
         var keyFile = new Option<string?>("--key-file") { Description = "The publisher key that signs the model (created if missing) [~/.moemesh/publisher.key]" };
+        var metrics = new Option<string?>("--metrics")
+        {
+            Description = "Serve the trainer's metrics (steps, loss, utilisation, expert calls; Prometheus text) at http://HOST:PORT/metrics while it runs, e.g. 127.0.0.1:9464",
+        };
         var command = new Command("train", "Train a model on a data file against the swarm's experts, then save and publish it")
         {
             peer, noTls, timeout, compression, model, evalData, evalSplit, grid, gridName, expertType, layers, k, topP, nullExperts, sharedExpert, hiddenDim, buckets,
-            epochs, steps, batchSize, lr, marginalEntropy, sampleEntropy, balance, zLoss, seed, output, replicas, noPublish, freezeExperts, dense, trunkFrom, freezeTrunk, keyFile,
+            epochs, steps, batchSize, lr, marginalEntropy, sampleEntropy, balance, zLoss, seed, output, replicas, noPublish, freezeExperts, dense, trunkFrom, freezeTrunk, keyFile, metrics,
         };
         data.AddTo(command);
         command.SetAction(async (result, cancellationToken) =>
@@ -103,6 +108,7 @@ internal static class TrainCommand
                 (result.GetValue(dense) is not null && (result.GetValue(topP) is not null || result.GetValue(nullExperts) > 0 || result.GetValue(sharedExpert) || result.GetValue(freezeExperts)),
                     "--dense trains a model without routed experts: --top-p, --null-experts, --shared-expert and --freeze-experts do not apply."),
                 (result.GetValue(freezeTrunk) && result.GetValue(trunkFrom) is null, "--freeze-trunk keeps a trunk taken from another model: give --trunk-from with it."),
+                (result.GetValue(metrics) is { } m && !PeerAddress.TryParseListen(m, out _), $"--metrics: '{result.GetValue(metrics)}' is not HOST:PORT to listen on, such as 127.0.0.1:9464."),
             };
             if (checks.FirstOrDefault(c => c.Bad) is { Problem: not null } failed) return Fail(failed.Problem);
             // --trunk-from names a model file (read now) or a published model (fetched once the swarm is joined).
@@ -169,10 +175,13 @@ internal static class TrainCommand
             {
                 return Fail($"--key-file: {e.Message}");
             }
+            TrainerMetrics? served = null;
+            if (result.GetValue(metrics) is { } listen && PeerAddress.TryParseListen(listen, out var at) && (served = await TrainerMetrics.StartAsync(at, cancellationToken)) is null) return 2;
+            await using (served)
             using (publisher)
             {
                 // The trainer calls experts as its publisher key, so hosts can allow exactly it to train their experts.
-                var (swarm, exit) = await SwarmClient.JoinAsync(result.GetValue(peer)!, !result.GetValue(noTls), result.GetValue(timeout), routing, publisher, cancellationToken);
+                var (swarm, exit) = await SwarmClient.JoinAsync(result.GetValue(peer)!, !result.GetValue(noTls), result.GetValue(timeout), routing, publisher, cancellationToken, served?.Telemetry);
                 if (swarm is null) return exit;
                 Console.WriteLine(result.GetValue(freezeExperts)
                     ? $"training as {publisher.PeerId}, the experts frozen: trunk, gates and head learn, the experts stay as they are"
@@ -233,7 +242,7 @@ internal static class TrainCommand
                         Console.WriteLine($"trunk from {trunkSource.Name} version {trunkSource.Version}{(result.GetValue(freezeTrunk) ? ", kept as it is" : "")}");
                     }
                     return await new TrainingRun(swarm, spec, weights, name, outDir, training, trainSet, evalSet, publisher, result.GetValue(noPublish) ? 0 : result.GetValue(replicas),
-                        new Frozen(result.GetValue(freezeExperts), result.GetValue(freezeTrunk))).RunAsync(cancellationToken);
+                        new Frozen(result.GetValue(freezeExperts), result.GetValue(freezeTrunk)), served?.Telemetry).RunAsync(cancellationToken);
                 }
             }
         });

@@ -13,7 +13,7 @@ namespace MoEMesh.Node.Cli;
 /// trained but does not publish it.
 /// </summary>
 internal sealed class TrainingRun(SwarmClient swarm, ModelSpec spec, ModelWeights weights, string name, string outDir, TrainingOptions options,
-    IReadOnlyList<Example> trainSet, IReadOnlyList<Example> evalSet, PeerIdentity publisher, int replicas, Frozen frozen)
+    IReadOnlyList<Example> trainSet, IReadOnlyList<Example> evalSet, PeerIdentity publisher, int replicas, Frozen frozen, Routing.RoutingTelemetry? telemetry = null)
 {
     public async Task<int> RunAsync(CancellationToken cancellationToken)
     {
@@ -102,7 +102,7 @@ internal sealed class TrainingRun(SwarmClient swarm, ModelSpec spec, ModelWeight
         using var view = new TrainingView(Path.Combine(outDir, "curves.csv"));
         try
         {
-            return (await view.RunAsync(options.TotalSteps(trainSet.Count), report => new ModelTrainer(model, options, TimeProvider.System).TrainAsync(trainSet, report, stop)), false);
+            return (await view.RunAsync(options.TotalSteps(trainSet.Count), report => new ModelTrainer(model, options, TimeProvider.System, telemetry).TrainAsync(trainSet, report, stop)), false);
         }
         catch (TrainingFailedException e)
         {

@@ -120,8 +120,8 @@ public static class NodeHost
         }
     }
 
-    /// <summary>The socket error of Kestrel failing to bind the HTTP address (the peer listener's are handled where it binds), or null.</summary>
-    private static SocketError? HttpBindError(Exception e) => e switch
+    /// <summary>The socket error of Kestrel failing to bind an HTTP address (the peer listener's are handled where it binds), or null.</summary>
+    internal static SocketError? HttpBindError(Exception e) => e switch
     {
         IOException { InnerException: Microsoft.AspNetCore.Connections.AddressInUseException } => SocketError.AddressAlreadyInUse,
         IOException { InnerException: SocketException { SocketErrorCode: SocketError.AddressNotAvailable or SocketError.AddressAlreadyInUse or SocketError.AccessDenied } inner } => inner.SocketErrorCode,
@@ -157,6 +157,6 @@ public static class NodeHost
         app.MapQueries();
         app.MapSwarm();
         app.MapMethods("/v1/status", HttpErrors.Read, (MeshNode node) => Results.Bytes(NodeStatus.Of(node).ToJson(), "application/json"));
-        app.MapMethods("/metrics", HttpErrors.Read, (PrometheusExporter exporter) => Results.Text(exporter.Render(), "text/plain; version=0.0.4; charset=utf-8"));
+        app.MapMethods("/metrics", HttpErrors.Read, (PrometheusExporter exporter) => Results.Text(exporter.Render(), PrometheusExporter.ContentType));
     }
 }

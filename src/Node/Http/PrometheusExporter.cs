@@ -14,6 +14,9 @@ namespace MoEMesh.Node.Http;
 /// </summary>
 public sealed class PrometheusExporter : IDisposable
 {
+    /// <summary>The content type of the exposition text.</summary>
+    public const string ContentType = "text/plain; version=0.0.4; charset=utf-8";
+
     private readonly MeterListener _listener = new();
     private readonly Dictionary<(Instrument Instrument, string Labels), (double Sum, long Count, double Last)> _series = [];
 
