@@ -48,6 +48,12 @@ public sealed class StatusPageTests : IDisposable
         await using var ___ = c;
         var hosts = new Dictionary<string, string> { ["ffn.0.0"] = a.Node.PeerId.ToString(), ["ffn.0.1"] = a.Node.PeerId.ToString(), ["ffn.1.0"] = b.Node.PeerId.ToString(), ["ffn.1.1"] = b.Node.PeerId.ToString() };
 
+        // A client's text is untrusted: markup in it must show as text, never run.
+        const string hostile = "<img src=x onerror=\"window.owned = 1\"> the jury";
+        using (var http = Client(c))
+        using (var asked = await http.PostAsync("/v1/query", new StringContent(JsonSerializer.Serialize(new { model = "genre", text = hostile }), Encoding.UTF8, "application/json")))
+            Assert.Equal(HttpStatusCode.OK, asked.StatusCode);
+
         await using var browser = await Puppeteer.LaunchAsync(new LaunchOptions
         {
             ExecutablePath = Chromium,
@@ -84,9 +90,13 @@ public sealed class StatusPageTests : IDisposable
         Assert.Equal(2, route.Length); // k = 2
         Assert.All(route, hop => Assert.Equal([hop[0], hosts[hop[0]], "ok"], hop));
 
-        // The recent queries show it too, once the page refreshed after the answer.
-        await page.WaitForFunctionAsync("() => document.querySelectorAll('#route-list .query').length === 1 && document.querySelectorAll('#route-list .hop').length === 2");
-        Assert.Contains("the jury praised the election", await page.EvaluateExpressionAsync<string>("document.querySelector('#route-list .text').textContent"));
+        // The recent queries show it too, newest first, once the page refreshed after the answer; the hostile text as text.
+        await page.WaitForFunctionAsync("() => document.querySelectorAll('#route-list .query').length === 2 && document.querySelectorAll('#route-list .hop').length === 4");
+        var texts = await page.EvaluateExpressionAsync<string[]>("[...document.querySelectorAll('#route-list .text')].map(t => t.textContent)");
+        Assert.StartsWith("“the jury praised the election”", texts[0]);
+        Assert.StartsWith($"“{hostile}”", texts[1]);
+        Assert.Equal(0, await page.EvaluateExpressionAsync<int>("document.querySelectorAll('main img').length"));
+        Assert.True(await page.EvaluateExpressionAsync<bool>("window.owned === undefined"));
         Assert.Empty(problems);
 
         await page.ScreenshotAsync(Path.Combine(AppContext.BaseDirectory, "status-page.png"), new ScreenshotOptions { FullPage = true });

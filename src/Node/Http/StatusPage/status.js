@@ -75,11 +75,14 @@ function renderExperts(listing) {
     hosts.forEach((h, i) => rows.push(el("tr", { "data-uid": expert.uid, "data-host": h ? h.peer_id : "" },
       el("td", { class: "mono" }, i === 0 ? expert.uid : ""),
       el("td", {}, h ? peerCell(h.peer_id) : el("span", { class: "badge bad" }, "no live host")),
-      el("td", {}, h ? h.type : ""), el("td", {}, h && h.domain || ""), el("td", {}, h && h.contributor || ""),
+      el("td", {}, h ? h.type : ""), el("td", { class: "origin" }, h && h.domain || ""), el("td", { class: "origin" }, h && h.contributor || ""),
       numCell(h && h.version), numCell(h && h.queue_depth), numCell(h && h.latency_p50_ms, 2), numCell(h && h.rows_last_minute),
       el("td", {}, h ? ago(h.announced_at) : ""), el("td", {}, h ? untilText(h.expires_at) : ""))));
   }
   fill(document.querySelector("#experts tbody"), rows, "No expert found: this node hosts none and holds no model naming a grid. Add ?grid=NAME to /v1/experts to list one.", 11);
+  // Domain and contributor columns only when some expert was contributed.
+  const contributed = listing.experts.some(e => e.hosts.some(h => h.domain || h.contributor));
+  document.querySelector("#experts table").classList.toggle("no-origin", !contributed);
   document.getElementById("expert-count").textContent = `(${listing.experts.length})`;
   document.getElementById("grids").textContent = listing.grids.length
     ? "Grids walked in the DHT: " + listing.grids.map(g => `${g.prefix}* ${g.experts} experts${g.truncated ? " (more not listed)" : ""}`).join(", ")
