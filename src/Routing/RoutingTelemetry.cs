@@ -43,12 +43,15 @@ public sealed partial class RoutingTelemetry : IDisposable
             "Expert calls by direction (forward, backward) and outcome (ok, timeout, cut after the grace period, unreachable, rejected, fallback: a local expert standing in)");
         _callTime = _meter.CreateHistogram<double>("moemesh.routing.expert_call.duration", "ms", "Time from sending an expert call to its end, by direction and host");
         _beamSearch = _meter.CreateHistogram<double>("moemesh.routing.beam_search.duration", "ms", "Time beam search took to find a batch's experts, their hosts included");
-        _expertsPerSample = _meter.CreateHistogram<int>("moemesh.routing.experts_per_sample", "{expert}", "Experts that answered for a text in a layer");
+        _expertsPerSample = _meter.CreateHistogram("moemesh.routing.experts_per_sample", "{expert}", "Experts that answered for a text in a layer", tags: null,
+            new InstrumentAdvice<int> { HistogramBucketBoundaries = [0, 1, 2, 3, 4, 6, 8, 16, 32, 64] });
         _unanswered = _meter.CreateCounter<long>("moemesh.routing.unanswered_samples", "{text}", "Texts no expert answered for (and no local expert stood in for)");
         _trainingSteps = _meter.CreateCounter<long>("moemesh.routing.training.steps", "{step}", "Training steps by outcome (ok; failed: no expert answered, the step was skipped)");
-        _trainingLoss = _meter.CreateHistogram<double>("moemesh.routing.training.loss", null, "Cross-entropy loss of each training step (the summary's sum over count is the mean)");
-        _trainingUtilisation = _meter.CreateHistogram<double>("moemesh.routing.training.utilisation", null,
-            "Evenness of each training step's expert assignments, H(load) / log(E) averaged over the routed layers: 1 is every expert used alike");
+        _trainingLoss = _meter.CreateHistogram("moemesh.routing.training.loss", null, "Cross-entropy loss of each training step (sum over count is the mean)", tags: null,
+            new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.01, 0.03, 0.1, 0.3, 1, 2, 3, 4, 6, 10] });
+        _trainingUtilisation = _meter.CreateHistogram("moemesh.routing.training.utilisation", null,
+            "Evenness of each training step's expert assignments, H(load) / log(E) averaged over the routed layers: 1 is every expert used alike", tags: null,
+            new InstrumentAdvice<double> { HistogramBucketBoundaries = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1] });
     }
 
     /// <summary>A training step was taken (its loss and utilisation), or failed (null: no expert answered).</summary>

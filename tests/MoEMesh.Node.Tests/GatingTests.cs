@@ -58,7 +58,7 @@ public sealed class GatingTests : IDisposable
         }
 
         var metrics = Exposition(await http.GetStringAsync("/metrics"));
-        // The remote host is this test's alone (the exporter sees every node in the process), so its figures are exact.
+        // The remote host is this test's alone, so its figures are exact.
         Assert.Equal(remoteCalls, metrics[$"moemesh_routing_expert_call_duration_count{{direction=\"forward\",host=\"{remoteHost}\"}}"]);
         Assert.Equal(remoteCalls, metrics[$"moemesh_routing_expert_call_duration_count{{direction=\"backward\",host=\"{remoteHost}\"}}"]);
         Assert.True(metrics["moemesh_routing_expert_calls{direction=\"forward\",hedged=\"false\",outcome=\"ok\"}"] >= remoteCalls);

@@ -38,13 +38,15 @@ public sealed class HttpTests : IDisposable
         Assert.Contains("not an expert uid", await bad.Content.ReadAsStringAsync());
 
         var metrics = await http.GetStringAsync("/metrics");
-        Assert.Contains("# TYPE moemesh_node_expert_call_duration summary", metrics);
+        Assert.Contains("# TYPE moemesh_node_expert_call_duration histogram", metrics);
         Assert.Contains("moemesh_node_expert_call_duration_count{expert=\"ffn.5.0\",method=\"expert.forward\",outcome=\"ok\"} 1", metrics);
         Assert.Contains("moemesh_dht_lookup_rounds_count{operation=\"store\"}", metrics);
         Assert.Contains("moemesh_node_expert_queue_depth{expert=\"ffn.5.1\"} 0", metrics);
         // The node's own meters only: the forward of 2 rows is its one batch (nodes of other tests share the process).
         Assert.Contains("moemesh_experts_batch_rows_count{kind=\"forward\"} 1\n", metrics);
         Assert.Contains("moemesh_experts_batch_rows_sum{kind=\"forward\"} 2\n", metrics);
+        Assert.Contains("moemesh_experts_batch_rows_bucket{kind=\"forward\",le=\"1\"} 0\n", metrics);
+        Assert.Contains("moemesh_experts_batch_rows_bucket{kind=\"forward\",le=\"2\"} 1\n", metrics);
         // The peer protocol's bytes are the process's: the call above moved some each way, on each side.
         foreach (var labels in (string[])["direction=\"received\",side=\"server\"", "direction=\"sent\",side=\"client\""])
         {

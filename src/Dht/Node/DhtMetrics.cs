@@ -19,8 +19,10 @@ internal sealed class DhtMetrics : IDisposable
     {
         _ownsMeter = factory is null;
         _meter = factory?.Create(MeterName) ?? new Meter(MeterName);
-        _rounds = _meter.CreateHistogram<int>("moemesh.dht.lookup.rounds", "{round}", "Hops from the asking node to the node that ended a key's lookup");
-        _rpcs = _meter.CreateHistogram<int>("moemesh.dht.lookup.rpcs", "{rpc}", "Find RPCs that carried one key during its lookup");
+        _rounds = _meter.CreateHistogram("moemesh.dht.lookup.rounds", "{round}", "Hops from the asking node to the node that ended a key's lookup", tags: null,
+            new InstrumentAdvice<int> { HistogramBucketBoundaries = [0, 1, 2, 3, 4, 5, 6, 8, 10, 15, 20] });
+        _rpcs = _meter.CreateHistogram("moemesh.dht.lookup.rpcs", "{rpc}", "Find RPCs that carried one key during its lookup", tags: null,
+            new InstrumentAdvice<int> { HistogramBucketBoundaries = [0, 1, 2, 4, 8, 16, 32, 64, 128, 256] });
         _rpcFailures = _meter.CreateCounter<long>("moemesh.dht.rpc.failures", "{rpc}", "DHT RPCs that timed out or could not reach the peer");
     }
 

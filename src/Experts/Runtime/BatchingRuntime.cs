@@ -38,8 +38,9 @@ public sealed partial class BatchingRuntime
         _time = time;
         _logger = logger ?? (ILogger)NullLogger.Instance;
         _scheduler = new BatchScheduler(options, time);
-        _batchRows = meters?.Create(MeterName).CreateHistogram<int>("moemesh.experts.batch.rows", "{row}",
-            "Rows of each batch an expert ran, by kind (forward, backward, input_gradient): the requests queued together");
+        _batchRows = meters?.Create(MeterName).CreateHistogram("moemesh.experts.batch.rows", "{row}",
+            "Rows of each batch an expert ran, by kind (forward, backward, input_gradient): the requests queued together", tags: null,
+            new InstrumentAdvice<int> { HistogramBucketBoundaries = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096] });
     }
 
     /// <summary>Batches run so far.</summary>
