@@ -129,9 +129,18 @@ public sealed class StatusPageTests : IDisposable
             Assert.Equal(["att.", "ffn."], fromA.RootElement.GetProperty("grids").EnumerateArray().Select(g => g.GetProperty("prefix").GetString()));
             Assert.True(fromA.RootElement.GetProperty("experts")[0].GetProperty("hosts")[0].GetProperty("local").GetBoolean());
         }
-        using var bad = await http.GetAsync("/v1/experts?grid=ffn.0");
-        Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
-        Assert.StartsWith("'grid': 'ffn.0' is not a grid name", JsonDocument.Parse(await bad.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetString());
+        (string Query, string Said)[] bad =
+        [
+            ("grid=ffn.0", "'grid': 'ffn.0' is not a grid name such as ffn (a name alone, without coordinates)."),
+            ("grid=", "'grid' is empty; give a grid name such as ffn."),
+            (string.Join('&', Enumerable.Range(0, 9).Select(i => $"grid=g{i}")), "'grid' is given 9 times; at most 8 grids are listed per request."),
+        ];
+        foreach (var (query, said) in bad)
+        {
+            using var refused = await http.GetAsync("/v1/experts?" + query);
+            Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+            Assert.Equal(said, JsonDocument.Parse(await refused.Content.ReadAsStringAsync()).RootElement.GetProperty("error").GetString());
+        }
 
         using (var peers = JsonDocument.Parse(await http.GetStringAsync("/v1/peers")))
         {
