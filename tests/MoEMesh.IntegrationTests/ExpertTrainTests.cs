@@ -51,7 +51,7 @@ public sealed class ExpertTrainTests : IDisposable
             }
             await Task.Delay(100);
         }
-        Assert.Equal(150, host.GetProperty("version").GetInt64());
+        Assert.Equal(150, host.GetProperty("updates").GetInt64());
         Assert.Equal("wordnet", host.GetProperty("domain").GetString());
         Assert.Equal("alice", host.GetProperty("contributor").GetString());
 

@@ -69,6 +69,42 @@ public sealed class ExpertDirectoryTests
     }
 
     [Fact]
+    public async Task List_OfAGridAHostMadeDeep_StopsAtMaxListDepth_AndAnEntryPastTheUidLengthLimitIsSkipped()
+    {
+        var time = new ManualTimeProvider();
+        var dht = new MemoryDht(time);
+        var directory = new ExpertDirectory(dht, time);
+        // A uid of 126 coordinates (the length limit), and a fair one beside it.
+        var deep = ExpertUid.Parse("ffn." + string.Join('.', Enumerable.Repeat("0", 126)));
+        await DeclareAsync(directory, time, HostA, "10.0.0.1:1", deep, ExpertUid.Parse("ffn.1.1"));
+        // An entry whose subkey names a coordinate that would make the next prefix longer than any uid may be.
+        var longPrefix = deep.Prefix(123);
+        await dht.StoreAsync(DhtRecord.Signed(ExpertDirectory.KeyOf(longPrefix), $"123456789:{HostA.PeerId}", Encoding.UTF8.GetBytes(deep.Value),
+            time.GetUtcNow() + TimeSpan.FromSeconds(60), HostA), default);
+
+        var (uids, _) = await directory.ListAsync(ExpertPrefix.Parse("ffn."), 100, default);
+
+        Assert.Equal(["ffn.1.1"], uids.Select(u => u.Value));
+        // Its own entry at coordinate 0 stands; the made-up one is skipped rather than built into a prefix.
+        Assert.Equal([0], (await directory.FindSuccessorsAsync([longPrefix], default))[longPrefix].Children.Keys);
+    }
+
+    [Fact]
+    public async Task AHostsLoad_IsTakenWithinWhatALoadCanBe()
+    {
+        var time = new ManualTimeProvider();
+        var directory = new ExpertDirectory(new MemoryDht(time), time);
+        var uid = ExpertUid.Parse("ffn.2.2");
+        var record = Record("10.0.0.1:1");
+        record.Load = new ExpertLoad { QueueDepth = -5, LatencyP50Ms = double.NaN, LatencyP95Ms = double.NegativeInfinity, RowsLastMinute = -1 };
+        await directory.DeclareAsync(HostA, [(uid, record)], time.GetUtcNow() + TimeSpan.FromSeconds(60), default);
+
+        var load = Assert.Single((await directory.FindAsync([uid], default))[uid]).Load;
+
+        Assert.Equal((0, 0.0, 0.0, 0L), (load.QueueDepth, load.LatencyP50Ms, load.LatencyP95Ms, load.RowsLastMinute));
+    }
+
+    [Fact]
     public async Task ReplicasOfOneUid_AreAllFound()
     {
         var time = new ManualTimeProvider();

@@ -182,7 +182,7 @@ public sealed partial class BatchingRuntime
         }
     }
 
-    /// <summary>Stacks the requests' tensors into one batch; a single request's tensor is used as it is.</summary>
+    /// <summary>The kind as the batch-rows metric labels it.</summary>
     private static string KindName(BatchKind kind) => kind switch
     {
         BatchKind.Forward => "forward",
@@ -190,6 +190,7 @@ public sealed partial class BatchingRuntime
         _ => "input_gradient",
     };
 
+    /// <summary>Stacks the requests' tensors into one batch; a single request's tensor is used as it is.</summary>
     private static Tensor Concatenate(IReadOnlyList<WorkItem> items, Func<WorkItem, Tensor> select, int rows)
     {
         if (items.Count == 1) return select(items[0]);

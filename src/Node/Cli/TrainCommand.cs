@@ -90,6 +90,7 @@ internal static class TrainCommand
             {
                 return Fail($"--grid-name: {e.Message}");
             }
+            PeerAddress metricsAddress = default;
             var losses = new RouterLossWeights(result.GetValue(balance), result.GetValue(zLoss), result.GetValue(marginalEntropy), result.GetValue(sampleEntropy));
             var checks = new (bool Bad, string Problem)[]
             {
@@ -108,7 +109,7 @@ internal static class TrainCommand
                 (result.GetValue(dense) is not null && (result.GetValue(topP) is not null || result.GetValue(nullExperts) > 0 || result.GetValue(sharedExpert) || result.GetValue(freezeExperts)),
                     "--dense trains a model without routed experts: --top-p, --null-experts, --shared-expert and --freeze-experts do not apply."),
                 (result.GetValue(freezeTrunk) && result.GetValue(trunkFrom) is null, "--freeze-trunk keeps a trunk taken from another model: give --trunk-from with it."),
-                (result.GetValue(metrics) is { } m && !PeerAddress.TryParseListen(m, out _), $"--metrics: '{result.GetValue(metrics)}' is not HOST:PORT to listen on, such as 127.0.0.1:9464."),
+                (result.GetValue(metrics) is { } m && !PeerAddress.TryParseListen(m, out metricsAddress), $"--metrics: '{result.GetValue(metrics)}' is not HOST:PORT to listen on, such as 127.0.0.1:9464."),
             };
             if (checks.FirstOrDefault(c => c.Bad) is { Problem: not null } failed) return Fail(failed.Problem);
             // --trunk-from names a model file (read now) or a published model (fetched once the swarm is joined).
@@ -166,6 +167,9 @@ internal static class TrainCommand
             if (evalSet.Count == 0) Console.Error.WriteLine("no text is left for evaluation (each label has too few rows to split); give --eval-data to measure the model.");
             Console.WriteLine($"training on {trainSet.Count} texts, evaluating on {evalSet.Count}, {labels.Length} labels");
 
+            TrainerMetrics? served = null;
+            if (result.GetValue(metrics) is not null && (served = await TrainerMetrics.StartAsync(metricsAddress, cancellationToken)) is null) return 2;
+            await using var stopServing = served;
             PeerIdentity publisher;
             try
             {
@@ -175,9 +179,6 @@ internal static class TrainCommand
             {
                 return Fail($"--key-file: {e.Message}");
             }
-            TrainerMetrics? served = null;
-            if (result.GetValue(metrics) is { } listen && PeerAddress.TryParseListen(listen, out var at) && (served = await TrainerMetrics.StartAsync(at, cancellationToken)) is null) return 2;
-            await using (served)
             using (publisher)
             {
                 // The trainer calls experts as its publisher key, so hosts can allow exactly it to train their experts.

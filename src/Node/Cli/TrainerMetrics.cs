@@ -50,8 +50,7 @@ internal sealed class TrainerMetrics : IAsyncDisposable
         builder.Services.AddSingleton<PrometheusExporter>();
         builder.WebHost.ConfigureKestrel(k => k.Listen(ip, listen.Port));
         var app = builder.Build();
-        var exporter = app.Services.GetRequiredService<PrometheusExporter>();
-        app.MapMethods("/metrics", HttpErrors.Read, () => Results.Text(exporter.Render(), PrometheusExporter.ContentType));
+        app.MapMetrics();
         try
         {
             await app.StartAsync(cancellationToken);

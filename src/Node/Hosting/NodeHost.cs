@@ -95,10 +95,15 @@ public static class NodeHost
         builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = options.DrainTimeout + TimeSpan.FromSeconds(30));
         var http = options.HttpAddress;
         builder.WebHost.ConfigureKestrel(k => k.Listen(System.Net.IPAddress.Parse(http.Host), http.Port));
+        // On loopback the page and the API are for this machine's own browser and scripts: a request naming another
+        // host is a web page's DNS rebinding trick to read them (recent queries' texts), and is refused.
+        bool loopback = System.Net.IPAddress.IsLoopback(System.Net.IPAddress.Parse(http.Host));
+        if (loopback)
+            builder.Services.Configure<Microsoft.AspNetCore.HostFiltering.HostFilteringOptions>(f => f.AllowedHosts = ["localhost", "127.0.0.1", "[::1]", http.Host]);
         var app = builder.Build();
         // Created now, not at the first scrape: a MeterListener only sees what is measured after it starts.
         app.Services.GetRequiredService<PrometheusExporter>();
-        MapEndpoints(app);
+        MapEndpoints(app, loopback);
         return app;
     }
 
@@ -150,13 +155,14 @@ public static class NodeHost
         }
     }
 
-    private static void MapEndpoints(WebApplication app)
+    private static void MapEndpoints(WebApplication app, bool loopback)
     {
         app.UseJsonErrors();
+        if (loopback) app.UseHostFiltering();
         app.MapStatusPage();
         app.MapQueries();
         app.MapSwarm();
         app.MapMethods("/v1/status", HttpErrors.Read, (MeshNode node) => Results.Bytes(NodeStatus.Of(node).ToJson(), "application/json"));
-        app.MapMethods("/metrics", HttpErrors.Read, (PrometheusExporter exporter) => Results.Text(exporter.Render(), PrometheusExporter.ContentType));
+        app.MapMetrics();
     }
 }

@@ -1,6 +1,9 @@
 using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Text;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace MoEMesh.Node.Http;
 
@@ -148,5 +151,15 @@ public sealed class PrometheusExporter : IDisposable
 
         /// <summary>A histogram's count per bucket (not cumulative); null for other instruments.</summary>
         public long[]? Buckets { get; } = buckets;
+    }
+}
+
+/// <summary>GET /metrics, served by the app's <see cref="PrometheusExporter"/> (a node's, or a trainer's).</summary>
+internal static class MetricsEndpoint
+{
+    public static void MapMetrics(this WebApplication app)
+    {
+        var exporter = app.Services.GetRequiredService<PrometheusExporter>();
+        app.MapMethods("/metrics", HttpErrors.Read, () => Results.Text(exporter.Render(), PrometheusExporter.ContentType));
     }
 }

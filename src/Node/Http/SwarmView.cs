@@ -36,43 +36,44 @@ internal static class SwarmView
     }
 
     /// <summary>One host of an expert as its record says.</summary>
-    public static ExpertHost Host(MeshNode node, ExpertHostInfo h) => new(
+    public static ExpertHostView Host(MeshNode node, ExpertHostInfo h) => new(
         h.Host.ToString(), h.Host == node.PeerId, h.Addresses.Select(a => a.ToString()).ToArray(), h.Type, h.SchemaHash, h.Version, h.Domain, h.Contributor,
         h.Load.QueueDepth, Math.Round(h.Load.LatencyP50Ms, 3), Math.Round(h.Load.LatencyP95Ms, 3), h.Load.RowsLastMinute, h.AnnouncedAt, h.Expiration);
 
-    /// <summary>The DHT's routing table and bans, and what this node's gating side has seen of each peer.</summary>
+    /// <summary>The DHT's routing table and bans, and what this node's expert calls have seen of each peer.</summary>
     public static SwarmPeers Peers(MeshNode node)
     {
-        var health = node.Dht.Health();
-        var peers = health.Buckets.SelectMany(b => b.Contacts.Select(c =>
+        var dht = node.Dht.Health();
+        var calls = node.Health;
+        var peers = dht.Buckets.SelectMany(b => b.Contacts.Select(c =>
         {
-            var p95 = node.Health.P95(c.PeerId);
-            return new PeerView(c.PeerId.ToString(), c.Address.ToString(), b.Depth, node.Health.IsBackedOff(c.PeerId), p95 is { } t ? Math.Round(t.TotalMilliseconds, 3) : null);
+            var p95 = calls.P95(c.PeerId);
+            return new PeerView(c.PeerId.ToString(), c.Address.ToString(), b.Depth, calls.IsBackedOff(c.PeerId), p95 is { } t ? Math.Round(t.TotalMilliseconds, 3) : null);
         })).ToArray();
         return new SwarmPeers(
             node.PeerId.ToString(),
-            health.Contacts,
-            health.Buckets.Select(b => new BucketView(b.Depth, b.Contacts.Count, b.Replacements)).ToArray(),
+            dht.Contacts,
+            dht.Buckets.Select(b => new BucketView(b.Depth, b.Contacts.Count, b.Replacements)).ToArray(),
             peers,
-            health.Banned.Select(b => new BannedPeerView(b.PeerId?.ToString() ?? b.Id.ToString(), b.Failures, b.Until)).ToArray());
+            dht.Banned.Select(b => new BannedPeerView(b.PeerId?.ToString(), b.Id.ToString(), b.Failures, b.Until)).ToArray());
     }
 }
 
 /// <summary>GET /v1/experts: the grids listed and every expert found in them.</summary>
 public sealed record SwarmExperts(IReadOnlyList<GridListing> Grids, IReadOnlyList<SwarmExpert> Experts);
 
-/// <summary>A grid walked in the DHT: its prefix, the uids found, and whether it holds more than were listed.</summary>
-public sealed record GridListing(string Prefix, int Experts, bool Truncated);
+/// <summary>A grid walked in the DHT: its prefix, how many uids were found, and whether it holds more than were listed.</summary>
+public sealed record GridListing(string Prefix, int Found, bool Truncated);
 
 /// <summary>An expert and its hosts (several are replicas).</summary>
-public sealed record SwarmExpert(string Uid, IReadOnlyList<ExpertHost> Hosts);
+public sealed record SwarmExpert(string Uid, IReadOnlyList<ExpertHostView> Hosts);
 
 /// <summary>
 /// A host of an expert as its signed record says: who (and whether it is this node), where, what, how
-/// trained, how loaded (queue, latency, rows served over the last minute), when it announced (its clock) and
-/// when the record lapses.
+/// trained (optimizer steps, domain, contributor), how loaded (queue, latency, rows served over the last
+/// minute, as of its last announcement), when it announced (its clock) and when the record lapses.
 /// </summary>
-public sealed record ExpertHost(string PeerId, bool Local, IReadOnlyList<string> Addresses, string Type, string SchemaHash, long Version, string? Domain, string? Contributor,
+public sealed record ExpertHostView(string PeerId, bool Local, IReadOnlyList<string> Addresses, string Type, string SchemaHash, long Updates, string? Domain, string? Contributor,
     int QueueDepth, double LatencyP50Ms, double LatencyP95Ms, long RowsLastMinute, DateTimeOffset? AnnouncedAt, DateTimeOffset ExpiresAt);
 
 /// <summary>GET /v1/peers: this node's routing table by bucket, its contacts, and the peers it bans now.</summary>
@@ -84,5 +85,5 @@ public sealed record BucketView(int Depth, int Contacts, int Replacements);
 /// <summary>A contact: its PeerId, address, bucket, and whether this node's expert calls back off from it (with their recent p95).</summary>
 public sealed record PeerView(string PeerId, string Address, int Bucket, bool BackedOff, double? CallP95Ms);
 
-/// <summary>A peer the DHT bans after consecutive failures, until when.</summary>
-public sealed record BannedPeerView(string Peer, int Failures, DateTimeOffset Until);
+/// <summary>A peer the DHT bans after consecutive failures (its PeerId when known, its Kademlia id), until when.</summary>
+public sealed record BannedPeerView(string? PeerId, string NodeId, int Failures, DateTimeOffset Until);

@@ -45,6 +45,14 @@ public readonly record struct ExpertPrefix
     /// <summary>Whether <paramref name="uid"/> lies under this prefix.</summary>
     public bool Contains(ExpertUid uid) => uid.Value.StartsWith(Value, StringComparison.Ordinal);
 
+    /// <summary>
+    /// Whether <paramref name="uid"/> lies under this prefix with <paramref name="coordinate"/> as its next
+    /// coordinate (at any depth below). Compared without building the deeper prefix, which may be past the
+    /// length limit.
+    /// </summary>
+    public bool Leads(int coordinate, ExpertUid uid) =>
+        uid.Coordinates.Count > Coordinates.Count && uid.Coordinates[Coordinates.Count] == coordinate && Contains(uid);
+
     /// <summary>The prefix one coordinate deeper ("ffn.3." + 14 gives "ffn.3.14.").</summary>
     public ExpertPrefix Child(int coordinate)
     {

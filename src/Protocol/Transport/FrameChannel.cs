@@ -182,7 +182,7 @@ internal sealed class FrameChannel : IAsyncDisposable
                 }
                 finally
                 {
-                    // Counted before the pipe may recycle the segments it read.
+                    // What the frame reader consumed of this read: measured before the buffer is handed back.
                     TransportMetrics.Add(result.Buffer.Length - buffer.Length, sent: false, _server);
                     _input.AdvanceTo(buffer.Start, buffer.End);
                 }

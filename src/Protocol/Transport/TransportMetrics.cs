@@ -3,9 +3,9 @@ using System.Diagnostics.Metrics;
 namespace MoEMesh.Protocol.Transport;
 
 /// <summary>
-/// Bytes the peer protocol moved in this process (meter "MoEMesh.Protocol"), frames and handshakes' framed
-/// messages alike, by direction (sent, received) and side (client: calls this process made; server: calls it
-/// answered). One meter per process: every connection of every transport in it adds to the same counters.
+/// Bytes of peer-protocol frames this process moved once connections were established (meter
+/// "MoEMesh.Protocol"; the handshake's few hundred bytes per connection are not counted), by direction (sent,
+/// received) and side (client: calls this process made; server: calls it answered). One meter per process: every connection of every transport in it adds to the same counters.
 /// </summary>
 internal static class TransportMetrics
 {

@@ -60,7 +60,8 @@ public sealed class ExpertDirectory(IDht dht, TimeProvider? time = null, ExpertD
     /// Every live uid under <paramref name="root"/> (a grid's <c>ffn.</c>, or deeper), found by walking the
     /// prefix entries one level at a time, each level one multi-key lookup; at most <paramref name="limit"/>
     /// uids, in grid order, and whether more were left out. A coordinate holds one uid in the prefix
-    /// entries, so a grid whose uids end at different depths under one coordinate shows one of them.
+    /// entries, so a grid whose uids end at different depths under one coordinate shows one of them. The walk
+    /// goes at most <see cref="MaxListDepth"/> coordinates deep: what a host announces deeper is not listed.
     /// </summary>
     public async Task<(IReadOnlyList<ExpertUid> Uids, bool Truncated)> ListAsync(ExpertPrefix root, int limit, CancellationToken cancellationToken)
     {
@@ -68,15 +69,16 @@ public sealed class ExpertDirectory(IDht dht, TimeProvider? time = null, ExpertD
         var uids = new List<ExpertUid>();
         var level = new List<ExpertPrefix> { root };
         bool more = false;
-        while (level.Count > 0)
+        for (int depth = root.Coordinates.Count; level.Count > 0 && depth < MaxListDepth; depth++)
         {
             var successors = await FindSuccessorsAsync(level, cancellationToken);
             var next = new List<ExpertPrefix>();
             foreach (var prefix in level)
                 foreach (var (coordinate, uid) in successors[prefix].Children.OrderBy(c => c.Key))
                 {
-                    if (prefix.Uid(coordinate) == uid) uids.Add(uid);
-                    else next.Add(prefix.Child(coordinate));
+                    if (uid.Coordinates.Count == depth + 1) uids.Add(uid);
+                    // Successors took only uids under prefix + coordinate, so the deeper prefix is that uid's own.
+                    else if (depth + 1 < MaxListDepth) next.Add(uid.Prefix(depth + 1));
                 }
             // Each prefix below leads to a uid at least: no more of them are worth a lookup than uids may still be listed.
             if (uids.Count + next.Count > limit) (more, next) = (true, next[..Math.Max(0, limit - uids.Count)]);
@@ -85,6 +87,9 @@ public sealed class ExpertDirectory(IDht dht, TimeProvider? time = null, ExpertD
         uids.Sort((a, b) => CompareCoordinates(a.Coordinates, b.Coordinates));
         return uids.Count > limit ? (uids[..limit], true) : (uids, more);
     }
+
+    /// <summary>How many coordinates deep <see cref="ListAsync"/> walks (a grid of 8 dimensions is the most <c>train</c> makes).</summary>
+    public const int MaxListDepth = 16;
 
     private static int CompareCoordinates(IReadOnlyList<int> a, IReadOnlyList<int> b)
     {
@@ -114,7 +119,7 @@ public sealed class ExpertDirectory(IDht dht, TimeProvider? time = null, ExpertD
                 int colon = entry.Subkey!.IndexOf(':');
                 if (colon <= 0 || !int.TryParse(entry.Subkey.AsSpan(0, colon), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int coordinate)) continue;
                 if (!ExpertUid.TryParse(System.Text.Encoding.UTF8.GetString(entry.Value.Span), out var uid, out _)) continue;
-                if (!prefix.Child(coordinate).Contains(uid) && prefix.Uid(coordinate) != uid) continue;
+                if (!prefix.Leads(coordinate, uid)) continue;
                 children[coordinate] = uid;
             }
         }
@@ -140,13 +145,26 @@ public sealed class ExpertDirectory(IDht dht, TimeProvider? time = null, ExpertD
     /// <summary>A host's label as it claims it (untrusted); null when empty or not <see cref="Settings.DisplayLabel.IsShowable"/>.</summary>
     private static string? Label(string text) => Settings.DisplayLabel.IsShowable(text) ? text : null;
 
+    /// <summary>
+    /// A host's load as it claims it, within what a load can be: a queue depth and rows not below zero,
+    /// latencies finite and not below zero (what is not counts as 0), so no host can sort itself ahead of the
+    /// others with a negative queue or break a listing with a NaN.
+    /// </summary>
+    private static ExpertLoad Plausible(ExpertLoad? load) => load is null ? new ExpertLoad() : new()
+    {
+        QueueDepth = Math.Max(0, load.QueueDepth),
+        LatencyP50Ms = double.IsFinite(load.LatencyP50Ms) ? Math.Max(0, load.LatencyP50Ms) : 0,
+        LatencyP95Ms = double.IsFinite(load.LatencyP95Ms) ? Math.Max(0, load.LatencyP95Ms) : 0,
+        RowsLastMinute = Math.Max(0, load.RowsLastMinute),
+    };
+
     /// <summary>A host's announcement time as it claims it (untrusted); null when unset or not a time.</summary>
     private static DateTimeOffset? AnnouncedAt(long unixMs) =>
         unixMs > 0 && unixMs < DateTimeOffset.MaxValue.ToUnixTimeMilliseconds() ? DateTimeOffset.FromUnixTimeMilliseconds(unixMs) : null;
 
     private static IReadOnlyList<ExpertHostInfo> Hosts(ExpertUid uid, DhtValue? value) =>
         HostEntries.Parse(value, ExpertRecord.Parser, r => r.Addresses)
-            .Select(e => new ExpertHostInfo(uid, e.Host, e.Addresses, e.Record.Type, e.Record.SchemaHash, e.Record.Load ?? new ExpertLoad(), e.Record.Version, e.Expiration,
+            .Select(e => new ExpertHostInfo(uid, e.Host, e.Addresses, e.Record.Type, e.Record.SchemaHash, Plausible(e.Record.Load), e.Record.Version, e.Expiration,
                 Label(e.Record.Domain), Label(e.Record.Contributor), AnnouncedAt(e.Record.AnnouncedAtUnixMs)))
             .ToArray();
 

@@ -62,7 +62,7 @@ public sealed class KeySchema : IRecordSchema
         if (colon <= 0 || !int.TryParse(record.Subkey![..colon], NumberStyles.None, CultureInfo.InvariantCulture, out int coordinate))
             return $"'{record.Key}' entries have the subkey <coordinate>:<host PeerId>";
         if (Common(record, record.Subkey[(colon + 1)..]) is { } problem) return problem;
-        if (!ExpertUid.TryParse(System.Text.Encoding.UTF8.GetString(record.Value.Span), out var uid, out _) || !(prefix.Child(coordinate).Contains(uid) || prefix.Uid(coordinate) == uid))
+        if (!ExpertUid.TryParse(System.Text.Encoding.UTF8.GetString(record.Value.Span), out var uid, out _) || !prefix.Leads(coordinate, uid))
             return $"the value under '{record.Key}' subkey '{record.Subkey}' is not a uid below {prefix.Value} at coordinate {coordinate}";
         return null;
     }

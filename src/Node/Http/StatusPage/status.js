@@ -43,8 +43,8 @@ function untilText(iso) {
   return seconds <= 0 ? "lapsed" : "in " + duration(seconds);
 }
 
-// A model's version is the Unix time in ms it was saved at.
-const savedAt = version => new Date(version).toISOString().slice(0, 16).replace("T", " ") + " UTC";
+// A model's version is the Unix time in ms it was saved at (a publisher picks it: one out of a date's range shows as the number).
+const savedAt = version => Math.abs(version) <= 8.64e15 ? new Date(version).toISOString().slice(0, 16).replace("T", " ") + " UTC" : "version " + version;
 
 function fill(tbody, rows, empty, columns) {
   tbody.replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: columns, class: "muted" }, empty))]));
@@ -62,7 +62,7 @@ function renderStatus(status) {
   document.getElementById("self").textContent = short(status.peerId);
   document.getElementById("self").title = status.peerId;
   const ready = el("span", { class: "badge " + (status.ready ? "ok" : "bad") }, status.ready ? "ready" : "starting");
-  document.getElementById("summary").replaceChildren(ready, ` v${status.version} · peer port ${status.listenAddress}${status.clientMode ? " (client mode)" : ""} · up ${duration(Math.round(status.uptimeSeconds))} · hosts ${status.experts.length} experts`);
+  document.getElementById("summary").replaceChildren(ready, ` v${status.version} · peers reach it at ${status.listenAddress}${status.clientMode ? " (client mode)" : ""} · up ${duration(Math.round(status.uptimeSeconds))} · hosts ${status.experts.length} experts`);
   document.getElementById("dht-summary").replaceChildren(
     el("dt", {}, "routing table"), el("dd", {}, `${status.routingTableSize} contacts`),
     el("dt", {}, "records held"), el("dd", {}, String(status.dhtRecords)));
@@ -76,52 +76,60 @@ function renderExperts(listing) {
       el("td", { class: "mono" }, i === 0 ? expert.uid : ""),
       el("td", {}, h ? peerCell(h.peer_id) : el("span", { class: "badge bad" }, "no live host")),
       el("td", {}, h ? h.type : ""), el("td", { class: "origin" }, h && h.domain || ""), el("td", { class: "origin" }, h && h.contributor || ""),
-      numCell(h && h.version), numCell(h && h.queue_depth), numCell(h && h.latency_p50_ms, 2), numCell(h && h.rows_last_minute),
+      numCell(h && h.updates), numCell(h && h.queue_depth), numCell(h && h.latency_p50_ms, 2), numCell(h && h.rows_last_minute),
       el("td", {}, h ? ago(h.announced_at) : ""), el("td", {}, h ? untilText(h.expires_at) : ""))));
   }
-  fill(document.querySelector("#experts tbody"), rows, "No expert found: this node hosts none and holds no model naming a grid. Add ?grid=NAME to /v1/experts to list one.", 11);
+  fill(document.querySelector("#experts tbody"), rows, listing.grids.length
+    ? "No live expert in the grids walked."
+    : "No grid to walk: this node hosts no expert and holds no model. /v1/experts?grid=NAME lists one.", 11);
   // Domain and contributor columns only when some expert was contributed.
   const contributed = listing.experts.some(e => e.hosts.some(h => h.domain || h.contributor));
   document.querySelector("#experts table").classList.toggle("no-origin", !contributed);
   document.getElementById("expert-count").textContent = `(${listing.experts.length})`;
   document.getElementById("grids").textContent = listing.grids.length
-    ? "Grids walked in the DHT: " + listing.grids.map(g => `${g.prefix}* ${g.experts} experts${g.truncated ? " (more not listed)" : ""}`).join(", ")
+    ? "Grids walked in the DHT: " + listing.grids.map(g => `${g.prefix}* ${g.found} experts${g.truncated ? " (more not listed)" : ""}`).join(", ")
     : "";
   renderHeatmaps(listing);
 }
+
+// At most this many rows and columns of a grid are drawn (what a host announces could make a grid of any size).
+const MaxHeatmapSide = 64;
 
 function renderHeatmaps(listing) {
   const byGrid = new Map();
   for (const expert of listing.experts) {
     const parts = expert.uid.split(".");
     const grid = parts[0];
-    const coordinates = parts.slice(1).map(Number);
+    const coordinates = parts.slice(1);
+    const rows = expert.hosts.reduce((sum, h) => sum + h.rows_last_minute, 0);
     if (!byGrid.has(grid)) byGrid.set(grid, []);
-    byGrid.get(grid).push({ expert, row: coordinates[0] || 0, column: coordinates.length > 1 ? coordinates.slice(1).join(".") : "0" });
+    // Rows by the first coordinate, columns by the rest ("" for a uid of one coordinate).
+    byGrid.get(grid).push({ expert, rows, row: coordinates[0] ?? "", column: coordinates.slice(1).join(".") });
   }
+  const numeric = (a, b) => a.localeCompare(b, undefined, { numeric: true });
   const maps = [];
   for (const [grid, cells] of byGrid) {
-    const rowCount = Math.max(...cells.map(c => c.row)) + 1;
-    const columns = [...new Set(cells.map(c => c.column))].sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
-    const busiest = Math.max(1, ...cells.map(c => c.expert.hosts.reduce((sum, h) => sum + h.rows_last_minute, 0)));
-    const at = new Map(cells.map(c => [c.row + "/" + c.column, c.expert]));
+    const allRows = [...new Set(cells.map(c => c.row))].sort(numeric);
+    const allColumns = [...new Set(cells.map(c => c.column))].sort(numeric);
+    const rowKeys = allRows.slice(0, MaxHeatmapSide), columns = allColumns.slice(0, MaxHeatmapSide);
+    const busiest = Math.max(1, ...cells.map(c => c.rows));
+    const at = new Map(cells.map(c => [c.row + "/" + c.column, c]));
     const header = el("tr", {}, el("th", {}, grid), columns.map(c => el("th", {}, c)));
-    const body = [];
-    for (let row = 0; row < rowCount; row++) {
-      body.push(el("tr", {}, el("th", {}, String(row)), columns.map(column => {
-        const expert = at.get(row + "/" + column);
-        if (!expert || expert.hosts.length === 0) return el("td", { class: "empty", title: expert ? expert.uid + ": no live host" : "no expert" }, "—");
-        const rows = expert.hosts.reduce((sum, h) => sum + h.rows_last_minute, 0);
-        // Square root: one busy expert does not wash out the differences among the others.
-        const share = Math.sqrt(rows / busiest);
-        const cell = el("td", { "data-uid": expert.uid, title: `${expert.uid}: ${rows} rows over the last minute on ${expert.hosts.length} host(s)` },
-          expert.hosts.length > 1 ? `×${expert.hosts.length}` : "");
-        cell.style.background = `rgba(36, 86, 199, ${0.08 + 0.85 * share})`;
-        cell.style.color = share > 0.5 ? "#fff" : "inherit";
-        return cell;
-      })));
-    }
-    maps.push(el("div", { class: "scroll" }, el("table", { class: "heatmap" }, el("thead", {}, header), el("tbody", {}, body))));
+    const body = rowKeys.map(row => el("tr", {}, el("th", {}, row), columns.map(column => {
+      const cell = at.get(row + "/" + column);
+      if (!cell || cell.expert.hosts.length === 0) return el("td", { class: "empty", title: cell ? cell.expert.uid + ": no live host" : "no expert" }, "—");
+      const { expert, rows } = cell;
+      // Square root: one busy expert does not wash out the differences among the others.
+      const share = Math.sqrt(rows / busiest);
+      const td = el("td", { "data-uid": expert.uid, title: `${expert.uid}: ${rows} rows over the last minute on ${expert.hosts.length} host(s)` },
+        expert.hosts.length > 1 ? `×${expert.hosts.length}` : "");
+      td.style.background = `rgba(36, 86, 199, ${0.08 + 0.85 * share})`;
+      td.style.color = share > 0.5 ? "#fff" : "inherit";
+      return td;
+    })));
+    const cut = allRows.length > rowKeys.length || allColumns.length > columns.length;
+    maps.push(el("div", { class: "scroll" }, el("table", { class: "heatmap" }, el("thead", {}, header), el("tbody", {}, body)),
+      cut ? el("p", { class: "muted" }, `The first ${rowKeys.length} of ${allRows.length} rows and ${columns.length} of ${allColumns.length} columns.`) : null));
   }
   document.getElementById("heatmaps").replaceChildren(...(maps.length ? maps : [el("p", { class: "muted" }, "No grid to show.")]));
 }
@@ -133,7 +141,7 @@ function renderPeers(view) {
   "No peer yet.", 4);
   document.getElementById("peer-count").textContent = `(${view.peers.length})`;
   fill(document.querySelector("#buckets tbody"), view.buckets.map(b => el("tr", {}, numCell(b.depth), numCell(b.contacts), numCell(b.replacements))), "No bucket.", 3);
-  fill(document.querySelector("#banned tbody"), view.banned.map(b => el("tr", {}, el("td", {}, peerCell(b.peer)), numCell(b.failures), el("td", {}, untilText(b.until)))), "None.", 3);
+  fill(document.querySelector("#banned tbody"), view.banned.map(b => el("tr", {}, el("td", {}, b.peer_id ? peerCell(b.peer_id) : el("span", { class: "mono", title: "Kademlia id" }, b.node_id)), numCell(b.failures), el("td", {}, untilText(b.until)))), "None.", 3);
 }
 
 function renderModels(models) {
@@ -167,7 +175,28 @@ function renderRoutes(routes) {
   document.getElementById("route-count").textContent = `(${routes.queries.length})`;
 }
 
-async function refresh() {
+// One refresh at a time; the next starts a few seconds after the last one ended (a slow DHT walk never piles up).
+let refreshing = null, again = false, timer = null;
+
+function refresh() {
+  if (refreshing) {
+    again = true;
+    return refreshing;
+  }
+  clearTimeout(timer);
+  refreshing = refreshOnce().finally(() => {
+    refreshing = null;
+    if (again) {
+      again = false;
+      refresh();
+    } else {
+      timer = setTimeout(refresh, RefreshMs);
+    }
+  });
+  return refreshing;
+}
+
+async function refreshOnce() {
   const problems = [];
   const step = async (path, render) => {
     try { render(await getJson(path)); } catch (e) { problems.push(e.message); }
@@ -218,4 +247,3 @@ async function ask(event) {
 
 document.getElementById("query-form").addEventListener("submit", ask);
 refresh();
-setInterval(refresh, RefreshMs);
