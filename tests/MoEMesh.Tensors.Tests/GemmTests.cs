@@ -49,6 +49,61 @@ public class GemmTests
         }
     }
 
+    public static TheoryData<int, int, int> SmallBatchShapes => new()
+    {
+        { 1, 1, 1 },
+        { 1, 4, 16 },
+        { 2, 5, 17 },
+        { 3, 7, 33 },
+        { 4, 8, 100 },
+        { 5, 37, 9 },
+        { 7, 12, 64 },
+        { 16, 130, 257 },
+        // Large enough (n·k ≥ 2^20) to be split between threads.
+        { 6, 1030, 1024 },
+    };
+
+    /// <summary>
+    /// Products of at most 16 rows by a transposed B go to the small-batch kernel: its 512-bit and 256-bit
+    /// forms, on one thread and split between two, agree with the double reference and with the backend
+    /// doing it all, for strided matrices, alpha, beta, and beta 0 over NaN.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(SmallBatchShapes))]
+    public void SmallBatchKernel_AgreesWithTheReference_InEveryForm(int m, int n, int k)
+    {
+        int lda = k + 3, ldb = k + 1, ldc = n + 2;
+        var a = Random(m * lda, 11);
+        var b = Random(n * ldb, 12);
+        var c0 = Random(m * ldc, 13);
+        foreach (float beta in new[] { -0.5f, 0f })
+        {
+            var start = (float[])c0.Clone();
+            if (beta == 0f)
+                for (int i = 0; i < m; i++) start[i * ldc] = float.NaN;
+            var expected = Reference(false, true, m, n, k, 0.75f, a, lda, b, ldb, beta, beta == 0f ? c0 : start, ldc);
+            foreach (var (backend, small, wide) in new (GemmBackend, bool, bool)[]
+            {
+                (new ManagedGemm(1), true, true), (new ManagedGemm(1), true, false), (new ManagedGemm(2), true, true), (new ManagedGemm(2), true, false),
+                (OpenBlas(), true, true), (OpenBlas(), false, true),
+            })
+            {
+                backend.SmallBatchKernel = small;
+                backend.WideVectors = wide;
+                var c = (float[])start.Clone();
+                backend.Sgemm(false, true, m, n, k, 0.75f, a, lda, b, ldb, beta, c, ldc);
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < ldc; j++)
+                    {
+                        int at = i * ldc + j;
+                        double want = j < n ? expected[at] : start[at];
+                        Assert.True(Math.Abs(c[at] - want) <= 1e-4 * Math.Max(1, Math.Abs(want)) * Math.Sqrt(k),
+                            $"{backend.Name} x{backend.Threads} small {small} wide {wide} beta {beta}: C[{i},{j}] = {c[at]}, expected {want}");
+                    }
+            }
+        }
+    }
+
     [Fact]
     public void Sgemm_BetaZero_IgnoresNaNInOutput()
     {

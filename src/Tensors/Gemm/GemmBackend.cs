@@ -4,7 +4,8 @@ namespace MoEMesh.Tensors.Gemm;
 /// Single-precision general matrix multiply, row-major:
 /// <c>C = alpha · op(A) · op(B) + beta · C</c> where <c>op(X)</c> is X or its transpose,
 /// op(A) is m × k, op(B) is k × n and C is m × n. Argument checking lives here once; the
-/// backends only compute.
+/// backends only compute. A product of a few rows by a transposed B (a layer's forward at a small batch)
+/// goes to <see cref="SmallBatchGemm"/> instead, unless <see cref="SmallBatchKernel"/> is off.
 /// </summary>
 public abstract class GemmBackend
 {
@@ -13,6 +14,12 @@ public abstract class GemmBackend
 
     /// <summary>Threads the backend computes with.</summary>
     public abstract int Threads { get; }
+
+    /// <summary>Whether products of at most 16 rows by a transposed B use the small-batch kernel. Default true; benchmarks turn it off to compare.</summary>
+    public bool SmallBatchKernel { get; set; } = true;
+
+    /// <summary>Whether the small-batch kernel may use 512-bit vectors where they are accelerated. Default true; tests turn it off to check the 256-bit kernel too.</summary>
+    internal bool WideVectors { get; set; } = true;
 
     /// <summary>Computes <c>C = alpha · op(A) · op(B) + beta · C</c>. When beta is 0, C's old contents are ignored (NaN included).</summary>
     /// <exception cref="ArgumentException">A dimension is negative, a leading dimension is too small or a span too short.</exception>
@@ -26,6 +33,11 @@ public abstract class GemmBackend
         Require(transposeB ? n : k, transposeB ? k : n, b.Length, ldb, "B");
         Require(m, n, c.Length, ldc, "C");
         if (m == 0 || n == 0) return;
+        if (SmallBatchKernel && SmallBatchGemm.Applies(transposeA, transposeB, m))
+        {
+            SmallBatchGemm.Run(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, Threads, WideVectors);
+            return;
+        }
         SgemmCore(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     }
 
