@@ -1,7 +1,7 @@
 using MoEMesh.Benchmarks;
 
 // Usage: dotnet run -c Release --project tests/MoEMesh.Benchmarks -- tensors [--batch 256] [--dim 1024] [--threads N] [--skip-managed]
-//        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- small [--dims 256,1024] [--batches 1,4,16] [--threads N]
+//        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- small [--dims 256,1024] [--batches 1,4,8,16] [--threads N]
 //        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- transport [--round-ms 250]
 //        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- node [--round-ms 3000] [--rounds 3]
 //        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- moe [--rounds 3] [--calls 20] [--blas-threads 1,2]
@@ -27,7 +27,7 @@ switch (verb)
         int? threads = Array.IndexOf(args, "--threads") >= 0 ? Option("--threads", 1) : null;
         return TensorsBenchmark.Run(Option("--batch", 256), Option("--dim", 1024), threads, args.Contains("--skip-managed"));
     case "small":
-        return SmallBatchBenchmark.Run(List("--dims", [256, 1024]), List("--batches", [1, 4, 16]), Array.IndexOf(args, "--threads") >= 0 ? Option("--threads", 1) : null);
+        return SmallBatchBenchmark.Run(List("--dims", [256, 1024]), List("--batches", [1, 4, 8, 16]), Array.IndexOf(args, "--threads") >= 0 ? Option("--threads", 1) : null);
     case "transport":
         return await TransportBenchmark.RunAsync(TimeSpan.FromMilliseconds(Option("--round-ms", 250)));
     case "node":
@@ -44,7 +44,7 @@ switch (verb)
         return await AbuseBenchmark.RunAsync(Option("--honest-calls", 1000));
     default:
         Console.Error.WriteLine("usage: MoEMesh.Benchmarks tensors [--batch 256] [--dim 1024] [--threads N] [--skip-managed]");
-        Console.Error.WriteLine("       MoEMesh.Benchmarks small [--dims 256,1024] [--batches 1,4,16] [--threads N]");
+        Console.Error.WriteLine("       MoEMesh.Benchmarks small [--dims 256,1024] [--batches 1,4,8,16] [--threads N]");
         Console.Error.WriteLine("       MoEMesh.Benchmarks transport [--round-ms 250]");
         Console.Error.WriteLine("       MoEMesh.Benchmarks node [--round-ms 3000] [--rounds 3]");
         Console.Error.WriteLine("       MoEMesh.Benchmarks moe [--rounds 3] [--calls 20] [--blas-threads 1,2]");

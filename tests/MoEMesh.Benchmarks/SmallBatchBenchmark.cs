@@ -9,7 +9,8 @@ namespace MoEMesh.Benchmarks;
 /// <summary>
 /// The ffn expert's forward at the batches a query brings (1 to 16 rows), against the time it takes to read
 /// the expert's weights once (a vectorised sum over every weight array), and against the same forward with
-/// its GEMMs left to OpenBLAS (the small-batch kernel off), in interleaved rounds. At d = 256 the weights
+/// its GEMMs left to OpenBLAS (the small-batch kernel off; it takes up to 8 rows, so at 16 both columns are
+/// OpenBLAS), in interleaved rounds. At d = 256 the weights
 /// (2 MiB) stay in the CPU's caches, so reading them is far quicker than the arithmetic of 16 rows: there the
 /// ratio shows the compute, not the memory.
 /// </summary>

@@ -58,13 +58,13 @@ public class GemmTests
         { 4, 8, 100 },
         { 5, 37, 9 },
         { 7, 12, 64 },
-        { 16, 130, 257 },
+        { 8, 130, 257 },
         // Large enough (n·k ≥ 2^20) to be split between threads.
         { 6, 1030, 1024 },
     };
 
     /// <summary>
-    /// Products of at most 16 rows by a transposed B go to the small-batch kernel: its 512-bit and 256-bit
+    /// Products of at most 8 rows by a transposed B go to the small-batch kernel: its 512-bit and 256-bit
     /// forms, on one thread and split between two, agree with the double reference and with the backend
     /// doing it all, for strided matrices, alpha, beta, and beta 0 over NaN.
     /// </summary>

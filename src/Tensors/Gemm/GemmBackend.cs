@@ -15,7 +15,7 @@ public abstract class GemmBackend
     /// <summary>Threads the backend computes with.</summary>
     public abstract int Threads { get; }
 
-    /// <summary>Whether products of at most 16 rows by a transposed B use the small-batch kernel. Default true; benchmarks turn it off to compare.</summary>
+    /// <summary>Whether products of at most 8 rows by a transposed B use the small-batch kernel. Default true; benchmarks turn it off to compare.</summary>
     public bool SmallBatchKernel { get; set; } = true;
 
     /// <summary>Whether the small-batch kernel may use 512-bit vectors where they are accelerated. Default true; tests turn it off to check the 256-bit kernel too.</summary>
