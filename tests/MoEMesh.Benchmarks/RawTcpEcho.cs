@@ -8,7 +8,9 @@ namespace MoEMesh.Benchmarks;
 
 /// <summary>
 /// The baseline: a length-prefixed echo over plain sockets (optionally inside TLS 1.3 with the same
-/// certificates), one connection per concurrent caller since raw TCP cannot multiplex.
+/// certificates), one connection per concurrent caller since raw TCP cannot multiplex. Like the peer
+/// protocol, a message under 64 KiB goes out in one write (header and payload copied together) and a larger
+/// one as the header and then the payload itself, so small messages compare like with like.
 /// </summary>
 public sealed class RawTcpEcho : IAsyncDisposable
 {
@@ -26,6 +28,23 @@ public sealed class RawTcpEcho : IAsyncDisposable
     }
 
     public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
+
+    /// <summary>Payloads below this size go out with their header in one write (the peer protocol's DirectWriteFrom).</summary>
+    private const int OneWriteBelow = 64 * 1024;
+
+    /// <summary>Writes the length and the payload: one write through <paramref name="frame"/> for a small payload, two for a large one.</summary>
+    private static async Task WriteAsync(Stream stream, ReadOnlyMemory<byte> payload, byte[] frame, CancellationToken cancellationToken)
+    {
+        BinaryPrimitives.WriteInt32LittleEndian(frame, payload.Length);
+        if (payload.Length < OneWriteBelow)
+        {
+            payload.CopyTo(frame.AsMemory(4));
+            await stream.WriteAsync(frame.AsMemory(0, 4 + payload.Length), cancellationToken);
+            return;
+        }
+        await stream.WriteAsync(frame.AsMemory(0, 4), cancellationToken);
+        await stream.WriteAsync(payload, cancellationToken);
+    }
 
     /// <summary>A client connection that sends a payload and reads it back.</summary>
     public async Task<Func<byte[], Task>> ConnectAsync(PeerIdentity? tlsIdentity)
@@ -45,12 +64,11 @@ public sealed class RawTcpEcho : IAsyncDisposable
             stream = ssl;
         }
         var header = new byte[4];
+        var frame = new byte[4 + OneWriteBelow];
         var back = new byte[1 << 20];
         return async payload =>
         {
-            BinaryPrimitives.WriteInt32LittleEndian(header, payload.Length);
-            await stream.WriteAsync(header);
-            await stream.WriteAsync(payload);
+            await WriteAsync(stream, payload, frame, default);
             await stream.ReadExactlyAsync(header);
             await stream.ReadExactlyAsync(back.AsMemory(0, BinaryPrimitives.ReadInt32LittleEndian(header)));
         };
@@ -98,14 +116,14 @@ public sealed class RawTcpEcho : IAsyncDisposable
                 stream = ssl;
             }
             var header = new byte[4];
+            var frame = new byte[4 + OneWriteBelow];
             var buffer = new byte[1 << 20];
             while (true)
             {
                 await stream.ReadExactlyAsync(header, _stop.Token);
                 int length = BinaryPrimitives.ReadInt32LittleEndian(header);
                 await stream.ReadExactlyAsync(buffer.AsMemory(0, length), _stop.Token);
-                await stream.WriteAsync(header, _stop.Token);
-                await stream.WriteAsync(buffer.AsMemory(0, length), _stop.Token);
+                await WriteAsync(stream, buffer.AsMemory(0, length), frame, _stop.Token);
             }
         }
         catch (Exception e) when (e is IOException or EndOfStreamException or OperationCanceledException or ObjectDisposedException)
