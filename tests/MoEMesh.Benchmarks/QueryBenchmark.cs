@@ -121,7 +121,7 @@ public static class QueryBenchmark
             Console.WriteLine($"One HTTP client against in-process batch 1: {median[3] / median[4]:F2}");
             // One text's latency through the swarm against the same model in process (the same experts, called from the gating node).
             Goals.Report("query", "one text per POST /v1/query, one client: p50", Goals.Of(p50[3], "ms", "F2"), $"the model in process at batch 1, {Goals.Of(p50[4], "ms", "F2")}",
-                p50[3] / p50[4], "<= 1.5x + 1 ms", p50[3] <= 1.5 * p50[4] + 1);
+                null, "<= 1.5x + 1 ms", p50[3] <= 1.5 * p50[4] + 1);
             Console.WriteLine($"One text per POST /v1/query, one client: p99 {p99[3]:F2} ms against {p99[4]:F2} ms in process ({p99[3] / p99[4]:F2}; no goal)");
             return 0;
         }

@@ -8,7 +8,8 @@ namespace MoEMesh.Benchmarks;
 
 /// <summary>
 /// The ffn expert's forward at the batches a query brings (1 to 16 rows), against the time it takes to read
-/// the expert's weights once (a vectorised sum over every weight array), and against the same forward with
+/// the expert's weights once (a vectorised sum over every weight array, split between threads as the kernel
+/// splits the product), and against the same forward with
 /// its GEMMs left to OpenBLAS (the small-batch kernel off; it takes up to 8 rows, so at 16 both columns are
 /// OpenBLAS), in interleaved rounds. At d = 256 the weights
 /// (2 MiB) stay in the CPU's caches, so reading them is far quicker than the arithmetic of 16 rows: there the
@@ -16,6 +17,17 @@ namespace MoEMesh.Benchmarks;
 /// </summary>
 public static class SmallBatchBenchmark
 {
+    /// <summary>A vectorised sum over <paramref name="weights"/>, in <paramref name="threads"/> parts from 2^20 elements on (the kernel's rule).</summary>
+    private static float Read(Tensor weights, int threads)
+    {
+        int length = weights.Span.Length;
+        if (length < 1 << 20 || threads == 1) return TensorPrimitives.Sum(weights.Span);
+        var parts = new float[threads];
+        Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads },
+            t => parts[t] = TensorPrimitives.Sum(weights.Span.Slice(length * t / threads, length * (t + 1) / threads - length * t / threads)));
+        return parts.Sum();
+    }
+
     public static int Run(int[] dimensions, int[] batches, int? threads)
     {
         var gemm = Gemm.Configure(new GemmOptions { Threads = threads }, NullLogger.Instance);
@@ -40,7 +52,8 @@ public static class SmallBatchBenchmark
                 {
                     () =>
                     {
-                        foreach (var w in weights) sink += TensorPrimitives.Sum(w.Span);
+                        // Read as the kernel reads: a weight matrix of a million elements or more split between the GEMM threads.
+                        foreach (var w in weights) sink += Read(w, gemm.Threads);
                     },
                     () =>
                     {

@@ -48,18 +48,21 @@ public class GemmTests
         { 1, 4, 16 },
         { 2, 5, 17 },
         { 3, 7, 33 },
+        { 3, 6, 0 },
         { 4, 8, 100 },
         { 5, 37, 9 },
         { 7, 12, 64 },
         { 8, 130, 257 },
-        // Large enough (n·k ≥ 2^20) to be split between threads.
+        // Large enough (n·k ≥ 2^20) to be split between threads: several rows; one row; a last part of remainder columns only.
         { 6, 1030, 1024 },
+        { 1, 4097, 256 },
+        { 1, 5, 1 << 18 },
     };
 
     /// <summary>
-    /// Products of at most 8 rows by a transposed B go to the small-batch kernel: its 512-bit and 256-bit
-    /// forms, on one thread and split between two, agree with the double reference and with the backend
-    /// doing it all, for strided matrices, alpha, beta, and beta 0 over NaN.
+    /// The small-batch kernel in each of its forms (512-bit and 256-bit blocks, on one thread and split between
+    /// two; run directly, so on any hardware) agrees with the double reference for strided matrices, alpha, beta,
+    /// beta 0 over NaN and alpha 0 over Inf; and where the hardware has it, a backend sends these products to it.
     /// </summary>
     [Theory]
     [MemberData(nameof(SmallBatchShapes))]
@@ -69,24 +72,30 @@ public class GemmTests
         var a = Random(m * lda, 11);
         var b = Random(n * ldb, 12);
         var c0 = Random(m * ldc, 13);
-        foreach (float beta in new[] { -0.5f, 0f })
+        foreach (var (alpha, beta) in new[] { (0.75f, -0.5f), (0.75f, 0f), (0f, 0.5f), (0f, 0f) })
         {
             var start = (float[])c0.Clone();
             if (beta == 0f)
                 for (int i = 0; i < m; i++) start[i * ldc] = float.NaN;
-            var expected = Reference(false, true, m, n, k, 0.75f, a, lda, b, ldb, beta, beta == 0f ? c0 : start, ldc);
-            foreach (var (backend, small, wide) in new (GemmBackend, bool, bool)[]
+            var (aRead, bRead) = ((float[])a.Clone(), (float[])b.Clone());
+            if (alpha == 0f) aRead[0] = bRead[0] = float.PositiveInfinity;
+            var expected = Reference(false, true, m, n, k, alpha, a, lda, b, ldb, beta, beta == 0f ? c0 : start, ldc);
+            foreach (var (threads, wide) in new[] { (1, true), (1, false), (2, true), (2, false) })
             {
-                (new ManagedGemm(1), true, true), (new ManagedGemm(1), true, false), (new ManagedGemm(2), true, true), (new ManagedGemm(2), true, false),
-                (OpenBlas(), true, true), (OpenBlas(), false, true),
-            })
-            {
-                backend.SmallBatchKernel = small;
-                backend.WideVectors = wide;
                 var c = (float[])start.Clone();
-                backend.Sgemm(false, true, m, n, k, 0.75f, a, lda, b, ldb, beta, c, ldc);
-                AssertAgrees(c, expected, start, m, n, k, ldc, $"{backend.Name} x{backend.Threads} small {small} wide {wide} beta {beta}");
+                SmallBatchGemm.Run(m, n, k, alpha, aRead, lda, bRead, ldb, beta, c, ldc, threads, wide);
+                AssertAgrees(c, expected, start, m, n, k, ldc, $"kernel x{threads} wide {wide}, alpha {alpha}, beta {beta}");
             }
+        }
+        // A backend takes the kernel's way where 256-bit vectors are accelerated, and its own otherwise; either agrees.
+        Assert.Equal(System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated, SmallBatchGemm.Applies(false, true, m));
+        var backendExpected = Reference(false, true, m, n, k, 0.75f, a, lda, b, ldb, -0.5f, c0, ldc);
+        foreach (var (backend, small) in new (GemmBackend, bool)[] { (new ManagedGemm(2), true), (OpenBlas(), true), (OpenBlas(), false) })
+        {
+            backend.SmallBatchKernel = small;
+            var c = (float[])c0.Clone();
+            backend.Sgemm(false, true, m, n, k, 0.75f, a, lda, b, ldb, -0.5f, c, ldc);
+            AssertAgrees(c, backendExpected, c0, m, n, k, ldc, $"{backend.Name} small {small}");
         }
     }
 

@@ -18,9 +18,6 @@ public abstract class GemmBackend
     /// <summary>Whether products of at most 8 rows by a transposed B use the small-batch kernel. Default true; benchmarks turn it off to compare.</summary>
     public bool SmallBatchKernel { get; set; } = true;
 
-    /// <summary>Whether the small-batch kernel may use 512-bit vectors where they are accelerated. Default true; tests turn it off to check the 256-bit kernel too.</summary>
-    internal bool WideVectors { get; set; } = true;
-
     /// <summary>Computes <c>C = alpha · op(A) · op(B) + beta · C</c>. When beta is 0, C's old contents are ignored (NaN included).</summary>
     /// <exception cref="ArgumentException">A dimension is negative, a leading dimension is too small or a span too short.</exception>
     public void Sgemm(bool transposeA, bool transposeB, int m, int n, int k, float alpha,
@@ -35,7 +32,7 @@ public abstract class GemmBackend
         if (m == 0 || n == 0) return;
         if (SmallBatchKernel && SmallBatchGemm.Applies(transposeA, transposeB, m))
         {
-            SmallBatchGemm.Run(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, Threads, WideVectors);
+            SmallBatchGemm.Run(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, Threads, wide: true);
             return;
         }
         SgemmCore(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
