@@ -4,7 +4,6 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using MoEMesh.Node.Hosting;
@@ -23,18 +22,14 @@ internal sealed class TrainerMetrics : IAsyncDisposable
 {
     private readonly WebApplication _app;
 
-    private TrainerMetrics(WebApplication app, RoutingTelemetry telemetry, Uri address)
+    private TrainerMetrics(WebApplication app, RoutingTelemetry telemetry)
     {
         _app = app;
         Telemetry = telemetry;
-        Address = address;
     }
 
     /// <summary>What the trainer and its layers measure.</summary>
     public RoutingTelemetry Telemetry { get; }
-
-    /// <summary>Where /metrics is served.</summary>
-    public Uri Address { get; }
 
     /// <summary>Serves /metrics at <paramref name="listen"/> (port 0: any free port); null, after saying why on stderr, when it cannot listen there.</summary>
     public static async Task<TrainerMetrics?> StartAsync(PeerAddress listen, CancellationToken cancellationToken)
@@ -64,7 +59,7 @@ internal sealed class TrainerMetrics : IAsyncDisposable
         var address = new Uri(new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First()), "/metrics");
         var telemetry = new RoutingTelemetry(app.Services.GetRequiredService<IMeterFactory>());
         Console.WriteLine($"metrics: {address}");
-        return new TrainerMetrics(app, telemetry, address);
+        return new TrainerMetrics(app, telemetry);
     }
 
     public async ValueTask DisposeAsync()
