@@ -120,9 +120,18 @@ public static class ExpertCheckpoint
                 throw new InvalidDataException($"{weightsPath}: parameter {p.Name} has shape {saved.Shape}; {backend.Name} expects {p.Value.Shape}.");
             saved.Span.CopyTo(p.Value.Span);
         }
-        var state = content.Tensors.Where(t => t.Key.StartsWith(OptimizerPrefix, StringComparison.Ordinal))
-            .ToDictionary(t => t.Key[OptimizerPrefix.Length..], t => t.Value, StringComparer.Ordinal);
-        backend.Optimizer.Restore(manifest.UpdateCount, state);
+        // The optimizer takes the state tensors just read (twice the weights, for Adam) rather than copying them.
+        var state = content.Tensors.Keys.Where(k => k.StartsWith(OptimizerPrefix, StringComparison.Ordinal)).ToArray()
+            .ToDictionary(k => k[OptimizerPrefix.Length..], content.Take, StringComparer.Ordinal);
+        try
+        {
+            backend.Optimizer.Adopt(manifest.UpdateCount, state);
+        }
+        catch
+        {
+            foreach (var t in state.Values) t.Dispose();
+            throw;
+        }
         // A label edited by hand into the manifest is announced only when it can be shown as it is.
         backend.Origin ??= manifest.Origin?.Showable();
         return true;

@@ -176,6 +176,32 @@ public class OptimizerTests
     }
 
     [Fact]
+    public void Adopt_TakesTheStateTensorsThemselves_ThenStepsExactlyAsTheOriginal_AndRefusesBadStateTakingNone()
+    {
+        Parameter Make() => new("w", Tensor.FromArray([1f, -2f], [2]));
+        var original = Make();
+        var adam = new Adam([original], LearningRateSchedule.Constant(0.1f));
+        original.Gradient.Span.Fill(0.3f);
+        adam.Step();
+        var saved = adam.State.ToDictionary(s => s.Key, s => s.Value.Clone());
+
+        var copy = Make();
+        original.Value.Span.CopyTo(copy.Value.Span);
+        var restored = new Adam([copy], LearningRateSchedule.Constant(0.1f));
+        using var misshapen = Tensor.Zeros(3);
+        Assert.Throws<InvalidDataException>(() => restored.Adopt(1, new Dictionary<string, Tensor> { ["w.exp_avg"] = misshapen }));
+        Assert.Empty(restored.State);
+        restored.Adopt(adam.StepCount, saved);
+
+        Assert.All(saved, s => Assert.Same(s.Value, restored.State[s.Key]));
+        copy.Gradient.Span.Fill(-0.7f);
+        original.Gradient.Span.Fill(-0.7f);
+        adam.Step();
+        restored.Step();
+        Assert.Equal(original.Value.ToArray(), copy.Value.ToArray());
+    }
+
+    [Fact]
     public void Restore_UnknownOrMisshapenState_IsRefusedNamingIt()
     {
         var parameter = new Parameter("w", Tensor.Zeros(2, 3));

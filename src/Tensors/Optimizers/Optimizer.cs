@@ -62,6 +62,32 @@ public abstract class Optimizer
     /// <exception cref="InvalidDataException">A state tensor has an unknown name or another shape.</exception>
     public void Restore(long stepCount, IReadOnlyDictionary<string, Tensor> state)
     {
+        Check(stepCount, state);
+        foreach (var tensor in _state.Values) tensor.Span.Clear();
+        foreach (var (name, saved) in state) saved.Span.CopyTo(StateTensor(name).Span);
+        StepCount = stepCount;
+    }
+
+    /// <summary>
+    /// Restores as <see cref="Restore"/> does, taking the state tensors over instead of copying them (a
+    /// checkpoint's tensors, just read: no second allocation of the optimizer's state, which for Adam is twice
+    /// the weights). The optimizer owns them afterwards; on an exception it has taken none.
+    /// </summary>
+    /// <exception cref="InvalidDataException">A state tensor has an unknown name or another shape.</exception>
+    public void Adopt(long stepCount, IReadOnlyDictionary<string, Tensor> state)
+    {
+        Check(stepCount, state);
+        foreach (var tensor in _state.Where(s => !state.ContainsKey(s.Key)).Select(s => s.Value)) tensor.Span.Clear();
+        foreach (var (name, saved) in state)
+        {
+            if (_state.Remove(name, out var old)) old.Dispose();
+            _state[name] = saved;
+        }
+        StepCount = stepCount;
+    }
+
+    private void Check(long stepCount, IReadOnlyDictionary<string, Tensor> state)
+    {
         ArgumentOutOfRangeException.ThrowIfNegative(stepCount);
         foreach (var (name, saved) in state)
         {
@@ -70,9 +96,6 @@ public abstract class Optimizer
             if (saved.Shape != shape)
                 throw new InvalidDataException($"Optimizer state {name} has shape {saved.Shape} in the checkpoint; expected {shape}.");
         }
-        foreach (var tensor in _state.Values) tensor.Span.Clear();
-        foreach (var (name, saved) in state) saved.Span.CopyTo(StateTensor(name).Span);
-        StepCount = stepCount;
     }
 
     /// <summary>Updates elements [start, start + length) of <paramref name="parameter"/>.</summary>

@@ -3,16 +3,18 @@ namespace MoEMesh.Tensors.Serialization;
 /// <summary>What a safetensors file held: tensors converted to float32, their stored dtypes, and metadata.</summary>
 public sealed class SafeTensorsContent : IDisposable
 {
-    internal SafeTensorsContent(IReadOnlyDictionary<string, Tensor> tensors, IReadOnlyDictionary<string, DType> storedTypes,
+    private readonly Dictionary<string, Tensor> _tensors;
+
+    internal SafeTensorsContent(Dictionary<string, Tensor> tensors, IReadOnlyDictionary<string, DType> storedTypes,
         IReadOnlyDictionary<string, string> metadata)
     {
-        Tensors = tensors;
+        _tensors = tensors;
         StoredTypes = storedTypes;
         Metadata = metadata;
     }
 
-    /// <summary>Tensors by name, as float32.</summary>
-    public IReadOnlyDictionary<string, Tensor> Tensors { get; }
+    /// <summary>Tensors by name, as float32 (those not taken).</summary>
+    public IReadOnlyDictionary<string, Tensor> Tensors => _tensors;
 
     /// <summary>The dtype each tensor was stored as.</summary>
     public IReadOnlyDictionary<string, DType> StoredTypes { get; }
@@ -26,7 +28,16 @@ public sealed class SafeTensorsContent : IDisposable
         ? t
         : throw new InvalidDataException($"safetensors file has no tensor '{name}' (it has: {string.Join(", ", Tensors.Keys)}).");
 
-    /// <summary>Returns every tensor's storage to the pool.</summary>
+    /// <summary>Takes the tensor called <paramref name="name"/> out of the content: the caller owns it, and <see cref="Dispose"/> leaves it be.</summary>
+    /// <exception cref="InvalidDataException">There is no such tensor.</exception>
+    public Tensor Take(string name)
+    {
+        var tensor = Get(name);
+        _tensors.Remove(name);
+        return tensor;
+    }
+
+    /// <summary>Returns the storage of every tensor not taken to the pool.</summary>
     public void Dispose()
     {
         foreach (var t in Tensors.Values) t.Dispose();
