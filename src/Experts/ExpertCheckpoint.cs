@@ -7,7 +7,7 @@ namespace MoEMesh.Experts;
 
 /// <summary>
 /// Saves and restores an <see cref="ExpertBackend"/>: weights and optimizer state in a safetensors file,
-/// and a small JSON manifest that names that file with its SHA-256. Each save writes a new
+/// and a small JSON manifest that names that file with its SHA-256 (checked as the file is read, in the same pass). Each save writes a new
 /// weights file (numbered by update count) and then atomically replaces the manifest, so a crash at
 /// any moment leaves the previous checkpoint intact; older weights files are removed afterwards.
 /// </summary>
@@ -109,10 +109,7 @@ public static class ExpertCheckpoint
         var weightsPath = Path.Combine(directory, manifest.WeightsFile);
         if (!File.Exists(weightsPath))
             throw new InvalidDataException($"{manifestPath} names {manifest.WeightsFile}, which is missing.");
-        if (Sha256Of(weightsPath) != manifest.WeightsSha256)
-            throw new InvalidDataException($"{weightsPath} does not match the SHA-256 in {ManifestName}; the file is corrupt.");
-
-        using var content = SafeTensorsFile.ReadFile(weightsPath);
+        using var content = ReadVerified(weightsPath, manifest.WeightsSha256);
         foreach (var p in backend.Expert.Parameters)
         {
             var saved = content.Get(ParameterPrefix + p.Name);
@@ -135,6 +132,28 @@ public static class ExpertCheckpoint
         // A label edited by hand into the manifest is announced only when it can be shown as it is.
         backend.Origin ??= manifest.Origin?.Showable();
         return true;
+    }
+
+    /// <summary>
+    /// The weights file's tensors, read and hashed in one pass; a file whose SHA-256 is not <paramref name="sha256"/>
+    /// is refused as corrupt (also when it is too damaged to parse), and nothing of it is kept.
+    /// </summary>
+    private static SafeTensorsContent ReadVerified(string path, string sha256)
+    {
+        using var file = new HashingReadStream(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20));
+        var corrupt = new InvalidDataException($"{path} does not match the SHA-256 in {ManifestName}; the file is corrupt.");
+        SafeTensorsContent content;
+        try
+        {
+            content = SafeTensorsFile.Read(file);
+        }
+        catch (InvalidDataException e) when (file.HashOfAll() != sha256)
+        {
+            throw new InvalidDataException(corrupt.Message, e);
+        }
+        if (file.HashOfAll() == sha256) return content;
+        content.Dispose();
+        throw corrupt;
     }
 
     /// <summary>Deletes temporary files and every weights file but <paramref name="keep"/> in <paramref name="directory"/>.</summary>

@@ -115,18 +115,27 @@ public sealed class ExpertCheckpointTests : IDisposable
         Assert.Equal(1, restored.UpdateCount);
     }
 
-    [Fact]
-    public void Restore_CorruptWeights_FailsNamingTheFile()
+    /// <summary>A damaged weights file is refused as not matching its SHA-256, whether the damage is in the data or in the header the parser reads first.</summary>
+    [Theory]
+    [InlineData(-1)]
+    [InlineData(12)]
+    public void Restore_CorruptWeights_FailsNamingTheFile_AndLeavesTheExpertAsItWas(int damagedByte)
     {
         var backend = ExpertBackendTests.Create();
+        TrainSteps(backend, 2, 3);
         ExpertCheckpoint.Save(backend, _directory);
         var weights = Directory.GetFiles(_directory, "weights.*").Single();
         var bytes = File.ReadAllBytes(weights);
-        bytes[^1] ^= 0xFF;
+        bytes[damagedByte < 0 ? bytes.Length + damagedByte : damagedByte] ^= 0xFF;
         File.WriteAllBytes(weights, bytes);
-        var e = Assert.Throws<InvalidDataException>(() => ExpertCheckpoint.TryRestore(ExpertBackendTests.Create(), _directory));
+        // A fresh expert: its weights differ from the trained ones in the file, and must stay its own.
+        var target = ExpertBackendTests.Create();
+        var before = target.Expert.Parameters.Select(p => p.Value.ToArray()).ToArray();
+        var e = Assert.Throws<InvalidDataException>(() => ExpertCheckpoint.TryRestore(target, _directory));
         Assert.Contains("SHA-256", e.Message);
         Assert.Contains(Path.GetFileName(weights), e.Message);
+        Assert.Equal(before, target.Expert.Parameters.Select(p => p.Value.ToArray()));
+        Assert.Equal(0, target.UpdateCount);
     }
 
     [Fact]

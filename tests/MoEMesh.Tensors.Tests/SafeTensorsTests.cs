@@ -114,6 +114,7 @@ public class SafeTensorsTests
         { "negative dim", b => WithHeader(b, """{"x":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}"""), "non-negative" },
         { "no offsets", b => WithHeader(b, """{"x":{"dtype":"F32","shape":[2]}}"""), "data_offsets" },
         { "metadata not strings", b => WithHeader(b, """{"__metadata__":{"a":1},"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"""), "must be a string" },
+        { "name not UTF-8", b => WithHeader(b, [.. "{\"x"u8, 0xFF, .. "\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}"u8]), "not valid UTF-8" },
     };
 
     [Theory]
@@ -134,10 +135,12 @@ public class SafeTensorsTests
     }
 
     /// <summary>Replaces the header, keeping the 8 data bytes of a two-float tensor.</summary>
-    private static byte[] WithHeader(byte[] bytes, string header)
+    private static byte[] WithHeader(byte[] bytes, string header) => WithHeader(bytes, Encoding.UTF8.GetBytes(header));
+
+    /// <summary>Replaces the header with these bytes, keeping the 8 data bytes of a two-float tensor.</summary>
+    private static byte[] WithHeader(byte[] bytes, byte[] headerBytes)
     {
         var data = bytes[^8..];
-        var headerBytes = Encoding.UTF8.GetBytes(header);
         var result = new byte[8 + headerBytes.Length + data.Length];
         BinaryPrimitives.WriteUInt64LittleEndian(result, (ulong)headerBytes.Length);
         headerBytes.CopyTo(result, 8);

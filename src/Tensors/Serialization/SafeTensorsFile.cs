@@ -162,12 +162,20 @@ public static class SafeTensorsFile
                 throw new InvalidDataException("safetensors header must be a JSON object.");
             var descriptors = new List<TensorDescriptor>();
             var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
-            foreach (var property in document.RootElement.EnumerateObject())
+            try
             {
-                if (property.Name == MetadataKey)
-                    ReadMetadata(property.Value, metadata);
-                else
-                    descriptors.Add(TensorDescriptor.Parse(property.Name, property.Value));
+                foreach (var property in document.RootElement.EnumerateObject())
+                {
+                    if (property.Name == MetadataKey)
+                        ReadMetadata(property.Value, metadata);
+                    else
+                        descriptors.Add(TensorDescriptor.Parse(property.Name, property.Value));
+                }
+            }
+            catch (InvalidOperationException e)
+            {
+                // The JSON parser checks the structure, not that every string is valid UTF-8: reading such a name or value throws this.
+                throw new InvalidDataException($"safetensors header holds a string that is not valid UTF-8: {e.Message}", e);
             }
             return (descriptors, metadata);
         }
