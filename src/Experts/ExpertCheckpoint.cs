@@ -141,7 +141,6 @@ public static class ExpertCheckpoint
     private static SafeTensorsContent ReadVerified(string path, string sha256)
     {
         using var file = new HashingReadStream(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20));
-        var corrupt = new InvalidDataException($"{path} does not match the SHA-256 in {ManifestName}; the file is corrupt.");
         SafeTensorsContent content;
         try
         {
@@ -149,11 +148,13 @@ public static class ExpertCheckpoint
         }
         catch (InvalidDataException e) when (file.HashOfAll() != sha256)
         {
-            throw new InvalidDataException(corrupt.Message, e);
+            throw Corrupt(e);
         }
         if (file.HashOfAll() == sha256) return content;
         content.Dispose();
-        throw corrupt;
+        throw Corrupt(null);
+
+        InvalidDataException Corrupt(Exception? cause) => new($"{path} does not match the SHA-256 in {ManifestName}; the file is corrupt.", cause);
     }
 
     /// <summary>Deletes temporary files and every weights file but <paramref name="keep"/> in <paramref name="directory"/>.</summary>

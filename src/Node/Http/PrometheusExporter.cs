@@ -26,7 +26,7 @@ public sealed class PrometheusExporter : IDisposable
 
     private readonly MeterListener _listener = new();
     private readonly Dictionary<(Instrument Instrument, string Labels), Series> _series = [];
-    private readonly Dictionary<Instrument, double[]> _bounds = [];
+    private readonly Dictionary<Instrument, double[]?> _bounds = [];
 
     /// <summary>Starts listening to every MoEMesh meter of <paramref name="meters"/>, and to those of no factory.</summary>
     public PrometheusExporter(IMeterFactory meters)
@@ -55,14 +55,14 @@ public sealed class PrometheusExporter : IDisposable
                 var name = instrument.Name.Replace('.', '_');
                 // A counter adds up what was recorded; an observable counter reports its total when asked, as a gauge does.
                 bool added = instrument is Counter<int> or Counter<long> or Counter<double>;
-                var type = Bounds(instrument) is not null ? "histogram" : added || instrument is ObservableCounter<int> or ObservableCounter<long> or ObservableCounter<double> ? "counter" : "gauge";
+                var bounds = Bounds(instrument);
+                var type = bounds is not null ? "histogram" : added || instrument is ObservableCounter<int> or ObservableCounter<long> or ObservableCounter<double> ? "counter" : "gauge";
                 if (instrument.Description is { Length: > 0 } help) text.Append("# HELP ").Append(name).Append(' ').Append(help).Append('\n');
                 text.Append("# TYPE ").Append(name).Append(' ').Append(type).Append('\n');
                 foreach (var ((_, labels), series) in group.OrderBy(s => s.Key.Labels, StringComparer.Ordinal))
                 {
-                    if (series.Buckets is { } buckets)
+                    if (bounds is not null && series.Buckets is { } buckets)
                     {
-                        var bounds = Bounds(instrument)!;
                         long cumulative = 0;
                         for (int b = 0; b < bounds.Length; b++)
                         {
@@ -99,7 +99,7 @@ public sealed class PrometheusExporter : IDisposable
             if (series.Buckets is { } buckets)
             {
                 // The first bound at or above the value (Prometheus' le); above every bound, only +Inf counts it.
-                int at = Array.BinarySearch(_bounds[instrument], value);
+                int at = Array.BinarySearch(_bounds[instrument]!, value);
                 if (at < 0) at = ~at;
                 if (at < buckets.Length) buckets[at]++;
             }
@@ -110,16 +110,13 @@ public sealed class PrometheusExporter : IDisposable
     private double[]? Bounds(Instrument instrument)
     {
         if (_bounds.TryGetValue(instrument, out var known)) return known;
-        IEnumerable<double>? advised = instrument switch
+        return _bounds[instrument] = instrument switch
         {
-            Histogram<int> h => h.Advice?.HistogramBucketBoundaries?.Select(b => (double)b),
-            Histogram<long> h => h.Advice?.HistogramBucketBoundaries?.Select(b => (double)b),
-            Histogram<double> h => h.Advice?.HistogramBucketBoundaries ?? DefaultBuckets,
+            Histogram<int> h => h.Advice?.HistogramBucketBoundaries?.Select(b => (double)b).ToArray() ?? DefaultBuckets,
+            Histogram<long> h => h.Advice?.HistogramBucketBoundaries?.Select(b => (double)b).ToArray() ?? DefaultBuckets,
+            Histogram<double> h => h.Advice?.HistogramBucketBoundaries?.ToArray() ?? DefaultBuckets,
             _ => null,
         };
-        if (instrument is Histogram<int> or Histogram<long> && advised is null) advised = DefaultBuckets;
-        if (advised is null) return null;
-        return _bounds[instrument] = advised.ToArray();
     }
 
     private static string Labels(ReadOnlySpan<KeyValuePair<string, object?>> tags)
