@@ -49,6 +49,14 @@ public sealed class RoutingOptions : IValidatableObject
     [Duration]
     public TimeSpan PeerBackoff { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// How fast a host's measured latency is forgotten while it gets no calls (its cost decays as
+    /// e^(−t / LoadDecay)), so a replica that was overloaded is tried again: after about 2.3 × LoadDecay a
+    /// host ten times slower than its replica gets a call. Default 10 s.
+    /// </summary>
+    [Duration]
+    public TimeSpan LoadDecay { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Longest back-off. Default 5 min.</summary>
     [Duration]
     public TimeSpan PeerBackoffMax { get; set; } = TimeSpan.FromMinutes(5);

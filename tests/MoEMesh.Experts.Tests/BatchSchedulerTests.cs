@@ -91,4 +91,78 @@ public class BatchSchedulerTests
     {
         Assert.Null(new BatchScheduler(_options, _time).NextDue());
     }
+
+    /// <summary>
+    /// Takes a batch of <paramref name="requests"/> one-row requests that runs for <paramref name="ran"/>
+    /// while <paramref name="meanwhile"/> more arrive, then answers it (MaxWait 0).
+    /// </summary>
+    private (BatchScheduler Scheduler, ExpertBackend Backend) AfterABatchOf(int requests, TimeSpan ran, TimeSpan linger, int meanwhile = 0)
+    {
+        var scheduler = new BatchScheduler(new BatchingOptions { MaxBatchRows = 100, Linger = linger }, _time);
+        var backend = Backend("a");
+        for (int i = 0; i < requests; i++) scheduler.Add(Item(backend, 1));
+        Assert.True(scheduler.TryTakeBatch(_time.GetTimestamp(), out var batch));
+        Assert.Equal(requests, batch.Items.Count);
+        _time.Advance(ran / 2);
+        for (int i = 0; i < meanwhile; i++) scheduler.Add(Item(backend, 1));
+        _time.Advance(ran / 2);
+        scheduler.Ran(batch, ran, _time.GetTimestamp());
+        _time.Advance(TimeSpan.FromTicks(1));
+        return (scheduler, backend);
+    }
+
+    [Fact]
+    public void AfterABatchOfThree_TheNextWaitsUpToTheLinger_ForThoseThreeToComeBack()
+    {
+        // Two requests arrived while the batch of three ran: they wait for the three just answered.
+        var (scheduler, backend) = AfterABatchOf(3, TimeSpan.FromMilliseconds(20), TimeSpan.FromMilliseconds(2), meanwhile: 2);
+        Assert.False(scheduler.TryTakeBatch(_time.GetTimestamp(), out _));
+        scheduler.Add(Item(backend, 1));
+        _time.Advance(TimeSpan.FromMilliseconds(1));
+        scheduler.Add(Item(backend, 1));
+        Assert.False(scheduler.TryTakeBatch(_time.GetTimestamp(), out _));
+
+        scheduler.Add(Item(backend, 1));
+        Assert.True(scheduler.TryTakeBatch(_time.GetTimestamp(), out var batch));
+        Assert.Equal(5, batch.Items.Count);
+    }
+
+    [Fact]
+    public void WhenTheyDoNotComeBack_TheBatchRunsAtTheLinger_CountedFromTheAnswer()
+    {
+        var (scheduler, backend) = AfterABatchOf(3, TimeSpan.FromMilliseconds(20), TimeSpan.FromMilliseconds(2), meanwhile: 1);
+        scheduler.Add(Item(backend, 1));
+        Assert.Equal(TimeSpan.FromMilliseconds(2) - TimeSpan.FromTicks(1), _time.GetElapsedTime(_time.GetTimestamp(), scheduler.NextDue()!.Value));
+        _time.Advance(TimeSpan.FromMilliseconds(1.9));
+        Assert.False(scheduler.TryTakeBatch(_time.GetTimestamp(), out _));
+        _time.Advance(TimeSpan.FromMilliseconds(0.1));
+        Assert.True(scheduler.TryTakeBatch(_time.GetTimestamp(), out var batch));
+        Assert.Equal(2, batch.Items.Count);
+
+        // That batch held two, and two come back: the next does not wait.
+        scheduler.Ran(batch, TimeSpan.FromMilliseconds(20), _time.GetTimestamp());
+        scheduler.Add(Item(backend, 1));
+        scheduler.Add(Item(backend, 1));
+        Assert.True(scheduler.TryTakeBatch(_time.GetTimestamp(), out _));
+    }
+
+    [Fact]
+    public void AQuickExpert_LingersAQuarterOfItsLastRun_AtMost()
+    {
+        var (scheduler, backend) = AfterABatchOf(3, TimeSpan.FromMilliseconds(0.4), TimeSpan.FromMilliseconds(2));
+        scheduler.Add(Item(backend, 1));
+        Assert.Equal(TimeSpan.FromMilliseconds(0.1) - TimeSpan.FromTicks(1), _time.GetElapsedTime(_time.GetTimestamp(), scheduler.NextDue()!.Value));
+    }
+
+    [Fact]
+    public void ALoneCaller_AndAZeroLinger_NeverWait()
+    {
+        var (lone, loneBackend) = AfterABatchOf(1, TimeSpan.FromMilliseconds(20), TimeSpan.FromMilliseconds(2));
+        lone.Add(Item(loneBackend, 1));
+        Assert.True(lone.TryTakeBatch(_time.GetTimestamp(), out _));
+
+        var (off, offBackend) = AfterABatchOf(3, TimeSpan.FromMilliseconds(20), TimeSpan.Zero);
+        off.Add(Item(offBackend, 1));
+        Assert.True(off.TryTakeBatch(_time.GetTimestamp(), out _));
+    }
 }

@@ -25,7 +25,11 @@ public sealed class ProcessTests : IDisposable
         ];
         var first = Start(Args("a"));
         await WaitAnnouncedAsync(first);
-        var others = new[] { Start(Args("b", "--peers", $"127.0.0.1:{first.PeerPort}")), Start(Args("c", "--peers", $"127.0.0.1:{first.PeerPort}")) };
+        var others = new[]
+        {
+            Start(Args("b", "--peers", $"127.0.0.1:{first.PeerPort}", "--concurrent-batches", "1", "--blas-threads", "1")),
+            Start(Args("c", "--peers", $"127.0.0.1:{first.PeerPort}")),
+        };
         foreach (var n in others) await WaitAnnouncedAsync(n);
 
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
@@ -51,6 +55,10 @@ public sealed class ProcessTests : IDisposable
             Assert.True(await n.WaitForExitAsync(Bound), $"node did not exit after SIGTERM:\n{n.Output}");
             Assert.True(n.ExitCode == 0, $"exit code {n.ExitCode}:\n{n.Output}");
         }
+        // Unset, two experts share the cores out; set by hand, the flags are taken as they are.
+        int cores = Environment.ProcessorCount, concurrent = Math.Min(2, cores);
+        Assert.Contains($"Expert batches: up to {concurrent} at once, {Math.Max(1, cores / concurrent)} GEMM threads each, on {cores} cores", first.Output);
+        Assert.Contains($"Expert batches: up to 1 at once, 1 GEMM threads each, on {cores} cores", others[0].Output);
         foreach (var (n, uids) in hosted)
         {
             string name = n == first ? "a" : n == others[0] ? "b" : "c";

@@ -32,6 +32,8 @@ public class ConfigurationTests
     [InlineData("trainers", "MoEMesh:Serving:TrainingPeers:1: 'alice' is not a PeerId")]
     [InlineData("clip", "MoEMesh:Experts:0:MaxGradNorm: must be positive and finite; got NaN")]
     [InlineData("protocol", "MoEMesh:Protocol:MaxConnectionsPerNetwork: must be at least 1; got 0")]
+    [InlineData("concurrent", "MoEMesh:Batching:ConcurrentBatches: must be between 1 and 256; got 0")]
+    [InlineData("blas", "MoEMesh:BlasThreads: must be between 1 and 1024; got -2")]
     public void InvalidSetting_IsNamed(string which, string expected)
     {
         var message = Problem(o =>
@@ -51,6 +53,8 @@ public class ConfigurationTests
                 case "texts": o.Models.MaxQueryTexts = 0; break;
                 case "trainers": o.Serving.TrainingPeers = [Protocol.Identity.PeerIdentity.FromSeed(1).PeerId.ToString(), "alice"]; break;
                 case "protocol": o.Protocol.MaxConnectionsPerNetwork = 0; break;
+                case "concurrent": o.Batching.ConcurrentBatches = 0; break;
+                case "blas": o.BlasThreads = -2; break;
                 case "clip": o.Experts = [new ExpertHostingOptions { Uid = "ffn.0", MaxGradNorm = float.NaN }]; break;
             }
         });

@@ -16,8 +16,8 @@ public sealed class FanOutTests
 {
     private static readonly ExpertUid A = ExpertUid.Parse("ffn.0"), B = ExpertUid.Parse("ffn.1"), C = ExpertUid.Parse("ffn.2");
 
-    private static ExpertHostInfo Host(ExpertUid uid, string host, int seed, int queue = 0) =>
-        new(uid, PeerIdentity.FromSeed(seed).PeerId, [new PeerAddress(host, 7000)], "ffn", "h", new ExpertLoad { QueueDepth = queue }, 0, DateTimeOffset.MaxValue);
+    private static ExpertHostInfo Host(ExpertUid uid, string host, int seed, int queue = 0, double p50Ms = 0) =>
+        new(uid, PeerIdentity.FromSeed(seed).PeerId, [new PeerAddress(host, 7000)], "ffn", "h", new ExpertLoad { QueueDepth = queue, LatencyP50Ms = p50Ms }, 0, DateTimeOffset.MaxValue);
 
     private static Tensor Batch(int rows) => Tensor.FromArray(Enumerable.Range(0, rows * 2).Select(i => (float)(i + 1)).ToArray(), new TensorShape(rows, 2));
 
@@ -177,7 +177,7 @@ public sealed class FanOutTests
         rig.Remote.With("dead", "ffn.0", new(Fail: CallOutcome.Unreachable)).With("alive", "ffn.0", new(Scale: 5f));
         using var input = Batch(1);
         var dead = Host(A, "dead", 1);
-        var alive = Host(A, "alive", 2, queue: 3);
+        var alive = Host(A, "alive", 2, queue: 3, p50Ms: 1);
         var request = new FanOutRequest
         {
             Input = input,
@@ -255,7 +255,8 @@ public sealed class FanOutTests
         var rig = new Rig();
         rig.Remote.With("slow", "ffn.0", new(Scale: 1f, Delay: TimeSpan.FromSeconds(1))).With("fast", "ffn.0", new(Scale: 7f));
         var slow = Host(A, "slow", 1, queue: 0);
-        var fast = Host(A, "fast", 2, queue: 5);
+        // Never called, the fast host costs what it announced (20 ms × 6), more than the slow one's 10 ms measured.
+        var fast = Host(A, "fast", 2, queue: 5, p50Ms: 20);
         rig.Health.Record(slow.Host, CallOutcome.Ok, TimeSpan.FromMilliseconds(10));
         using var input = Batch(1);
         var request = new FanOutRequest
@@ -279,6 +280,8 @@ public sealed class FanOutTests
         Assert.True(trace.Hedged);
         Assert.Contains("(hedged)", trace.ToString());
         Assert.False(rig.Health.IsBackedOff(slow.Host));
+        // The cancelled call is no longer counted in flight, and its cancellation is not measured.
+        Assert.Equal(10, rig.Health.Cost(slow), precision: 1);
     }
 
     [Fact]

@@ -3,8 +3,11 @@ namespace MoEMesh.Experts.Runtime;
 /// <summary>
 /// The batching decision, free of threads and clocks so it can be tested step by step: a queue per
 /// (expert, pass); a queue is ready when it holds <see cref="BatchingOptions.MaxBatchRows"/> rows or its
-/// oldest request has waited <see cref="BatchingOptions.MaxWait"/>; among ready queues the one with the
-/// oldest request goes first, so no expert starves another.
+/// oldest request has waited <see cref="BatchingOptions.MaxWait"/>, and, until as many requests have
+/// arrived since its last batch was answered as that batch held, up to <see cref="BatchingOptions.Linger"/>
+/// after that answer (at most a quarter of the batch's run time); among ready queues the one with the
+/// oldest request goes first, so no expert starves another. An expert with a batch running (the caller
+/// says which, <c>running</c>) is passed over until it finishes, so its weights are never read and updated at once.
 /// </summary>
 internal sealed class BatchScheduler
 {
@@ -28,14 +31,14 @@ internal sealed class BatchScheduler
         queue.Enqueue(item);
     }
 
-    /// <summary>Takes the next batch that is due at <paramref name="now"/>, if any.</summary>
-    public bool TryTakeBatch(long now, out ExpertBatch batch)
+    /// <summary>Takes the next batch that is due at <paramref name="now"/>, if any, passing over experts that are <paramref name="running"/>.</summary>
+    public bool TryTakeBatch(long now, out ExpertBatch batch, IReadOnlySet<ExpertBackend>? running = null)
     {
         PendingQueue? best = null;
-        foreach (var queue in _queues.Values)
+        foreach (var ((backend, _), queue) in _queues)
         {
             queue.DropFinishedHead();
-            if (queue.Count == 0 || !IsReady(queue, now)) continue;
+            if (queue.Count == 0 || running?.Contains(backend) == true || !IsReady(queue, now)) continue;
             if (best is null || queue.Oldest.EnqueuedAt < best.Oldest.EnqueuedAt) best = queue;
         }
         if (best is null)
@@ -45,18 +48,30 @@ internal sealed class BatchScheduler
         }
         var head = best.Oldest;
         batch = new ExpertBatch(head.Backend, head.Kind, best.Take(_options.MaxBatchRows));
+        best.LastBatchRequests = batch.Items.Count;
         return true;
     }
 
-    /// <summary>When the oldest waiting request reaches its maximum wait; null when nothing waits.</summary>
-    public long? NextDue()
+    /// <summary>
+    /// Notes how long <paramref name="batch"/> ran and when its answers started to go out
+    /// (<paramref name="answeredAt"/>): its callers' next requests arrive after that.
+    /// </summary>
+    public void Ran(ExpertBatch batch, TimeSpan elapsed, long answeredAt)
+    {
+        if (!_queues.TryGetValue((batch.Backend, batch.Kind), out var queue)) return;
+        queue.LastRun = elapsed;
+        queue.AnsweredAt = answeredAt;
+    }
+
+    /// <summary>When the oldest waiting request of an expert not <paramref name="running"/> reaches its maximum wait; null when none waits.</summary>
+    public long? NextDue(IReadOnlySet<ExpertBackend>? running = null)
     {
         long? due = null;
-        foreach (var queue in _queues.Values)
+        foreach (var ((backend, _), queue) in _queues)
         {
             queue.DropFinishedHead();
-            if (queue.Count == 0) continue;
-            long at = queue.Oldest.EnqueuedAt + ToTimestampTicks(_options.MaxWait);
+            if (queue.Count == 0 || running?.Contains(backend) == true) continue;
+            long at = Due(queue);
             if (due is null || at < due) due = at;
         }
         return due;
@@ -70,8 +85,20 @@ internal sealed class BatchScheduler
         return all;
     }
 
-    private bool IsReady(PendingQueue queue, long now) =>
-        queue.Rows >= _options.MaxBatchRows || _time.GetElapsedTime(queue.Oldest.EnqueuedAt, now) >= _options.MaxWait;
+    private bool IsReady(PendingQueue queue, long now) => queue.Rows >= _options.MaxBatchRows || now >= Due(queue);
+
+    /// <summary>
+    /// When a queue's batch runs: once its oldest request has waited MaxWait; and, until as many requests
+    /// have arrived since its last batch was answered as that batch held (its callers usually send again at
+    /// once), not before Linger after that answer, at most a quarter of the batch's run time.
+    /// </summary>
+    private long Due(PendingQueue queue)
+    {
+        long due = queue.Oldest.EnqueuedAt + ToTimestampTicks(_options.MaxWait);
+        if (queue.ArrivedSinceAnswered() >= queue.LastBatchRequests) return due;
+        var linger = queue.LastRun / 4 < _options.Linger ? queue.LastRun / 4 : _options.Linger;
+        return Math.Max(due, queue.AnsweredAt + ToTimestampTicks(linger));
+    }
 
     private long ToTimestampTicks(TimeSpan span) => (long)(span.TotalSeconds * _time.TimestampFrequency);
 
@@ -85,6 +112,24 @@ internal sealed class BatchScheduler
         public int Count => _items.Count;
 
         public WorkItem Oldest => _items.Peek();
+
+        /// <summary>Requests in the last batch taken from this queue (0 before the first).</summary>
+        public int LastBatchRequests { get; set; }
+
+        /// <summary>How long the last batch taken from this queue ran.</summary>
+        public TimeSpan LastRun { get; set; }
+
+        /// <summary>When the answers of the last batch started to go out.</summary>
+        public long AnsweredAt { get; set; }
+
+        /// <summary>Requests waiting that arrived once the last batch was answered (counted up to <see cref="LastBatchRequests"/>).</summary>
+        public int ArrivedSinceAnswered()
+        {
+            int arrived = 0;
+            foreach (var item in _items)
+                if (item.EnqueuedAt >= AnsweredAt && ++arrived >= LastBatchRequests) break;
+            return arrived;
+        }
 
         public void Enqueue(WorkItem item)
         {

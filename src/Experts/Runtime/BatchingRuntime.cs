@@ -8,20 +8,26 @@ using MoEMesh.Settings;
 namespace MoEMesh.Experts.Runtime;
 
 /// <summary>
-/// Runs expert requests in batches on one compute loop. Callers queue forward and backward requests
-/// from any thread; the loop (started by <see cref="RunAsync"/>) groups requests for the same expert
-/// and pass, runs a batch when it is full or its oldest request has waited long enough, and answers
-/// each caller with its own rows. An exception fails exactly the requests of its batch; the loop goes
-/// on serving. One loop means an expert's weights are never read and updated at once.
+/// Runs expert requests in batches on <see cref="BatchingOptions.ConcurrentBatches"/> compute loops.
+/// Callers queue forward and backward requests from any thread; the loops (started by
+/// <see cref="RunAsync"/>) group requests for the same expert and pass, run a batch when it is full or its
+/// oldest request has waited long enough, and answer each caller with its own rows. Different experts'
+/// batches run side by side; an expert runs one batch at a time, so its weights are never read and
+/// updated at once. An exception fails exactly the requests of its batch; the loops go on serving.
 /// </summary>
 public sealed partial class BatchingRuntime
 {
-    private readonly Channel<WorkItem> _inbox = Channel.CreateUnbounded<WorkItem>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Channel<WorkItem> _inbox = Channel.CreateUnbounded<WorkItem>();
+    /// <summary>Experts with a batch running; guarded, like the scheduler, by locking the scheduler.</summary>
+    private readonly HashSet<ExpertBackend> _running = [];
+    /// <summary>Completed (and replaced) when a request arrives: what idle loops wait for.</summary>
+    private TaskCompletionSource _wake = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly BatchingOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly BatchScheduler _scheduler;
     private readonly Histogram<int>? _batchRows;
+    private long _batchesRun;
 
     /// <summary>Name of the meter.</summary>
     public const string MeterName = "MoEMesh.Experts";
@@ -44,7 +50,10 @@ public sealed partial class BatchingRuntime
     }
 
     /// <summary>Batches run so far.</summary>
-    public long BatchesRun { get; private set; }
+    public long BatchesRun => Interlocked.Read(ref _batchesRun);
+
+    /// <summary>How many batches of different experts may run at once.</summary>
+    public int ConcurrentBatches => _options.ConcurrentBatches ?? 1;
 
     /// <summary>Queues a forward pass over <paramref name="input"/>; the caller owns the returned tensor.</summary>
     /// <exception cref="ArgumentException">The input does not match the expert's schema or exceeds MaxBatchRows.</exception>
@@ -68,34 +77,71 @@ public sealed partial class BatchingRuntime
     }
 
     /// <summary>
-    /// The compute loop; returns when <paramref name="stoppingToken"/> is cancelled, failing requests
-    /// still queued with <see cref="OperationCanceledException"/>.
+    /// The compute loops; returns when <paramref name="stoppingToken"/> is cancelled and every running
+    /// batch has ended, failing requests still queued with <see cref="OperationCanceledException"/>.
     /// </summary>
     public async Task RunAsync(CancellationToken stoppingToken)
+    {
+        try
+        {
+            await Task.WhenAll(Enumerable.Range(0, ConcurrentBatches).Select(_ => LoopAsync(stoppingToken)));
+        }
+        finally
+        {
+            _inbox.Writer.TryComplete();
+            lock (_scheduler)
+            {
+                DrainInbox();
+                foreach (var item in _scheduler.DrainAll())
+                    item.Completion.TrySetCanceled(stoppingToken);
+            }
+        }
+    }
+
+    /// <summary>
+    /// One compute loop: takes the next due batch of an expert no other loop is running, runs it, and
+    /// waits for work when there is none. No wake-up is lost: a loop takes the wake signal before it looks
+    /// at the queues, every request completes the signal after it is queued, and the loop that ends an
+    /// expert's batch looks for that expert's next batch itself.
+    /// </summary>
+    private async Task LoopAsync(CancellationToken stoppingToken)
     {
         await Task.Yield();
         try
         {
             while (!stoppingToken.IsCancellationRequested)
             {
-                DrainInbox();
-                while (_scheduler.TryTakeBatch(_time.GetTimestamp(), out var batch))
+                var wake = Volatile.Read(ref _wake).Task;
+                ExpertBatch? batch;
+                long? due = null;
+                lock (_scheduler)
                 {
-                    Execute(batch);
                     DrainInbox();
+                    if (_scheduler.TryTakeBatch(_time.GetTimestamp(), out batch, _running)) _running.Add(batch.Backend);
+                    else due = _scheduler.NextDue(_running);
                 }
-                await WaitForWorkAsync(_scheduler.NextDue(), stoppingToken);
+                if (batch is null)
+                {
+                    await WaitForWorkAsync(due, wake, stoppingToken);
+                    continue;
+                }
+                (TimeSpan Elapsed, long AnsweredAt) ran = (TimeSpan.Zero, _time.GetTimestamp());
+                try
+                {
+                    ran = Execute(batch);
+                }
+                finally
+                {
+                    lock (_scheduler)
+                    {
+                        _running.Remove(batch.Backend);
+                        _scheduler.Ran(batch, ran.Elapsed, ran.AnsweredAt);
+                    }
+                }
             }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
-        }
-        finally
-        {
-            _inbox.Writer.TryComplete();
-            DrainInbox();
-            foreach (var item in _scheduler.DrainAll())
-                item.Completion.TrySetCanceled(stoppingToken);
         }
     }
 
@@ -115,38 +161,47 @@ public sealed partial class BatchingRuntime
             item.Completion.Task.ContinueWith(static (_, r) => ((CancellationTokenRegistration)r!).Dispose(), registration,
                 CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
-        if (!_inbox.Writer.TryWrite(item))
-            item.Completion.TrySetException(new ObjectDisposedException(nameof(BatchingRuntime), "The batching runtime has stopped."));
+        if (_inbox.Writer.TryWrite(item)) Wake();
+        else item.Completion.TrySetException(new ObjectDisposedException(nameof(BatchingRuntime), "The batching runtime has stopped."));
         return item.Completion.Task;
     }
 
+    /// <summary>Moves arrived requests into the scheduler; the caller holds the scheduler's lock.</summary>
     private void DrainInbox()
     {
         while (_inbox.Reader.TryRead(out var item)) _scheduler.Add(item);
     }
 
-    /// <summary>Waits until a request arrives or the oldest one becomes due, whichever is first.</summary>
-    private async Task WaitForWorkAsync(long? due, CancellationToken stoppingToken)
+    /// <summary>Wakes the loops that wait for work.</summary>
+    private void Wake() =>
+        Interlocked.Exchange(ref _wake, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+
+    /// <summary>Waits until <paramref name="wake"/> completes or the oldest request becomes due, whichever is first.</summary>
+    private async Task WaitForWorkAsync(long? due, Task wake, CancellationToken stoppingToken)
     {
         if (due is null)
         {
-            await _inbox.Reader.WaitToReadAsync(stoppingToken);
+            await wake.WaitAsync(stoppingToken);
             return;
         }
         var delay = _time.GetElapsedTime(_time.GetTimestamp(), due.Value);
         if (delay <= TimeSpan.Zero) return;
-        using var wake = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
-        var arrival = _inbox.Reader.WaitToReadAsync(wake.Token).AsTask();
-        var timer = Task.Delay(delay, _time, wake.Token);
-        await Task.WhenAny(arrival, timer);
-        await wake.CancelAsync();
+        using var timerStop = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        var timer = Task.Delay(delay, _time, timerStop.Token);
+        await Task.WhenAny(wake, timer);
+        await timerStop.CancelAsync();
         stoppingToken.ThrowIfCancellationRequested();
     }
 
-    private void Execute(ExpertBatch batch)
+    /// <summary>
+    /// Runs a batch and answers its requests (each failed with the batch's exception if it throws); returns
+    /// how long it took and when its answers started to go out.
+    /// </summary>
+    private (TimeSpan Elapsed, long AnsweredAt) Execute(ExpertBatch batch)
     {
         int rows = batch.Rows;
         var started = _time.GetTimestamp();
+        long answeredAt = started;
         Tensor? input = null, gradient = null, result = null;
         try
         {
@@ -160,13 +215,15 @@ public sealed partial class BatchingRuntime
                 gradient = Concatenate(batch.Items, i => i.OutputGradient!, rows);
                 result = batch.Kind == BatchKind.Backward ? batch.Backend.Backward(input, gradient) : batch.Backend.InputGradient(input, gradient);
             }
+            answeredAt = _time.GetTimestamp();
             if (Split(batch.Items, result)) result = null;
-            BatchesRun++;
+            Interlocked.Increment(ref _batchesRun);
             _batchRows?.Record(rows, new KeyValuePair<string, object?>("kind", KindName(batch.Kind)));
             LogBatch(_logger, batch.Backend.Name, batch.Kind, batch.Items.Count, rows, _time.GetElapsedTime(started));
         }
         catch (Exception e)
         {
+            answeredAt = _time.GetTimestamp();
             LogBatchFailed(_logger, e, batch.Backend.Name, batch.Kind, batch.Items.Count, rows);
             var failure = new ExpertExecutionException(batch.Backend.Name, batch.Kind, batch.Items.Count, rows, e);
             foreach (var item in batch.Items) item.Completion.TrySetException(failure);
@@ -180,6 +237,7 @@ public sealed partial class BatchingRuntime
             }
             result?.Dispose();
         }
+        return (_time.GetElapsedTime(started, answeredAt), answeredAt);
     }
 
     /// <summary>The kind as the batch-rows metric labels it.</summary>

@@ -72,6 +72,8 @@ internal static partial class NodeCommand
         Seconds("--checkpoint-period", "Seconds between checkpoints [300]", $"{S}:CheckpointPeriod");
         Seconds("--update-period", "Seconds between announcements [30]", $"{S}:UpdatePeriod");
         Whole("--max-batch-rows", "Most rows per batch [4096]", $"{S}:Batching:MaxBatchRows");
+        Whole("--concurrent-batches", "Batches of different experts run at once [one per core, at most one per expert]", $"{S}:Batching:ConcurrentBatches");
+        Whole("--blas-threads", "OpenBLAS threads per batch [cores / concurrent batches]", $"{S}:BlasThreads");
         var logFormat = new Option<string?>("--log-format") { Description = "How the log is written: text (for people) or json (a JSON object per line, for log collectors) [text]" };
         logFormat.AcceptOnlyFromAmong("text", "json");
         Add(logFormat, v => [("Logging:Console:FormatterName", (string)v! == "json" ? "json" : "simple")]);

@@ -85,6 +85,13 @@ public sealed class NodeOptions : IValidatableObject
     [Section]
     public BatchingOptions Batching { get; set; } = new();
 
+    /// <summary>
+    /// OpenBLAS threads each expert batch's GEMMs use (process-wide). Empty: the cores divided by
+    /// Batching:ConcurrentBatches, so batches running side by side never oversubscribe the cores.
+    /// </summary>
+    [Count(Max = 1024)]
+    public int? BlasThreads { get; set; }
+
     /// <summary>Rules for expert requests.</summary>
     [Section]
     public ExpertServingOptions Serving { get; set; } = new();

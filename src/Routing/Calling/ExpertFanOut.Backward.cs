@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using MoEMesh.Protocol.Identity;
 using MoEMesh.Protocol.Rpc;
 using MoEMesh.Routing.Invocation;
 using Tensor = MoEMesh.Tensors.Tensor;
@@ -70,6 +71,8 @@ public sealed partial class ExpertFanOut
         var invoker = key.Local ? local! : remote;
         long started = time.GetTimestamp();
         ExpertCallResult<Tensor> result;
+        var host = key.Local ? (PeerId?)null : answer.Target.Host.PeerId!.Value;
+        if (host is { } calling) health.Started(calling);
         try
         {
             result = await invoker.BackwardAsync(answer.Target, answer.Input, gradient, frozen, Compression, deadline, stragglers);
@@ -81,6 +84,7 @@ public sealed partial class ExpertFanOut
         finally
         {
             gradient.Dispose();
+            if (host is { } ended) health.Ended(ended);
         }
         var elapsed = time.GetElapsedTime(started);
         if (result.IsOk && (result.Value!.Shape != answer.Input.Shape || !float.IsFinite(TensorPrimitives.MaxMagnitude<float>(result.Value.Span))))
@@ -89,7 +93,7 @@ public sealed partial class ExpertFanOut
             result.Value.Dispose();
             result = ExpertCallResult<Tensor>.Failed(CallOutcome.Rejected, $"the input gradient has shape {shape} or holds NaN or Inf; expected {answer.Input.Shape}");
         }
-        if (!key.Local) health.Record(answer.Target.Host.PeerId!.Value, result.Outcome, elapsed);
+        if (host is { } called) health.Record(called, result.Outcome, elapsed);
         var trace = new ExpertCallTrace(key.Uid, key.Local ? "local" : answer.Target.Host.PeerId!.Value.ToString(), result.Outcome, result.Error, elapsed, answer.Samples.Length, key.Local);
         return new FinishedCall<GradientAnswer>(answer.Samples, result.IsOk ? new GradientAnswer(answer.Samples, result.Value!) : null, trace);
     }

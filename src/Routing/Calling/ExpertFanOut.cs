@@ -165,6 +165,7 @@ public sealed partial class ExpertFanOut(IExpertInvoker remote, IExpertInvoker? 
     {
         long started = time.GetTimestamp();
         ExpertCallResult<Tensor> result;
+        health.Started(host.Host);
         try
         {
             result = await remote.ForwardAsync(new ExpertTarget(uid, host.Endpoint), input, Compression, deadline, cancel);
@@ -173,6 +174,10 @@ public sealed partial class ExpertFanOut(IExpertInvoker remote, IExpertInvoker? 
         {
             return new Attempt(host, ExpertCallResult<Tensor>.Failed(CallOutcome.Timeout, "cut: the other experts had answered and the grace period ended, or another host answered first"),
                 time.GetElapsedTime(started));
+        }
+        finally
+        {
+            health.Ended(host.Host);
         }
         var elapsed = time.GetElapsedTime(started);
         health.Record(host.Host, result.Outcome, elapsed);

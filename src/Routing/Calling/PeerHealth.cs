@@ -6,14 +6,20 @@ using MoEMesh.Routing.Invocation;
 namespace MoEMesh.Routing.Calling;
 
 /// <summary>
-/// What this gating node has seen of each expert host: recent latencies (last 64 answers) and consecutive
-/// failures. A failed host backs off for PeerBackoff × 2^(n−1) (at most PeerBackoffMax); a success clears it.
-/// Hosts of one uid are tried healthy first, then by announced queue depth and recent p95; backed-off
-/// hosts come last rather than not at all, so an expert whose every host is backed off is still tried.
+/// What this gating node has seen of each expert host: recent latencies (last 64 answers), consecutive
+/// failures, calls in flight and a load cost. A failed host backs off for PeerBackoff × 2^(n−1) (at most
+/// PeerBackoffMax); a success clears it. Hosts of one uid are tried healthy first, then cheapest first;
+/// backed-off hosts come last rather than not at all, so an expert whose every host is backed off is still
+/// tried. A host's cost is its latency as this node measured it (a moving average in which each answer
+/// weighs a quarter) times its calls in flight plus one, so a busy or overloaded host gets fewer calls and
+/// concurrent calls spread over replicas. While a host gives no answers its average decays toward zero
+/// (e^(−t / <see cref="RoutingOptions.LoadDecay"/>)), so a host that was slow is tried again later. A host
+/// never measured costs what it announced: its p50 times its queue depth plus one.
 /// </summary>
 public sealed class PeerHealth(RoutingOptions options, TimeProvider time)
 {
     private const int Window = 64;
+    private const double NewAnswerWeight = 0.25;
     private readonly Dictionary<PeerId, State> _peers = [];
 
     /// <summary>Records how a call to <paramref name="host"/> ended.</summary>
@@ -27,6 +33,7 @@ public sealed class PeerHealth(RoutingOptions options, TimeProvider time)
                 state.Failures = 0;
                 state.BackedOffUntil = DateTimeOffset.MinValue;
                 state.Latencies.Add(elapsed);
+                state.Observe(elapsed.TotalMilliseconds, time.GetTimestamp(), time, options.LoadDecay);
             }
             else if (outcome is CallOutcome.Timeout or CallOutcome.Unreachable)
             {
@@ -34,6 +41,39 @@ public sealed class PeerHealth(RoutingOptions options, TimeProvider time)
                 var backoff = TimeSpan.FromTicks((long)Math.Min(options.PeerBackoffMax.Ticks, options.PeerBackoff.Ticks * Math.Pow(2, Math.Min(state.Failures - 1, 30))));
                 state.BackedOffUntil = time.GetUtcNow() + backoff;
             }
+        }
+    }
+
+    /// <summary>Notes that a call to <paramref name="host"/> was sent; <see cref="Ended"/> must follow, whatever its outcome.</summary>
+    public void Started(PeerId host)
+    {
+        lock (_peers)
+        {
+            if (!_peers.TryGetValue(host, out var state)) _peers[host] = state = new State();
+            state.InFlight++;
+        }
+    }
+
+    /// <summary>Notes that a call to <paramref name="host"/> that <see cref="Started"/> has ended.</summary>
+    public void Ended(PeerId host)
+    {
+        lock (_peers)
+            if (_peers.TryGetValue(host, out var state) && state.InFlight > 0) state.InFlight--;
+    }
+
+    /// <summary>
+    /// What calling <paramref name="host"/> costs now, in milliseconds: its decayed latency average (or, never
+    /// measured, its announced p50 times its announced queue depth plus one) times its calls in flight plus one.
+    /// </summary>
+    public double Cost(ExpertHostInfo host)
+    {
+        lock (_peers)
+        {
+            _peers.TryGetValue(host.Host, out var state);
+            double latency = state?.Measured == true
+                ? state.Decayed(time.GetTimestamp(), time, options.LoadDecay)
+                : host.Load.LatencyP50Ms * (Math.Max(0, host.Load.QueueDepth) + 1);
+            return latency * ((state?.InFlight ?? 0) + 1);
         }
     }
 
@@ -55,18 +95,39 @@ public sealed class PeerHealth(RoutingOptions options, TimeProvider time)
 
     /// <summary>The hosts of one uid in the order to try them.</summary>
     public IReadOnlyList<ExpertHostInfo> Order(IEnumerable<ExpertHostInfo> hosts) =>
-        hosts.OrderBy(h => IsBackedOff(h.Host))
-            .ThenBy(h => h.Load.QueueDepth)
-            .ThenBy(h => P95(h.Host) ?? TimeSpan.Zero)
-            .ThenBy(h => h.Host.ToString(), StringComparer.Ordinal)
+        hosts.Select(h => (Host: h, BackedOff: IsBackedOff(h.Host), Cost: Cost(h)))
+            .OrderBy(h => h.BackedOff)
+            .ThenBy(h => double.IsFinite(h.Cost) ? h.Cost : double.MaxValue)
+            .ThenBy(h => h.Host.Host.ToString(), StringComparer.Ordinal)
+            .Select(h => h.Host)
             .ToArray();
 
     private sealed class State
     {
+        private double _averageMs;
+        private long _observedAt;
+
         public LatencyWindow Latencies { get; } = new(Window);
 
         public int Failures { get; set; }
 
+        public int InFlight { get; set; }
+
         public DateTimeOffset BackedOffUntil { get; set; } = DateTimeOffset.MinValue;
+
+        /// <summary>Whether an answer was measured.</summary>
+        public bool Measured { get; private set; }
+
+        /// <summary>Takes in an answer's latency: it weighs a quarter of the new average (the first answer, all of it).</summary>
+        public void Observe(double milliseconds, long now, TimeProvider time, TimeSpan decay)
+        {
+            _averageMs = Measured ? NewAnswerWeight * milliseconds + (1 - NewAnswerWeight) * Decayed(now, time, decay) : milliseconds;
+            _observedAt = now;
+            Measured = true;
+        }
+
+        /// <summary>The average, decayed toward zero for the time since the last answer (e^(−t / decay)).</summary>
+        public double Decayed(long now, TimeProvider time, TimeSpan decay) =>
+            _averageMs * Math.Exp(-time.GetElapsedTime(_observedAt, now).TotalSeconds / decay.TotalSeconds);
     }
 }
