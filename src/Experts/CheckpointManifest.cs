@@ -2,7 +2,12 @@ using System.Text.Json.Serialization;
 
 namespace MoEMesh.Experts;
 
-/// <summary>The JSON manifest of an expert checkpoint.</summary>
+/// <summary>
+/// The JSON manifest of an expert checkpoint. <c>WeightsSha256</c> covers the whole weights file;
+/// <c>ParametersSha256</c> (absent from checkpoints written before it) covers its first <c>ParametersBytes</c>
+/// bytes, the header and the parameters, which are written first: enough to verify what a restart reads
+/// before the expert serves, while the optimizer state after them is verified when it is first needed.
+/// </summary>
 internal sealed record CheckpointManifest(
     int FormatVersion,
     string Expert,
@@ -12,7 +17,9 @@ internal sealed record CheckpointManifest(
     long UpdateCount,
     string WeightsFile,
     string WeightsSha256,
-    ExpertOrigin? Origin = null);
+    ExpertOrigin? Origin = null,
+    string? ParametersSha256 = null,
+    long? ParametersBytes = null);
 
 /// <summary>Source-generated JSON for the manifest (no reflection at run time).</summary>
 [JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]

@@ -72,8 +72,10 @@ public static class ExpertCheckpoint
                 ["expert"] = _backend.Name,
                 ["update_count"] = UpdateCount.ToString(System.Globalization.CultureInfo.InvariantCulture),
             });
+            long parameterBytes = _tensors.Where(t => IsParameter(t.Name)).Sum(t => (long)t.Tensor.Length * sizeof(float));
+            var (whole, parameters, prefix) = Hashes(weightsPath, parameterBytes);
             var manifest = new CheckpointManifest(FormatVersion, _backend.Name, _backend.Spec, _backend.Schema.ToString(),
-                _backend.Optimizer.Name, UpdateCount, weightsName, Sha256Of(weightsPath), _backend.Origin);
+                _backend.Optimizer.Name, UpdateCount, weightsName, whole, _backend.Origin, parameters, prefix);
             AtomicFile.Write(Path.Combine(directory, ManifestName),
                 stream => JsonSerializer.Serialize(stream, manifest, ManifestJson.Default.CheckpointManifest));
             RemoveLeftovers(directory, keep: weightsName); // saves of one expert run one at a time: no other temporary file is in use
@@ -109,53 +111,84 @@ public static class ExpertCheckpoint
         var weightsPath = Path.Combine(directory, manifest.WeightsFile);
         if (!File.Exists(weightsPath))
             throw new InvalidDataException($"{manifestPath} names {manifest.WeightsFile}, which is missing.");
-        using var content = ReadVerified(weightsPath, manifest.WeightsSha256);
-        foreach (var p in backend.Expert.Parameters)
-        {
-            var saved = content.Get(ParameterPrefix + p.Name);
-            if (saved.Shape != p.Value.Shape)
-                throw new InvalidDataException($"{weightsPath}: parameter {p.Name} has shape {saved.Shape}; {backend.Name} expects {p.Value.Shape}.");
-            saved.Span.CopyTo(p.Value.Span);
-        }
-        // The optimizer takes the state tensors just read (twice the weights, for Adam) rather than copying them.
-        var state = content.Tensors.Keys.Where(k => k.StartsWith(OptimizerPrefix, StringComparison.Ordinal)).ToArray()
-            .ToDictionary(k => k[OptimizerPrefix.Length..], content.Take, StringComparer.Ordinal);
+        // The file is verified first (checkpoints that hash their parameters apart, up to the end of the
+        // parameters, which is all that is read now; older ones, whole), then read straight into the expert's
+        // parameters: no copy, no second allocation, and a damaged file leaves them as they were.
+        if (manifest.ParametersSha256 is { } parametersSha256) Verify(weightsPath, parametersSha256, manifest.ParametersBytes);
+        else Verify(weightsPath, manifest.WeightsSha256, length: null);
+        var parameters = backend.Expert.Parameters.ToDictionary(p => ParameterPrefix + p.Name, p => p.Value, StringComparer.Ordinal);
+        IReadOnlyDictionary<string, TensorShape> stateShapes;
         try
         {
-            backend.Optimizer.Adopt(manifest.UpdateCount, state);
+            using var file = new FileStream(weightsPath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
+            using var content = SafeTensorsFile.Read(file, IsParameter, parameters.GetValueOrDefault, stopAfterLastKept: true, required: parameters.Keys);
+            stateShapes = content.Skipped.Where(s => IsOptimizerState(s.Key)).ToDictionary(s => s.Key[OptimizerPrefix.Length..], s => s.Value, StringComparer.Ordinal);
         }
-        catch
+        catch (InvalidDataException e)
         {
-            foreach (var t in state.Values) t.Dispose();
-            throw;
+            throw new InvalidDataException($"{weightsPath}: {e.Message}", e);
         }
+        // The optimizer state (twice the weights, for Adam) is read when the expert first trains or is saved:
+        // the same file, verified again, its state tensors taken over rather than copied. Its names and
+        // shapes are checked now, from the file's header.
+        backend.Optimizer.AdoptLater(manifest.UpdateCount, stateShapes, () =>
+        {
+            using var content = ReadVerified(weightsPath, manifest.WeightsSha256, IsOptimizerState);
+            return content.Tensors.Keys.ToArray().ToDictionary(k => k[OptimizerPrefix.Length..], content.Take, StringComparer.Ordinal);
+        });
         // A label edited by hand into the manifest is announced only when it can be shown as it is.
         backend.Origin ??= manifest.Origin?.Showable();
         return true;
     }
 
+    private static bool IsParameter(string name) => name.StartsWith(ParameterPrefix, StringComparison.Ordinal);
+
+    private static bool IsOptimizerState(string name) => name.StartsWith(OptimizerPrefix, StringComparison.Ordinal);
+
     /// <summary>
-    /// The weights file's tensors, read and hashed in one pass; a file whose SHA-256 is not <paramref name="sha256"/>
-    /// is refused as corrupt (also when it is too damaged to parse), and nothing of it is kept.
+    /// The weights file's tensors that <paramref name="keep"/> names, read and hashed in one pass (the others
+    /// are hashed and not kept); a file whose SHA-256 is not <paramref name="sha256"/> is refused as corrupt
+    /// (also when it is too damaged to parse), and nothing of it is kept.
     /// </summary>
-    private static SafeTensorsContent ReadVerified(string path, string sha256)
+    private static SafeTensorsContent ReadVerified(string path, string sha256, Func<string, bool> keep)
     {
         using var file = new HashingReadStream(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20));
         SafeTensorsContent content;
         try
         {
-            content = SafeTensorsFile.Read(file);
+            content = SafeTensorsFile.Read(file, keep);
         }
         catch (InvalidDataException e) when (file.HashOfAll() != sha256)
         {
-            throw Corrupt(e);
+            throw Corrupt(path, e);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException($"{path}: {e.Message}", e);
         }
         if (file.HashOfAll() == sha256) return content;
         content.Dispose();
-        throw Corrupt(null);
-
-        InvalidDataException Corrupt(Exception? cause) => new($"{path} does not match the SHA-256 in {ManifestName}; the file is corrupt.", cause);
+        throw Corrupt(path, null);
     }
+
+    /// <summary>Checks the SHA-256 of the first <paramref name="length"/> bytes of a file (all of it when null), reading through a buffer.</summary>
+    private static void Verify(string path, string sha256, long? length)
+    {
+        using var file = new HashingReadStream(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20));
+        ReadThrough(file, length ?? long.MaxValue);
+        if (file.HashSoFar() != sha256) throw Corrupt(path, null);
+    }
+
+    /// <summary>Reads up to <paramref name="length"/> bytes of <paramref name="stream"/> through a buffer (fewer at its end); returns how many.</summary>
+    private static long ReadThrough(Stream stream, long length)
+    {
+        var buffer = new byte[1 << 20];
+        long total = 0;
+        for (int read; total < length && (read = stream.Read(buffer, 0, (int)Math.Min(length - total, buffer.Length))) > 0;) total += read;
+        return total;
+    }
+
+    private static InvalidDataException Corrupt(string path, Exception? cause) => new($"{path} does not match the SHA-256 in {ManifestName}; the file is corrupt.", cause);
 
     /// <summary>Deletes temporary files and every weights file but <paramref name="keep"/> in <paramref name="directory"/>.</summary>
     private static void RemoveLeftovers(string directory, string? keep)
@@ -191,9 +224,18 @@ public static class ExpertCheckpoint
         }
     }
 
-    private static string Sha256Of(string path)
+    /// <summary>
+    /// The SHA-256 of a weights file and of its prefix up to the end of its parameters (length header,
+    /// JSON header, then <paramref name="parameterBytes"/> of parameters, written first), in one pass.
+    /// </summary>
+    private static (string Whole, string Parameters, long PrefixBytes) Hashes(string path, long parameterBytes)
     {
-        using var stream = File.OpenRead(path);
-        return Convert.ToHexStringLower(SHA256.HashData(stream));
+        using var stream = new HashingReadStream(File.OpenRead(path));
+        Span<byte> length = stackalloc byte[8];
+        stream.ReadExactly(length);
+        long prefix = 8 + (long)System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(length) + parameterBytes;
+        if (ReadThrough(stream, prefix - 8) < prefix - 8) throw new IOException($"{path} ended before its parameters did.");
+        string parameters = stream.HashSoFar();
+        return (stream.HashOfAll(), parameters, prefix);
     }
 }

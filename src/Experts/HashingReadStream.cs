@@ -4,12 +4,16 @@ namespace MoEMesh.Experts;
 
 /// <summary>
 /// Reads a file once for two purposes: what is read passes through to the reader (a checkpoint's
-/// safetensors parser) and into a SHA-256, so verifying a checkpoint costs no second pass over its bytes.
+/// safetensors parser) and into a SHA-256, so verifying a checkpoint costs no second pass over its bytes;
+/// the hash of a prefix (what was read so far) is there too.
 /// Read-only; seeking is not supported (the parser only asks the length and position).
 /// </summary>
 internal sealed class HashingReadStream(Stream inner) : Stream
 {
     private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+
+    /// <summary>The SHA-256 of the bytes read so far, as lower-case hex (the stream can be read on).</summary>
+    public string HashSoFar() => Convert.ToHexStringLower(_hash.GetCurrentHash());
 
     /// <summary>Reads what is left of the stream and returns the SHA-256 of all of it, as lower-case hex.</summary>
     public string HashOfAll()

@@ -5,6 +5,8 @@ using MoEMesh.Benchmarks;
 //        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- transport [--round-ms 250]
 //        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- node [--round-ms 3000] [--rounds 3]
 //        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- moe [--rounds 3] [--calls 20] [--blas-threads 1,2]
+//        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- replicas [--forwards 300]
+//        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- restart [--rounds 3] [--dim 1024]
 //        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- dht [--nodes 100,1000,5000] [--kill 0,10,30,50] [--rounds 10] [--keys 20] [--seed 1]
 //        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- query [--rounds 3] [--seconds 5] [--linger-ms 2] [--blas-threads 1]
 //        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- abuse [--honest-calls 1000]
@@ -34,6 +36,10 @@ switch (verb)
         return await NodeBenchmark.RunAsync(TimeSpan.FromMilliseconds(Option("--round-ms", 3000)), Option("--rounds", 3));
     case "moe":
         return await MoEBenchmark.RunAsync(Option("--rounds", 3), Option("--calls", 20), List("--blas-threads", [1, 2]));
+    case "replicas":
+        return await ReplicaBenchmark.RunAsync(Option("--forwards", 300));
+    case "restart":
+        return await RestartBenchmark.RunAsync(Option("--rounds", 3), Option("--dim", 1024));
     case "dht":
         return DhtBenchmark.Run(List("--nodes", [100, 1000, 5000]), List("--kill", [0, 10, 30, 50]).Select(p => p / 100.0).ToArray(),
             Option("--rounds", 10), Option("--keys", 20), Option("--seed", 1));
@@ -48,6 +54,8 @@ switch (verb)
         Console.Error.WriteLine("       MoEMesh.Benchmarks transport [--round-ms 250]");
         Console.Error.WriteLine("       MoEMesh.Benchmarks node [--round-ms 3000] [--rounds 3]");
         Console.Error.WriteLine("       MoEMesh.Benchmarks moe [--rounds 3] [--calls 20] [--blas-threads 1,2]");
+        Console.Error.WriteLine("       MoEMesh.Benchmarks replicas [--forwards 300]");
+        Console.Error.WriteLine("       MoEMesh.Benchmarks restart [--rounds 3] [--dim 1024]");
         Console.Error.WriteLine("       MoEMesh.Benchmarks dht [--nodes 100,1000,5000] [--kill 0,10,30,50] [--rounds 10] [--keys 20] [--seed 1]");
         Console.Error.WriteLine("       MoEMesh.Benchmarks query [--rounds 3] [--seconds 5] [--linger-ms 2] [--blas-threads 1]");
         Console.Error.WriteLine("       MoEMesh.Benchmarks abuse [--honest-calls 1000]");

@@ -115,19 +115,27 @@ public sealed class ExpertCheckpointTests : IDisposable
         Assert.Equal(1, restored.UpdateCount);
     }
 
-    /// <summary>A damaged weights file is refused as not matching its SHA-256, whether the damage is in the data or in the header the parser reads first.</summary>
+    /// <summary>Flips one byte of the weights file: at <paramref name="at"/> from its start, or from the start of its data section.</summary>
+    private string Damage(int at, bool inData)
+    {
+        var weights = Directory.GetFiles(_directory, "weights.*").Single();
+        var bytes = File.ReadAllBytes(weights);
+        int offset = inData ? 8 + (int)BitConverter.ToUInt64(bytes, 0) + at : at;
+        bytes[offset < 0 ? bytes.Length + offset : offset] ^= 0xFF;
+        File.WriteAllBytes(weights, bytes);
+        return weights;
+    }
+
+    /// <summary>A damaged weights file is refused as not matching its SHA-256, whether the damage is in the parameters or in the header the parser reads first.</summary>
     [Theory]
-    [InlineData(-1)]
-    [InlineData(12)]
-    public void Restore_CorruptWeights_FailsNamingTheFile_AndLeavesTheExpertAsItWas(int damagedByte)
+    [InlineData(12, false)]
+    [InlineData(40, true)]
+    public void Restore_CorruptWeights_FailsNamingTheFile_AndLeavesTheExpertAsItWas(int damagedByte, bool inData)
     {
         var backend = ExpertBackendTests.Create();
         TrainSteps(backend, 2, 3);
         ExpertCheckpoint.Save(backend, _directory);
-        var weights = Directory.GetFiles(_directory, "weights.*").Single();
-        var bytes = File.ReadAllBytes(weights);
-        bytes[damagedByte < 0 ? bytes.Length + damagedByte : damagedByte] ^= 0xFF;
-        File.WriteAllBytes(weights, bytes);
+        var weights = Damage(damagedByte, inData);
         // A fresh expert: its weights differ from the trained ones in the file, and must stay its own.
         var target = ExpertBackendTests.Create();
         var before = target.Expert.Parameters.Select(p => p.Value.ToArray()).ToArray();
@@ -136,6 +144,77 @@ public sealed class ExpertCheckpointTests : IDisposable
         Assert.Contains(Path.GetFileName(weights), e.Message);
         Assert.Equal(before, target.Expert.Parameters.Select(p => p.Value.ToArray()));
         Assert.Equal(0, target.UpdateCount);
+    }
+
+    [Fact]
+    public void OptimizerState_IsReadWhenTheExpertFirstTrains_AndTrainsOnAsIfNeverStopped()
+    {
+        var original = ExpertBackendTests.Create();
+        TrainSteps(original, 3, 10);
+        ExpertCheckpoint.Save(original, _directory);
+
+        var restored = ExpertBackendTests.Create();
+        Assert.True(ExpertCheckpoint.TryRestore(restored, _directory));
+        Assert.True(restored.Optimizer.StatePending);
+        Assert.Equal(3, restored.UpdateCount);
+        TrainSteps(original, 2, 50);
+        TrainSteps(restored, 2, 50);
+        Assert.False(restored.Optimizer.StatePending);
+        Assert.Equal(original.Expert.Parameters.Select(p => p.Value.ToArray()), restored.Expert.Parameters.Select(p => p.Value.ToArray()));
+    }
+
+    [Fact]
+    public void ACheckpointOfAnExpertThatHasNotTrainedSinceItsRestore_StillHoldsItsOptimizerState()
+    {
+        var original = ExpertBackendTests.Create();
+        TrainSteps(original, 3, 10);
+        ExpertCheckpoint.Save(original, _directory);
+        var restored = ExpertBackendTests.Create();
+        Assert.True(ExpertCheckpoint.TryRestore(restored, _directory));
+        var again = Path.Combine(_directory, "again");
+        ExpertCheckpoint.Save(restored, again);
+
+        var third = ExpertBackendTests.Create();
+        Assert.True(ExpertCheckpoint.TryRestore(third, again));
+        TrainSteps(original, 2, 50);
+        TrainSteps(third, 2, 50);
+        Assert.Equal(original.Expert.Parameters.Select(p => p.Value.ToArray()), third.Expert.Parameters.Select(p => p.Value.ToArray()));
+    }
+
+    [Fact]
+    public void DamagedOptimizerState_IsFoundWhenTheExpertFirstTrains_AndItsWeightsStayAsRestored()
+    {
+        var original = ExpertBackendTests.Create();
+        TrainSteps(original, 2, 3);
+        ExpertCheckpoint.Save(original, _directory);
+        var weights = Damage(-1, inData: false); // the last byte: optimizer state, written after the parameters
+
+        var restored = ExpertBackendTests.Create();
+        Assert.True(ExpertCheckpoint.TryRestore(restored, _directory));
+        Assert.Equal(original.Expert.Parameters.Select(p => p.Value.ToArray()), restored.Expert.Parameters.Select(p => p.Value.ToArray()));
+        var e = Assert.Throws<InvalidDataException>(() => TrainSteps(restored, 1, 50));
+        Assert.Contains("SHA-256", e.Message);
+        Assert.Contains(Path.GetFileName(weights), e.Message);
+        Assert.Equal(2, restored.UpdateCount);
+        Assert.Equal(original.Expert.Parameters.Select(p => p.Value.ToArray()), restored.Expert.Parameters.Select(p => p.Value.ToArray()));
+    }
+
+    [Fact]
+    public void ACheckpointWithoutAParametersHash_IsVerifiedWhole()
+    {
+        var original = ExpertBackendTests.Create();
+        TrainSteps(original, 2, 3);
+        ExpertCheckpoint.Save(original, _directory);
+        var manifestPath = Path.Combine(_directory, ExpertCheckpoint.ManifestName);
+        var manifest = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(manifestPath))!.AsObject();
+        Assert.True(manifest.Remove("parameters_sha256") && manifest.Remove("parameters_bytes"));
+        File.WriteAllText(manifestPath, manifest.ToJsonString());
+
+        var restored = ExpertBackendTests.Create();
+        Assert.True(ExpertCheckpoint.TryRestore(restored, _directory));
+        Assert.Equal(original.Expert.Parameters.Select(p => p.Value.ToArray()), restored.Expert.Parameters.Select(p => p.Value.ToArray()));
+        Damage(-1, inData: false);
+        Assert.Contains("SHA-256", Assert.Throws<InvalidDataException>(() => ExpertCheckpoint.TryRestore(ExpertBackendTests.Create(), _directory)).Message);
     }
 
     [Fact]

@@ -103,12 +103,27 @@ public sealed class ExpertServingTests : IDisposable
         }
         Assert.True(File.Exists(Path.Combine(checkpoints, "ffn.2.0", "checkpoint.json")));
 
-        await using var second = await TestNode.StartAsync(TestNode.Configure(checkpoints, TestNode.Ffn("ffn.2.0")), 5);
-        var again = new RemoteExpertInvoker(second.Node.Transport);
-        var there = new ExpertTarget(target, second.Endpoint);
-        using var restored = (await again.ForwardAsync(there, input, Compression.None, Deadline, limit.Token)).Value!;
-        Assert.Equal(trained, restored.ToArray());
-        Assert.Equal(1, (await again.InfoAsync(there, Deadline, limit.Token)).Value!.Version);
+        var weights = Directory.GetFiles(Path.Combine(checkpoints, "ffn.2.0"), "weights.*").Single();
+        var written = File.GetLastWriteTimeUtc(weights);
+
+        await using (var second = await TestNode.StartAsync(TestNode.Configure(checkpoints, TestNode.Ffn("ffn.2.0")), 5))
+        {
+            var again = new RemoteExpertInvoker(second.Node.Transport);
+            var there = new ExpertTarget(target, second.Endpoint);
+            using var restored = (await again.ForwardAsync(there, input, Compression.None, Deadline, limit.Token)).Value!;
+            Assert.Equal(trained, restored.ToArray());
+            Assert.Equal(1, (await again.InfoAsync(there, Deadline, limit.Token)).Value!.Version);
+        }
+        // It did not train: its checkpoint was not written again (the optimizer state was never read).
+        Assert.Equal(weights, Directory.GetFiles(Path.Combine(checkpoints, "ffn.2.0"), "weights.*").Single());
+        Assert.Equal(written, File.GetLastWriteTimeUtc(weights));
+
+        // A third start trains on from where the first left off: one more step makes update 2.
+        await using var third = await TestNode.StartAsync(TestNode.Configure(checkpoints, TestNode.Ffn("ffn.2.0")), 6);
+        var thirdInvoker = new RemoteExpertInvoker(third.Node.Transport);
+        var at3 = new ExpertTarget(target, third.Endpoint);
+        (await thirdInvoker.BackwardAsync(at3, input, gradient, frozen: false, Compression.None, Deadline, limit.Token)).Value!.Dispose();
+        Assert.Equal(2, (await thirdInvoker.InfoAsync(at3, Deadline, limit.Token)).Value!.Version);
     }
 
     [Fact]

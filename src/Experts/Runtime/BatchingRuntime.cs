@@ -8,7 +8,7 @@ using MoEMesh.Settings;
 namespace MoEMesh.Experts.Runtime;
 
 /// <summary>
-/// Runs expert requests in batches on <see cref="BatchingOptions.ConcurrentBatches"/> compute loops.
+/// Runs expert requests in batches on <see cref="BatchingOptions.ConcurrentBatches"/> compute loops, each on a thread of its own.
 /// Callers queue forward and backward requests from any thread; the loops (started by
 /// <see cref="RunAsync"/>) group requests for the same expert and pass, run a batch when it is full or its
 /// oldest request has waited long enough, and answer each caller with its own rows. Different experts'
@@ -84,7 +84,10 @@ public sealed partial class BatchingRuntime
     {
         try
         {
-            await Task.WhenAll(Enumerable.Range(0, ConcurrentBatches).Select(_ => LoopAsync(stoppingToken)));
+            // Dedicated threads: a batch is seconds of CPU at most, but the thread pool's few threads (one per
+            // core) serve every socket; batches holding them would delay all the node's traffic.
+            await Task.WhenAll(Enumerable.Range(0, ConcurrentBatches).Select(n => Task.Factory.StartNew(() => Loop(n, stoppingToken),
+                CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)));
         }
         finally
         {
@@ -99,14 +102,14 @@ public sealed partial class BatchingRuntime
     }
 
     /// <summary>
-    /// One compute loop: takes the next due batch of an expert no other loop is running, runs it, and
-    /// waits for work when there is none. No wake-up is lost: a loop takes the wake signal before it looks
-    /// at the queues, every request completes the signal after it is queued, and the loop that ends an
-    /// expert's batch looks for that expert's next batch itself.
+    /// One compute loop, on a thread of its own: takes the next due batch of an expert no other loop is
+    /// running, runs it, and waits for work when there is none. No wake-up is lost: a loop takes the wake
+    /// signal before it looks at the queues, every request completes the signal after it is queued, and the
+    /// loop that ends an expert's batch looks for that expert's next batch itself.
     /// </summary>
-    private async Task LoopAsync(CancellationToken stoppingToken)
+    private void Loop(int number, CancellationToken stoppingToken)
     {
-        await Task.Yield();
+        Thread.CurrentThread.Name = $"moemesh batches {number}";
         try
         {
             while (!stoppingToken.IsCancellationRequested)
@@ -122,7 +125,7 @@ public sealed partial class BatchingRuntime
                 }
                 if (batch is null)
                 {
-                    await WaitForWorkAsync(due, wake, stoppingToken);
+                    WaitForWorkAsync(due, wake, stoppingToken).GetAwaiter().GetResult();
                     continue;
                 }
                 (TimeSpan Elapsed, long AnsweredAt) ran = (TimeSpan.Zero, _time.GetTimestamp());

@@ -13,8 +13,30 @@ namespace MoEMesh.Node.Hosting;
 /// </summary>
 public sealed partial class MeshNode
 {
+    /// <summary>Experts whose uid is known before the node joins (exact uids, and a pattern's checkpointed uids), built while it starts.</summary>
+    private Task<IReadOnlyDictionary<string, HostedExpert>>? _known;
+
+    /// <summary>
+    /// Starts building, on other threads, the experts that will be hosted whatever the DHT says: exact uids
+    /// and the checkpointed uids a pattern takes first. Restoring their checkpoints then overlaps the rest of
+    /// the start (HTTP, joining); <see cref="CreateExpertsAsync"/> takes them.
+    /// </summary>
+    private void StartBuildingKnownExperts()
+    {
+        var known = new List<(ExpertUid Uid, ExpertHostingOptions Group)>();
+        foreach (var group in options.Experts)
+        {
+            var uids = group.Uid is not null
+                ? [ExpertUid.Parse(group.Uid)]
+                : CheckpointedUids().Where(u => UidPattern.Parse(group.Pattern!).Matches(u) && !known.Any(k => k.Uid == u)).Take(group.Count);
+            known.AddRange(uids.Where(u => !known.Any(k => k.Uid == u)).Select(u => (u, group)));
+        }
+        _known = Task.Run(() => BuildAll(known, CancellationToken.None));
+    }
+
     private async Task<IReadOnlyDictionary<string, HostedExpert>> CreateExpertsAsync(CancellationToken cancellationToken)
     {
+        var known = _known is null ? new Dictionary<string, HostedExpert>() : await _known;
         var chosen = new List<(ExpertUid Uid, ExpertHostingOptions Group)>();
         var random = new Random(BitConverter.ToInt32(identity.PeerId.Hash[..4]));
         foreach (var group in options.Experts)
@@ -24,12 +46,20 @@ public sealed partial class MeshNode
                 : await TakeFreeUidsAsync(UidPattern.Parse(group.Pattern!), group.Count, chosen.Select(c => c.Uid.Value), random, cancellationToken);
             chosen.AddRange(uids.Select(u => (u, group)));
         }
-        // Building an expert is allocation and seeded initialisation (a 1024-wide ffn with Adam holds about
-        // 134 MB of weights, gradients and optimizer state), independent per expert: build them in parallel.
-        var built = new HostedExpert[chosen.Count];
-        await Parallel.ForAsync(0, chosen.Count, cancellationToken, (i, _) =>
+        var rest = await BuildAll(chosen.Where(c => !known.ContainsKey(c.Uid.Value)).ToList(), cancellationToken);
+        return chosen.Select(c => known.GetValueOrDefault(c.Uid.Value) ?? rest[c.Uid.Value]).ToDictionary(e => e.Uid.Value, StringComparer.Ordinal);
+    }
+
+    /// <summary>
+    /// Builds experts in parallel: building one is allocation and seeded initialisation (a 1024-wide ffn holds
+    /// 34 MB of weights and as much again of gradients), or reading its checkpoint, independent per expert.
+    /// </summary>
+    private async Task<IReadOnlyDictionary<string, HostedExpert>> BuildAll(IReadOnlyList<(ExpertUid Uid, ExpertHostingOptions Group)> experts, CancellationToken cancellationToken)
+    {
+        var built = new HostedExpert[experts.Count];
+        await Parallel.ForAsync(0, experts.Count, cancellationToken, (i, _) =>
         {
-            built[i] = Build(chosen[i].Uid, chosen[i].Group);
+            built[i] = Build(experts[i].Uid, experts[i].Group);
             return ValueTask.CompletedTask;
         });
         return built.ToDictionary(e => e.Uid.Value, StringComparer.Ordinal);
@@ -39,16 +69,21 @@ public sealed partial class MeshNode
     {
         var spec = new ExpertSpec(group.Type, group.HiddenDim, group.InnerDim, ExpertSpec.SeedOf(uid.Value));
         var backend = new ExpertBackend(uid.Value, spec, registry.Create(spec), new OptimizerOptions { Name = group.Optimizer, LearningRate = group.LearningRate, MaxGradNorm = group.MaxGradNorm });
+        long? saved = null;
         try
         {
-            if (ExpertCheckpoint.TryRestore(backend, CheckpointFolder(uid))) LogRestored(_logger, uid.Value, backend.UpdateCount);
+            if (ExpertCheckpoint.TryRestore(backend, CheckpointFolder(uid)))
+            {
+                saved = backend.UpdateCount;
+                LogRestored(_logger, uid.Value, backend.UpdateCount);
+            }
         }
         catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
         {
             throw new NodeConfigurationException($"{NodeOptions.Section}:{nameof(NodeOptions.Experts)}:{options.Experts.IndexOf(group)}: the checkpoint of {uid} cannot be restored: "
                 + $"{e.Message.TrimEnd('.')}. Configure the expert as it was saved, or move {CheckpointFolder(uid)} away to start it afresh.", e);
         }
-        return new HostedExpert(uid, backend, time);
+        return new HostedExpert(uid, backend, time) { CheckpointedAt = saved };
     }
 
     private async Task<IReadOnlyList<ExpertUid>> TakeFreeUidsAsync(UidPattern pattern, int count, IEnumerable<string> taken, Random random, CancellationToken cancellationToken)
@@ -80,18 +115,21 @@ public sealed partial class MeshNode
     }, stopping);
 
     /// <summary>
-    /// Writes every expert's checkpoint: from the checkpoint loop while experts train (the save holds the
-    /// expert's weights lock, so it never sees a step half-applied), and once more on stop. Returns the
-    /// uids whose checkpoint could not be written (each logged).
+    /// Writes the checkpoint of every expert that has trained since its last one: from the checkpoint loop
+    /// while experts train (the save holds the expert's weights lock, so it never sees a step half-applied),
+    /// and once more on stop. Returns the uids whose checkpoint could not be written (each logged).
     /// </summary>
     private IReadOnlyList<string> SaveCheckpoints()
     {
         var failed = new List<string>();
         foreach (var expert in Experts.Values)
         {
+            long updates = expert.Backend.UpdateCount;
+            if (expert.CheckpointedAt == updates) continue;
             try
             {
                 ExpertCheckpoint.Save(expert.Backend, CheckpointFolder(expert.Uid));
+                expert.CheckpointedAt = updates;
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {

@@ -146,6 +146,7 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
         Directory = new ExpertDirectory(Dht, time);
         Models = new ModelDirectory(Dht);
         HoldModels(router);
+        StartBuildingKnownExperts();
         options.Batching.ConcurrentBatches = ComputeBudget.Of(options, Environment.ProcessorCount).ConcurrentBatches;
         _runtime = new BatchingRuntime(options.Batching, time, loggers.CreateLogger<BatchingRuntime>(), meters);
         _computeLoop = _runtime.RunAsync(_stopping.Token);

@@ -16,6 +16,9 @@ internal sealed class HostedExpert(ExpertUid uid, ExpertBackend backend, TimePro
 
     public ExpertLoadTracker Load { get; } = new(time);
 
+    /// <summary>The update its checkpoint on disk holds (restored from, or last written); null when it has none.</summary>
+    public long? CheckpointedAt { get; set; }
+
     /// <summary>The schema as it travels: dtype on the wire.</summary>
     public DType WireDType => Backend.Schema.DType switch
     {

@@ -10,8 +10,9 @@ namespace MoEMesh.Routing.Calling;
 /// failures, calls in flight and a load cost. A failed host backs off for PeerBackoff × 2^(n−1) (at most
 /// PeerBackoffMax); a success clears it. Hosts of one uid are tried healthy first, then cheapest first;
 /// backed-off hosts come last rather than not at all, so an expert whose every host is backed off is still
-/// tried. A host's cost is its latency as this node measured it (a moving average in which each answer
-/// weighs a quarter) times its calls in flight plus one, so a busy or overloaded host gets fewer calls and
+/// tried. A host's cost is its latency as this node measured it (a moving average that a slower answer
+/// replaces at once and a faster one pulls down by a quarter of the difference) times its calls in flight
+/// plus one, so a busy or overloaded host gets fewer calls and
 /// concurrent calls spread over replicas. While a host gives no answers its average decays toward zero
 /// (e^(−t / <see cref="RoutingOptions.LoadDecay"/>)), so a host that was slow is tried again later. A host
 /// never measured costs what it announced: its p50 times its queue depth plus one.
@@ -19,7 +20,7 @@ namespace MoEMesh.Routing.Calling;
 public sealed class PeerHealth(RoutingOptions options, TimeProvider time)
 {
     private const int Window = 64;
-    private const double NewAnswerWeight = 0.25;
+    private const double FasterAnswerWeight = 0.25;
     private readonly Dictionary<PeerId, State> _peers = [];
 
     /// <summary>Records how a call to <paramref name="host"/> ended.</summary>
@@ -118,10 +119,11 @@ public sealed class PeerHealth(RoutingOptions options, TimeProvider time)
         /// <summary>Whether an answer was measured.</summary>
         public bool Measured { get; private set; }
 
-        /// <summary>Takes in an answer's latency: it weighs a quarter of the new average (the first answer, all of it).</summary>
+        /// <summary>Takes in an answer's latency: a slower one than the average replaces it; a faster one weighs a quarter of the new average.</summary>
         public void Observe(double milliseconds, long now, TimeProvider time, TimeSpan decay)
         {
-            _averageMs = Measured ? NewAnswerWeight * milliseconds + (1 - NewAnswerWeight) * Decayed(now, time, decay) : milliseconds;
+            double current = Measured ? Decayed(now, time, decay) : 0;
+            _averageMs = milliseconds >= current ? milliseconds : FasterAnswerWeight * milliseconds + (1 - FasterAnswerWeight) * current;
             _observedAt = now;
             Measured = true;
         }

@@ -12,6 +12,7 @@ public abstract class Optimizer
     private readonly Parameter[] _parameters;
     private readonly Dictionary<string, Tensor> _state = new(StringComparer.Ordinal);
     private readonly Dictionary<string, TensorShape> _stateShapes = new(StringComparer.Ordinal);
+    private Func<IReadOnlyDictionary<string, Tensor>>? _pendingState;
 
     /// <summary>Creates the optimizer with one state tensor per parameter for each slot (allocated on first use).</summary>
     protected Optimizer(IEnumerable<Parameter> parameters, LearningRateSchedule schedule, IReadOnlyList<string> slots)
@@ -42,12 +43,26 @@ public abstract class Optimizer
     /// <summary>The parameters this optimizer updates.</summary>
     public IReadOnlyList<Parameter> Parameters => _parameters;
 
-    /// <summary>Named state tensors (moments, momentum) allocated so far, for checkpoints; absent ones are zeros.</summary>
-    public IReadOnlyDictionary<string, Tensor> State => _state;
+    /// <summary>
+    /// Named state tensors (moments, momentum) allocated so far, for checkpoints; absent ones are zeros.
+    /// State adopted later (<see cref="AdoptLater"/>) is loaded first.
+    /// </summary>
+    public IReadOnlyDictionary<string, Tensor> State
+    {
+        get
+        {
+            LoadPendingState();
+            return _state;
+        }
+    }
+
+    /// <summary>Whether state adopted later has not been loaded yet.</summary>
+    public bool StatePending => _pendingState is not null;
 
     /// <summary>Applies one update from the current gradients. Gradients are left as they are.</summary>
     public void Step()
     {
+        LoadPendingState();
         float rate = CurrentLearningRate;
         long step = StepCount + 1;
         foreach (var p in _parameters)
@@ -63,6 +78,7 @@ public abstract class Optimizer
     public void Restore(long stepCount, IReadOnlyDictionary<string, Tensor> state)
     {
         Check(stepCount, state);
+        _pendingState = null;
         foreach (var tensor in _state.Values) tensor.Span.Clear();
         foreach (var (name, saved) in state) saved.Span.CopyTo(StateTensor(name).Span);
         StepCount = stepCount;
@@ -77,6 +93,7 @@ public abstract class Optimizer
     public void Adopt(long stepCount, IReadOnlyDictionary<string, Tensor> state)
     {
         Check(stepCount, state);
+        _pendingState = null;
         foreach (var tensor in _state.Where(s => !state.ContainsKey(s.Key)).Select(s => s.Value)) tensor.Span.Clear();
         foreach (var (name, saved) in state)
         {
@@ -86,15 +103,51 @@ public abstract class Optimizer
         StepCount = stepCount;
     }
 
-    private void Check(long stepCount, IReadOnlyDictionary<string, Tensor> state)
+    /// <summary>
+    /// Restores the step counter now and adopts the state tensors <paramref name="load"/> gives when they
+    /// are first needed (the next <see cref="Step"/>, or <see cref="State"/> read for a checkpoint), so a node
+    /// restarting from a checkpoint neither reads nor holds optimizer state (for Adam, twice the weights)
+    /// until the expert trains. A load that throws is tried again next time.
+    /// </summary>
+    /// <param name="stepCount">Steps taken when the state was saved.</param>
+    /// <param name="shapes">The names and shapes of the state tensors <paramref name="load"/> will give, checked now.</param>
+    /// <param name="load">Reads the state tensors; the optimizer owns them afterwards.</param>
+    /// <exception cref="InvalidDataException">A state tensor has an unknown name or another shape.</exception>
+    public void AdoptLater(long stepCount, IReadOnlyDictionary<string, TensorShape> shapes, Func<IReadOnlyDictionary<string, Tensor>> load)
+    {
+        Check(stepCount, shapes);
+        ArgumentNullException.ThrowIfNull(load);
+        StepCount = stepCount;
+        _pendingState = load;
+    }
+
+    private void LoadPendingState()
+    {
+        if (_pendingState is not { } load) return;
+        var state = load();
+        try
+        {
+            Adopt(StepCount, state);
+        }
+        catch
+        {
+            foreach (var t in state.Values) t.Dispose();
+            throw;
+        }
+    }
+
+    private void Check(long stepCount, IReadOnlyDictionary<string, Tensor> state) =>
+        Check(stepCount, state.ToDictionary(s => s.Key, s => s.Value.Shape));
+
+    private void Check(long stepCount, IReadOnlyDictionary<string, TensorShape> shapes)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(stepCount);
-        foreach (var (name, saved) in state)
+        foreach (var (name, saved) in shapes)
         {
             if (!_stateShapes.TryGetValue(name, out var shape))
                 throw new InvalidDataException($"Optimizer state {name} in the checkpoint belongs to no parameter of this {Name} optimizer.");
-            if (saved.Shape != shape)
-                throw new InvalidDataException($"Optimizer state {name} has shape {saved.Shape} in the checkpoint; expected {shape}.");
+            if (saved != shape)
+                throw new InvalidDataException($"Optimizer state {name} has shape {saved} in the checkpoint; expected {shape}.");
         }
     }
 

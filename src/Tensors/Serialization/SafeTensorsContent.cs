@@ -6,12 +6,20 @@ public sealed class SafeTensorsContent : IDisposable
     private readonly Dictionary<string, Tensor> _tensors;
 
     internal SafeTensorsContent(Dictionary<string, Tensor> tensors, IReadOnlyDictionary<string, DType> storedTypes,
-        IReadOnlyDictionary<string, string> metadata)
+        IReadOnlyDictionary<string, string> metadata, IReadOnlyDictionary<string, TensorShape>? skipped = null, IReadOnlySet<string>? filled = null)
     {
+        Filled = filled ?? new HashSet<string>();
         _tensors = tensors;
         StoredTypes = storedTypes;
         Metadata = metadata;
+        Skipped = skipped ?? new Dictionary<string, TensorShape>();
     }
+
+    /// <summary>The tensors read into tensors the caller gave (see <see cref="SafeTensorsFile.Read"/>).</summary>
+    public IReadOnlySet<string> Filled { get; }
+
+    /// <summary>The shapes of the tensors the file holds that the reader was told not to keep.</summary>
+    public IReadOnlyDictionary<string, TensorShape> Skipped { get; }
 
     /// <summary>Tensors by name, as float32 (those not taken).</summary>
     public IReadOnlyDictionary<string, Tensor> Tensors => _tensors;

@@ -68,9 +68,20 @@ public static class SafeTensorsFile
         }
     }
 
-    /// <summary>Reads tensors and metadata from a stream positioned at the start of the format.</summary>
-    /// <exception cref="InvalidDataException">The bytes break the format; the message says where.</exception>
-    public static SafeTensorsContent Read(Stream stream)
+    /// <summary>
+    /// Reads tensors and metadata from a stream positioned at the start of the format; with
+    /// <paramref name="keep"/>, only the tensors it names are kept (the others are read past, so a stream
+    /// that hashes what it reads still sees every byte). A kept tensor for which <paramref name="into"/>
+    /// gives a tensor is read into that one (no allocation, no copy) and listed in
+    /// <see cref="SafeTensorsContent.Filled"/> rather than in <see cref="SafeTensorsContent.Tensors"/>; every
+    /// destination's shape, and that each <paramref name="required"/> tensor is there, are checked from the
+    /// header before any data is read, so a mismatch leaves the destinations as they were. With
+    /// <paramref name="stopAfterLastKept"/>, reading ends after the last tensor kept (in file order): the
+    /// rest of the stream is left unread.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The bytes break the format, a required tensor is missing, or a tensor's shape is not its destination's; the message says which.</exception>
+    public static SafeTensorsContent Read(Stream stream, Func<string, bool>? keep = null, Func<string, Tensor?>? into = null, bool stopAfterLastKept = false,
+        IEnumerable<string>? required = null)
     {
         Span<byte> lengthBytes = stackalloc byte[8];
         ReadExactly(stream, lengthBytes, "the 8-byte header length");
@@ -87,12 +98,35 @@ public static class SafeTensorsFile
         if (dataLength is { } available && available != expectedEnd)
             throw new InvalidDataException($"safetensors data section is {available} bytes; the header describes {expectedEnd}.");
 
+        var names = descriptors.Select(d => d.Name).ToHashSet(StringComparer.Ordinal);
+        if (required?.FirstOrDefault(name => !names.Contains(name)) is { } missing)
+            throw new InvalidDataException($"safetensors file has no tensor '{missing}'.");
+        foreach (var d in descriptors)
+            if (keep?.Invoke(d.Name) != false && into?.Invoke(d.Name) is { } destination && destination.Shape != d.Shape)
+                throw new InvalidDataException($"tensor '{d.Name}' has shape {d.Shape}; expected {destination.Shape}.");
+
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         var types = new Dictionary<string, DType>(StringComparer.Ordinal);
+        var skipped = new Dictionary<string, TensorShape>(StringComparer.Ordinal);
+        var filled = new HashSet<string>(StringComparer.Ordinal);
         try
         {
-            foreach (var d in descriptors)
+            int last = stopAfterLastKept ? descriptors.FindLastIndex(d => keep?.Invoke(d.Name) != false) : descriptors.Count - 1;
+            for (int i = 0; i < descriptors.Count; i++)
             {
+                var d = descriptors[i];
+                if (keep?.Invoke(d.Name) == false)
+                {
+                    if (i <= last) Skip(stream, d);
+                    skipped[d.Name] = d.Shape;
+                    continue;
+                }
+                if (into?.Invoke(d.Name) is { } destination)
+                {
+                    ReadData(stream, d, destination);
+                    filled.Add(d.Name);
+                    continue;
+                }
                 tensors[d.Name] = ReadTensor(stream, d);
                 types[d.Name] = d.DType;
             }
@@ -102,7 +136,7 @@ public static class SafeTensorsFile
             foreach (var t in tensors.Values) t.Dispose();
             throw;
         }
-        return new SafeTensorsContent(tensors, types, metadata);
+        return new SafeTensorsContent(tensors, types, metadata, skipped, filled);
     }
 
     private static byte[] BuildHeader(SafeTensorEntry[] entries, IReadOnlyDictionary<string, string>? metadata)
@@ -212,28 +246,53 @@ public static class SafeTensorsFile
         var tensor = Tensor.Uninitialized(d.Shape);
         try
         {
-            if (d.DType == DType.F32 && BitConverter.IsLittleEndian)
-            {
-                ReadExactly(stream, MemoryMarshal.AsBytes(tensor.Span), $"the data of tensor '{d.Name}'");
-                return tensor;
-            }
-            int size = checked((int)(d.End - d.Begin));
-            var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(1, size));
-            try
-            {
-                ReadExactly(stream, buffer.AsSpan(0, size), $"the data of tensor '{d.Name}'");
-                FloatFormats.Decode(buffer.AsSpan(0, size), d.DType, tensor.Span);
-            }
-            finally
-            {
-                ArrayPool<byte>.Shared.Return(buffer);
-            }
+            ReadData(stream, d, tensor);
             return tensor;
         }
         catch
         {
             tensor.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>Reads a tensor's data into <paramref name="tensor"/>, of its shape, converting to float32.</summary>
+    private static void ReadData(Stream stream, TensorDescriptor d, Tensor tensor)
+    {
+        if (d.DType == DType.F32 && BitConverter.IsLittleEndian)
+        {
+            ReadExactly(stream, MemoryMarshal.AsBytes(tensor.Span), $"the data of tensor '{d.Name}'");
+            return;
+        }
+        int size = checked((int)(d.End - d.Begin));
+        var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(1, size));
+        try
+        {
+            ReadExactly(stream, buffer.AsSpan(0, size), $"the data of tensor '{d.Name}'");
+            FloatFormats.Decode(buffer.AsSpan(0, size), d.DType, tensor.Span);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Reads past a tensor's bytes.</summary>
+    private static void Skip(Stream stream, TensorDescriptor d)
+    {
+        var buffer = ArrayPool<byte>.Shared.Rent(1 << 20);
+        try
+        {
+            for (long left = d.End - d.Begin; left > 0;)
+            {
+                int chunk = (int)Math.Min(left, buffer.Length);
+                ReadExactly(stream, buffer.AsSpan(0, chunk), $"the data of tensor '{d.Name}'");
+                left -= chunk;
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 
