@@ -51,6 +51,18 @@ public sealed class ExpertBackend
     /// </summary>
     public object WeightsLock { get; } = new();
 
+    /// <summary>
+    /// Loads optimizer state a checkpoint restore left to be read later (<see cref="ExpertCheckpoint.TryRestore"/>),
+    /// under <see cref="WeightsLock"/>; forwards go on meanwhile. A node calls it once it serves, so the first
+    /// training step does not pay for it.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The state in the checkpoint is damaged: the optimizer goes on from fresh state.</exception>
+    /// <exception cref="IOException">The checkpoint could not be read: the first step tries again.</exception>
+    public void LoadOptimizerState()
+    {
+        lock (WeightsLock) Optimizer.EnsureStateLoaded();
+    }
+
     /// <summary>Held by a checkpoint save from start to end, so two saves of this expert never write at once.</summary>
     public object CheckpointLock { get; } = new();
 

@@ -43,7 +43,7 @@ public static class MoEBenchmark
             using var input = Random(Batch, 1);
             using var gradient = Random(Batch, 2);
             Console.WriteLine($"MoE layer: 16 ffn experts (d = {Dim}) on 4 nodes, k = {K}, batch {Batch}; gating node separate; TCP loopback, TLS off; {cores} cores");
-            Console.WriteLine("In process: one node hosting the 16 experts gates them itself. Each host runs cores / OpenBLAS threads batches at once, as a node does; the node alone runs as many as the four hosts together.");
+            Console.WriteLine("One node: hosting the 16 experts, it gates them itself. Each host runs cores / OpenBLAS threads batches at once, as a node does; the node alone runs as many as the four hosts together.");
 
             // OpenBLAS's thread count is process-wide: every node of this process (four hosts and the gating
             // node, or the one node) shares it, where real hosts would each have their own machine.
@@ -56,9 +56,9 @@ public static class MoEBenchmark
                 var cases = new (string Name, Func<Task> Run)[]
                 {
                     ("remote forward", () => ForwardAsync(swarm.Layer, input)),
-                    ("in-process forward", () => ForwardAsync(swarm.AloneLayer, input)),
+                    ("one node, forward", () => ForwardAsync(swarm.AloneLayer, input)),
                     ("remote forward+backward", () => ForwardBackwardAsync(swarm.Layer, input, gradient)),
-                    ("in-process forward+backward", () => ForwardBackwardAsync(swarm.AloneLayer, input, gradient)),
+                    ("one node, forward+backward", () => ForwardBackwardAsync(swarm.AloneLayer, input, gradient)),
                 };
                 // A full round of each first, so tiered compilation has settled before anything is timed.
                 foreach (var c in cases)
@@ -86,12 +86,12 @@ public static class MoEBenchmark
             Console.WriteLine();
             foreach (var (threads, rate) in rates)
             {
-                Goals.Report("moe", $"MoE layer over 4 nodes, forward ({threads} OpenBLAS threads)", Goals.Of(rate[0], "samples/s"), $"the same layer in one process, {Goals.Of(rate[1], "samples/s")}",
+                Goals.Report("moe", $"MoE layer over 4 nodes, forward ({threads} OpenBLAS threads)", Goals.Of(rate[0], "samples/s"), $"the same layer on one node, {Goals.Of(rate[1], "samples/s")}",
                     rate[0] / rate[1], ">= 0.80", rate[0] / rate[1] >= 0.8);
-                Goals.Report("moe", $"MoE layer over 4 nodes, forward+backward ({threads} OpenBLAS threads)", Goals.Of(rate[2], "samples/s"), $"the same layer in one process, {Goals.Of(rate[3], "samples/s")}",
+                Goals.Report("moe", $"MoE layer over 4 nodes, forward+backward ({threads} OpenBLAS threads)", Goals.Of(rate[2], "samples/s"), $"the same layer on one node, {Goals.Of(rate[3], "samples/s")}",
                     rate[2] / rate[3], ">= 0.70", rate[2] / rate[3] >= 0.7);
             }
-            Console.WriteLine($"Best remote against best in-process, whatever the thread count: forward {best[0] / best[1]:F2}, forward+backward {best[2] / best[3]:F2}");
+            Console.WriteLine($"Best remote against best on one node, whatever the thread count: forward {best[0] / best[1]:F2}, forward+backward {best[2] / best[3]:F2}");
             Goals.Report("moe", "forward p99 with one host in four 50 ms late", Goals.Of(p99, "ms", "F1"), $"ForwardTimeout, {Goals.Of(timeout, "ms")}",
                 p99 / timeout, "<= 1.0", p99 <= timeout);
             return 0;

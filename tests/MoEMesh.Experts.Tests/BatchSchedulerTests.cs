@@ -165,4 +165,15 @@ public class BatchSchedulerTests
         off.Add(Item(offBackend, 1));
         Assert.True(off.TryTakeBatch(_time.GetTimestamp(), out _));
     }
+
+    [Fact]
+    public void CallersComingBackWithABackward_EndTheForwardsLinger()
+    {
+        // Three trainers' forwards ran together; a fourth forward arrived meanwhile. The three come back with backwards.
+        var (scheduler, backend) = AfterABatchOf(3, TimeSpan.FromMilliseconds(20), TimeSpan.FromMilliseconds(2), meanwhile: 1);
+        Assert.False(scheduler.TryTakeBatch(_time.GetTimestamp(), out _));
+        for (int i = 0; i < 3; i++) scheduler.Add(Item(backend, 1, BatchKind.Backward));
+        Assert.True(scheduler.TryTakeBatch(_time.GetTimestamp(), out var batch));
+        Assert.Equal(BatchKind.Forward, batch.Kind);
+    }
 }

@@ -76,14 +76,14 @@ public sealed class ConcurrentBatchesTests : IAsyncDisposable
     }
 
     [Fact]
-    public async Task TwoExpertsQueuedTogether_BothRun_WhenOneLoopTookBoth()
+    public async Task TwoExpertsQueuedTogether_BothRunAtOnce()
     {
         var (a, heldA) = Held("a");
         var (b, heldB) = Held("b");
         var fromA = _runtime.ForwardAsync(a, Row(1), CancellationToken.None);
         var fromB = _runtime.ForwardAsync(b, Row(2), CancellationToken.None);
 
-        // Both enter while neither is released: the loop that took one woke the other for the second.
+        // Both enter while neither is released: each request woke the loops, and the one that did not take the first took the second.
         await heldA.WaitUntilEnteredAsync(1, Bound);
         await heldB.WaitUntilEnteredAsync(1, Bound);
         heldA.Release();

@@ -182,7 +182,7 @@ public sealed class ExpertCheckpointTests : IDisposable
     }
 
     [Fact]
-    public void DamagedOptimizerState_IsFoundWhenTheExpertFirstTrains_AndItsWeightsStayAsRestored()
+    public void DamagedOptimizerState_IsFoundWhenItIsLoaded_ThenTheExpertTrainsOnFromFreshState()
     {
         var original = ExpertBackendTests.Create();
         TrainSteps(original, 2, 3);
@@ -192,11 +192,16 @@ public sealed class ExpertCheckpointTests : IDisposable
         var restored = ExpertBackendTests.Create();
         Assert.True(ExpertCheckpoint.TryRestore(restored, _directory));
         Assert.Equal(original.Expert.Parameters.Select(p => p.Value.ToArray()), restored.Expert.Parameters.Select(p => p.Value.ToArray()));
-        var e = Assert.Throws<InvalidDataException>(() => TrainSteps(restored, 1, 50));
+        var e = Assert.Throws<InvalidDataException>(restored.LoadOptimizerState);
         Assert.Contains("SHA-256", e.Message);
         Assert.Contains(Path.GetFileName(weights), e.Message);
         Assert.Equal(2, restored.UpdateCount);
         Assert.Equal(original.Expert.Parameters.Select(p => p.Value.ToArray()), restored.Expert.Parameters.Select(p => p.Value.ToArray()));
+
+        // Not tried again: the next step starts the moments afresh, at the saved step count.
+        Assert.False(restored.Optimizer.StatePending);
+        TrainSteps(restored, 1, 50);
+        Assert.Equal(3, restored.UpdateCount);
     }
 
     [Fact]

@@ -104,7 +104,9 @@ public sealed class ExpertServingTests : IDisposable
         Assert.True(File.Exists(Path.Combine(checkpoints, "ffn.2.0", "checkpoint.json")));
 
         var weights = Directory.GetFiles(Path.Combine(checkpoints, "ffn.2.0"), "weights.*").Single();
-        var written = File.GetLastWriteTimeUtc(weights);
+        var manifest = Path.Combine(checkpoints, "ffn.2.0", "checkpoint.json");
+        var (writtenWeights, writtenManifest) = (File.ReadAllBytes(weights), File.ReadAllText(manifest));
+        File.SetLastWriteTimeUtc(weights, new DateTime(2001, 1, 1, 0, 0, 0, DateTimeKind.Utc));
 
         await using (var second = await TestNode.StartAsync(TestNode.Configure(checkpoints, TestNode.Ffn("ffn.2.0")), 5))
         {
@@ -116,7 +118,9 @@ public sealed class ExpertServingTests : IDisposable
         }
         // It did not train: its checkpoint was not written again (the optimizer state was never read).
         Assert.Equal(weights, Directory.GetFiles(Path.Combine(checkpoints, "ffn.2.0"), "weights.*").Single());
-        Assert.Equal(written, File.GetLastWriteTimeUtc(weights));
+        Assert.Equal(new DateTime(2001, 1, 1, 0, 0, 0, DateTimeKind.Utc), File.GetLastWriteTimeUtc(weights));
+        Assert.Equal(writtenWeights, File.ReadAllBytes(weights));
+        Assert.Equal(writtenManifest, File.ReadAllText(manifest));
 
         // A third start trains on from where the first left off: one more step makes update 2.
         await using var third = await TestNode.StartAsync(TestNode.Configure(checkpoints, TestNode.Ffn("ffn.2.0")), 6);

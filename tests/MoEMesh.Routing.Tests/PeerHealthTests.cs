@@ -116,4 +116,29 @@ public class PeerHealthTests
         _health.Record(_a.Host, CallOutcome.Unreachable, TimeSpan.Zero);
         Assert.Equal(_b, First());
     }
+
+    [Fact]
+    public void ACallCutUnanswered_RaisesItsHostsCost_ButNeverLowersIt()
+    {
+        Answered(_a, 5);
+        Answered(_b, 20);
+        _health.RecordCut(_a.Host, TimeSpan.FromMilliseconds(40));
+        Assert.Equal(40, _health.Cost(_a), precision: 6);
+        Assert.Equal(_b, First());
+        _health.RecordCut(_a.Host, TimeSpan.FromMilliseconds(10));
+        Assert.Equal(40, _health.Cost(_a), precision: 6);
+        Assert.False(_health.IsBackedOff(_a.Host));
+    }
+
+    [Fact]
+    public void AHostThatAnnouncedNoLatencyYet_StillCountsItsQueueAndTheCallsInFlight()
+    {
+        var queued = Host(3, queue: 4);
+        var idle = Host(4);
+        Assert.Equal(5, _health.Cost(queued));
+        Assert.Equal([idle, queued], _health.Order([queued, idle]));
+        _health.Started(idle.Host);
+        _health.Started(idle.Host);
+        Assert.Equal(3, _health.Cost(idle));
+    }
 }

@@ -38,7 +38,7 @@ internal sealed class BatchScheduler
         foreach (var ((backend, _), queue) in _queues)
         {
             queue.DropFinishedHead();
-            if (queue.Count == 0 || running?.Contains(backend) == true || !IsReady(queue, now)) continue;
+            if (queue.Count == 0 || running?.Contains(backend) == true || !IsReady(backend, queue, now)) continue;
             if (best is null || queue.Oldest.EnqueuedAt < best.Oldest.EnqueuedAt) best = queue;
         }
         if (best is null)
@@ -71,7 +71,7 @@ internal sealed class BatchScheduler
         {
             queue.DropFinishedHead();
             if (queue.Count == 0 || running?.Contains(backend) == true) continue;
-            long at = Due(queue);
+            long at = Due(backend, queue);
             if (due is null || at < due) due = at;
         }
         return due;
@@ -85,20 +85,32 @@ internal sealed class BatchScheduler
         return all;
     }
 
-    private bool IsReady(PendingQueue queue, long now) => queue.Rows >= _options.MaxBatchRows || now >= Due(queue);
+    private bool IsReady(ExpertBackend backend, PendingQueue queue, long now) => queue.Rows >= _options.MaxBatchRows || now >= Due(backend, queue);
 
     /// <summary>
     /// When a queue's batch runs: once its oldest request has waited MaxWait; and, until as many requests
-    /// have arrived since its last batch was answered as that batch held (its callers usually send again at
-    /// once), not before Linger after that answer, at most a quarter of the batch's run time.
+    /// have arrived for its expert since its last batch was answered as that batch held (its callers usually
+    /// send again at once; a forward's callers may come back with a backward), not before Linger after that
+    /// answer, at most a quarter of the batch's run time.
     /// </summary>
-    private long Due(PendingQueue queue)
+    private long Due(ExpertBackend backend, PendingQueue queue)
     {
         long due = queue.Oldest.EnqueuedAt + ToTimestampTicks(_options.MaxWait);
-        if (queue.ArrivedSinceAnswered() >= queue.LastBatchRequests) return due;
+        if (ArrivedSince(backend, queue.AnsweredAt, queue.LastBatchRequests) >= queue.LastBatchRequests) return due;
         var linger = queue.LastRun / 4 < _options.Linger ? queue.LastRun / 4 : _options.Linger;
         return Math.Max(due, queue.AnsweredAt + ToTimestampTicks(linger));
     }
+
+    /// <summary>Requests for <paramref name="backend"/>, of any pass, that arrived at or after <paramref name="at"/> (counted up to <paramref name="enough"/>).</summary>
+    private int ArrivedSince(ExpertBackend backend, long at, int enough)
+    {
+        int arrived = 0;
+        foreach (var kind in Kinds)
+            if (arrived < enough && _queues.TryGetValue((backend, kind), out var queue)) arrived += queue.ArrivedSince(at, enough - arrived);
+        return arrived;
+    }
+
+    private static readonly BatchKind[] Kinds = Enum.GetValues<BatchKind>();
 
     private long ToTimestampTicks(TimeSpan span) => (long)(span.TotalSeconds * _time.TimestampFrequency);
 
@@ -122,12 +134,12 @@ internal sealed class BatchScheduler
         /// <summary>When the answers of the last batch started to go out.</summary>
         public long AnsweredAt { get; set; }
 
-        /// <summary>Requests waiting that arrived once the last batch was answered (counted up to <see cref="LastBatchRequests"/>).</summary>
-        public int ArrivedSinceAnswered()
+        /// <summary>Requests waiting that arrived at or after <paramref name="at"/> (counted up to <paramref name="enough"/>).</summary>
+        public int ArrivedSince(long at, int enough)
         {
             int arrived = 0;
             foreach (var item in _items)
-                if (item.EnqueuedAt >= AnsweredAt && ++arrived >= LastBatchRequests) break;
+                if (item.EnqueuedAt >= at && ++arrived >= enough) break;
             return arrived;
         }
 

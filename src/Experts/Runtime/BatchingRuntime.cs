@@ -189,6 +189,8 @@ public sealed partial class BatchingRuntime
         }
         var delay = _time.GetElapsedTime(_time.GetTimestamp(), due.Value);
         if (delay <= TimeSpan.Zero) return;
+        // Timers fire in whole milliseconds: a shorter wait would wake early and loop until it is due.
+        if (delay < TimeSpan.FromMilliseconds(1)) delay = TimeSpan.FromMilliseconds(1);
         using var timerStop = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
         var timer = Task.Delay(delay, _time, timerStop.Token);
         await Task.WhenAny(wake, timer);

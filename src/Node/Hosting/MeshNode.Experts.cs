@@ -13,8 +13,8 @@ namespace MoEMesh.Node.Hosting;
 /// </summary>
 public sealed partial class MeshNode
 {
-    /// <summary>Experts whose uid is known before the node joins (exact uids, and a pattern's checkpointed uids), built while it starts.</summary>
-    private Task<IReadOnlyDictionary<string, HostedExpert>>? _known;
+    /// <summary>Experts whose uid is known before the node joins (exact uids, and a pattern's checkpointed uids), built while it starts, with their groups.</summary>
+    private Task<Dictionary<string, (HostedExpert Expert, ExpertHostingOptions Group)>>? _known;
 
     /// <summary>
     /// Starts building, on other threads, the experts that will be hosted whatever the DHT says: exact uids
@@ -26,17 +26,25 @@ public sealed partial class MeshNode
         var known = new List<(ExpertUid Uid, ExpertHostingOptions Group)>();
         foreach (var group in options.Experts)
         {
-            var uids = group.Uid is not null
-                ? [ExpertUid.Parse(group.Uid)]
-                : CheckpointedUids().Where(u => UidPattern.Parse(group.Pattern!).Matches(u) && !known.Any(k => k.Uid == u)).Take(group.Count);
-            known.AddRange(uids.Where(u => !known.Any(k => k.Uid == u)).Select(u => (u, group)));
+            var taken = known.Select(k => k.Uid.Value).ToHashSet(StringComparer.Ordinal);
+            var uids = group.Uid is not null ? [ExpertUid.Parse(group.Uid)] : CheckpointedPicks(UidPattern.Parse(group.Pattern!), group.Count, taken);
+            known.AddRange(uids.Where(u => !taken.Contains(u.Value)).Select(u => (u, group)));
         }
-        _known = Task.Run(() => BuildAll(known, CancellationToken.None));
+        var stopping = _stopping.Token;
+        _known = Task.Run(async () =>
+        {
+            var built = await BuildAll(known, stopping);
+            return known.ToDictionary(k => k.Uid.Value, k => (built[k.Uid.Value], k.Group), StringComparer.Ordinal);
+        }, stopping);
     }
+
+    /// <summary>The checkpointed uids a pattern takes first: those of <paramref name="pattern"/> not <paramref name="taken"/> already, at most <paramref name="count"/>.</summary>
+    private List<ExpertUid> CheckpointedPicks(UidPattern pattern, int count, IReadOnlySet<string> taken) =>
+        CheckpointedUids().Where(u => pattern.Matches(u) && !taken.Contains(u.Value)).Take(count).ToList();
 
     private async Task<IReadOnlyDictionary<string, HostedExpert>> CreateExpertsAsync(CancellationToken cancellationToken)
     {
-        var known = _known is null ? new Dictionary<string, HostedExpert>() : await _known;
+        var known = _known is null ? [] : await _known;
         var chosen = new List<(ExpertUid Uid, ExpertHostingOptions Group)>();
         var random = new Random(BitConverter.ToInt32(identity.PeerId.Hash[..4]));
         foreach (var group in options.Experts)
@@ -46,8 +54,11 @@ public sealed partial class MeshNode
                 : await TakeFreeUidsAsync(UidPattern.Parse(group.Pattern!), group.Count, chosen.Select(c => c.Uid.Value), random, cancellationToken);
             chosen.AddRange(uids.Select(u => (u, group)));
         }
-        var rest = await BuildAll(chosen.Where(c => !known.ContainsKey(c.Uid.Value)).ToList(), cancellationToken);
-        return chosen.Select(c => known.GetValueOrDefault(c.Uid.Value) ?? rest[c.Uid.Value]).ToDictionary(e => e.Uid.Value, StringComparer.Ordinal);
+        // An expert built early is taken when the choice is the same uid of the same group (it always is; the check keeps it so).
+        HostedExpert? Early((ExpertUid Uid, ExpertHostingOptions Group) c) =>
+            known.TryGetValue(c.Uid.Value, out var k) && ReferenceEquals(k.Group, c.Group) ? k.Expert : null;
+        var rest = await BuildAll(chosen.Where(c => Early(c) is null).ToList(), cancellationToken);
+        return chosen.Select(c => Early(c) ?? rest[c.Uid.Value]).ToDictionary(e => e.Uid.Value, StringComparer.Ordinal);
     }
 
     /// <summary>
@@ -89,7 +100,7 @@ public sealed partial class MeshNode
     private async Task<IReadOnlyList<ExpertUid>> TakeFreeUidsAsync(UidPattern pattern, int count, IEnumerable<string> taken, Random random, CancellationToken cancellationToken)
     {
         var excluded = taken.ToHashSet(StringComparer.Ordinal);
-        var chosen = CheckpointedUids().Where(u => pattern.Matches(u) && !excluded.Contains(u.Value)).Take(count).ToList();
+        var chosen = CheckpointedPicks(pattern, count, excluded);
         var candidates = pattern.Expand().Where(u => !excluded.Contains(u.Value) && !chosen.Contains(u)).OrderBy(_ => random.Next()).ToList();
         // Ask the DHT about a few times more candidates than needed, not the whole grid.
         var asked = candidates.Take(Math.Max(4 * count, 16)).ToList();
@@ -106,6 +117,32 @@ public sealed partial class MeshNode
         foreach (var folder in System.IO.Directory.EnumerateDirectories(options.CheckpointDirectory).Order(StringComparer.Ordinal))
             if (File.Exists(Path.Combine(folder, ExpertCheckpoint.ManifestName)) && ExpertUid.TryParse(Path.GetFileName(folder), out var uid, out _))
                 yield return uid;
+    }
+
+    /// <summary>
+    /// Reads the optimizer state the restored experts left to be read later, one expert at a time, once the
+    /// node serves: their first training step then does not pay for it. Damaged state is logged and the
+    /// expert trains on from fresh optimizer state; state that cannot be read now is read at the first step.
+    /// </summary>
+    private async Task LoadOptimizerStateAsync(CancellationToken stopping)
+    {
+        await Task.Yield();
+        foreach (var expert in Experts.Values.Where(e => e.Backend.Optimizer.StatePending))
+        {
+            if (stopping.IsCancellationRequested) return;
+            try
+            {
+                expert.Backend.LoadOptimizerState();
+            }
+            catch (InvalidDataException e)
+            {
+                LogOptimizerStateDamaged(_logger, expert.Uid.Value, e.Message);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                LogOptimizerStateUnread(_logger, expert.Uid.Value, e.Message);
+            }
+        }
     }
 
     private Task CheckpointLoopAsync(CancellationToken stopping) => EveryAsync(options.CheckpointPeriod, _ =>
@@ -142,6 +179,12 @@ public sealed partial class MeshNode
     }
 
     private string CheckpointFolder(ExpertUid uid) => Path.Combine(options.CheckpointDirectory, uid.Value);
+
+    [LoggerMessage(EventId = 513, Level = LogLevel.Error, Message = "The optimizer state in the checkpoint of {ExpertUid} is damaged ({Problem}); it trains on from fresh optimizer state")]
+    private static partial void LogOptimizerStateDamaged(ILogger logger, string expertUid, string problem);
+
+    [LoggerMessage(EventId = 514, Level = LogLevel.Warning, Message = "Could not read the optimizer state in the checkpoint of {ExpertUid} ({Problem}); its first training step reads it")]
+    private static partial void LogOptimizerStateUnread(ILogger logger, string expertUid, string problem);
 
     [LoggerMessage(EventId = 510, Level = LogLevel.Information, Message = "Restored expert {ExpertUid} at update {Updates}")]
     private static partial void LogRestored(ILogger logger, string expertUid, long updates);

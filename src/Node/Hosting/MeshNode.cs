@@ -182,7 +182,8 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
             AnnouncedAfter = time.GetUtcNow() - new DateTimeOffset(Process.GetCurrentProcess().StartTime.ToUniversalTime());
             LogAnnounced(_logger, Words.Count(Experts.Count, "expert"), AnnouncedAfter.Value.TotalMilliseconds);
         }
-        _background = Task.WhenAll(_computeLoop, AnnounceLoopAsync(_stopAnnouncing.Token), CheckpointLoopAsync(_stopping.Token), ModelSyncLoopAsync(_stopAnnouncing.Token));
+        _background = Task.WhenAll(_computeLoop, AnnounceLoopAsync(_stopAnnouncing.Token), CheckpointLoopAsync(_stopping.Token), ModelSyncLoopAsync(_stopAnnouncing.Token),
+            LoadOptimizerStateAsync(_stopping.Token));
         Ready = true;
     }
 
@@ -220,6 +221,8 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
         }
         _stopping.Cancel();
         await _background;
+        // Experts built early for a start that failed before taking them: their build ends (or fails) here.
+        if (_known is not null) await _known.ContinueWith(static _ => { }, TaskScheduler.Default);
         UnsavedExperts = SaveCheckpoints();
         if (Dht is not null) await Dht.DisposeAsync();
         if (_listener is not null) await _listener.DisposeAsync();

@@ -126,7 +126,7 @@ internal sealed class FrameChannel : IAsyncDisposable
         if (!_outgoing.Writer.TryWrite(goAway)) Dequeued(goAway);
         _outgoing.Writer.TryComplete();
         // The writer gets a moment to flush the GoAway; then both loops are stopped.
-        _closeGrace = _time.CreateTimer(static state => ((CancellationTokenSource)state!).Cancel(), _closing, CloseGrace, Timeout.InfiniteTimeSpan);
+        _closeGrace = _time.CreateTimer(static state => CancelQuietly((CancellationTokenSource)state!), _closing, CloseGrace, Timeout.InfiniteTimeSpan);
         _sink.OnClosed(reason);
     }
 
@@ -134,13 +134,21 @@ internal sealed class FrameChannel : IAsyncDisposable
     public void Abort(string reason)
     {
         Close(reason);
+        CancelQuietly(_closing);
+    }
+
+    /// <summary>
+    /// Stops the loops. The channel may have been disposed already (a Close racing DisposeAsync arms its grace
+    /// timer after the dispose looked for it): then nothing is left to stop.
+    /// </summary>
+    private static void CancelQuietly(CancellationTokenSource closing)
+    {
         try
         {
-            _closing.Cancel();
+            closing.Cancel();
         }
         catch (ObjectDisposedException)
         {
-            // already disposed: nothing left to stop
         }
     }
 

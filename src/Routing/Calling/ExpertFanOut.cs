@@ -172,8 +172,9 @@ public sealed partial class ExpertFanOut(IExpertInvoker remote, IExpertInvoker? 
         }
         catch (OperationCanceledException) when (cancel.IsCancellationRequested)
         {
-            return new Attempt(host, ExpertCallResult<Tensor>.Failed(CallOutcome.Timeout, "cut: the other experts had answered and the grace period ended, or another host answered first"),
-                time.GetElapsedTime(started));
+            var cut = time.GetElapsedTime(started);
+            health.RecordCut(host.Host, cut);
+            return new Attempt(host, ExpertCallResult<Tensor>.Failed(CallOutcome.Timeout, "cut: the other experts had answered and the grace period ended, or another host answered first"), cut);
         }
         finally
         {

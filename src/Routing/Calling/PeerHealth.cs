@@ -14,13 +14,17 @@ namespace MoEMesh.Routing.Calling;
 /// replaces at once and a faster one pulls down by a quarter of the difference) times its calls in flight
 /// plus one, so a busy or overloaded host gets fewer calls and
 /// concurrent calls spread over replicas. While a host gives no answers its average decays toward zero
-/// (e^(−t / <see cref="RoutingOptions.LoadDecay"/>)), so a host that was slow is tried again later. A host
-/// never measured costs what it announced: its p50 times its queue depth plus one.
+/// (e^(−t / <see cref="RoutingOptions.LoadDecay"/>)), so a host that was slow is tried again later; a call cut
+/// unanswered after longer than the average raises it. A host never measured costs what it announced: its
+/// p50 (at least 1 ms) times its queue depth plus one.
 /// </summary>
 public sealed class PeerHealth(RoutingOptions options, TimeProvider time)
 {
     private const int Window = 64;
     private const double FasterAnswerWeight = 0.25;
+
+    /// <summary>The least a never-measured host's announced latency counts for (a host that has served nothing announces 0), so its queue and the calls in flight to it still count.</summary>
+    private const double MinAnnouncedMs = 1;
     private readonly Dictionary<PeerId, State> _peers = [];
 
     /// <summary>Records how a call to <paramref name="host"/> ended.</summary>
@@ -43,6 +47,17 @@ public sealed class PeerHealth(RoutingOptions options, TimeProvider time)
                 state.BackedOffUntil = time.GetUtcNow() + backoff;
             }
         }
+    }
+
+    /// <summary>
+    /// Records that a call to <paramref name="host"/> was cut after <paramref name="elapsed"/> without an
+    /// answer (the grace period ended, or a hedge answered first): its answer would have taken at least that
+    /// long, so a longer wait raises its cost as a slow answer would; health and p95 are left alone.
+    /// </summary>
+    public void RecordCut(PeerId host, TimeSpan elapsed)
+    {
+        lock (_peers)
+            if (_peers.TryGetValue(host, out var state)) state.AtLeast(elapsed.TotalMilliseconds, time.GetTimestamp(), time, options.LoadDecay);
     }
 
     /// <summary>Notes that a call to <paramref name="host"/> was sent; <see cref="Ended"/> must follow, whatever its outcome.</summary>
@@ -73,7 +88,7 @@ public sealed class PeerHealth(RoutingOptions options, TimeProvider time)
             _peers.TryGetValue(host.Host, out var state);
             double latency = state?.Measured == true
                 ? state.Decayed(time.GetTimestamp(), time, options.LoadDecay)
-                : host.Load.LatencyP50Ms * (Math.Max(0, host.Load.QueueDepth) + 1);
+                : Math.Max(MinAnnouncedMs, host.Load.LatencyP50Ms) * (Math.Max(0, host.Load.QueueDepth) + 1);
             return latency * ((state?.InFlight ?? 0) + 1);
         }
     }
@@ -126,6 +141,14 @@ public sealed class PeerHealth(RoutingOptions options, TimeProvider time)
             _averageMs = milliseconds >= current ? milliseconds : FasterAnswerWeight * milliseconds + (1 - FasterAnswerWeight) * current;
             _observedAt = now;
             Measured = true;
+        }
+
+        /// <summary>Raises the average to <paramref name="milliseconds"/> if it is lower (a cut call took at least that long).</summary>
+        public void AtLeast(double milliseconds, long now, TimeProvider time, TimeSpan decay)
+        {
+            if (!Measured || milliseconds <= Decayed(now, time, decay)) return;
+            _averageMs = milliseconds;
+            _observedAt = now;
         }
 
         /// <summary>The average, decayed toward zero for the time since the last answer (e^(−t / decay)).</summary>

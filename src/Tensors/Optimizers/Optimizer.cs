@@ -45,13 +45,14 @@ public abstract class Optimizer
 
     /// <summary>
     /// Named state tensors (moments, momentum) allocated so far, for checkpoints; absent ones are zeros.
-    /// State adopted later (<see cref="AdoptLater"/>) is loaded first.
+    /// State adopted later (<see cref="AdoptLater"/>) is loaded first (<see cref="EnsureStateLoaded"/>), so
+    /// read it where a step could not run at the same time.
     /// </summary>
     public IReadOnlyDictionary<string, Tensor> State
     {
         get
         {
-            LoadPendingState();
+            EnsureStateLoaded();
             return _state;
         }
     }
@@ -62,7 +63,7 @@ public abstract class Optimizer
     /// <summary>Applies one update from the current gradients. Gradients are left as they are.</summary>
     public void Step()
     {
-        LoadPendingState();
+        EnsureStateLoaded();
         float rate = CurrentLearningRate;
         long step = StepCount + 1;
         foreach (var p in _parameters)
@@ -105,9 +106,9 @@ public abstract class Optimizer
 
     /// <summary>
     /// Restores the step counter now and adopts the state tensors <paramref name="load"/> gives when they
-    /// are first needed (the next <see cref="Step"/>, or <see cref="State"/> read for a checkpoint), so a node
-    /// restarting from a checkpoint neither reads nor holds optimizer state (for Adam, twice the weights)
-    /// until the expert trains. A load that throws is tried again next time.
+    /// are first needed (<see cref="EnsureStateLoaded"/>: the next <see cref="Step"/>, or <see cref="State"/>
+    /// read for a checkpoint), so a node restarting from a checkpoint need not read or hold optimizer state
+    /// (for Adam, twice the weights) before it serves.
     /// </summary>
     /// <param name="stepCount">Steps taken when the state was saved.</param>
     /// <param name="shapes">The names and shapes of the state tensors <paramref name="load"/> will give, checked now.</param>
@@ -121,10 +122,24 @@ public abstract class Optimizer
         _pendingState = load;
     }
 
-    private void LoadPendingState()
+    /// <summary>
+    /// Loads state adopted later, if any. A load that finds the state damaged (<see cref="InvalidDataException"/>)
+    /// is not tried again: the exception is thrown once and the optimizer goes on from fresh state (zeros) at
+    /// the saved step count; any other exception leaves the load to be tried next time.
+    /// </summary>
+    public void EnsureStateLoaded()
     {
         if (_pendingState is not { } load) return;
-        var state = load();
+        IReadOnlyDictionary<string, Tensor> state;
+        try
+        {
+            state = load();
+        }
+        catch (InvalidDataException)
+        {
+            _pendingState = null;
+            throw;
+        }
         try
         {
             Adopt(StepCount, state);
