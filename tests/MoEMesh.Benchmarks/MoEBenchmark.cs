@@ -36,12 +36,12 @@ public static class MoEBenchmark
     {
         var folder = Directory.CreateTempSubdirectory("moemesh-moe-bench-").FullName;
         var registry = ExpertRegistry.CreateDefault();
-        registry.Register("slowffn", spec => new SlowExpert(BuiltInExperts.Ffn(spec with { Type = "ffn" }), TimeSpan.FromMilliseconds(50)));
+        registry.Register("slowffn", spec => new LateExpert(BuiltInExperts.Ffn(spec with { Type = "ffn" }), TimeSpan.FromMilliseconds(50)));
         int cores = Environment.ProcessorCount;
         try
         {
-            using var input = Random(Batch, 1);
-            using var gradient = Random(Batch, 2);
+            using var input = BenchmarkInputs.RandomRows(Batch, Dim, 1);
+            using var gradient = BenchmarkInputs.RandomRows(Batch, Dim, 2);
             Console.WriteLine($"MoE layer: 16 ffn experts (d = {Dim}) on 4 nodes, k = {K}, batch {Batch}; gating node separate; TCP loopback, TLS off; {cores} cores");
             Console.WriteLine("One node: hosting the 16 experts, it gates them itself. Each host runs cores / OpenBLAS threads batches at once, as a node does; the node alone runs as many as the four hosts together.");
 
@@ -237,28 +237,5 @@ public static class MoEBenchmark
     {
         using var output = await layer.ForwardAsync(input, default);
         using var inputGradient = await layer.BackwardAsync(output, gradient, default);
-    }
-
-    private static Tensor Random(int rows, ulong seed)
-    {
-        var t = Tensor.Uninitialized(new TensorShape(rows, Dim));
-        new SeededRandom(seed).FillNormal(t.Span, 0f, 1f);
-        return t;
-    }
-
-    /// <summary>An expert that answers late: the slow host of the latency run.</summary>
-    private sealed class SlowExpert(IExpert inner, TimeSpan delay) : IExpert
-    {
-        public ExpertSchema Schema => inner.Schema;
-
-        public IReadOnlyList<Parameter> Parameters => inner.Parameters;
-
-        public Tensor Forward(Tensor input)
-        {
-            Thread.Sleep(delay);
-            return inner.Forward(input);
-        }
-
-        public Tensor Backward(Tensor input, Tensor outputGradient) => inner.Backward(input, outputGradient);
     }
 }

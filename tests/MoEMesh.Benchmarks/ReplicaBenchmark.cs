@@ -36,10 +36,10 @@ public static class ReplicaBenchmark
         Gemm.Configure(new GemmOptions { Threads = 1 }, NullLogger.Instance);
         var folder = Directory.CreateTempSubdirectory("moemesh-replica-bench-").FullName;
         var registry = ExpertRegistry.CreateDefault();
-        registry.Register("busyffn", spec => new BusyExpert(BuiltInExperts.Ffn(spec with { Type = "ffn" }), Overload));
+        registry.Register("busyffn", spec => new LateExpert(BuiltInExperts.Ffn(spec with { Type = "ffn" }), Overload));
         try
         {
-            using var input = Random(Batch, 1);
+            using var input = BenchmarkInputs.RandomRows(Batch, Dim, 1);
             Console.WriteLine($"replicas: 4 ffn experts (d = {Dim}) on each of 2 hosts, k = {K}, batch {Batch}; gating node separate; TCP loopback, TLS off; {Environment.ProcessorCount} cores; {forwards} forwards per case");
             var idle = await MeasureAsync(Path.Combine(folder, "idle"), registry, input, forwards, overloaded: false);
             var busy = await MeasureAsync(Path.Combine(folder, "busy"), registry, input, forwards, overloaded: true);
@@ -120,7 +120,7 @@ public static class ReplicaBenchmark
             using var identity = PeerIdentity.Create();
             await using var pool = new PeerConnectionPool(identity, new Protocol.PeerProtocolOptions { UseTls = false }, TimeProvider.System);
             var invoker = new RemoteExpertInvoker(new TcpPeerTransport(pool, TimeProvider.System));
-            using var rows = Random(Batch, (ulong)(10 + c));
+            using var rows = BenchmarkInputs.RandomRows(Batch, Dim, (ulong)(10 + c));
             for (int n = c; !stop.IsCancellationRequested; n++)
             {
                 var target = new ExpertTarget(uids[n % uids.Length], new PeerEndpoint(host.ListenAddress, host.PeerId));
@@ -128,28 +128,5 @@ public static class ReplicaBenchmark
                 result.Value?.Dispose();
             }
         }));
-    }
-
-    private static Tensor Random(int rows, ulong seed)
-    {
-        var t = Tensor.Uninitialized(new TensorShape(rows, Dim));
-        new SeededRandom(seed).FillNormal(t.Span, 0f, 1f);
-        return t;
-    }
-
-    /// <summary>An expert on a machine busy with other work: every forward batch takes <c>extra</c> longer, without using this machine's cores.</summary>
-    private sealed class BusyExpert(IExpert inner, TimeSpan extra) : IExpert
-    {
-        public ExpertSchema Schema => inner.Schema;
-
-        public IReadOnlyList<MoEMesh.Tensors.Parameter> Parameters => inner.Parameters;
-
-        public Tensor Forward(Tensor input)
-        {
-            Thread.Sleep(extra);
-            return inner.Forward(input);
-        }
-
-        public Tensor Backward(Tensor input, Tensor outputGradient) => inner.Backward(input, outputGradient);
     }
 }
