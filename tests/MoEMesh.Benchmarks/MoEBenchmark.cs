@@ -146,7 +146,7 @@ public static class MoEBenchmark
 
         public MixtureOfExperts AloneLayer { get; private set; } = null!;
 
-        public int ConcurrentBatches => Gating.Options.Batching.ConcurrentBatches ?? 1;
+        public int ConcurrentBatches => Gating.Budget.ConcurrentBatches;
 
         public static async Task<Swarm> StartAsync(string folder, ExpertRegistry registry, int blasThreads)
         {

@@ -37,4 +37,12 @@ public sealed class BatchingOptions
     /// </summary>
     [Count(Max = 256)]
     public int? ConcurrentBatches { get; set; }
+
+    /// <summary>A copy of these options with <see cref="ConcurrentBatches"/> set to <paramref name="count"/>.</summary>
+    public BatchingOptions WithConcurrentBatches(int count)
+    {
+        var copy = (BatchingOptions)MemberwiseClone();
+        copy.ConcurrentBatches = count;
+        return copy;
+    }
 }

@@ -54,6 +54,9 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
     /// <summary>The options it runs with.</summary>
     public NodeOptions Options => options;
 
+    /// <summary>How its expert batches share this machine's cores (the node daemon applies the GEMM threads process-wide).</summary>
+    public ComputeBudget Budget { get; } = ComputeBudget.Of(options, Environment.ProcessorCount);
+
     /// <summary>Where the peer protocol is served (port 0 resolved); set once started.</summary>
     public PeerAddress ListenAddress { get; private set; }
 
@@ -147,8 +150,7 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
         Models = new ModelDirectory(Dht);
         HoldModels(router);
         StartBuildingKnownExperts();
-        options.Batching.ConcurrentBatches = ComputeBudget.Of(options, Environment.ProcessorCount).ConcurrentBatches;
-        _runtime = new BatchingRuntime(options.Batching, time, loggers.CreateLogger<BatchingRuntime>(), meters);
+        _runtime = new BatchingRuntime(options.Batching.WithConcurrentBatches(Budget.ConcurrentBatches), time, loggers.CreateLogger<BatchingRuntime>(), meters);
         _computeLoop = _runtime.RunAsync(_stopping.Token);
         _background = _computeLoop; // what a stop waits for if the start fails before StartedAsync ends
         _metrics = new NodeMetrics(meters, this);

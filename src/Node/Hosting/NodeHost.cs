@@ -115,7 +115,7 @@ public static class NodeHost
     {
         // RunAsync disposes the host when it ends, services included: read what the message needs first.
         var options = app.Services.GetRequiredService<NodeOptions>();
-        ComputeBudget.Of(options, Environment.ProcessorCount).ApplyToProcess(Environment.ProcessorCount,
+        app.Services.GetRequiredService<MeshNode>().Budget.ApplyToProcess(Environment.ProcessorCount,
             app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<MeshNode>());
         try
         {
