@@ -141,4 +141,18 @@ public class PeerHealthTests
         _health.Started(idle.Host);
         Assert.Equal(3, _health.Cost(idle));
     }
+
+    [Fact]
+    public void ABackwardAnswer_ClearsFailures_ButIsNotTheHostsForwardLatency()
+    {
+        Answered(_a, 5);
+        _health.Record(_a.Host, CallOutcome.Ok, TimeSpan.FromMilliseconds(80), forward: false);
+        Assert.Equal(5, _health.Cost(_a), precision: 6);
+        Assert.Equal(TimeSpan.FromMilliseconds(5), _health.P95(_a.Host));
+
+        _health.Record(_a.Host, CallOutcome.Timeout, TimeSpan.FromSeconds(2), forward: false);
+        Assert.True(_health.IsBackedOff(_a.Host));
+        _health.Record(_a.Host, CallOutcome.Ok, TimeSpan.FromMilliseconds(80), forward: false);
+        Assert.False(_health.IsBackedOff(_a.Host));
+    }
 }

@@ -93,7 +93,7 @@ public sealed partial class ExpertFanOut
             result.Value.Dispose();
             result = ExpertCallResult<Tensor>.Failed(CallOutcome.Rejected, $"the input gradient has shape {shape} or holds NaN or Inf; expected {answer.Input.Shape}");
         }
-        if (host is { } called) health.Record(called, result.Outcome, elapsed);
+        if (host is { } called) health.Record(called, result.Outcome, elapsed, forward: false);
         var trace = new ExpertCallTrace(key.Uid, key.Local ? "local" : answer.Target.Host.PeerId!.Value.ToString(), result.Outcome, result.Error, elapsed, answer.Samples.Length, key.Local);
         return new FinishedCall<GradientAnswer>(answer.Samples, result.IsOk ? new GradientAnswer(answer.Samples, result.Value!) : null, trace);
     }

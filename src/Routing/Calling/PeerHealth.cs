@@ -27,8 +27,12 @@ public sealed class PeerHealth(RoutingOptions options, TimeProvider time)
     private const double MinAnnouncedMs = 1;
     private readonly Dictionary<PeerId, State> _peers = [];
 
-    /// <summary>Records how a call to <paramref name="host"/> ended.</summary>
-    public void Record(PeerId host, CallOutcome outcome, TimeSpan elapsed)
+    /// <summary>
+    /// Records how a call to <paramref name="host"/> ended. Only forward calls' answer times count toward its
+    /// latency (p95 and cost): replicas are chosen, and hedged, for forward calls, and a backward call, which
+    /// also steps the optimizer, takes longer; every call's failure or success counts toward back-off.
+    /// </summary>
+    public void Record(PeerId host, CallOutcome outcome, TimeSpan elapsed, bool forward = true)
     {
         lock (_peers)
         {
@@ -37,6 +41,7 @@ public sealed class PeerHealth(RoutingOptions options, TimeProvider time)
             {
                 state.Failures = 0;
                 state.BackedOffUntil = DateTimeOffset.MinValue;
+                if (!forward) return;
                 state.Latencies.Add(elapsed);
                 state.Observe(elapsed.TotalMilliseconds, time.GetTimestamp(), time, options.LoadDecay);
             }
@@ -99,7 +104,7 @@ public sealed class PeerHealth(RoutingOptions options, TimeProvider time)
         lock (_peers) return _peers.TryGetValue(host, out var s) && s.BackedOffUntil > time.GetUtcNow();
     }
 
-    /// <summary>The 95th percentile of recent answer times of <paramref name="host"/>, or null before any answer.</summary>
+    /// <summary>The 95th percentile of recent forward answer times of <paramref name="host"/>, or null before any answer.</summary>
     public TimeSpan? P95(PeerId host)
     {
         lock (_peers)
