@@ -1,12 +1,10 @@
 using System.Diagnostics;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using MoEMesh.Experts;
 using MoEMesh.Node.Hosting;
 using MoEMesh.Protocol.Addressing;
-using MoEMesh.Protocol.Identity;
 using MoEMesh.Routing;
 using MoEMesh.Routing.Calling;
 using MoEMesh.Routing.Directory;
@@ -193,7 +191,7 @@ public static class MoEBenchmark
 
         private NodeOptions Options(string name)
         {
-            var options = new NodeOptions { Listen = "127.0.0.1:0", HttpListen = "127.0.0.1:0", UseTls = false, CheckpointDirectory = Path.Combine(_folder, name), ModelDirectory = Path.Combine(_folder, name + "-models") };
+            var options = LoopbackNode.Options(_folder, name);
             options.Batching.ConcurrentBatches = Math.Max(1, Environment.ProcessorCount / _blasThreads);
             return options;
         }
@@ -205,20 +203,7 @@ public static class MoEBenchmark
             return app;
         }
 
-        private async Task<WebApplication> StartAsync(NodeOptions options)
-        {
-            var app = NodeHost.Build(options, PeerIdentity.Create(), l => l.ClearProviders(), _registry);
-            try
-            {
-                await app.StartAsync();
-                return app;
-            }
-            catch
-            {
-                await app.DisposeAsync();
-                throw;
-            }
-        }
+        private Task<WebApplication> StartAsync(NodeOptions options) => LoopbackNode.StartAsync(options, _registry);
 
         public async ValueTask DisposeAsync()
         {

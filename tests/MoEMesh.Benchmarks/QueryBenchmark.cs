@@ -4,12 +4,10 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using MoEMesh.Experts;
 using MoEMesh.Node.Data;
 using MoEMesh.Node.Hosting;
-using MoEMesh.Protocol.Identity;
 using MoEMesh.Routing.Gating;
 using MoEMesh.Routing.Models;
 using MoEMesh.Tensors.Gemm;
@@ -152,10 +150,5 @@ public static class QueryBenchmark
 
     private static MeshNode Node(WebApplication app) => app.Services.GetRequiredService<MeshNode>();
 
-    private static async Task<WebApplication> StartAsync(NodeOptions options, ExpertRegistry registry)
-    {
-        var app = NodeHost.Build(options, PeerIdentity.Create(), l => l.ClearProviders(), registry);
-        await app.StartAsync();
-        return app;
-    }
+    private static Task<WebApplication> StartAsync(NodeOptions options, ExpertRegistry registry) => LoopbackNode.StartAsync(options, registry);
 }

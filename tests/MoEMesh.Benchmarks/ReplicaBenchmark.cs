@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using MoEMesh.Experts;
 using MoEMesh.Node.Hosting;
@@ -97,7 +96,7 @@ public static class ReplicaBenchmark
 
     private static NodeOptions Options(string folder, string name, string? type, MeshNode? join)
     {
-        var options = new NodeOptions { Listen = "127.0.0.1:0", HttpListen = "127.0.0.1:0", UseTls = false, CheckpointDirectory = Path.Combine(folder, name), ModelDirectory = Path.Combine(folder, name + "-models") };
+        var options = LoopbackNode.Options(folder, name);
         if (type is not null) options.Experts.AddRange(Enumerable.Range(0, 4).Select(i => new ExpertHostingOptions { Type = type, Uid = $"ffn.{i / 2}.{i % 2}", HiddenDim = Dim }));
         if (join is not null) options.InitialPeers.Add(join.ListenAddress.ToString());
         return options;
@@ -105,9 +104,8 @@ public static class ReplicaBenchmark
 
     private static async Task<MeshNode> StartAsync(List<WebApplication> apps, NodeOptions options, ExpertRegistry registry)
     {
-        var app = NodeHost.Build(options, PeerIdentity.Create(), l => l.ClearProviders(), registry);
+        var app = await LoopbackNode.StartAsync(options, registry);
         apps.Add(app);
-        await app.StartAsync();
         return app.Services.GetRequiredService<MeshNode>();
     }
 
