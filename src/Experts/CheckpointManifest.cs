@@ -7,6 +7,8 @@ namespace MoEMesh.Experts;
 /// <c>ParametersSha256</c> (absent from checkpoints written before it) covers its first <c>ParametersBytes</c>
 /// bytes, the header and the parameters, which are written first: enough to verify what a restart reads
 /// before the expert serves, while the optimizer state after them is verified when it is first needed.
+/// <c>OptimizerSteps</c> (absent: all of <c>UpdateCount</c>) are the updates its optimizer took, the rest came with
+/// weights adopted or averaged (<c>Lineage</c>).
 /// </summary>
 internal sealed record CheckpointManifest(
     int FormatVersion,
@@ -19,7 +21,9 @@ internal sealed record CheckpointManifest(
     string WeightsSha256,
     ExpertOrigin? Origin = null,
     string? ParametersSha256 = null,
-    long? ParametersBytes = null);
+    long? ParametersBytes = null,
+    long? OptimizerSteps = null,
+    Weights.WeightsLineage? Lineage = null);
 
 /// <summary>Source-generated JSON for the manifest (no reflection at run time).</summary>
 [JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]

@@ -66,8 +66,32 @@ public sealed class ExpertBackend
     /// <summary>Held by a checkpoint save from start to end, so two saves of this expert never write at once.</summary>
     public object CheckpointLock { get; } = new();
 
-    /// <summary>Optimizer steps applied (backward batches processed), also after a restore.</summary>
-    public long UpdateCount => Optimizer.StepCount;
+    /// <summary>
+    /// Updates the weights embody: those they carried when adopted or averaged, plus the optimizer steps
+    /// applied here since (backward batches processed), also after a restore.
+    /// </summary>
+    public long UpdateCount => _updatesBefore + Optimizer.StepCount;
+
+    private long _updatesBefore;
+    private long _loads;
+
+    /// <summary>Grows whenever the weights change (a step, or weights put in); equal values mean equal weights.</summary>
+    public long Changes => _loads + Optimizer.StepCount;
+
+    /// <summary>Where the weights came from (seed, adopted, averaged); kept in checkpoints.</summary>
+    public Weights.WeightsLineage Lineage { get; private set; } = Weights.WeightsLineage.Initial;
+
+    /// <summary>
+    /// Sets the updates the weights embody (taken from a snapshot, an average or a checkpoint) and where they
+    /// came from; the optimizer's own step count, which its schedule and bias correction follow, is unchanged.
+    /// </summary>
+    public void SetUpdates(long updates, Weights.WeightsLineage lineage)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(updates, Optimizer.StepCount);
+        _updatesBefore = updates - Optimizer.StepCount;
+        Lineage = lineage;
+        _loads++;
+    }
 
     /// <summary>Forward for a batch.</summary>
     public Tensor Forward(Tensor input) => Expert.Forward(input);

@@ -41,7 +41,7 @@ public static class ExpertCheckpoint
         {
             var tensors = backend.Expert.Parameters.Select(p => new SafeTensorEntry(ParameterPrefix + p.Name, p.Value.Clone()))
                 .Concat(backend.Optimizer.State.Select(s => new SafeTensorEntry(OptimizerPrefix + s.Key, s.Value.Clone()))).ToArray();
-            return new CheckpointSnapshot(backend, backend.UpdateCount, tensors);
+            return new CheckpointSnapshot(backend, backend.UpdateCount, backend.Optimizer.StepCount, backend.Lineage, tensors);
         }
     }
 
@@ -51,10 +51,15 @@ public static class ExpertCheckpoint
         private readonly ExpertBackend _backend;
         private readonly SafeTensorEntry[] _tensors;
 
-        internal CheckpointSnapshot(ExpertBackend backend, long updateCount, SafeTensorEntry[] tensors)
+        private readonly long _optimizerSteps;
+        private readonly Weights.WeightsLineage _lineage;
+
+        internal CheckpointSnapshot(ExpertBackend backend, long updateCount, long optimizerSteps, Weights.WeightsLineage lineage, SafeTensorEntry[] tensors)
         {
             _backend = backend;
             UpdateCount = updateCount;
+            _optimizerSteps = optimizerSteps;
+            _lineage = lineage;
             _tensors = tensors;
         }
 
@@ -75,7 +80,7 @@ public static class ExpertCheckpoint
             long parameterBytes = _tensors.Where(t => IsParameter(t.Name)).Sum(t => (long)t.Tensor.Length * sizeof(float));
             var (whole, parameters, prefix) = Hashes(weightsPath, parameterBytes);
             var manifest = new CheckpointManifest(FormatVersion, _backend.Name, _backend.Spec, _backend.Schema.ToString(),
-                _backend.Optimizer.Name, UpdateCount, weightsName, whole, _backend.Origin, parameters, prefix);
+                _backend.Optimizer.Name, UpdateCount, weightsName, whole, _backend.Origin, parameters, prefix, _optimizerSteps, _lineage);
             AtomicFile.Write(Path.Combine(directory, ManifestName),
                 stream => JsonSerializer.Serialize(stream, manifest, ManifestJson.Default.CheckpointManifest));
             RemoveLeftovers(directory, keep: weightsName); // saves of one expert run one at a time: no other temporary file is in use
@@ -131,13 +136,16 @@ public static class ExpertCheckpoint
         // The optimizer state (twice the weights, for Adam) is read when the expert first trains or is saved:
         // the same file, verified again, its state tensors taken over rather than copied. Its names and
         // shapes are checked now, from the file's header.
-        backend.Optimizer.AdoptLater(manifest.UpdateCount, stateShapes, () =>
+        long steps = manifest.OptimizerSteps ?? manifest.UpdateCount;
+        if (steps < 0 || steps > manifest.UpdateCount) throw new InvalidDataException($"{manifestPath} says the optimizer took {steps} of its {manifest.UpdateCount} updates.");
+        backend.Optimizer.AdoptLater(steps, stateShapes, () =>
         {
             using var content = ReadVerified(weightsPath, manifest.WeightsSha256, IsOptimizerState);
             return content.Tensors.Keys.ToArray().ToDictionary(k => k[OptimizerPrefix.Length..], content.Take, StringComparer.Ordinal);
         });
         // A label edited by hand into the manifest is announced only when it can be shown as it is.
         backend.Origin ??= manifest.Origin?.Showable();
+        backend.SetUpdates(manifest.UpdateCount, manifest.Lineage ?? Weights.WeightsLineage.Initial);
         return true;
     }
 

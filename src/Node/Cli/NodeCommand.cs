@@ -67,6 +67,11 @@ internal static partial class NodeCommand
         Text("--checkpoint-dir", "Where expert checkpoints live [checkpoints]", $"{S}:CheckpointDirectory");
         Flag("--open-training", "Let every peer train this node's experts (open training swarms, local testnets); default: only --training-peers", $"{S}:Serving:OpenTraining", "true");
         List("--training-peers", "PeerIds allowed to train this node's experts, comma-separated", $"{S}:Serving:TrainingPeers");
+        Flag("--adopt-orphans", "Take first the uids of the pattern that have published weights and no live host, newest weights first", $"{S}:Weights:AdoptOrphans", "true");
+        List("--adopt-from", "PeerIds whose published weights this node adopts or averages with, comma-separated (default: any host's signed snapshot)", $"{S}:Weights:AdoptFrom");
+        Seconds("--publish-period", "Seconds between snapshots of trained experts' weights, published to the swarm [300]", $"{S}:Weights:PublishPeriod");
+        Seconds("--reconcile-period", "Seconds between rounds in which replicas of an expert bring their weights in step [300]", $"{S}:Weights:ReconcilePeriod");
+        Flag("--no-publish", "Do not publish this node's experts' weights", $"{S}:Weights:Publish", "false");
         Text("--model-dir", "Where the models this node holds live (kept across restarts) [models]", $"{S}:ModelDirectory");
         Text("--compression", "How activations travel to experts when this node gates queries: none, fp16, bf16 or 8bit [none]", $"{S}:Routing:Compression");
         Seconds("--checkpoint-period", "Seconds between checkpoints [300]", $"{S}:CheckpointPeriod");

@@ -101,6 +101,8 @@ public sealed partial class MeshNode
     {
         var excluded = taken.ToHashSet(StringComparer.Ordinal);
         var chosen = CheckpointedPicks(pattern, count, excluded);
+        if (options.Weights.AdoptOrphans && chosen.Count < count)
+            chosen.AddRange((await OrphansAsync(pattern, excluded.Concat(chosen.Select(c => c.Value)).ToHashSet(StringComparer.Ordinal), cancellationToken)).Take(count - chosen.Count));
         var candidates = pattern.Expand().Where(u => !excluded.Contains(u.Value) && !chosen.Contains(u)).OrderBy(_ => random.Next()).ToList();
         // Ask the DHT about a few times more candidates than needed, not the whole grid.
         var asked = candidates.Take(Math.Max(4 * count, 16)).ToList();
@@ -109,6 +111,24 @@ public sealed partial class MeshNode
         // When every candidate asked is hosted elsewhere, become a replica rather than host nothing.
         chosen.AddRange(candidates.Where(u => !chosen.Contains(u)).Take(count - chosen.Count));
         return chosen;
+    }
+
+    /// <summary>Most uids of a pattern asked about when looking for orphans.</summary>
+    private const int MaxOrphanCandidates = 1024;
+
+    /// <summary>
+    /// The uids of <paramref name="pattern"/> (not <paramref name="taken"/>) that have published weights and no live
+    /// host: experts a model routes to whose hosts have left. Newest weights (most updates) first.
+    /// </summary>
+    private async Task<IReadOnlyList<ExpertUid>> OrphansAsync(UidPattern pattern, IReadOnlySet<string> taken, CancellationToken cancellationToken)
+    {
+        var candidates = pattern.Expand().Where(u => !taken.Contains(u.Value)).Take(MaxOrphanCandidates).ToArray();
+        if (candidates.Length == 0) return [];
+        var published = await Weights.FindAsync(candidates, cancellationToken);
+        var withWeights = candidates.Where(u => published[u].Count > 0).ToArray();
+        if (withWeights.Length == 0) return [];
+        var hosts = await Directory.FindAsync(withWeights, cancellationToken);
+        return withWeights.Where(u => hosts[u].Count == 0).OrderByDescending(u => published[u][0].Snapshot.Updates).ThenBy(u => u.Value, StringComparer.Ordinal).ToArray();
     }
 
     private IEnumerable<ExpertUid> CheckpointedUids()

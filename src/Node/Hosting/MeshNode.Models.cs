@@ -38,7 +38,7 @@ public sealed partial class MeshNode
         _store = new ModelStore(options.ModelDirectory, options.Models, loggers.CreateLogger<ModelStore>());
         _store.Refresh();
         _fetcher = new ModelFetcher(Models, new BlobClient(Transport, time), TimeSpan.FromSeconds(60));
-        router.MapBlobs(_store);
+        router.MapBlobs(_store, sha => _weights?.FindBySha(sha));
         new ModelUploads(_store, options.Models, time, _ => AnnounceAsync(_stopAnnouncing.Token)).Map(router);
     }
 

@@ -149,6 +149,7 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
         Directory = new ExpertDirectory(Dht, time);
         Models = new ModelDirectory(Dht);
         HoldModels(router);
+        HoldWeights(router);
         StartBuildingKnownExperts();
         _runtime = new BatchingRuntime(options.Batching.WithConcurrentBatches(Budget.ConcurrentBatches), time, loggers.CreateLogger<BatchingRuntime>(), meters);
         _computeLoop = _runtime.RunAsync(_stopping.Token);
@@ -172,20 +173,21 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
         LogJoined(_logger, identity.PeerId.ToString(), ListenAddress.ToString(), Dht.RoutingTableSize);
 
         Experts = await CreateExpertsAsync(cancellationToken);
+        await AdoptPublishedWeightsAsync(cancellationToken);
         _handler = new ExpertRpcHandler(Experts, _runtime!, options.Batching, options.Serving, time, _metrics!, PeerId);
         LocalExperts = new LocalExpertInvoker(Experts, _runtime!, time);
         MixtureFactory = new MixtureOfExpertsFactory(Directory, new SelfShortCircuitInvoker(PeerId, LocalExperts, new RemoteExpertInvoker(Transport)), Health, options.Routing, time,
             new IncompatibleHosts(loggers.CreateLogger<IncompatibleHosts>()),
             new LocalExperts(LocalExperts, Experts.Values.Select(e => new LocalExpert(e.Uid, e.Backend.Spec.Type, e.SchemaHash)).ToArray()), new RoutingTelemetry(meters, loggers.CreateLogger<RoutingTelemetry>()));
         _handler.Map(_router!);
-        if (Experts.Count > 0 || HeldModels.Count > 0)
+        if (Experts.Count > 0 || HeldModels.Count > 0 || HeldSnapshots.Count > 0)
         {
             await AnnounceAsync(cancellationToken);
             AnnouncedAfter = time.GetUtcNow() - new DateTimeOffset(Process.GetCurrentProcess().StartTime.ToUniversalTime());
             LogAnnounced(_logger, Words.Count(Experts.Count, "expert"), AnnouncedAfter.Value.TotalMilliseconds);
         }
         _background = Task.WhenAll(_computeLoop, AnnounceLoopAsync(_stopAnnouncing.Token), CheckpointLoopAsync(_stopping.Token), ModelSyncLoopAsync(_stopAnnouncing.Token),
-            LoadOptimizerStateAsync(_stopping.Token));
+            LoadOptimizerStateAsync(_stopping.Token), PublishLoopAsync(_stopAnnouncing.Token), ReconcileLoopAsync(_stopAnnouncing.Token));
         Ready = true;
     }
 
@@ -225,6 +227,7 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
         await _background;
         // Experts built early for a start that failed before taking them: their build ends (or fails) here.
         if (_known is not null) await _known.ContinueWith(static _ => { }, TaskScheduler.Default);
+        if (Ready) await PublishOnStopAsync();
         UnsavedExperts = SaveCheckpoints();
         if (Dht is not null) await Dht.DisposeAsync();
         if (_listener is not null) await _listener.DisposeAsync();

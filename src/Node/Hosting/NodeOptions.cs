@@ -65,6 +65,10 @@ public sealed class NodeOptions : IValidatableObject
     [Section]
     public Models.ModelServingOptions Models { get; set; } = new();
 
+    /// <summary>Publishing, adopting and reconciling experts' weights.</summary>
+    [Section]
+    public Weights.WeightsOptions Weights { get; set; } = new();
+
     /// <summary>How often checkpoints are written (also on stop). Default 5 min.</summary>
     [Duration]
     public TimeSpan CheckpointPeriod { get; set; } = TimeSpan.FromMinutes(5);

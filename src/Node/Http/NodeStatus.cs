@@ -47,8 +47,11 @@ public sealed record NodeStatus(
         node.Experts.Values.OrderBy(e => e.Uid.Value, StringComparer.Ordinal).Select(e =>
         {
             var load = e.Load.Snapshot();
-            return new ExpertStatus(e.Uid.Value, e.Backend.Spec.Type, e.Backend.Schema.ToString(), e.Backend.UpdateCount, load.QueueDepth,
-                Math.Round(load.LatencyP50Ms, 3), Math.Round(load.LatencyP95Ms, 3));
+            var lineage = e.Backend.Lineage;
+            long updates = e.Backend.UpdateCount;
+            return new ExpertStatus(e.Uid.Value, e.Backend.Spec.Type, e.Backend.Schema.ToString(), updates, load.QueueDepth,
+                Math.Round(load.LatencyP50Ms, 3), Math.Round(load.LatencyP95Ms, 3),
+                new WeightsStatus(updates, lineage.Source, lineage.From, lineage.AtUpdate, updates - lineage.AtUpdate, e.CurrentSnapshot, lineage.Describe(updates)));
         }).ToArray());
 
     /// <summary>The JSON document.</summary>
@@ -61,4 +64,11 @@ public sealed record NodeStatus(
 }
 
 /// <summary>One hosted expert on the status page.</summary>
-public sealed record ExpertStatus(string Uid, string Type, string Schema, long Updates, int QueueDepth, double LatencyP50Ms, double LatencyP95Ms);
+public sealed record ExpertStatus(string Uid, string Type, string Schema, long Updates, int QueueDepth, double LatencyP50Ms, double LatencyP95Ms, WeightsStatus Weights);
+
+/// <summary>
+/// An expert's weights: their version (the updates they embody), where they came from (<c>seed</c>,
+/// <c>adopted</c> from a PeerId's snapshot, <c>averaged</c> with its replicas, led by a PeerId) at which update,
+/// how many updates were trained here since, and the published snapshot they equal (null when they trained since).
+/// </summary>
+public sealed record WeightsStatus(long Version, string Source, string? From, long AtUpdate, long TrainedHere, string? Snapshot, string Description);

@@ -19,6 +19,15 @@ internal sealed class HostedExpert(ExpertUid uid, ExpertBackend backend, TimePro
     /// <summary>The update its checkpoint on disk holds (restored from, or last written); null when it has none.</summary>
     public long? CheckpointedAt { get; set; }
 
+    /// <summary>The newest snapshot of its weights this node published or adopted; null before the first.</summary>
+    public Weights.HeldSnapshot? Published { get; set; }
+
+    /// <summary>The backend's <see cref="ExpertBackend.Changes"/> when <see cref="Published"/> was taken.</summary>
+    public long PublishedChanges { get; set; } = -1;
+
+    /// <summary>The SHA-256 of the snapshot its weights are now (it has not trained since), or null.</summary>
+    public string? CurrentSnapshot => Published is { } p && PublishedChanges == Backend.Changes ? p.Sha256 : null;
+
     /// <summary>The schema as it travels: dtype on the wire.</summary>
     public DType WireDType => Backend.Schema.DType switch
     {
@@ -54,6 +63,7 @@ internal sealed class HostedExpert(ExpertUid uid, ExpertBackend backend, TimePro
         {
             Type = Backend.Spec.Type, SchemaHash = SchemaHash, Load = Load.Snapshot(), Version = Backend.UpdateCount,
             Domain = Backend.Origin?.Domain ?? "", Contributor = Backend.Origin?.Contributor ?? "", AnnouncedAtUnixMs = announcedAt.ToUnixTimeMilliseconds(),
+            WeightsSha256 = CurrentSnapshot ?? "",
         };
         record.Addresses.AddRange(addresses);
         return record;

@@ -19,6 +19,7 @@ namespace MoEMesh.Routing.Directory;
 /// serves below the prefix at that coordinate.</item>
 /// <item><c>model:&lt;name&gt;</c>: subkey the holder's PeerId, value a <see cref="ModelRecord"/> of that model.</item>
 /// <item><c>models</c>: subkey <c>&lt;name&gt;:&lt;holder PeerId&gt;</c>, value the same record.</item>
+/// <item><c>weights:&lt;uid&gt;</c>: subkey the holder's PeerId, value a <see cref="WeightsRecord"/> of that uid.</item>
 /// </list>
 /// Values are bounded (<see cref="MaxRecordBytes"/>) and must parse; keys outside the schema are not its concern.
 /// </summary>
@@ -36,6 +37,7 @@ public sealed class KeySchema : IRecordSchema
         var key = record.Key;
         if (key.StartsWith(ExpertDirectory.ExpertKeyPrefix, StringComparison.Ordinal)) return CheckExpert(record);
         if (key.StartsWith(ExpertDirectory.PrefixKeyPrefix, StringComparison.Ordinal)) return CheckPrefix(record);
+        if (key.StartsWith(Weights.WeightsDirectory.KeyPrefix, StringComparison.Ordinal)) return CheckWeights(record);
         if (key.StartsWith(ModelDirectory.ModelKeyPrefix, StringComparison.Ordinal)) return CheckModel(record, key[ModelDirectory.ModelKeyPrefix.Length..], record.Subkey);
         if (key == ModelDirectory.IndexKey)
         {
@@ -52,6 +54,20 @@ public sealed class KeySchema : IRecordSchema
         if (Parse(record, ExpertRecord.Parser) is not { } expert) return $"the value under '{record.Key}' is not an ExpertRecord";
         if (Addresses(expert.Addresses) is { } bad) return $"the ExpertRecord under '{record.Key}' {bad}";
         if (expert.Type.Length is < 1 or > 64 || expert.SchemaHash.Length is < 1 or > 64) return $"the ExpertRecord under '{record.Key}' needs a type and a schema hash of 1 to 64 characters";
+        return null;
+    }
+
+    private static string? CheckWeights(DhtRecord record)
+    {
+        var uid = record.Key[Weights.WeightsDirectory.KeyPrefix.Length..];
+        if (!ExpertUid.TryParse(uid, out _, out var error)) return $"'{record.Key}' is not a weights key: {error}";
+        if (Common(record, record.Subkey) is { } problem) return problem;
+        if (Parse(record, WeightsRecord.Parser) is not { } weights) return $"the value under '{record.Key}' is not a WeightsRecord";
+        if (Addresses(weights.Addresses) is { } bad) return $"the WeightsRecord under '{record.Key}' {bad}";
+        var s = weights.Snapshot;
+        if (s is null || s.Uid != uid) return $"the WeightsRecord under '{record.Key}' does not carry a snapshot of {uid}";
+        if (s.Sha256.Length != 64 || !s.Sha256.All(char.IsAsciiHexDigitLower) || s.Size > long.MaxValue || s.SchemaHash.Length is < 1 or > 64)
+            return $"the snapshot under '{record.Key}' needs a lower-case hex SHA-256, a size a file can have and a schema hash of 1 to 64 characters";
         return null;
     }
 

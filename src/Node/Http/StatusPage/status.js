@@ -66,6 +66,22 @@ function renderStatus(status) {
   document.getElementById("dht-summary").replaceChildren(
     el("dt", {}, "routing table"), el("dd", {}, `${status.routingTableSize} contacts`),
     el("dt", {}, "records held"), el("dd", {}, String(status.dhtRecords)));
+  renderHosted(status.experts);
+}
+
+function weightsSource(w) {
+  if (w.source === "adopted") return el("span", {}, "adopted from ", peerCell(w.from), ` at ${w.atUpdate}`);
+  if (w.source === "averaged") return el("span", {}, "averaged, led by ", peerCell(w.from), ` at ${w.atUpdate}`);
+  return "its seed";
+}
+
+function renderHosted(experts) {
+  const rows = experts.map(e => el("tr", { "data-uid": e.uid },
+    el("td", { class: "mono" }, e.uid), numCell(e.weights.version), el("td", {}, weightsSource(e.weights)), numCell(e.weights.trainedHere),
+    el("td", { class: "mono", title: e.weights.snapshot || "" }, e.weights.snapshot ? e.weights.snapshot.slice(0, 12) : "–"),
+    numCell(e.queueDepth), numCell(e.latencyP50Ms, 2)));
+  fill(document.querySelector("#hosted tbody"), rows, "This node hosts no expert.", 7);
+  document.getElementById("hosted-count").textContent = `(${experts.length})`;
 }
 
 function renderExperts(listing) {
