@@ -50,6 +50,16 @@ public sealed class RoutingOptions : IValidatableObject
     public TimeSpan PeerBackoff { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
+    /// The share of forward calls that are audited: the same input also goes to up to two other hosts that
+    /// announce the same weights snapshot, and a host whose answer the others agree against is flagged and no
+    /// longer called. 0 switches audits off. Default 0.01.
+    /// </summary>
+    public double AuditShare { get; set; } = 0.01;
+
+    /// <summary>How far apart (largest absolute difference of an output value) two hosts' answers to an audit may be and still agree. Default 1e-4.</summary>
+    public double AuditTolerance { get; set; } = 1e-4;
+
+    /// <summary>
     /// How fast a host's measured latency is forgotten while it gets no calls (its cost decays as
     /// e^(−t / LoadDecay)), so a replica that was overloaded is tried again: after about 2.3 × LoadDecay a
     /// host ten times slower than its replica gets a call. Default 10 s.
@@ -96,6 +106,8 @@ public sealed class RoutingOptions : IValidatableObject
     {
         if (DiscoveryTimeout >= ForwardTimeout)
             yield return new($"must be less than ForwardTimeout ({ForwardTimeout}): finding experts is part of a forward, and the calls need some of it; got {DiscoveryTimeout}", [nameof(DiscoveryTimeout)]);
+        if (!(AuditShare >= 0 && AuditShare <= 1)) yield return new($"must be from 0 (no audits) to 1 (every call); got {AuditShare}", [nameof(AuditShare)]);
+        if (!(AuditTolerance >= 0 && double.IsFinite(AuditTolerance))) yield return new($"must be a finite number of 0 or more; got {AuditTolerance}", [nameof(AuditTolerance)]);
         if (GraceAfterKMin > ForwardTimeout)
             yield return new($"must not exceed ForwardTimeout ({ForwardTimeout}); got {GraceAfterKMin}", [nameof(GraceAfterKMin)]);
     }

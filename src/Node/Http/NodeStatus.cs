@@ -20,7 +20,8 @@ public sealed record NodeStatus(
     int DhtRecords,
     double UptimeSeconds,
     double? AnnouncedAfterMs,
-    IReadOnlyList<ExpertStatus> Experts)
+    IReadOnlyList<ExpertStatus> Experts,
+    AuditStatus Audits)
 {
     /// <summary>The peer method that answers with this document.</summary>
     public const string Method = "node.status";
@@ -52,7 +53,9 @@ public sealed record NodeStatus(
             return new ExpertStatus(e.Uid.Value, e.Backend.Spec.Type, e.Backend.Schema.ToString(), updates, load.QueueDepth,
                 Math.Round(load.LatencyP50Ms, 3), Math.Round(load.LatencyP95Ms, 3),
                 new WeightsStatus(updates, lineage.Source, lineage.From, lineage.AtUpdate, updates - lineage.AtUpdate, e.CurrentSnapshot, lineage.Describe(updates)));
-        }).ToArray());
+        }).ToArray(),
+        new AuditStatus(node.Health?.Audits ?? 0, node.Health?.Disputes ?? 0,
+            (node.Health?.Flagged ?? []).Select(f => new FlaggedHostStatus(f.Host.ToString(), f.Reason, f.At)).ToArray()));
 
     /// <summary>The JSON document.</summary>
     public byte[] ToJson() => JsonSerializer.SerializeToUtf8Bytes(this, Json);
@@ -62,6 +65,15 @@ public sealed record NodeStatus(
     public static NodeStatus FromJson(ReadOnlySpan<byte> json) =>
         JsonSerializer.Deserialize<NodeStatus>(json, Json) ?? throw new JsonException("the status document is empty");
 }
+
+/// <summary>
+/// Audits this node ran as a gating node: answers compared between replicas announcing the same weights,
+/// pairs that disagreed with no majority, and the hosts flagged (no longer called) for answering unlike the others.
+/// </summary>
+public sealed record AuditStatus(long Compared, long Disputed, IReadOnlyList<FlaggedHostStatus> Flagged);
+
+/// <summary>A host an audit flagged.</summary>
+public sealed record FlaggedHostStatus(string PeerId, string Reason, DateTimeOffset At);
 
 /// <summary>One hosted expert on the status page.</summary>
 public sealed record ExpertStatus(string Uid, string Type, string Schema, long Updates, int QueueDepth, double LatencyP50Ms, double LatencyP95Ms, WeightsStatus Weights);

@@ -25,6 +25,12 @@ internal sealed class NodeMetrics
         _queryDuration = meter.CreateHistogram<double>("moemesh.node.query.duration", "ms", "Queries answered, from arrival to answer, by model and HTTP status");
         meter.CreateObservableCounter("moemesh.routing.incompatible_hosts.skipped", () => node.MixtureFactory?.Incompatible.Skipped ?? 0, "{host}",
             "Times a host was skipped because it announces another expert type or schema than the layer needs");
+        meter.CreateObservableCounter("moemesh.routing.audits", () => node.Health?.Audits ?? 0, "{audit}",
+            "Audits that compared the answers of replicas announcing the same weights");
+        meter.CreateObservableCounter("moemesh.routing.audit_disputes", () => node.Health?.Disputes ?? 0, "{audit}",
+            "Audits of two answers that disagreed, with no third to break the tie");
+        meter.CreateObservableGauge("moemesh.routing.flagged_hosts", () => node.Health?.Flagged.Count ?? 0, "{host}",
+            "Hosts flagged by an audit for answering unlike the replicas that announce the same weights; no longer called");
         meter.CreateObservableGauge("moemesh.dht.routing_table.size", () => node.Dht.RoutingTableSize, "{contact}", "Contacts in the DHT routing table");
         meter.CreateObservableGauge("moemesh.dht.records", () => node.Dht.StoredRecords, "{record}", "DHT records held for the network");
     }

@@ -26,6 +26,44 @@ public sealed class PeerHealth(RoutingOptions options, TimeProvider time)
     /// <summary>The least a never-measured host's announced latency counts for (a host that has served nothing announces 0), so its queue and the calls in flight to it still count.</summary>
     private const double MinAnnouncedMs = 1;
     private readonly Dictionary<PeerId, State> _peers = [];
+    private readonly Dictionary<PeerId, FlaggedHost> _flagged = [];
+    private long _audits, _disputes;
+
+    /// <summary>
+    /// Flags <paramref name="host"/> as answering unlike the replicas that announce the same weights (an
+    /// audit's majority): it is no longer called, until this node restarts.
+    /// </summary>
+    public void Flag(PeerId host, string why)
+    {
+        lock (_peers) _flagged.TryAdd(host, new FlaggedHost(host, why, time.GetUtcNow()));
+    }
+
+    /// <summary>Whether <paramref name="host"/> is flagged.</summary>
+    public bool IsFlagged(PeerId host)
+    {
+        lock (_peers) return _flagged.ContainsKey(host);
+    }
+
+    /// <summary>The hosts flagged, in the order they were.</summary>
+    public IReadOnlyList<FlaggedHost> Flagged
+    {
+        get
+        {
+            lock (_peers) return _flagged.Values.OrderBy(f => f.At).ToArray();
+        }
+    }
+
+    /// <summary>Audits that compared at least two answers.</summary>
+    public long Audits => Interlocked.Read(ref _audits);
+
+    /// <summary>Audits of two answers that disagreed (no majority to flag either).</summary>
+    public long Disputes => Interlocked.Read(ref _disputes);
+
+    /// <summary>Counts an audit that compared answers.</summary>
+    public void RecordAudit() => Interlocked.Increment(ref _audits);
+
+    /// <summary>Counts an audit of two answers that disagreed.</summary>
+    public void RecordDispute() => Interlocked.Increment(ref _disputes);
 
     /// <summary>
     /// Records how a call to <paramref name="host"/> ended. Only forward calls' answer times count toward its
@@ -114,9 +152,9 @@ public sealed class PeerHealth(RoutingOptions options, TimeProvider time)
         }
     }
 
-    /// <summary>The hosts of one uid in the order to try them.</summary>
+    /// <summary>The hosts of one uid in the order to try them; flagged hosts are left out.</summary>
     public IReadOnlyList<ExpertHostInfo> Order(IEnumerable<ExpertHostInfo> hosts) =>
-        hosts.Select(h => (Host: h, BackedOff: IsBackedOff(h.Host), Cost: Cost(h)))
+        hosts.Where(h => !IsFlagged(h.Host)).Select(h => (Host: h, BackedOff: IsBackedOff(h.Host), Cost: Cost(h)))
             .OrderBy(h => h.BackedOff)
             .ThenBy(h => double.IsFinite(h.Cost) ? h.Cost : double.MaxValue)
             .ThenBy(h => h.Host.Host.ToString(), StringComparer.Ordinal)
@@ -161,3 +199,6 @@ public sealed class PeerHealth(RoutingOptions options, TimeProvider time)
             _averageMs * Math.Exp(-time.GetElapsedTime(_observedAt, now).TotalSeconds / decay.TotalSeconds);
     }
 }
+
+/// <summary>A host an audit flagged: who, why, and when.</summary>
+public sealed record FlaggedHost(PeerId Host, string Reason, DateTimeOffset At);

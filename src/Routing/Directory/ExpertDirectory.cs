@@ -158,6 +158,9 @@ public sealed class ExpertDirectory(IDht dht, TimeProvider? time = null, ExpertD
         RowsLastMinute = Math.Max(0, load.RowsLastMinute),
     };
 
+    /// <summary>The snapshot a host says its weights are, when it names one as a SHA-256 can be written; else null.</summary>
+    private static string? Snapshot(string sha256) => sha256.Length == 64 && sha256.All(char.IsAsciiHexDigitLower) ? sha256 : null;
+
     /// <summary>A host's announcement time as it claims it (untrusted); null when unset or not a time.</summary>
     private static DateTimeOffset? AnnouncedAt(long unixMs) =>
         unixMs > 0 && unixMs < DateTimeOffset.MaxValue.ToUnixTimeMilliseconds() ? DateTimeOffset.FromUnixTimeMilliseconds(unixMs) : null;
@@ -165,7 +168,7 @@ public sealed class ExpertDirectory(IDht dht, TimeProvider? time = null, ExpertD
     private static IReadOnlyList<ExpertHostInfo> Hosts(ExpertUid uid, DhtValue? value) =>
         HostEntries.Parse(value, ExpertRecord.Parser, r => r.Addresses)
             .Select(e => new ExpertHostInfo(uid, e.Host, e.Addresses, e.Record.Type, e.Record.SchemaHash, Plausible(e.Record.Load), e.Record.Version, e.Expiration,
-                Label(e.Record.Domain), Label(e.Record.Contributor), AnnouncedAt(e.Record.AnnouncedAtUnixMs)))
+                Label(e.Record.Domain), Label(e.Record.Contributor), AnnouncedAt(e.Record.AnnouncedAtUnixMs), Snapshot(e.Record.WeightsSha256)))
             .ToArray();
 
     /// <summary>

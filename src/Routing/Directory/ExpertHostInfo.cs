@@ -17,8 +17,10 @@ namespace MoEMesh.Routing.Directory;
 /// <param name="Domain">The domain a contributed expert was trained on, as its host announces it; null when not said.</param>
 /// <param name="Contributor">Who trained it, as its host announces it; null when not said.</param>
 /// <param name="AnnouncedAt">When the host signed the announcement, by its own clock; null when it does not say.</param>
+/// <param name="WeightsSha256">The published snapshot the host says its weights are (it has not trained since); null when it names none.</param>
 public sealed record ExpertHostInfo(ExpertUid Uid, PeerId Host, IReadOnlyList<PeerAddress> Addresses, string Type, string SchemaHash,
-    ExpertLoad Load, long Version, DateTimeOffset Expiration, string? Domain = null, string? Contributor = null, DateTimeOffset? AnnouncedAt = null)
+    ExpertLoad Load, long Version, DateTimeOffset Expiration, string? Domain = null, string? Contributor = null, DateTimeOffset? AnnouncedAt = null,
+    string? WeightsSha256 = null)
 {
     /// <summary>Where to call the host (its first address; the handshake checks its PeerId).</summary>
     public PeerEndpoint Endpoint => new(Addresses[0], Host);

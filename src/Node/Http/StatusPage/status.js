@@ -67,6 +67,14 @@ function renderStatus(status) {
     el("dt", {}, "routing table"), el("dd", {}, `${status.routingTableSize} contacts`),
     el("dt", {}, "records held"), el("dd", {}, String(status.dhtRecords)));
   renderHosted(status.experts);
+  renderAudits(status.audits);
+}
+
+function renderAudits(audits) {
+  document.getElementById("audit-summary").textContent =
+    `Audits compared ${audits.compared} answers of replicas that announce the same weights; ${audits.disputed} pairs disagreed with no third to decide. A flagged host answered unlike the others and is no longer called.`;
+  fill(document.querySelector("#flagged tbody"), audits.flagged.map(f => el("tr", {},
+    el("td", {}, peerCell(f.peerId)), el("td", {}, f.reason), el("td", {}, ago(f.at)))), "No host flagged.", 3);
 }
 
 function weightsSource(w) {
