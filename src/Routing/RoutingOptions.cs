@@ -54,9 +54,11 @@ public sealed class RoutingOptions : IValidatableObject
     /// announce the same weights snapshot, and a host whose answer the others agree against is flagged and no
     /// longer called. 0 switches audits off. Default 0.01.
     /// </summary>
+    [Fraction(ZeroAllowed = true)]
     public double AuditShare { get; set; } = 0.01;
 
     /// <summary>How far apart (largest absolute difference of an output value) two hosts' answers to an audit may be and still agree. Default 1e-4.</summary>
+    [Positive(ZeroAllowed = true)]
     public double AuditTolerance { get; set; } = 1e-4;
 
     /// <summary>
@@ -106,8 +108,6 @@ public sealed class RoutingOptions : IValidatableObject
     {
         if (DiscoveryTimeout >= ForwardTimeout)
             yield return new($"must be less than ForwardTimeout ({ForwardTimeout}): finding experts is part of a forward, and the calls need some of it; got {DiscoveryTimeout}", [nameof(DiscoveryTimeout)]);
-        if (!(AuditShare >= 0 && AuditShare <= 1)) yield return new($"must be from 0 (no audits) to 1 (every call); got {AuditShare}", [nameof(AuditShare)]);
-        if (!(AuditTolerance >= 0 && double.IsFinite(AuditTolerance))) yield return new($"must be a finite number of 0 or more; got {AuditTolerance}", [nameof(AuditTolerance)]);
         if (GraceAfterKMin > ForwardTimeout)
             yield return new($"must not exceed ForwardTimeout ({ForwardTimeout}); got {GraceAfterKMin}", [nameof(GraceAfterKMin)]);
     }

@@ -39,7 +39,6 @@ public sealed class AuditTests : IDisposable
     private NodeOptions Options(string name, bool trainable, bool hosts = true)
     {
         var options = TestNode.Configure(_folder.Sub(name), hosts ? Uids.Select(u => TestNode.Ffn(u, Dim)).ToArray() : []);
-        options.UpdatePeriod = TimeSpan.FromSeconds(1);
         options.Serving.OpenTraining = trainable;
         options.Weights.PublishPeriod = options.Weights.ReconcilePeriod = TimeSpan.FromHours(1);
         return options;

@@ -29,11 +29,11 @@ public sealed class PublishedWeightsTests(Xunit.Abstractions.ITestOutputHelper o
 
     private static ExpertHostingOptions Expert(string uid) => new() { Type = "ffn", Uid = uid, HiddenDim = Dim, Optimizer = "adam", LearningRate = 3e-3f };
 
-    /// <summary>A host whose timers never fire during a test (it publishes and reconciles when told), announcing every second.</summary>
+    /// <summary>A host whose timers never fire during a test (it publishes and reconciles when told), announcing every 2 s (records lapse 4 s after a host goes).</summary>
     private NodeOptions Host(string name, bool trainable, params string[] uids)
     {
         var options = TestNode.Configure(_folder.Sub(name), uids.Select(Expert).ToArray());
-        options.UpdatePeriod = TimeSpan.FromSeconds(1);
+        options.UpdatePeriod = TimeSpan.FromSeconds(2);
         options.Serving.OpenTraining = trainable;
         options.Weights.PublishPeriod = options.Weights.ReconcilePeriod = TimeSpan.FromHours(1);
         options.Routing = new RoutingOptions { ForwardTimeout = TimeSpan.FromSeconds(20), DiscoveryTimeout = TimeSpan.FromSeconds(10), BackwardTimeout = TimeSpan.FromSeconds(20), GraceAfterKMin = TimeSpan.FromSeconds(20) };
@@ -220,5 +220,69 @@ public sealed class PublishedWeightsTests(Xunit.Abstractions.ITestOutputHelper o
         using var adopted = ExpertWeights.Of(backend);
         Assert.True(adopted.Matches(good, 0f));
         Assert.Equal(first.Sha256, ExpertOf(c, "ffn.0.0").CurrentSnapshot);
+    }
+
+    [Fact]
+    public async Task WithAdoptOrphans_APatternTakesTheUidWhoseHostLeftItsWeights_AndAdoptsThem()
+    {
+        var gone = await TestNode.StartAsync(Host("a", true, "ffn.1.1"), 101);
+        await using var holder = await TestNode.StartAsync(Host("h", false), 102, gone);
+        Train(gone, "ffn.1.1", 7, seed: 6);
+        await gone.Node.PublishWeightsAsync(default); // the holder takes a copy
+        await gone.DisposeAsync();
+        await WaitForHostsAsync(holder.Node, "ffn.1.1");
+
+        var options = Host("v", true);
+        options.Experts = [new ExpertHostingOptions { Type = "ffn", Pattern = "ffn.[0:2].[0:2]", Count = 1, HiddenDim = Dim, Optimizer = "adam", LearningRate = 3e-3f }];
+        options.Weights.AdoptOrphans = true;
+        await using var volunteer = await TestNode.StartAsync(options, 103, holder);
+        var expert = Assert.Single(volunteer.Node.Experts.Values);
+        Assert.Equal("ffn.1.1", expert.Uid.Value);
+        Assert.Equal((7L, WeightsLineage.Adopted), (expert.Backend.UpdateCount, expert.Backend.Lineage.Source));
+    }
+
+    [Fact]
+    public async Task AnOfferOfASnapshotTheCallerDidNotSign_OrTooLarge_OrMalformed_IsRefused_NamingWhy_AndTheNodeServesOn()
+    {
+        var options = Host("a", true, "ffn.0.0");
+        options.Weights.MaxSnapshotBytes = 65536;
+        await using var a = await TestNode.StartAsync(options, 111);
+        await using var b = await TestNode.StartAsync(Host("b", true, "ffn.0.1"), 112, a);
+        async Task<string> Offer(WeightsOfferRequest offer)
+        {
+            using var response = await b.Node.Transport.CallAsync(a.Endpoint,
+                Protocol.Rpc.PeerRequest.Create(MeshNode.WeightsOfferMethod, offer, default, DateTimeOffset.UtcNow.AddSeconds(30)), default);
+            Assert.True(response.IsOk, response.ToString());
+            var answer = response.ParseHeader(WeightsOfferResponse.Parser);
+            Assert.False(answer.Taken);
+            return answer.Reason;
+        }
+        var sha = new string('a', 64);
+        WeightsOfferRequest Of(WeightsSnapshot snapshot)
+        {
+            var offer = new WeightsOfferRequest { Snapshot = snapshot };
+            offer.Addresses.Add(b.Node.ListenAddress.ToString());
+            return offer;
+        }
+        var others = WeightsSnapshots.Sign("ffn.0.1", 3, 0, sha, 100, "schema", DateTimeOffset.UtcNow, PeerIdentity.FromSeed(99));
+        Assert.Contains("only snapshots it signed itself", await Offer(Of(others)));
+        var large = WeightsSnapshots.Sign("ffn.0.1", 3, 0, sha, 1 << 20, "schema", DateTimeOffset.UtcNow, PeerIdentity.FromSeed(112));
+        Assert.Contains("at most 65536 (Weights:MaxSnapshotBytes)", await Offer(Of(large)));
+        var tampered = WeightsSnapshots.Sign("ffn.0.1", 3, 0, sha, 100, "schema", DateTimeOffset.UtcNow, PeerIdentity.FromSeed(112));
+        tampered.Updates = 4;
+        Assert.Contains("does not verify", await Offer(Of(tampered)));
+        Assert.Contains("no snapshot", await Offer(new WeightsOfferRequest()));
+        var badUid = WeightsSnapshots.Sign("not a uid", 3, 0, sha, 100, "schema", DateTimeOffset.UtcNow, PeerIdentity.FromSeed(112));
+        Assert.Contains("is not a uid", await Offer(Of(badUid)));
+        // A snapshot b signed whose bytes b does not have: the fetch fails and says so.
+        var missing = WeightsSnapshots.Sign("ffn.0.1", 3, 0, sha, 100, "schema", DateTimeOffset.UtcNow, PeerIdentity.FromSeed(112));
+        Assert.Contains("NotFound", await Offer(Of(missing)));
+        Assert.Equal((0, 0L), a.Node.HeldSnapshots);
+
+        // a still serves its expert.
+        Train(b, "ffn.0.1", 2, seed: 8);
+        Assert.Single(await b.Node.PublishWeightsAsync(default));
+        var copies = (await b.Node.Weights.FindAsync([ExpertUid.Parse("ffn.0.1")], default)).Single().Value;
+        Assert.Contains(copies, h => h.Holder == a.Node.PeerId);
     }
 }

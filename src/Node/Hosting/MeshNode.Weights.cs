@@ -42,7 +42,7 @@ public sealed partial class MeshNode
 
     private void HoldWeights(PeerRouter router)
     {
-        _weights = new WeightsStore(Path.Combine(options.CheckpointDirectory, WeightsFolderName), options.Weights);
+        _weights = new WeightsStore(Path.Combine(options.CheckpointDirectory, WeightsFolderName), options.Weights, PeerId);
         _blobs = new BlobClient(Transport, time);
         Weights = new WeightsDirectory(Dht);
         router.Map(WeightsOfferMethod, TakeOfferAsync);
@@ -50,6 +50,24 @@ public sealed partial class MeshNode
 
     /// <summary>The held snapshot with this SHA-256, for blob.fetch.</summary>
     internal HeldSnapshot? HeldSnapshot(string sha256) => _weights.FindBySha(sha256);
+
+    /// <summary>
+    /// Announces at once the newest snapshot held of each of <paramref name="uids"/>, and the records of those this
+    /// node hosts (which name the snapshot their weights now are); the rest of this node's records wait for the
+    /// next announcement: cheaper than announcing everything each time a snapshot changes.
+    /// </summary>
+    private async Task AnnounceWeightsAsync(IEnumerable<string> uids, CancellationToken cancellationToken)
+    {
+        var wanted = uids.ToHashSet(StringComparer.Ordinal);
+        var now = time.GetUtcNow();
+        var expiration = now + 2 * options.UpdatePeriod;
+        var records = WeightsRecords().Where(r => wanted.Contains(r.Uid.Value)).ToArray();
+        var experts = Experts.Values.Where(e => wanted.Contains(e.Uid.Value)).Select(e => (e.Uid, e.Record(AnnounceAddresses, now))).ToArray();
+        var results = await Task.WhenAll(
+            records.Length > 0 ? Weights.DeclareAsync(identity, records, expiration, cancellationToken) : Task.FromResult<IReadOnlyList<Dht.DhtStoreResult>>([]),
+            experts.Length > 0 && !_stopAnnouncing.IsCancellationRequested ? Directory.DeclareAsync(identity, experts, expiration, cancellationToken) : Task.FromResult<IReadOnlyList<Dht.DhtStoreResult>>([]));
+        foreach (var failed in results.SelectMany(r => r).Where(r => !r.Succeeded)) LogAnnounceFailed(_logger, failed.Record.Key, failed.Problem ?? "no replica");
+    }
 
     /// <summary>The newest snapshot held of each uid, as announced.</summary>
     private (ExpertUid Uid, WeightsRecord Record)[] WeightsRecords() => _weights.Newest().Select(h =>
@@ -93,7 +111,7 @@ public sealed partial class MeshNode
             }
         }
         if (published.Count == 0) return published;
-        await AnnounceAsync(cancellationToken);
+        await AnnounceWeightsAsync(published.Select(p => p.Uid), cancellationToken);
         await Task.WhenAll(published.Select(p => OfferCopiesAsync(p, cancellationToken)));
         return published;
     }
@@ -132,7 +150,6 @@ public sealed partial class MeshNode
         using (var file = new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 20))
         {
             copy.Write(file);
-            file.Flush(flushToDisk: true);
             file.Position = 0;
             sha = Convert.ToHexStringLower(SHA256.HashData(file));
         }
@@ -168,6 +185,9 @@ public sealed partial class MeshNode
         }));
     }
 
+    /// <summary>The most adopting published weights may add to a start.</summary>
+    private static readonly TimeSpan AdoptTimeout = TimeSpan.FromMinutes(2);
+
     /// <summary>How long a peer has to fetch and check a snapshot it is offered.</summary>
     private static readonly TimeSpan OfferTimeout = TimeSpan.FromSeconds(60);
 
@@ -189,7 +209,7 @@ public sealed partial class MeshNode
             if (fetched.Problem is not null) return PeerResponse.Ok(new WeightsOfferResponse { Reason = fetched.Problem });
             _weights.Install(fetched.Path!, offer.Snapshot);
             LogHolding(_logger, offer.Snapshot.Uid, offer.Snapshot.Updates, request.Caller.ToString());
-            await AnnounceAsync(cancellationToken);
+            await AnnounceWeightsAsync([offer.Snapshot.Uid], cancellationToken);
             return PeerResponse.Ok(new WeightsOfferResponse { Taken = true });
         }
         finally
@@ -259,8 +279,18 @@ public sealed partial class MeshNode
     {
         var fresh = Experts.Values.Where(e => e.CheckpointedAt is null && e.Backend.UpdateCount == 0).ToArray();
         if (!options.Weights.Adopt || fresh.Length == 0) return;
-        var published = await Weights.FindAsync(fresh.Select(e => e.Uid).ToArray(), cancellationToken);
-        foreach (var expert in fresh) await TryAdoptAsync(expert, published[expert.Uid], s => s.Updates > 0, cancellationToken);
+        // Holders that stall cannot hold the start up for long: past AdoptTimeout the rest start from their seed.
+        using var limit = new CancellationTokenSource(AdoptTimeout, time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, limit.Token);
+        try
+        {
+            var published = await Weights.FindAsync(fresh.Select(e => e.Uid).ToArray(), linked.Token);
+            foreach (var expert in fresh) await TryAdoptAsync(expert, published[expert.Uid], s => s.Updates > 0, linked.Token);
+        }
+        catch (OperationCanceledException) when (limit.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            LogAdoptionTimedOut(_logger, AdoptTimeout.TotalSeconds);
+        }
     }
 
     /// <summary>
@@ -291,8 +321,9 @@ public sealed partial class MeshNode
                     return true;
                 }
             }
-            catch (Exception e) when (e is IOException or InvalidDataException)
+            catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
+                // Whatever a holder's copy does wrong (unreachable, cut off, damaged) is that holder's failure: the next is tried.
                 LogSnapshotRefused(_logger, expert.Uid.Value, holder.Holder.ToString(), e.Message);
             }
         }
@@ -343,6 +374,9 @@ public sealed partial class MeshNode
 
     [LoggerMessage(EventId = 535, Level = LogLevel.Information, Message = "Adopted the published weights of {ExpertUid} at update {Updates}, signed by {Signer}, from {Holder}")]
     private static partial void LogAdopted(ILogger logger, string expertUid, long updates, string signer, string holder);
+
+    [LoggerMessage(EventId = 540, Level = LogLevel.Warning, Message = "Adopting published weights took longer than {Seconds} s; the experts not adopted by then start from their seed")]
+    private static partial void LogAdoptionTimedOut(ILogger logger, double seconds);
 
     [LoggerMessage(EventId = 536, Level = LogLevel.Warning, Message = "Refused a snapshot of {ExpertUid} held by {Holder}: {Problem}")]
     private static partial void LogSnapshotRefused(ILogger logger, string expertUid, string holder, string problem);

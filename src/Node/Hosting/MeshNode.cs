@@ -240,14 +240,22 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
     /// <summary>The experts whose checkpoint could not be written when the node stopped (their training since the last checkpoint is lost).</summary>
     public IReadOnlyList<string> UnsavedExperts { get; private set; } = [];
 
-    /// <summary>Runs <paramref name="work"/> every <paramref name="period"/> until <paramref name="stopping"/> is cancelled.</summary>
+    /// <summary>
+    /// Runs <paramref name="work"/> every <paramref name="period"/>, start to start (work that takes longer than
+    /// a period is followed at once by the next), until <paramref name="stopping"/> is cancelled: announcements
+    /// that last two periods are renewed in time even when announcing is slow.
+    /// </summary>
     private async Task EveryAsync(TimeSpan period, Func<CancellationToken, Task> work, CancellationToken stopping)
     {
         try
         {
+            var next = time.GetUtcNow() + period;
             while (true)
             {
-                await Task.Delay(period, time, stopping);
+                var wait = next - time.GetUtcNow();
+                if (wait > TimeSpan.Zero) await Task.Delay(wait, time, stopping);
+                else stopping.ThrowIfCancellationRequested();
+                next = time.GetUtcNow() + period;
                 await work(stopping);
             }
         }

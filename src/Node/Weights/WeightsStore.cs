@@ -1,5 +1,7 @@
 using Google.Protobuf;
 using MoEMesh.Protocol.Addressing;
+using MoEMesh.Protocol.Identity;
+using MoEMesh.Routing.Weights;
 using MoEMesh.Protocol.Wire.Experts;
 using MoEMesh.Tensors.Serialization;
 
@@ -17,19 +19,22 @@ internal sealed record HeldSnapshot(WeightsSnapshot Snapshot, string Path)
 /// The snapshots of expert weights this node holds, on disk under <c>&lt;folder&gt;/&lt;uid&gt;/</c>: each a
 /// safetensors file named by its SHA-256 and the signed snapshot beside it (<c>.snapshot</c>). Bounded: at most
 /// <see cref="WeightsOptions.KeepPerExpert"/> per uid, newest first, and <see cref="WeightsOptions.MaxBytes"/>
-/// in all, the oldest going first but never a uid's newest. Thread-safe.
+/// in all, the oldest going first, but never the newest snapshot of a uid that this node signed itself (its
+/// own experts'; copies held for others, which any peer can offer, have no such claim). Thread-safe.
 /// </summary>
 internal sealed class WeightsStore
 {
     private const string FileExtension = ".safetensors", SnapshotExtension = ".snapshot";
     private readonly string _folder;
     private readonly WeightsOptions _options;
+    private readonly PeerId _self;
     private readonly Dictionary<string, HeldSnapshot> _bySha = new(StringComparer.Ordinal);
 
-    public WeightsStore(string folder, WeightsOptions options)
+    public WeightsStore(string folder, WeightsOptions options, PeerId self)
     {
         _folder = folder;
         _options = options;
+        _self = self;
         Load();
     }
 
@@ -100,7 +105,7 @@ internal sealed class WeightsStore
         foreach (var uid in _bySha.Values.GroupBy(h => h.Uid, StringComparer.Ordinal))
         {
             var ordered = Order(uid).ToArray();
-            newest.Add(ordered[0]);
+            if (Order(ordered.Where(h => WeightsSnapshots.SignerOf(h.Snapshot) == _self)).FirstOrDefault() is { } own) newest.Add(own);
             foreach (var old in ordered.Skip(_options.KeepPerExpert)) Remove(old);
         }
         long bytes = _bySha.Values.Sum(h => (long)h.Snapshot.Size);
