@@ -8,7 +8,8 @@ public sealed class ExpertCheckpointTests : IDisposable
 
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 
-    private static void TrainSteps(ExpertBackend backend, int steps, ulong seed)
+    /// <summary>Trains <paramref name="backend"/> <paramref name="steps"/> steps on seeded random inputs and gradients.</summary>
+    internal static void TrainSteps(ExpertBackend backend, int steps, ulong seed)
     {
         for (int s = 0; s < steps; s++)
         {

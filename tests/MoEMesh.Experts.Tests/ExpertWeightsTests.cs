@@ -1,7 +1,6 @@
 using MoEMesh.Experts.Weights;
 using MoEMesh.Tensors;
 using MoEMesh.Tensors.Serialization;
-using MoEMesh.Testing;
 
 namespace MoEMesh.Experts.Tests;
 
@@ -12,15 +11,7 @@ public sealed class ExpertWeightsTests : IDisposable
 
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 
-    private static void TrainSteps(ExpertBackend backend, int steps, ulong seed)
-    {
-        for (int s = 0; s < steps; s++)
-        {
-            using var input = GradientCheck.Random([4, 8], seed + (ulong)s);
-            using var gradient = GradientCheck.Random([4, 8], seed + 100 + (ulong)s);
-            backend.Backward(input, gradient).Dispose();
-        }
-    }
+    private static void TrainSteps(ExpertBackend backend, int steps, ulong seed) => ExpertCheckpointTests.TrainSteps(backend, steps, seed);
 
     private static byte[] Bytes(ExpertWeights weights)
     {

@@ -10,11 +10,15 @@ public sealed class StudyTests : IDisposable
     [Fact]
     public async Task TheTinyStudy_TrainsEveryConfiguration_WritesTheReport_AndStopsItsTestnet()
     {
+        // What another study (scripts/churn-study) wrote into the page is kept; the rest is written anew.
+        File.WriteAllText(Path.Combine(_dir, "results.md"), "an older report\n<!-- churn-study -->\n## 6. Churn, kept\n<!-- /churn-study -->\n");
         var run = await CliRun.RunAsync(_dir, TimeSpan.FromMinutes(10), "localnet", "study", "--tiny", "--timeout", "300",
             "--data-dir", Path.Combine(Testing.RepositoryRoot.Path, "data"), "--out", "results.md", "--run-dir", "run");
         Assert.True(run.ExitCode == 0, run.ToString());
         Assert.Contains("wrote ", run.Out);
         var report = File.ReadAllText(Path.Combine(_dir, "results.md"));
+        Assert.DoesNotContain("an older report", report);
+        Assert.Contains("<!-- churn-study -->\n## 6. Churn, kept\n<!-- /churn-study -->", report.ReplaceLineEndings("\n"));
         foreach (var heading in (string[])["## 1. MoE against dense models", "## 2. Router losses", "## 3. Contributors' domain experts", "## 4. Dynamic top-p", "## 5. Nodes down", "## Macro-F1 per domain"])
             Assert.Contains(heading, report);
         // A row per configuration of each experiment, each with a figure in every measured column.

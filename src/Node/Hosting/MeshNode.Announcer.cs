@@ -25,17 +25,8 @@ public sealed partial class MeshNode
         foreach (var failed in results.SelectMany(r => r).Where(r => !r.Succeeded)) LogAnnounceFailed(_logger, failed.Record.Key, failed.Problem ?? "no replica");
     }
 
-    private Task AnnounceLoopAsync(CancellationToken stopping) => options.ClientMode ? Task.CompletedTask : EveryAsync(options.UpdatePeriod, async token =>
-    {
-        try
-        {
-            await AnnounceAsync(token);
-        }
-        catch (Exception e) when (e is not OperationCanceledException)
-        {
-            LogAnnounceError(_logger, e);
-        }
-    }, stopping);
+    private Task AnnounceLoopAsync(CancellationToken stopping) => options.ClientMode ? Task.CompletedTask
+        : EveryLoggedAsync(options.UpdatePeriod, AnnounceAsync, LogAnnounceError, stopping);
 
     [LoggerMessage(EventId = 520, Level = LogLevel.Warning, Message = "Announcing {Key} failed: {Problem}")]
     private static partial void LogAnnounceFailed(ILogger logger, string key, string problem);

@@ -23,17 +23,7 @@ namespace MoEMesh.Node.Hosting;
 public sealed partial class MeshNode
 {
     private Task ReconcileLoopAsync(CancellationToken stopping) => options.ClientMode ? Task.CompletedTask
-        : EveryAsync(options.Weights.ReconcilePeriod, async token =>
-        {
-            try
-            {
-                await ReconcileAsync(token);
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                LogReconcileError(_logger, e);
-            }
-        }, stopping);
+        : EveryLoggedAsync(options.Weights.ReconcilePeriod, ReconcileAsync, LogReconcileError, stopping);
 
     /// <summary>Whether peers may train this node's experts (else they are frozen here).</summary>
     private bool Trainable => options.Serving.OpenTraining || options.Serving.TrainingPeers.Count > 0;

@@ -48,9 +48,6 @@ public sealed partial class MeshNode
         router.Map(WeightsOfferMethod, TakeOfferAsync);
     }
 
-    /// <summary>The held snapshot with this SHA-256, for blob.fetch.</summary>
-    internal HeldSnapshot? HeldSnapshot(string sha256) => _weights.FindBySha(sha256);
-
     /// <summary>
     /// Announces at once the newest snapshot held of each of <paramref name="uids"/>, and the records of those this
     /// node hosts (which name the snapshot their weights now are); the rest of this node's records wait for the
@@ -78,17 +75,7 @@ public sealed partial class MeshNode
     }).ToArray();
 
     private Task PublishLoopAsync(CancellationToken stopping) => !options.Weights.Publish || options.ClientMode ? Task.CompletedTask
-        : EveryAsync(options.Weights.PublishPeriod, async token =>
-        {
-            try
-            {
-                await PublishWeightsAsync(token);
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                LogPublishError(_logger, e);
-            }
-        }, stopping);
+        : EveryLoggedAsync(options.Weights.PublishPeriod, PublishWeightsAsync, LogPublishError, stopping);
 
     /// <summary>
     /// Publishes every expert whose weights changed since its last snapshot (and that trained, or took its

@@ -241,6 +241,23 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
     public IReadOnlyList<string> UnsavedExperts { get; private set; } = [];
 
     /// <summary>
+    /// Runs <paramref name="work"/> as <see cref="EveryAsync"/> does; a round that fails (other than by the stop)
+    /// is logged by <paramref name="logError"/> and the next one runs on schedule.
+    /// </summary>
+    private Task EveryLoggedAsync(TimeSpan period, Func<CancellationToken, Task> work, Action<ILogger, Exception> logError, CancellationToken stopping) =>
+        EveryAsync(period, async token =>
+        {
+            try
+            {
+                await work(token);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                logError(_logger, e);
+            }
+        }, stopping);
+
+    /// <summary>
     /// Runs <paramref name="work"/> every <paramref name="period"/>, start to start (work that takes longer than
     /// a period is followed at once by the next), until <paramref name="stopping"/> is cancelled: announcements
     /// that last two periods are renewed in time even when announcing is slow.

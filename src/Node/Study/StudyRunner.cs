@@ -202,6 +202,17 @@ internal static class StudyRunner
         }
     }
 
+    /// <summary>
+    /// The sections other studies wrote into the report (between <c>&lt;!-- NAME --&gt;</c> and <c>&lt;!-- /NAME --&gt;</c>,
+    /// such as scripts/churn-study's), kept when this study writes the page again; empty when there are none.
+    /// </summary>
+    private static string KeptSections(string reportPath)
+    {
+        if (!File.Exists(reportPath)) return "";
+        var kept = System.Text.RegularExpressions.Regex.Matches(File.ReadAllText(reportPath), @"<!-- ([a-z-]+) -->.*?<!-- /\1 -->", System.Text.RegularExpressions.RegexOptions.Singleline);
+        return string.Concat(kept.Select(m => Environment.NewLine + m.Value + Environment.NewLine));
+    }
+
     private static void Write(StudyPlan plan, string runDir, IReadOnlyList<StudyResult> results, string reportPath, TimeProvider time, TimeSpan? took, TextWriter output)
     {
         string Shown(string a) => a.StartsWith(plan.DataDir, StringComparison.Ordinal) ? Path.GetRelativePath(Directory.GetCurrentDirectory(), a)
@@ -212,7 +223,7 @@ internal static class StudyRunner
         var (finished, duration) = took is { } t ? (time.GetUtcNow(), t) : ReadRan(ran) ?? (time.GetUtcNow(), (TimeSpan?)null);
         if (took is not null) File.WriteAllText(ran, JsonSerializer.Serialize(new { finished, seconds = (long)took.Value.TotalSeconds }));
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(reportPath))!);
-        File.WriteAllText(reportPath, StudyReport.Render(plan, shown, results, finished, duration));
+        File.WriteAllText(reportPath, StudyReport.Render(plan, shown, results, finished, duration) + KeptSections(reportPath));
         output.WriteLine();
         output.WriteLine($"wrote {reportPath}: {results.Count} models, {plan.Configs.Count} configurations x {plan.Seeds} seed{(plan.Seeds == 1 ? "" : "s")}");
     }

@@ -46,6 +46,10 @@ public sealed class ExpertAudit(IExpertInvoker remote, PeerHealth health, Routin
             {
                 await AuditAsync(uid, answered, witnesses, inputCopy, outputCopy);
             }
+            catch (Exception)
+            {
+                // An audit is a check on the side: one that cannot run (a witness's call broke) decides nothing.
+            }
             finally
             {
                 inputCopy.Dispose();

@@ -25,9 +25,6 @@ public sealed partial class ExpertFanOut(IExpertInvoker remote, IExpertInvoker? 
     private static readonly PeerEndpoint LocalEndpoint = new(new PeerAddress("local", 1));
     private readonly ExpertAudit _audit = new(remote, health, options, time);
 
-    /// <summary>The audit started for the last answer that was audited (tests wait for it); null before any.</summary>
-    internal Task? LastAudit { get; private set; }
-
     /// <summary>How activations and gradients travel (<see cref="RoutingOptions.Compression"/>).</summary>
     public Protocol.Wire.Compression Compression => options.WireCompression;
 
@@ -102,7 +99,7 @@ public sealed partial class ExpertFanOut(IExpertInvoker remote, IExpertInvoker? 
                     result = ExpertCallResult<Tensor>.Failed(CallOutcome.Rejected, problem);
                 }
                 last = new ExpertCallTrace(uid, attempt.Host.Host.ToString(), result.Outcome, result.Error, time.GetElapsedTime(started), samples.Length, false, hedged);
-                if (result.IsOk && _audit.Consider(uid, attempt.Host, hosts, input, result.Value!) is { } audit) LastAudit = audit;
+                if (result.IsOk) _ = _audit.Consider(uid, attempt.Host, hosts, input, result.Value!); // in the background: the caller never waits for an audit
                 if (result.IsOk) return new FinishedCall<ExpertAnswer>(samples, new ExpertAnswer(new ExpertTarget(uid, attempt.Host.Endpoint), false, samples, input, result.Value!), last);
                 if (result.Outcome != CallOutcome.Unreachable || stragglers.IsCancellationRequested) break;
             }
