@@ -37,11 +37,12 @@ public sealed partial class MeshNode
             var replicas = (await Directory.RediscoverAsync(expert.Uid, cancellationToken))
                 .Where(h => h.Host != PeerId && h.SchemaHash == expert.SchemaHash).Select(h => h.Host).ToHashSet();
             if (replicas.Count == 0) continue;
-            if (Trainable && expert.CurrentSnapshot is null && options.Weights.Publish)
+            var leader = replicas.Append(PeerId).MinBy(p => p.ToString(), StringComparer.Ordinal);
+            if (Trainable && leader != PeerId && expert.CurrentSnapshot is null && options.Weights.Publish)
             {
                 // The leader averages published snapshots: this replica's must be there.
                 Publish(expert);
-                await AnnounceAsync(cancellationToken);
+                await AnnounceWeightsAsync([expert.Uid.Value], cancellationToken);
             }
             var snapshots = (await Weights.FindAsync([expert.Uid], cancellationToken))[expert.Uid]
                 .Where(h => WeightsSnapshots.SignerOf(h.Snapshot) is { } signer && replicas.Contains(signer)).ToArray();
@@ -50,7 +51,6 @@ public sealed partial class MeshNode
                 await TryAdoptAsync(expert, snapshots, s => s.Updates > expert.Backend.UpdateCount, cancellationToken);
                 continue;
             }
-            var leader = replicas.Append(PeerId).MinBy(p => p.ToString(), StringComparer.Ordinal);
             if (leader == PeerId) budget -= await AverageAsync(expert, snapshots, budget, cancellationToken);
             else await TakeAverageAsync(expert, leader, snapshots, cancellationToken);
         }
@@ -99,7 +99,7 @@ public sealed partial class MeshNode
                 average.LoadInto(expert.Backend, new WeightsLineage(WeightsLineage.Averaged, PeerId.ToString(), updates), since: own);
             await Task.Run(() => Publish(expert, taken.Select(t => new WeightsContribution { Host = WeightsSnapshots.SignerOf(t.Snapshot)!.Value.ToString(), Sha256 = t.Snapshot.Sha256 })), cancellationToken);
             LogAveraged(_logger, expert.Uid.Value, taken.Count + 1, updates);
-            await AnnounceAsync(cancellationToken);
+            await AnnounceWeightsAsync([expert.Uid.Value], cancellationToken);
             return fetched;
         }
         finally
@@ -142,7 +142,7 @@ public sealed partial class MeshNode
                     if (!trainedSince) (expert.Published, expert.PublishedChanges) = (_weights.FindBySha(s.Sha256), expert.Backend.Changes);
                 }
                 LogTookAverage(_logger, expert.Uid.Value, s.Updates, leader.ToString());
-                await AnnounceAsync(cancellationToken);
+                await AnnounceWeightsAsync([expert.Uid.Value], cancellationToken);
                 return;
             }
             catch (Exception e) when (e is IOException or InvalidDataException)
