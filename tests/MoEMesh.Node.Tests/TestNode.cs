@@ -51,7 +51,7 @@ internal sealed class TestNode : IAsyncDisposable
     /// <summary>A node with its own expert registry (test expert types).</summary>
     public static async Task<TestNode> StartAsync(NodeOptions options, int seed, ExpertRegistry? registry, params TestNode[] join)
     {
-        options.InitialPeers = join.Select(j => j.Endpoint.ToString()).ToList();
+        if (join.Length > 0) options.InitialPeers = join.Select(j => j.Endpoint.ToString()).ToList();
         var app = NodeHost.Build(options, PeerIdentity.FromSeed(seed), l => l.ClearProviders(), registry);
         await app.StartAsync();
         return new TestNode(app, options);
