@@ -11,6 +11,7 @@ namespace MoEMesh.Node.Tests;
 /// and published, three adopted its snapshots); one of them perturbs every answer. A gating node that audits
 /// every answer flags that host within a bounded number of calls, and then calls it no more.
 /// </summary>
+[Collection(SwarmsOfTheirOwn.Name)]
 public sealed class AuditTests : IDisposable
 {
     private const int Dim = 16;

@@ -37,6 +37,7 @@ public sealed class ExpertServingTests : IDisposable
         using var limit = new CancellationTokenSource(Bound);
 
         var uids = new[] { ExpertUid.Parse("ffn.0.0"), ExpertUid.Parse("ffn.0.1"), ExpertUid.Parse("ffn.9.9") };
+        await TestNode.WaitForExpertsAsync(client.Node, "ffn.0.0", "ffn.0.1");
         var found = await client.Node.Directory.FindAsync(uids, limit.Token);
         var hostOf = Assert.Single(found[uids[0]]);
         Assert.Equal(host.Node.PeerId, hostOf.Host);

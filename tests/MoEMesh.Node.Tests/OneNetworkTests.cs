@@ -10,6 +10,7 @@ namespace MoEMesh.Node.Tests;
 /// nodes split into two networks, or fail to bootstrap): every round, four nodes each given all four
 /// addresses, their own included, are started at once; each then finds every other node's expert.
 /// </summary>
+[Collection(SwarmsOfTheirOwn.Name)]
 public sealed class OneNetworkTests : IDisposable
 {
     private readonly TempFolder _folder = new();

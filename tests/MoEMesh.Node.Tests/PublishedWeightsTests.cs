@@ -20,6 +20,7 @@ namespace MoEMesh.Node.Tests;
 /// node that takes a uid over adopts the newest snapshot that checks out; replicas reconcile their weights.
 /// Real nodes over loopback sockets; the publish and reconcile rounds are run by the test, not by timers.
 /// </summary>
+[Collection(SwarmsOfTheirOwn.Name)]
 public sealed class PublishedWeightsTests(Xunit.Abstractions.ITestOutputHelper output) : IDisposable
 {
     private const int Dim = 16;

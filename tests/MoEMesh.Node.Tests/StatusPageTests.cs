@@ -33,6 +33,7 @@ public sealed class StatusPageTests : IDisposable
             ForwardTimeout = TimeSpan.FromSeconds(20), DiscoveryTimeout = TimeSpan.FromSeconds(10), BackwardTimeout = TimeSpan.FromSeconds(20), GraceAfterKMin = TimeSpan.FromSeconds(20),
         };
         var c = await TestNode.StartAsync(options, 63, a, b);
+        await TestNode.WaitForExpertsAsync(c.Node, "ffn.0.0", "ffn.0.1", "ffn.1.0", "ffn.1.1");
         return (a, b, c);
     }
 

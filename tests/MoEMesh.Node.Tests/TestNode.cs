@@ -57,6 +57,22 @@ internal sealed class TestNode : IAsyncDisposable
         return new TestNode(app, options);
     }
 
+    /// <summary>
+    /// Waits until <paramref name="asking"/> finds a host of every uid in the DHT, asking again past any lookup that
+    /// came back empty (on a loaded machine one may time out), for at most a minute; fails naming the uids not found.
+    /// </summary>
+    public static async Task WaitForExpertsAsync(MeshNode asking, params string[] uids)
+    {
+        var parsed = uids.Select(Protocol.Addressing.ExpertUid.Parse).ToArray();
+        for (var until = DateTime.UtcNow.AddMinutes(1); ; await Task.Delay(200))
+        {
+            var found = await asking.Directory.FindAsync(parsed, default);
+            var missing = parsed.Where(u => found[u].Count == 0).Select(u => u.Value).ToArray();
+            if (missing.Length == 0) return;
+            Assert.True(DateTime.UtcNow < until, $"{asking.PeerId} finds no host of {string.Join(", ", missing)} after a minute");
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         await App.StopAsync();
