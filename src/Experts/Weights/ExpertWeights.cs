@@ -70,17 +70,18 @@ public sealed class ExpertWeights : IDisposable
         foreach (var (name, tensor) in _tensors)
         {
             if (tensor.Shape != shapes[name]) return $"'{name}' has shape {tensor.Shape}; {Expert} has {shapes[name]}";
-            int bad = IndexOfNonFinite(tensor.Span);
-            if (bad >= 0) return $"'{name}' holds {tensor.Span[bad]} at {bad}: weights must be finite numbers";
+            if (NonFinite(name, tensor) is { } problem) return problem;
         }
         return null;
     }
 
-    private static int IndexOfNonFinite(ReadOnlySpan<float> values)
+    /// <summary>Why tensor <paramref name="name"/> cannot be weights (the first value that is not finite, and where), or null when every value is finite.</summary>
+    public static string? NonFinite(string name, Tensor tensor)
     {
+        var values = tensor.Span;
         for (int i = 0; i < values.Length; i++)
-            if (!float.IsFinite(values[i])) return i;
-        return -1;
+            if (!float.IsFinite(values[i])) return $"'{name}' holds {values[i]} at {i}: weights must be finite numbers";
+        return null;
     }
 
     /// <summary>

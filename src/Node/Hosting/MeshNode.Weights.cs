@@ -247,10 +247,7 @@ public sealed partial class MeshNode
         try
         {
             using var content = MoEMesh.Tensors.Serialization.SafeTensorsFile.ReadFile(path);
-            foreach (var (name, tensor) in content.Tensors)
-                foreach (float value in tensor.Span)
-                    if (!float.IsFinite(value)) return $"'{name}' holds {value}: weights must be finite numbers";
-            return null;
+            return content.Tensors.Select(t => ExpertWeights.NonFinite(t.Key, t.Value)).FirstOrDefault(p => p is not null);
         }
         catch (InvalidDataException e)
         {

@@ -23,24 +23,24 @@ public sealed class ExpertAudit(IExpertInvoker remote, PeerHealth health, Routin
     public const int MaxConcurrent = 4;
 
     /// <summary>
-    /// Maybe audits the answer <paramref name="output"/> that <paramref name="answered"/> gave for <paramref name="input"/>
-    /// (copies are taken; the caller keeps its tensors). Returns the audit's task, or null when none was started.
+    /// Maybe audits, in the background, the answer <paramref name="output"/> that <paramref name="answered"/> gave for
+    /// <paramref name="input"/> (copies are taken; the caller keeps its tensors and never waits for the audit).
     /// </summary>
-    public Task? Consider(ExpertUid uid, ExpertHostInfo answered, IReadOnlyList<ExpertHostInfo> hosts, Tensor input, Tensor output)
+    public void Consider(ExpertUid uid, ExpertHostInfo answered, IReadOnlyList<ExpertHostInfo> hosts, Tensor input, Tensor output)
     {
-        if (options.AuditShare <= 0 || answered.WeightsSha256 is not { } snapshot) return null;
+        if (options.AuditShare <= 0 || answered.WeightsSha256 is not { } snapshot) return;
         var candidates = hosts.Where(h => h.Host != answered.Host && h.WeightsSha256 == snapshot && !health.IsFlagged(h.Host)).ToArray();
-        if (candidates.Length == 0 || _random.NextDouble() >= options.AuditShare) return null;
+        if (candidates.Length == 0 || _random.NextDouble() >= options.AuditShare) return;
         // Witnesses at random, so every replica is checked now and then, not only those ranked next.
         var witnesses = candidates.OrderBy(_ => _random.Next()).Take(2).ToArray();
         if (Interlocked.Increment(ref _running) > MaxConcurrent)
         {
             Interlocked.Decrement(ref _running);
-            return null;
+            return;
         }
         var inputCopy = input.Clone();
         var outputCopy = output.Clone();
-        return Task.Run(async () =>
+        _ = Task.Run(async () =>
         {
             try
             {

@@ -99,7 +99,7 @@ public sealed partial class ExpertFanOut(IExpertInvoker remote, IExpertInvoker? 
                     result = ExpertCallResult<Tensor>.Failed(CallOutcome.Rejected, problem);
                 }
                 last = new ExpertCallTrace(uid, attempt.Host.Host.ToString(), result.Outcome, result.Error, time.GetElapsedTime(started), samples.Length, false, hedged);
-                if (result.IsOk) _ = _audit.Consider(uid, attempt.Host, hosts, input, result.Value!); // in the background: the caller never waits for an audit
+                if (result.IsOk) _audit.Consider(uid, attempt.Host, hosts, input, result.Value!);
                 if (result.IsOk) return new FinishedCall<ExpertAnswer>(samples, new ExpertAnswer(new ExpertTarget(uid, attempt.Host.Endpoint), false, samples, input, result.Value!), last);
                 if (result.Outcome != CallOutcome.Unreachable || stragglers.IsCancellationRequested) break;
             }
