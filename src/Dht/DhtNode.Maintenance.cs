@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using MoEMesh.Dht.Ids;
 using MoEMesh.Dht.Lookup;
 using MoEMesh.Dht.Node;
+using MoEMesh.Dht.Records;
 using MoEMesh.Dht.Rpc;
 using MoEMesh.Protocol.Rpc;
 
@@ -105,6 +106,30 @@ public sealed partial class DhtNode
         }
         if (stale.Count > 0)
             await LookupAsync(stale.Select(t => new FindQuery(t, null)).ToArray(), LookupMode.FindNodes, now + Options.OperationTimeout, "refresh", cancellationToken);
+        if (Options.RepublishPeriod > TimeSpan.Zero && !Options.ClientMode && Time.GetUtcNow() >= _nextRepublish)
+            await RepublishAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// Stores the records no holder has republished for a RepublishPeriod on the nodes now nearest their
+    /// keys, MaxKeysPerRpc keys per store. The next republish comes 0.9 to 1.1 periods later, so the
+    /// holders of a key drift apart and one of them usually republishes it for all.
+    /// </summary>
+    private async Task RepublishAsync(CancellationToken cancellationToken)
+    {
+        var now = Time.GetUtcNow();
+        _nextRepublish = RepublishAfter(now);
+        List<DhtRecord> due;
+        lock (_gate) due = _store.Unrenewed(now, Options.RepublishPeriod);
+        if (due.Count == 0) return;
+        int kept = 0;
+        foreach (var chunk in due.GroupBy(r => r.Key, StringComparer.Ordinal).Chunk(Options.MaxKeysPerRpc))
+        {
+            var results = await StoreManyAsync(chunk.SelectMany(g => g).ToArray(), cancellationToken);
+            kept += results.Count(r => r.Replicas > 0);
+        }
+        _metrics.Republished(due.Count);
+        LogRepublished(_logger, due.Count, kept);
     }
 
     [LoggerMessage(EventId = 410, Level = LogLevel.Information, Message = "Joined the DHT; routing table holds {Contacts} contacts")]
@@ -115,6 +140,12 @@ public sealed partial class DhtNode
 
     [LoggerMessage(EventId = 412, Level = LogLevel.Warning, Message = "The DHT routing table is empty; rejoining through {Count} initial peers")]
     private static partial void LogRejoining(ILogger logger, int count);
+
+    /// <summary>When the next republish is due: 0.9 to 1.1 periods after <paramref name="now"/>.</summary>
+    private DateTimeOffset RepublishAfter(DateTimeOffset now) => now + Options.RepublishPeriod * (0.9 + 0.2 * _random.NextDouble());
+
+    [LoggerMessage(EventId = 414, Level = LogLevel.Debug, Message = "Republished {Records} records; {Kept} reached at least one node")]
+    private static partial void LogRepublished(ILogger logger, int records, int kept);
 
     [LoggerMessage(EventId = 413, Level = LogLevel.Error, Message = "DHT maintenance failed")]
     private static partial void LogMaintenanceFailed(ILogger logger, Exception exception);

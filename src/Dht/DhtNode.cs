@@ -51,6 +51,7 @@ public sealed partial class DhtNode : IDht, IDhtRpcHandler, ILookupHost, IAsyncD
     private readonly Dictionary<(string Key, bool Latest), Task<DhtValue?>> _searches = [];
     private IReadOnlyList<PeerEndpoint> _initialPeers = [];
     private Task _maintenance = Task.CompletedTask;
+    private DateTimeOffset _nextRepublish;
 
     /// <summary>Creates a node; call <see cref="BootstrapAsync"/> and then <see cref="Start"/>.</summary>
     /// <param name="peerId">This node's PeerId (its NodeId is the hash inside).</param>
@@ -125,6 +126,13 @@ public sealed partial class DhtNode : IDht, IDhtRpcHandler, ILookupHost, IAsyncD
         }
     }
 
+    /// <summary>Whether this node holds unexpired records under <paramref name="key"/> for the network.</summary>
+    public bool Holds(string key)
+    {
+        var now = Time.GetUtcNow();
+        lock (_gate) return _store.Get(key, now).Count > 0;
+    }
+
     /// <summary>A snapshot of the routing table.</summary>
     public IReadOnlyList<DhtContact> Contacts
     {
@@ -149,6 +157,7 @@ public sealed partial class DhtNode : IDht, IDhtRpcHandler, ILookupHost, IAsyncD
     public void Start()
     {
         if (!_maintenance.IsCompleted) throw new InvalidOperationException("The DHT node is already started.");
+        _nextRepublish = RepublishAfter(Time.GetUtcNow());
         _maintenance = MaintainAsync(_stopping.Token);
     }
 

@@ -94,7 +94,15 @@ public sealed class DhtOptions : IValidatableObject
     [Duration]
     public TimeSpan RefreshPeriod { get; set; } = TimeSpan.FromMinutes(10);
 
-    /// <summary>How often maintenance runs: purge expired records, refresh stale buckets, rejoin when the table is empty. Default 15 s.</summary>
+    /// <summary>
+    /// How often a node stores the records it holds on the nodes now nearest their keys (Kademlia's
+    /// republish), so records outlive the nodes that held them. Keys some holder republished within the
+    /// period, and records that expire within it, are left out. Zero switches it off. Default 10 min.
+    /// </summary>
+    [Duration(ZeroAllowed = true)]
+    public TimeSpan RepublishPeriod { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>How often maintenance runs: purge expired records, refresh stale buckets, republish, rejoin when the table is empty. Default 15 s.</summary>
     [Duration]
     public TimeSpan MaintenanceInterval { get; set; } = TimeSpan.FromSeconds(15);
 

@@ -8,6 +8,7 @@ using MoEMesh.Benchmarks;
 //        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- replicas [--forwards 300]
 //        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- restart [--rounds 3] [--dim 1024]
 //        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- dht [--nodes 100,1000,5000] [--kill 0,10,30,50] [--rounds 10] [--keys 20] [--seed 1]
+//        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- durability [--nodes 100,1000] [--records 200] [--seed 1]
 //        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- query [--rounds 3] [--seconds 5] [--linger-ms 2] [--blas-threads 1]
 //        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- abuse [--honest-calls 1000]
 var verb = args.FirstOrDefault();
@@ -43,6 +44,8 @@ switch (verb)
     case "dht":
         return DhtBenchmark.Run(List("--nodes", [100, 1000, 5000]), List("--kill", [0, 10, 30, 50]).Select(p => p / 100.0).ToArray(),
             Option("--rounds", 10), Option("--keys", 20), Option("--seed", 1));
+    case "durability":
+        return DurabilityBenchmark.Run(List("--nodes", [100, 1000]), Option("--records", 200), Option("--seed", 1));
     case "query":
         return await QueryBenchmark.RunAsync(Option("--rounds", 3), TimeSpan.FromSeconds(Option("--seconds", 5)),
             Array.IndexOf(args, "--linger-ms") >= 0 ? TimeSpan.FromMilliseconds(Option("--linger-ms", 2)) : null, Option("--blas-threads", 1));
@@ -57,6 +60,7 @@ switch (verb)
         Console.Error.WriteLine("       MoEMesh.Benchmarks replicas [--forwards 300]");
         Console.Error.WriteLine("       MoEMesh.Benchmarks restart [--rounds 3] [--dim 1024]");
         Console.Error.WriteLine("       MoEMesh.Benchmarks dht [--nodes 100,1000,5000] [--kill 0,10,30,50] [--rounds 10] [--keys 20] [--seed 1]");
+        Console.Error.WriteLine("       MoEMesh.Benchmarks durability [--nodes 100,1000] [--records 200] [--seed 1]");
         Console.Error.WriteLine("       MoEMesh.Benchmarks query [--rounds 3] [--seconds 5] [--linger-ms 2] [--blas-threads 1]");
         Console.Error.WriteLine("       MoEMesh.Benchmarks abuse [--honest-calls 1000]");
         return 2;

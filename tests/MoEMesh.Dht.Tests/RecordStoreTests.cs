@@ -34,6 +34,27 @@ public class RecordStoreTests
     }
 
     [Fact]
+    public void Unrenewed_IsWhatNobodyStoredForAPeriod_AndOutlivesTheNext()
+    {
+        var store = Store();
+        var period = TimeSpan.FromMinutes(10);
+        store.TryStore(Plain("long", 1, 3600), Origin, Now);
+        store.TryStore(Plain("short", 2, 300), Origin, Now);
+        store.TryStore(Entry("dict", "a", 3, 3600), Origin, Now);
+        store.TryStore(Entry("dict", "b", 4, 300), Origin, Now);
+        Assert.Empty(store.Unrenewed(Now + TimeSpan.FromMinutes(9), period));
+
+        var later = Now + period;
+        Assert.Equal(["dict/a", "long/"], store.Unrenewed(later, period).Select(r => $"{r.Key}/{r.Subkey}").Order());
+
+        // The same record stored again (a holder's republish) renews its key; for a dictionary, any of its entries does.
+        store.TryStore(Plain("long", 1, 3600), Origin, later);
+        store.TryStore(Entry("dict", "c", 5, 900), Origin, later);
+        Assert.Empty(store.Unrenewed(later + TimeSpan.FromMinutes(5), period));
+        Assert.Equal(["dict/a", "long/"], store.Unrenewed(later + period, period).Select(r => $"{r.Key}/{r.Subkey}").Order());
+    }
+
+    [Fact]
     public void SameRecordAgain_IsStored_ButADifferentValueWithTheSameExpiration_IsOutdated()
     {
         var store = Store();

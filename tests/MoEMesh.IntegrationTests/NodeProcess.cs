@@ -81,6 +81,9 @@ internal sealed class NodeProcess : IDisposable
         kill.WaitForExit();
     }
 
+    /// <summary>Sends SIGKILL: the process ends at once, whatever it was doing (a crash, a power cut).</summary>
+    public void Kill() => _process.Kill();
+
     public async Task<bool> WaitForExitAsync(TimeSpan limit)
     {
         using var timeout = new CancellationTokenSource(limit);

@@ -30,9 +30,6 @@ public sealed class GatingTests : IDisposable
         return Tensor.FromArray(Enumerable.Range(0, rows * Dim).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray(), new TensorShape(rows, Dim));
     }
 
-    private static RoutingOptions Patient() =>
-        new() { ForwardTimeout = TimeSpan.FromSeconds(20), DiscoveryTimeout = TimeSpan.FromSeconds(10), BackwardTimeout = TimeSpan.FromSeconds(20), GraceAfterKMin = TimeSpan.FromSeconds(20) };
-
     [Fact]
     public async Task TheLayersCalls_ShowInMetrics_ByOutcomeAndHost_InValidExpositionFormat()
     {
@@ -40,7 +37,7 @@ public sealed class GatingTests : IDisposable
         remoteOptions.Serving.OpenTraining = true;
         var remote = await TestNode.StartAsync(remoteOptions, 97);
         var gatingOptions = TestNode.Configure(_folder.Sub("g"), TestNode.Ffn("metered.0.0"));
-        gatingOptions.Routing = Patient();
+        gatingOptions.Routing = TestNode.Patient();
         await using var gating = await TestNode.StartAsync(gatingOptions, 98, remote);
         var layer = gating.Node.CreateMixtureOfExperts(new GatingNetwork(new ExpertGrid("metered", 2, 2), Dim, seed: 5), new MixtureOfExpertsOptions { K = 2, RouterLosses = null });
         using var http = new HttpClient { BaseAddress = gating.Http };
@@ -102,7 +99,7 @@ public sealed class GatingTests : IDisposable
         await using var remote = await TestNode.StartAsync(remoteOptions, 41);
         var gatingOptions = TestNode.Configure(_folder.Sub("g"), TestNode.Ffn("gated.0.0"));
         // Every live expert gets the whole deadline, so what this test sees does not depend on the machine's load.
-        gatingOptions.Routing = Patient();
+        gatingOptions.Routing = TestNode.Patient();
         await using var gating = await TestNode.StartAsync(gatingOptions, 42, remote);
         var layer = gating.Node.CreateMixtureOfExperts(new GatingNetwork(new ExpertGrid("gated", 2, 2), Dim, seed: 5), new MixtureOfExpertsOptions { K = 2, RouterLosses = null });
         using var input = Input(16, 1);
@@ -147,9 +144,10 @@ public sealed class GatingTests : IDisposable
             await using var slow = await TestNode.StartAsync(slowOptions, 45, registry, fast);
             var gatingOptions = TestNode.Configure(_folder.Sub("g"));
             // A long deadline for the fast expert; the default 200 ms grace for the straggler.
-            gatingOptions.Routing = Patient();
+            gatingOptions.Routing = TestNode.Patient();
             gatingOptions.Routing.GraceAfterKMin = TimeSpan.FromMilliseconds(200);
             await using var gating = await TestNode.StartAsync(gatingOptions, 46, fast);
+            await TestNode.WaitForExpertsAsync(gating.Node, "cut.0.0", "cut.1.0");
             var layer = gating.Node.CreateMixtureOfExperts(new GatingNetwork(new ExpertGrid("cut", 2, 1), Dim, seed: 6), new MixtureOfExpertsOptions { K = 2, RouterLosses = null });
             using var input = Input(4, 4);
 

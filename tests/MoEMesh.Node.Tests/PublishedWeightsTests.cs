@@ -37,7 +37,7 @@ public sealed class PublishedWeightsTests(Xunit.Abstractions.ITestOutputHelper o
         options.UpdatePeriod = TimeSpan.FromSeconds(2);
         options.Serving.OpenTraining = trainable;
         options.Weights.PublishPeriod = options.Weights.ReconcilePeriod = TimeSpan.FromHours(1);
-        options.Routing = new RoutingOptions { ForwardTimeout = TimeSpan.FromSeconds(20), DiscoveryTimeout = TimeSpan.FromSeconds(10), BackwardTimeout = TimeSpan.FromSeconds(20), GraceAfterKMin = TimeSpan.FromSeconds(20) };
+        options.Routing = TestNode.Patient();
         return options;
     }
 

@@ -7,6 +7,7 @@ using Microsoft.Extensions.Logging;
 using MoEMesh.Node.Hosting;
 using MoEMesh.Protocol.Identity;
 using MoEMesh.Protocol.Rpc;
+using MoEMesh.Routing;
 
 namespace MoEMesh.Node.Tests;
 
@@ -40,6 +41,13 @@ internal sealed class TestNode : IAsyncDisposable
         ModelDirectory = checkpoints + "-models",
         Experts = [.. experts],
     };
+
+    /// <summary>
+    /// Routing limits for tests about what is computed, not how fast: every live expert gets the whole 20 s
+    /// deadline (no grace cut), a lookup 10 s, so what a test sees does not depend on the machine's load.
+    /// </summary>
+    public static RoutingOptions Patient() =>
+        new() { ForwardTimeout = TimeSpan.FromSeconds(20), DiscoveryTimeout = TimeSpan.FromSeconds(10), BackwardTimeout = TimeSpan.FromSeconds(20), GraceAfterKMin = TimeSpan.FromSeconds(20) };
 
     /// <summary>The expert a node builds for <paramref name="uid"/> (same spec and seed, so the same weights), outside any node.</summary>
     public static IExpert Twin(string uid, int hidden = 8) => ExpertRegistry.CreateDefault().Create(new ExpertSpec("ffn", hidden, null, ExpertSpec.SeedOf(uid)));

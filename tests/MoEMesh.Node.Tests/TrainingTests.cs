@@ -47,8 +47,9 @@ public sealed class TrainingTests(Xunit.Abstractions.ITestOutputHelper output) :
         // Under a loaded CI machine a second expert may answer more than the default 200 ms grace after the
         // first; this test is about learning, not about cutting stragglers, so every expert gets the whole deadline.
         var gatingOptions = TestNode.Configure(_folder.Sub("g"));
-        gatingOptions.Routing = new RoutingOptions { ForwardTimeout = TimeSpan.FromSeconds(20), DiscoveryTimeout = TimeSpan.FromSeconds(10), BackwardTimeout = TimeSpan.FromSeconds(20), GraceAfterKMin = TimeSpan.FromSeconds(20) };
+        gatingOptions.Routing = TestNode.Patient();
         await using var gating = await TestNode.StartAsync(gatingOptions, 33, hostA);
+        await TestNode.WaitForExpertsAsync(gating.Node, "ffn.0.0", "ffn.0.1", "ffn.1.0", "ffn.1.1");
 
         var layer = new LayerSpec("ffn", [2, 2], "ffn", Dim, K: 2, RouterLosses: new RouterLossWeights());
         var spec = new ModelSpec(new TrunkSpec(1024, Dim), [layer, layer], new HeadSpec(["0", "1", "2", "3"]), new DataColumns());
@@ -93,7 +94,7 @@ public sealed class TrainingTests(Xunit.Abstractions.ITestOutputHelper output) :
     {
         await using var host = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("a"), Expert("ffn.0"), Expert("ffn.1")), 41);
         var gatingOptions = TestNode.Configure(_folder.Sub("g"));
-        gatingOptions.Routing = new RoutingOptions { ForwardTimeout = TimeSpan.FromSeconds(20), DiscoveryTimeout = TimeSpan.FromSeconds(10), BackwardTimeout = TimeSpan.FromSeconds(20), GraceAfterKMin = TimeSpan.FromSeconds(20) };
+        gatingOptions.Routing = TestNode.Patient();
         await using var gating = await TestNode.StartAsync(gatingOptions, 42, host);
         var layer = new LayerSpec("ffn", [2], "ffn", Dim, K: 2, RouterLosses: new RouterLossWeights());
         var spec = new ModelSpec(new TrunkSpec(1024, Dim), [layer], new HeadSpec(["0", "1", "2", "3"]), new DataColumns());
@@ -120,7 +121,7 @@ public sealed class TrainingTests(Xunit.Abstractions.ITestOutputHelper output) :
         // The host allows no trainer: a frozen backward moves no weight, so it is served anyway.
         await using var host = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("a"), Expert("ffn.0"), Expert("ffn.1")), 51);
         var gatingOptions = TestNode.Configure(_folder.Sub("g"));
-        gatingOptions.Routing = new RoutingOptions { ForwardTimeout = TimeSpan.FromSeconds(20), DiscoveryTimeout = TimeSpan.FromSeconds(10), BackwardTimeout = TimeSpan.FromSeconds(20), GraceAfterKMin = TimeSpan.FromSeconds(20) };
+        gatingOptions.Routing = TestNode.Patient();
         await using var gating = await TestNode.StartAsync(gatingOptions, 52, host);
         var layer = new LayerSpec("ffn", [2], "ffn", Dim, K: 2, RouterLosses: new RouterLossWeights());
         var spec = new ModelSpec(new TrunkSpec(1024, Dim), [layer], new HeadSpec(["0", "1", "2", "3"]), new DataColumns());
@@ -169,7 +170,7 @@ public sealed class TrainingTests(Xunit.Abstractions.ITestOutputHelper output) :
         hostOptions.Serving.TrainingPeers.Add(trainer);
         await using var host = await TestNode.StartAsync(hostOptions, 81);
         var gatingOptions = TestNode.Configure(_folder.Sub("g"));
-        gatingOptions.Routing = new RoutingOptions { ForwardTimeout = TimeSpan.FromSeconds(20), DiscoveryTimeout = TimeSpan.FromSeconds(10), BackwardTimeout = TimeSpan.FromSeconds(20), GraceAfterKMin = TimeSpan.FromSeconds(20) };
+        gatingOptions.Routing = TestNode.Patient();
         await using var gating = await TestNode.StartAsync(gatingOptions, 83, host);
         var spec = new ModelSpec(new TrunkSpec(1024, Dim), [new LayerSpec("ffn", [2], "ffn", Dim, K: 2, RouterLosses: new RouterLossWeights())], new HeadSpec(["0", "1", "2", "3"]), new DataColumns());
         var published = ModelWeights.Initialize(spec, seed: 7);
@@ -202,7 +203,7 @@ public sealed class TrainingTests(Xunit.Abstractions.ITestOutputHelper output) :
         hostOptions.Serving.TrainingPeers.Add(trainer);
         var host = await TestNode.StartAsync(hostOptions, 61);
         var gatingOptions = TestNode.Configure(_folder.Sub("g"));
-        gatingOptions.Routing = new RoutingOptions { ForwardTimeout = TimeSpan.FromSeconds(20), DiscoveryTimeout = TimeSpan.FromSeconds(10), BackwardTimeout = TimeSpan.FromSeconds(20), GraceAfterKMin = TimeSpan.FromSeconds(20) };
+        gatingOptions.Routing = TestNode.Patient();
         await using var gating = await TestNode.StartAsync(gatingOptions, 63, host);
         ModelSpec Spec(int shared) => new(new TrunkSpec(1024, Dim), [new LayerSpec("ffn", [2], "ffn", Dim, K: 2, RouterLosses: new RouterLossWeights(), SharedExpertInner: shared)],
             new HeadSpec(["0", "1", "2", "3"]), new DataColumns());
@@ -235,7 +236,7 @@ public sealed class TrainingTests(Xunit.Abstractions.ITestOutputHelper output) :
         await using var hostA = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("a"), Expert("ffn.0")), 71);
         var hostB = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("b"), Expert("ffn.1")), 72, hostA);
         var gatingOptions = TestNode.Configure(_folder.Sub("g"));
-        gatingOptions.Routing = new RoutingOptions { ForwardTimeout = TimeSpan.FromSeconds(20), DiscoveryTimeout = TimeSpan.FromSeconds(10), GraceAfterKMin = TimeSpan.FromSeconds(20) };
+        gatingOptions.Routing = TestNode.Patient();
         await using var gating = await TestNode.StartAsync(gatingOptions, 73, hostA);
         var spec = new ModelSpec(new TrunkSpec(1024, Dim), [new LayerSpec("ffn", [2], "ffn", Dim, K: 1)], new HeadSpec(["0", "1", "2", "3"]), new DataColumns());
         var model = new MoEModel(spec, ModelWeights.Initialize(spec, seed: 2), gating.Node.CreateMixtureOfExperts);

@@ -18,8 +18,10 @@ namespace MoEMesh.Protocol.Tests;
 /// </summary>
 public sealed class LoopbackPeer : IAsyncDisposable
 {
-    private LoopbackPeer(IAsyncDisposable listener, PeerAddress address, PeerServer server, PeerIdentity serverIdentity, PeerIdentity clientIdentity, PeerConnectionPool pool, PeerProtocolOptions options)
+    private LoopbackPeer(IAsyncDisposable listener, PeerAddress address, PeerServer server, PeerIdentity serverIdentity, PeerIdentity clientIdentity, PeerConnectionPool pool, PeerProtocolOptions options,
+        TimeProvider time)
     {
+        Time = time;
         _listener = listener;
         Address = address;
         Server = server;
@@ -27,7 +29,7 @@ public sealed class LoopbackPeer : IAsyncDisposable
         ClientIdentity = clientIdentity;
         Pool = pool;
         Options = options;
-        Client = new TcpPeerTransport(pool, TimeProvider.System);
+        Client = new TcpPeerTransport(pool, time);
     }
 
     private readonly IAsyncDisposable _listener;
@@ -49,6 +51,9 @@ public sealed class LoopbackPeer : IAsyncDisposable
 
     public PeerEndpoint Endpoint => new(Address, ServerIdentity.PeerId);
 
+    /// <summary>The clock of server and client (deadlines, handshake and idle limits).</summary>
+    public TimeProvider Time { get; }
+
     /// <summary>Completes with the caller's PeerId when a "wait" handler starts.</summary>
     public TaskCompletionSource<PeerId> WaitStarted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -58,12 +63,14 @@ public sealed class LoopbackPeer : IAsyncDisposable
     /// <param name="useTls">TLS on.</param>
     /// <param name="configure">Changes to the protocol options.</param>
     /// <param name="pipes">Serve through <see cref="PeerServer.HandlePipeAsync"/> (as a host handing over pipes does) instead of the socket listener.</param>
-    public static async Task<LoopbackPeer> StartAsync(bool useTls = false, Action<PeerProtocolOptions>? configure = null, bool pipes = false)
+    /// <param name="time">The clock of server and client; the system's when null (a <see cref="ManualTimeProvider"/> makes deadlines independent of the machine's speed).</param>
+    public static async Task<LoopbackPeer> StartAsync(bool useTls = false, Action<PeerProtocolOptions>? configure = null, bool pipes = false, TimeProvider? time = null)
     {
+        time ??= TimeProvider.System;
         var options = new PeerProtocolOptions { UseTls = useTls };
         configure?.Invoke(options);
         var serverIdentity = PeerIdentity.Create();
-        var router = new PeerRouter(TimeProvider.System);
+        var router = new PeerRouter(time);
         LoopbackPeer? peer = null;
         router.Map("echo", (request, _) =>
         {
@@ -87,7 +94,7 @@ public sealed class LoopbackPeer : IAsyncDisposable
         router.Map("reject", (_, _) => throw new ArgumentException("shape [2, 3] does not fit [batch, 4]"));
         router.Map("refuse", (_, _) => throw new PeerRpcException(StatusCode.PermissionDenied, "only friends may call this"));
         router.Map("whoami", (request, _) => ValueTask.FromResult(new PeerResponse(StatusCode.Ok, "", System.Text.Encoding.UTF8.GetBytes($"{request.Caller} {request.RemoteAddress}"), default, null)));
-        var server = new PeerServer(serverIdentity, router, options, TimeProvider.System);
+        var server = new PeerServer(serverIdentity, router, options, time);
         var loopback = new IPEndPoint(IPAddress.Loopback, 0);
         IAsyncDisposable listener;
         PeerAddress address;
@@ -102,7 +109,7 @@ public sealed class LoopbackPeer : IAsyncDisposable
             (listener, address) = (plain, plain.Address);
         }
         var clientIdentity = PeerIdentity.Create();
-        peer = new LoopbackPeer(listener, address, server, serverIdentity, clientIdentity, new PeerConnectionPool(clientIdentity, options, TimeProvider.System), options);
+        peer = new LoopbackPeer(listener, address, server, serverIdentity, clientIdentity, new PeerConnectionPool(clientIdentity, options, time), options, time);
         return peer;
     }
 
@@ -110,7 +117,7 @@ public sealed class LoopbackPeer : IAsyncDisposable
     public Task<RawConnection> OpenRawAsync(bool handshake = true) => RawConnection.OpenAsync(Address, ClientIdentity, Options.UseTls, handshake);
 
     public PeerRequest Request(string method, byte[]? payload = null, TimeSpan? timeout = null, byte[]? header = null) =>
-        new(method, header ?? [], payload ?? [], DateTimeOffset.UtcNow + (timeout ?? TimeSpan.FromSeconds(10)));
+        new(method, header ?? [], payload ?? [], Time.GetUtcNow() + (timeout ?? TimeSpan.FromSeconds(10)));
 
     public Task<PeerResponse> CallAsync(PeerRequest request, CancellationToken cancellationToken = default) =>
         Client.CallAsync(Endpoint, request, cancellationToken);

@@ -14,6 +14,7 @@ internal sealed class DhtMetrics : IDisposable
     private readonly Histogram<int> _rounds;
     private readonly Histogram<int> _rpcs;
     private readonly Counter<long> _rpcFailures;
+    private readonly Counter<long> _republished;
 
     public DhtMetrics(IMeterFactory? factory)
     {
@@ -24,6 +25,7 @@ internal sealed class DhtMetrics : IDisposable
         _rpcs = _meter.CreateHistogram("moemesh.dht.lookup.rpcs", "{rpc}", "Find RPCs that carried one key during its lookup", tags: null,
             new InstrumentAdvice<int> { HistogramBucketBoundaries = [0, 1, 2, 4, 8, 16, 32, 64, 128, 256] });
         _rpcFailures = _meter.CreateCounter<long>("moemesh.dht.rpc.failures", "{rpc}", "DHT RPCs that timed out or could not reach the peer");
+        _republished = _meter.CreateCounter<long>("moemesh.dht.republished", "{record}", "Records this node stored again on the nodes nearest their keys");
     }
 
     public void Lookup(string operation, LookupResult result)
@@ -34,6 +36,8 @@ internal sealed class DhtMetrics : IDisposable
     }
 
     public void RpcFailed() => _rpcFailures.Add(1);
+
+    public void Republished(int records) => _republished.Add(records);
 
     public void Dispose()
     {

@@ -70,7 +70,11 @@ internal sealed class RecordStore(DhtOptions options, RecordValidator validator)
             if (record.Expiration < existing.Record.Expiration ||
                 (record.Expiration == existing.Record.Expiration && !record.Value.Span.SequenceEqual(existing.Record.Value.Span)))
                 return new StoreOutcome(StoreStatus.Outdated, $"holds an entry expiring {existing.Record.Expiration:O}");
-            if (record.Expiration == existing.Record.Expiration) return StoreOutcome.Stored;
+            if (record.Expiration == existing.Record.Expiration)
+            {
+                slot!.LastStored = now;
+                return StoreOutcome.Stored;
+            }
         }
         else if (slot is not null && slot.IsDictionary != (record.Subkey is not null))
         {
@@ -95,8 +99,19 @@ internal sealed class RecordStore(DhtOptions options, RecordValidator validator)
 
         if (!_slots.TryGetValue(record.Key, out slot)) _slots[record.Key] = slot = new Slot(record.Subkey is not null);
         Add(slot, new Entry(record, origin, cost, ++_sequence));
+        slot.LastStored = now;
         return StoreOutcome.Stored;
     }
+
+    /// <summary>
+    /// The records to republish (Kademlia's hourly republish, with its optimisation): those under keys
+    /// nobody has stored here for <paramref name="period"/> (when somebody has, a holder republished them
+    /// to the nearest nodes, this one included) that also outlive the next period (shorter-lived records
+    /// are renewed by their writers, as announcements are).
+    /// </summary>
+    public List<DhtRecord> Unrenewed(DateTimeOffset now, TimeSpan period) =>
+        _slots.Values.Where(slot => slot.LastStored <= now - period)
+            .SelectMany(slot => slot.Entries).Where(e => e.Record.Expiration > now + period).Select(e => e.Record).ToList();
 
     /// <summary>Unexpired entries under <paramref name="key"/>: one plain record, or one per subkey; empty when none.</summary>
     public IReadOnlyList<DhtRecord> Get(string key, DateTimeOffset now) =>
@@ -231,6 +246,9 @@ internal sealed class RecordStore(DhtOptions options, RecordValidator validator)
         public bool IsEmpty => _entries.Count == 0;
 
         public long Bytes { get; private set; }
+
+        /// <summary>When a store of any of its entries last arrived (a new entry, a renewal, or the same entry again).</summary>
+        public DateTimeOffset LastStored { get; set; }
 
         public IEnumerable<Entry> Entries => _entries.Values;
 
