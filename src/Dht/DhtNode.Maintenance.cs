@@ -10,8 +10,9 @@ namespace MoEMesh.Dht;
 
 /// <summary>
 /// Joining and staying joined: bootstrap from the initial peers with retries and back-off; then every
-/// MaintenanceInterval purge expired records and old bans, refresh buckets that saw no lookup for
-/// RefreshPeriod (Hivemind never refreshes), and go back to the initial peers when the table has emptied.
+/// MaintenanceInterval purge expired records and old bans, go back to the initial peers when the table
+/// has emptied, try again a few contacts lost lately (so the two sides of a healed partition find each
+/// other), refresh buckets that saw no lookup for RefreshPeriod (Hivemind never refreshes), and republish.
 /// </summary>
 public sealed partial class DhtNode
 {
@@ -90,6 +91,7 @@ public sealed partial class DhtNode
     {
         var now = Time.GetUtcNow();
         List<NodeId> stale;
+        List<DhtContact> lost;
         bool empty;
         lock (_gate)
         {
@@ -97,17 +99,36 @@ public sealed partial class DhtNode
             _bans.Purge(now);
             empty = _table.Count == 0;
             stale = empty ? [] : _table.StaleBucketTargets(now, Options.RefreshPeriod, _random);
+            lost = _lost.Next(now, Options.Alpha);
         }
         if (empty && _initialPeers.Count > 0)
         {
             LogRejoining(_logger, _initialPeers.Count);
-            await TryJoinAsync([], cancellationToken);
-            return;
+            if (await TryJoinAsync([], cancellationToken)) return;
         }
+        if (lost.Count > 0) await RetryLostAsync(lost, cancellationToken);
         if (stale.Count > 0)
             await LookupAsync(stale.Select(t => new FindQuery(t, null)).ToArray(), LookupMode.FindNodes, now + Options.OperationTimeout, "refresh", cancellationToken);
         if (Options.RepublishPeriod > TimeSpan.Zero && !Options.ClientMode && Time.GetUtcNow() >= _nextRepublish)
             await RepublishAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// Pings contacts lost lately; one that answers as itself is back (table, store-on-join). A lookup of
+    /// this node's own id through it follows when the table was empty, so a node cut off from everyone
+    /// rejoins through whoever it finds first.
+    /// </summary>
+    private async Task RetryLostAsync(List<DhtContact> lost, CancellationToken cancellationToken)
+    {
+        bool wasEmpty = RoutingTableSize == 0;
+        var deadline = Time.GetUtcNow() + Options.RpcTimeout;
+        var answers = await Task.WhenAll(lost.Select(async c => (Contact: c, Result: await _rpc.PingAsync(Sender, c.Endpoint, deadline, cancellationToken))));
+        var back = answers.Where(a => a.Result.IsOk && a.Result.Value == a.Contact.PeerId).Select(a => a.Contact).ToList();
+        foreach (var contact in back) Seen(contact);
+        if (back.Count == 0) return;
+        LogFoundAgain(_logger, back.Count);
+        if (wasEmpty)
+            await LookupAsync([new FindQuery(Id, null)], LookupMode.FindNodes, Time.GetUtcNow() + Options.OperationTimeout, "bootstrap", cancellationToken);
     }
 
     /// <summary>
@@ -143,6 +164,9 @@ public sealed partial class DhtNode
 
     /// <summary>When the next republish is due: 0.9 to 1.1 periods after <paramref name="now"/>.</summary>
     private DateTimeOffset RepublishAfter(DateTimeOffset now) => now + Options.RepublishPeriod * (0.9 + 0.2 * _random.NextDouble());
+
+    [LoggerMessage(EventId = 415, Level = LogLevel.Information, Message = "{Count} lost DHT contacts answer again")]
+    private static partial void LogFoundAgain(ILogger logger, int count);
 
     [LoggerMessage(EventId = 414, Level = LogLevel.Debug, Message = "Republished {Records} records; {Kept} reached at least one node")]
     private static partial void LogRepublished(ILogger logger, int records, int kept);

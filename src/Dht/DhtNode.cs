@@ -43,6 +43,7 @@ public sealed partial class DhtNode : IDht, IDhtRpcHandler, ILookupHost, IAsyncD
     internal int HandOffPasses { get; private set; }
     private readonly RecordValidator _validator;
     private readonly PeerBans _bans;
+    private readonly LostContacts _lost;
     private readonly BackgroundWork _background;
     private readonly DhtMetrics _metrics;
     private readonly CancellationTokenSource _stopping = new();
@@ -78,6 +79,7 @@ public sealed partial class DhtNode : IDht, IDhtRpcHandler, ILookupHost, IAsyncD
         _validator = new RecordValidator(options, schemas);
         _store = new RecordStore(options, _validator);
         _bans = new PeerBans(options);
+        _lost = new LostContacts(options.BucketSize, options.RefreshPeriod);
         _background = new BackgroundWork(_logger);
         _metrics = new DhtMetrics(meterFactory);
         // Seeded from the node id, so a simulated swarm repeats exactly.
@@ -241,6 +243,7 @@ public sealed partial class DhtNode : IDht, IDhtRpcHandler, ILookupHost, IAsyncD
         lock (_gate)
         {
             _bans.Clear(contact.Id);
+            _lost.Remove(contact.Id);
             (bool added, pingFirst) = _table.Add(contact);
             if (added)
             {
@@ -253,7 +256,7 @@ public sealed partial class DhtNode : IDht, IDhtRpcHandler, ILookupHost, IAsyncD
         if (startHandOff) _background.Run("store-on-join", HandOffToNewcomersAsync);
     }
 
-    /// <summary>A contact failed: ban it and drop it from the table (a replacement takes its place).</summary>
+    /// <summary>A contact failed: ban it, drop it from the table (a replacement takes its place) and keep it among the lost, to try again later.</summary>
     private void Lost(DhtContact contact, string reason)
     {
         TimeSpan ban;
@@ -261,6 +264,7 @@ public sealed partial class DhtNode : IDht, IDhtRpcHandler, ILookupHost, IAsyncD
         {
             ban = _bans.Fail(contact.Id, Time.GetUtcNow(), contact.PeerId);
             _table.Remove(contact.Id);
+            _lost.Add(contact, Time.GetUtcNow());
         }
         _metrics.RpcFailed();
         LogPeerFailed(_logger, contact.PeerId.ToString(), reason, ban.TotalSeconds);

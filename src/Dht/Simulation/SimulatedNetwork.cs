@@ -11,7 +11,8 @@ namespace MoEMesh.Dht.Simulation;
 /// <summary>
 /// The DHT's network in one process: calls go straight to the target node's handler after a simulated
 /// latency each way, may be lost, and reach nothing when the target is killed (the caller hears nothing
-/// until its deadline, as with a host that vanished). Nodes can be killed and restarted at an address.
+/// until its deadline, as with a host that vanished). Nodes can be killed and restarted at an address,
+/// and the network split in two and healed.
 /// Driven by a seed and a <see cref="TimeProvider"/>; under <see cref="SimulationRunner"/> a run repeats
 /// exactly. One instance serves every node (the sender is part of each call).
 /// </summary>
@@ -20,6 +21,7 @@ public sealed class SimulatedNetwork(TimeProvider time, SimulatedLinks? links = 
     private readonly Dictionary<PeerAddress, Host> _hosts = [];
     private readonly SimulatedLinks _links = links ?? SimulatedLinks.Default;
     private readonly Random _random = new(seed);
+    private readonly HashSet<(PeerAddress, PeerAddress)> _cut = [];
 
     /// <summary>RPCs sent so far.</summary>
     public long Rpcs { get; private set; }
@@ -38,6 +40,21 @@ public sealed class SimulatedNetwork(TimeProvider time, SimulatedLinks? links = 
         if (!_hosts.TryGetValue(address, out var host)) throw new ArgumentException($"No node at {address}.", nameof(address));
         host.Alive = false;
     }
+
+    /// <summary>Cuts every link between the two sides, both ways: messages across are lost, as on a network split in two.</summary>
+    public void Partition(IEnumerable<PeerAddress> sideA, IEnumerable<PeerAddress> sideB)
+    {
+        var b = sideB.ToArray();
+        foreach (var a in sideA)
+            foreach (var other in b)
+            {
+                _cut.Add((a, other));
+                _cut.Add((other, a));
+            }
+    }
+
+    /// <summary>Restores every cut link.</summary>
+    public void Heal() => _cut.Clear();
 
     /// <summary>Whether a live node serves <paramref name="address"/>.</summary>
     public bool IsAlive(PeerAddress address) => _hosts.TryGetValue(address, out var host) && host.Alive;
@@ -66,7 +83,8 @@ public sealed class SimulatedNetwork(TimeProvider time, SimulatedLinks? links = 
         var there = _links.SampleLatency(_random);
         var back = _links.SampleLatency(_random);
         bool lost = _random.NextDouble() < _links.LossRate || _random.NextDouble() < _links.LossRate;
-        if (!host.Alive || lost || there >= remaining) return await SilenceAsync<T>(target, deadline, cancellationToken);
+        bool cut = from.Address is { } source && _cut.Contains((source, target.Address));
+        if (!host.Alive || lost || cut || there >= remaining) return await SilenceAsync<T>(target, deadline, cancellationToken);
         await Task.Delay(there, time, cancellationToken);
         if (!host.Alive || !ReferenceEquals(_hosts[target.Address], host)) return await SilenceAsync<T>(target, deadline, cancellationToken);
         if (target.PeerId is { } expected && expected != host.PeerId)
