@@ -57,10 +57,13 @@ internal sealed class TestNode : IAsyncDisposable
     public static Task<TestNode> StartAsync(NodeOptions options, int seed, params TestNode[] join) => StartAsync(options, seed, null, join);
 
     /// <summary>A node with its own expert registry (test expert types).</summary>
-    public static async Task<TestNode> StartAsync(NodeOptions options, int seed, ExpertRegistry? registry, params TestNode[] join)
+    public static Task<TestNode> StartAsync(NodeOptions options, int seed, ExpertRegistry? registry, params TestNode[] join) => StartAsync(options, seed, registry, null, join);
+
+    /// <summary>A node with its own expert registry and clock (a skewed one, say).</summary>
+    public static async Task<TestNode> StartAsync(NodeOptions options, int seed, ExpertRegistry? registry, TimeProvider? time, params TestNode[] join)
     {
         if (join.Length > 0) options.InitialPeers = join.Select(j => j.Endpoint.ToString()).ToList();
-        var app = NodeHost.Build(options, PeerIdentity.FromSeed(seed), l => l.ClearProviders(), registry);
+        var app = NodeHost.Build(options, PeerIdentity.FromSeed(seed), l => l.ClearProviders(), registry, time);
         await app.StartAsync();
         return new TestNode(app, options);
     }

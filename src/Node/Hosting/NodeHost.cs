@@ -16,7 +16,7 @@ namespace MoEMesh.Node.Hosting;
 /// <summary>
 /// Builds a node on the .NET generic host (with Kestrel for the HTTP status page and metrics). Two
 /// entries, as the daemon and as an embedded node: <see cref="Build(string[], IReadOnlyDictionary{string, string?}, string?)"/>
-/// reads configuration the usual .NET way; <see cref="Build(NodeOptions, PeerIdentity?, Action{ILoggingBuilder}?, ExpertRegistry?)"/>
+/// reads configuration the usual .NET way; <see cref="Build(NodeOptions, PeerIdentity?, Action{ILoggingBuilder}?, ExpertRegistry?, TimeProvider?)"/>
 /// takes typed options (tests, tools). Invalid configuration throws a <see cref="NodeConfigurationException"/>
 /// naming the setting before anything starts.
 /// </summary>
@@ -62,16 +62,18 @@ public static class NodeHost
 
     /// <summary>
     /// A node with typed options; <paramref name="identity"/> replaces the key file when given, and
-    /// <paramref name="registry"/> the built-in expert types (contributors register their own types in it).
+    /// <paramref name="registry"/> the built-in expert types (contributors register their own types in it), and
+    /// <paramref name="time"/> the system's clock.
     /// </summary>
-    public static WebApplication Build(NodeOptions options, PeerIdentity? identity = null, Action<ILoggingBuilder>? logging = null, ExpertRegistry? registry = null)
+    public static WebApplication Build(NodeOptions options, PeerIdentity? identity = null, Action<ILoggingBuilder>? logging = null, ExpertRegistry? registry = null,
+        TimeProvider? time = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         if (logging is not null) logging(builder.Logging);
-        return Compose(builder, options, identity, registry);
+        return Compose(builder, options, identity, registry, time);
     }
 
-    private static WebApplication Compose(WebApplicationBuilder builder, NodeOptions options, PeerIdentity? identity, ExpertRegistry? registry = null)
+    private static WebApplication Compose(WebApplicationBuilder builder, NodeOptions options, PeerIdentity? identity, ExpertRegistry? registry = null, TimeProvider? time = null)
     {
         options.Validate();
         registry ??= ExpertRegistry.CreateDefault();
@@ -85,7 +87,7 @@ public static class NodeHost
         if (string.Equals(builder.Configuration["Logging:Console:FormatterName"], "json", StringComparison.OrdinalIgnoreCase))
             builder.Logging.AddJsonConsole(json => (json.TimestampFormat, json.UseUtcTimestamp) = ("yyyy-MM-ddTHH:mm:ss.fffZ", true));
         builder.Services.AddSingleton(options);
-        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton(time ?? TimeProvider.System);
         builder.Services.AddSingleton(identity ?? LoadIdentity(options));
         builder.Services.AddSingleton(registry);
         builder.Services.AddSingleton<PrometheusExporter>();
