@@ -57,6 +57,9 @@ public sealed class LoopbackPeer : IAsyncDisposable
     /// <summary>Completes with the caller's PeerId when a "wait" handler starts.</summary>
     public TaskCompletionSource<PeerId> WaitStarted { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+    /// <summary>Completes with the deadline a "wait" handler was given, on the server's clock.</summary>
+    public TaskCompletionSource<DateTimeOffset> WaitDeadline { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     /// <summary>Completes when a "wait" handler's token fires.</summary>
     public TaskCompletionSource WaitCancelled { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -64,13 +67,16 @@ public sealed class LoopbackPeer : IAsyncDisposable
     /// <param name="configure">Changes to the protocol options.</param>
     /// <param name="pipes">Serve through <see cref="PeerServer.HandlePipeAsync"/> (as a host handing over pipes does) instead of the socket listener.</param>
     /// <param name="time">The clock of server and client; the system's when null (a <see cref="ManualTimeProvider"/> makes deadlines independent of the machine's speed).</param>
-    public static async Task<LoopbackPeer> StartAsync(bool useTls = false, Action<PeerProtocolOptions>? configure = null, bool pipes = false, TimeProvider? time = null)
+    /// <param name="serverTime">The server's own clock, when it is not the client's (clocks apart).</param>
+    public static async Task<LoopbackPeer> StartAsync(bool useTls = false, Action<PeerProtocolOptions>? configure = null, bool pipes = false, TimeProvider? time = null,
+        TimeProvider? serverTime = null)
     {
         time ??= TimeProvider.System;
+        serverTime ??= time;
         var options = new PeerProtocolOptions { UseTls = useTls };
         configure?.Invoke(options);
         var serverIdentity = PeerIdentity.Create();
-        var router = new PeerRouter(time);
+        var router = new PeerRouter(serverTime);
         LoopbackPeer? peer = null;
         router.Map("echo", (request, _) =>
         {
@@ -79,7 +85,8 @@ public sealed class LoopbackPeer : IAsyncDisposable
         });
         router.Map("wait", async (request, token) =>
         {
-            peer!.WaitStarted.TrySetResult(request.Caller);
+            peer!.WaitDeadline.TrySetResult(request.Deadline);
+            peer.WaitStarted.TrySetResult(request.Caller);
             try
             {
                 await Task.Delay(Timeout.InfiniteTimeSpan, token);
@@ -94,7 +101,7 @@ public sealed class LoopbackPeer : IAsyncDisposable
         router.Map("reject", (_, _) => throw new ArgumentException("shape [2, 3] does not fit [batch, 4]"));
         router.Map("refuse", (_, _) => throw new PeerRpcException(StatusCode.PermissionDenied, "only friends may call this"));
         router.Map("whoami", (request, _) => ValueTask.FromResult(new PeerResponse(StatusCode.Ok, "", System.Text.Encoding.UTF8.GetBytes($"{request.Caller} {request.RemoteAddress}"), default, null)));
-        var server = new PeerServer(serverIdentity, router, options, time);
+        var server = new PeerServer(serverIdentity, router, options, serverTime);
         var loopback = new IPEndPoint(IPAddress.Loopback, 0);
         IAsyncDisposable listener;
         PeerAddress address;

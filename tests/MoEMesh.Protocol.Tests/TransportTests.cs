@@ -130,6 +130,24 @@ public class TransportTests
     }
 
     [Theory]
+    [InlineData(2)]
+    [InlineData(-2)]
+    public async Task ClocksSecondsApart_TheServerGivesACallTheTimeItsCallerLeftIt_AndEndsItThen(int skewSeconds)
+    {
+        var clientClock = new ManualTimeProvider();
+        var serverClock = new ManualTimeProvider(clientClock.GetUtcNow() + TimeSpan.FromSeconds(skewSeconds));
+        await using var peer = await LoopbackPeer.StartAsync(useTls: true, time: clientClock, serverTime: serverClock);
+        var call = peer.CallAsync(peer.Request("wait", timeout: TimeSpan.FromSeconds(1)));
+
+        // A call carries the time it has left, so the server's deadline is one second on its own clock, whatever the time of day there.
+        Assert.Equal(serverClock.GetUtcNow() + TimeSpan.FromSeconds(1), await peer.WaitDeadline.Task.WaitAsync(Bound));
+        serverClock.Advance(TimeSpan.FromSeconds(1));
+        await peer.WaitCancelled.Task.WaitAsync(Bound);
+        using var response = await call.WaitAsync(Bound);
+        Assert.Equal(StatusCode.DeadlineExceeded, response.Status);
+    }
+
+    [Theory]
     [InlineData(false)]
     [InlineData(true)]
     public async Task Server_TellsHandlersTheCallersPeerIdAndAddress(bool pipes)
