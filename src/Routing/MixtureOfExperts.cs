@@ -53,11 +53,14 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
             var known = new Dictionary<ExpertUid, IReadOnlyList<ExpertHostInfo>>();
             var perSample = GatingNetwork.PerSample(scores);
             long searchStarted = fanOut.Time.GetTimestamp();
-            // A uid counts only with a host that can serve it: a prefix entry can name a uid no one hosts.
+            // A uid counts only with a host that can serve it: a prefix entry can name a uid no one hosts, a host that
+            // just failed (backed off by this node: killed, say, while its records still last) serves nothing, nor does
+            // one an audit flagged. The search then takes the next best uid, rather than samples losing an expert
+            // until the records lapse.
             var found = await search.FindAsync(gate.Grid, perSample, _options.K, _options.BeamWidth, cancellationToken, async (candidates, token) =>
             {
                 foreach (var (uid, hosts) in await FindHostsAsync(candidates, token)) known[uid] = hosts;
-                return candidates.Where(u => known[u].Count > 0).ToHashSet();
+                return candidates.Where(u => known[u].Any(h => fanOut.Health.IsUsable(h.Host))).ToHashSet();
             }, discoveryOver.Token);
             metrics?.BeamSearch(fanOut.Time.GetElapsedTime(searchStarted));
             var selections = found.Select((candidates, s) => Select(candidates, nullScores?.Row(s).ToArray())).ToArray();

@@ -11,6 +11,7 @@ using MoEMesh.Benchmarks;
 //        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- durability [--nodes 100,1000] [--records 200] [--seed 1]
 //        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- query [--rounds 3] [--seconds 5] [--linger-ms 2] [--blas-threads 1]
 //        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- abuse [--honest-calls 1000]
+//        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- soak [--minutes 10] [--nodes 6] [--steps 1000] [--fuzz 100000] [--seed 1] [--out docs/reliability.md]   (scripts/soak)
 var verb = args.FirstOrDefault();
 int Option(string name, int fallback)
 {
@@ -51,6 +52,10 @@ switch (verb)
             Array.IndexOf(args, "--linger-ms") >= 0 ? TimeSpan.FromMilliseconds(Option("--linger-ms", 2)) : null, Option("--blas-threads", 1));
     case "abuse":
         return await AbuseBenchmark.RunAsync(Option("--honest-calls", 1000));
+    case "soak":
+        int outAt = Array.IndexOf(args, "--out");
+        return await MoEMesh.Benchmarks.Soak.SoakRun.MainAsync(Option("--minutes", 10), Option("--nodes", 6), Option("--steps", 1000), Option("--fuzz", 100_000), Option("--seed", 1),
+            outAt >= 0 && outAt + 1 < args.Length ? args[outAt + 1] : Path.Combine(MoEMesh.Testing.RepositoryRoot.Path, "docs", "reliability.md"));
     default:
         Console.Error.WriteLine("usage: MoEMesh.Benchmarks tensors [--batch 256] [--dim 1024] [--threads N] [--skip-managed]");
         Console.Error.WriteLine("       MoEMesh.Benchmarks small [--dims 256,1024] [--batches 1,4,8,16] [--threads N]");
@@ -62,6 +67,7 @@ switch (verb)
         Console.Error.WriteLine("       MoEMesh.Benchmarks dht [--nodes 100,1000,5000] [--kill 0,10,30,50] [--rounds 10] [--keys 20] [--seed 1]");
         Console.Error.WriteLine("       MoEMesh.Benchmarks durability [--nodes 100,1000] [--records 200] [--seed 1]");
         Console.Error.WriteLine("       MoEMesh.Benchmarks query [--rounds 3] [--seconds 5] [--linger-ms 2] [--blas-threads 1]");
+        Console.Error.WriteLine("       MoEMesh.Benchmarks soak [--minutes 10] [--nodes 6] [--steps 1000] [--fuzz 100000] [--seed 1] [--out docs/reliability.md]");
         Console.Error.WriteLine("       MoEMesh.Benchmarks abuse [--honest-calls 1000]");
         return 2;
 }

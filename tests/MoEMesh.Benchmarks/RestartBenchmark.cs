@@ -73,7 +73,7 @@ public static partial class RestartBenchmark
         var info = new ProcessStartInfo("dotnet") { WorkingDirectory = folder, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in new[]
                  {
-                     Binary, "node", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--no-tls", "--key-file", "node.key", "--checkpoint-dir", "checkpoints",
+                     Soak.MoEMeshProcess.Binary, "node", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--no-tls", "--key-file", "node.key", "--checkpoint-dir", "checkpoints",
                      "--model-dir", "models", "--open-training", "--expert-pattern", "ffn.[0:2].[0:2]", "--num-experts", "4", "--hidden-dim", dim.ToString(CultureInfo.InvariantCulture),
                  })
             info.ArgumentList.Add(a);
@@ -137,10 +137,6 @@ public static partial class RestartBenchmark
         }
         return longest;
     }
-
-    /// <summary>The moemesh binary built beside the benchmarks.</summary>
-    private static string Binary =>
-        Path.Combine(Testing.RepositoryRoot.Path, "src", "Node", "bin", new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name, "net10.0", "moemesh.dll");
 
     private static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
 

@@ -124,6 +124,8 @@ public sealed class QueryTests : IDisposable
             ("{\"model\": \"genre\", \"text\": \"a\", \"timeout_ms\": null}", HttpStatusCode.BadRequest, "'timeout_ms' must be"),
             ("{\"model\": \"genre\", \"text\": \"a\", \"timeout_ms\": -5}", HttpStatusCode.BadRequest, "'timeout_ms' must be"),
             ("{\"model\": \"genre\", \"txt\": \"a\"}", HttpStatusCode.BadRequest, "unknown field 'txt'"),
+            ("{\"model\": \"\\ud800\", \"text\": \"a\"}", HttpStatusCode.BadRequest, "an escaped half of a UTF-16 surrogate pair"),
+            ("{\"model\": \"genre\", \"texts\": [\"a\", \"\\udc00b\"]}", HttpStatusCode.BadRequest, "an escaped half of a UTF-16 surrogate pair"),
             ("{\"model\": \"no/such\", \"text\": \"a\"}", HttpStatusCode.BadRequest, "not a model name"),
             ("{\"model\": \"absent\", \"text\": \"a\"}", HttpStatusCode.NotFound, "No peer holds a model called 'absent'"),
             ($"{{\"model\": \"genre\", \"text\": \"{new string('a', 5000)}\"}}", HttpStatusCode.RequestEntityTooLarge, "larger than 4000 bytes"),

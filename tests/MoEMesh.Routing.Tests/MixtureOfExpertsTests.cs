@@ -20,7 +20,7 @@ public sealed class MixtureOfExpertsTests
     private const int Dim = 4;
     private static readonly ExpertGrid Grid = new("mlp", 3, 3);
 
-    private sealed record World(MixtureOfExperts Layer, Dictionary<string, IExpert> Experts, GatingNetwork Gate, InMemoryExpertHost? Intruder, InMemoryExpertHost[] Hosts);
+    private sealed record World(MixtureOfExperts Layer, Dictionary<string, IExpert> Experts, GatingNetwork Gate, InMemoryExpertHost? Intruder, InMemoryExpertHost[] Hosts, InMemoryNetwork Network);
 
     private static readonly ExpertKind Kind = new("mlp", Dim);
 
@@ -66,7 +66,7 @@ public sealed class MixtureOfExpertsTests
         var gate = new GatingNetwork(Grid, Dim, seed: 99, nullExperts);
         var layer = new MixtureOfExperts(gate, new BeamSearch(directory), directory, fanOut,
             new MixtureOfExpertsOptions { K = k, TopP = topP, RouterLosses = losses, Kind = intruder is null ? null : Kind }, incompatible: incompatible);
-        return new World(layer, announced, gate, third, [first, second]);
+        return new World(layer, announced, gate, third, [first, second], network);
     }
 
     /// <summary>
@@ -247,6 +247,34 @@ public sealed class MixtureOfExpertsTests
         Assert.All(step.Experts.FellBack, Assert.False);
         Assert.False(world.Intruder!.ForwardServed.Task.IsCompleted, "the incompatible host was called");
         Assert.True(incompatible.Distinct > 0);
+    }
+
+    [Fact]
+    public async Task AHostThatJustFailed_IsPassedOverByTheSearch_SoItsSamplesTakeTheNextBestExperts()
+    {
+        // The host of mlp.*.2 dies; its records still last (as for up to two update periods in a swarm).
+        var world = await BuildAsync(k: 2);
+        var dead = world.Hosts[1].Identity.PeerId.ToString();
+        world.Network.Kill(world.Hosts[1].Address);
+        using var input = GradientCheck.Random(new TensorShape(8, Dim), 31);
+
+        // The first forward finds out: its calls there fail at once (a sample whose experts were all there gets no answer).
+        IReadOnlyList<ExpertCallTrace> firstTrace;
+        try
+        {
+            using var first = await world.Layer.ForwardAsync(input, default);
+            firstTrace = first.Experts.Trace;
+        }
+        catch (ExpertCallFailedException e)
+        {
+            firstTrace = e.Trace;
+        }
+        Assert.Contains(firstTrace, t => t.Host.Contains(dead, StringComparison.Ordinal) && t.Outcome == Protocol.Rpc.CallOutcome.Unreachable);
+
+        // The next takes the best experts of those whose host can serve: every sample gets two answers, none from the dead host.
+        using var step = await world.Layer.ForwardAsync(input, default);
+        Assert.All(step.Experts.ExpertsPerSample, n => Assert.Equal(2, n));
+        Assert.DoesNotContain(step.Experts.Trace, t => t.Host.Contains(dead, StringComparison.Ordinal));
     }
 
     [Theory]

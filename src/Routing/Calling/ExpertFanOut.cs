@@ -34,6 +34,9 @@ public sealed partial class ExpertFanOut(IExpertInvoker remote, IExpertInvoker? 
     /// <summary>The clock deadlines are kept by.</summary>
     public TimeProvider Time => time;
 
+    /// <summary>What this gating node's calls have seen of each host (back-off after failures, flags from audits).</summary>
+    public PeerHealth Health => health;
+
     /// <summary>Runs the forward fan-out.</summary>
     /// <exception cref="ExpertCallFailedException">A sample got no answer and has no local fallback.</exception>
     public async Task<FanOutResult> ForwardAsync(FanOutRequest request, CancellationToken cancellationToken)

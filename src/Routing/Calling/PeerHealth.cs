@@ -142,6 +142,9 @@ public sealed class PeerHealth(RoutingOptions options, TimeProvider time)
         lock (_peers) return _peers.TryGetValue(host, out var s) && s.BackedOffUntil > time.GetUtcNow();
     }
 
+    /// <summary>Whether a call to <paramref name="host"/> could be served now: it is neither backed off nor flagged.</summary>
+    public bool IsUsable(PeerId host) => !IsBackedOff(host) && !IsFlagged(host);
+
     /// <summary>The 95th percentile of recent forward answer times of <paramref name="host"/>, or null before any answer.</summary>
     public TimeSpan? P95(PeerId host)
     {

@@ -25,7 +25,9 @@ public sealed class HttpFuzzer(HttpClient http, IReadOnlyList<string> hostedUids
         for (int i = 0; i < cases; i++)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            using var request = new HttpRequestMessage(Verbs[random.Next(Verbs.Length)], Path(random));
+            var method = Verbs[random.Next(Verbs.Length)];
+            // Half the requests with a body go to the one endpoint that reads a body.
+            using var request = new HttpRequestMessage(method, method == HttpMethod.Post && random.Next(2) == 0 ? "/v1/query" : Path(random));
             if (request.Method != HttpMethod.Get && request.Method != HttpMethod.Head && random.Next(4) != 0)
                 request.Content = new ByteArrayContent(Body(random)) { Headers = { { "Content-Type", random.Next(2) == 0 ? "application/json" : "text/plain; charset=bogus" } } };
             try
@@ -72,6 +74,7 @@ public sealed class HttpFuzzer(HttpClient http, IReadOnlyList<string> hostedUids
             3 => "{\"model\":\"sample\",\"text\":\"" + new string('w', 100_000) + "\",\"top\":99999999999}",
             4 => "{\"model\":\"sample\",\"text\":\"hello\",\"top\":-1}",
             5 => "{\"model\":\"\\ud800\",\"text\":null}",
+            6 => "{\"model\":\"sample\",\"texts\":[\"a\\udc00\",\"\\ud83d\"]}",
             _ => "",
         };
         if (json.Length > 0) return Encoding.UTF8.GetBytes(random.Next(3) == 0 ? json[..random.Next(json.Length)] : json);

@@ -219,13 +219,14 @@ public sealed class PeerFuzzer(IPeerTransport transport, PeerEndpoint target, Ti
     }
 
     /// <summary>Text that is empty, long, odd Unicode, or a plausible name with one bad character.</summary>
-    private static string Junk(Random random) => random.Next(6) switch
+    private static string Junk(Random random) => random.Next(7) switch
     {
         0 => "",
         1 => new string('x', 5000),
         2 => "ffn.0.\u0000",
         3 => "../../etc/passwd",
         4 => "é\ud800☃",
+        5 => "\\ud800 escaped in JSON",
         _ => Convert.ToBase64String(Bytes(random, random.Next(1, 40))),
     };
 }
