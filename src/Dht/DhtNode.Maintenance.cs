@@ -91,26 +91,32 @@ public sealed partial class DhtNode
     {
         var now = Time.GetUtcNow();
         List<NodeId> stale;
-        List<DhtContact> lost;
-        bool empty;
+        bool empty, republish;
         lock (_gate)
         {
             _store.Purge(now);
             _bans.Purge(now);
             empty = _table.Count == 0;
             stale = empty ? [] : _table.StaleBucketTargets(now, Options.RefreshPeriod, _random);
-            lost = _lost.Next(now, Options.Alpha);
+            republish = Options.RepublishPeriod > TimeSpan.Zero && !Options.ClientMode && now >= _nextRepublish && !_republishing;
+            if (republish)
+            {
+                _nextRepublish = RepublishAfter(now);
+                _republishing = true;
+            }
         }
+        // Republishing many keys takes a while: it runs beside maintenance rather than holding up rejoins and refreshes.
+        if (republish) _background.Run("republish", RepublishAsync);
         if (empty && _initialPeers.Count > 0)
         {
             LogRejoining(_logger, _initialPeers.Count);
             if (await TryJoinAsync([], cancellationToken)) return;
         }
+        List<DhtContact> lost;
+        lock (_gate) lost = _lost.Next(Time.GetUtcNow(), Options.Alpha);
         if (lost.Count > 0) await RetryLostAsync(lost, cancellationToken);
         if (stale.Count > 0)
             await LookupAsync(stale.Select(t => new FindQuery(t, null)).ToArray(), LookupMode.FindNodes, now + Options.OperationTimeout, "refresh", cancellationToken);
-        if (Options.RepublishPeriod > TimeSpan.Zero && !Options.ClientMode && Time.GetUtcNow() >= _nextRepublish)
-            await RepublishAsync(cancellationToken);
     }
 
     /// <summary>
@@ -133,25 +139,33 @@ public sealed partial class DhtNode
 
     /// <summary>
     /// Stores the records no holder has republished for a RepublishPeriod on the nodes now nearest their
-    /// keys, MaxKeysPerRpc keys per store. The next republish comes 0.9 to 1.1 periods later, so the
-    /// holders of a key drift apart and one of them usually republishes it for all.
+    /// keys, MaxKeysPerRpc keys per store. Republishes come 0.9 to 1.1 periods apart, so the holders of a
+    /// key drift apart and one of them usually republishes it for all. One runs at a time.
     /// </summary>
-    private async Task RepublishAsync(CancellationToken cancellationToken)
+    private async Task RepublishAsync()
     {
-        var now = Time.GetUtcNow();
-        _nextRepublish = RepublishAfter(now);
-        List<DhtRecord> due;
-        lock (_gate) due = _store.Unrenewed(now, Options.RepublishPeriod);
-        if (due.Count == 0) return;
-        int kept = 0;
-        foreach (var chunk in due.GroupBy(r => r.Key, StringComparer.Ordinal).Chunk(Options.MaxKeysPerRpc))
+        try
         {
-            var results = await StoreManyAsync(chunk.SelectMany(g => g).ToArray(), cancellationToken);
-            kept += results.Count(r => r.Replicas > 0);
+            List<DhtRecord> due;
+            lock (_gate) due = _store.Unrenewed(Time.GetUtcNow(), Options.RepublishPeriod);
+            if (due.Count == 0) return;
+            int placed = 0;
+            foreach (var chunk in due.GroupBy(r => r.Key, StringComparer.Ordinal).Chunk(Options.MaxKeysPerRpc))
+            {
+                var results = await StoreManyAsync(chunk.SelectMany(g => g).ToArray(), _stopping.Token);
+                placed += results.Count(r => r.Replicas > 0);
+            }
+            _metrics.Republished(placed);
+            LogRepublished(_logger, due.Count, placed);
         }
-        _metrics.Republished(due.Count);
-        LogRepublished(_logger, due.Count, kept);
+        finally
+        {
+            lock (_gate) _republishing = false;
+        }
     }
+
+    /// <summary>When the next republish is due: 0.9 to 1.1 periods after <paramref name="now"/>.</summary>
+    private DateTimeOffset RepublishAfter(DateTimeOffset now) => now + Options.RepublishPeriod * (0.9 + 0.2 * _random.NextDouble());
 
     [LoggerMessage(EventId = 410, Level = LogLevel.Information, Message = "Joined the DHT; routing table holds {Contacts} contacts")]
     private static partial void LogJoined(ILogger logger, int contacts);
@@ -162,14 +176,11 @@ public sealed partial class DhtNode
     [LoggerMessage(EventId = 412, Level = LogLevel.Warning, Message = "The DHT routing table is empty; rejoining through {Count} initial peers")]
     private static partial void LogRejoining(ILogger logger, int count);
 
-    /// <summary>When the next republish is due: 0.9 to 1.1 periods after <paramref name="now"/>.</summary>
-    private DateTimeOffset RepublishAfter(DateTimeOffset now) => now + Options.RepublishPeriod * (0.9 + 0.2 * _random.NextDouble());
-
     [LoggerMessage(EventId = 415, Level = LogLevel.Information, Message = "{Count} lost DHT contacts answer again")]
     private static partial void LogFoundAgain(ILogger logger, int count);
 
-    [LoggerMessage(EventId = 414, Level = LogLevel.Debug, Message = "Republished {Records} records; {Kept} reached at least one node")]
-    private static partial void LogRepublished(ILogger logger, int records, int kept);
+    [LoggerMessage(EventId = 414, Level = LogLevel.Debug, Message = "Republished {Records} records; {Placed} reached at least one node")]
+    private static partial void LogRepublished(ILogger logger, int records, int placed);
 
     [LoggerMessage(EventId = 413, Level = LogLevel.Error, Message = "DHT maintenance failed")]
     private static partial void LogMaintenanceFailed(ILogger logger, Exception exception);

@@ -53,6 +53,7 @@ public sealed partial class DhtNode : IDht, IDhtRpcHandler, ILookupHost, IAsyncD
     private IReadOnlyList<PeerEndpoint> _initialPeers = [];
     private Task _maintenance = Task.CompletedTask;
     private DateTimeOffset _nextRepublish;
+    private bool _republishing;
 
     /// <summary>Creates a node; call <see cref="BootstrapAsync"/> and then <see cref="Start"/>.</summary>
     /// <param name="peerId">This node's PeerId (its NodeId is the hash inside).</param>
@@ -79,7 +80,7 @@ public sealed partial class DhtNode : IDht, IDhtRpcHandler, ILookupHost, IAsyncD
         _validator = new RecordValidator(options, schemas);
         _store = new RecordStore(options, _validator);
         _bans = new PeerBans(options);
-        _lost = new LostContacts(options.BucketSize, options.RefreshPeriod);
+        _lost = new LostContacts(options.BucketSize, options.LostContactRetention);
         _background = new BackgroundWork(_logger);
         _metrics = new DhtMetrics(meterFactory);
         // Seeded from the node id, so a simulated swarm repeats exactly.
@@ -159,7 +160,7 @@ public sealed partial class DhtNode : IDht, IDhtRpcHandler, ILookupHost, IAsyncD
     public void Start()
     {
         if (!_maintenance.IsCompleted) throw new InvalidOperationException("The DHT node is already started.");
-        _nextRepublish = RepublishAfter(Time.GetUtcNow());
+        lock (_gate) _nextRepublish = RepublishAfter(Time.GetUtcNow());
         _maintenance = MaintainAsync(_stopping.Token);
     }
 

@@ -102,6 +102,14 @@ public sealed class DhtOptions : IValidatableObject
     [Duration(ZeroAllowed = true)]
     public TimeSpan RepublishPeriod { get; set; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>
+    /// How long a contact that failed is tried again (Alpha of them each maintenance pass, the last
+    /// BucketSize lost), so the two sides of a partition that lasted this long still find each other.
+    /// Default 1 h.
+    /// </summary>
+    [Duration]
+    public TimeSpan LostContactRetention { get; set; } = TimeSpan.FromHours(1);
+
     /// <summary>How often maintenance runs: purge expired records, refresh stale buckets, republish, rejoin when the table is empty. Default 15 s.</summary>
     [Duration]
     public TimeSpan MaintenanceInterval { get; set; } = TimeSpan.FromSeconds(15);

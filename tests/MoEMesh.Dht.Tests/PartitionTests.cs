@@ -11,8 +11,10 @@ public class PartitionTests
 {
     private static readonly TimeSpan UpdatePeriod = TimeSpan.FromSeconds(30);
 
-    [Fact]
-    public void AfterAPartitionHeals_EveryNodeFindsEveryHost_WithinTwoUpdatePeriods()
+    [Theory]
+    [InlineData(4)]
+    [InlineData(40)] // longer than RefreshPeriod: lost contacts are kept for LostContactRetention (1 h)
+    public void AfterAPartitionHeals_EveryNodeFindsEveryHost_WithinTwoUpdatePeriods(int splitMinutes)
     {
         Sim.Run(31, async swarm =>
         {
@@ -25,7 +27,7 @@ public class PartitionTests
             await Task.Delay(2 * UpdatePeriod, swarm.Clock);
 
             swarm.Network.Partition(sideA.Select(m => m.Address), sideB.Select(m => m.Address));
-            await Task.Delay(TimeSpan.FromMinutes(4), swarm.Clock);
+            await Task.Delay(TimeSpan.FromMinutes(splitMinutes), swarm.Clock);
             // Split, each side sees its own hosts and none of the other's (their records have expired).
             var splitView = await sideA[0].Node.GetManyAsync(keys, latest: true, default);
             Assert.All(sideA, m => Assert.NotNull(splitView[Key(m)]));

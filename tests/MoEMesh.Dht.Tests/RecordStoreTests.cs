@@ -41,17 +41,17 @@ public class RecordStoreTests
         store.TryStore(Plain("long", 1, 3600), Origin, Now);
         store.TryStore(Plain("short", 2, 300), Origin, Now);
         store.TryStore(Entry("dict", "a", 3, 3600), Origin, Now);
-        store.TryStore(Entry("dict", "b", 4, 300), Origin, Now);
+        store.TryStore(Entry("dict", "b", 4, 3600), Origin, Now);
         Assert.Empty(store.Unrenewed(Now + TimeSpan.FromMinutes(9), period));
 
         var later = Now + period;
-        Assert.Equal(["dict/a", "long/"], store.Unrenewed(later, period).Select(r => $"{r.Key}/{r.Subkey}").Order());
+        Assert.Equal(["dict/a", "dict/b", "long/"], store.Unrenewed(later, period).Select(r => $"{r.Key}/{r.Subkey}").Order());
 
-        // The same record stored again (a holder's republish) renews its key; for a dictionary, any of its entries does.
+        // The same record stored again (a holder's republish) renews it, and only it: b's writer renewing b leaves a due.
         store.TryStore(Plain("long", 1, 3600), Origin, later);
-        store.TryStore(Entry("dict", "c", 5, 900), Origin, later);
-        Assert.Empty(store.Unrenewed(later + TimeSpan.FromMinutes(5), period));
-        Assert.Equal(["dict/a", "long/"], store.Unrenewed(later + period, period).Select(r => $"{r.Key}/{r.Subkey}").Order());
+        store.TryStore(Entry("dict", "b", 5, 4000), Origin, later);
+        Assert.Equal(["dict/a"], store.Unrenewed(later + TimeSpan.FromMinutes(5), period).Select(r => $"{r.Key}/{r.Subkey}"));
+        Assert.Equal(["dict/a", "dict/b", "long/"], store.Unrenewed(later + period, period).Select(r => $"{r.Key}/{r.Subkey}").Order());
     }
 
     [Fact]

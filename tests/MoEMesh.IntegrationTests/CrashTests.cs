@@ -127,9 +127,14 @@ public sealed partial class CrashTests : IDisposable
         return manifest.RootElement.Clone();
     }
 
-    /// <summary>A weights file in <paramref name="folder"/> that <paramref name="manifest"/> does not name (a save under way), or null.</summary>
+    /// <summary>
+    /// A weights file in <paramref name="folder"/> newer than the one <paramref name="manifest"/> names (a save under way), or
+    /// null. Files are named by update count, zero-padded, so newer sorts after; an older one is a finished save's predecessor
+    /// that is about to be removed.
+    /// </summary>
     private static string? Unnamed(string folder, JsonElement manifest) =>
-        Directory.EnumerateFiles(folder, "weights.*.safetensors").Select(Path.GetFileName).FirstOrDefault(f => f != manifest.GetProperty("weights_file").GetString());
+        Directory.EnumerateFiles(folder, "weights.*.safetensors").Select(Path.GetFileName)
+            .FirstOrDefault(f => string.CompareOrdinal(f, manifest.GetProperty("weights_file").GetString()) > 0);
 
     private sealed record Expert(string Uid, long Version, string? Snapshot);
 

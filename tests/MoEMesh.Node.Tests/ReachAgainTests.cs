@@ -37,7 +37,8 @@ public sealed class ReachAgainTests : IDisposable
         await TestNode.WaitForExpertsAsync(behind.Node, "skew.0.0", "skew.0.1");
         await TestNode.WaitForExpertsAsync(ahead.Node, "skew.0.0", "skew.0.1");
         await TestNode.WaitForExpertsAsync(gating.Node, "skew.0.0", "skew.0.1");
-        // Calls carry the time they have left, not a time of day: both hosts answer, none falls back.
+        // Both hosts answer over TLS, none falls back. (That a call's deadline is the time its caller left it, whatever the
+        // other clock says, is shown on manual clocks by TransportTests.ClocksSecondsApart_...)
         var layer = gating.Node.CreateMixtureOfExperts(new GatingNetwork(new ExpertGrid("skew", 1, 2), Dim, seed: 5), new MixtureOfExpertsOptions { K = 2, RouterLosses = null });
         var random = new Random(8);
         using var input = Tensor.FromArray(Enumerable.Range(0, 6 * Dim).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray(), new TensorShape(6, Dim));

@@ -62,8 +62,10 @@ public sealed class TrainingChurnTests(Xunit.Abstractions.ITestOutputHelper outp
                 if (stopOne && step == Steps / 3)
                 {
                     // The host that stops was serving: the stop takes calls away from it.
-                    Assert.True(hosts[0].Node.Experts.Values.Sum(e => e.Load.RowsLastMinute) > 0, "host 0 served no call before it stopped");
-                    stopping = hosts[0].DisposeAsync().AsTask();
+                    var stopped = hosts[0];
+                    Assert.True(stopped.Node.Experts.Values.Sum(e => e.Load.RowsLastMinute) > 0, "host 0 served no call before it stopped");
+                    hosts.Remove(stopped);
+                    stopping = stopped.DisposeAsync().AsTask();
                 }
                 var batch = data.Skip(step * BatchSize % (data.Count - BatchSize)).Take(BatchSize).ToArray();
                 // A failed step throws; none may, and every text keeps an expert's answer.

@@ -63,7 +63,6 @@ public sealed class QueryLoadTests
             var start = time.GetUtcNow();
             using var result = await DriveAsync(time, fanOut.ForwardAsync(Request(input, [a1, a2], [b1, b2]), default), start + options.ForwardTimeout + Late);
 
-            Assert.True(time.GetUtcNow() - start <= options.ForwardTimeout + Late, $"forward {i} ended {(time.GetUtcNow() - start).TotalMilliseconds:F0} ms after it began");
             Assert.Equal(3, result.Output.Shape[0]);
             Assert.All(result.Output.ToArray(), v => Assert.True(float.IsFinite(v)));
             Assert.All(result.ExpertsPerSample, n => Assert.True(n >= 1, $"forward {i}: a sample got no answer"));
@@ -99,7 +98,14 @@ public sealed class QueryLoadTests
             }
             if (!work.IsCompleted) time.Advance(TimeSpan.FromMilliseconds(10));
         }
-        return await work.WaitAsync(TimeSpan.FromMinutes(2));
+        try
+        {
+            return await work.WaitAsync(TimeSpan.FromMinutes(2));
+        }
+        catch (TimeoutException)
+        {
+            throw new Xunit.Sdk.XunitException($"the forward was not over by its deadline plus {Late.TotalMilliseconds:F0} ms: it waits for the clock to move further");
+        }
     }
 
     private static FanOutRequest Request(Tensor input, InMemoryExpertHost[] hostsOfA, InMemoryExpertHost[] hostsOfB) => new()

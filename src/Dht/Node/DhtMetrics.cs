@@ -25,7 +25,7 @@ internal sealed class DhtMetrics : IDisposable
         _rpcs = _meter.CreateHistogram("moemesh.dht.lookup.rpcs", "{rpc}", "Find RPCs that carried one key during its lookup", tags: null,
             new InstrumentAdvice<int> { HistogramBucketBoundaries = [0, 1, 2, 4, 8, 16, 32, 64, 128, 256] });
         _rpcFailures = _meter.CreateCounter<long>("moemesh.dht.rpc.failures", "{rpc}", "DHT RPCs that timed out or could not reach the peer");
-        _republished = _meter.CreateCounter<long>("moemesh.dht.republished", "{record}", "Records this node stored again on the nodes nearest their keys");
+        _republished = _meter.CreateCounter<long>("moemesh.dht.republished", "{record}", "Records this node republished that reached at least one of the nodes nearest their keys");
     }
 
     public void Lookup(string operation, LookupResult result)

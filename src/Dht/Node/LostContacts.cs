@@ -6,8 +6,8 @@ namespace MoEMesh.Dht.Node;
 /// Contacts that failed and left the routing table, kept for a while and tried again a few at a time, so
 /// a node whose peers were cut off (a partition, its own network gone) finds them again when the link is
 /// back, even when each side's routing table still holds its own half and no lookup would ever cross.
-/// Bounded: the most recent <c>capacity</c> losses, each kept for <c>retention</c>. Not thread-safe:
-/// the owning node serialises access.
+/// Bounded: the most recent <c>capacity</c> losses, each kept for <c>retention</c> after it was lost.
+/// Not thread-safe: the owning node serialises access.
 /// </summary>
 internal sealed class LostContacts(int capacity, TimeSpan retention)
 {
@@ -19,9 +19,14 @@ internal sealed class LostContacts(int capacity, TimeSpan retention)
     /// <summary>Remembers that <paramref name="contact"/> failed; the oldest loss makes room when full.</summary>
     public void Add(DhtContact contact, DateTimeOffset now)
     {
-        if (!_lost.ContainsKey(contact.Id) && _lost.Count >= capacity)
-            _lost.Remove(_lost.MinBy(l => l.Value.LostAt).Key);
-        _lost[contact.Id] = (contact, now, _lost.TryGetValue(contact.Id, out var known) ? known.Tried : 0);
+        if (_lost.TryGetValue(contact.Id, out var known))
+        {
+            // Failing again, on a retry or otherwise, does not make it newly lost: it is kept for the retention from its first loss.
+            _lost[contact.Id] = known with { Contact = contact };
+            return;
+        }
+        if (_lost.Count >= capacity) _lost.Remove(_lost.MinBy(l => l.Value.LostAt).Key);
+        _lost[contact.Id] = (contact, now, 0);
     }
 
     /// <summary>The contact answered again (it is back in the table).</summary>
@@ -35,7 +40,7 @@ internal sealed class LostContacts(int capacity, TimeSpan retention)
     {
         foreach (var id in _lost.Where(l => now - l.Value.LostAt > retention).Select(l => l.Key).ToList()) _lost.Remove(id);
         _round++;
-        var next = _lost.OrderBy(l => l.Value.Tried).Take(count).ToList();
+        var next = _lost.OrderBy(l => l.Value.Tried).ThenBy(l => l.Value.LostAt).Take(count).ToList();
         foreach (var (id, entry) in next) _lost[id] = entry with { Tried = _round };
         return next.Select(l => l.Value.Contact).ToList();
     }

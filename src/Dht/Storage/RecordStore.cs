@@ -72,7 +72,7 @@ internal sealed class RecordStore(DhtOptions options, RecordValidator validator)
                 return new StoreOutcome(StoreStatus.Outdated, $"holds an entry expiring {existing.Record.Expiration:O}");
             if (record.Expiration == existing.Record.Expiration)
             {
-                slot!.LastStored = now;
+                existing.LastStored = now;
                 return StoreOutcome.Stored;
             }
         }
@@ -98,20 +98,18 @@ internal sealed class RecordStore(DhtOptions options, RecordValidator validator)
         MakeRoom(nodeScope, origin.Network, cost);
 
         if (!_slots.TryGetValue(record.Key, out slot)) _slots[record.Key] = slot = new Slot(record.Subkey is not null);
-        Add(slot, new Entry(record, origin, cost, ++_sequence));
-        slot.LastStored = now;
+        Add(slot, new Entry(record, origin, cost, ++_sequence) { LastStored = now });
         return StoreOutcome.Stored;
     }
 
     /// <summary>
-    /// The records to republish (Kademlia's hourly republish, with its optimisation): those under keys
-    /// nobody has stored here for <paramref name="period"/> (when somebody has, a holder republished them
-    /// to the nearest nodes, this one included) that also outlive the next period (shorter-lived records
-    /// are renewed by their writers, as announcements are).
+    /// The records to republish (Kademlia's hourly republish, with its optimisation): those nobody has
+    /// stored here for <paramref name="period"/> (when somebody has, its writer renewed it or a holder
+    /// republished it to the nearest nodes, this one included) that also outlive the next period
+    /// (shorter-lived records are renewed by their writers, as announcements are).
     /// </summary>
     public List<DhtRecord> Unrenewed(DateTimeOffset now, TimeSpan period) =>
-        _slots.Values.Where(slot => slot.LastStored <= now - period)
-            .SelectMany(slot => slot.Entries).Where(e => e.Record.Expiration > now + period).Select(e => e.Record).ToList();
+        _byExpiry.Where(e => e.LastStored <= now - period && e.Record.Expiration > now + period).Select(e => e.Record).ToList();
 
     /// <summary>Unexpired entries under <paramref name="key"/>: one plain record, or one per subkey; empty when none.</summary>
     public IReadOnlyList<DhtRecord> Get(string key, DateTimeOffset now) =>
@@ -189,6 +187,9 @@ internal sealed class RecordStore(DhtOptions options, RecordValidator validator)
 
         public long Sequence { get; } = sequence;
 
+        /// <summary>When a store of this entry last arrived (first, or the same entry again from a holder's republish).</summary>
+        public DateTimeOffset LastStored { get; set; }
+
         public static readonly IComparer<Entry> SoonestFirst = Comparer<Entry>.Create((a, b) =>
         {
             int c = a.Record.Expiration.CompareTo(b.Record.Expiration);
@@ -246,9 +247,6 @@ internal sealed class RecordStore(DhtOptions options, RecordValidator validator)
         public bool IsEmpty => _entries.Count == 0;
 
         public long Bytes { get; private set; }
-
-        /// <summary>When a store of any of its entries last arrived (a new entry, a renewal, or the same entry again).</summary>
-        public DateTimeOffset LastStored { get; set; }
 
         public IEnumerable<Entry> Entries => _entries.Values;
 

@@ -28,17 +28,22 @@ internal sealed record ModelQuery(string Model, IReadOnlyList<string> Texts, int
             int cut = e.Message.IndexOf(" LineNumber:", StringComparison.Ordinal);
             throw QueryException.BadRequest($"the body is not JSON (line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1}): {(cut > 0 ? e.Message[..cut] : e.Message)}");
         }
-        using (document)
+        using (document) return Read(document.RootElement, options);
+    }
+
+    /// <summary>
+    /// A string's text. The parser takes "\ud800" (half of a UTF-16 pair, escaped) inside a string; reading the
+    /// string refuses it, and so does this, with a 400.
+    /// </summary>
+    private static string Text(Func<string> read)
+    {
+        try
         {
-            try
-            {
-                return Read(document.RootElement, options);
-            }
-            catch (InvalidOperationException)
-            {
-                // The parser takes "\ud800" (half of a UTF-16 pair, escaped) inside a string; reading the string refuses it.
-                throw QueryException.BadRequest("the body holds a string that is not text: an escaped half of a UTF-16 surrogate pair (such as \\ud800) without its other half.");
-            }
+            return read();
+        }
+        catch (InvalidOperationException)
+        {
+            throw QueryException.BadRequest("the body holds a string that is not text: an escaped half of a UTF-16 surrogate pair (such as \\ud800) without its other half.");
         }
     }
 
@@ -46,11 +51,11 @@ internal sealed record ModelQuery(string Model, IReadOnlyList<string> Texts, int
     {
         if (root.ValueKind != JsonValueKind.Object) throw QueryException.BadRequest("the body must be a JSON object such as {\"model\": \"NAME\", \"text\": \"...\"}.");
         foreach (var property in root.EnumerateObject())
-            if (!Fields.Contains(property.Name))
-                throw QueryException.BadRequest($"unknown field '{property.Name}'; a query has {string.Join(", ", Fields)}.");
+            if (Text(() => property.Name) is var field && !Fields.Contains(field))
+                throw QueryException.BadRequest($"unknown field '{field}'; a query has {string.Join(", ", Fields)}.");
         if (!root.TryGetProperty("model", out var model)) throw QueryException.BadRequest("the field 'model' (a string, the model's name) is missing.");
         if (model.ValueKind != JsonValueKind.String) throw QueryException.BadRequest($"'model' must be a string, the model's name; got {model.GetRawText()}.");
-        var name = model.GetString()!;
+        var name = Text(() => model.GetString()!);
         if (!ModelFile.IsValidName(name, out var error)) throw QueryException.BadRequest($"'model': {error}");
         bool hasText = root.TryGetProperty("text", out var text), hasTexts = root.TryGetProperty("texts", out var texts);
         if (hasText == hasTexts) throw QueryException.BadRequest("give exactly one of 'text' (a string) and 'texts' (an array of strings).");
@@ -58,7 +63,7 @@ internal sealed record ModelQuery(string Model, IReadOnlyList<string> Texts, int
         if (hasText)
         {
             if (text.ValueKind != JsonValueKind.String) throw QueryException.BadRequest("'text' must be a string.");
-            all.Add(text.GetString()!);
+            all.Add(Text(() => text.GetString()!));
         }
         else
         {
@@ -69,7 +74,7 @@ internal sealed record ModelQuery(string Model, IReadOnlyList<string> Texts, int
             foreach (var item in texts.EnumerateArray())
             {
                 if (item.ValueKind != JsonValueKind.String) throw QueryException.BadRequest($"'texts' item {all.Count} is not a string.");
-                all.Add(item.GetString()!);
+                all.Add(Text(() => item.GetString()!));
             }
         }
         // A text has words exactly when it has a letter or digit (TextFeatures' rule).

@@ -12,6 +12,7 @@ internal sealed class MoEMeshProcess : IDisposable
     private readonly Process _process;
     private readonly StreamWriter _log;
     private readonly List<string> _lines = [];
+    private bool _disposed;
 
     private MoEMeshProcess(Process process, string logFile)
     {
@@ -90,9 +91,14 @@ internal sealed class MoEMeshProcess : IDisposable
     public void Dispose()
     {
         if (!_process.HasExited) _process.Kill(entireProcessTree: true);
+        // The timed wait does not wait for the output's last lines; the log is closed under the lock they are written under.
         _process.WaitForExit(10_000);
         _process.Dispose();
-        lock (_lines) _log.Dispose();
+        lock (_lines)
+        {
+            _disposed = true;
+            _log.Dispose();
+        }
     }
 
     private void Seen(string? line)
@@ -100,6 +106,7 @@ internal sealed class MoEMeshProcess : IDisposable
         if (line is null) return;
         lock (_lines)
         {
+            if (_disposed) return;
             _lines.Add(line);
             _log.WriteLine(line);
         }

@@ -54,6 +54,7 @@ internal sealed class SoakRun(TimeSpan length, int nodes, int steps, int fuzzCas
     private readonly QueryTally _queries = new();
     private readonly List<double> _churnAccuracy = [];
     private long _churnSteps;
+    private int _churnFailedRuns;
     private int _checkpointsLost, _checkpointsKept, _recordsLost, _recordsKept, _stops;
     private readonly FuzzTally _fuzz = new();
 
@@ -78,7 +79,7 @@ internal sealed class SoakRun(TimeSpan length, int nodes, int steps, int fuzzCas
             QueryLoadAsync(net, texts, end.Token),
             TrainUnderChurnAsync(net, end.Token),
             StopAndStartAsync(net, end.Token),
-            FuzzAsync(net.Nodes[1], end.Token),
+            FuzzAsync(net, net.Nodes[1]),
             WarmUpAsync(net),
         };
         await Task.WhenAll(work);
@@ -105,7 +106,8 @@ internal sealed class SoakRun(TimeSpan length, int nodes, int steps, int fuzzCas
         [
             "train", "--peer", $"127.0.0.1:{peer.PeerPort}", "--no-tls", "--data", Path.Combine(Testing.RepositoryRoot.Path, "data", "train.tsv"),
             "--eval-data", Path.Combine(Testing.RepositoryRoot.Path, "data", "test.tsv"), "--model", model, "--steps", steps.ToString(CultureInfo.InvariantCulture),
-            "--seed", seed.ToString(CultureInfo.InvariantCulture), "--out", $"out-{model}", "--key-file", "publisher.key", .. publish ? Array.Empty<string>() : ["--no-publish"],
+            "--seed", seed.ToString(CultureInfo.InvariantCulture), "--out", $"out-{model}", "--key-file", "publisher.key", "--freeze-experts",
+            .. publish ? Array.Empty<string>() : ["--no-publish"],
         ];
         using var trainer = MoEMeshProcess.Start(runDir, Path.Combine(runDir, $"train-{model}.log"), args);
         using (cancellationToken.Register(trainer.Terminate))
@@ -123,7 +125,13 @@ internal sealed class SoakRun(TimeSpan length, int nodes, int steps, int fuzzCas
         for (int run = 1; !end.IsCancellationRequested; run++)
         {
             var accuracy = await TrainAsync(net, $"soak-{run}", publish: false, end);
-            if (accuracy is not { } a || end.IsCancellationRequested) continue;
+            if (end.IsCancellationRequested) continue;
+            if (accuracy is not { } a)
+            {
+                _churnFailedRuns++;
+                Say($"training run {run} under churn did not finish; see {runDir}/train-soak-{run}.log");
+                continue;
+            }
             _churnAccuracy.Add(a);
             _churnSteps += steps;
             Say($"training run {run} under churn: accuracy {a:P2}");
@@ -148,17 +156,19 @@ internal sealed class SoakRun(TimeSpan length, int nodes, int steps, int fuzzCas
                 var elapsed = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
                 if (!response.IsSuccessStatusCode)
                 {
-                    // A node stopped while it answered: the caller asks another. Only a live node's failure counts.
+                    // A node stopped while it answered is not a failure of the swarm (a client asks another); a live node's is.
                     if (node.Up) _queries.Fail(outage, $"{(int)response.StatusCode} {text}");
+                    else _queries.LostToStop();
                     continue;
                 }
                 using var answer = JsonDocument.Parse(text);
                 var outcomes = answer.RootElement.GetProperty("results")[0].GetProperty("route").EnumerateArray().Select(h => h.GetProperty("outcome").GetString()).ToArray();
-                _queries.Answer(elapsed, outage, outcomes.Contains("fallback"), outcomes.Any(o => o is "timeout" or "failed"));
+                _queries.Answer(elapsed, outage, outcomes.Contains("fallback") ? QueryRoute.FellBack : outcomes.Any(o => o is "timeout" or "failed") ? QueryRoute.Degraded : QueryRoute.Complete);
             }
             catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
             {
                 if (node.Up) _queries.Fail(outage, e.Message);
+                else _queries.LostToStop();
             }
         }
     }
@@ -218,12 +228,12 @@ internal sealed class SoakRun(TimeSpan length, int nodes, int steps, int fuzzCas
     }
 
     /// <summary>The fuzz cases against <paramref name="target"/>: nine in ten peer requests, one in ten HTTP requests.</summary>
-    private async Task FuzzAsync(SoakNode target, CancellationToken end)
+    private async Task FuzzAsync(SoakNet net, SoakNode target)
     {
         using var identity = PeerIdentity.Create();
         await using var pool = new PeerConnectionPool(identity, new PeerProtocolOptions { UseTls = false }, TimeProvider.System);
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{target.HttpPort}"), Timeout = TimeSpan.FromMinutes(1) };
-        string[] uids = ["ffn.0.0", "ffn.1.1", "ffn.2.2", "ffn.3.3"];
+        string[] uids = [.. (await net.UpdatesAsync(target)).Keys];
         var peer = new PeerFuzzer(new TcpPeerTransport(pool, TimeProvider.System), new PeerEndpoint(new PeerAddress("127.0.0.1", target.PeerPort)), TimeProvider.System, uids, 64);
         var web = new HttpFuzzer(http, uids);
         const int Round = 1000;
@@ -261,31 +271,34 @@ internal sealed class SoakRun(TimeSpan length, int nodes, int steps, int fuzzCas
     private string Report(SoakNet net, double reference)
     {
         var q = _queries;
+        double churned = _churnAccuracy.Count > 0 ? _churnAccuracy.Average() : double.NaN;
         var table = new StringBuilder();
-        table.AppendLine($"| measure | figure | goal |");
-        table.AppendLine($"|---|---:|---|");
-        table.AppendLine($"| queries sent | {q.Sent} | |");
-        table.AppendLine($"| answered | {q.Answered} ({Share(q.Answered, q.Sent)}) | all |");
-        table.AppendLine($"| answered while a node was down | {q.AnsweredInOutage} | |");
-        table.AppendLine($"| of those, every chosen expert answered by a host (replicas stood in) | {q.AnsweredInOutage - q.FellBackInOutage} | |");
-        table.AppendLine($"| answered with a local fallback for some expert | {q.FellBack} | |");
-        table.AppendLine($"| answered with some chosen expert missing (timeout or failure) | {q.Degraded} | |");
-        table.AppendLine($"| failed (by a node that was up) | {q.FailedCount} | 0 |");
-        table.AppendLine($"| latency p50 / p99 | {q.Percentile(0.5):F1} ms / {q.Percentile(0.99):F1} ms | |");
-        table.AppendLine($"| training runs under churn, steps | {_churnAccuracy.Count} runs, {_churnSteps} steps | |");
-        table.AppendLine($"| accuracy under churn (mean of runs) against the reference without churn | {(_churnAccuracy.Count > 0 ? _churnAccuracy.Average() : double.NaN):P2} against {reference:P2} | within 1 point |");
-        table.AppendLine($"| node stops (SIGKILL and SIGTERM in turn) | {_stops} | |");
-        table.AppendLine($"| checkpoints lost after restarts | {_checkpointsLost} of {_checkpointsLost + _checkpointsKept} | 0 |");
-        table.AppendLine($"| expert records lost after restarts (not found within 2 update periods + 5 s) | {_recordsLost} of {_recordsLost + _recordsKept} | 0 |");
-        table.AppendLine($"| fuzz cases against node 1 | {_fuzz.Cases} | |");
-        table.AppendLine($"| fuzz crashes (an Internal status, a dropped call, a 5xx) | {_fuzz.CrashCount} | 0 |");
+        table.AppendLine("| measure | figure | goal | |");
+        table.AppendLine("|---|---:|---|---|");
+        table.AppendLine($"| queries sent | {q.Sent} | | |");
+        table.AppendLine($"| answered | {q.Answered} ({Share(q.Answered, q.Sent - q.Stopped)} of those not cut by a node's stop) | all | {Met(q.Failed == 0)} |");
+        table.AppendLine($"| answered by every chosen expert (a replica standing in where a host was down) | {q.Complete} | | |");
+        table.AppendLine($"| of those, while a node was down | {q.CompleteInOutage} | | |");
+        table.AppendLine($"| answered with a local fallback for some expert | {q.FellBack} | | |");
+        table.AppendLine($"| answered with some chosen expert missing (a timeout or failure, no fallback) | {q.Degraded} | | |");
+        table.AppendLine($"| cut by the stop of the node asked (a client asks another) | {q.Stopped} | | |");
+        table.AppendLine($"| failed at a node that was up | {q.Failed} | 0 | {Met(q.Failed == 0)} |");
+        table.AppendLine($"| latency of answered queries, p50 / p99 | {q.Percentile(0.5):F1} ms / {q.Percentile(0.99):F1} ms | | |");
+        table.AppendLine($"| training runs under churn (frozen experts, {steps} steps each) | {_churnAccuracy.Count} finished, {_churnFailedRuns} did not; {_churnSteps} steps | all finish | {Met(_churnFailedRuns == 0)} |");
+        table.AppendLine($"| accuracy under churn (mean of runs) / the reference without churn | {churned:P2} / {reference:P2} ({(churned - reference) * 100:+0.00;-0.00} points) | within 1 point | {Met(Math.Abs(churned - reference) <= 0.01)} |");
+        table.AppendLine($"| node stops (SIGKILL and SIGTERM in turn) | {_stops} | | |");
+        table.AppendLine($"| checkpoints lost after restarts | {_checkpointsLost} of {_checkpointsLost + _checkpointsKept} | 0 | {Met(_checkpointsLost == 0)} |");
+        table.AppendLine($"| expert records lost after restarts (not found within 2 update periods + 5 s) | {_recordsLost} of {_recordsLost + _recordsKept} | 0 | {Met(_recordsLost == 0)} |");
+        table.AppendLine($"| fuzz cases against node 1 | {_fuzz.Cases} | | |");
+        table.AppendLine($"| fuzz crashes (an Internal status, a dropped call, a 5xx) | {_fuzz.CrashCount} | 0 | {Met(_fuzz.CrashCount == 0)} |");
         foreach (var n in net.Nodes)
         {
             long end = n.Process!.ResidentBytes;
             string figure = n.Restarts > 0 || n.StartBytes == 0
                 ? $"{end / 1e6:F0} MB at the end (restarted {n.Restarts} times: a younger process)"
                 : $"{n.StartBytes / 1e6:F0} MB / {end / 1e6:F0} MB ({(end - n.StartBytes) / (double)n.StartBytes:+0.0%;-0.0%})";
-            table.AppendLine($"| node {n.Index} resident memory, after a {WarmUp.TotalSeconds:F0} s warm-up / at the end | {figure} | {(n.Restarts == 0 ? "growth under 10 %" : "")} |");
+            bool judged = n.Restarts == 0 && n.StartBytes > 0;
+            table.AppendLine($"| node {n.Index} resident memory, after a {WarmUp.TotalSeconds:F0} s warm-up / at the end | {figure} | {(judged ? "growth under 10 %" : "")} | {(judged ? Met(end < n.StartBytes * 1.1) : "")} |");
         }
         if (q.Failures.Count > 0) table.AppendLine().AppendLine("First failures: " + string.Join("; ", q.Failures.Take(5)));
         if (_fuzz.Crashes.Count > 0) table.AppendLine().AppendLine("First fuzz crashes: " + string.Join("; ", _fuzz.Crashes.Take(5)));
@@ -294,40 +307,74 @@ internal sealed class SoakRun(TimeSpan length, int nodes, int steps, int fuzzCas
 
     private static string Share(long part, long whole) => whole == 0 ? "-" : $"{(double)part / whole:P2}";
 
+    private static string Met(bool met) => met ? "met" : "not met";
+
     private void Say(string line) => Console.WriteLine($"[{_clock.Elapsed:mm\\:ss}] {line}");
 
-    /// <summary>The queries' outcomes and latencies.</summary>
+    /// <summary>How an answered query's text went through the layers.</summary>
+    private enum QueryRoute
+    {
+        /// <summary>Every chosen expert answered from a host.</summary>
+        Complete,
+
+        /// <summary>A local expert stood in for some chosen expert.</summary>
+        FellBack,
+
+        /// <summary>Some chosen expert gave no answer (timeout or failure) and nothing stood in; the others' answers carried it.</summary>
+        Degraded,
+    }
+
+    /// <summary>The queries' outcomes and latencies; each query is counted once.</summary>
     private sealed class QueryTally
     {
         private readonly List<double> _milliseconds = [];
 
         public long Sent { get; private set; }
 
-        public long Answered { get; private set; }
+        public long Answered => Complete + FellBack + Degraded;
 
-        public long AnsweredInOutage { get; private set; }
+        public long Complete { get; private set; }
 
-        public long FellBackInOutage { get; private set; }
+        public long CompleteInOutage { get; private set; }
 
         public long FellBack { get; private set; }
 
         public long Degraded { get; private set; }
 
-        public long FailedCount { get; private set; }
+        public long Stopped { get; private set; }
+
+        public long Failed { get; private set; }
 
         public List<string> Failures { get; } = [];
 
-        public void Answer(double milliseconds, bool outage, bool fellBack, bool degraded)
+        public void Answer(double milliseconds, bool outage, QueryRoute route)
         {
             lock (_milliseconds)
             {
                 Sent++;
-                Answered++;
                 _milliseconds.Add(milliseconds);
-                if (outage) AnsweredInOutage++;
-                if (outage && fellBack) FellBackInOutage++;
-                if (fellBack) FellBack++;
-                if (degraded) Degraded++;
+                switch (route)
+                {
+                    case QueryRoute.Complete:
+                        Complete++;
+                        if (outage) CompleteInOutage++;
+                        break;
+                    case QueryRoute.FellBack:
+                        FellBack++;
+                        break;
+                    default:
+                        Degraded++;
+                        break;
+                }
+            }
+        }
+
+        public void LostToStop()
+        {
+            lock (_milliseconds)
+            {
+                Sent++;
+                Stopped++;
             }
         }
 
@@ -336,7 +383,7 @@ internal sealed class SoakRun(TimeSpan length, int nodes, int steps, int fuzzCas
             lock (_milliseconds)
             {
                 Sent++;
-                FailedCount++;
+                Failed++;
                 if (Failures.Count < 20) Failures.Add($"{why}{(outage ? " (a node was down)" : "")}");
             }
         }
