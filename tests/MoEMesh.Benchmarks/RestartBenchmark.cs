@@ -73,7 +73,7 @@ public static partial class RestartBenchmark
         var info = new ProcessStartInfo("dotnet") { WorkingDirectory = folder, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in new[]
                  {
-                     Soak.MoEMeshProcess.Binary, "node", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--no-tls", "--key-file", "node.key", "--checkpoint-dir", "checkpoints",
+                     Testing.MoEMeshProcess.Binary, "node", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--no-tls", "--key-file", "node.key", "--checkpoint-dir", "checkpoints",
                      "--model-dir", "models", "--open-training", "--expert-pattern", "ffn.[0:2].[0:2]", "--num-experts", "4", "--hidden-dim", dim.ToString(CultureInfo.InvariantCulture),
                  })
             info.ArgumentList.Add(a);

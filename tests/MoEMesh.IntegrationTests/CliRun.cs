@@ -6,7 +6,7 @@ internal sealed record CliRun(int ExitCode, string Out, string Error)
     /// <summary>Runs <c>moemesh ARGS</c> in <paramref name="workDir"/> and waits for it, within <paramref name="limit"/>.</summary>
     public static async Task<CliRun> RunAsync(string workDir, TimeSpan limit, params string[] args)
     {
-        using var process = NodeProcess.Launch(workDir, args);
+        using var process = Testing.MoEMeshProcess.Launch(workDir, args);
         var output = process.StandardOutput.ReadToEndAsync();
         var error = process.StandardError.ReadToEndAsync();
         using var timeout = new CancellationTokenSource(limit);

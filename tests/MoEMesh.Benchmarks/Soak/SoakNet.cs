@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Text.Json;
 
+using MoEMesh.Testing;
+
 namespace MoEMesh.Benchmarks.Soak;
 
 /// <summary>
@@ -40,7 +42,7 @@ internal sealed class SoakNet(string runDir, int basePort) : IDisposable
             .. node.Index == 0 ? Array.Empty<string>() : ["--peers", $"127.0.0.1:{basePort}"],
         ];
         node.Process?.Dispose();
-        node.Process = MoEMeshProcess.Start(runDir, Path.Combine(runDir, $"n{node.Index}.log"), args);
+        node.Process = MoEMeshProcess.Start(runDir, args, Path.Combine(runDir, $"n{node.Index}.log"));
         var until = DateTime.UtcNow + Bound;
         while (!(await StatusAsync(node) is { } status && status.RootElement.GetProperty("ready").GetBoolean()))
         {

@@ -9,6 +9,8 @@ using MoEMesh.Protocol.Rpc;
 using MoEMesh.Protocol.Transport;
 using MoEMesh.Testing.Fuzzing;
 
+using MoEMesh.Testing;
+
 namespace MoEMesh.Benchmarks.Soak;
 
 /// <summary>
@@ -109,7 +111,7 @@ internal sealed class SoakRun(TimeSpan length, int nodes, int steps, int fuzzCas
             "--seed", seed.ToString(CultureInfo.InvariantCulture), "--out", $"out-{model}", "--key-file", "publisher.key", "--freeze-experts",
             .. publish ? Array.Empty<string>() : ["--no-publish"],
         ];
-        using var trainer = MoEMeshProcess.Start(runDir, Path.Combine(runDir, $"train-{model}.log"), args);
+        using var trainer = MoEMeshProcess.Start(runDir, args, Path.Combine(runDir, $"train-{model}.log"));
         using (cancellationToken.Register(trainer.Terminate))
             await trainer.WaitForExitAsync(TimeSpan.FromHours(1));
         var eval = Path.Combine(runDir, $"out-{model}", "eval.json");

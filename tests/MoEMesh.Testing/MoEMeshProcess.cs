@@ -1,47 +1,69 @@
 using System.Diagnostics;
 using System.Globalization;
 
-namespace MoEMesh.Benchmarks.Soak;
+namespace MoEMesh.Testing;
 
 /// <summary>
-/// A `moemesh` process (a node, or a verb such as train) started from the binary built beside the
-/// benchmarks, its output appended to a log file and kept for searching.
+/// A `moemesh` process (a node, or a verb such as train) started from the binary built beside the tests or
+/// benchmarks, its output kept line by line (and appended to a log file when one is given).
 /// </summary>
-internal sealed class MoEMeshProcess : IDisposable
+public sealed class MoEMeshProcess : IDisposable
 {
     private readonly Process _process;
-    private readonly StreamWriter _log;
+    private readonly StreamWriter? _log;
+    private readonly Action<string>? _onLine;
     private readonly List<string> _lines = [];
     private bool _disposed;
 
-    private MoEMeshProcess(Process process, string logFile)
+    private MoEMeshProcess(Process process, string? logFile, Action<string>? onLine)
     {
         _process = process;
-        _log = new StreamWriter(logFile, append: true) { AutoFlush = true };
+        _log = logFile is null ? null : new StreamWriter(logFile, append: true) { AutoFlush = true };
+        _onLine = onLine;
         process.OutputDataReceived += (_, e) => Seen(e.Data);
         process.ErrorDataReceived += (_, e) => Seen(e.Data);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
     }
 
-    /// <summary>The moemesh binary built beside the benchmarks (same configuration).</summary>
-    public static string Binary =>
-        Path.Combine(Testing.RepositoryRoot.Path, "src", "Node", "bin", new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name, "net10.0", "moemesh.dll");
+    /// <summary>The moemesh binary built beside the running tests or benchmarks (same configuration).</summary>
+    public static string Binary
+    {
+        get
+        {
+            string configuration = new DirectoryInfo(AppContext.BaseDirectory).Parent!.Name;
+            var path = Path.Combine(RepositoryRoot.Path, "src", "Node", "bin", configuration, "net10.0", "moemesh.dll");
+            return File.Exists(path) ? path : throw new FileNotFoundException($"Build the solution first: {path} is missing.");
+        }
+    }
 
-    /// <summary>Starts <c>moemesh ARGS</c> in <paramref name="workDir"/>, logging to <paramref name="logFile"/>.</summary>
-    public static MoEMeshProcess Start(string workDir, string logFile, IEnumerable<string> args)
+    /// <summary>Starts <c>moemesh ARGS</c> in <paramref name="workDir"/> with stdout and stderr redirected, for the caller to read.</summary>
+    public static Process Launch(string workDir, IEnumerable<string> args)
     {
         var info = new ProcessStartInfo("dotnet") { WorkingDirectory = workDir, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in args.Prepend(Binary)) info.ArgumentList.Add(a);
         info.Environment["DOTNET_NOLOGO"] = "1";
-        return new MoEMeshProcess(Process.Start(info)!, logFile);
+        return Process.Start(info)!;
     }
+
+    /// <summary>Starts <c>moemesh ARGS</c> in <paramref name="workDir"/>, its output kept, appended to <paramref name="logFile"/> and passed to <paramref name="onLine"/>.</summary>
+    public static MoEMeshProcess Start(string workDir, IEnumerable<string> args, string? logFile = null, Action<string>? onLine = null) =>
+        new(Launch(workDir, args), logFile, onLine);
 
     public int Id => _process.Id;
 
     public bool HasExited => _process.HasExited;
 
     public int ExitCode => _process.ExitCode;
+
+    /// <summary>Its output so far, stdout and stderr interleaved as they came.</summary>
+    public string Output
+    {
+        get
+        {
+            lock (_lines) return string.Join('\n', _lines);
+        }
+    }
 
     /// <summary>Whether a line of its output so far contains <paramref name="text"/>.</summary>
     public bool Said(string text)
@@ -97,7 +119,7 @@ internal sealed class MoEMeshProcess : IDisposable
         lock (_lines)
         {
             _disposed = true;
-            _log.Dispose();
+            _log?.Dispose();
         }
     }
 
@@ -108,7 +130,8 @@ internal sealed class MoEMeshProcess : IDisposable
         {
             if (_disposed) return;
             _lines.Add(line);
-            _log.WriteLine(line);
+            _log?.WriteLine(line);
         }
+        _onLine?.Invoke(line);
     }
 }
