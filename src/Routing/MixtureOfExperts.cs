@@ -53,14 +53,17 @@ public sealed class MixtureOfExperts(GatingNetwork gate, BeamSearch search, Expe
             var known = new Dictionary<ExpertUid, IReadOnlyList<ExpertHostInfo>>();
             var perSample = GatingNetwork.PerSample(scores);
             long searchStarted = fanOut.Time.GetTimestamp();
-            // A uid counts only with a host that can serve it: a prefix entry can name a uid no one hosts, a host that
-            // just failed (backed off by this node: killed, say, while its records still last) serves nothing, nor does
-            // one an audit flagged. The search then takes the next best uid, rather than samples losing an expert
-            // until the records lapse.
+            // A uid counts only with a host that can serve it: a prefix entry can name a uid no one hosts. Among those, a
+            // uid whose every host just failed (backed off by this node: killed, say, while its records still last) or was
+            // flagged by an audit is passed over while others are at hand, so the search takes the next best uid rather
+            // than samples losing an expert until the records lapse; when every candidate is so, they count as before
+            // (their hosts are tried anyway, in health order: a slow moment of a lone host is not its death).
             var found = await search.FindAsync(gate.Grid, perSample, _options.K, _options.BeamWidth, cancellationToken, async (candidates, token) =>
             {
                 foreach (var (uid, hosts) in await FindHostsAsync(candidates, token)) known[uid] = hosts;
-                return candidates.Where(u => known[u].Any(h => fanOut.Health.IsUsable(h.Host))).ToHashSet();
+                var hosted = candidates.Where(u => known[u].Count > 0).ToHashSet();
+                var usable = hosted.Where(u => known[u].Any(h => fanOut.Health.IsUsable(h.Host))).ToHashSet();
+                return usable.Count > 0 ? usable : hosted;
             }, discoveryOver.Token);
             metrics?.BeamSearch(fanOut.Time.GetElapsedTime(searchStarted));
             var selections = found.Select((candidates, s) => Select(candidates, nullScores?.Row(s).ToArray())).ToArray();

@@ -56,10 +56,25 @@ internal sealed class NodeProcess : IDisposable
 
     public void Dispose() => _process.Dispose();
 
+    /// <summary>
+    /// A loopback port free now, drawn below Linux's ephemeral range (32768-60999): a port the system hands out
+    /// can be taken by any process's outgoing connection between this check and the node's bind, and on a busy
+    /// machine one was.
+    /// </summary>
     private static int FreePort()
     {
-        using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
-        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)socket.LocalEndPoint!).Port;
+        for (int attempt = 0; ; attempt++)
+        {
+            int port = Random.Shared.Next(20_000, 32_000);
+            using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+            try
+            {
+                socket.Bind(new IPEndPoint(IPAddress.Loopback, port));
+                return port;
+            }
+            catch (SocketException) when (attempt < 100)
+            {
+            }
+        }
     }
 }
