@@ -51,20 +51,28 @@ public sealed class PeerConnection : IFrameSink, IAsyncDisposable
     /// <summary>Time since the last call was sent or answered.</summary>
     public TimeSpan IdleFor => _time.GetElapsedTime(Interlocked.Read(ref _lastActivity));
 
-    /// <summary>Connects, runs TLS (when on) and the handshake, and starts the connection's loops.</summary>
-    /// <exception cref="PeerUnavailableException">Connect, TLS or handshake failed; the message names the endpoint and the reason.</exception>
+    /// <summary>
+    /// Connects (through the relay, for a relayed address), runs TLS (when on) and the handshake, and starts the
+    /// connection's loops. Through a relay, TLS and the handshake run end to end with the peer: the relay
+    /// passes bytes it can neither read nor change unnoticed.
+    /// </summary>
+    /// <exception cref="PeerUnavailableException">Connect, relay, TLS or handshake failed; the message names the endpoint and the reason.</exception>
     public static async Task<PeerConnection> ConnectAsync(PeerEndpoint endpoint, PeerIdentity identity, PeerProtocolOptions options, TimeProvider time, CancellationToken cancellationToken)
     {
-        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        if (endpoint.Address.Relayed && endpoint.PeerId is null)
+            throw new PeerUnavailableException($"Cannot reach peer {endpoint}: a relayed address needs the PeerId of the peer behind the relay (PEERID@{endpoint.Address}).");
         Stream? stream = null;
         try
         {
-            using (var connectTimer = new CancellationTokenSource(options.ConnectTimeout, time))
-            using (var connectLimit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, connectTimer.Token))
-                await ConnectSocketAsync(socket, endpoint.Address, options, connectLimit.Token, cancellationToken);
+            stream = await DialAsync(endpoint.Address, options, time, cancellationToken);
             using var handshakeLimit = new CancellationTokenSource(options.HandshakeTimeout, time);
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, handshakeLimit.Token);
-            stream = new NetworkStream(socket, ownsSocket: true);
+            if (endpoint.Address.Relayed)
+            {
+                await Relay.RelayPreamble.WriteConnectAsync(stream, endpoint.PeerId!.Value, linked.Token);
+                if (await Relay.RelayPreamble.ReadAnswerAsync(stream, linked.Token) is { } refusal)
+                    throw new RelayRefusedException($"the relay refused: {refusal}");
+            }
             var ssl = options.UseTls ? await TlsLayer.AuthenticateAsync(stream, asServer: false, identity, linked.Token) : null;
             stream = ssl ?? stream;
             var input = StreamPipes.Reader(stream);
@@ -76,20 +84,38 @@ public sealed class PeerConnection : IFrameSink, IAsyncDisposable
             connection._channel.Start();
             return connection;
         }
-        catch (Exception e) when (e is SocketException or IOException or HandshakeException or System.Security.Authentication.AuthenticationException
+        catch (Exception e) when (e is SocketException or IOException or HandshakeException or RelayRefusedException or System.Security.Authentication.AuthenticationException
                                        || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
         {
             if (stream is not null) await stream.DisposeAsync();
-            else socket.Dispose();
             string why = e is OperationCanceledException ? "timed out" : e.Message.TrimEnd('.');
             // Once connected, a failed handshake is mostly a wrong port or a TLS mismatch: say which.
-            if (stream is not null && await HandshakeDiagnosis.HintAsync(endpoint.Address, options.UseTls, e, time, cancellationToken) is { } hint) why = $"{why}; {hint}";
+            if (stream is not null && !endpoint.Address.Relayed && await HandshakeDiagnosis.HintAsync(endpoint.Address, options.UseTls, e, time, cancellationToken) is { } hint)
+                why = $"{why}; {hint}";
             throw new PeerUnavailableException($"Cannot reach peer {endpoint}: {why}", e);
         }
         catch
         {
             if (stream is not null) await stream.DisposeAsync();
-            else socket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>A TCP connection to <paramref name="address"/> (the relay's, for a relayed one) within <see cref="PeerProtocolOptions.ConnectTimeout"/>.</summary>
+    /// <exception cref="SocketException">It could not be made; the message says why.</exception>
+    public static async Task<Stream> DialAsync(PeerAddress address, PeerProtocolOptions options, TimeProvider time, CancellationToken cancellationToken)
+    {
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            using var connectTimer = new CancellationTokenSource(options.ConnectTimeout, time);
+            using var connectLimit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, connectTimer.Token);
+            await ConnectSocketAsync(socket, address, options, connectLimit.Token, cancellationToken);
+            return new NetworkStream(socket, ownsSocket: true);
+        }
+        catch
+        {
+            socket.Dispose();
             throw;
         }
     }
@@ -257,5 +283,8 @@ public sealed class PeerConnection : IFrameSink, IAsyncDisposable
     private void Touch() => Interlocked.Exchange(ref _lastActivity, _time.GetTimestamp());
 }
 
-/// <summary>A peer could not be reached: connect, TLS or handshake failed.</summary>
+/// <summary>A peer could not be reached: connect, relay, TLS or handshake failed.</summary>
 public sealed class PeerUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>A relay refused to splice a connection (the peer holds no reservation there, or the relay is at a limit).</summary>
+public sealed class RelayRefusedException(string message) : Exception(message);

@@ -16,7 +16,7 @@ namespace MoEMesh.Protocol.Transport;
 /// </summary>
 public sealed partial class PeerConnectionPool : IAsyncDisposable
 {
-    private readonly Dictionary<PeerAddress, Entry> _entries = [];
+    private readonly Dictionary<PeerEndpoint, Entry> _entries = [];
     private readonly PeerIdentity _identity;
     private readonly PeerProtocolOptions _options;
     private readonly TimeProvider _time;
@@ -51,9 +51,10 @@ public sealed partial class PeerConnectionPool : IAsyncDisposable
     public async Task<PeerConnection> GetAsync(PeerEndpoint endpoint, CancellationToken cancellationToken)
     {
         Task<PeerConnection> connecting;
+        var key = KeyOf(endpoint);
         lock (_entries)
         {
-            if (!_entries.TryGetValue(endpoint.Address, out var entry)) _entries[endpoint.Address] = entry = new Entry();
+            if (!_entries.TryGetValue(key, out var entry)) _entries[key] = entry = new Entry();
             if (entry.Connection is { IsOpen: true } open) return Expect(open, endpoint);
             if (entry.Connecting is null)
             {
@@ -81,6 +82,11 @@ public sealed partial class PeerConnectionPool : IAsyncDisposable
         foreach (var c in connections) await c.DisposeAsync();
         _stopping.Dispose();
     }
+
+    /// <summary>
+    /// One connection per address; through a relay, one per peer behind it (many peers share a relay's address).
+    /// </summary>
+    private static PeerEndpoint KeyOf(PeerEndpoint endpoint) => endpoint.Address.Relayed ? endpoint : new PeerEndpoint(endpoint.Address);
 
     private static PeerConnection Expect(PeerConnection connection, PeerEndpoint endpoint) =>
         endpoint.PeerId is { } want && want != connection.RemotePeer
@@ -131,11 +137,11 @@ public sealed partial class PeerConnectionPool : IAsyncDisposable
             while (true)
             {
                 await Task.Delay(period, _time, stopping);
-                List<(PeerAddress Address, PeerConnection Connection)> open;
+                List<(PeerEndpoint Key, PeerConnection Connection)> open;
                 lock (_entries)
                     open = _entries.Where(e => e.Value.Connection is not null).Select(e => (e.Key, e.Value.Connection!)).ToList();
-                foreach (var (address, connection) in open)
-                    await MaintainOneAsync(address, connection, stopping);
+                foreach (var (key, connection) in open)
+                    await MaintainOneAsync(key, connection, stopping);
             }
         }
         catch (OperationCanceledException) when (stopping.IsCancellationRequested)
@@ -143,7 +149,7 @@ public sealed partial class PeerConnectionPool : IAsyncDisposable
         }
     }
 
-    private async Task MaintainOneAsync(PeerAddress address, PeerConnection connection, CancellationToken stopping)
+    private async Task MaintainOneAsync(PeerEndpoint key, PeerConnection connection, CancellationToken stopping)
     {
         string? closeReason = null;
         if (!connection.IsOpen) closeReason = connection.CloseReason;
@@ -154,9 +160,9 @@ public sealed partial class PeerConnectionPool : IAsyncDisposable
         if (closeReason is null) return;
         lock (_entries)
         {
-            if (_entries.TryGetValue(address, out var entry) && ReferenceEquals(entry.Connection, connection)) entry.Connection = null;
+            if (_entries.TryGetValue(key, out var entry) && ReferenceEquals(entry.Connection, connection)) entry.Connection = null;
         }
-        LogClosed(_logger, address.ToString(), closeReason ?? "closed");
+        LogClosed(_logger, key.ToString(), closeReason ?? "closed");
         await connection.DisposeAsync();
     }
 

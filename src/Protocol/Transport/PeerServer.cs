@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using MoEMesh.Protocol.Framing;
 using MoEMesh.Protocol.Identity;
+using MoEMesh.Protocol.Relay;
 using MoEMesh.Protocol.Rpc;
 
 namespace MoEMesh.Protocol.Transport;
@@ -36,26 +37,56 @@ public sealed partial class PeerServer(PeerIdentity identity, PeerRouter router,
     public int HandshakesInProgress => _admission.Handshaking;
 
     /// <summary>
+    /// Splices connections that open with the relay preamble, when this node relays; null refuses them.
+    /// Set before the listener starts.
+    /// </summary>
+    public RelayService? Relay { get; set; }
+
+    /// <summary>
     /// Serves one accepted connection given as a duplex pipe until it closes: the entry point for hosts
     /// whose transport hands over pipes (Kestrel's connection layer; see the node's KestrelPeerListener).
     /// </summary>
     public Task HandlePipeAsync(IDuplexPipe transport, System.Net.EndPoint? remote, CancellationToken closed) =>
         ServeAsync(remote, closed, async token =>
-            options.UseTls
+        {
+            // The first four bytes are looked at, not taken: TLS or the handshake reads them again.
+            var first = await transport.Input.ReadAtLeastAsync(RelayPreamble.Magic.Length, token);
+            bool relay = first.Buffer.Length >= RelayPreamble.Magic.Length && RelayPreamble.Opens(System.Buffers.BuffersExtensions.ToArray(first.Buffer.Slice(0, RelayPreamble.Magic.Length)));
+            transport.Input.AdvanceTo(first.Buffer.Start);
+            if (relay)
+            {
+                var stream = new DuplexPipeStream(transport);
+                await stream.ReadExactlyAsync(new byte[RelayPreamble.Magic.Length], token);
+                return Opened.RelayRequest(stream);
+            }
+            return options.UseTls
                 ? Secured(await TlsLayer.AuthenticateAsync(new DuplexPipeStream(transport), asServer: true, identity, token))
-                : (transport.Input, transport.Output, null, null));
+                : new Opened(transport.Input, transport.Output, null, null, null);
+        });
 
     /// <summary>Serves one accepted socket stream until it closes (see <see cref="PeerListener"/>).</summary>
     public Task HandleStreamAsync(Stream stream, System.Net.EndPoint? remote, CancellationToken aborted) =>
         ServeAsync(remote, aborted, async token =>
-            options.UseTls
-                ? Secured(await TlsLayer.AuthenticateAsync(stream, asServer: true, identity, token))
-                : (StreamPipes.Reader(stream), StreamPipes.Writer(stream), null, stream));
+        {
+            var first = new byte[RelayPreamble.Magic.Length];
+            await stream.ReadExactlyAsync(first, token);
+            if (RelayPreamble.Opens(first)) return Opened.RelayRequest(stream);
+            var opened = new PrefixedStream(first, stream);
+            return options.UseTls
+                ? Secured(await TlsLayer.AuthenticateAsync(opened, asServer: true, identity, token))
+                : new Opened(StreamPipes.Reader(opened), StreamPipes.Writer(opened), null, opened, null);
+        });
 
-    private static (PipeReader, PipeWriter, SslStream?, Stream?) Secured(SslStream ssl) => (StreamPipes.Reader(ssl), StreamPipes.Writer(ssl), ssl, ssl);
+    private static Opened Secured(SslStream ssl) => new(StreamPipes.Reader(ssl), StreamPipes.Writer(ssl), ssl, ssl, null);
 
-    /// <summary>TLS (through <paramref name="open"/>), the handshake, then requests until the connection closes.</summary>
-    private async Task ServeAsync(System.Net.EndPoint? remote, CancellationToken aborted, Func<CancellationToken, Task<(PipeReader Input, PipeWriter Output, SslStream? Ssl, Stream? Direct)>> open)
+    /// <summary>A connection past its first bytes: pipes for the peer protocol (over TLS when on), or a relay request's raw stream.</summary>
+    private sealed record Opened(PipeReader? Input, PipeWriter? Output, SslStream? Ssl, Stream? Direct, Stream? Relay)
+    {
+        public static Opened RelayRequest(Stream stream) => new(null, null, null, null, stream);
+    }
+
+    /// <summary>TLS (through <paramref name="open"/>), the handshake, then requests until the connection closes; or a relay request.</summary>
+    private async Task ServeAsync(System.Net.EndPoint? remote, CancellationToken aborted, Func<CancellationToken, Task<Opened>> open)
     {
         using var lease = _admission.TryAdmit((remote as System.Net.IPEndPoint)?.Address, out var refusal);
         if (lease is null)
@@ -69,22 +100,37 @@ public sealed partial class PeerServer(PeerIdentity identity, PeerRouter router,
         FrameChannel? channel = null;
         try
         {
-            PipeReader input;
-            PipeWriter output;
-            Stream? direct;
+            Opened opened;
             PeerId caller;
+            (RelayRequestKind Kind, byte[] Argument) relayRequest = (default, []);
             using (var limit = new CancellationTokenSource(options.HandshakeTimeout, time))
             using (var token = CancellationTokenSource.CreateLinkedTokenSource(limit.Token, aborted))
             {
-                (input, output, ssl, direct) = await open(token.Token);
-                var (peer, key) = await PeerHandshake.AcceptAsync(input, output, identity, token.Token);
-                if (ssl is not null) TlsLayer.RequireSameKey(ssl, key, peer);
-                caller = peer;
+                opened = await open(token.Token);
+                ssl = opened.Ssl;
+                if (opened.Relay is { } raw)
+                {
+                    relayRequest = await RelayPreamble.ReadRequestAsync(raw, token.Token);
+                    caller = default;
+                }
+                else
+                {
+                    var (peer, key) = await PeerHandshake.AcceptAsync(opened.Input!, opened.Output!, identity, token.Token);
+                    if (ssl is not null) TlsLayer.RequireSameKey(ssl, key, peer);
+                    caller = peer;
+                }
             }
             lease.Established();
+            if (opened.Relay is { } relayed)
+            {
+                // A relayed connection holds its place among the connections for as long as it is spliced.
+                if (Relay is { } relay) await relay.ServeAsync(relayed, relayRequest.Kind, relayRequest.Argument, aborted);
+                else await RelayPreamble.WriteAnswerAsync(relayed, "this node does not relay", aborted);
+                return;
+            }
             Interlocked.Increment(ref _accepted);
             var connection = new ServerConnection(caller, (remote as System.Net.IPEndPoint)?.Address, router, options, time);
-            channel = new FrameChannel(input, output, connection, [FrameKind.Request], options, time, ssl, direct);
+            channel = new FrameChannel(opened.Input!, opened.Output!, connection, [FrameKind.Request], options, time, ssl, opened.Direct);
             connection.Attach(channel);
             channel.Start();
             using var registration = aborted.Register(static c => ((FrameChannel)c!).Close("the server is shutting down"), channel);

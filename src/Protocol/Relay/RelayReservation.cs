@@ -1,0 +1,172 @@
+using System.Net;
+using Microsoft.Extensions.Logging;
+using MoEMesh.Protocol.Addressing;
+using MoEMesh.Protocol.Rpc;
+using MoEMesh.Protocol.Transport;
+using MoEMesh.Protocol.Wire;
+
+namespace MoEMesh.Protocol.Relay;
+
+/// <summary>
+/// A place held at one relay by a peer nobody can dial: it keeps a <c>relay.listen</c> call waiting on its
+/// outbound connection and answers each circuit the relay hands it with a fresh connection to the relay,
+/// which it then serves as if a caller had dialled it (TLS, handshake, requests: see
+/// <see cref="PeerServer.HandleStreamAsync"/>). <see cref="Lost"/> completes, with the reason, when the relay
+/// stops answering; the owner then reserves elsewhere and announces the new address.
+/// </summary>
+public sealed partial class RelayReservation : IAsyncDisposable
+{
+    /// <summary>Consecutive failed listen calls after which the relay counts as lost.</summary>
+    private const int FailuresToLose = 2;
+
+    private readonly PeerServer _server;
+    private readonly IPeerTransport _transport;
+    private readonly PeerProtocolOptions _protocol;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly TimeSpan _keep;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly TaskCompletionSource<string> _lost = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly HashSet<Task> _circuits = [];
+    private readonly Task _listening;
+    private long _accepted;
+
+    private RelayReservation(PeerEndpoint relay, TimeSpan keep, PeerServer server, IPeerTransport transport, PeerProtocolOptions protocol, TimeProvider time, ILogger logger)
+    {
+        Relay = relay;
+        _keep = keep;
+        _server = server;
+        _transport = transport;
+        _protocol = protocol;
+        _time = time;
+        _logger = logger;
+        _listening = Task.Run(ListenLoopAsync);
+    }
+
+    /// <summary>The relay.</summary>
+    public PeerEndpoint Relay { get; }
+
+    /// <summary>The address to announce: callers reach this node there, through the relay.</summary>
+    public PeerAddress Address => Relay.Address.ThroughRelay;
+
+    /// <summary>Completes with the reason once the relay stops answering.</summary>
+    public Task<string> Lost => _lost.Task;
+
+    /// <summary>Relayed connections taken so far.</summary>
+    public long Accepted => Interlocked.Read(ref _accepted);
+
+    /// <summary>Reserves a place at <paramref name="relay"/> (its PeerId known) and starts listening there.</summary>
+    /// <exception cref="RelayRefusedException">The relay refused or did not answer; the message says why.</exception>
+    public static async Task<RelayReservation> ReserveAsync(PeerEndpoint relay, PeerServer server, IPeerTransport transport, PeerProtocolOptions protocol, TimeProvider time,
+        ILogger logger, CancellationToken cancellationToken)
+    {
+        var keep = await ReserveOnceAsync(relay, transport, protocol, time, cancellationToken);
+        return new RelayReservation(relay, keep, server, transport, protocol, time, logger);
+    }
+
+    private static async Task<TimeSpan> ReserveOnceAsync(PeerEndpoint relay, IPeerTransport transport, PeerProtocolOptions protocol, TimeProvider time, CancellationToken cancellationToken)
+    {
+        using var response = await transport.CallAsync(relay, PeerRequest.Create(RelayService.ReserveMethod, null, default, time.GetUtcNow() + protocol.HandshakeTimeout), cancellationToken);
+        if (response.Status != StatusCode.Ok) throw new RelayRefusedException($"{relay} did not reserve a place: {response.Message}");
+        var keep = TimeSpan.FromMilliseconds(response.ParseHeader(RelayReserveResponse.Parser).KeepMillis);
+        return keep > TimeSpan.Zero ? keep : throw new RelayRefusedException($"{relay} answered a reservation without a keep time");
+    }
+
+    private async Task ListenLoopAsync()
+    {
+        var stopping = _stopping.Token;
+        int failures = 0;
+        string? lastProblem = null;
+        try
+        {
+            while (failures < FailuresToLose)
+            {
+                // The relay answers within its listen window (half the keep time); this waits a little longer.
+                using var response = await _transport.CallAsync(Relay, PeerRequest.Create(RelayService.ListenMethod, null, default, _time.GetUtcNow() + _keep / 2 + _protocol.HandshakeTimeout), stopping);
+                if (response.Status == StatusCode.Ok)
+                {
+                    failures = 0;
+                    foreach (var circuit in response.ParseHeader(RelayListenResponse.Parser).Circuits) Track(AcceptAsync(circuit.ToByteArray(), stopping));
+                    continue;
+                }
+                failures++;
+                lastProblem = response.Message;
+                try
+                {
+                    // A lapsed reservation (the relay restarted, or this node was away) is made again once.
+                    if (response.Status == StatusCode.NotFound) await ReserveOnceAsync(Relay, _transport, _protocol, _time, stopping);
+                    else await Task.Delay(_protocol.ReconnectBackoff, _time, stopping);
+                }
+                catch (RelayRefusedException e)
+                {
+                    lastProblem = e.Message;
+                    failures = FailuresToLose;
+                }
+            }
+            LogLost(_logger, Relay.ToString(), lastProblem ?? "no answer");
+            _lost.TrySetResult(lastProblem ?? "no answer");
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+            _lost.TrySetResult("the reservation was given up");
+        }
+    }
+
+    /// <summary>Opens the circuit's connection to the relay and serves it until it closes.</summary>
+    private async Task AcceptAsync(byte[] circuit, CancellationToken stopping)
+    {
+        Stream? stream = null;
+        try
+        {
+            stream = await PeerConnection.DialAsync(Relay.Address.Direct, _protocol, _time, stopping);
+            using (var limit = new CancellationTokenSource(_protocol.HandshakeTimeout, _time))
+            using (var linked = CancellationTokenSource.CreateLinkedTokenSource(limit.Token, stopping))
+            {
+                await RelayPreamble.WriteAcceptAsync(stream, circuit, linked.Token);
+                if (await RelayPreamble.ReadAnswerAsync(stream, linked.Token) is { } refusal)
+                {
+                    LogCircuitRefused(_logger, Relay.ToString(), refusal);
+                    return;
+                }
+            }
+            Interlocked.Increment(ref _accepted);
+            await _server.HandleStreamAsync(stream, RemoteOf(Relay.Address), stopping);
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException or OperationCanceledException)
+        {
+            LogCircuitRefused(_logger, Relay.ToString(), e.Message);
+        }
+        finally
+        {
+            if (stream is not null) await stream.DisposeAsync();
+        }
+    }
+
+    private static EndPoint? RemoteOf(PeerAddress address) => IPAddress.TryParse(address.Host, out var ip) ? new IPEndPoint(ip, address.Port) : null;
+
+    private void Track(Task circuit)
+    {
+        lock (_circuits) _circuits.Add(circuit);
+        _ = circuit.ContinueWith(t =>
+        {
+            lock (_circuits) _circuits.Remove(t);
+        }, TaskScheduler.Default);
+    }
+
+    /// <summary>Gives the place up: stops listening and closes the relayed connections.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync();
+        await _listening;
+        Task[] open;
+        lock (_circuits) open = [.. _circuits];
+        await Task.WhenAll(open);
+        _stopping.Dispose();
+    }
+
+    [LoggerMessage(EventId = 240, Level = LogLevel.Warning, Message = "Relay {Relay} lost: {Reason}")]
+    private static partial void LogLost(ILogger logger, string relay, string reason);
+
+    [LoggerMessage(EventId = 241, Level = LogLevel.Debug, Message = "A relayed connection through {Relay} failed: {Reason}")]
+    private static partial void LogCircuitRefused(ILogger logger, string relay, string reason);
+}

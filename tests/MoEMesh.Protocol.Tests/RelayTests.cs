@@ -1,0 +1,253 @@
+using System.Net;
+using MoEMesh.Protocol.Addressing;
+using MoEMesh.Protocol.Identity;
+using MoEMesh.Protocol.Relay;
+using MoEMesh.Protocol.Rpc;
+using MoEMesh.Protocol.Transport;
+using MoEMesh.Protocol.Wire;
+
+namespace MoEMesh.Protocol.Tests;
+
+/// <summary>
+/// A host that listens nowhere (nobody can dial it), reached through a relay it keeps a reservation at:
+/// calls keep their answers, deadlines and cancellation; the relay sees only ciphertext and cannot change a
+/// call unnoticed; a relay at its limits refuses cleanly; a host notices when its relay goes away.
+/// </summary>
+public sealed class RelayTests
+{
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task ACallThroughTheRelay_GetsTheSameAnswerAsADirectOne(bool useTls)
+    {
+        await using var net = await RelayedNet.StartAsync(useTls);
+        var payload = new byte[3 << 20];
+        new Random(1).NextBytes(payload);
+        using var answer = await net.CallHostAsync("echo", payload, header: [7, 8, 9]);
+        Assert.Equal(StatusCode.Ok, answer.Status);
+        Assert.Equal(payload, answer.Payload.ToArray());
+        Assert.Equal(new byte[] { 7, 8, 9 }, answer.Header.ToArray());
+        Assert.Equal(1, net.Relay.CircuitsSpliced);
+        Assert.Equal(1, net.Reservation.Accepted);
+        // The host saw the caller's own PeerId: the handshake ran end to end.
+        Assert.Equal(net.CallerIdentity.PeerId, net.LastCaller);
+    }
+
+    [Fact]
+    public async Task ADeadlineThroughTheRelay_StopsTheHostsWork()
+    {
+        await using var net = await RelayedNet.StartAsync(useTls: true);
+        using var answer = await net.CallHostAsync("wait", [], timeout: TimeSpan.FromMilliseconds(500));
+        Assert.Equal(StatusCode.DeadlineExceeded, answer.Status);
+        // The cancel frame (or the host's own deadline) reached the host's handler through the relay.
+        await net.WaitCancelled.Task.WaitAsync(TimeSpan.FromMinutes(1));
+    }
+
+    [Fact]
+    public async Task TheRelay_SeesOnlyCiphertext()
+    {
+        await using var net = await RelayedNet.StartAsync(useTls: true);
+        var seen = new MemoryStream();
+        net.Relay.Tap = (chunk, _) =>
+        {
+            lock (seen) seen.Write(chunk.Span);
+        };
+        var marker = System.Text.Encoding.ASCII.GetBytes(new string('q', 16) + "relayed-secret-marker" + new string('z', 16));
+        var payload = Enumerable.Repeat(marker, 200).SelectMany(b => b).ToArray();
+        using var answer = await net.CallHostAsync("echo", payload);
+        Assert.Equal(StatusCode.Ok, answer.Status);
+        byte[] relayed;
+        lock (seen) relayed = seen.ToArray();
+        Assert.True(relayed.Length > payload.Length, $"the relay copied {relayed.Length} bytes for a {payload.Length}-byte echo");
+        Assert.Equal(-1, relayed.AsSpan().IndexOf(marker.AsSpan(16, 21)));
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task ARelayThatChangesABit_IsCaught(bool useTls)
+    {
+        await using var net = await RelayedNet.StartAsync(useTls);
+        using (var warm = await net.CallHostAsync("echo", [1, 2, 3])) Assert.Equal(StatusCode.Ok, warm.Status);
+        var payload = new byte[256 << 10];
+        new Random(2).NextBytes(payload);
+        int flipped = 0;
+        net.Relay.Tap = (chunk, towardHost) =>
+        {
+            if (towardHost && chunk.Length > 1000 && Interlocked.Exchange(ref flipped, 1) == 0) chunk.Span[chunk.Length / 2] ^= 0x40;
+        };
+        using var answer = await net.CallHostAsync("echo", payload);
+        Assert.Equal(1, flipped);
+        if (useTls)
+        {
+            // TLS notices the change: the call fails, and the host never ran on altered bytes.
+            Assert.NotEqual(StatusCode.Ok, answer.Status);
+            Assert.DoesNotContain(net.Echoed, p => p.Length == payload.Length);
+        }
+        else
+        {
+            // Without TLS nothing protects the bytes after the handshake (documented): the change goes through.
+            Assert.Equal(StatusCode.Ok, answer.Status);
+            Assert.NotEqual(payload, answer.Payload.ToArray());
+        }
+    }
+
+    [Fact]
+    public async Task ARelayAtItsLimits_RefusesCleanly_AndKeepsServing()
+    {
+        await using var net = await RelayedNet.StartAsync(useTls: false, relay: o =>
+        {
+            o.MaxReservations = 1;
+            o.MaxCircuits = 1;
+        });
+        // A second peer cannot reserve.
+        using var other = PeerIdentity.Create();
+        await using var otherPool = new PeerConnectionPool(other, net.Options, TimeProvider.System);
+        var refused = await Assert.ThrowsAsync<RelayRefusedException>(() =>
+            RelayReservation.ReserveAsync(net.RelayEndpoint, net.HostServer, new TcpPeerTransport(otherPool, TimeProvider.System), net.Options, TimeProvider.System,
+                Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, default));
+        Assert.Contains("limit of 1 reservations", refused.Message);
+
+        // The first caller holds the only circuit; a second caller (its own connection) is refused, naming the limit.
+        using (var first = await net.CallHostAsync("echo", [1])) Assert.Equal(StatusCode.Ok, first.Status);
+        await using var second = new PeerConnectionPool(other, net.Options, TimeProvider.System);
+        using var answer = await new TcpPeerTransport(second, TimeProvider.System).CallAsync(net.HostEndpoint,
+            new PeerRequest("echo", new byte[0], new byte[] { 2 }, DateTimeOffset.UtcNow.AddSeconds(10)), default);
+        Assert.Equal(StatusCode.Unavailable, answer.Status);
+        Assert.Contains("limit of 1 relayed connections", answer.Message);
+
+        // A peer with no reservation there is refused by name.
+        var nobody = PeerIdentity.Create();
+        using var unknown = await new TcpPeerTransport(second, TimeProvider.System).CallAsync(new PeerEndpoint(net.RelayEndpoint.Address.ThroughRelay, nobody.PeerId),
+            new PeerRequest("echo", new byte[0], new byte[] { 3 }, DateTimeOffset.UtcNow.AddSeconds(10)), default);
+        Assert.Equal(StatusCode.Unavailable, unknown.Status);
+        Assert.Contains("holds no reservation", unknown.Message);
+
+        // The first caller is still served.
+        using (var again = await net.CallHostAsync("echo", [4])) Assert.Equal(StatusCode.Ok, again.Status);
+    }
+
+    [Fact]
+    public async Task AHost_NoticesWhenItsRelayGoesAway()
+    {
+        await using var net = await RelayedNet.StartAsync(useTls: false);
+        await net.StopRelayAsync();
+        var reason = await net.Reservation.Lost.WaitAsync(TimeSpan.FromMinutes(1));
+        Assert.False(string.IsNullOrEmpty(reason));
+    }
+
+    [Fact]
+    public void RelayedAddresses_ReadAndWriteWithTheirSuffix()
+    {
+        var parsed = PeerEndpoint.Parse(PeerIdentity.FromSeed(3).PeerId + "@10.0.0.1:7700/relay");
+        Assert.True(parsed.Address.Relayed);
+        Assert.Equal("10.0.0.1:7700/relay", parsed.Address.ToString());
+        Assert.Equal(new PeerAddress("10.0.0.1", 7700), parsed.Address.Direct);
+        Assert.False(PeerAddress.TryParseListen("0.0.0.0:7700/relay", out _));
+    }
+
+    /// <summary>A relay listening on loopback; a host that listens nowhere and reserves there; a caller.</summary>
+    private sealed class RelayedNet : IAsyncDisposable
+    {
+        private PeerListener? _relayListener;
+        private readonly PeerConnectionPool _hostPool, _callerPool;
+
+        private RelayedNet(PeerProtocolOptions options, RelayService relay, PeerListener relayListener, PeerIdentity relayIdentity, PeerServer hostServer, PeerIdentity hostIdentity,
+            PeerConnectionPool hostPool, PeerIdentity callerIdentity, PeerConnectionPool callerPool)
+        {
+            Options = options;
+            Relay = relay;
+            _relayListener = relayListener;
+            RelayEndpoint = new PeerEndpoint(relayListener.Address, relayIdentity.PeerId);
+            HostServer = hostServer;
+            HostIdentity = hostIdentity;
+            _hostPool = hostPool;
+            CallerIdentity = callerIdentity;
+            _callerPool = callerPool;
+        }
+
+        public PeerProtocolOptions Options { get; }
+
+        public RelayService Relay { get; }
+
+        public PeerEndpoint RelayEndpoint { get; }
+
+        public PeerServer HostServer { get; }
+
+        public PeerIdentity HostIdentity { get; }
+
+        public PeerIdentity CallerIdentity { get; }
+
+        public RelayReservation Reservation { get; private set; } = null!;
+
+        public PeerEndpoint HostEndpoint => new(Reservation.Address, HostIdentity.PeerId);
+
+        public PeerId? LastCaller { get; private set; }
+
+        public List<byte[]> Echoed { get; } = [];
+
+        public TaskCompletionSource WaitCancelled { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public static async Task<RelayedNet> StartAsync(bool useTls, Action<RelayOptions>? relay = null)
+        {
+            var time = TimeProvider.System;
+            var options = new PeerProtocolOptions { UseTls = useTls };
+            var relayOptions = new RelayOptions();
+            relay?.Invoke(relayOptions);
+            var relayIdentity = PeerIdentity.Create();
+            var relayRouter = new PeerRouter(time);
+            var service = new RelayService(relayOptions, options, time);
+            service.Map(relayRouter);
+            var relayServer = new PeerServer(relayIdentity, relayRouter, options, time) { Relay = service };
+            var listener = PeerListener.Start(relayServer, new IPEndPoint(IPAddress.Loopback, 0));
+
+            var hostIdentity = PeerIdentity.Create();
+            var hostRouter = new PeerRouter(time);
+            var hostPool = new PeerConnectionPool(hostIdentity, options, time);
+            var callerIdentity = PeerIdentity.Create();
+            var net = new RelayedNet(options, service, listener, relayIdentity, new PeerServer(hostIdentity, hostRouter, options, time), hostIdentity, hostPool, callerIdentity,
+                new PeerConnectionPool(callerIdentity, options, time));
+            hostRouter.Map("echo", (request, _) =>
+            {
+                net.LastCaller = request.Caller;
+                lock (net.Echoed) net.Echoed.Add(request.Payload.ToArray());
+                var payload = request.TakePayload();
+                return ValueTask.FromResult(new PeerResponse(StatusCode.Ok, "", request.Header.ToArray(), payload.Memory, payload));
+            });
+            hostRouter.Map("wait", async (_, token) =>
+            {
+                try
+                {
+                    await Task.Delay(Timeout.InfiniteTimeSpan, token);
+                }
+                finally
+                {
+                    net.WaitCancelled.TrySetResult();
+                }
+                return PeerResponse.Ok();
+            });
+            net.Reservation = await RelayReservation.ReserveAsync(net.RelayEndpoint, net.HostServer, new TcpPeerTransport(hostPool, time), options, time,
+                Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, default);
+            return net;
+        }
+
+        public Task<PeerResponse> CallHostAsync(string method, byte[] payload, TimeSpan? timeout = null, byte[]? header = null) =>
+            new TcpPeerTransport(_callerPool, TimeProvider.System).CallAsync(HostEndpoint,
+                new PeerRequest(method, header ?? [], payload, DateTimeOffset.UtcNow + (timeout ?? TimeSpan.FromSeconds(30))), default);
+
+        public async Task StopRelayAsync()
+        {
+            if (_relayListener is { } listener) await listener.DisposeAsync();
+            _relayListener = null;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _callerPool.DisposeAsync();
+            await Reservation.DisposeAsync();
+            await _hostPool.DisposeAsync();
+            await StopRelayAsync();
+            Relay.Dispose();
+        }
+    }
+}
