@@ -19,7 +19,7 @@ public sealed partial class DhtNode
     public IReadOnlyList<StoreOutcome> HandleStore(DhtSender from, IReadOnlyList<DhtRecord> records)
     {
         Learn(from);
-        if (Options.ClientMode)
+        if (IsClient)
             return records.Select(_ => new StoreOutcome(StoreStatus.Rejected, "this node is in client mode and holds no records for others")).ToArray();
         var now = Time.GetUtcNow();
         // Signatures are checked before taking the lock, so a batch of them does not stall the node.

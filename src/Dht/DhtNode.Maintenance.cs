@@ -98,7 +98,7 @@ public sealed partial class DhtNode
             _bans.Purge(now);
             empty = _table.Count == 0;
             stale = empty ? [] : _table.StaleBucketTargets(now, Options.RefreshPeriod, _random);
-            republish = Options.RepublishPeriod > TimeSpan.Zero && !Options.ClientMode && now >= _nextRepublish && !_republishing;
+            republish = Options.RepublishPeriod > TimeSpan.Zero && !IsClient && now >= _nextRepublish && !_republishing;
             if (republish)
             {
                 _nextRepublish = RepublishAfter(now);

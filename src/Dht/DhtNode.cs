@@ -93,8 +93,17 @@ public sealed partial class DhtNode : IDht, IDhtRpcHandler, ILookupHost, IAsyncD
     /// <summary>This node's Kademlia id.</summary>
     public NodeId Id { get; }
 
-    /// <summary>How this node introduces itself in requests.</summary>
-    public DhtSender Sender { get; }
+    /// <summary>How this node introduces itself in requests (client mode or not: see <see cref="SetClientMode"/>).</summary>
+    public DhtSender Sender
+    {
+        get => Volatile.Read(ref _sender);
+        private set => Volatile.Write(ref _sender, value);
+    }
+
+    private DhtSender _sender = null!;
+
+    /// <summary>Whether this node acts as a client now: it asks, holds nothing for others, and peers do not add it to their tables.</summary>
+    public bool IsClient => Sender.ClientMode;
 
     /// <summary>The knobs.</summary>
     public DhtOptions Options { get; }

@@ -2,7 +2,7 @@ using System.Globalization;
 
 namespace MoEMesh.Node;
 
-/// <summary>Numbers as people write them: durations (850 ms, 19 s, 4 min 3 s, 2 h 5 min, 3 d 4 h) and counts (1 expert, 4 experts).</summary>
+/// <summary>Numbers as people write them: durations (850 ms, 19 s, 4 min 3 s, 2 h 5 min, 3 d 4 h), counts (1 expert, 4 experts) and sizes (512 MiB).</summary>
 internal static class Words
 {
     public static string Duration(TimeSpan span)
@@ -32,6 +32,20 @@ internal static class Words
 
     /// <summary>"1 expert", "0 experts", "4 experts" (nouns that take an s).</summary>
     public static string Count(long count, string noun) => count == 1 ? $"1 {noun}" : $"{count.ToString(CultureInfo.InvariantCulture)} {noun}s";
+
+    /// <summary>"512 MiB", "3.2 GiB", "900 KiB", "17 B".</summary>
+    public static string Bytes(long bytes)
+    {
+        string[] units = ["B", "KiB", "MiB", "GiB", "TiB"];
+        double value = bytes;
+        int unit = 0;
+        while (value >= 1024 && unit < units.Length - 1)
+        {
+            value /= 1024;
+            unit++;
+        }
+        return unit == 0 || value >= 10 ? $"{value.ToString("F0", CultureInfo.InvariantCulture)} {units[unit]}" : $"{value.ToString("F1", CultureInfo.InvariantCulture)} {units[unit]}";
+    }
 
     private static string Pair(int major, string majorUnit, int minor, string minorUnit) =>
         minor == 0 ? $"{major} {majorUnit}" : $"{major} {majorUnit} {minor} {minorUnit}";

@@ -16,6 +16,7 @@ internal static class MoEMeshCommand
             NodeCommand.Create(),
             DhtCommands.Create(),
             StatusCommand.Create(),
+            DoctorCommand.Create(),
             TrainCommand.Create(),
             ExpertCommand.Create(),
             EvalCommand.Create(),

@@ -57,6 +57,9 @@ internal static partial class NodeCommand
         Text("--key-file", "The node key, created on first start (mode 0600) [moemesh.key]", $"{S}:KeyFile");
         Flag("--client-mode", "Behind NAT: use the DHT without being added to routing tables", $"{S}:ClientMode", "true");
         Flag("--no-tls", "Switch TLS off (loopback testnets)", $"{S}:UseTls", "false");
+        Flag("--no-relay", "Do not relay for peers nobody can dial (default: relay while reachable)", $"{S}:Relay:Serve", "false");
+        Flag("--no-reachability-check", "Do not ask peers to dial this node back (it then never takes a relay)", $"{S}:Reachability:Check", "false");
+        Text("--openblas", "Path of the OpenBLAS library, tried before this platform's usual places", $"{S}:OpenBlasPath");
         Text("--expert-type", "Expert type: ffn, mlp or identity [ffn]", $"{S}:Experts:0:Type");
         Text("--expert-pattern", "Uid pattern to take free uids from, e.g. ffn.[0:4].[0:4]", $"{S}:Experts:0:Pattern");
         Text("--expert-uid", "Host exactly this uid, e.g. ffn.0.3", $"{S}:Experts:0:Uid");

@@ -52,10 +52,24 @@ internal static class StatusCommand
     {
         Console.WriteLine($"peer id        {s.PeerId}");
         Console.WriteLine($"listening on   {s.ListenAddress}; announced as {string.Join(", ", s.AnnounceAddresses)}{(s.ClientMode ? " (client mode)" : "")}");
+        Console.WriteLine($"reachability   {Reachability(s.Reachability)}");
         Console.WriteLine($"DHT            {Words.Count(s.RoutingTableSize, "contact")}, {Words.Count(s.DhtRecords, "record")} held");
         Console.WriteLine($"uptime         {Words.Duration(TimeSpan.FromSeconds(s.UptimeSeconds))}{(s.AnnouncedAfterMs is { } ms ? $"; experts announced {Words.Duration(TimeSpan.FromMilliseconds(ms))} after start" : "")}");
         Console.WriteLine($"experts        {s.Experts.Count}");
         foreach (var e in s.Experts)
             Console.WriteLine($"  {e.Uid,-16} {e.Type,-8} {e.Schema,-24} updates {e.Updates,6}  queue {e.QueueDepth,3}  p50 {e.LatencyP50Ms,8:F2} ms  p95 {e.LatencyP95Ms,8:F2} ms");
+    }
+
+    private static string Reachability(ReachabilityStatus r)
+    {
+        string state = r.State switch
+        {
+            "reachable" => $"reachable at {r.Address} ({r.Peers.Count(p => p.Reached)} of {r.Peers.Count} peers dialled back)",
+            "unreachable" => r.Relays.Count > 0 ? $"NOT reachable at {r.Address}; reached through {string.Join(", ", r.Relays)}" : $"NOT reachable at {r.Address}, and no relay yet",
+            _ => "not checked yet (no peer to ask)",
+        };
+        return r.Relaying is { } relaying && relaying.CircuitsSpliced > 0
+            ? $"{state}; relays for {Words.Count(relaying.Reservations, "peer")} ({Words.Count(relaying.Circuits, "connection")} open, {relaying.BytesRelayed:N0} bytes so far)"
+            : state;
     }
 }

@@ -31,9 +31,9 @@ public sealed partial class ComputeBudget(int concurrentBatches, int blasThreads
     public bool Oversubscribes(int cores) => ConcurrentBatches * BlasThreads > cores;
 
     /// <summary>Sets the process's GEMM threads to <see cref="BlasThreads"/> and logs the budget (a warning when it oversubscribes the cores).</summary>
-    public void ApplyToProcess(int cores, ILogger logger)
+    public void ApplyToProcess(int cores, ILogger logger, string? openBlasPath = null)
     {
-        Gemm.Configure(new GemmOptions { Threads = BlasThreads }, logger);
+        Gemm.Configure(new GemmOptions { Threads = BlasThreads, OpenBlasPath = openBlasPath }, logger);
         if (Oversubscribes(cores)) LogOversubscribed(logger, ConcurrentBatches, BlasThreads, cores);
         else LogBudget(logger, ConcurrentBatches, BlasThreads, cores);
     }

@@ -39,6 +39,7 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
     private readonly CancellationTokenSource _stopping = new();
     private readonly CancellationTokenSource _stopAnnouncing = new();
     private PeerListener? _listener;
+    private PeerServer? _server;
     private PeerConnectionPool? _pool;
     private BatchingRuntime? _runtime;
     private ExpertRpcHandler? _handler;
@@ -114,7 +115,8 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
         protocol.UseTls = options.UseTls;
         if (!options.UseTls) LogTlsOff(_logger);
         _router = new PeerRouter(time, loggers.CreateLogger<PeerRouter>());
-        var server = new PeerServer(identity, _router, protocol, time, loggers.CreateLogger<PeerServer>());
+        Relaying = CreateRelay();
+        var server = _server = new PeerServer(identity, _router, protocol, time, loggers.CreateLogger<PeerServer>()) { Relay = Relaying };
         var listen = options.ListenAddress;
         try
         {
@@ -156,6 +158,7 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
         _background = _computeLoop; // what a stop waits for if the start fails before StartedAsync ends
         _metrics = new NodeMetrics(meters, this);
         Health = new PeerHealth(options.Routing, time);
+        MapReachability(router);
         router.Map(NodeStatus.Method, (_, _) => ValueTask.FromResult(PeerResponse.Ok(payload: NodeStatus.Of(this).ToJson())));
         ServeQueries(router);
         return Task.CompletedTask;
@@ -171,6 +174,7 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
         await Dht.BootstrapAsync(options.InitialPeerEndpoints, cancellationToken);
         Dht.Start();
         LogJoined(_logger, identity.PeerId.ToString(), ListenAddress.ToString(), Dht.RoutingTableSize);
+        await CheckReachabilityAsync(cancellationToken);
 
         Experts = await CreateExpertsAsync(cancellationToken);
         await AdoptPublishedWeightsAsync(cancellationToken);
@@ -187,7 +191,7 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
             LogAnnounced(_logger, Words.Count(Experts.Count, "expert"), AnnouncedAfter.Value.TotalMilliseconds);
         }
         _background = Task.WhenAll(_computeLoop, AnnounceLoopAsync(_stopAnnouncing.Token), CheckpointLoopAsync(_stopping.Token), ModelSyncLoopAsync(_stopAnnouncing.Token),
-            LoadOptimizerStateAsync(_stopping.Token), PublishLoopAsync(_stopAnnouncing.Token), ReconcileLoopAsync(_stopAnnouncing.Token));
+            LoadOptimizerStateAsync(_stopping.Token), PublishLoopAsync(_stopAnnouncing.Token), ReconcileLoopAsync(_stopAnnouncing.Token), ReachabilityLoopAsync(_stopAnnouncing.Token));
         Ready = true;
     }
 
@@ -229,6 +233,7 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
         if (_known is not null) await _known.ContinueWith(static _ => { }, TaskScheduler.Default);
         if (Ready) await PublishOnStopAsync();
         UnsavedExperts = SaveCheckpoints();
+        await ReleaseRelaysAsync();
         if (Dht is not null) await Dht.DisposeAsync();
         if (_listener is not null) await _listener.DisposeAsync();
         if (_pool is not null) await _pool.DisposeAsync();

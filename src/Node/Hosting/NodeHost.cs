@@ -118,7 +118,7 @@ public static class NodeHost
         // RunAsync disposes the host when it ends, services included: read what the message needs first.
         var options = app.Services.GetRequiredService<NodeOptions>();
         app.Services.GetRequiredService<MeshNode>().Budget.ApplyToProcess(Environment.ProcessorCount,
-            app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<MeshNode>());
+            app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<MeshNode>(), options.OpenBlasPath);
         try
         {
             await app.RunAsync();

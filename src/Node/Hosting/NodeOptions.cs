@@ -96,6 +96,12 @@ public sealed class NodeOptions : IValidatableObject
     [Count(Max = 1024)]
     public int? BlasThreads { get; set; }
 
+    /// <summary>
+    /// The OpenBLAS library to load, tried before this platform's usual names and places (Debian's
+    /// libopenblas.so.0, Windows' libopenblas.dll, Homebrew's keg-only path on macOS). Empty: those only.
+    /// </summary>
+    public string? OpenBlasPath { get; set; }
+
     /// <summary>Rules for expert requests.</summary>
     [Section]
     public ExpertServingOptions Serving { get; set; } = new();
@@ -107,6 +113,14 @@ public sealed class NodeOptions : IValidatableObject
     /// <summary>The peer protocol's limits and timings (the "MoEMesh:Protocol" section); TLS is <see cref="UseTls"/>.</summary>
     [Section]
     public PeerProtocolOptions Protocol { get; set; } = new();
+
+    /// <summary>Whether peers can dial this node, and what it does when they cannot (DHT client, relays).</summary>
+    [Section]
+    public Reachability.ReachabilityOptions Reachability { get; set; } = new();
+
+    /// <summary>Relaying for peers nobody can dial (see src/Protocol/README.md, Relays).</summary>
+    [Section]
+    public Protocol.Relay.RelayOptions Relay { get; set; } = new();
 
     /// <summary>The listen address, parsed.</summary>
     public PeerAddress ListenAddress => Parse(nameof(Listen), Listen);

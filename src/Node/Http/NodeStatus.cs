@@ -21,7 +21,8 @@ public sealed record NodeStatus(
     double UptimeSeconds,
     double? AnnouncedAfterMs,
     IReadOnlyList<ExpertStatus> Experts,
-    AuditStatus Audits)
+    AuditStatus Audits,
+    ReachabilityStatus Reachability)
 {
     /// <summary>The peer method that answers with this document.</summary>
     public const string Method = "node.status";
@@ -55,7 +56,8 @@ public sealed record NodeStatus(
                 new WeightsStatus(updates, lineage.Source, lineage.From, lineage.AtUpdate, updates - lineage.AtUpdate, e.CurrentSnapshot, lineage.Describe(updates)));
         }).ToArray(),
         new AuditStatus(node.Health?.Audits ?? 0, node.Health?.Disputes ?? 0,
-            (node.Health?.Flagged ?? []).Select(f => new FlaggedHostStatus(f.Host.ToString(), f.Reason, f.At)).ToArray()));
+            (node.Health?.Flagged ?? []).Select(f => new FlaggedHostStatus(f.Host.ToString(), f.Reason, f.At)).ToArray()),
+        ReachabilityStatus.Of(node));
 
     /// <summary>The JSON document.</summary>
     public byte[] ToJson() => JsonSerializer.SerializeToUtf8Bytes(this, Json);
@@ -71,6 +73,26 @@ public sealed record NodeStatus(
 /// pairs that disagreed with no majority, and the hosts flagged (no longer called) for answering unlike the others.
 /// </summary>
 public sealed record AuditStatus(long Compared, long Disputed, IReadOnlyList<FlaggedHostStatus> Flagged);
+
+/// <summary>
+/// Whether peers can dial this node (<c>reachable</c>, <c>unreachable</c>, <c>unknown</c>), what each peer asked said,
+/// the relays it is reached through, and what it relays for others.
+/// </summary>
+public sealed record ReachabilityStatus(string State, string Address, DateTimeOffset? CheckedAt, IReadOnlyList<Reachability.DialbackResult> Peers, IReadOnlyList<string> Relays,
+    RelayingStatus? Relaying)
+{
+    /// <summary>The node's.</summary>
+    public static ReachabilityStatus Of(MeshNode node)
+    {
+        var report = node.Reachability;
+        return new ReachabilityStatus(report.State.ToString().ToLowerInvariant(), report.Address, report.CheckedAt, report.Results,
+            node.Relays.Select(r => r.ToString()).ToArray(),
+            node.Relaying is { } relay ? new RelayingStatus(relay.Reservations, relay.Circuits, relay.CircuitsSpliced, relay.BytesRelayed, relay.Refused) : null);
+    }
+}
+
+/// <summary>What this node relays for others: reservations and circuits now, circuits and bytes since start, refusals.</summary>
+public sealed record RelayingStatus(int Reservations, int Circuits, long CircuitsSpliced, long BytesRelayed, long Refused);
 
 /// <summary>A host an audit flagged.</summary>
 public sealed record FlaggedHostStatus(string PeerId, string Reason, DateTimeOffset At);

@@ -3,14 +3,28 @@ using System.Runtime.InteropServices;
 namespace MoEMesh.Tensors.Gemm;
 
 /// <summary>
-/// Finds OpenBLAS once per process. Debian's <c>libopenblas0-pthread</c> installs
-/// <c>libopenblas.so.0</c>; other platforms use other names, and an explicit path can be given.
+/// Finds OpenBLAS once per process, where each platform installs it: Debian's <c>libopenblas0-pthread</c>
+/// installs <c>libopenblas.so.0</c>; on Windows <c>libopenblas.dll</c> (beside <c>moemesh.exe</c> or on the
+/// PATH); on macOS Homebrew's keg-only <c>openblas</c> under <c>/opt/homebrew/opt</c> (Apple silicon) or
+/// <c>/usr/local/opt</c> (Intel), which the loader does not search by itself. An explicit path is tried first.
 /// </summary>
 internal static class OpenBlasLibrary
 {
-    /// <summary>File names tried, in order, when no explicit path is configured.</summary>
-    internal static readonly string[] CandidateNames =
-        ["libopenblas.so.0", "libopenblas.so", "libopenblas.dylib", "libopenblas.dll", "openblas"];
+    /// <summary>File names tried, in order, when no explicit path is configured: this platform's.</summary>
+    internal static readonly string[] CandidateNames = NamesFor(
+        OperatingSystem.IsWindows() ? OSPlatform.Windows : OperatingSystem.IsMacOS() ? OSPlatform.OSX : OSPlatform.Linux);
+
+    /// <summary>The names and paths tried on <paramref name="platform"/>.</summary>
+    internal static string[] NamesFor(OSPlatform platform) =>
+        platform == OSPlatform.Windows ? ["libopenblas.dll", "openblas.dll", "libopenblas64_.dll"]
+        : platform == OSPlatform.OSX ? ["/opt/homebrew/opt/openblas/lib/libopenblas.dylib", "/usr/local/opt/openblas/lib/libopenblas.dylib", "libopenblas.dylib", "libopenblas.0.dylib"]
+        : ["libopenblas.so.0", "libopenblas.so", "libopenblasp.so.0", "openblas"];
+
+    /// <summary>How to install OpenBLAS on this platform, in one sentence.</summary>
+    internal static string InstallHint =>
+        OperatingSystem.IsWindows() ? "download a release from https://github.com/OpenMathLib/OpenBLAS/releases and put libopenblas.dll beside moemesh.exe (or give its path with --openblas)"
+        : OperatingSystem.IsMacOS() ? "brew install openblas"
+        : "sudo apt-get install libopenblas0-pthread (Debian, Ubuntu) or dnf install openblas (Fedora)";
 
     private static readonly object Gate = new();
     private static bool _resolverInstalled;

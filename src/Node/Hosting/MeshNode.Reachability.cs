@@ -1,0 +1,221 @@
+using Microsoft.Extensions.Logging;
+using MoEMesh.Node.Reachability;
+using MoEMesh.Protocol.Addressing;
+using MoEMesh.Protocol.Relay;
+using MoEMesh.Protocol.Rpc;
+using MoEMesh.Protocol.Transport;
+
+namespace MoEMesh.Node.Hosting;
+
+/// <summary>
+/// Reachability: once joined, and every <see cref="ReachabilityOptions.CheckPeriod"/>, the node asks a few peers
+/// to dial it back at its announced address. Unreachable (peers answered, none got through), it acts as a DHT
+/// client, keeps reservations at the fastest reachable peers that relay, and announces its experts at the
+/// relays' addresses; a lost relay is replaced and the new address announced at once. Reachable again, it
+/// drops its relays and announces its own address. A reachable node relays for others (<c>Relay:Serve</c>).
+/// </summary>
+public sealed partial class MeshNode
+{
+    private readonly List<RelayReservation> _relays = [];
+    private readonly SemaphoreSlim _reachabilityTurn = new(1, 1);
+    private DialbackService? _dialback;
+    private IReadOnlyList<string> _directAddresses = [];
+
+    /// <summary>The last reachability check's outcome.</summary>
+    public ReachabilityReport Reachability { get; private set; } = ReachabilityReport.NotChecked("");
+
+    /// <summary>Relaying for others; null when <c>Relay:Serve</c> is off. Set once listening.</summary>
+    public RelayService? Relaying { get; private set; }
+
+    /// <summary>The relays this node is reached through now (empty while reachable).</summary>
+    public IReadOnlyList<PeerEndpoint> Relays
+    {
+        get
+        {
+            lock (_relays) return _relays.Select(r => r.Relay).ToArray();
+        }
+    }
+
+    /// <summary>The relay, built before the listener starts so its first connection can be relayed.</summary>
+    private RelayService? CreateRelay() => options.Relay.Serve
+        ? new RelayService(options.Relay, options.Protocol, time, loggers.CreateLogger<RelayService>())
+        {
+            CannotRelay = () => Reachability.State == Reach.Unreachable ? "it cannot be dialled itself" : null,
+        }
+        : null;
+
+    private void MapReachability(Protocol.Rpc.PeerRouter router)
+    {
+        _directAddresses = AnnounceAddresses;
+        Reachability = ReachabilityReport.NotChecked(AnnounceAddresses[0]);
+        _dialback = new DialbackService(identity, options.Protocol, options.Reachability, time);
+        _dialback.Map(router);
+        Relaying?.Map(router);
+    }
+
+    /// <summary>Asks peers to dial back, then acts on the answer (relays, DHT mode, announced addresses).</summary>
+    private async Task CheckReachabilityAsync(CancellationToken cancellationToken)
+    {
+        if (options.ClientMode || !options.Reachability.Check) return;
+        await _reachabilityTurn.WaitAsync(cancellationToken);
+        try
+        {
+            var peers = Dht.Contacts.Where(c => c.PeerId != PeerId).OrderBy(_ => Random.Shared.Next()).Take(options.Reachability.PeersAsked).Select(c => c.Endpoint).ToArray();
+            if (peers.Length == 0) return; // the first node of a swarm: nobody to ask yet
+            var direct = PeerAddress.Parse(_directAddresses[0]);
+            var report = await _dialback!.CheckAsync(Transport, direct, direct.Port, peers, cancellationToken);
+            var before = Reachability.State;
+            Reachability = report;
+            if (report.State == Reach.Reachable && before != Reach.Reachable) LogReachable(_logger, report.Address, report.Results.Count(r => r.Reached), report.Results.Count);
+            if (report.State == Reach.Unreachable && before != Reach.Unreachable)
+                LogUnreachable(_logger, report.Address, report.Results.Count, string.Join("; ", report.Results.Select(r => $"{r.Peer}: {r.Problem}")));
+            if (report.State == Reach.Unreachable) await KeepRelaysAsync(cancellationToken);
+            else if (report.State == Reach.Reachable) await DropRelaysAsync(cancellationToken);
+        }
+        finally
+        {
+            _reachabilityTurn.Release();
+        }
+    }
+
+    /// <summary>Unreachable: a DHT client, with <see cref="ReachabilityOptions.Relays"/> live reservations; announces when the addresses change.</summary>
+    private async Task KeepRelaysAsync(CancellationToken cancellationToken)
+    {
+        Dht.SetClientMode(true);
+        List<RelayReservation> lost;
+        lock (_relays)
+        {
+            lost = _relays.Where(r => r.Lost.IsCompleted).ToList();
+            _relays.RemoveAll(lost.Contains);
+        }
+        foreach (var r in lost) await r.DisposeAsync();
+        int wanted = options.Reachability.Relays - Relays.Count;
+        if (wanted > 0)
+        {
+            var current = Relays.Select(r => r.PeerId).ToHashSet();
+            var candidates = Dht.Contacts.Where(c => c.PeerId != PeerId && !current.Contains(c.PeerId)).OrderBy(_ => Random.Shared.Next())
+                .Take(options.Reachability.RelayCandidates).ToArray();
+            var timed = await Task.WhenAll(candidates.Select(async c => (Contact: c, Rtt: await Dht.RoundTripAsync(c.Endpoint, cancellationToken))));
+            foreach (var (contact, rtt) in timed.Where(t => t.Rtt is not null).OrderBy(t => t.Rtt))
+            {
+                if (wanted == 0) break;
+                try
+                {
+                    var reservation = await RelayReservation.ReserveAsync(contact.Endpoint, _server!, Transport, options.Protocol, time, _logger, cancellationToken);
+                    lock (_relays) _relays.Add(reservation);
+                    wanted--;
+                    LogRelayTaken(_logger, contact.Endpoint.ToString(), rtt!.Value.TotalMilliseconds);
+                }
+                catch (RelayRefusedException e)
+                {
+                    LogRelayRefused(_logger, contact.Endpoint.ToString(), e.Message);
+                }
+            }
+            if (Relays.Count == 0) LogNoRelay(_logger, timed.Length);
+        }
+        await AnnounceAtAsync(Relays.Count > 0 ? Relays.Select(r => r.Address.ThroughRelay.ToString()).ToArray() : _directAddresses, cancellationToken);
+    }
+
+    /// <summary>Reachable: a full DHT member again, announced at its own address.</summary>
+    private async Task DropRelaysAsync(CancellationToken cancellationToken)
+    {
+        RelayReservation[] dropped;
+        lock (_relays)
+        {
+            dropped = [.. _relays];
+            _relays.Clear();
+        }
+        foreach (var r in dropped) await r.DisposeAsync();
+        Dht.SetClientMode(false);
+        await AnnounceAtAsync(_directAddresses, cancellationToken);
+    }
+
+    /// <summary>Announces at once when the addresses change (and the node has announced before).</summary>
+    private async Task AnnounceAtAsync(IReadOnlyList<string> addresses, CancellationToken cancellationToken)
+    {
+        if (addresses.SequenceEqual(AnnounceAddresses)) return;
+        AnnounceAddresses = addresses;
+        LogAnnouncing(_logger, string.Join(", ", addresses));
+        if (Ready) await AnnounceAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// Checks again every CheckPeriod; while unreachable, replaces a lost relay as soon as it is noticed
+    /// (and at least every UpdatePeriod tries again to have enough).
+    /// </summary>
+    private async Task ReachabilityLoopAsync(CancellationToken stopping)
+    {
+        if (options.ClientMode || !options.Reachability.Check) return;
+        var nextCheck = time.GetUtcNow() + options.Reachability.CheckPeriod;
+        while (!stopping.IsCancellationRequested)
+        {
+            try
+            {
+                Task[] lost;
+                lock (_relays) lost = _relays.Select(r => (Task)r.Lost).ToArray();
+                var wait = TimeSpan.FromTicks(Math.Max(0, Math.Min((nextCheck - time.GetUtcNow()).Ticks, options.UpdatePeriod.Ticks)));
+                await Task.WhenAny([Task.Delay(wait, time, stopping), .. lost]);
+                stopping.ThrowIfCancellationRequested();
+                // Not known yet (the first node of a swarm had nobody to ask): ask as soon as there is someone.
+                if (time.GetUtcNow() >= nextCheck || (Reachability.State == Reach.Unknown && Dht.RoutingTableSize > 0))
+                {
+                    nextCheck = time.GetUtcNow() + options.Reachability.CheckPeriod;
+                    await CheckReachabilityAsync(stopping);
+                }
+                else if (Reachability.State == Reach.Unreachable)
+                {
+                    await _reachabilityTurn.WaitAsync(stopping);
+                    try
+                    {
+                        await KeepRelaysAsync(stopping);
+                    }
+                    finally
+                    {
+                        _reachabilityTurn.Release();
+                    }
+                }
+            }
+            catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                LogReachabilityError(_logger, e);
+            }
+        }
+    }
+
+    private async Task ReleaseRelaysAsync()
+    {
+        RelayReservation[] all;
+        lock (_relays)
+        {
+            all = [.. _relays];
+            _relays.Clear();
+        }
+        foreach (var r in all) await r.DisposeAsync();
+        Relaying?.Dispose();
+    }
+
+    [LoggerMessage(EventId = 570, Level = LogLevel.Information, Message = "Reachable at {Address}: {Reached} of {Asked} peers dialled back")]
+    private static partial void LogReachable(ILogger logger, string address, int reached, int asked);
+
+    [LoggerMessage(EventId = 571, Level = LogLevel.Warning, Message = "NOT reachable at {Address}: none of {Asked} peers could dial back ({Problems}). This node now takes calls through a relay and holds no DHT records for others; to be reached directly, forward this port on your router or firewall (see `moemesh doctor`)")]
+    private static partial void LogUnreachable(ILogger logger, string address, int asked, string problems);
+
+    [LoggerMessage(EventId = 572, Level = LogLevel.Information, Message = "Relay {Relay} keeps a place for this node (round trip {RttMs:F1} ms)")]
+    private static partial void LogRelayTaken(ILogger logger, string relay, double rttMs);
+
+    [LoggerMessage(EventId = 573, Level = LogLevel.Information, Message = "Relay {Relay} refused: {Reason}")]
+    private static partial void LogRelayRefused(ILogger logger, string relay, string reason);
+
+    [LoggerMessage(EventId = 574, Level = LogLevel.Error, Message = "Unreachable and no relay accepted this node ({Candidates} peers answered a ping): nobody can call its experts; trying again within an update period")]
+    private static partial void LogNoRelay(ILogger logger, int candidates);
+
+    [LoggerMessage(EventId = 575, Level = LogLevel.Information, Message = "Announcing at {Addresses}")]
+    private static partial void LogAnnouncing(ILogger logger, string addresses);
+
+    [LoggerMessage(EventId = 576, Level = LogLevel.Error, Message = "Checking reachability failed")]
+    private static partial void LogReachabilityError(ILogger logger, Exception exception);
+}

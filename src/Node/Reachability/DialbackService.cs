@@ -1,0 +1,156 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Security.Cryptography;
+using Google.Protobuf;
+using MoEMesh.Protocol;
+using MoEMesh.Protocol.Addressing;
+using MoEMesh.Protocol.Identity;
+using MoEMesh.Protocol.Rpc;
+using MoEMesh.Protocol.Transport;
+using MoEMesh.Protocol.Wire;
+
+namespace MoEMesh.Node.Reachability;
+
+/// <summary>
+/// Dial-back, both ways. Asked (<c>node.dialback</c>), this node dials the asker's address over a fresh
+/// connection (never a pooled one, which the asker may have opened itself), checks in the handshake that the
+/// asker's PeerId answers there, and calls <c>node.dialback_echo</c> with the asker's nonce. It dials only
+/// the IP the request came from (so it cannot be aimed at third parties) and at most
+/// <see cref="ReachabilityOptions.MaxDialbacksPerMinute"/> times a minute. Asking, this node believes only the
+/// echoes it receives, not what peers claim.
+/// </summary>
+public sealed class DialbackService(PeerIdentity identity, PeerProtocolOptions protocol, ReachabilityOptions options, TimeProvider time)
+{
+    /// <summary>Dial me back (header <c>DialbackRequest</c>; answer <c>DialbackResponse</c>).</summary>
+    public const string DialbackMethod = "node.dialback";
+
+    /// <summary>The echo over the fresh connection (header <c>DialbackEcho</c>).</summary>
+    public const string EchoMethod = "node.dialback_echo";
+
+    private readonly ConcurrentDictionary<string, TaskCompletionSource> _waiting = new(StringComparer.Ordinal);
+    private readonly Queue<DateTimeOffset> _recent = new();
+
+    /// <summary>Registers both methods.</summary>
+    public void Map(PeerRouter router) => router.Map(DialbackMethod, DialBackAsync).Map(EchoMethod, Echo);
+
+    /// <summary>
+    /// Asks <paramref name="peers"/> (at once) to dial this node back at <paramref name="address"/>, or, when
+    /// null, at the IP each sees the request come from and <paramref name="port"/>; the report says reachable
+    /// when any echo arrives.
+    /// </summary>
+    public async Task<ReachabilityReport> CheckAsync(IPeerTransport transport, PeerAddress? address, int port, IReadOnlyList<PeerEndpoint> peers, CancellationToken cancellationToken)
+    {
+        var results = await Task.WhenAll(peers.Select(p => AskAsync(transport, address, port, p, cancellationToken)));
+        string asked = address?.ToString()
+            ?? (results.Select(r => r.ObservedAddress).FirstOrDefault(a => !string.IsNullOrEmpty(a)) is { } seen ? new PeerAddress(seen, port).ToString() : $"port {port}");
+        return ReachabilityReport.Of(asked, time.GetUtcNow(), results);
+    }
+
+    private async Task<DialbackResult> AskAsync(IPeerTransport transport, PeerAddress? address, int port, PeerEndpoint peer, CancellationToken cancellationToken)
+    {
+        var nonce = RandomNumberGenerator.GetBytes(32);
+        var key = Convert.ToHexString(nonce);
+        var echoed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _waiting[key] = echoed;
+        try
+        {
+            var sent = time.GetUtcNow();
+            var request = new DialbackRequest { Address = address?.ToString() ?? "", Port = (uint)port, Nonce = ByteString.CopyFrom(nonce) };
+            using var response = await transport.CallAsync(peer, PeerRequest.Create(DialbackMethod, request, default, sent + 2 * options.DialbackTimeout), cancellationToken);
+            var received = time.GetUtcNow();
+            if (response.Status != StatusCode.Ok) return new DialbackResult(peer.ToString(), echoed.Task.IsCompleted, response.Message, null, null);
+            var answer = response.ParseHeader(DialbackResponse.Parser);
+            var offset = DateTimeOffset.UnixEpoch.AddTicks(answer.UnixMicros * 10) - (sent + (received - sent) / 2);
+            bool reached = echoed.Task.IsCompleted;
+            return new DialbackResult(peer.ToString(), reached, reached ? null : answer.Problem is { Length: > 0 } p ? p : "no echo arrived", answer.ObservedAddress, offset);
+        }
+        finally
+        {
+            _waiting.TryRemove(key, out _);
+        }
+    }
+
+    private ValueTask<PeerResponse> Echo(PeerRequest request, CancellationToken cancellationToken)
+    {
+        var echo = request.ParseHeader(DialbackEcho.Parser);
+        if (!_waiting.TryGetValue(Convert.ToHexString(echo.Nonce.Span), out var waiting))
+            return ValueTask.FromResult(PeerResponse.Error(StatusCode.NotFound, $"{EchoMethod}: no dial-back with this nonce is pending here."));
+        waiting.TrySetResult();
+        return ValueTask.FromResult(PeerResponse.Ok());
+    }
+
+    private async ValueTask<PeerResponse> DialBackAsync(PeerRequest request, CancellationToken cancellationToken)
+    {
+        var asked = request.ParseHeader(DialbackRequest.Parser);
+        if (asked.Address.Length == 0 && request.RemoteAddress is { } from && asked.Port is >= 1 and <= 65535)
+            asked.Address = new PeerAddress((from.IsIPv4MappedToIPv6 ? from.MapToIPv4() : from).ToString(), (int)asked.Port).ToString();
+        if (!PeerAddress.TryParse(asked.Address, out var address) || address.Relayed || !address.IsDialable)
+            throw new PeerRpcException(StatusCode.InvalidArgument, $"{DialbackMethod}: '{asked.Address}' is not an address to dial (host:port).");
+        if (asked.Nonce.Length is < 16 or > 64)
+            throw new PeerRpcException(StatusCode.InvalidArgument, $"{DialbackMethod}: the nonce must be 16 to 64 bytes; got {asked.Nonce.Length}.");
+        if (!TakeTurn())
+            throw new PeerRpcException(StatusCode.ResourceExhausted, $"{DialbackMethod}: this node dials back at most {options.MaxDialbacksPerMinute} times a minute; ask another peer.");
+        var answer = new DialbackResponse { ObservedAddress = request.RemoteAddress?.ToString() ?? "" };
+        answer.Problem = await NotYoursAsync(address, request.RemoteAddress, cancellationToken) ?? await DialAsync(address, request.Caller, asked.Nonce, cancellationToken) ?? "";
+        answer.Reached = answer.Problem.Length == 0;
+        answer.UnixMicros = (time.GetUtcNow() - DateTimeOffset.UnixEpoch).Ticks / 10;
+        return PeerResponse.Ok(answer);
+    }
+
+    /// <summary>Why <paramref name="address"/> is not the asker's to be dialled at, or null when it is.</summary>
+    private async Task<string?> NotYoursAsync(PeerAddress address, IPAddress? from, CancellationToken cancellationToken)
+    {
+        if (from is null) return null; // a transport that does not know addresses (in-memory)
+        if (from.IsIPv4MappedToIPv6) from = from.MapToIPv4();
+        IPAddress[] ips;
+        if (IPAddress.TryParse(address.Host, out var ip)) ips = [ip];
+        else
+        {
+            try
+            {
+                using var limit = new CancellationTokenSource(options.DialbackTimeout, time);
+                using var linked = CancellationTokenSource.CreateLinkedTokenSource(limit.Token, cancellationToken);
+                ips = await Dns.GetHostAddressesAsync(address.Host, linked.Token);
+            }
+            catch (Exception e) when (e is System.Net.Sockets.SocketException or OperationCanceledException)
+            {
+                return $"{address.Host} does not resolve here";
+            }
+        }
+        return ips.Any(i => (i.IsIPv4MappedToIPv6 ? i.MapToIPv4() : i).Equals(from)) ? null
+            : $"your connection comes from {from}, not {address.Host}: peers see you at another address (behind a NAT?), and dial back only the address a request comes from";
+    }
+
+    /// <summary>Dials <paramref name="address"/> fresh, expects <paramref name="asker"/> there and echoes the nonce; null when that worked, else why not.</summary>
+    private async Task<string?> DialAsync(PeerAddress address, PeerId asker, ByteString nonce, CancellationToken cancellationToken)
+    {
+        using var limit = new CancellationTokenSource(options.DialbackTimeout, time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(limit.Token, cancellationToken);
+        try
+        {
+            await using var connection = await PeerConnection.ConnectAsync(new PeerEndpoint(address, asker), identity, protocol, time, linked.Token);
+            using var echo = await connection.CallAsync(PeerRequest.Create(EchoMethod, new DialbackEcho { Nonce = nonce }, default, time.GetUtcNow() + options.DialbackTimeout), linked.Token);
+            return echo.Status == StatusCode.Ok ? null : $"the echo was refused: {echo.Message}";
+        }
+        catch (PeerUnavailableException e)
+        {
+            return e.Message;
+        }
+        catch (OperationCanceledException) when (limit.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            return $"no answer within {options.DialbackTimeout.TotalSeconds:F0} s";
+        }
+    }
+
+    private bool TakeTurn()
+    {
+        var now = time.GetUtcNow();
+        lock (_recent)
+        {
+            while (_recent.Count > 0 && now - _recent.Peek() >= TimeSpan.FromMinutes(1)) _recent.Dequeue();
+            if (_recent.Count >= options.MaxDialbacksPerMinute) return false;
+            _recent.Enqueue(now);
+            return true;
+        }
+    }
+}
