@@ -4,9 +4,12 @@ namespace MoEMesh.IntegrationTests;
 internal sealed record CliRun(int ExitCode, string Out, string Error)
 {
     /// <summary>Runs <c>moemesh ARGS</c> in <paramref name="workDir"/> and waits for it, within <paramref name="limit"/>.</summary>
-    public static async Task<CliRun> RunAsync(string workDir, TimeSpan limit, params string[] args)
+    public static Task<CliRun> RunAsync(string workDir, TimeSpan limit, params string[] args) => RunInAsync(null, workDir, limit, args);
+
+    /// <summary>Runs <c>moemesh ARGS</c> inside the network namespace <paramref name="networkNamespace"/> (when not null) and waits for it.</summary>
+    public static async Task<CliRun> RunInAsync(string? networkNamespace, string workDir, TimeSpan limit, params string[] args)
     {
-        using var process = Testing.MoEMeshProcess.Launch(workDir, args);
+        using var process = Testing.MoEMeshProcess.Launch(workDir, args, networkNamespace);
         var output = process.StandardOutput.ReadToEndAsync();
         var error = process.StandardError.ReadToEndAsync();
         using var timeout = new CancellationTokenSource(limit);

@@ -37,18 +37,23 @@ public sealed class MoEMeshProcess : IDisposable
         }
     }
 
-    /// <summary>Starts <c>moemesh ARGS</c> in <paramref name="workDir"/> with stdout and stderr redirected, for the caller to read.</summary>
-    public static Process Launch(string workDir, IEnumerable<string> args)
+    /// <summary>
+    /// Starts <c>moemesh ARGS</c> in <paramref name="workDir"/> with stdout and stderr redirected, for the caller to read;
+    /// inside the network namespace <paramref name="networkNamespace"/> when one is named (<c>ip netns exec</c>, as root).
+    /// </summary>
+    public static Process Launch(string workDir, IEnumerable<string> args, string? networkNamespace = null)
     {
-        var info = new ProcessStartInfo("dotnet") { WorkingDirectory = workDir, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args.Prepend(Binary)) info.ArgumentList.Add(a);
+        var info = new ProcessStartInfo(networkNamespace is null ? "dotnet" : "ip") { WorkingDirectory = workDir, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (networkNamespace is not null) args = args.Prepend(Binary).Prepend("dotnet").Prepend(networkNamespace).Prepend("exec").Prepend("netns");
+        else args = args.Prepend(Binary);
+        foreach (var a in args) info.ArgumentList.Add(a);
         info.Environment["DOTNET_NOLOGO"] = "1";
         return Process.Start(info)!;
     }
 
     /// <summary>Starts <c>moemesh ARGS</c> in <paramref name="workDir"/>, its output kept, appended to <paramref name="logFile"/> and passed to <paramref name="onLine"/>.</summary>
-    public static MoEMeshProcess Start(string workDir, IEnumerable<string> args, string? logFile = null, Action<string>? onLine = null) =>
-        new(Launch(workDir, args), logFile, onLine);
+    public static MoEMeshProcess Start(string workDir, IEnumerable<string> args, string? logFile = null, Action<string>? onLine = null, string? networkNamespace = null) =>
+        new(Launch(workDir, args, networkNamespace), logFile, onLine);
 
     public int Id => _process.Id;
 

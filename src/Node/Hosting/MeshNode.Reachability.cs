@@ -24,7 +24,7 @@ public sealed partial class MeshNode
     /// <summary>The last reachability check's outcome.</summary>
     public ReachabilityReport Reachability { get; private set; } = ReachabilityReport.NotChecked("");
 
-    /// <summary>Relaying for others; null when <c>Relay:Serve</c> is off. Set once listening.</summary>
+    /// <summary>Relaying for others (refusing every reservation when <c>Relay:Serve</c> is off). Set once listening.</summary>
     public RelayService? Relaying { get; private set; }
 
     /// <summary>The relays this node is reached through now (empty while reachable).</summary>
@@ -37,12 +37,10 @@ public sealed partial class MeshNode
     }
 
     /// <summary>The relay, built before the listener starts so its first connection can be relayed.</summary>
-    private RelayService? CreateRelay() => options.Relay.Serve
-        ? new RelayService(options.Relay, options.Protocol, time, loggers.CreateLogger<RelayService>())
-        {
-            CannotRelay = () => Reachability.State == Reach.Unreachable ? "it cannot be dialled itself" : null,
-        }
-        : null;
+    private RelayService CreateRelay() => new(options.Relay, options.Protocol, time, loggers.CreateLogger<RelayService>())
+    {
+        CannotRelay = () => Reachability.State == Reach.Unreachable ? "it cannot be dialled itself" : null,
+    };
 
     private void MapReachability(Protocol.Rpc.PeerRouter router)
     {
