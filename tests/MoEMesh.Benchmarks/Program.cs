@@ -3,6 +3,7 @@ using MoEMesh.Benchmarks;
 // Usage: dotnet run -c Release --project tests/MoEMesh.Benchmarks -- tensors [--batch 256] [--dim 1024] [--threads N] [--skip-managed]
 //        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- small [--dims 256,1024] [--batches 1,4,8,16] [--threads N]
 //        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- transport [--round-ms 250]
+//        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- relay [--round-ms 500]
 //        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- node [--round-ms 3000] [--rounds 3]
 //        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- moe [--rounds 3] [--calls 20] [--blas-threads 1,2]
 //        dotnet run -c Release --project tests/MoEMesh.Benchmarks -- replicas [--forwards 300]
@@ -34,6 +35,8 @@ switch (verb)
         return SmallBatchBenchmark.Run(List("--dims", [256, 1024]), List("--batches", [1, 4, 8, 16]), Array.IndexOf(args, "--threads") >= 0 ? Option("--threads", 1) : null);
     case "transport":
         return await TransportBenchmark.RunAsync(TimeSpan.FromMilliseconds(Option("--round-ms", 250)));
+    case "relay":
+        return await RelayBenchmark.RunAsync(TimeSpan.FromMilliseconds(Option("--round-ms", 500)));
     case "node":
         return await NodeBenchmark.RunAsync(TimeSpan.FromMilliseconds(Option("--round-ms", 3000)), Option("--rounds", 3));
     case "moe":
@@ -60,6 +63,7 @@ switch (verb)
         Console.Error.WriteLine("usage: MoEMesh.Benchmarks tensors [--batch 256] [--dim 1024] [--threads N] [--skip-managed]");
         Console.Error.WriteLine("       MoEMesh.Benchmarks small [--dims 256,1024] [--batches 1,4,8,16] [--threads N]");
         Console.Error.WriteLine("       MoEMesh.Benchmarks transport [--round-ms 250]");
+        Console.Error.WriteLine("       MoEMesh.Benchmarks relay [--round-ms 500]");
         Console.Error.WriteLine("       MoEMesh.Benchmarks node [--round-ms 3000] [--rounds 3]");
         Console.Error.WriteLine("       MoEMesh.Benchmarks moe [--rounds 3] [--calls 20] [--blas-threads 1,2]");
         Console.Error.WriteLine("       MoEMesh.Benchmarks replicas [--forwards 300]");

@@ -123,7 +123,7 @@ public static class TransportBenchmark
     private static string Size(int bytes) => bytes >= 1 << 20 ? $"{bytes >> 20} MiB" : bytes >= 1 << 10 ? $"{bytes >> 10} KiB" : $"{bytes} B";
 
     /// <summary>Runs each caller in a loop for <paramref name="length"/>, recording every call's latency.</summary>
-    private static async Task RunRoundAsync(Func<Task>[] callers, TimeSpan length, Samples samples)
+    internal static async Task RunRoundAsync(Func<Task>[] callers, TimeSpan length, Samples samples)
     {
         var start = Stopwatch.GetTimestamp();
         var loops = callers.Select(async call =>
@@ -141,7 +141,7 @@ public static class TransportBenchmark
         samples.Add(all.SelectMany(l => l), Stopwatch.GetElapsedTime(start).TotalSeconds);
     }
 
-    private sealed class Samples
+    internal sealed class Samples
     {
         private readonly List<double> _latencies = [];
         private double _seconds;

@@ -27,7 +27,7 @@ public sealed partial class RelayService : IDisposable
     /// <summary>Wait for circuits (no header; answer <c>RelayListenResponse</c>).</summary>
     public const string ListenMethod = "relay.listen";
 
-    private const int PumpBufferBytes = 64 * 1024;
+    private const int PumpBufferBytes = 256 * 1024;
 
     private readonly RelayOptions _options;
     private readonly PeerProtocolOptions _protocol;
