@@ -64,7 +64,7 @@ public sealed class DoctorTests : IDisposable
         var notReached = unreachable.Single(c => c.Name == "reachability");
         Assert.Equal(Verdict.Fail, notReached.Verdict);
         Assert.Contains("none of 2 peers", notReached.Finding);
-        Assert.Contains($"forward TCP port {behindNat.Listen.Port}", notReached.Fix);
+        Assert.Contains($"forward TCP port {behindNat.Announce!.Value.Port} on your router to port {behindNat.Listen.Port} of this machine", notReached.Fix);
         Assert.Equal(Verdict.Warn, unreachable.Single(c => c.Name == "relay").Verdict);
     }
 

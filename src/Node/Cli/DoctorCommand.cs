@@ -10,8 +10,8 @@ internal static class DoctorCommand
 {
     public static Command Create()
     {
-        var listen = new Option<string>("--listen") { Description = "The peer port a node here would listen on", DefaultValueFactory = _ => "0.0.0.0:7700" };
-        var http = new Option<string>("--http") { Description = "The HTTP port a node here would serve", DefaultValueFactory = _ => "127.0.0.1:7780" };
+        var listen = new Option<string>("--listen") { Description = "The peer port a node here would listen on (port 0: any free port)", DefaultValueFactory = _ => "0.0.0.0:7700" };
+        var http = new Option<string>("--http") { Description = "The HTTP port a node here would serve (port 0: any free port)", DefaultValueFactory = _ => "127.0.0.1:7780" };
         var announce = new Option<string?>("--announce") { Description = "The address a node here would announce (default: the one peers see, at the --listen port)" };
         var peers = new Option<string[]>("--peers") { Description = "Peers of the swarm to ask to dial back, host:port or PEERID@host:port, comma-separated", AllowMultipleArgumentsPerToken = true };
         var noTls = CommonOptions.NoTls();
@@ -23,8 +23,8 @@ internal static class DoctorCommand
             { listen, http, announce, peers, noTls, checkpoints, minFree, openBlas, timeout };
         command.SetAction(async (result, cancellationToken) =>
         {
-            if (Address("--listen", result.GetValue(listen)!, port0: false) is not { } listenAddress) return 2;
-            if (Address("--http", result.GetValue(http)!, port0: false) is not { } httpAddress) return 2;
+            if (Address("--listen", result.GetValue(listen)!, port0: true) is not { } listenAddress) return 2;
+            if (Address("--http", result.GetValue(http)!, port0: true) is not { } httpAddress) return 2;
             PeerAddress? announced = null;
             if (result.GetValue(announce) is { } announceText && (announced = Address("--announce", announceText, port0: false)) is null) return 2;
             var endpoints = new List<PeerEndpoint>();
@@ -54,7 +54,7 @@ internal static class DoctorCommand
     private static PeerAddress? Address(string flag, string text, bool port0)
     {
         if ((port0 ? PeerAddress.TryParseListen(text, out var address) : PeerAddress.TryParse(text, out address)) && !address.Relayed) return address;
-        Console.Error.WriteLine($"{flag}: '{text}' is not host:port (for example 0.0.0.0:7700).");
+        Console.Error.WriteLine($"{flag}: '{text}' is not host:port (for example 0.0.0.0:7700{(port0 ? "; port 0 takes any free port" : "")}).");
         return null;
     }
 }

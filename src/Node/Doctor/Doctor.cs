@@ -33,11 +33,11 @@ public sealed class Doctor(DoctorSettings settings, Func<GemmOptions, GemmBacken
         var dialback = new DialbackService(identity, new PeerProtocolOptions { UseTls = settings.UseTls }, new ReachabilityOptions(), TimeProvider.System);
         dialback.Map(router);
         var server = new PeerServer(identity, router, new PeerProtocolOptions { UseTls = settings.UseTls }, TimeProvider.System);
-        var running = await RunningNodeAsync(cancellationToken);
+        var running = settings.Http.Port == 0 ? null : await RunningNodeAsync(cancellationToken);
         await using var listener = TryListen(server);
         checks.Add(PeerPort(listener is not null, running));
         checks.Add(HttpPort(running));
-        checks.AddRange(await NetworkAsync(identity, dialback, listener is not null, running, cancellationToken));
+        checks.AddRange(await NetworkAsync(identity, dialback, listener?.Address.Port, running, cancellationToken));
         checks.Add(Disk());
         return checks;
     }
@@ -76,7 +76,7 @@ public sealed class Doctor(DoctorSettings settings, Func<GemmOptions, GemmBacken
 
     private DoctorCheck HttpPort(NodeStatus? running)
     {
-        if (running is not null) return DoctorCheck.Ok("HTTP port", $"{settings.Http}: the status page of the node running here");
+        if (running is not null && settings.Http.Port != 0) return DoctorCheck.Ok("HTTP port", $"{settings.Http}: the status page of the node running here");
         try
         {
             using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
@@ -91,7 +91,7 @@ public sealed class Doctor(DoctorSettings settings, Func<GemmOptions, GemmBacken
     }
 
     /// <summary>Reachability, relay and clock: they need peers, and a listener on the peer port (or a node running there).</summary>
-    private async Task<IEnumerable<DoctorCheck>> NetworkAsync(PeerIdentity identity, DialbackService dialback, bool listening, NodeStatus? running, CancellationToken cancellationToken)
+    private async Task<IEnumerable<DoctorCheck>> NetworkAsync(PeerIdentity identity, DialbackService dialback, int? listeningPort, NodeStatus? running, CancellationToken cancellationToken)
     {
         if (running is not null)
             return [RunningReachability(running.Reachability), RunningRelay(running.Reachability), DoctorCheck.Ok("clock", "checked by the running node against its peers (see its log)")];
@@ -100,7 +100,7 @@ public sealed class Doctor(DoctorSettings settings, Func<GemmOptions, GemmBacken
             const string fix = "run the doctor with any node of the swarm: moemesh doctor --peers HOST:7700";
             return [DoctorCheck.Warn("reachability", "not checked: no peer to ask (--peers)", fix), DoctorCheck.Warn("clock", "not checked: no peer to compare with", fix)];
         }
-        if (!listening) return [DoctorCheck.Warn("reachability", "not checked: the peer port is taken, so nothing here could be dialled back", "free the peer port (above), then run the doctor again")];
+        if (listeningPort is not { } port) return [DoctorCheck.Warn("reachability", "not checked: the peer port is taken, so nothing here could be dialled back", "free the peer port (above), then run the doctor again")];
         using var limit = new CancellationTokenSource(settings.Timeout);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(limit.Token, cancellationToken);
         var (swarm, _) = await SwarmClient.JoinAsync(settings.Peers[0].ToString(), settings.UseTls, settings.Timeout.TotalSeconds, null, identity, linked.Token);
@@ -109,12 +109,12 @@ public sealed class Doctor(DoctorSettings settings, Func<GemmOptions, GemmBacken
         await using (swarm)
         {
             var asked = settings.Peers.Concat(swarm.Dht.Contacts.Select(c => c.Endpoint)).DistinctBy(p => p.Address).Take(3).ToArray();
-            var report = await dialback.CheckAsync(swarm.Transport, settings.Announce, settings.Listen.Port, asked, linked.Token);
-            return [Reachability(report), Relay(report), Clock(report)];
+            var report = await dialback.CheckAsync(swarm.Transport, settings.Announce, port, asked, linked.Token);
+            return [Reachability(report, port), Relay(report), Clock(report)];
         }
     }
 
-    private DoctorCheck Reachability(ReachabilityReport report)
+    private DoctorCheck Reachability(ReachabilityReport report, int listening)
     {
         int reached = report.Results.Count(r => r.Reached), answered = report.Results.Count(r => r.ObservedAddress is not null);
         string seen = string.Join(", ", report.Results.Select(r => r.ObservedAddress).OfType<string>().Where(a => a.Length > 0).Distinct());
@@ -124,7 +124,7 @@ public sealed class Doctor(DoctorSettings settings, Func<GemmOptions, GemmBacken
         if (answered == 0)
             return DoctorCheck.Fail("reachability", $"no peer answered the dial-back request: {string.Join("; ", report.Results.Select(r => $"{r.Peer}: {r.Problem}"))}", "check --peers (the peers' peer ports) and that this machine can reach them");
         return DoctorCheck.Fail("reachability", $"none of {report.Results.Count} peers could dial {report.Address} back (they see this machine as {seen}): {report.Results.First(r => !r.Reached).Problem}",
-            $"forward TCP port {settings.Listen.Port} on your router to this machine and allow it in the firewall ({FirewallHint(settings.Listen.Port)}); until then a node here takes calls through a relay by itself (each call then crosses the relay)");
+            $"forward TCP port {PortOf(report)} on your router to {(PortOf(report) == listening ? "this machine" : $"port {listening} of this machine")} and allow it in the firewall ({FirewallHint(listening)}); until then a node here takes calls through a relay by itself (each call then crosses the relay)");
     }
 
     private static DoctorCheck Relay(ReachabilityReport report) => report.State switch
@@ -183,6 +183,8 @@ public sealed class Doctor(DoctorSettings settings, Func<GemmOptions, GemmBacken
             return null;
         }
     }
+
+    private int PortOf(ReachabilityReport report) => Protocol.Addressing.PeerAddress.TryParse(report.Address, out var asked) ? asked.Port : settings.Listen.Port;
 
     private static int NextPort(int port) => port < 65535 ? port + 1 : port - 1;
 

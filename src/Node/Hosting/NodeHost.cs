@@ -76,6 +76,9 @@ public static class NodeHost
     private static WebApplication Compose(WebApplicationBuilder builder, NodeOptions options, PeerIdentity? identity, ExpertRegistry? registry = null, TimeProvider? time = null)
     {
         options.Validate();
+        // Under the Windows service manager, a service stop stops the node as Ctrl+C or SIGTERM do (drain,
+        // checkpoints, exit 0); anywhere else this does nothing.
+        builder.Host.UseWindowsService(o => o.ServiceName = "moemesh");
         registry ??= ExpertRegistry.CreateDefault();
         StartChecks.Run(options, registry);
         // Kestrel and routing log four lines per HTTP request at Information: a flood under query load.
