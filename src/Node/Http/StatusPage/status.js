@@ -62,7 +62,7 @@ function renderStatus(status) {
   document.getElementById("self").textContent = short(status.peerId);
   document.getElementById("self").title = status.peerId;
   const ready = el("span", { class: "badge " + (status.ready ? "ok" : "bad") }, status.ready ? "ready" : "starting");
-  document.getElementById("summary").replaceChildren(ready, ` v${status.version} · peers reach it at ${status.listenAddress}${status.clientMode ? " (client mode)" : ""} · up ${duration(Math.round(status.uptimeSeconds))} · hosts ${status.experts.length} experts`);
+  document.getElementById("summary").replaceChildren(ready, ` v${status.version} · ${reachText(status)}${status.clientMode ? " (client mode)" : ""} · up ${duration(Math.round(status.uptimeSeconds))} · hosts ${status.experts.length} experts`);
   document.getElementById("dht-summary").replaceChildren(
     el("dt", {}, "routing table"), el("dd", {}, `${status.routingTableSize} contacts`),
     el("dt", {}, "records held"), el("dd", {}, String(status.dhtRecords)));
@@ -114,6 +114,16 @@ function renderExperts(listing) {
     ? "Grids walked in the DHT: " + listing.grids.map(g => `${g.prefix}* ${g.found} experts${g.truncated ? " (more not listed)" : ""}`).join(", ")
     : "";
   renderHeatmaps(listing);
+}
+
+// Whether peers can dial this node (dial-back), and through which relay they reach it when not.
+function reachText(status) {
+  const r = status.reachability;
+  if (r && r.state === "unreachable")
+    return r.relays.length > 0 ? `NOT reachable at ${r.address}: peers reach it through the relay ${r.relays.join(", ")}` : `NOT reachable at ${r.address}, and no relay yet: nobody can call its experts`;
+  const relaying = r && r.relaying && r.relaying.reservations > 0 ? ` · relays for ${r.relaying.reservations} peers behind NATs` : "";
+  if (r && r.state === "reachable") return `peers reach it at ${status.announceAddresses.join(", ")} (dialled back)${relaying}`;
+  return `peers reach it at ${status.listenAddress}${relaying}`;
 }
 
 // At most this many rows and columns of a grid are drawn (what a host announces could make a grid of any size).
