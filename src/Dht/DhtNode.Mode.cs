@@ -23,14 +23,6 @@ public sealed partial class DhtNode
         if (client) _background.Run("hand-off", HandOffHeldAsync);
     }
 
-    /// <summary>The round trip of a ping to <paramref name="peer"/>; null when it does not answer as itself within RpcTimeout.</summary>
-    public async Task<TimeSpan?> RoundTripAsync(MoEMesh.Protocol.Rpc.PeerEndpoint peer, CancellationToken cancellationToken)
-    {
-        long start = Time.GetTimestamp();
-        var result = await _rpc.PingAsync(Sender, peer, Time.GetUtcNow() + Options.RpcTimeout, cancellationToken);
-        return result.IsOk && (peer.PeerId is null || result.Value == peer.PeerId) ? Time.GetElapsedTime(start) : null;
-    }
-
     private async Task HandOffHeldAsync()
     {
         List<Records.DhtRecord> held;

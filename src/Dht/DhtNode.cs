@@ -145,6 +145,14 @@ public sealed partial class DhtNode : IDht, IDhtRpcHandler, ILookupHost, IAsyncD
         lock (_gate) return _store.Get(key, now).Count > 0;
     }
 
+    /// <summary>The round trip of a ping to <paramref name="peer"/>; null when it does not answer as itself within RpcTimeout.</summary>
+    public async Task<TimeSpan?> RoundTripAsync(PeerEndpoint peer, CancellationToken cancellationToken)
+    {
+        long start = Time.GetTimestamp();
+        var result = await _rpc.PingAsync(Sender, peer, Time.GetUtcNow() + Options.RpcTimeout, cancellationToken);
+        return result.IsOk && (peer.PeerId is null || result.Value == peer.PeerId) ? Time.GetElapsedTime(start) : null;
+    }
+
     /// <summary>A snapshot of the routing table.</summary>
     public IReadOnlyList<DhtContact> Contacts
     {

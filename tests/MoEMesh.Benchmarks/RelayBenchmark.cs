@@ -9,6 +9,7 @@ using MoEMesh.Protocol.Transport;
 using MoEMesh.Protocol.Wire;
 using MoEMesh.Routing.Invocation;
 using MoEMesh.Tensors;
+using MoEMesh.Testing;
 using static MoEMesh.Benchmarks.TransportBenchmark;
 
 namespace MoEMesh.Benchmarks;
@@ -60,10 +61,11 @@ public static class RelayBenchmark
             options.InitialPeers = [seed];
             options.Experts = [new ExpertHostingOptions { Type = "identity", Uid = "relay.0", HiddenDim = Width }];
             if (announce is not null) options.AnnounceAddresses = [announce];
+            options.Relay.Serve = false; // so the relayed host's relay is the relay node, run after run
             return options;
         }
         await using var direct = await LoopbackNode.StartAsync(Host("direct", null));
-        await using var behindNat = await LoopbackNode.StartAsync(Host("nat", $"127.0.0.1:{ClosedPort()}"));
+        await using var behindNat = await LoopbackNode.StartAsync(Host("nat", $"127.0.0.1:{LoopbackPorts.Unused()}"));
         var directNode = direct.Services.GetRequiredService<MeshNode>();
         var natNode = behindNat.Services.GetRequiredService<MeshNode>();
         if (natNode.Relays.Count == 0) throw new InvalidOperationException($"the host behind the NAT took no relay (reachability {natNode.Reachability.State})");
@@ -105,10 +107,4 @@ public static class RelayBenchmark
         }
     }
 
-    private static int ClosedPort()
-    {
-        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
-        socket.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
-        return ((System.Net.IPEndPoint)socket.LocalEndPoint!).Port;
-    }
 }

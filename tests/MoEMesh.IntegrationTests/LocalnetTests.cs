@@ -113,7 +113,7 @@ public sealed class LocalnetTests() : LocalnetFolder("moemesh-localnet-")
         var error = await script.StandardError.ReadToEndAsync();
         await script.WaitForExitAsync();
         Assert.Equal(2, script.ExitCode);
-        Assert.Equal("no benchmark 'nope'; the benchmarks are: tensors small transport node moe replicas restart dht query abuse", error.Trim());
+        Assert.Equal("no benchmark 'nope'; the benchmarks are: tensors small transport relay node moe replicas restart dht query abuse", error.Trim());
     }
 
     [Fact]

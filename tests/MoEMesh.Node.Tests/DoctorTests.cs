@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using MoEMesh.Node.Doctor;
 using MoEMesh.Protocol.Addressing;
 using MoEMesh.Tensors.Gemm;
+using MoEMesh.Testing;
 
 namespace MoEMesh.Node.Tests;
 
@@ -52,14 +53,14 @@ public sealed class DoctorTests : IDisposable
         await using var first = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("a")), 71);
         await using var second = await TestNode.StartAsync(TestNode.Configure(_folder.Sub("b")), 72, first);
 
-        var reachable = await new Doctor.Doctor(Settings(new PeerAddress("127.0.0.1", FreePort()), [first.Endpoint])).RunAsync(default);
+        var reachable = await new Doctor.Doctor(Settings(new PeerAddress("127.0.0.1", LoopbackPorts.Unused()), [first.Endpoint])).RunAsync(default);
         var reach = reachable.Single(c => c.Name == "reachability");
         Assert.Equal(Verdict.Ok, reach.Verdict);
         Assert.Contains("2 of 2 peers", reach.Finding);
         Assert.Equal(Verdict.Ok, reachable.Single(c => c.Name == "clock").Verdict);
 
         // Announced where nothing listens, as a machine behind a NAT announces an address nobody can dial.
-        var behindNat = Settings(new PeerAddress("127.0.0.1", FreePort()), [first.Endpoint]) with { Announce = new PeerAddress("127.0.0.1", FreePort()) };
+        var behindNat = Settings(new PeerAddress("127.0.0.1", LoopbackPorts.Unused()), [first.Endpoint]) with { Announce = new PeerAddress("127.0.0.1", LoopbackPorts.Unused()) };
         var unreachable = await new Doctor.Doctor(behindNat).RunAsync(default);
         var notReached = unreachable.Single(c => c.Name == "reachability");
         Assert.Equal(Verdict.Fail, notReached.Verdict);
@@ -69,12 +70,5 @@ public sealed class DoctorTests : IDisposable
     }
 
     private DoctorSettings Settings(PeerAddress listen, IReadOnlyList<Protocol.Rpc.PeerEndpoint> peers) =>
-        new(listen, new PeerAddress("127.0.0.1", FreePort()), null, peers, UseTls: false, _folder.Sub("checkpoints"), 1 << 20, null, TimeSpan.FromSeconds(30));
-
-    private static int FreePort()
-    {
-        using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
-        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)socket.LocalEndPoint!).Port;
-    }
+        new(listen, new PeerAddress("127.0.0.1", LoopbackPorts.Unused()), null, peers, UseTls: false, _folder.Sub("checkpoints"), 1 << 20, null, TimeSpan.FromSeconds(30));
 }

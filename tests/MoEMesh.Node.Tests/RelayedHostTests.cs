@@ -8,6 +8,7 @@ using MoEMesh.Routing;
 using MoEMesh.Routing.Gating;
 using MoEMesh.Routing.Models;
 using MoEMesh.Tensors.Optimizers;
+using MoEMesh.Testing;
 
 namespace MoEMesh.Node.Tests;
 
@@ -53,7 +54,7 @@ public sealed class RelayedHostTests(Xunit.Abstractions.ITestOutputHelper output
         await using var gating = await TestNode.StartAsync(gatingOptions, 93, relays[0]);
         var hostOptions = Options("host", [.. Uids.Select(u => new ExpertHostingOptions { Type = "ffn", Uid = u, HiddenDim = Dim, Optimizer = "adam", LearningRate = 3e-3f })]);
         hostOptions.Serving.OpenTraining = true;
-        if (behindNat) hostOptions.AnnounceAddresses = [$"127.0.0.1:{ClosedPort()}"];
+        if (behindNat) hostOptions.AnnounceAddresses = [$"127.0.0.1:{LoopbackPorts.Unused()}"];
         await using var host = await TestNode.StartAsync(hostOptions, 94, relays[0]);
         try
         {
@@ -118,13 +119,6 @@ public sealed class RelayedHostTests(Xunit.Abstractions.ITestOutputHelper output
         }
     }
 
-    /// <summary>A loopback port nothing listens on: every dial there is refused.</summary>
-    private static int ClosedPort()
-    {
-        using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
-        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)socket.LocalEndPoint!).Port;
-    }
 
     private static (string[] Texts, int[] Labels) Batch(Random random, int size)
     {

@@ -16,11 +16,12 @@ namespace MoEMesh.Protocol.Tests;
 public sealed class RelayTests
 {
     [Theory]
-    [InlineData(true)]
-    [InlineData(false)]
-    public async Task ACallThroughTheRelay_GetsTheSameAnswerAsADirectOne(bool useTls)
+    [InlineData(true, false)]
+    [InlineData(false, false)]
+    [InlineData(true, true)]
+    public async Task ACallThroughTheRelay_GetsTheSameAnswerAsADirectOne(bool useTls, bool relayServesPipes)
     {
-        await using var net = await RelayedNet.StartAsync(useTls);
+        await using var net = await RelayedNet.StartAsync(useTls, pipes: relayServesPipes);
         var payload = new byte[3 << 20];
         new Random(1).NextBytes(payload);
         using var answer = await net.CallHostAsync("echo", payload, header: [7, 8, 9]);
@@ -29,14 +30,41 @@ public sealed class RelayTests
         Assert.Equal(new byte[] { 7, 8, 9 }, answer.Header.ToArray());
         Assert.Equal(1, net.Relay.CircuitsSpliced);
         Assert.Equal(1, net.Reservation.Accepted);
-        // The host saw the caller's own PeerId: the handshake ran end to end.
+        // The host saw the caller's own PeerId (the handshake ran end to end), and that the call came through a relay.
         Assert.Equal(net.CallerIdentity.PeerId, net.LastCaller);
+        Assert.True(net.LastThroughRelay);
+    }
+
+    [Fact]
+    public async Task AMalformedRelayRequest_ClosesThatConnectionOnly()
+    {
+        await using var net = await RelayedNet.StartAsync(useTls: false);
+        using (var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp))
+        {
+            await socket.ConnectAsync(net.RelayEndpoint.Address.Host, net.RelayEndpoint.Address.Port);
+            await socket.SendAsync("MMR1"u8.ToArray().Append((byte)9).Concat(new byte[40]).ToArray());
+            var buffer = new byte[64];
+            using var limit = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+            Assert.Equal(0, await socket.ReceiveAsync(buffer, limit.Token)); // closed without an answer
+        }
+        // An Accept for a circuit nobody waits for is refused by name.
+        using (var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp))
+        {
+            await socket.ConnectAsync(net.RelayEndpoint.Address.Host, net.RelayEndpoint.Address.Port);
+            await using var stream = new System.Net.Sockets.NetworkStream(socket);
+            await RelayPreamble.WriteAcceptAsync(stream, new byte[RelayPreamble.CircuitIdBytes], default);
+            Assert.Contains("no caller waits", await RelayPreamble.ReadAnswerAsync(stream, default));
+        }
+        using var answer = await net.CallHostAsync("echo", [5]);
+        Assert.Equal(StatusCode.Ok, answer.Status);
     }
 
     [Fact]
     public async Task ADeadlineThroughTheRelay_StopsTheHostsWork()
     {
         await using var net = await RelayedNet.StartAsync(useTls: true);
+        // The relayed connection first (its setup is not what this measures), then a call that outlives its deadline.
+        using (var warm = await net.CallHostAsync("echo", [1])) Assert.Equal(StatusCode.Ok, warm.Status);
         using var answer = await net.CallHostAsync("wait", [], timeout: TimeSpan.FromMilliseconds(500));
         Assert.Equal(StatusCode.DeadlineExceeded, answer.Status);
         // The cancel frame (or the host's own deadline) reached the host's handler through the relay.
@@ -149,16 +177,16 @@ public sealed class RelayTests
     /// <summary>A relay listening on loopback; a host that listens nowhere and reserves there; a caller.</summary>
     private sealed class RelayedNet : IAsyncDisposable
     {
-        private PeerListener? _relayListener;
+        private IAsyncDisposable? _relayListener;
         private readonly PeerConnectionPool _hostPool, _callerPool;
 
-        private RelayedNet(PeerProtocolOptions options, RelayService relay, PeerListener relayListener, PeerIdentity relayIdentity, PeerServer hostServer, PeerIdentity hostIdentity,
+        private RelayedNet(PeerProtocolOptions options, RelayService relay, IAsyncDisposable relayListener, PeerAddress relayAddress, PeerIdentity relayIdentity, PeerServer hostServer, PeerIdentity hostIdentity,
             PeerConnectionPool hostPool, PeerIdentity callerIdentity, PeerConnectionPool callerPool)
         {
             Options = options;
             Relay = relay;
             _relayListener = relayListener;
-            RelayEndpoint = new PeerEndpoint(relayListener.Address, relayIdentity.PeerId);
+            RelayEndpoint = new PeerEndpoint(relayAddress, relayIdentity.PeerId);
             HostServer = hostServer;
             HostIdentity = hostIdentity;
             _hostPool = hostPool;
@@ -184,11 +212,14 @@ public sealed class RelayTests
 
         public PeerId? LastCaller { get; private set; }
 
+        public bool LastThroughRelay { get; private set; }
+
         public List<byte[]> Echoed { get; } = [];
 
         public TaskCompletionSource WaitCancelled { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        public static async Task<RelayedNet> StartAsync(bool useTls, Action<RelayOptions>? relay = null)
+        /// <param name="pipes">Serve the relay through <see cref="PeerServer.HandlePipeAsync"/> (a host's pipes, as Kestrel's) instead of the socket listener.</param>
+        public static async Task<RelayedNet> StartAsync(bool useTls, Action<RelayOptions>? relay = null, bool pipes = false)
         {
             var time = TimeProvider.System;
             var options = new PeerProtocolOptions { UseTls = useTls };
@@ -199,17 +230,29 @@ public sealed class RelayTests
             var service = new RelayService(relayOptions, options, time);
             service.Map(relayRouter);
             var relayServer = new PeerServer(relayIdentity, relayRouter, options, time) { Relay = service };
-            var listener = PeerListener.Start(relayServer, new IPEndPoint(IPAddress.Loopback, 0));
+            IAsyncDisposable listener;
+            PeerAddress relayAddress;
+            if (pipes)
+            {
+                var piped = PipeListener.Start(relayServer, new IPEndPoint(IPAddress.Loopback, 0));
+                (listener, relayAddress) = (piped, piped.Address);
+            }
+            else
+            {
+                var plain = PeerListener.Start(relayServer, new IPEndPoint(IPAddress.Loopback, 0));
+                (listener, relayAddress) = (plain, plain.Address);
+            }
 
             var hostIdentity = PeerIdentity.Create();
             var hostRouter = new PeerRouter(time);
             var hostPool = new PeerConnectionPool(hostIdentity, options, time);
             var callerIdentity = PeerIdentity.Create();
-            var net = new RelayedNet(options, service, listener, relayIdentity, new PeerServer(hostIdentity, hostRouter, options, time), hostIdentity, hostPool, callerIdentity,
+            var net = new RelayedNet(options, service, listener, relayAddress, relayIdentity, new PeerServer(hostIdentity, hostRouter, options, time), hostIdentity, hostPool, callerIdentity,
                 new PeerConnectionPool(callerIdentity, options, time));
             hostRouter.Map("echo", (request, _) =>
             {
                 net.LastCaller = request.Caller;
+                net.LastThroughRelay = request.ThroughRelay;
                 lock (net.Echoed) net.Echoed.Add(request.Payload.ToArray());
                 var payload = request.TakePayload();
                 return ValueTask.FromResult(new PeerResponse(StatusCode.Ok, "", request.Header.ToArray(), payload.Memory, payload));

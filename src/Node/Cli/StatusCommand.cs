@@ -68,7 +68,7 @@ internal static class StatusCommand
             "unreachable" => r.Relays.Count > 0 ? $"NOT reachable at {r.Address}; reached through {string.Join(", ", r.Relays)}" : $"NOT reachable at {r.Address}, and no relay yet",
             _ => "not checked yet (no peer to ask)",
         };
-        return r.Relaying is { } relaying && relaying.CircuitsSpliced > 0
+        return r.Relaying is { Reservations: > 0 } relaying
             ? $"{state}; relays for {Words.Count(relaying.Reservations, "peer")} ({Words.Count(relaying.Circuits, "connection")} open, {relaying.BytesRelayed:N0} bytes so far)"
             : state;
     }

@@ -20,8 +20,13 @@ namespace MoEMesh.Node.Doctor;
 /// the peer and HTTP ports free; reachability, asking peers of the swarm to dial a listener on the peer port
 /// back; the relay a node here uses; the clock against peers; free disk space for checkpoints.
 /// </summary>
-public sealed class Doctor(DoctorSettings settings, Func<GemmOptions, GemmBackend>? selectGemm = null)
+/// <param name="settings">What to check against.</param>
+/// <param name="selectGemm">Chooses the GEMM backend (tests inject one that finds no OpenBLAS).</param>
+/// <param name="clock">The clock for deadlines and clock offsets; the system's when null.</param>
+public sealed class Doctor(DoctorSettings settings, Func<GemmOptions, GemmBackend>? selectGemm = null, TimeProvider? clock = null)
 {
+    private readonly TimeProvider _time = clock ?? TimeProvider.System;
+
     private static readonly TimeSpan ClockWarn = TimeSpan.FromSeconds(1), ClockFail = TimeSpan.FromSeconds(10);
 
     /// <summary>Runs every check, in the order printed.</summary>
@@ -29,10 +34,10 @@ public sealed class Doctor(DoctorSettings settings, Func<GemmOptions, GemmBacken
     {
         var checks = new List<DoctorCheck> { Runtime(), OpenBlas() };
         using var identity = PeerIdentity.Create();
-        var router = new PeerRouter(TimeProvider.System);
-        var dialback = new DialbackService(identity, new PeerProtocolOptions { UseTls = settings.UseTls }, new ReachabilityOptions(), TimeProvider.System);
+        var router = new PeerRouter(_time);
+        var dialback = new DialbackService(identity, new PeerProtocolOptions { UseTls = settings.UseTls }, new ReachabilityOptions(), _time);
         dialback.Map(router);
-        var server = new PeerServer(identity, router, new PeerProtocolOptions { UseTls = settings.UseTls }, TimeProvider.System);
+        var server = new PeerServer(identity, router, new PeerProtocolOptions { UseTls = settings.UseTls }, _time);
         var running = settings.Http.Port == 0 ? null : await RunningNodeAsync(cancellationToken);
         await using var listener = TryListen(server);
         checks.Add(PeerPort(listener is not null, running));
@@ -101,7 +106,7 @@ public sealed class Doctor(DoctorSettings settings, Func<GemmOptions, GemmBacken
             return [DoctorCheck.Warn("reachability", "not checked: no peer to ask (--peers)", fix), DoctorCheck.Warn("clock", "not checked: no peer to compare with", fix)];
         }
         if (listeningPort is not { } port) return [DoctorCheck.Warn("reachability", "not checked: the peer port is taken, so nothing here could be dialled back", "free the peer port (above), then run the doctor again")];
-        using var limit = new CancellationTokenSource(settings.Timeout);
+        using var limit = new CancellationTokenSource(settings.Timeout, _time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(limit.Token, cancellationToken);
         var (swarm, _) = await SwarmClient.JoinAsync(settings.Peers[0].ToString(), settings.UseTls, settings.Timeout.TotalSeconds, null, identity, linked.Token);
         if (swarm is null)

@@ -20,6 +20,7 @@ public sealed partial class MeshNode
     private readonly SemaphoreSlim _reachabilityTurn = new(1, 1);
     private DialbackService? _dialback;
     private IReadOnlyList<string> _directAddresses = [];
+    private bool _relaysClosed;
 
     /// <summary>The last reachability check's outcome.</summary>
     public ReachabilityReport Reachability { get; private set; } = ReachabilityReport.NotChecked("");
@@ -51,6 +52,19 @@ public sealed partial class MeshNode
         Relaying?.Map(router);
     }
 
+    /// <summary>The check at start: one that fails (other than by the stop) is logged, and the node starts as if reachable.</summary>
+    private async Task CheckReachabilityAtStartAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await CheckReachabilityAsync(cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            LogReachabilityError(_logger, e);
+        }
+    }
+
     /// <summary>Asks peers to dial back, then acts on the answer (relays, DHT mode, announced addresses).</summary>
     private async Task CheckReachabilityAsync(CancellationToken cancellationToken)
     {
@@ -63,6 +77,8 @@ public sealed partial class MeshNode
             var direct = PeerAddress.Parse(_directAddresses[0]);
             var report = await _dialback!.CheckAsync(Transport, direct, direct.Port, peers, cancellationToken);
             var before = Reachability.State;
+            // Nobody answered (the same outage that took a relay, say): what was known stands until someone does.
+            if (report.State == Reach.Unknown && before != Reach.Unknown) return;
             Reachability = report;
             if (report.State == Reach.Reachable && before != Reach.Reachable) LogReachable(_logger, report.Address, report.Results.Count(r => r.Reached), report.Results.Count);
             if (report.State == Reach.Unreachable && before != Reach.Unreachable)
@@ -80,13 +96,7 @@ public sealed partial class MeshNode
     private async Task KeepRelaysAsync(CancellationToken cancellationToken)
     {
         Dht.SetClientMode(true);
-        List<RelayReservation> lost;
-        lock (_relays)
-        {
-            lost = _relays.Where(r => r.Lost.IsCompleted).ToList();
-            _relays.RemoveAll(lost.Contains);
-        }
-        foreach (var r in lost) await r.DisposeAsync();
+        await DropLostRelaysAsync();
         int wanted = options.Reachability.Relays - Relays.Count;
         if (wanted > 0)
         {
@@ -97,21 +107,48 @@ public sealed partial class MeshNode
             foreach (var (contact, rtt) in timed.Where(t => t.Rtt is not null).OrderBy(t => t.Rtt))
             {
                 if (wanted == 0) break;
+                RelayReservation reservation;
                 try
                 {
-                    var reservation = await RelayReservation.ReserveAsync(contact.Endpoint, _server!, Transport, options.Protocol, time, _logger, cancellationToken);
-                    lock (_relays) _relays.Add(reservation);
-                    wanted--;
-                    LogRelayTaken(_logger, contact.Endpoint.ToString(), rtt!.Value.TotalMilliseconds);
+                    reservation = await RelayReservation.ReserveAsync(contact.Endpoint, _server!, Transport, options.Protocol, time, _logger, cancellationToken);
                 }
-                catch (RelayRefusedException e)
+                catch (Exception e) when (e is not OperationCanceledException)
                 {
+                    // Whatever a candidate answers, it only costs it its turn.
                     LogRelayRefused(_logger, contact.Endpoint.ToString(), e.Message);
+                    continue;
                 }
+                bool closed;
+                lock (_relays)
+                {
+                    closed = _relaysClosed;
+                    if (!closed) _relays.Add(reservation);
+                }
+                if (closed)
+                {
+                    await reservation.DisposeAsync();
+                    return;
+                }
+                wanted--;
+                LogRelayTaken(_logger, contact.Endpoint.ToString(), rtt!.Value.TotalMilliseconds);
             }
             if (Relays.Count == 0) LogNoRelay(_logger, timed.Length);
         }
-        await AnnounceAtAsync(Relays.Count > 0 ? Relays.Select(r => r.Address.ThroughRelay.ToString()).ToArray() : _directAddresses, cancellationToken);
+        string[] relayed;
+        lock (_relays) relayed = _relays.Select(r => r.Address.ToString()).ToArray();
+        await AnnounceAtAsync(relayed.Length > 0 ? relayed : _directAddresses, cancellationToken);
+    }
+
+    /// <summary>Forgets the relays that stopped answering.</summary>
+    private async Task DropLostRelaysAsync()
+    {
+        List<RelayReservation> lost;
+        lock (_relays)
+        {
+            lost = _relays.Where(r => r.Lost.IsCompleted).ToList();
+            _relays.RemoveAll(lost.Contains);
+        }
+        foreach (var r in lost) await r.DisposeAsync();
     }
 
     /// <summary>Reachable: a full DHT member again, announced at its own address.</summary>
@@ -149,6 +186,8 @@ public sealed partial class MeshNode
         {
             try
             {
+                // A relay lost while the state is not Unreachable is forgotten here too, or its finished Lost would wake this loop at once, forever.
+                if (Reachability.State != Reach.Unreachable) await DropLostRelaysAsync();
                 Task[] lost;
                 lock (_relays) lost = _relays.Select(r => (Task)r.Lost).ToArray();
                 var wait = TimeSpan.FromTicks(Math.Max(0, Math.Min((nextCheck - time.GetUtcNow()).Ticks, options.UpdatePeriod.Ticks)));
@@ -184,16 +223,17 @@ public sealed partial class MeshNode
         }
     }
 
+    /// <summary>On stop: gives every reservation up; none is taken after this.</summary>
     private async Task ReleaseRelaysAsync()
     {
         RelayReservation[] all;
         lock (_relays)
         {
+            _relaysClosed = true;
             all = [.. _relays];
             _relays.Clear();
         }
         foreach (var r in all) await r.DisposeAsync();
-        Relaying?.Dispose();
     }
 
     [LoggerMessage(EventId = 570, Level = LogLevel.Information, Message = "Reachable at {Address}: {Reached} of {Asked} peers dialled back")]

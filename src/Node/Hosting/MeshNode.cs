@@ -174,7 +174,7 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
         await Dht.BootstrapAsync(options.InitialPeerEndpoints, cancellationToken);
         Dht.Start();
         LogJoined(_logger, identity.PeerId.ToString(), ListenAddress.ToString(), Dht.RoutingTableSize);
-        await CheckReachabilityAsync(cancellationToken);
+        await CheckReachabilityAtStartAsync(cancellationToken);
 
         Experts = await CreateExpertsAsync(cancellationToken);
         await AdoptPublishedWeightsAsync(cancellationToken);
@@ -236,6 +236,7 @@ public sealed partial class MeshNode(NodeOptions options, PeerIdentity identity,
         await ReleaseRelaysAsync();
         if (Dht is not null) await Dht.DisposeAsync();
         if (_listener is not null) await _listener.DisposeAsync();
+        Relaying?.Dispose(); // after the listener: its circuits are closed by then
         if (_pool is not null) await _pool.DisposeAsync();
         if (!Ready) return; // a start that failed: nothing was served, nothing to report
         if (UnsavedExperts.Count == 0) LogStopped(_logger, Words.Count(Experts.Count, "expert"));

@@ -27,8 +27,11 @@ public sealed class DialbackService(PeerIdentity identity, PeerProtocolOptions p
     /// <summary>The echo over the fresh connection (header <c>DialbackEcho</c>).</summary>
     public const string EchoMethod = "node.dialback_echo";
 
-    private readonly ConcurrentDictionary<string, TaskCompletionSource> _waiting = new(StringComparer.Ordinal);
-    private readonly Queue<DateTimeOffset> _recent = new();
+    /// <summary>Dial-backs this node makes for one network (an IPv4 /24, an IPv6 /48) per minute: one machine cannot use up everyone's turns.</summary>
+    private const int MaxDialbacksPerNetworkPerMinute = 6;
+
+    private readonly ConcurrentDictionary<string, Waiting> _waiting = new(StringComparer.Ordinal);
+    private readonly Queue<(DateTimeOffset At, string Network)> _recent = new();
 
     /// <summary>Registers both methods.</summary>
     public void Map(PeerRouter router) => router.Map(DialbackMethod, DialBackAsync).Map(EchoMethod, Echo);
@@ -50,7 +53,7 @@ public sealed class DialbackService(PeerIdentity identity, PeerProtocolOptions p
     {
         var nonce = RandomNumberGenerator.GetBytes(32);
         var key = Convert.ToHexString(nonce);
-        var echoed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var echoed = new Waiting(peer.PeerId);
         _waiting[key] = echoed;
         try
         {
@@ -58,11 +61,22 @@ public sealed class DialbackService(PeerIdentity identity, PeerProtocolOptions p
             var request = new DialbackRequest { Address = address?.ToString() ?? "", Port = (uint)port, Nonce = ByteString.CopyFrom(nonce) };
             using var response = await transport.CallAsync(peer, PeerRequest.Create(DialbackMethod, request, default, sent + 2 * options.DialbackTimeout), cancellationToken);
             var received = time.GetUtcNow();
-            if (response.Status != StatusCode.Ok) return new DialbackResult(peer.ToString(), echoed.Task.IsCompleted, response.Message, null, null);
-            var answer = response.ParseHeader(DialbackResponse.Parser);
-            var offset = DateTimeOffset.UnixEpoch.AddTicks(answer.UnixMicros * 10) - (sent + (received - sent) / 2);
-            bool reached = echoed.Task.IsCompleted;
-            return new DialbackResult(peer.ToString(), reached, reached ? null : answer.Problem is { Length: > 0 } p ? p : "no echo arrived", answer.ObservedAddress, offset);
+            bool reached = echoed.Echo.Task.IsCompleted;
+            if (response.Status != StatusCode.Ok) return new DialbackResult(peer.ToString(), reached, response.Message, null, null);
+            DialbackResponse answer;
+            try
+            {
+                answer = response.ParseHeader(DialbackResponse.Parser);
+            }
+            catch (PeerRpcException e)
+            {
+                return new DialbackResult(peer.ToString(), reached, e.Message, null, null);
+            }
+            // The peer's clock is untrusted: a time stamp more than a day off says nothing useful.
+            var theirs = DateTimeOffset.UnixEpoch + TimeSpan.FromTicks(Math.Clamp(answer.UnixMicros, 0, 200_000_000_000_000_000L) * 10);
+            var offset = theirs - (sent + (received - sent) / 2);
+            return new DialbackResult(peer.ToString(), reached, reached ? null : answer.Problem is { Length: > 0 } p ? p[..Math.Min(p.Length, 500)] : "no echo arrived",
+                answer.ObservedAddress[..Math.Min(answer.ObservedAddress.Length, 64)], offset.Duration() <= TimeSpan.FromDays(1) ? offset : null);
         }
         finally
         {
@@ -72,35 +86,39 @@ public sealed class DialbackService(PeerIdentity identity, PeerProtocolOptions p
 
     private ValueTask<PeerResponse> Echo(PeerRequest request, CancellationToken cancellationToken)
     {
+        // An echo must come over a connection dialled to this node, from the peer that was asked: not through a
+        // relay (that proves nothing about this node's own address), and not from anyone who learnt the nonce.
+        if (request.ThroughRelay) throw new PeerRpcException(StatusCode.PermissionDenied, $"{EchoMethod}: an echo through a relay proves nothing; dial this node directly.");
         var echo = request.ParseHeader(DialbackEcho.Parser);
-        if (!_waiting.TryGetValue(Convert.ToHexString(echo.Nonce.Span), out var waiting))
-            return ValueTask.FromResult(PeerResponse.Error(StatusCode.NotFound, $"{EchoMethod}: no dial-back with this nonce is pending here."));
-        waiting.TrySetResult();
+        if (!_waiting.TryGetValue(Convert.ToHexString(echo.Nonce.Span), out var waiting) || waiting.Asked is { } asked && asked != request.Caller)
+            return ValueTask.FromResult(PeerResponse.Error(StatusCode.NotFound, $"{EchoMethod}: no dial-back with this nonce is pending here for {request.Caller}."));
+        waiting.Echo.TrySetResult();
         return ValueTask.FromResult(PeerResponse.Ok());
     }
 
     private async ValueTask<PeerResponse> DialBackAsync(PeerRequest request, CancellationToken cancellationToken)
     {
+        // Through a relay (or where the transport does not know addresses) nobody can tell where the asker is.
+        if (request.ThroughRelay || request.RemoteAddress is not { } from)
+            throw new PeerRpcException(StatusCode.PermissionDenied, $"{DialbackMethod}: this request did not come straight from the asker; ask over a connection of your own.");
         var asked = request.ParseHeader(DialbackRequest.Parser);
-        if (asked.Address.Length == 0 && request.RemoteAddress is { } from && asked.Port is >= 1 and <= 65535)
+        if (asked.Address.Length == 0 && asked.Port is >= 1 and <= 65535)
             asked.Address = new PeerAddress((from.IsIPv4MappedToIPv6 ? from.MapToIPv4() : from).ToString(), (int)asked.Port).ToString();
         if (!PeerAddress.TryParse(asked.Address, out var address) || address.Relayed || !address.IsDialable)
             throw new PeerRpcException(StatusCode.InvalidArgument, $"{DialbackMethod}: '{asked.Address}' is not an address to dial (host:port).");
         if (asked.Nonce.Length is < 16 or > 64)
             throw new PeerRpcException(StatusCode.InvalidArgument, $"{DialbackMethod}: the nonce must be 16 to 64 bytes; got {asked.Nonce.Length}.");
-        if (!TakeTurn())
-            throw new PeerRpcException(StatusCode.ResourceExhausted, $"{DialbackMethod}: this node dials back at most {options.MaxDialbacksPerMinute} times a minute; ask another peer.");
-        var answer = new DialbackResponse { ObservedAddress = request.RemoteAddress?.ToString() ?? "" };
-        answer.Problem = await NotYoursAsync(address, request.RemoteAddress, cancellationToken) ?? await DialAsync(address, request.Caller, asked.Nonce, cancellationToken) ?? "";
+        if (TakeTurn(AddressNetwork.Of(from)) is { } busy) throw new PeerRpcException(StatusCode.ResourceExhausted, $"{DialbackMethod}: {busy}; ask another peer.");
+        var answer = new DialbackResponse { ObservedAddress = (from.IsIPv4MappedToIPv6 ? from.MapToIPv4() : from).ToString() };
+        answer.Problem = await NotYoursAsync(address, from, cancellationToken) ?? await DialAsync(address, request.Caller, asked.Nonce, cancellationToken) ?? "";
         answer.Reached = answer.Problem.Length == 0;
         answer.UnixMicros = (time.GetUtcNow() - DateTimeOffset.UnixEpoch).Ticks / 10;
         return PeerResponse.Ok(answer);
     }
 
     /// <summary>Why <paramref name="address"/> is not the asker's to be dialled at, or null when it is.</summary>
-    private async Task<string?> NotYoursAsync(PeerAddress address, IPAddress? from, CancellationToken cancellationToken)
+    private async Task<string?> NotYoursAsync(PeerAddress address, IPAddress from, CancellationToken cancellationToken)
     {
-        if (from is null) return null; // a transport that does not know addresses (in-memory)
         if (from.IsIPv4MappedToIPv6) from = from.MapToIPv4();
         IPAddress[] ips;
         if (IPAddress.TryParse(address.Host, out var ip)) ips = [ip];
@@ -142,15 +160,23 @@ public sealed class DialbackService(PeerIdentity identity, PeerProtocolOptions p
         }
     }
 
-    private bool TakeTurn()
+    /// <summary>Takes a turn to dial back for <paramref name="network"/>; why not, when the node is at a limit.</summary>
+    private string? TakeTurn(string network)
     {
         var now = time.GetUtcNow();
         lock (_recent)
         {
-            while (_recent.Count > 0 && now - _recent.Peek() >= TimeSpan.FromMinutes(1)) _recent.Dequeue();
-            if (_recent.Count >= options.MaxDialbacksPerMinute) return false;
-            _recent.Enqueue(now);
-            return true;
+            while (_recent.Count > 0 && now - _recent.Peek().At >= TimeSpan.FromMinutes(1)) _recent.Dequeue();
+            if (_recent.Count >= options.MaxDialbacksPerMinute) return $"this node dials back at most {options.MaxDialbacksPerMinute} times a minute";
+            if (_recent.Count(r => r.Network == network) >= MaxDialbacksPerNetworkPerMinute) return $"this node dials back {network} at most {MaxDialbacksPerNetworkPerMinute} times a minute";
+            _recent.Enqueue((now, network));
+            return null;
         }
+    }
+
+    /// <summary>A dial-back this node asked for: the echo, and who was asked (null when only an address was known).</summary>
+    private sealed record Waiting(PeerId? Asked)
+    {
+        public TaskCompletionSource Echo { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 }

@@ -16,6 +16,13 @@ public sealed class RelayOptions
     [Count]
     public int MaxReservations { get; set; } = 32;
 
+    /// <summary>
+    /// Reservations held by peers of one network (an IPv4 /24, an IPv6 /48) at once: PeerIds cost nothing to
+    /// make, so one machine must not take every place. Default 4.
+    /// </summary>
+    [Count]
+    public int MaxReservationsPerNetwork { get; set; } = 4;
+
     /// <summary>Relayed connections spliced or being set up at once, in all; more are refused. Default 256.</summary>
     [Count]
     public int MaxCircuits { get; set; } = 256;

@@ -11,13 +11,19 @@ namespace MoEMesh.Protocol.Relay;
 /// A place held at one relay by a peer nobody can dial: it keeps a <c>relay.listen</c> call waiting on its
 /// outbound connection and answers each circuit the relay hands it with a fresh connection to the relay,
 /// which it then serves as if a caller had dialled it (TLS, handshake, requests: see
-/// <see cref="PeerServer.HandleStreamAsync"/>). <see cref="Lost"/> completes, with the reason, when the relay
+/// <see cref="PeerServer.HandleStreamAsync(Stream, EndPoint, bool, CancellationToken)"/>). <see cref="Lost"/> completes, with the reason, when the relay
 /// stops answering; the owner then reserves elsewhere and announces the new address.
 /// </summary>
 public sealed partial class RelayReservation : IAsyncDisposable
 {
     /// <summary>Consecutive failed listen calls after which the relay counts as lost.</summary>
     private const int FailuresToLose = 2;
+
+    /// <summary>Relayed connections this peer serves at once through one relay; ids beyond them are not answered.</summary>
+    private const int MaxOpenCircuits = 256;
+
+    /// <summary>The least time between listen calls whose answers came back empty.</summary>
+    private static readonly TimeSpan MinListenInterval = TimeSpan.FromSeconds(1);
 
     private readonly PeerServer _server;
     private readonly IPeerTransport _transport;
@@ -30,6 +36,7 @@ public sealed partial class RelayReservation : IAsyncDisposable
     private readonly HashSet<Task> _circuits = [];
     private readonly Task _listening;
     private long _accepted;
+    private int _disposed;
 
     private RelayReservation(PeerEndpoint relay, TimeSpan keep, PeerServer server, IPeerTransport transport, PeerProtocolOptions protocol, TimeProvider time, ILogger logger)
     {
@@ -68,29 +75,41 @@ public sealed partial class RelayReservation : IAsyncDisposable
     {
         using var response = await transport.CallAsync(relay, PeerRequest.Create(RelayService.ReserveMethod, null, default, time.GetUtcNow() + protocol.HandshakeTimeout), cancellationToken);
         if (response.Status != StatusCode.Ok) throw new RelayRefusedException($"{relay} did not reserve a place: {response.Message}");
-        var keep = TimeSpan.FromMilliseconds(response.ParseHeader(RelayReserveResponse.Parser).KeepMillis);
-        return keep > TimeSpan.Zero ? keep : throw new RelayRefusedException($"{relay} answered a reservation without a keep time");
+        long keep;
+        try
+        {
+            keep = response.ParseHeader(RelayReserveResponse.Parser).KeepMillis;
+        }
+        catch (PeerRpcException e)
+        {
+            throw new RelayRefusedException($"{relay} answered a reservation with garbage: {e.Message}");
+        }
+        // What a relay says is untrusted: a keep time outside a second to ten minutes is not taken.
+        return keep is >= 1_000 and <= 600_000 ? TimeSpan.FromMilliseconds(keep) : throw new RelayRefusedException($"{relay} answered a keep time of {keep} ms; 1 s to 10 min expected");
     }
 
     private async Task ListenLoopAsync()
     {
         var stopping = _stopping.Token;
         int failures = 0;
-        string? lastProblem = null;
+        string reason = "no answer";
         try
         {
             while (failures < FailuresToLose)
             {
                 // The relay answers within its listen window (half the keep time); this waits a little longer.
+                long asked = _time.GetTimestamp();
                 using var response = await _transport.CallAsync(Relay, PeerRequest.Create(RelayService.ListenMethod, null, default, _time.GetUtcNow() + _keep / 2 + _protocol.HandshakeTimeout), stopping);
-                if (response.Status == StatusCode.Ok)
+                if (response.Status == StatusCode.Ok && TryCircuits(response, out var circuits))
                 {
                     failures = 0;
-                    foreach (var circuit in response.ParseHeader(RelayListenResponse.Parser).Circuits) Track(AcceptAsync(circuit.ToByteArray(), stopping));
+                    foreach (var circuit in circuits) Track(AcceptAsync(circuit, stopping));
+                    // A relay that answers empty at once would have this loop spin: it asks at most once a second then.
+                    if (circuits.Count == 0 && _time.GetElapsedTime(asked) < MinListenInterval) await Task.Delay(MinListenInterval, _time, stopping);
                     continue;
                 }
                 failures++;
-                lastProblem = response.Message;
+                reason = response.Status == StatusCode.Ok ? "its listen answer is malformed" : response.Message;
                 try
                 {
                     // A lapsed reservation (the relay restarted, or this node was away) is made again once.
@@ -99,17 +118,45 @@ public sealed partial class RelayReservation : IAsyncDisposable
                 }
                 catch (RelayRefusedException e)
                 {
-                    lastProblem = e.Message;
+                    reason = e.Message;
                     failures = FailuresToLose;
                 }
             }
-            LogLost(_logger, Relay.ToString(), lastProblem ?? "no answer");
-            _lost.TrySetResult(lastProblem ?? "no answer");
+            LogLost(_logger, Relay.ToString(), reason);
         }
         catch (OperationCanceledException) when (stopping.IsCancellationRequested)
         {
-            _lost.TrySetResult("the reservation was given up");
+            reason = "the reservation was given up";
         }
+        catch (Exception e)
+        {
+            reason = $"listening failed: {e.Message}";
+            LogLost(_logger, Relay.ToString(), reason);
+        }
+        finally
+        {
+            _lost.TrySetResult(reason);
+        }
+    }
+
+    /// <summary>The circuit ids of a listen answer: 16 bytes each, at most as many as this peer takes at once; false when malformed.</summary>
+    private bool TryCircuits(PeerResponse response, out List<byte[]> circuits)
+    {
+        circuits = [];
+        RelayListenResponse answer;
+        try
+        {
+            answer = response.ParseHeader(RelayListenResponse.Parser);
+        }
+        catch (PeerRpcException)
+        {
+            return false;
+        }
+        if (answer.Circuits.Any(c => c.Length != RelayPreamble.CircuitIdBytes)) return false;
+        int room;
+        lock (_circuits) room = MaxOpenCircuits - _circuits.Count;
+        circuits = answer.Circuits.Take(Math.Max(0, room)).Select(c => c.ToByteArray()).ToList();
+        return true;
     }
 
     /// <summary>Opens the circuit's connection to the relay and serves it until it closes.</summary>
@@ -118,7 +165,7 @@ public sealed partial class RelayReservation : IAsyncDisposable
         Stream? stream = null;
         try
         {
-            stream = await PeerConnection.DialAsync(Relay.Address.Direct, _protocol, _time, stopping);
+            stream = await PeerConnection.DialAsync(Relay.Address, _protocol, _time, stopping);
             using (var limit = new CancellationTokenSource(_protocol.HandshakeTimeout, _time))
             using (var linked = CancellationTokenSource.CreateLinkedTokenSource(limit.Token, stopping))
             {
@@ -130,10 +177,11 @@ public sealed partial class RelayReservation : IAsyncDisposable
                 }
             }
             Interlocked.Increment(ref _accepted);
-            await _server.HandleStreamAsync(stream, RemoteOf(Relay.Address), stopping);
+            await _server.HandleStreamAsync(stream, RemoteOf(Relay.Address), throughRelay: true, stopping);
         }
-        catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException or OperationCanceledException)
+        catch (Exception e)
         {
+            // One circuit failing (the relay gone, a refusal, a stop) ends that circuit only.
             LogCircuitRefused(_logger, Relay.ToString(), e.Message);
         }
         finally
@@ -153,9 +201,10 @@ public sealed partial class RelayReservation : IAsyncDisposable
         }, TaskScheduler.Default);
     }
 
-    /// <summary>Gives the place up: stops listening and closes the relayed connections.</summary>
+    /// <summary>Gives the place up: stops listening and closes the relayed connections. Safe to call more than once.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         await _stopping.CancelAsync();
         await _listening;
         Task[] open;

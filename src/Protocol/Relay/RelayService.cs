@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using MoEMesh.Protocol.Addressing;
 using MoEMesh.Protocol.Identity;
 using MoEMesh.Protocol.Rpc;
 using MoEMesh.Protocol.Wire;
@@ -98,7 +99,10 @@ public sealed partial class RelayService : IDisposable
             {
                 if (_reservations.Count >= _options.MaxReservations)
                     return Refuse(StatusCode.ResourceExhausted, $"{ReserveMethod}: this relay holds its limit of {_options.MaxReservations} reservations; try another relay.");
-                _reservations[request.Caller] = new Reservation(request.Caller, _options.MaxCircuitsPerPeer);
+                string? network = request.RemoteAddress is { } from ? AddressNetwork.Of(from) : null;
+                if (network is not null && _reservations.Values.Count(r => r.Network == network) >= _options.MaxReservationsPerNetwork)
+                    return Refuse(StatusCode.ResourceExhausted, $"{ReserveMethod}: peers of {network} hold this relay's limit of {_options.MaxReservationsPerNetwork} reservations per network; try another relay.");
+                _reservations[request.Caller] = new Reservation(request.Caller, network, _options.MaxCircuitsPerPeer);
                 LogReserved(_logger, request.Caller.ToString());
             }
             _reservations[request.Caller].Seen(Now);
@@ -132,7 +136,10 @@ public sealed partial class RelayService : IDisposable
                 }
             }
             var answer = new RelayListenResponse();
-            while (reservation.Pending.Reader.TryRead(out var circuit)) answer.Circuits.Add(Google.Protobuf.ByteString.CopyFrom(circuit));
+            // Ids of callers that gave up meanwhile are left out: the peer would dial for nothing.
+            while (reservation.Pending.Reader.TryRead(out var circuit))
+                lock (_reservations)
+                    if (_unanswered.ContainsKey(Convert.ToHexString(circuit))) answer.Circuits.Add(Google.Protobuf.ByteString.CopyFrom(circuit));
             return PeerResponse.Ok(answer);
         }
         finally
@@ -158,15 +165,15 @@ public sealed partial class RelayService : IDisposable
         lock (_reservations)
         {
             Purge();
-            if (!_reservations.TryGetValue(target, out reservation)) refusal = $"{target} holds no reservation at this relay";
+            if (!_reservations.TryGetValue(target, out reservation) || reservation.Lapsed(Now, KeepFor)) refusal = $"{target} holds no reservation at this relay";
             else if (_circuits >= _options.MaxCircuits) refusal = $"the relay is at its limit of {_options.MaxCircuits} relayed connections";
             else if (reservation.Circuits >= _options.MaxCircuitsPerPeer) refusal = $"{target} is at this relay's limit of {_options.MaxCircuitsPerPeer} relayed connections per peer";
+            else if (!reservation.Pending.Writer.TryWrite(id)) refusal = $"{target} has {_options.MaxCircuitsPerPeer} relayed connections waiting for it to take them";
             else
             {
                 reservation.Circuits++;
                 _circuits++;
                 _unanswered[Convert.ToHexString(id)] = circuit;
-                reservation.Pending.Writer.TryWrite(id);
             }
         }
         if (refusal is not null)
@@ -183,23 +190,29 @@ public sealed partial class RelayService : IDisposable
             }
             catch (TimeoutException)
             {
-                await RefuseAsync(caller, $"{target} did not take the relayed connection within {_protocol.HandshakeTimeout.TotalSeconds:F0} s", aborted);
-                return;
+                // Given up under the lock, so the peer's connection cannot be taken after this (or was taken just before).
+                bool gaveUp;
+                lock (_reservations)
+                {
+                    _unanswered.Remove(Convert.ToHexString(id));
+                    gaveUp = circuit.Host.TrySetCanceled();
+                }
+                if (gaveUp)
+                {
+                    await RefuseAsync(caller, $"{target} did not take the relayed connection within {_protocol.HandshakeTimeout.TotalSeconds:F0} s", aborted);
+                    return;
+                }
+                host = await circuit.Host.Task;
             }
-            try
-            {
-                await RelayPreamble.WriteAnswerAsync(host, null, aborted);
-                await RelayPreamble.WriteAnswerAsync(caller, null, aborted);
-                Interlocked.Increment(ref _spliced);
-                await SpliceAsync(caller, host, aborted);
-            }
-            finally
-            {
-                circuit.Done.TrySetResult();
-            }
+            await RelayPreamble.WriteAnswerAsync(host, null, aborted);
+            await RelayPreamble.WriteAnswerAsync(caller, null, aborted);
+            Interlocked.Increment(ref _spliced);
+            await SpliceAsync(caller, host, aborted);
         }
         finally
         {
+            // Whatever ended the circuit (a timeout racing the peer's connection included) releases the peer's side.
+            circuit.Done.TrySetResult();
             lock (_reservations)
             {
                 _unanswered.Remove(Convert.ToHexString(id));
@@ -247,27 +260,37 @@ public sealed partial class RelayService : IDisposable
         await Task.WhenAll(toHost, toCaller);
     }
 
+    /// <summary>
+    /// Copies one direction. A buffer is held only while bytes move (an idle circuit waits with a zero-byte
+    /// read), and a side that takes no bytes for <see cref="PeerProtocolOptions.MessageTimeout"/> ends the circuit.
+    /// </summary>
     private async Task PumpAsync(Stream from, Stream to, bool towardHost, CancellationToken token)
     {
-        var buffer = ArrayPool<byte>.Shared.Rent(PumpBufferBytes);
         try
         {
             while (true)
             {
-                int n = await from.ReadAsync(buffer.AsMemory(0, PumpBufferBytes), token);
-                if (n == 0) return;
-                await _budget.TakeAsync(n, token);
-                Tap?.Invoke(buffer.AsMemory(0, n), towardHost);
-                await to.WriteAsync(buffer.AsMemory(0, n), token);
-                Interlocked.Add(ref _bytes, n);
+                _ = await from.ReadAsync(Memory<byte>.Empty, token); // waits for bytes without holding a buffer
+                var buffer = ArrayPool<byte>.Shared.Rent(PumpBufferBytes);
+                try
+                {
+                    int n = await from.ReadAsync(buffer.AsMemory(0, PumpBufferBytes), token);
+                    if (n == 0) return;
+                    await _budget.TakeAsync(n, token);
+                    Tap?.Invoke(buffer.AsMemory(0, n), towardHost);
+                    using var writeLimit = CancellationTokenSource.CreateLinkedTokenSource(token);
+                    writeLimit.CancelAfter(_protocol.MessageTimeout);
+                    await to.WriteAsync(buffer.AsMemory(0, n), writeLimit.Token);
+                    Interlocked.Add(ref _bytes, n);
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                }
             }
         }
         catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException)
         {
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
         }
     }
 
@@ -295,12 +318,14 @@ public sealed partial class RelayService : IDisposable
 
     private static ValueTask<PeerResponse> Refuse(StatusCode status, string message) => ValueTask.FromResult(PeerResponse.Error(status, message));
 
-    private sealed class Reservation(PeerId peer, int maxCircuits)
+    private sealed class Reservation(PeerId peer, string? network, int maxCircuits)
     {
         private DateTimeOffset _lastSeen;
         private int _listening;
 
         public PeerId Peer { get; } = peer;
+
+        public string? Network { get; } = network;
 
         public Channel<byte[]> Pending { get; } = Channel.CreateBounded<byte[]>(maxCircuits);
 

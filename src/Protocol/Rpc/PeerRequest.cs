@@ -49,6 +49,12 @@ public sealed class PeerRequest : IDisposable
     /// </summary>
     public System.Net.IPAddress? RemoteAddress { get; init; }
 
+    /// <summary>
+    /// Whether the caller's connection came through a relay (set by the server side). Then <see cref="RemoteAddress"/>
+    /// is the relay's, not the caller's, and nothing about the caller's own reachability can be learnt from it.
+    /// </summary>
+    public bool ThroughRelay { get; init; }
+
     /// <summary>Parses the header.</summary>
     /// <exception cref="PeerRpcException">InvalidArgument when the header is not a valid <typeparamref name="T"/>.</exception>
     public T ParseHeader<T>(MessageParser<T> parser) where T : IMessage<T> => Parse(parser, Header, "header");

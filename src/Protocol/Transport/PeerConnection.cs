@@ -65,7 +65,8 @@ public sealed class PeerConnection : IFrameSink, IAsyncDisposable
         try
         {
             stream = await DialAsync(endpoint.Address, options, time, cancellationToken);
-            using var handshakeLimit = new CancellationTokenSource(options.HandshakeTimeout, time);
+            // Through a relay the handshake waits first for the relay to reach the peer (itself within HandshakeTimeout).
+            using var handshakeLimit = new CancellationTokenSource(endpoint.Address.Relayed ? 2 * options.HandshakeTimeout : options.HandshakeTimeout, time);
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, handshakeLimit.Token);
             if (endpoint.Address.Relayed)
             {

@@ -47,7 +47,7 @@ public sealed partial class PeerServer(PeerIdentity identity, PeerRouter router,
     /// whose transport hands over pipes (Kestrel's connection layer; see the node's KestrelPeerListener).
     /// </summary>
     public Task HandlePipeAsync(IDuplexPipe transport, System.Net.EndPoint? remote, CancellationToken closed) =>
-        ServeAsync(remote, closed, async token =>
+        ServeAsync(remote, throughRelay: false, closed, async token =>
         {
             // The first four bytes are looked at, not taken: TLS or the handshake reads them again.
             var first = await transport.Input.ReadAtLeastAsync(RelayPreamble.Magic.Length, token);
@@ -65,8 +65,14 @@ public sealed partial class PeerServer(PeerIdentity identity, PeerRouter router,
         });
 
     /// <summary>Serves one accepted socket stream until it closes (see <see cref="PeerListener"/>).</summary>
-    public Task HandleStreamAsync(Stream stream, System.Net.EndPoint? remote, CancellationToken aborted) =>
-        ServeAsync(remote, aborted, async token =>
+    public Task HandleStreamAsync(Stream stream, System.Net.EndPoint? remote, CancellationToken aborted) => HandleStreamAsync(stream, remote, throughRelay: false, aborted);
+
+    /// <summary>
+    /// Serves one stream until it closes; <paramref name="throughRelay"/> marks a circuit a relay spliced (see
+    /// <see cref="RelayReservation"/>): its requests say so, and it may not itself ask to be relayed.
+    /// </summary>
+    public Task HandleStreamAsync(Stream stream, System.Net.EndPoint? remote, bool throughRelay, CancellationToken aborted) =>
+        ServeAsync(remote, throughRelay, aborted, async token =>
         {
             var first = new byte[RelayPreamble.Magic.Length];
             await stream.ReadExactlyAsync(first, token);
@@ -86,7 +92,7 @@ public sealed partial class PeerServer(PeerIdentity identity, PeerRouter router,
     }
 
     /// <summary>TLS (through <paramref name="open"/>), the handshake, then requests until the connection closes; or a relay request.</summary>
-    private async Task ServeAsync(System.Net.EndPoint? remote, CancellationToken aborted, Func<CancellationToken, Task<Opened>> open)
+    private async Task ServeAsync(System.Net.EndPoint? remote, bool throughRelay, CancellationToken aborted, Func<CancellationToken, Task<Opened>> open)
     {
         using var lease = _admission.TryAdmit((remote as System.Net.IPEndPoint)?.Address, out var refusal);
         if (lease is null)
@@ -124,12 +130,12 @@ public sealed partial class PeerServer(PeerIdentity identity, PeerRouter router,
             if (opened.Relay is { } relayed)
             {
                 // A relayed connection holds its place among the connections for as long as it is spliced.
-                if (Relay is { } relay) await relay.ServeAsync(relayed, relayRequest.Kind, relayRequest.Argument, aborted);
-                else await RelayPreamble.WriteAnswerAsync(relayed, "this node does not relay", aborted);
+                if (Relay is { } relay && !throughRelay) await relay.ServeAsync(relayed, relayRequest.Kind, relayRequest.Argument, aborted);
+                else await RelayPreamble.WriteAnswerAsync(relayed, throughRelay ? "a relayed connection cannot be relayed again" : "this node does not relay", aborted);
                 return;
             }
             Interlocked.Increment(ref _accepted);
-            var connection = new ServerConnection(caller, (remote as System.Net.IPEndPoint)?.Address, router, options, time);
+            var connection = new ServerConnection(caller, (remote as System.Net.IPEndPoint)?.Address, throughRelay, router, options, time);
             channel = new FrameChannel(opened.Input!, opened.Output!, connection, [FrameKind.Request], options, time, ssl, opened.Direct);
             connection.Attach(channel);
             channel.Start();

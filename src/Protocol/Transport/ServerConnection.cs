@@ -10,7 +10,7 @@ namespace MoEMesh.Protocol.Transport;
 /// The listener's side of one connection after the handshake: each request runs as its own tracked task
 /// with a token that fires at its deadline or on a cancel frame; answers go back through the channel.
 /// </summary>
-internal sealed class ServerConnection(PeerId caller, System.Net.IPAddress? remoteAddress, PeerRouter router, PeerProtocolOptions options, TimeProvider time) : IFrameSink
+internal sealed class ServerConnection(PeerId caller, System.Net.IPAddress? remoteAddress, bool throughRelay, PeerRouter router, PeerProtocolOptions options, TimeProvider time) : IFrameSink
 {
     private readonly ConcurrentDictionary<ulong, CancellationTokenSource> _running = new();
     private readonly CancellationTokenSource _closed = new();
@@ -43,7 +43,7 @@ internal sealed class ServerConnection(PeerId caller, System.Net.IPAddress? remo
         }
         // A caller's time is believed up to the node's maximum: beyond it timers cannot even be set.
         var remaining = TimeSpan.FromTicks(Math.Min(envelope.DeadlineMicros, options.MaxRequestTime.Ticks / 10) * 10);
-        var request = new PeerRequest(envelope.Method, envelope.Header.Memory, message.Payload.Memory, time.GetUtcNow() + remaining, message.Payload) { Caller = caller, RemoteAddress = remoteAddress };
+        var request = new PeerRequest(envelope.Method, envelope.Header.Memory, message.Payload.Memory, time.GetUtcNow() + remaining, message.Payload) { Caller = caller, RemoteAddress = remoteAddress, ThroughRelay = throughRelay };
         var cancel = CancellationTokenSource.CreateLinkedTokenSource(_closed.Token);
         if (!_running.TryAdd(message.RequestId, cancel))
         {
