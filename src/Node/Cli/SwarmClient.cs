@@ -90,7 +90,13 @@ internal sealed class SwarmClient : IAsyncDisposable
     {
         if (CommonOptions.ParsePeer(peerText) is not { } entry) return (null, 2);
         var client = new PeerClient(useTls, identity);
-        var options = new DhtOptions { ClientMode = true, OperationTimeout = TimeSpan.FromSeconds(Math.Max(timeoutSeconds, 4)), BootstrapAttempts = 1 };
+        // One attempt (a wrong address fails at once: the dial is refused), but a patient one: on a busy machine a TLS
+        // handshake with a node that is starting up can take longer than the 3 s a DHT node gives one call.
+        var options = new DhtOptions
+        {
+            ClientMode = true, OperationTimeout = TimeSpan.FromSeconds(Math.Max(timeoutSeconds, 4)), BootstrapAttempts = 1,
+            RpcTimeout = TimeSpan.FromSeconds(Math.Clamp(timeoutSeconds / 2, 3, 10)),
+        };
         var node = new DhtNode(client.Identity.PeerId, null, new DhtRpcClient(client.Transport), options, TimeProvider.System, schemas: [new KeySchema()]);
         try
         {
