@@ -23,6 +23,15 @@ public sealed partial class DhtNode
         if (client) _background.Run("hand-off", HandOffHeldAsync);
     }
 
+    /// <summary>
+    /// Changes the address this node gives peers in its requests (the node daemon does when peers reach it
+    /// elsewhere than it announced: a forwarded port behind a NAT).
+    /// </summary>
+    public void SetAddress(MoEMesh.Protocol.Addressing.PeerAddress address)
+    {
+        lock (_gate) Sender = Sender with { Address = address };
+    }
+
     private async Task HandOffHeldAsync()
     {
         List<Records.DhtRecord> held;

@@ -12,7 +12,8 @@ namespace MoEMesh.IntegrationTests;
 public sealed class NatTests(Xunit.Abstractions.ITestOutputHelper output) : IDisposable
 {
     private readonly string _folder = Directory.CreateTempSubdirectory("moemesh-nat-").FullName;
-    private readonly NatNetwork? _net = NatNetwork.TryBuild($"mmnat{Environment.ProcessId % 100000}");
+    private static int _made;
+    private readonly NatNetwork? _net = NatNetwork.TryBuild($"mmnat{Environment.ProcessId % 100000}-{Interlocked.Increment(ref _made)}");
     private readonly List<MoEMeshProcess> _nodes = [];
 
     [Fact]
@@ -41,6 +42,36 @@ public sealed class NatTests(Xunit.Abstractions.ITestOutputHelper output) : IDis
             "--data", Path.Combine(RepositoryRoot.Path, "data", "train.tsv"), "--model", "nat", "--grid", "1x2", "--steps", "40", "--no-publish",
             "--key-file", Path.Combine(_folder, "publisher.key"));
         output.WriteLine(train.Out);
+        Assert.True(train.ExitCode == 0, train.ToString());
+        Assert.Matches(@"fallback rate\s+│\s+0\.00 %", train.Out);
+    }
+
+    [Fact]
+    public async Task ANodeBehindARouterThatForwardsItsPort_FindsTheAddressPeersReachIt_AndNeedsNoRelay()
+    {
+        if (_net is null)
+        {
+            output.WriteLine("network namespaces cannot be made here (needs root, ip and iptables): nothing to test");
+            return;
+        }
+        _net.ForwardPort(7700);
+        var relay = Node(_net.Relay, "relay", "--listen", $"{NatNetwork.RelayAddress}:7700");
+        await WaitForAsync(relay, "Node ");
+        var caller = Node(_net.Caller, "caller", "--listen", $"{NatNetwork.CallerAddress}:7700", "--peers", $"{NatNetwork.RelayAddress}:7700");
+        await WaitForAsync(caller, "Node ");
+        // Listening on every address and told nothing: it announces 127.0.0.1 at first, as a volunteer who forgot --announce.
+        var home = Node(_net.Home, "home", "--listen", "0.0.0.0:7700", "--peers", $"{NatNetwork.RelayAddress}:7700",
+            "--expert-pattern", "ffn.[0:1].[0:2]", "--num-experts", "2", "--hidden-dim", "16", "--open-training");
+
+        // Both peers reach it at the router's address, where the port is forwarded; it announces that.
+        await WaitForAsync(home, $"Peers reach this node at {NatNetwork.RouterAddress}:7700");
+        await WaitForAsync(home, $"Announcing at {NatNetwork.RouterAddress}:7700");
+        Assert.False(home.Said("NOT reachable"), home.Output);
+        Assert.False(home.Said("keeps a place for this node"), home.Output);
+
+        var train = await CliRun.RunInAsync(_net.Caller, _folder, TimeSpan.FromMinutes(2), "train", "--peer", $"{NatNetwork.CallerAddress}:7700",
+            "--data", Path.Combine(RepositoryRoot.Path, "data", "train.tsv"), "--model", "nat", "--grid", "1x2", "--steps", "40", "--no-publish",
+            "--key-file", Path.Combine(_folder, "publisher.key"));
         Assert.True(train.ExitCode == 0, train.ToString());
         Assert.Matches(@"fallback rate\s+│\s+0\.00 %", train.Out);
     }
@@ -126,6 +157,11 @@ public sealed class NatTests(Xunit.Abstractions.ITestOutputHelper output) : IDis
             Must("ip", "netns", "exec", router, "sysctl", "-qw", "net.ipv4.ip_forward=1");
             Must("ip", "netns", "exec", router, "iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "eth0", "-j", "MASQUERADE");
         }
+
+        /// <summary>Forwards <paramref name="port"/> of the router's public address to the home node (a volunteer's port forwarding).</summary>
+        public void ForwardPort(int port) =>
+            Must("ip", "netns", "exec", $"{prefix}-router", "iptables", "-t", "nat", "-A", "PREROUTING", "-i", "eth0", "-p", "tcp", "--dport", $"{port}",
+                "-j", "DNAT", "--to-destination", $"{HomeAddress}:{port}");
 
         public void Dispose()
         {

@@ -64,7 +64,7 @@ internal static class StatusCommand
     {
         string state = r.State switch
         {
-            "reachable" => $"reachable at {r.Address} ({r.Peers.Count(p => p.Reached)} of {r.Peers.Count} peers dialled back)",
+            "reachable" => $"reachable at {r.ReachedAt ?? r.Address} ({r.Peers.Count(p => p.Reached)} of {r.Peers.Count} peers dialled back)",
             "unreachable" => r.Relays.Count > 0 ? $"NOT reachable at {r.Address}; reached through {string.Join(", ", r.Relays)}" : $"NOT reachable at {r.Address}, and no relay yet",
             _ => "not checked yet (no peer to ask)",
         };

@@ -125,7 +125,9 @@ public sealed class Doctor(DoctorSettings settings, Func<GemmOptions, GemmBacken
         string seen = string.Join(", ", report.Results.Select(r => r.ObservedAddress).OfType<string>().Where(a => a.Length > 0).Distinct());
         if (reached > 0 && report.Results.Count < 2)
             return DoctorCheck.Warn("reachability", $"{report.Address} was dialled back, but only {report.Results.Count} peer could be asked", "name two or more peers: --peers A:7700,B:7700");
-        if (reached > 0) return DoctorCheck.Ok("reachability", $"{reached} of {report.Results.Count} peers dialled this machine back at {report.Address}");
+        if (reached > 0 && report.ReachedAt is { } at && at != report.Address)
+            return DoctorCheck.Warn("reachability", $"peers reach this machine at {at}, not at {report.Address}", $"announce the address peers reach: --announce {at}");
+        if (reached > 0) return DoctorCheck.Ok("reachability", $"{reached} of {report.Results.Count} peers dialled this machine back at {report.ReachedAt ?? report.Address}");
         if (answered == 0)
             return DoctorCheck.Fail("reachability", $"no peer answered the dial-back request: {string.Join("; ", report.Results.Select(r => $"{r.Peer}: {r.Problem}"))}", "check --peers (the peers' peer ports) and that this machine can reach them");
         return DoctorCheck.Fail("reachability", $"none of {report.Results.Count} peers could dial {report.Address} back (they see this machine as {seen}): {report.Results.First(r => !r.Reached).Problem}",
@@ -151,7 +153,7 @@ public sealed class Doctor(DoctorSettings settings, Func<GemmOptions, GemmBacken
 
     private static DoctorCheck RunningReachability(ReachabilityStatus r) => r.State switch
     {
-        "reachable" => DoctorCheck.Ok("reachability", $"the node running here is reachable at {r.Address} ({r.Peers.Count(p => p.Reached)} of {r.Peers.Count} peers dialled back)"),
+        "reachable" => DoctorCheck.Ok("reachability", $"the node running here is reachable at {r.ReachedAt ?? r.Address} ({r.Peers.Count(p => p.Reached)} of {r.Peers.Count} peers dialled back)"),
         "unreachable" => DoctorCheck.Fail("reachability", $"the node running here is NOT reachable at {r.Address}: {r.Peers.FirstOrDefault()?.Problem}",
             "forward its peer port on your router to this machine and allow it in the firewall, or announce the address peers can reach (--announce PUBLIC_IP:PORT)"),
         _ => DoctorCheck.Warn("reachability", "the node running here has not checked yet (no peers, or it just started)", "give it peers (--peers), or wait a minute and run the doctor again"),

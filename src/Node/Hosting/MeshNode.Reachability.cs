@@ -79,8 +79,25 @@ public sealed partial class MeshNode
             var before = Reachability.State;
             // Nobody answered (the same outage that took a relay, say): what was known stands until someone does.
             if (report.State == Reach.Unknown && before != Reach.Unknown) return;
+            if (report is { State: Reach.Reachable, ReachedAt: { } reachedAt } && reachedAt != report.Address)
+            {
+                if (options.AnnounceAddresses.Count == 0)
+                {
+                    // Announced by default (the listen address, 127.0.0.1 for 0.0.0.0), reached elsewhere by peers that
+                    // agree: a forwarded port behind a NAT. That is the address to announce.
+                    LogReachedElsewhere(_logger, reachedAt, report.Address);
+                    _directAddresses = [reachedAt];
+                    Dht.SetAddress(PeerAddress.Parse(reachedAt));
+                }
+                else
+                {
+                    // Announced by hand, and not reached there: callers would dial the wrong address. Through a relay until fixed.
+                    LogAnnouncedWrong(_logger, report.Address, reachedAt);
+                    report = report with { State = Reach.Unreachable };
+                }
+            }
             Reachability = report;
-            if (report.State == Reach.Reachable && before != Reach.Reachable) LogReachable(_logger, report.Address, report.Results.Count(r => r.Reached), report.Results.Count);
+            if (report.State == Reach.Reachable && before != Reach.Reachable) LogReachable(_logger, report.ReachedAt ?? report.Address, report.Results.Count(r => r.Reached), report.Results.Count);
             if (report.State == Reach.Unreachable && before != Reach.Unreachable)
                 LogUnreachable(_logger, report.Address, report.Results.Count, string.Join("; ", report.Results.Select(r => $"{r.Peer}: {r.Problem}")));
             if (report.State == Reach.Unreachable) await KeepRelaysAsync(cancellationToken);
@@ -253,6 +270,12 @@ public sealed partial class MeshNode
 
     [LoggerMessage(EventId = 575, Level = LogLevel.Information, Message = "Announcing at {Addresses}")]
     private static partial void LogAnnouncing(ILogger logger, string addresses);
+
+    [LoggerMessage(EventId = 577, Level = LogLevel.Information, Message = "Peers reach this node at {ReachedAt}, not at {Announced} (its default address): announcing {ReachedAt}")]
+    private static partial void LogReachedElsewhere(ILogger logger, string reachedAt, string announced);
+
+    [LoggerMessage(EventId = 578, Level = LogLevel.Warning, Message = "Peers cannot reach this node at {Announced}, the address it is told to announce, but they do at {ReachedAt}: announce that (--announce {ReachedAt}); until then calls come through a relay")]
+    private static partial void LogAnnouncedWrong(ILogger logger, string announced, string reachedAt);
 
     [LoggerMessage(EventId = 576, Level = LogLevel.Error, Message = "Checking reachability failed")]
     private static partial void LogReachabilityError(ILogger logger, Exception exception);

@@ -75,17 +75,17 @@ public sealed record NodeStatus(
 public sealed record AuditStatus(long Compared, long Disputed, IReadOnlyList<FlaggedHostStatus> Flagged);
 
 /// <summary>
-/// Whether peers can dial this node (<c>reachable</c>, <c>unreachable</c>, <c>unknown</c>), what each peer asked said,
+/// Whether peers can dial this node (<c>reachable</c>, <c>unreachable</c>, <c>unknown</c>) and where they reached it, what each peer asked said,
 /// the relays it is reached through, and what it relays for others.
 /// </summary>
-public sealed record ReachabilityStatus(string State, string Address, DateTimeOffset? CheckedAt, IReadOnlyList<Reachability.DialbackResult> Peers, IReadOnlyList<string> Relays,
-    RelayingStatus? Relaying)
+public sealed record ReachabilityStatus(string State, string Address, string? ReachedAt, DateTimeOffset? CheckedAt, IReadOnlyList<Reachability.DialbackResult> Peers,
+    IReadOnlyList<string> Relays, RelayingStatus? Relaying)
 {
     /// <summary>The node's.</summary>
     public static ReachabilityStatus Of(MeshNode node)
     {
         var report = node.Reachability;
-        return new ReachabilityStatus(report.State.ToString().ToLowerInvariant(), report.Address, report.CheckedAt, report.Results,
+        return new ReachabilityStatus(report.State.ToString().ToLowerInvariant(), report.Address, report.ReachedAt, report.CheckedAt, report.Results,
             node.Relays.Select(r => r.ToString()).ToArray(),
             node.Relaying is { } relay ? new RelayingStatus(relay.Reservations, relay.Circuits, relay.CircuitsSpliced, relay.BytesRelayed, relay.Refused) : null);
     }

@@ -75,8 +75,9 @@ public sealed class DialbackService(PeerIdentity identity, PeerProtocolOptions p
             // The peer's clock is untrusted: a time stamp more than a day off says nothing useful.
             var theirs = DateTimeOffset.UnixEpoch + TimeSpan.FromTicks(Math.Clamp(answer.UnixMicros, 0, 200_000_000_000_000_000L) * 10);
             var offset = theirs - (sent + (received - sent) / 2);
+            string? dialled = PeerAddress.TryParse(answer.Dialled, out var d) && !d.Relayed ? d.ToString() : null;
             return new DialbackResult(peer.ToString(), reached, reached ? null : answer.Problem is { Length: > 0 } p ? p[..Math.Min(p.Length, 500)] : "no echo arrived",
-                answer.ObservedAddress[..Math.Min(answer.ObservedAddress.Length, 64)], offset.Duration() <= TimeSpan.FromDays(1) ? offset : null);
+                answer.ObservedAddress[..Math.Min(answer.ObservedAddress.Length, 64)], offset.Duration() <= TimeSpan.FromDays(1) ? offset : null, dialled);
         }
         finally
         {
@@ -109,14 +110,21 @@ public sealed class DialbackService(PeerIdentity identity, PeerProtocolOptions p
         if (asked.Nonce.Length is < 16 or > 64)
             throw new PeerRpcException(StatusCode.InvalidArgument, $"{DialbackMethod}: the nonce must be 16 to 64 bytes; got {asked.Nonce.Length}.");
         if (TakeTurn(AddressNetwork.Of(from)) is { } busy) throw new PeerRpcException(StatusCode.ResourceExhausted, $"{DialbackMethod}: {busy}; ask another peer.");
-        var answer = new DialbackResponse { ObservedAddress = (from.IsIPv4MappedToIPv6 ? from.MapToIPv4() : from).ToString() };
-        answer.Problem = await NotYoursAsync(address, from, cancellationToken) ?? await DialAsync(address, request.Caller, asked.Nonce, cancellationToken) ?? "";
+        var seen = from.IsIPv4MappedToIPv6 ? from.MapToIPv4() : from;
+        var answer = new DialbackResponse { ObservedAddress = seen.ToString() };
+        // Only the asker's own IP is dialled: when it asked for another, its IP as seen here at the port it named
+        // (behind a NAT with the port forwarded, that is where it can be reached).
+        var target = await NotYoursAsync(address, seen, cancellationToken) is null ? address : new PeerAddress(seen.ToString(), address.Port);
+        answer.Dialled = target.ToString();
+        answer.Problem = await DialAsync(target, request.Caller, asked.Nonce, cancellationToken) is { } problem
+            ? target == address ? problem : $"you asked for {address}, but your connection comes from {seen} (behind a NAT?), so {target} was dialled: {problem}"
+            : "";
         answer.Reached = answer.Problem.Length == 0;
         answer.UnixMicros = (time.GetUtcNow() - DateTimeOffset.UnixEpoch).Ticks / 10;
         return PeerResponse.Ok(answer);
     }
 
-    /// <summary>Why <paramref name="address"/> is not the asker's to be dialled at, or null when it is.</summary>
+    /// <summary>Why <paramref name="address"/> is not the asker's own (its host is not, or does not resolve to, <paramref name="from"/>), or null when it is.</summary>
     private async Task<string?> NotYoursAsync(PeerAddress address, IPAddress from, CancellationToken cancellationToken)
     {
         if (from.IsIPv4MappedToIPv6) from = from.MapToIPv4();
@@ -135,8 +143,7 @@ public sealed class DialbackService(PeerIdentity identity, PeerProtocolOptions p
                 return $"{address.Host} does not resolve here";
             }
         }
-        return ips.Any(i => (i.IsIPv4MappedToIPv6 ? i.MapToIPv4() : i).Equals(from)) ? null
-            : $"your connection comes from {from}, not {address.Host}: peers see you at another address (behind a NAT?), and dial back only the address a request comes from";
+        return ips.Any(i => (i.IsIPv4MappedToIPv6 ? i.MapToIPv4() : i).Equals(from)) ? null : $"{address.Host} is not {from}";
     }
 
     /// <summary>Dials <paramref name="address"/> fresh, expects <paramref name="asker"/> there and echoes the nonce; null when that worked, else why not.</summary>
