@@ -63,7 +63,7 @@ public sealed class DoctorTests : IDisposable
         var behindNat = Settings(new PeerAddress("127.0.0.1", LoopbackPorts.Unused()), [first.Endpoint]) with { Announce = new PeerAddress("127.0.0.1", LoopbackPorts.Unused()) };
         var unreachable = await new Doctor.Doctor(behindNat).RunAsync(default);
         var notReached = unreachable.Single(c => c.Name == "reachability");
-        Assert.Equal(Verdict.Fail, notReached.Verdict);
+        Assert.Equal(Verdict.Warn, notReached.Verdict); // a node there works, through a relay
         Assert.Contains("none of 2 peers", notReached.Finding);
         Assert.Contains($"forward TCP port {behindNat.Announce!.Value.Port} on your router to port {behindNat.Listen.Port} of this machine", notReached.Fix);
         Assert.Equal(Verdict.Warn, unreachable.Single(c => c.Name == "relay").Verdict);

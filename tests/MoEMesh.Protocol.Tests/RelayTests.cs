@@ -165,6 +165,32 @@ public sealed class RelayTests
     }
 
     [Fact]
+    public async Task AHost_CountsARelayThatGoesSilentAsLost_AfterOneListenCallTimesOut()
+    {
+        // A "relay" that keeps places (for 2 s, so a listen call waits 1 s plus the handshake timeout) and then never answers a listen call.
+        var options = new PeerProtocolOptions { UseTls = false, HandshakeTimeout = TimeSpan.FromSeconds(1) };
+        using var relayIdentity = PeerIdentity.Create();
+        int listens = 0;
+        var router = new PeerRouter(TimeProvider.System)
+            .Map(RelayService.ReserveMethod, (_, _) => ValueTask.FromResult(PeerResponse.Ok(new RelayReserveResponse { KeepMillis = 2000 })))
+            .Map(RelayService.ListenMethod, async (_, token) =>
+            {
+                Interlocked.Increment(ref listens);
+                await Task.Delay(Timeout.InfiniteTimeSpan, token);
+                return PeerResponse.Ok();
+            });
+        await using var silent = PeerListener.Start(new PeerServer(relayIdentity, router, options, TimeProvider.System), new IPEndPoint(IPAddress.Loopback, 0));
+        using var hostIdentity = PeerIdentity.Create();
+        await using var pool = new PeerConnectionPool(hostIdentity, options, TimeProvider.System);
+        await using var reservation = await RelayReservation.ReserveAsync(new PeerEndpoint(silent.Address, relayIdentity.PeerId), new PeerServer(hostIdentity, new PeerRouter(TimeProvider.System), options, TimeProvider.System),
+            new TcpPeerTransport(pool, TimeProvider.System), options, TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, default);
+
+        var reason = await reservation.Lost.WaitAsync(TimeSpan.FromMinutes(1));
+        Assert.Contains("no answer within", reason);
+        Assert.Equal(1, listens);
+    }
+
+    [Fact]
     public void RelayedAddresses_ReadAndWriteWithTheirSuffix()
     {
         var parsed = PeerEndpoint.Parse(PeerIdentity.FromSeed(3).PeerId + "@10.0.0.1:7700/relay");

@@ -21,6 +21,8 @@ internal static class CommonOptions
         var option = new Option<double>("--timeout") { Description = "Seconds before giving up", DefaultValueFactory = _ => 15 };
         option.Validators.Add(result =>
         {
+            // A value that is not a number was already refused by the parser (reading it here would throw).
+            if (result.Tokens.Count > 0 && !double.TryParse(result.Tokens[^1].Value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out _)) return;
             double seconds = result.GetValueOrDefault<double>();
             if (!(seconds > 0) || seconds > 86_400) result.AddError($"--timeout must be above 0 and at most 86400 seconds; got {seconds}.");
         });
@@ -59,7 +61,7 @@ internal static class CommonOptions
         }
     }
 
-    public static PeerEndpoint? ParsePeer(string text)
+    public static PeerEndpoint? ParsePeer(string text, string flag = "--peer")
     {
         try
         {
@@ -67,7 +69,7 @@ internal static class CommonOptions
         }
         catch (FormatException e)
         {
-            Console.Error.WriteLine($"--peer: {e.Message}");
+            Console.Error.WriteLine($"{flag}: {e.Message}");
             return null;
         }
     }

@@ -30,7 +30,7 @@ internal static class DoctorCommand
             var endpoints = new List<PeerEndpoint>();
             foreach (var text in (result.GetValue(peers) ?? []).SelectMany(p => p.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)))
             {
-                if (CommonOptions.ParsePeer(text) is not { } endpoint) return 2;
+                if (CommonOptions.ParsePeer(text, "--peers") is not { } endpoint) return 2;
                 endpoints.Add(endpoint);
             }
             double gib = result.GetValue(minFree);

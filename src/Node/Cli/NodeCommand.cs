@@ -52,10 +52,10 @@ internal static partial class NodeCommand
         const string S = NodeOptions.Section;
         Text("--listen", "host:port for the peer protocol (port 0: any free port) [0.0.0.0:7700]", $"{S}:Listen");
         Text("--http", "host:port for the HTTP API: /v1/status, /v1/query, /v1/models, /metrics [127.0.0.1:7780]", $"{S}:HttpListen");
-        List("--announce", "Addresses other peers should use (default: the listen address)", $"{S}:AnnounceAddresses");
+        List("--announce", "Addresses other peers should use (default: the listen address, 127.0.0.1 for 0.0.0.0, until two peers reach this node elsewhere)", $"{S}:AnnounceAddresses");
         List("--peers", "Initial peers, host:port or PEERID@host:port, comma-separated (none: start a new swarm)", $"{S}:InitialPeers");
         Text("--key-file", "The node key, created on first start (mode 0600) [moemesh.key]", $"{S}:KeyFile");
-        Flag("--client-mode", "Behind NAT: use the DHT without being added to routing tables", $"{S}:ClientMode", "true");
+        Flag("--client-mode", "Use the DHT only and host nothing (not needed behind a NAT: a node finds that out and takes a relay)", $"{S}:ClientMode", "true");
         Flag("--no-tls", "Switch TLS off (loopback testnets)", $"{S}:UseTls", "false");
         Flag("--no-relay", "Do not relay for peers nobody can dial (default: relay while reachable)", $"{S}:Relay:Serve", "false");
         Flag("--no-reachability-check", "Do not ask peers to dial this node back (it then never takes a relay)", $"{S}:Reachability:Check", "false");

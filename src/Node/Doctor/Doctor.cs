@@ -52,6 +52,8 @@ public sealed class Doctor(DoctorSettings settings, Func<GemmOptions, GemmBacken
     private DoctorCheck OpenBlas()
     {
         var backend = (selectGemm ?? (o => Gemm.Select(o, NullLogger.Instance)))(new GemmOptions { OpenBlasPath = settings.OpenBlasPath });
+        if (backend is OpenBlasGemm named && settings.OpenBlasPath is { } path && named.Library != path)
+            return DoctorCheck.Warn("OpenBLAS", $"{path} (--openblas) does not load; {named.Library} does, and a node would use it", "name a file that exists and is OpenBLAS, or leave --openblas out");
         return backend is OpenBlasGemm blas
             ? DoctorCheck.Ok("OpenBLAS", $"loads from {blas.Library}")
             : DoctorCheck.Warn("OpenBLAS", $"not found (looked for {string.Join(", ", settings.OpenBlasPath is { } p ? [p, .. Gemm.OpenBlasCandidates] : Gemm.OpenBlasCandidates)}); experts compute with the managed GEMM, {Gemm.ManagedCost}",
@@ -99,13 +101,16 @@ public sealed class Doctor(DoctorSettings settings, Func<GemmOptions, GemmBacken
     private async Task<IEnumerable<DoctorCheck>> NetworkAsync(PeerIdentity identity, DialbackService dialback, int? listeningPort, NodeStatus? running, CancellationToken cancellationToken)
     {
         if (running is not null)
-            return [RunningReachability(running.Reachability), RunningRelay(running.Reachability), DoctorCheck.Ok("clock", "checked by the running node against its peers (see its log)")];
+            return [RunningReachability(running.Reachability), RunningRelay(running.Reachability), Clock(running.Reachability.Peers)];
         if (settings.Peers.Count == 0)
         {
             const string fix = "run the doctor with any node of the swarm: moemesh doctor --peers HOST:7700";
-            return [DoctorCheck.Warn("reachability", "not checked: no peer to ask (--peers)", fix), DoctorCheck.Warn("clock", "not checked: no peer to compare with", fix)];
+            return [DoctorCheck.Warn("reachability", "not checked: no peer to ask (--peers)", fix), DoctorCheck.Warn("relay", "not known: reachability was not checked", fix),
+                DoctorCheck.Warn("clock", "not checked: no peer to compare with", fix)];
         }
-        if (listeningPort is not { } port) return [DoctorCheck.Warn("reachability", "not checked: the peer port is taken, so nothing here could be dialled back", "free the peer port (above), then run the doctor again")];
+        if (listeningPort is not { } port)
+            return [DoctorCheck.Warn("reachability", "not checked: the peer port is taken, so nothing here could be dialled back", "free the peer port (above), then run the doctor again"),
+                DoctorCheck.Warn("relay", "not known: reachability was not checked", "free the peer port (above), then run the doctor again")];
         using var limit = new CancellationTokenSource(settings.Timeout, _time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(limit.Token, cancellationToken);
         var (swarm, _) = await SwarmClient.JoinAsync(settings.Peers[0].ToString(), settings.UseTls, settings.Timeout.TotalSeconds, null, identity, linked.Token);
@@ -115,7 +120,7 @@ public sealed class Doctor(DoctorSettings settings, Func<GemmOptions, GemmBacken
         {
             var asked = settings.Peers.Concat(swarm.Dht.Contacts.Select(c => c.Endpoint)).DistinctBy(p => p.Address).Take(3).ToArray();
             var report = await dialback.CheckAsync(swarm.Transport, settings.Announce, port, asked, linked.Token);
-            return [Reachability(report, port), Relay(report), Clock(report)];
+            return [Reachability(report, port), Relay(report), Clock(report.Results)];
         }
     }
 
@@ -130,8 +135,9 @@ public sealed class Doctor(DoctorSettings settings, Func<GemmOptions, GemmBacken
         if (reached > 0) return DoctorCheck.Ok("reachability", $"{reached} of {report.Results.Count} peers dialled this machine back at {report.ReachedAt ?? report.Address}");
         if (answered == 0)
             return DoctorCheck.Fail("reachability", $"no peer answered the dial-back request: {string.Join("; ", report.Results.Select(r => $"{r.Peer}: {r.Problem}"))}", "check --peers (the peers' peer ports) and that this machine can reach them");
-        return DoctorCheck.Fail("reachability", $"none of {report.Results.Count} peers could dial {report.Address} back (they see this machine as {seen}): {report.Results.First(r => !r.Reached).Problem}",
-            $"forward TCP port {PortOf(report)} on your router to {(PortOf(report) == listening ? "this machine" : $"port {listening} of this machine")} and allow it in the firewall ({FirewallHint(listening)}); until then a node here takes calls through a relay by itself (each call then crosses the relay)");
+        // Not a failure: a node here works through a relay. But each call then crosses one more machine.
+        return DoctorCheck.Warn("reachability", $"none of {report.Results.Count} peers could dial {report.Address} back (they see this machine as {seen}): {report.Results.First(r => !r.Reached).Problem}",
+            $"forward TCP port {PortOf(report)} on your router to {(PortOf(report) == listening ? "this machine" : $"port {listening} of this machine")} and allow it in the firewall ({FirewallHint(listening)}); until then a node here takes calls through a relay by itself (each call then crosses the relay). Behind a carrier-grade NAT (the address peers see is not your router's) forwarding cannot help: the relay is the way");
     }
 
     private static DoctorCheck Relay(ReachabilityReport report) => report.State switch
@@ -140,10 +146,10 @@ public sealed class Doctor(DoctorSettings settings, Func<GemmOptions, GemmBacken
         _ => DoctorCheck.Warn("relay", "a node here would be reached through a relay, chosen by itself among the swarm's reachable peers", "forward the peer port (above) to be reached directly"),
     };
 
-    private static DoctorCheck Clock(ReachabilityReport report)
+    private static DoctorCheck Clock(IReadOnlyList<DialbackResult> results)
     {
-        var offsets = report.Results.Select(r => r.ClockOffset).OfType<TimeSpan>().ToArray();
-        if (offsets.Length == 0) return DoctorCheck.Warn("clock", "not checked: no peer answered", "run the doctor again with peers that answer");
+        var offsets = results.Select(r => r.ClockOffset).OfType<TimeSpan>().ToArray();
+        if (offsets.Length == 0) return DoctorCheck.Warn("clock", "not checked: no peer answered", "run the doctor again with peers that answer (--peers)");
         var worst = offsets.MaxBy(o => o.Duration());
         string finding = $"{worst.TotalSeconds:+0.000;-0.000} s against the peers (the largest of {offsets.Length})";
         if (worst.Duration() < ClockWarn) return DoctorCheck.Ok("clock", finding);
@@ -156,12 +162,14 @@ public sealed class Doctor(DoctorSettings settings, Func<GemmOptions, GemmBacken
         "reachable" => DoctorCheck.Ok("reachability", $"the node running here is reachable at {r.ReachedAt ?? r.Address} ({r.Peers.Count(p => p.Reached)} of {r.Peers.Count} peers dialled back)"),
         "unreachable" => DoctorCheck.Fail("reachability", $"the node running here is NOT reachable at {r.Address}: {r.Peers.FirstOrDefault()?.Problem}",
             "forward its peer port on your router to this machine and allow it in the firewall, or announce the address peers can reach (--announce PUBLIC_IP:PORT)"),
-        _ => DoctorCheck.Warn("reachability", "the node running here has not checked yet (no peers, or it just started)", "give it peers (--peers), or wait a minute and run the doctor again"),
+        _ => DoctorCheck.Warn("reachability", "the node running here has not checked yet (no peers, or it just started)",
+            "give it peers (--peers); it checks within an update period (30 s) of its first peer. Then run the doctor again"),
     };
 
     private static DoctorCheck RunningRelay(ReachabilityStatus r) =>
         r.Relays.Count > 0 ? DoctorCheck.Warn("relay", $"the node running here is reached through {string.Join(", ", r.Relays)}", "forward its peer port to be reached directly")
         : r.State == "unreachable" ? DoctorCheck.Fail("relay", "the node running here is unreachable and holds no relay: nobody can call its experts", "wait for it to find one (its log says why not), or forward its peer port")
+        : r.State != "reachable" ? DoctorCheck.Warn("relay", "not known until the node running here has checked its reachability", "run the doctor again once it has")
         : DoctorCheck.Ok("relay", r.Relaying is { Reservations: > 0 } relaying ? $"none needed; it relays for {Words.Count(relaying.Reservations, "peer")}" : "none needed");
 
     private DoctorCheck Disk()

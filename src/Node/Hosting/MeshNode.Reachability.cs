@@ -99,7 +99,7 @@ public sealed partial class MeshNode
             Reachability = report;
             if (report.State == Reach.Reachable && before != Reach.Reachable) LogReachable(_logger, report.ReachedAt ?? report.Address, report.Results.Count(r => r.Reached), report.Results.Count);
             if (report.State == Reach.Unreachable && before != Reach.Unreachable)
-                LogUnreachable(_logger, report.Address, report.Results.Count, string.Join("; ", report.Results.Select(r => $"{r.Peer}: {r.Problem}")));
+                LogUnreachable(_logger, report.Address, report.Results.Count, string.Join("; ", report.Results.Select(r => $"{r.Peer}: {r.Problem}")), ListenAddress.Port);
             if (report.State == Reach.Unreachable) await KeepRelaysAsync(cancellationToken);
             else if (report.State == Reach.Reachable) await DropRelaysAsync(cancellationToken);
         }
@@ -256,8 +256,8 @@ public sealed partial class MeshNode
     [LoggerMessage(EventId = 570, Level = LogLevel.Information, Message = "Reachable at {Address}: {Reached} of {Asked} peers dialled back")]
     private static partial void LogReachable(ILogger logger, string address, int reached, int asked);
 
-    [LoggerMessage(EventId = 571, Level = LogLevel.Warning, Message = "NOT reachable at {Address}: none of {Asked} peers could dial back ({Problems}). This node now takes calls through a relay and holds no DHT records for others; to be reached directly, forward this port on your router or firewall (see `moemesh doctor`)")]
-    private static partial void LogUnreachable(ILogger logger, string address, int asked, string problems);
+    [LoggerMessage(EventId = 571, Level = LogLevel.Warning, Message = "NOT reachable at {Address}: none of {Asked} peers could dial back ({Problems}). This node now takes calls through a relay and holds no DHT records for others; to be reached directly, forward TCP port {Port} to this machine on your router and open it in the firewall (`moemesh doctor` checks)")]
+    private static partial void LogUnreachable(ILogger logger, string address, int asked, string problems, int port);
 
     [LoggerMessage(EventId = 572, Level = LogLevel.Information, Message = "Relay {Relay} keeps a place for this node (round trip {RttMs:F1} ms)")]
     private static partial void LogRelayTaken(ILogger logger, string relay, double rttMs);

@@ -16,7 +16,7 @@ namespace MoEMesh.Protocol.Relay;
 /// </summary>
 public sealed partial class RelayReservation : IAsyncDisposable
 {
-    /// <summary>Consecutive failed listen calls after which the relay counts as lost.</summary>
+    /// <summary>Consecutive failed listen calls after which the relay counts as lost (one that timed out is enough).</summary>
     private const int FailuresToLose = 2;
 
     /// <summary>Relayed connections this peer serves at once through one relay; ids beyond them are not answered.</summary>
@@ -108,7 +108,9 @@ public sealed partial class RelayReservation : IAsyncDisposable
                     if (circuits.Count == 0 && _time.GetElapsedTime(asked) < MinListenInterval) await Task.Delay(MinListenInterval, _time, stopping);
                     continue;
                 }
-                failures++;
+                // A live relay answers within its listen window, before this call's deadline: a relay that let it pass has
+                // gone silent (dead without a word, or cut off), and counts as lost at once.
+                failures = response.Status == StatusCode.DeadlineExceeded ? FailuresToLose : failures + 1;
                 reason = response.Status == StatusCode.Ok ? "its listen answer is malformed" : response.Message;
                 try
                 {

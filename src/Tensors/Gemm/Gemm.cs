@@ -44,6 +44,7 @@ public static partial class Gemm
         var (blas, tried) = loadOpenBlas(options);
         if (blas is not null)
         {
+            if (options.OpenBlasPath is { } named && blas.Library != named) LogNamedOpenBlasMissing(logger, named, blas.Library);
             LogOpenBlas(logger, blas.Library, blas.Threads);
             return blas;
         }
@@ -83,6 +84,9 @@ public static partial class Gemm
 
     /// <summary>The OpenBLAS file names and paths tried on this platform.</summary>
     public static IReadOnlyList<string> OpenBlasCandidates => OpenBlasLibrary.CandidateNames;
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "The OpenBLAS library named ({Named}) does not load; using {Library} instead")]
+    private static partial void LogNamedOpenBlasMissing(ILogger logger, string named, string library);
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "OpenBLAS not found (tried {Tried}); GEMM uses the managed TensorPrimitives kernel with {Threads} threads, " + ManagedCost + ". For full speed install OpenBLAS: {Install}")]
     private static partial void LogManagedFallback(ILogger logger, string tried, int threads, string install);
