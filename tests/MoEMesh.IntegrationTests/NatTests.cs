@@ -103,12 +103,14 @@ public sealed class NatTests(Xunit.Abstractions.ITestOutputHelper output) : IDis
     }
 
     /// <summary>
-    /// Five namespaces: a hub bridging the public network 10.78.1.0/24 (relay .2, caller .3, router .4), and a
+    /// Five namespaces: a hub bridging the public network 10.78.0.0/16 (relay 10.78.1.2, caller 10.78.2.3, router 10.78.3.4), and a
     /// home network 192.168.77.0/24 behind the router, which masquerades what leaves through its public side.
     /// </summary>
     private sealed class NatNetwork(string prefix) : IDisposable
     {
-        public const string RelayAddress = "10.78.1.2", CallerAddress = "10.78.1.3", RouterAddress = "10.78.1.4", HomeAddress = "192.168.77.2";
+        // One segment, /16, with each public host in a /24 of its own: a node believes an address other than the one it
+        // announces only when peers of different networks reach it there.
+        public const string RelayAddress = "10.78.1.2", CallerAddress = "10.78.2.3", RouterAddress = "10.78.3.4", HomeAddress = "192.168.77.2";
         private static readonly string[] Names = ["hub", "relay", "caller", "router", "home"];
 
         public string Relay => $"{prefix}-relay";
@@ -144,7 +146,7 @@ public sealed class NatTests(Xunit.Abstractions.ITestOutputHelper output) : IDis
             {
                 Must("ip", "-n", hub, "link", "add", name, "type", "veth", "peer", "name", "eth0", "netns", $"{prefix}-{name}");
                 Must("ip", "-n", hub, "link", "set", name, "master", "br0", "up");
-                Must("ip", "-n", $"{prefix}-{name}", "addr", "add", $"{address}/24", "dev", "eth0");
+                Must("ip", "-n", $"{prefix}-{name}", "addr", "add", $"{address}/16", "dev", "eth0");
                 Must("ip", "-n", $"{prefix}-{name}", "link", "set", "eth0", "up");
             }
             string router = $"{prefix}-router";

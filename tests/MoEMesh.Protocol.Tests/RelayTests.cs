@@ -168,7 +168,7 @@ public sealed class RelayTests
     public async Task AHost_CountsARelayThatGoesSilentAsLost_AfterOneListenCallTimesOut()
     {
         // A "relay" that keeps places (for 2 s, so a listen call waits 1 s plus the handshake timeout) and then never answers a listen call.
-        var options = new PeerProtocolOptions { UseTls = false, HandshakeTimeout = TimeSpan.FromSeconds(1) };
+        var options = new PeerProtocolOptions { UseTls = false, HandshakeTimeout = TimeSpan.FromSeconds(3) };
         using var relayIdentity = PeerIdentity.Create();
         int listens = 0;
         var router = new PeerRouter(TimeProvider.System)

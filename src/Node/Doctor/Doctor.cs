@@ -126,17 +126,24 @@ public sealed class Doctor(DoctorSettings settings, Func<GemmOptions, GemmBacken
 
     private DoctorCheck Reachability(ReachabilityReport report, int listening)
     {
-        int reached = report.Results.Count(r => r.Reached), answered = report.Results.Count(r => r.ObservedAddress is not null);
+        int reached = report.Results.Count(r => r.Reached);
         string seen = string.Join(", ", report.Results.Select(r => r.ObservedAddress).OfType<string>().Where(a => a.Length > 0).Distinct());
-        if (reached > 0 && report.Results.Count < 2)
-            return DoctorCheck.Warn("reachability", $"{report.Address} was dialled back, but only {report.Results.Count} peer could be asked", "name two or more peers: --peers A:7700,B:7700");
-        if (reached > 0 && report.ReachedAt is { } at && at != report.Address)
-            return DoctorCheck.Warn("reachability", $"peers reach this machine at {at}, not at {report.Address}", $"announce the address peers reach: --announce {at}");
-        if (reached > 0) return DoctorCheck.Ok("reachability", $"{reached} of {report.Results.Count} peers dialled this machine back at {report.ReachedAt ?? report.Address}");
-        if (answered == 0)
-            return DoctorCheck.Fail("reachability", $"no peer answered the dial-back request: {string.Join("; ", report.Results.Select(r => $"{r.Peer}: {r.Problem}"))}", "check --peers (the peers' peer ports) and that this machine can reach them");
+        switch (report.State)
+        {
+            case Reach.Reachable when report.ReachedAt is { } at && at != report.Address:
+                return DoctorCheck.Warn("reachability", $"peers reach this machine at {at}, not at {report.Address}", $"announce the address peers reach: --announce {at} (a node that announces its default address finds it by itself)");
+            case Reach.Reachable when report.Results.Count < 2:
+                return DoctorCheck.Warn("reachability", $"{report.Address} was dialled back, but only {report.Results.Count} peer could be asked", "name two or more peers: --peers A:7700,B:7700");
+            case Reach.Reachable:
+                return DoctorCheck.Ok("reachability", $"{reached} of {report.Results.Count} peers dialled this machine back at {report.ReachedAt ?? report.Address}");
+            case Reach.Unknown:
+                return DoctorCheck.Fail("reachability", $"no peer answered the dial-back request: {string.Join("; ", report.Results.Select(r => $"{r.Peer}: {r.Problem}"))}", "check --peers (the peers' peer ports) and that this machine can reach them");
+        }
         // Not a failure: a node here works through a relay. But each call then crosses one more machine.
-        return DoctorCheck.Warn("reachability", $"none of {report.Results.Count} peers could dial {report.Address} back (they see this machine as {seen}): {report.Results.First(r => !r.Reached).Problem}",
+        string why = reached > 0
+            ? $"only peers on this machine's own network reached it ({reached} of {report.Results.Count}); peers that see it at a public address ({seen}) could not"
+            : $"none of {report.Results.Count} peers could dial {report.Address} back (they see this machine as {seen}): {report.Results.First(r => !r.Reached).Problem}";
+        return DoctorCheck.Warn("reachability", why,
             $"forward TCP port {PortOf(report)} on your router to {(PortOf(report) == listening ? "this machine" : $"port {listening} of this machine")} and allow it in the firewall ({FirewallHint(listening)}); until then a node here takes calls through a relay by itself (each call then crosses the relay). Behind a carrier-grade NAT (the address peers see is not your router's) forwarding cannot help: the relay is the way");
     }
 
@@ -160,8 +167,8 @@ public sealed class Doctor(DoctorSettings settings, Func<GemmOptions, GemmBacken
     private static DoctorCheck RunningReachability(ReachabilityStatus r) => r.State switch
     {
         "reachable" => DoctorCheck.Ok("reachability", $"the node running here is reachable at {r.ReachedAt ?? r.Address} ({r.Peers.Count(p => p.Reached)} of {r.Peers.Count} peers dialled back)"),
-        "unreachable" => DoctorCheck.Fail("reachability", $"the node running here is NOT reachable at {r.Address}: {r.Peers.FirstOrDefault()?.Problem}",
-            "forward its peer port on your router to this machine and allow it in the firewall, or announce the address peers can reach (--announce PUBLIC_IP:PORT)"),
+        "unreachable" => DoctorCheck.Warn("reachability", $"the node running here is NOT reachable at {r.Address} (so it works through a relay): {r.Peers.FirstOrDefault(p => !p.Reached)?.Problem}",
+            "forward its peer port on your router to this machine and allow it in the firewall; a node announcing its default address then finds the address peers reach by itself"),
         _ => DoctorCheck.Warn("reachability", "the node running here has not checked yet (no peers, or it just started)",
             "give it peers (--peers); it checks within an update period (30 s) of its first peer. Then run the doctor again"),
     };

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using MoEMesh.Node.Reachability;
 using MoEMesh.Protocol.Addressing;
+using MoEMesh.Protocol.Identity;
 using MoEMesh.Protocol.Relay;
 using MoEMesh.Protocol.Rpc;
 using MoEMesh.Protocol.Transport;
@@ -21,6 +22,10 @@ public sealed partial class MeshNode
     private DialbackService? _dialback;
     private IReadOnlyList<string> _directAddresses = [];
     private bool _relaysClosed;
+    private readonly Dictionary<PeerId, DateTimeOffset> _lostRelays = [];
+
+    /// <summary>How long a lost relay is passed over.</summary>
+    private static readonly TimeSpan RelayCoolDown = TimeSpan.FromMinutes(1);
 
     /// <summary>The last reachability check's outcome.</summary>
     public ReachabilityReport Reachability { get; private set; } = ReachabilityReport.NotChecked("");
@@ -72,16 +77,30 @@ public sealed partial class MeshNode
         await _reachabilityTurn.WaitAsync(cancellationToken);
         try
         {
-            var peers = Dht.Contacts.Where(c => c.PeerId != PeerId).OrderBy(_ => Random.Shared.Next()).Take(options.Reachability.PeersAsked).Select(c => c.Endpoint).ToArray();
-            if (peers.Length == 0) return; // the first node of a swarm: nobody to ask yet
+            var contacts = Dht.Contacts.Where(c => c.PeerId != PeerId).OrderBy(_ => Random.Shared.Next()).Select(c => c.Endpoint).ToArray();
+            if (contacts.Length == 0) return; // the first node of a swarm: nobody to ask yet
             var direct = PeerAddress.Parse(_directAddresses[0]);
-            var report = await _dialback!.CheckAsync(Transport, direct, direct.Port, peers, cancellationToken);
+            // Peers at their dial-back limit (or gone) do not answer: others are asked in their place, a few rounds at most.
+            var results = new List<DialbackResult>();
+            int wanted = options.Reachability.PeersAsked;
+            for (int round = 0, next = 0; round < 3 && next < contacts.Length && results.Count(r => r.ObservedAddress is not null) < wanted; round++)
+            {
+                var ask = contacts.Skip(next).Take(wanted - results.Count(r => r.ObservedAddress is not null)).ToArray();
+                next += ask.Length;
+                results.AddRange((await _dialback!.CheckAsync(Transport, direct, direct.Port, ask, cancellationToken)).Results);
+            }
+            var report = ReachabilityReport.Of(direct.ToString(), time.GetUtcNow(), results);
             var before = Reachability.State;
             // Nobody answered (the same outage that took a relay, say): what was known stands until someone does.
             if (report.State == Reach.Unknown && before != Reach.Unknown) return;
             if (report is { State: Reach.Reachable, ReachedAt: { } reachedAt } && reachedAt != report.Address)
             {
-                if (options.AnnounceAddresses.Count == 0)
+                if (ReachabilityReport.Scope(PeerAddress.Parse(reachedAt).Host) < ReachabilityReport.Scope(direct.Host))
+                {
+                    // Peers on this node's own network reached it there; the wider address it announces stands.
+                    report = report with { ReachedAt = report.Address };
+                }
+                else if (options.AnnounceAddresses.Count == 0)
                 {
                     // Announced by default (the listen address, 127.0.0.1 for 0.0.0.0), reached elsewhere by peers that
                     // agree: a forwarded port behind a NAT. That is the address to announce.
@@ -118,7 +137,10 @@ public sealed partial class MeshNode
         if (wanted > 0)
         {
             var current = Relays.Select(r => r.PeerId).ToHashSet();
-            var candidates = Dht.Contacts.Where(c => c.PeerId != PeerId && !current.Contains(c.PeerId)).OrderBy(_ => Random.Shared.Next())
+            var now = time.GetUtcNow();
+            HashSet<PeerId> coolingDown;
+            lock (_relays) coolingDown = _lostRelays.Where(l => l.Value > now).Select(l => l.Key).ToHashSet();
+            var candidates = Dht.Contacts.Where(c => c.PeerId != PeerId && !current.Contains(c.PeerId) && !coolingDown.Contains(c.PeerId)).OrderBy(_ => Random.Shared.Next())
                 .Take(options.Reachability.RelayCandidates).ToArray();
             var timed = await Task.WhenAll(candidates.Select(async c => (Contact: c, Rtt: await Dht.RoundTripAsync(c.Endpoint, cancellationToken))));
             foreach (var (contact, rtt) in timed.Where(t => t.Rtt is not null).OrderBy(t => t.Rtt))
@@ -164,6 +186,9 @@ public sealed partial class MeshNode
         {
             lost = _relays.Where(r => r.Lost.IsCompleted).ToList();
             _relays.RemoveAll(lost.Contains);
+            // A relay that was lost is not taken again for a while (one that fails at once would otherwise be taken over and over).
+            foreach (var r in lost)
+                if (r.Relay.PeerId is { } id) _lostRelays[id] = time.GetUtcNow() + RelayCoolDown;
         }
         foreach (var r in lost) await r.DisposeAsync();
     }
@@ -198,7 +223,7 @@ public sealed partial class MeshNode
     private async Task ReachabilityLoopAsync(CancellationToken stopping)
     {
         if (options.ClientMode || !options.Reachability.Check) return;
-        var nextCheck = time.GetUtcNow() + options.Reachability.CheckPeriod;
+        var nextCheck = time.GetUtcNow() + NextCheckIn();
         while (!stopping.IsCancellationRequested)
         {
             try
@@ -213,8 +238,8 @@ public sealed partial class MeshNode
                 // Not known yet (the first node of a swarm had nobody to ask): ask as soon as there is someone.
                 if (time.GetUtcNow() >= nextCheck || (Reachability.State == Reach.Unknown && Dht.RoutingTableSize > 0))
                 {
-                    nextCheck = time.GetUtcNow() + options.Reachability.CheckPeriod;
                     await CheckReachabilityAsync(stopping);
+                    nextCheck = time.GetUtcNow() + NextCheckIn();
                 }
                 else if (Reachability.State == Reach.Unreachable)
                 {
@@ -239,6 +264,13 @@ public sealed partial class MeshNode
             }
         }
     }
+
+    /// <summary>
+    /// When to check again: after CheckPeriod, or after an UpdatePeriod when the last check could not settle it (a
+    /// peer reached the node at an address too few peers confirmed, or a peer refused for being busy).
+    /// </summary>
+    private TimeSpan NextCheckIn() =>
+        Reachability.State == Reach.Unreachable && Reachability.Results.Any(r => r.Reached) ? options.UpdatePeriod : options.Reachability.CheckPeriod;
 
     /// <summary>On stop: gives every reservation up; none is taken after this.</summary>
     private async Task ReleaseRelaysAsync()

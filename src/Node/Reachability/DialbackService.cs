@@ -102,48 +102,45 @@ public sealed class DialbackService(PeerIdentity identity, PeerProtocolOptions p
         // Through a relay (or where the transport does not know addresses) nobody can tell where the asker is.
         if (request.ThroughRelay || request.RemoteAddress is not { } from)
             throw new PeerRpcException(StatusCode.PermissionDenied, $"{DialbackMethod}: this request did not come straight from the asker; ask over a connection of your own.");
-        var asked = request.ParseHeader(DialbackRequest.Parser);
-        if (asked.Address.Length == 0 && asked.Port is >= 1 and <= 65535)
-            asked.Address = new PeerAddress((from.IsIPv4MappedToIPv6 ? from.MapToIPv4() : from).ToString(), (int)asked.Port).ToString();
-        if (!PeerAddress.TryParse(asked.Address, out var address) || address.Relayed || !address.IsDialable)
-            throw new PeerRpcException(StatusCode.InvalidArgument, $"{DialbackMethod}: '{asked.Address}' is not an address to dial (host:port).");
-        if (asked.Nonce.Length is < 16 or > 64)
-            throw new PeerRpcException(StatusCode.InvalidArgument, $"{DialbackMethod}: the nonce must be 16 to 64 bytes; got {asked.Nonce.Length}.");
+        var header = request.ParseHeader(DialbackRequest.Parser);
+        if (header.Address.Length == 0 && header.Port is >= 1 and <= 65535)
+            header.Address = new PeerAddress((from.IsIPv4MappedToIPv6 ? from.MapToIPv4() : from).ToString(), (int)header.Port).ToString();
+        if (!PeerAddress.TryParse(header.Address, out var address) || address.Relayed || !address.IsDialable)
+            throw new PeerRpcException(StatusCode.InvalidArgument, $"{DialbackMethod}: '{header.Address}' is not an address to dial (host:port).");
+        if (header.Nonce.Length is < 16 or > 64)
+            throw new PeerRpcException(StatusCode.InvalidArgument, $"{DialbackMethod}: the nonce must be 16 to 64 bytes; got {header.Nonce.Length}.");
         if (TakeTurn(AddressNetwork.Of(from)) is { } busy) throw new PeerRpcException(StatusCode.ResourceExhausted, $"{DialbackMethod}: {busy}; ask another peer.");
         var seen = from.IsIPv4MappedToIPv6 ? from.MapToIPv4() : from;
         var answer = new DialbackResponse { ObservedAddress = seen.ToString() };
-        // Only the asker's own IP is dialled: when it asked for another, its IP as seen here at the port it named
-        // (behind a NAT with the port forwarded, that is where it can be reached).
-        var target = await NotYoursAsync(address, seen, cancellationToken) is null ? address : new PeerAddress(seen.ToString(), address.Port);
-        answer.Dialled = target.ToString();
-        answer.Problem = await DialAsync(target, request.Caller, asked.Nonce, cancellationToken) is { } problem
-            ? target == address ? problem : $"you asked for {address}, but your connection comes from {seen} (behind a NAT?), so {target} was dialled: {problem}"
+        // Only the asker's own IP is dialled, as an IP (a name is never dialled: it could name another host too), at
+        // the port it asked for. Where the address it asked for is that IP (or a name of it), the answer says so;
+        // else (behind a NAT, its LAN or loopback address) the answer names the IP dialled.
+        var target = new PeerAddress(seen.ToString(), address.Port);
+        bool asked = await IsAskersAsync(address, seen, cancellationToken);
+        answer.Dialled = asked ? address.ToString() : target.ToString();
+        answer.Problem = await DialAsync(target, request.Caller, header.Nonce, cancellationToken) is { } problem
+            ? asked ? problem : $"you asked for {address}, but your connection comes from {seen} (behind a NAT?), so {target} was dialled: {problem}"
             : "";
         answer.Reached = answer.Problem.Length == 0;
         answer.UnixMicros = (time.GetUtcNow() - DateTimeOffset.UnixEpoch).Ticks / 10;
         return PeerResponse.Ok(answer);
     }
 
-    /// <summary>Why <paramref name="address"/> is not the asker's own (its host is not, or does not resolve to, <paramref name="from"/>), or null when it is.</summary>
-    private async Task<string?> NotYoursAsync(PeerAddress address, IPAddress from, CancellationToken cancellationToken)
+    /// <summary>Whether <paramref name="address"/>'s host is <paramref name="from"/>, or a name that resolves to it.</summary>
+    private async Task<bool> IsAskersAsync(PeerAddress address, IPAddress from, CancellationToken cancellationToken)
     {
-        if (from.IsIPv4MappedToIPv6) from = from.MapToIPv4();
-        IPAddress[] ips;
-        if (IPAddress.TryParse(address.Host, out var ip)) ips = [ip];
-        else
+        if (IPAddress.TryParse(address.Host, out var ip)) return (ip.IsIPv4MappedToIPv6 ? ip.MapToIPv4() : ip).Equals(from);
+        try
         {
-            try
-            {
-                using var limit = new CancellationTokenSource(options.DialbackTimeout, time);
-                using var linked = CancellationTokenSource.CreateLinkedTokenSource(limit.Token, cancellationToken);
-                ips = await Dns.GetHostAddressesAsync(address.Host, linked.Token);
-            }
-            catch (Exception e) when (e is System.Net.Sockets.SocketException or OperationCanceledException)
-            {
-                return $"{address.Host} does not resolve here";
-            }
+            using var limit = new CancellationTokenSource(options.DialbackTimeout, time);
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(limit.Token, cancellationToken);
+            var ips = await Dns.GetHostAddressesAsync(address.Host, linked.Token);
+            return ips.Any(i => (i.IsIPv4MappedToIPv6 ? i.MapToIPv4() : i).Equals(from));
         }
-        return ips.Any(i => (i.IsIPv4MappedToIPv6 ? i.MapToIPv4() : i).Equals(from)) ? null : $"{address.Host} is not {from}";
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+        {
+            return false;
+        }
     }
 
     /// <summary>Dials <paramref name="address"/> fresh, expects <paramref name="asker"/> there and echoes the nonce; null when that worked, else why not.</summary>
@@ -151,19 +148,31 @@ public sealed class DialbackService(PeerIdentity identity, PeerProtocolOptions p
     {
         using var limit = new CancellationTokenSource(options.DialbackTimeout, time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(limit.Token, cancellationToken);
+        // What a dial-back tells the asker is kept coarse (could connect or not, was it the asker), so that asking
+        // for dial-backs cannot be used to probe what else listens at an address.
+        Stream stream;
         try
         {
-            await using var connection = await PeerConnection.ConnectAsync(new PeerEndpoint(address, asker), identity, protocol, time, linked.Token);
-            using var echo = await connection.CallAsync(PeerRequest.Create(EchoMethod, new DialbackEcho { Nonce = nonce }, default, time.GetUtcNow() + options.DialbackTimeout), linked.Token);
-            return echo.Status == StatusCode.Ok ? null : $"the echo was refused: {echo.Message}";
+            stream = await PeerConnection.DialAsync(address, protocol, time, linked.Token);
         }
-        catch (PeerUnavailableException e)
+        catch (Exception e) when (e is System.Net.Sockets.SocketException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
         {
-            return e.Message;
+            return $"could not connect to {address}";
+        }
+        try
+        {
+            // ConnectOverAsync owns the stream now, and disposes it on failure.
+            await using var connection = await PeerConnection.ConnectOverAsync(stream, new PeerEndpoint(address, asker), identity, protocol, time, linked.Token);
+            using var echo = await connection.CallAsync(PeerRequest.Create(EchoMethod, new DialbackEcho { Nonce = nonce }, default, time.GetUtcNow() + options.DialbackTimeout), linked.Token);
+            return echo.Status == StatusCode.Ok ? null : $"connected to {address}, but the echo was refused: {echo.Message}";
+        }
+        catch (PeerUnavailableException)
+        {
+            return $"connected to {address}, but not to you (no handshake as your PeerId)";
         }
         catch (OperationCanceledException) when (limit.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
-            return $"no answer within {options.DialbackTimeout.TotalSeconds:F0} s";
+            return $"connected to {address}, but no echo within {options.DialbackTimeout.TotalSeconds:F0} s";
         }
     }
 

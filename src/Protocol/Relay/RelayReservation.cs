@@ -108,15 +108,16 @@ public sealed partial class RelayReservation : IAsyncDisposable
                     if (circuits.Count == 0 && _time.GetElapsedTime(asked) < MinListenInterval) await Task.Delay(MinListenInterval, _time, stopping);
                     continue;
                 }
-                // A live relay answers within its listen window, before this call's deadline: a relay that let it pass has
-                // gone silent (dead without a word, or cut off), and counts as lost at once.
-                failures = response.Status == StatusCode.DeadlineExceeded ? FailuresToLose : failures + 1;
+                // A live relay answers within its listen window, before this call's deadline: a call that waited out its
+                // deadline means the relay has gone silent (dead without a word, or cut off), and it counts as lost at once.
+                bool waitedOut = response.Status == StatusCode.DeadlineExceeded && _time.GetElapsedTime(asked) >= _keep / 2 + _protocol.HandshakeTimeout;
+                failures = waitedOut ? FailuresToLose : failures + 1;
                 reason = response.Status == StatusCode.Ok ? "its listen answer is malformed" : response.Message;
                 try
                 {
-                    // A lapsed reservation (the relay restarted, or this node was away) is made again once.
+                    // A lapsed reservation (the relay restarted, or this node was away) is made again, after a pause.
+                    await Task.Delay(_protocol.ReconnectBackoff, _time, stopping);
                     if (response.Status == StatusCode.NotFound) await ReserveOnceAsync(Relay, _transport, _protocol, _time, stopping);
-                    else await Task.Delay(_protocol.ReconnectBackoff, _time, stopping);
                 }
                 catch (RelayRefusedException e)
                 {

@@ -278,8 +278,8 @@ public sealed partial class RelayService : IDisposable
                     if (n == 0) return;
                     await _budget.TakeAsync(n, token);
                     Tap?.Invoke(buffer.AsMemory(0, n), towardHost);
-                    using var writeLimit = CancellationTokenSource.CreateLinkedTokenSource(token);
-                    writeLimit.CancelAfter(_protocol.MessageTimeout);
+                    using var stalled = new CancellationTokenSource(_protocol.MessageTimeout, _time);
+                    using var writeLimit = CancellationTokenSource.CreateLinkedTokenSource(token, stalled.Token);
                     await to.WriteAsync(buffer.AsMemory(0, n), writeLimit.Token);
                     Interlocked.Add(ref _bytes, n);
                 }

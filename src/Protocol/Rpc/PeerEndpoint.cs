@@ -16,6 +16,22 @@ public readonly record struct PeerEndpoint(PeerAddress Address, PeerId? PeerId =
             : new PeerEndpoint(PeerAddress.Parse(text[(at + 1)..]), Identity.PeerId.Parse(text[..at]));
     }
 
+    /// <summary>Parses <c>host:port</c> or <c>PEERID@host:port</c>; false when either part is malformed.</summary>
+    public static bool TryParse(string? text, out PeerEndpoint endpoint)
+    {
+        endpoint = default;
+        if (text is null) return false;
+        try
+        {
+            endpoint = Parse(text);
+            return true;
+        }
+        catch (FormatException)
+        {
+            return false;
+        }
+    }
+
     /// <inheritdoc />
     public override string ToString() => PeerId is { } id ? $"{id}@{Address}" : Address.ToString();
 }

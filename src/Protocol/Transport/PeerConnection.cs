@@ -61,16 +61,37 @@ public sealed class PeerConnection : IFrameSink, IAsyncDisposable
     {
         if (endpoint.Address.Relayed && endpoint.PeerId is null)
             throw new PeerUnavailableException($"Cannot reach peer {endpoint}: a relayed address needs the PeerId of the peer behind the relay (PEERID@{endpoint.Address}).");
-        Stream? stream = null;
+        Stream stream;
         try
         {
             stream = await DialAsync(endpoint.Address, options, time, cancellationToken);
+        }
+        catch (SocketException e)
+        {
+            throw new PeerUnavailableException($"Cannot reach peer {endpoint}: {e.Message.TrimEnd('.')}", e);
+        }
+        return await ConnectOverAsync(stream, endpoint, identity, options, time, cancellationToken, diagnose: true);
+    }
+
+    /// <summary>
+    /// Runs the relay preamble (for a relayed address), TLS (when on) and the handshake over a connected
+    /// <paramref name="stream"/>, which the connection then owns (it is disposed on failure too). With
+    /// <paramref name="diagnose"/>, a failed handshake is followed by a probe that says why (an HTTP port, a
+    /// TLS mismatch); dial-backs for other peers leave it out, so they cannot be used to probe an address.
+    /// </summary>
+    /// <exception cref="PeerUnavailableException">Relay, TLS or handshake failed; the message names the endpoint and the reason.</exception>
+    public static async Task<PeerConnection> ConnectOverAsync(Stream stream, PeerEndpoint endpoint, PeerIdentity identity, PeerProtocolOptions options, TimeProvider time,
+        CancellationToken cancellationToken, bool diagnose = false)
+    {
+        try
+        {
             // Through a relay the handshake waits first for the relay to reach the peer (itself within HandshakeTimeout).
             using var handshakeLimit = new CancellationTokenSource(endpoint.Address.Relayed ? 2 * options.HandshakeTimeout : options.HandshakeTimeout, time);
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, handshakeLimit.Token);
             if (endpoint.Address.Relayed)
             {
-                await Relay.RelayPreamble.WriteConnectAsync(stream, endpoint.PeerId!.Value, linked.Token);
+                if (endpoint.PeerId is not { } target) throw new RelayRefusedException("a relayed address needs the PeerId of the peer behind the relay");
+                await Relay.RelayPreamble.WriteConnectAsync(stream, target, linked.Token);
                 if (await Relay.RelayPreamble.ReadAnswerAsync(stream, linked.Token) is { } refusal)
                     throw new RelayRefusedException($"the relay refused: {refusal}");
             }
@@ -88,16 +109,16 @@ public sealed class PeerConnection : IFrameSink, IAsyncDisposable
         catch (Exception e) when (e is SocketException or IOException or HandshakeException or RelayRefusedException or System.Security.Authentication.AuthenticationException
                                        || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
         {
-            if (stream is not null) await stream.DisposeAsync();
+            await stream.DisposeAsync();
             string why = e is OperationCanceledException ? "timed out" : e.Message.TrimEnd('.');
             // Once connected, a failed handshake is mostly a wrong port or a TLS mismatch: say which.
-            if (stream is not null && !endpoint.Address.Relayed && await HandshakeDiagnosis.HintAsync(endpoint.Address, options.UseTls, e, time, cancellationToken) is { } hint)
+            if (diagnose && !endpoint.Address.Relayed && await HandshakeDiagnosis.HintAsync(endpoint.Address, options.UseTls, e, time, cancellationToken) is { } hint)
                 why = $"{why}; {hint}";
             throw new PeerUnavailableException($"Cannot reach peer {endpoint}: {why}", e);
         }
         catch
         {
-            if (stream is not null) await stream.DisposeAsync();
+            await stream.DisposeAsync();
             throw;
         }
     }
