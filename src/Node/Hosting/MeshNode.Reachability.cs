@@ -187,8 +187,10 @@ public sealed partial class MeshNode
             lost = _relays.Where(r => r.Lost.IsCompleted).ToList();
             _relays.RemoveAll(lost.Contains);
             // A relay that was lost is not taken again for a while (one that fails at once would otherwise be taken over and over).
+            var now = time.GetUtcNow();
+            foreach (var over in _lostRelays.Where(l => l.Value <= now).Select(l => l.Key).ToArray()) _lostRelays.Remove(over);
             foreach (var r in lost)
-                if (r.Relay.PeerId is { } id) _lostRelays[id] = time.GetUtcNow() + RelayCoolDown;
+                if (r.Relay.PeerId is { } id) _lostRelays[id] = now + RelayCoolDown;
         }
         foreach (var r in lost) await r.DisposeAsync();
     }

@@ -38,8 +38,8 @@ public sealed class DialbackService(PeerIdentity identity, PeerProtocolOptions p
 
     /// <summary>
     /// Asks <paramref name="peers"/> (at once) to dial this node back at <paramref name="address"/>, or, when
-    /// null, at the IP each sees the request come from and <paramref name="port"/>; the report says reachable
-    /// when any echo arrives.
+    /// null, at the IP each sees the request come from and <paramref name="port"/>; what the answers mean is
+    /// <see cref="ReachabilityReport.Of"/>'s to say.
     /// </summary>
     public async Task<ReachabilityReport> CheckAsync(IPeerTransport transport, PeerAddress? address, int port, IReadOnlyList<PeerEndpoint> peers, CancellationToken cancellationToken)
     {
