@@ -22,6 +22,9 @@ public sealed partial class RelayReservation : IAsyncDisposable
     /// <summary>Relayed connections this peer serves at once through one relay; ids beyond them are not answered.</summary>
     private const int MaxOpenCircuits = 256;
 
+    /// <summary>How much before its deadline a timed-out listen call may end and still count as having waited it out (timers are not exact).</summary>
+    private static readonly TimeSpan DeadlineSlack = TimeSpan.FromMilliseconds(100);
+
     /// <summary>The least time between listen calls whose answers came back empty.</summary>
     private static readonly TimeSpan MinListenInterval = TimeSpan.FromSeconds(1);
 
@@ -99,7 +102,8 @@ public sealed partial class RelayReservation : IAsyncDisposable
             {
                 // The relay answers within its listen window (half the keep time); this waits a little longer.
                 long asked = _time.GetTimestamp();
-                using var response = await _transport.CallAsync(Relay, PeerRequest.Create(RelayService.ListenMethod, null, default, _time.GetUtcNow() + _keep / 2 + _protocol.HandshakeTimeout), stopping);
+                var deadline = _time.GetUtcNow() + _keep / 2 + _protocol.HandshakeTimeout;
+                using var response = await _transport.CallAsync(Relay, PeerRequest.Create(RelayService.ListenMethod, null, default, deadline), stopping);
                 if (response.Status == StatusCode.Ok && TryCircuits(response, out var circuits))
                 {
                     failures = 0;
@@ -110,7 +114,8 @@ public sealed partial class RelayReservation : IAsyncDisposable
                 }
                 // A live relay answers within its listen window, before this call's deadline: a call that waited out its
                 // deadline means the relay has gone silent (dead without a word, or cut off), and it counts as lost at once.
-                bool waitedOut = response.Status == StatusCode.DeadlineExceeded && _time.GetElapsedTime(asked) >= _keep / 2 + _protocol.HandshakeTimeout;
+                // (The call's own timer ends it at its deadline; a relay that says DeadlineExceeded sooner is only failing.)
+                bool waitedOut = response.Status == StatusCode.DeadlineExceeded && _time.GetUtcNow() >= deadline - DeadlineSlack;
                 failures = waitedOut ? FailuresToLose : failures + 1;
                 reason = response.Status == StatusCode.Ok ? "its listen answer is malformed" : response.Message;
                 try
