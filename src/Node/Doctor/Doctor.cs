@@ -29,6 +29,9 @@ public sealed class Doctor(DoctorSettings settings, Func<GemmOptions, GemmBacken
 
     private static readonly TimeSpan ClockWarn = TimeSpan.FromSeconds(1), ClockFail = TimeSpan.FromSeconds(10);
 
+    /// <summary>Peers asked to dial back (others stand in for those that do not answer).</summary>
+    private const int PeersAsked = 3;
+
     /// <summary>Runs every check, in the order printed.</summary>
     public async Task<IReadOnlyList<DoctorCheck>> RunAsync(CancellationToken cancellationToken)
     {
@@ -118,8 +121,8 @@ public sealed class Doctor(DoctorSettings settings, Func<GemmOptions, GemmBacken
             return [DoctorCheck.Fail("reachability", $"cannot join the swarm through {settings.Peers[0]} (see above)", "check the address and that the peer runs; use its peer port (--listen), not its HTTP port")];
         await using (swarm)
         {
-            var asked = settings.Peers.Concat(swarm.Dht.Contacts.Select(c => c.Endpoint)).DistinctBy(p => p.Address).Take(3).ToArray();
-            var report = await dialback.CheckAsync(swarm.Transport, settings.Announce, port, asked, linked.Token);
+            var candidates = settings.Peers.Concat(swarm.Dht.Contacts.Select(c => c.Endpoint)).DistinctBy(p => p.Address).ToArray();
+            var report = await dialback.CheckAsync(swarm.Transport, settings.Announce, port, candidates, PeersAsked, linked.Token);
             return [Reachability(report, port), Relay(report), Clock(report.Results)];
         }
     }

@@ -80,16 +80,7 @@ public sealed partial class MeshNode
             var contacts = Dht.Contacts.Where(c => c.PeerId != PeerId).OrderBy(_ => Random.Shared.Next()).Select(c => c.Endpoint).ToArray();
             if (contacts.Length == 0) return; // the first node of a swarm: nobody to ask yet
             var direct = PeerAddress.Parse(_directAddresses[0]);
-            // Peers at their dial-back limit (or gone) do not answer: others are asked in their place, a few rounds at most.
-            var results = new List<DialbackResult>();
-            int wanted = options.Reachability.PeersAsked;
-            for (int round = 0, next = 0; round < 3 && next < contacts.Length && results.Count(r => r.ObservedAddress is not null) < wanted; round++)
-            {
-                var ask = contacts.Skip(next).Take(wanted - results.Count(r => r.ObservedAddress is not null)).ToArray();
-                next += ask.Length;
-                results.AddRange((await _dialback!.CheckAsync(Transport, direct, direct.Port, ask, cancellationToken)).Results);
-            }
-            var report = ReachabilityReport.Of(direct.ToString(), time.GetUtcNow(), results);
+            var report = await _dialback!.CheckAsync(Transport, direct, direct.Port, contacts, options.Reachability.PeersAsked, cancellationToken);
             var before = Reachability.State;
             // Nobody answered (the same outage that took a relay, say): what was known stands until someone does.
             if (report.State == Reach.Unknown && before != Reach.Unknown) return;
@@ -198,13 +189,7 @@ public sealed partial class MeshNode
     /// <summary>Reachable: a full DHT member again, announced at its own address.</summary>
     private async Task DropRelaysAsync(CancellationToken cancellationToken)
     {
-        RelayReservation[] dropped;
-        lock (_relays)
-        {
-            dropped = [.. _relays];
-            _relays.Clear();
-        }
-        foreach (var r in dropped) await r.DisposeAsync();
+        await GiveUpRelaysAsync(forGood: false);
         Dht.SetClientMode(false);
         await AnnounceAtAsync(_directAddresses, cancellationToken);
     }
@@ -268,19 +253,22 @@ public sealed partial class MeshNode
     }
 
     /// <summary>
-    /// When to check again: after CheckPeriod, or after an UpdatePeriod when the last check could not settle it (a
-    /// peer reached the node at an address too few peers confirmed, or a peer refused for being busy).
+    /// When to check again: after CheckPeriod, or after an UpdatePeriod when the last check could not settle it (it
+    /// found the node unreachable, yet some peer's echo arrived: at an address too few peers confirmed, say).
     /// </summary>
     private TimeSpan NextCheckIn() =>
         Reachability.State == Reach.Unreachable && Reachability.Results.Any(r => r.Reached) ? options.UpdatePeriod : options.Reachability.CheckPeriod;
 
     /// <summary>On stop: gives every reservation up; none is taken after this.</summary>
-    private async Task ReleaseRelaysAsync()
+    private Task ReleaseRelaysAsync() => GiveUpRelaysAsync(forGood: true);
+
+    /// <summary>Gives every reservation up; <paramref name="forGood"/> (on stop), none is taken after this.</summary>
+    private async Task GiveUpRelaysAsync(bool forGood)
     {
         RelayReservation[] all;
         lock (_relays)
         {
-            _relaysClosed = true;
+            _relaysClosed |= forGood;
             all = [.. _relays];
             _relays.Clear();
         }

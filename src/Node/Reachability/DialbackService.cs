@@ -37,13 +37,25 @@ public sealed class DialbackService(PeerIdentity identity, PeerProtocolOptions p
     public void Map(PeerRouter router) => router.Map(DialbackMethod, DialBackAsync).Map(EchoMethod, Echo);
 
     /// <summary>
-    /// Asks <paramref name="peers"/> (at once) to dial this node back at <paramref name="address"/>, or, when
-    /// null, at the IP each sees the request come from and <paramref name="port"/>; what the answers mean is
-    /// <see cref="ReachabilityReport.Of"/>'s to say.
+    /// Asks <paramref name="wanted"/> of <paramref name="candidates"/> (at once) to dial this node back at
+    /// <paramref name="address"/>, or, when null, at the IP each sees the request come from and <paramref name="port"/>.
+    /// Peers that do not answer (at their dial-back limit, or gone) are replaced by the next candidates, for a few
+    /// rounds at most. What the answers mean is <see cref="ReachabilityReport.Of"/>'s to say.
     /// </summary>
-    public async Task<ReachabilityReport> CheckAsync(IPeerTransport transport, PeerAddress? address, int port, IReadOnlyList<PeerEndpoint> peers, CancellationToken cancellationToken)
+    public async Task<ReachabilityReport> CheckAsync(IPeerTransport transport, PeerAddress? address, int port, IReadOnlyList<PeerEndpoint> candidates, int wanted,
+        CancellationToken cancellationToken)
     {
-        var results = await Task.WhenAll(peers.Select(p => AskAsync(transport, address, port, p, cancellationToken)));
+        const int Rounds = 3;
+        var results = new List<DialbackResult>();
+        int answered = 0, next = 0;
+        for (int round = 0; round < Rounds && next < candidates.Count && answered < wanted; round++)
+        {
+            var ask = candidates.Skip(next).Take(wanted - answered).ToArray();
+            next += ask.Length;
+            var roundResults = await Task.WhenAll(ask.Select(p => AskAsync(transport, address, port, p, cancellationToken)));
+            results.AddRange(roundResults);
+            answered += roundResults.Count(r => r.ObservedAddress is not null);
+        }
         string asked = address?.ToString()
             ?? (results.Select(r => r.ObservedAddress).FirstOrDefault(a => !string.IsNullOrEmpty(a)) is { } seen ? new PeerAddress(seen, port).ToString() : $"port {port}");
         return ReachabilityReport.Of(asked, time.GetUtcNow(), results);

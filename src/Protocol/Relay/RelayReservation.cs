@@ -36,7 +36,7 @@ public sealed partial class RelayReservation : IAsyncDisposable
     private readonly TimeSpan _keep;
     private readonly CancellationTokenSource _stopping = new();
     private readonly TaskCompletionSource<string> _lost = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly HashSet<Task> _circuits = [];
+    private readonly TrackedTasks _circuits = new();
     private readonly Task _listening;
     private long _accepted;
     private int _disposed;
@@ -107,7 +107,7 @@ public sealed partial class RelayReservation : IAsyncDisposable
                 if (response.Status == StatusCode.Ok && TryCircuits(response, out var circuits))
                 {
                     failures = 0;
-                    foreach (var circuit in circuits) Track(AcceptAsync(circuit, stopping));
+                    foreach (var circuit in circuits) _circuits.Add(AcceptAsync(circuit, stopping));
                     // A relay that answers empty at once would have this loop spin: it asks at most once a second then.
                     if (circuits.Count == 0 && _time.GetElapsedTime(asked) < MinListenInterval) await Task.Delay(MinListenInterval, _time, stopping);
                     continue;
@@ -161,8 +161,7 @@ public sealed partial class RelayReservation : IAsyncDisposable
             return false;
         }
         if (answer.Circuits.Any(c => c.Length != RelayPreamble.CircuitIdBytes)) return false;
-        int room;
-        lock (_circuits) room = MaxOpenCircuits - _circuits.Count;
+        int room = MaxOpenCircuits - _circuits.Count;
         circuits = answer.Circuits.Take(Math.Max(0, room)).Select(c => c.ToByteArray()).ToList();
         return true;
     }
@@ -200,24 +199,13 @@ public sealed partial class RelayReservation : IAsyncDisposable
 
     private static EndPoint? RemoteOf(PeerAddress address) => IPAddress.TryParse(address.Host, out var ip) ? new IPEndPoint(ip, address.Port) : null;
 
-    private void Track(Task circuit)
-    {
-        lock (_circuits) _circuits.Add(circuit);
-        _ = circuit.ContinueWith(t =>
-        {
-            lock (_circuits) _circuits.Remove(t);
-        }, TaskScheduler.Default);
-    }
-
     /// <summary>Gives the place up: stops listening and closes the relayed connections. Safe to call more than once.</summary>
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         await _stopping.CancelAsync();
         await _listening;
-        Task[] open;
-        lock (_circuits) open = [.. _circuits];
-        await Task.WhenAll(open);
+        await _circuits.WhenAllAsync();
         _stopping.Dispose();
     }
 

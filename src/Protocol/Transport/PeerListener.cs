@@ -17,7 +17,7 @@ public sealed partial class PeerListener : IAsyncDisposable
     private readonly PeerServer _server;
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _stopping = new();
-    private readonly HashSet<Task> _connections = [];
+    private readonly TrackedTasks _connections = new();
     private readonly Task _accepting;
     private int _disposed;
 
@@ -58,9 +58,7 @@ public sealed partial class PeerListener : IAsyncDisposable
         await _stopping.CancelAsync();
         _socket.Dispose();
         await _accepting;
-        Task[] open;
-        lock (_connections) open = [.. _connections];
-        await Task.WhenAll(open);
+        await _connections.WhenAllAsync();
         _stopping.Dispose();
     }
 
@@ -83,12 +81,7 @@ public sealed partial class PeerListener : IAsyncDisposable
                 continue;
             }
             accepted.NoDelay = true;
-            var connection = ServeAsync(accepted);
-            lock (_connections) _connections.Add(connection);
-            _ = connection.ContinueWith(t =>
-            {
-                lock (_connections) _connections.Remove(t);
-            }, TaskScheduler.Default);
+            _connections.Add(ServeAsync(accepted));
         }
     }
 
