@@ -114,15 +114,14 @@ public sealed class DialbackService(PeerIdentity identity, PeerProtocolOptions p
         // Through a relay (or where the transport does not know addresses) nobody can tell where the asker is.
         if (request.ThroughRelay || request.RemoteAddress is not { } from)
             throw new PeerRpcException(StatusCode.PermissionDenied, $"{DialbackMethod}: this request did not come straight from the asker; ask over a connection of your own.");
+        var seen = from.IsIPv4MappedToIPv6 ? from.MapToIPv4() : from;
         var header = request.ParseHeader(DialbackRequest.Parser);
-        if (header.Address.Length == 0 && header.Port is >= 1 and <= 65535)
-            header.Address = new PeerAddress((from.IsIPv4MappedToIPv6 ? from.MapToIPv4() : from).ToString(), (int)header.Port).ToString();
+        if (header.Address.Length == 0 && header.Port is >= 1 and <= 65535) header.Address = new PeerAddress(seen.ToString(), (int)header.Port).ToString();
         if (!PeerAddress.TryParse(header.Address, out var address) || address.Relayed || !address.IsDialable)
             throw new PeerRpcException(StatusCode.InvalidArgument, $"{DialbackMethod}: '{header.Address}' is not an address to dial (host:port).");
         if (header.Nonce.Length is < 16 or > 64)
             throw new PeerRpcException(StatusCode.InvalidArgument, $"{DialbackMethod}: the nonce must be 16 to 64 bytes; got {header.Nonce.Length}.");
-        if (TakeTurn(AddressNetwork.Of(from)) is { } busy) throw new PeerRpcException(StatusCode.ResourceExhausted, $"{DialbackMethod}: {busy}; ask another peer.");
-        var seen = from.IsIPv4MappedToIPv6 ? from.MapToIPv4() : from;
+        if (TakeTurn(AddressNetwork.Of(seen)) is { } busy) throw new PeerRpcException(StatusCode.ResourceExhausted, $"{DialbackMethod}: {busy}; ask another peer.");
         var answer = new DialbackResponse { ObservedAddress = seen.ToString() };
         // Only the asker's own IP is dialled, as an IP (a name is never dialled: it could name another host too), at
         // the port it asked for. Where the address it asked for is that IP (or a name of it), the answer says so;
